@@ -1,0 +1,185 @@
+/**
+ * Typed wrapper around the AssemblyScript core (dist/wasm/core.wasm): instantiates it with the
+ * MMIO and clock imports, sizes guest RAM and exposes views of RAM and the boot ROM.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Why `run` returned (mirrors wasm-core/cpu/signals.ts). */
+export const enum ExitReason {
+  Budget = 0,
+  Wfi = 1,
+  Tohost = 2,
+  Host = 3,
+}
+
+export interface CoreImports {
+  /** MMIO read of 1, 2 or 4 bytes outside RAM/ROM/CLINT. Call `core.busFault()` if unmapped. */
+  mmioRead(addr: number, size: number): number;
+  mmioWrite(addr: number, size: number, value: number): void;
+  /** Current time in 10 MHz ticks. */
+  hostTicks(): number;
+}
+
+interface CoreExports {
+  memory: WebAssembly.Memory;
+  init(ramBase: bigint, ramBytes: bigint): number;
+  reset(): void;
+  ramHostOffset(): number;
+  romHostOffsetExport(): number;
+  romSize(): bigint;
+  run(budget: number): number;
+  getPc(): bigint;
+  setPc(pc: bigint): void;
+  getPriv(): number;
+  getInstret(): bigint;
+  getTraps(): bigint;
+  getInterrupts(): bigint;
+  getMmioExits(): bigint;
+  setExternalIrq(lines: number): void;
+  busFault(): void;
+  requestExit(reason: number): void;
+  setTohost(pa: bigint): void;
+  clearTohost(): void;
+  setDeterministicTime(on: number, shift: number): void;
+  getTime(): bigint;
+  nextTimerDeadline(): bigint;
+  interruptPending(): number;
+  getX(i: number): bigint;
+  setX(i: number, v: bigint): void;
+  getCsrMcause(): bigint;
+  getCsrMepc(): bigint;
+  getCsrScause(): bigint;
+  getCsrSepc(): bigint;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** Finds dist/wasm/core.wasm from both the TypeScript sources and the compiled dist/ tree. */
+export function coreWasmPath(): string {
+  const candidates = [
+    join(here, '..', '..', 'dist', 'wasm', 'core.wasm'),
+    join(here, '..', '..', 'wasm', 'core.wasm'),
+  ];
+  for (const c of candidates) {
+    try {
+      readFileSync(c, { flag: 'r' }).length;
+      return c;
+    } catch {
+      // try the next
+    }
+  }
+  throw new Error('dist/wasm/core.wasm not found: run `npm run build` first');
+}
+
+let compiled: WebAssembly.Module | undefined;
+
+function compile(): WebAssembly.Module {
+  compiled ??= new WebAssembly.Module(readFileSync(coreWasmPath()));
+  return compiled;
+}
+
+export class Core {
+  readonly ramBase: number;
+  readonly ramSize: number;
+  private readonly x: CoreExports;
+  /** Guest RAM: index 0 is physical ramBase. Zero-copy view of the core's memory. */
+  readonly ram: Uint8Array;
+  /** Boot ROM at physical 0x1000. */
+  readonly rom: Uint8Array;
+
+  constructor(ramBase: number, ramSize: number, imports: CoreImports) {
+    this.ramBase = ramBase;
+    this.ramSize = ramSize;
+    const env = {
+      mmioRead: (a: number, s: number) => imports.mmioRead(a >>> 0, s) >>> 0,
+      mmioWrite: (a: number, s: number, v: number) => imports.mmioWrite(a >>> 0, s, v >>> 0),
+      hostTicks: () => imports.hostTicks(),
+      abort: () => {
+        throw new Error('wasm core aborted');
+      },
+    };
+    const inst = new WebAssembly.Instance(compile(), { env });
+    this.x = inst.exports as unknown as CoreExports;
+    if (!this.x.init(BigInt(ramBase), BigInt(ramSize))) {
+      throw new Error(`cannot allocate ${ramSize >> 20} MiB of guest RAM`);
+    }
+    const buf = this.x.memory.buffer;
+    this.ram = new Uint8Array(buf, this.x.ramHostOffset(), ramSize);
+    this.rom = new Uint8Array(buf, this.x.romHostOffsetExport(), Number(this.x.romSize()));
+  }
+
+  reset(): void {
+    this.x.reset();
+  }
+  run(budget: number): ExitReason {
+    return this.x.run(budget) as ExitReason;
+  }
+  get pc(): bigint {
+    return this.x.getPc();
+  }
+  set pc(v: bigint) {
+    this.x.setPc(v);
+  }
+  get priv(): number {
+    return this.x.getPriv();
+  }
+  get instret(): bigint {
+    return this.x.getInstret();
+  }
+  get traps(): bigint {
+    return this.x.getTraps();
+  }
+  get interrupts(): bigint {
+    return this.x.getInterrupts();
+  }
+  get mmioExits(): bigint {
+    return this.x.getMmioExits();
+  }
+  setExternalIrq(machine: boolean, supervisor: boolean): void {
+    this.x.setExternalIrq((machine ? 1 : 0) | (supervisor ? 2 : 0));
+  }
+  busFault(): void {
+    this.x.busFault();
+  }
+  requestExit(): void {
+    this.x.requestExit(ExitReason.Host);
+  }
+  setTohost(pa: bigint): void {
+    this.x.setTohost(pa);
+  }
+  clearTohost(): void {
+    this.x.clearTohost();
+  }
+  setDeterministicTime(on: boolean, shift = 4): void {
+    this.x.setDeterministicTime(on ? 1 : 0, shift);
+  }
+  get time(): bigint {
+    return this.x.getTime();
+  }
+  nextTimerDeadline(): bigint {
+    return this.x.nextTimerDeadline();
+  }
+  interruptPending(): boolean {
+    return this.x.interruptPending() !== 0;
+  }
+  getX(i: number): bigint {
+    return this.x.getX(i);
+  }
+  setX(i: number, v: bigint): void {
+    this.x.setX(i, v);
+  }
+  get mcause(): bigint {
+    return this.x.getCsrMcause();
+  }
+  get mepc(): bigint {
+    return this.x.getCsrMepc();
+  }
+  get scause(): bigint {
+    return this.x.getCsrScause();
+  }
+  get sepc(): bigint {
+    return this.x.getCsrSepc();
+  }
+}

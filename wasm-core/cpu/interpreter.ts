@@ -1,0 +1,663 @@
+// The interpreter: fetch (through the fetch TLB), expand compressed instructions, decode and
+// execute RV64IMAFDC + Zicsr + Zifencei, in slices of a fixed instruction budget. Nothing here
+// allocates or calls into JS except through MMIO slow paths and the host clock.
+import { Hart, XREGS, PRV_M, PRV_S, PRV_U, MSTATUS_FS, setF, getF } from './state';
+import { Csr, CsrResult, csrRead, csrWrite, MSTATUS_TSR, MSTATUS_TVM, MSTATUS_TW } from './csr';
+import { Clint } from './clint';
+import { Signals, EXIT_WFI, EXIT_TOHOST } from './signals';
+import {
+  takeTrap,
+  mret,
+  sret,
+  pendingInterrupt,
+  wfiShouldWake,
+  CAUSE_ILLEGAL_INSN,
+  CAUSE_BREAKPOINT,
+  CAUSE_MISALIGNED_LOAD,
+  CAUSE_MISALIGNED_STORE,
+  CAUSE_ECALL_U,
+} from './trap';
+import { expandCompressed } from './compressed';
+import { execFp } from './fpu';
+import {
+  Fault,
+  Ctx,
+  TLB_FETCH,
+  tlbLookup,
+  tlbFill,
+  vload,
+  vstore,
+  translate,
+  tlbFlushAll,
+  Xlate,
+  ACCESS_FETCH,
+  ACCESS_LOAD,
+  ACCESS_STORE,
+  CAUSE_FETCH_ACCESS,
+  CAUSE_LOAD_ACCESS,
+  CAUSE_STORE_ACCESS,
+  raiseFault,
+} from '../mmu/mmu';
+import { Phys, physLoad, physStore } from '../mmu/physical';
+
+@inline function rx(i: u32): u64 {
+  return load<u64>(XREGS + ((<usize>i) << 3));
+}
+@inline function wx(i: u32, v: u64): void {
+  store<u64>(XREGS + ((<usize>i) << 3), v);
+  store<u64>(XREGS, 0); // x0 stays zero: one unconditional store beats a branch
+}
+@inline function sext32(v: u64): u64 {
+  return <u64>(<i64>(<i32>v));
+}
+
+/** High 64 bits of the unsigned 128-bit product. */
+function mulhu(a: u64, b: u64): u64 {
+  const aLo = a & 0xffff_ffff;
+  const aHi = a >> 32;
+  const bLo = b & 0xffff_ffff;
+  const bHi = b >> 32;
+  const p0 = aLo * bLo;
+  const p1 = aLo * bHi;
+  const p2 = aHi * bLo;
+  const p3 = aHi * bHi;
+  const mid = (p0 >> 32) + (p1 & 0xffff_ffff) + (p2 & 0xffff_ffff);
+  return p3 + (p1 >> 32) + (p2 >> 32) + (mid >> 32);
+}
+function mulh(a: u64, b: u64): u64 {
+  let r = mulhu(a, b);
+  if (<i64>a < 0) r -= b;
+  if (<i64>b < 0) r -= a;
+  return r;
+}
+function mulhsu(a: u64, b: u64): u64 {
+  let r = mulhu(a, b);
+  if (<i64>a < 0) r -= b;
+  return r;
+}
+
+class Reservation {
+  static valid: bool = false;
+  static addr: u64 = 0;
+}
+
+/** Fetches the (possibly compressed, possibly page-straddling) instruction at pc the slow way. */
+function fetchSlow(pc: u64): u32 {
+  const lo = fetchHalf(pc);
+  if (Fault.pending) return 0;
+  if ((lo & 3) != 3) return lo;
+  const hi = fetchHalf(pc + 2);
+  if (Fault.pending) return 0;
+  return lo | (hi << 16);
+}
+
+function fetchHalf(va: u64): u32 {
+  const h = tlbFill(va, ACCESS_FETCH);
+  if (h != 0) return <u32>load<u16>(h);
+  if (Fault.pending) return 0;
+  // Instructions can only come from RAM or the boot ROM.
+  raiseFault(CAUSE_FETCH_ACCESS, va);
+  return 0;
+}
+
+/** Counters of what the interpreter did, for --stats. */
+export class Counters {
+  static traps: u64 = 0;
+  static interrupts: u64 = 0;
+}
+
+/**
+ * Runs up to `budget` instructions. Returns why it stopped (signals.ts EXIT_*). pc and all
+ * state live in Hart/Csr between calls.
+ */
+export function run(budget: i32): i32 {
+  Signals.exitReason = 0;
+  Signals.attention = true;
+  let pc = Hart.pc;
+  const end = Clint.instret + <u64>budget;
+  while (Clint.instret < end) {
+    if (Signals.attention) {
+      Signals.attention = false;
+      if (Phys.tohostHit) {
+        Signals.exitReason = EXIT_TOHOST;
+      }
+      if (Signals.exitReason != 0) break;
+      const irq = pendingInterrupt();
+      if (irq >= 0) {
+        Counters.interrupts++;
+        pc = takeTrap(pc, <u64>irq, 0, true);
+      }
+    }
+    // ---- fetch ----
+    let insn: u32 = 0;
+    let h: usize = 0;
+    if ((pc & 0xfff) != 0xffe) h = tlbLookup(TLB_FETCH, pc, Ctx.fetch);
+    if (h != 0) {
+      insn = load<u32>(h);
+    } else {
+      insn = fetchSlow(pc);
+      if (Fault.pending) {
+        Fault.pending = false;
+        pc = takeTrap(pc, Fault.cause, Fault.tval, false);
+        continue;
+      }
+    }
+    let npc: u64 = pc + 4;
+    if ((insn & 3) != 3) {
+      const c = insn & 0xffff;
+      npc = pc + 2;
+      insn = expandCompressed(c);
+      if (insn == 0) {
+        pc = takeTrap(pc, CAUSE_ILLEGAL_INSN, <u64>c, false);
+        continue;
+      }
+    }
+    Clint.instret++;
+    const rd = (insn >> 7) & 31;
+    const rs1 = (insn >> 15) & 31;
+    const f3 = (insn >> 12) & 7;
+    let illegal = false;
+    switch (insn & 0x7f) {
+      case 0x37: // LUI
+        wx(rd, <u64>(<i64>(<i32>(insn & 0xfffff000))));
+        break;
+      case 0x17: // AUIPC
+        wx(rd, pc + <u64>(<i64>(<i32>(insn & 0xfffff000))));
+        break;
+      case 0x6f: {
+        // JAL
+        const imm =
+          (<i32>(insn & 0x80000000) >> 11) | (insn & 0xff000) | ((insn >> 9) & 0x800) | ((insn >> 20) & 0x7fe);
+        wx(rd, npc);
+        npc = pc + <u64>(<i64>imm);
+        break;
+      }
+      case 0x67: {
+        // JALR
+        if (f3 != 0) {
+          illegal = true;
+          break;
+        }
+        const t = (rx(rs1) + <u64>(<i64>(<i32>insn >> 20))) & ~(<u64>1);
+        wx(rd, npc);
+        npc = t;
+        break;
+      }
+      case 0x63: {
+        // branches
+        const a = rx(rs1);
+        const b = rx((insn >> 20) & 31);
+        let taken = false;
+        switch (f3) {
+          case 0:
+            taken = a == b;
+            break;
+          case 1:
+            taken = a != b;
+            break;
+          case 4:
+            taken = <i64>a < <i64>b;
+            break;
+          case 5:
+            taken = <i64>a >= <i64>b;
+            break;
+          case 6:
+            taken = a < b;
+            break;
+          case 7:
+            taken = a >= b;
+            break;
+          default:
+            illegal = true;
+        }
+        if (taken) {
+          const imm =
+            (<i32>(insn & 0x80000000) >> 19) | ((insn << 4) & 0x800) | ((insn >> 20) & 0x7e0) | ((insn >> 7) & 0x1e);
+          npc = pc + <u64>(<i64>imm);
+        }
+        break;
+      }
+      case 0x03: {
+        // loads
+        const addr = rx(rs1) + <u64>(<i64>(<i32>insn >> 20));
+        let v: u64 = 0;
+        switch (f3) {
+          case 0:
+            v = <u64>(<i64>(<i8>vload(addr, 1)));
+            break;
+          case 1:
+            v = <u64>(<i64>(<i16>vload(addr, 2)));
+            break;
+          case 2:
+            v = sext32(vload(addr, 4));
+            break;
+          case 3:
+            v = vload(addr, 8);
+            break;
+          case 4:
+            v = vload(addr, 1);
+            break;
+          case 5:
+            v = vload(addr, 2);
+            break;
+          case 6:
+            v = vload(addr, 4);
+            break;
+          default:
+            illegal = true;
+        }
+        if (Fault.pending) {
+          Fault.pending = false;
+          pc = takeTrap(pc, Fault.cause, Fault.tval, false);
+          continue;
+        }
+        if (!illegal) wx(rd, v);
+        break;
+      }
+      case 0x23: {
+        // stores
+        const addr = rx(rs1) + <u64>(<i64>(((<i32>insn >> 25) << 5) | ((insn >> 7) & 31)));
+        const v = rx((insn >> 20) & 31);
+        if (f3 > 3) {
+          illegal = true;
+          break;
+        }
+        vstore(addr, 1 << f3, v);
+        if (Fault.pending) {
+          Fault.pending = false;
+          pc = takeTrap(pc, Fault.cause, Fault.tval, false);
+          continue;
+        }
+        break;
+      }
+      case 0x13: {
+        // OP-IMM
+        const a = rx(rs1);
+        const imm = <u64>(<i64>(<i32>insn >> 20));
+        const shamt = (insn >> 20) & 63;
+        switch (f3) {
+          case 0:
+            wx(rd, a + imm);
+            break;
+          case 1:
+            if ((insn >> 26) != 0) illegal = true;
+            else wx(rd, a << shamt);
+            break;
+          case 2:
+            wx(rd, <i64>a < <i64>imm ? 1 : 0);
+            break;
+          case 3:
+            wx(rd, a < imm ? 1 : 0);
+            break;
+          case 4:
+            wx(rd, a ^ imm);
+            break;
+          case 5: {
+            const top = insn >> 26;
+            if (top == 0) wx(rd, a >> shamt);
+            else if (top == 0x10) wx(rd, <u64>(<i64>a >> shamt));
+            else illegal = true;
+            break;
+          }
+          case 6:
+            wx(rd, a | imm);
+            break;
+          default:
+            wx(rd, a & imm);
+        }
+        break;
+      }
+      case 0x1b: {
+        // OP-IMM-32
+        const a = rx(rs1);
+        const shamt = (insn >> 20) & 31;
+        const top = insn >> 25;
+        if (f3 == 0) wx(rd, sext32(a + <u64>(<i64>(<i32>insn >> 20))));
+        else if (f3 == 1 && top == 0) wx(rd, sext32(a << shamt));
+        else if (f3 == 5 && top == 0) wx(rd, sext32(<u64>(<u32>a >> shamt)));
+        else if (f3 == 5 && top == 0x20) wx(rd, <u64>(<i64>(<i32>a >> shamt)));
+        else illegal = true;
+        break;
+      }
+      case 0x33: {
+        // OP
+        const a = rx(rs1);
+        const b = rx((insn >> 20) & 31);
+        const f7 = insn >> 25;
+        if (f7 == 0) {
+          switch (f3) {
+            case 0:
+              wx(rd, a + b);
+              break;
+            case 1:
+              wx(rd, a << (b & 63));
+              break;
+            case 2:
+              wx(rd, <i64>a < <i64>b ? 1 : 0);
+              break;
+            case 3:
+              wx(rd, a < b ? 1 : 0);
+              break;
+            case 4:
+              wx(rd, a ^ b);
+              break;
+            case 5:
+              wx(rd, a >> (b & 63));
+              break;
+            case 6:
+              wx(rd, a | b);
+              break;
+            default:
+              wx(rd, a & b);
+          }
+        } else if (f7 == 0x20) {
+          if (f3 == 0) wx(rd, a - b);
+          else if (f3 == 5) wx(rd, <u64>(<i64>a >> (b & 63)));
+          else illegal = true;
+        } else if (f7 == 1) {
+          switch (f3) {
+            case 0:
+              wx(rd, a * b);
+              break;
+            case 1:
+              wx(rd, mulh(a, b));
+              break;
+            case 2:
+              wx(rd, mulhsu(a, b));
+              break;
+            case 3:
+              wx(rd, mulhu(a, b));
+              break;
+            case 4: // DIV
+              if (b == 0) wx(rd, 0xffff_ffff_ffff_ffff);
+              else if (a == 0x8000_0000_0000_0000 && b == 0xffff_ffff_ffff_ffff) wx(rd, a);
+              else wx(rd, <u64>(<i64>a / <i64>b));
+              break;
+            case 5: // DIVU
+              wx(rd, b == 0 ? 0xffff_ffff_ffff_ffff : a / b);
+              break;
+            case 6: // REM
+              if (b == 0) wx(rd, a);
+              else if (a == 0x8000_0000_0000_0000 && b == 0xffff_ffff_ffff_ffff) wx(rd, 0);
+              else wx(rd, <u64>(<i64>a % <i64>b));
+              break;
+            default: // REMU
+              wx(rd, b == 0 ? a : a % b);
+          }
+        } else illegal = true;
+        break;
+      }
+      case 0x3b: {
+        // OP-32
+        const a = rx(rs1);
+        const b = rx((insn >> 20) & 31);
+        const f7 = insn >> 25;
+        if (f7 == 0) {
+          if (f3 == 0) wx(rd, sext32(a + b));
+          else if (f3 == 1) wx(rd, sext32(a << (b & 31)));
+          else if (f3 == 5) wx(rd, sext32(<u64>(<u32>a >> (<u32>b & 31))));
+          else illegal = true;
+        } else if (f7 == 0x20) {
+          if (f3 == 0) wx(rd, sext32(a - b));
+          else if (f3 == 5) wx(rd, <u64>(<i64>(<i32>a >> (<i32>b & 31))));
+          else illegal = true;
+        } else if (f7 == 1) {
+          const x = <i32>a;
+          const y = <i32>b;
+          switch (f3) {
+            case 0:
+              wx(rd, sext32(<u64>(x * y)));
+              break;
+            case 4:
+              if (y == 0) wx(rd, 0xffff_ffff_ffff_ffff);
+              else if (x == i32.MIN_VALUE && y == -1) wx(rd, sext32(<u64>x));
+              else wx(rd, sext32(<u64>(x / y)));
+              break;
+            case 5:
+              if (y == 0) wx(rd, 0xffff_ffff_ffff_ffff);
+              else wx(rd, sext32(<u64>(<u32>x / <u32>y)));
+              break;
+            case 6:
+              if (y == 0) wx(rd, sext32(<u64>x));
+              else if (x == i32.MIN_VALUE && y == -1) wx(rd, 0);
+              else wx(rd, sext32(<u64>(x % y)));
+              break;
+            case 7:
+              if (y == 0) wx(rd, sext32(<u64>x));
+              else wx(rd, sext32(<u64>(<u32>x % <u32>y)));
+              break;
+            default:
+              illegal = true;
+          }
+        } else illegal = true;
+        break;
+      }
+      case 0x0f: // FENCE, FENCE.I: one hart, no decoded-instruction cache — nothing to do.
+        if (f3 > 1) illegal = true;
+        break;
+      case 0x73: {
+        // SYSTEM
+        if (f3 == 0) {
+          if (insn == 0x00000073) {
+            pc = takeTrap(pc, CAUSE_ECALL_U + <u64>Hart.priv, 0, false);
+            continue;
+          } else if (insn == 0x00100073) {
+            pc = takeTrap(pc, CAUSE_BREAKPOINT, pc, false);
+            continue;
+          } else if (insn == 0x30200073) {
+            if (Hart.priv != PRV_M) illegal = true;
+            else npc = mret();
+          } else if (insn == 0x10200073) {
+            if (Hart.priv == PRV_U || (Hart.priv == PRV_S && (Hart.mstatus & MSTATUS_TSR) != 0)) illegal = true;
+            else npc = sret();
+          } else if (insn == 0x10500073) {
+            // WFI
+            if (Hart.priv == PRV_U || (Hart.priv == PRV_S && (Hart.mstatus & MSTATUS_TW) != 0)) illegal = true;
+            else if (!wfiShouldWake()) {
+              Signals.exitReason = EXIT_WFI;
+              Signals.attention = true;
+            }
+          } else if ((insn >> 25) == 0x09 && rd == 0) {
+            // SFENCE.VMA
+            if (Hart.priv == PRV_U || (Hart.priv == PRV_S && (Hart.mstatus & MSTATUS_TVM) != 0)) illegal = true;
+            else tlbFlushAll();
+          } else illegal = true;
+          break;
+        }
+        if (f3 == 4) {
+          illegal = true;
+          break;
+        }
+        const csr = insn >> 20;
+        const src: u64 = f3 >= 5 ? <u64>rs1 : rx(rs1);
+        const op = f3 & 3;
+        if (!csrRead(csr)) {
+          illegal = true;
+          break;
+        }
+        const old = CsrResult.value;
+        if (op == 1 || rs1 != 0) {
+          const nv = op == 1 ? src : op == 2 ? old | src : old & ~src;
+          if (!csrWrite(csr, nv)) {
+            illegal = true;
+            break;
+          }
+        }
+        wx(rd, old);
+        break;
+      }
+      case 0x2f: {
+        // A extension
+        const f5 = insn >> 27;
+        if (f3 != 2 && f3 != 3) {
+          illegal = true;
+          break;
+        }
+        const size: u32 = f3 == 2 ? 4 : 8;
+        const addr = rx(rs1);
+        const src = rx((insn >> 20) & 31);
+        if ((addr & (<u64>size - 1)) != 0) {
+          pc = takeTrap(pc, f5 == 2 ? CAUSE_MISALIGNED_LOAD : CAUSE_MISALIGNED_STORE, addr, false);
+          continue;
+        }
+        if (f5 == 2) {
+          // LR
+          if (((insn >> 20) & 31) != 0) {
+            illegal = true;
+            break;
+          }
+          if (!translate(addr, ACCESS_LOAD)) {
+            Fault.pending = false;
+            pc = takeTrap(pc, Fault.cause, Fault.tval, false);
+            continue;
+          }
+          const pa = Xlate.pa;
+          Phys.busFault = false;
+          let v = physLoad(pa, size);
+          if (Phys.busFault) {
+            Phys.busFault = false;
+            pc = takeTrap(pc, CAUSE_LOAD_ACCESS, addr, false);
+            continue;
+          }
+          if (size == 4) v = sext32(v);
+          Reservation.valid = true;
+          Reservation.addr = pa;
+          wx(rd, v);
+          break;
+        }
+        if (!translate(addr, ACCESS_STORE)) {
+          Fault.pending = false;
+          pc = takeTrap(pc, Fault.cause, Fault.tval, false);
+          continue;
+        }
+        const pa = Xlate.pa;
+        if (f5 == 3) {
+          // SC
+          let ok = Reservation.valid && Reservation.addr == pa;
+          Reservation.valid = false;
+          if (ok) {
+            Phys.busFault = false;
+            physStore(pa, size, src);
+            if (Phys.busFault) {
+              Phys.busFault = false;
+              pc = takeTrap(pc, CAUSE_STORE_ACCESS, addr, false);
+              continue;
+            }
+          }
+          wx(rd, ok ? 0 : 1);
+          break;
+        }
+        Phys.busFault = false;
+        let old = physLoad(pa, size);
+        if (Phys.busFault) {
+          Phys.busFault = false;
+          pc = takeTrap(pc, CAUSE_STORE_ACCESS, addr, false);
+          continue;
+        }
+        if (size == 4) old = sext32(old);
+        let nv: u64 = 0;
+        switch (f5) {
+          case 0x01:
+            nv = src;
+            break;
+          case 0x00:
+            nv = old + src;
+            break;
+          case 0x04:
+            nv = old ^ src;
+            break;
+          case 0x0c:
+            nv = old & src;
+            break;
+          case 0x08:
+            nv = old | src;
+            break;
+          case 0x10:
+            nv = size == 4 ? (<i32>old < <i32>src ? old : src) : <i64>old < <i64>src ? old : src;
+            break;
+          case 0x14:
+            nv = size == 4 ? (<i32>old > <i32>src ? old : src) : <i64>old > <i64>src ? old : src;
+            break;
+          case 0x18:
+            nv = size == 4 ? (<u32>old < <u32>src ? old : src) : old < src ? old : src;
+            break;
+          case 0x1c:
+            nv = size == 4 ? (<u32>old > <u32>src ? old : src) : old > src ? old : src;
+            break;
+          default:
+            illegal = true;
+        }
+        if (illegal) break;
+        physStore(pa, size, nv);
+        if (Phys.busFault) {
+          Phys.busFault = false;
+          pc = takeTrap(pc, CAUSE_STORE_ACCESS, addr, false);
+          continue;
+        }
+        wx(rd, old);
+        break;
+      }
+      case 0x07: {
+        // FLW / FLD
+        if ((Hart.mstatus & MSTATUS_FS) == 0 || (f3 != 2 && f3 != 3)) {
+          illegal = true;
+          break;
+        }
+        const addr = rx(rs1) + <u64>(<i64>(<i32>insn >> 20));
+        let v = vload(addr, f3 == 2 ? 4 : 8);
+        if (Fault.pending) {
+          Fault.pending = false;
+          pc = takeTrap(pc, Fault.cause, Fault.tval, false);
+          continue;
+        }
+        if (f3 == 2) v |= 0xffff_ffff_0000_0000;
+        setF(rd, v);
+        break;
+      }
+      case 0x27: {
+        // FSW / FSD
+        if ((Hart.mstatus & MSTATUS_FS) == 0 || (f3 != 2 && f3 != 3)) {
+          illegal = true;
+          break;
+        }
+        const addr = rx(rs1) + <u64>(<i64>(((<i32>insn >> 25) << 5) | ((insn >> 7) & 31)));
+        vstore(addr, f3 == 2 ? 4 : 8, getF((insn >> 20) & 31));
+        if (Fault.pending) {
+          Fault.pending = false;
+          pc = takeTrap(pc, Fault.cause, Fault.tval, false);
+          continue;
+        }
+        break;
+      }
+      case 0x53:
+      case 0x43:
+      case 0x47:
+      case 0x4b:
+      case 0x4f:
+        if ((Hart.mstatus & MSTATUS_FS) == 0 || !execFp(insn)) illegal = true;
+        break;
+      default:
+        illegal = true;
+    }
+    if (illegal) {
+      Clint.instret--;
+      pc = takeTrap(pc, CAUSE_ILLEGAL_INSN, <u64>insnBits(pc, insn), false);
+      continue;
+    }
+    pc = npc;
+  }
+  Hart.pc = pc;
+  return Signals.exitReason;
+}
+
+/** The original encoding of the instruction at pc, for mtval on illegal instruction. */
+function insnBits(pc: u64, expanded: u32): u32 {
+  const h = tlbLookup(TLB_FETCH, pc, Ctx.fetch);
+  if (h != 0) {
+    const lo = <u32>load<u16>(h);
+    if ((lo & 3) != 3) return lo;
+  }
+  return expanded;
+}
+
+export { PRV_S, ACCESS_STORE };
