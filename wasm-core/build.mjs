@@ -13,6 +13,7 @@ mkdirSync(outDir, { recursive: true });
 /** Each target is one entry file compiled to one module. */
 const targets = [
   { entry: 'wasm-core/index.ts', out: 'core.wasm' },
+  { entry: 'wasm-core/harness/fpu.ts', out: 'fpu-harness.wasm' },
 ];
 
 const common = [
