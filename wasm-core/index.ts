@@ -5,6 +5,7 @@ import { Csr, csrReset, currentMip } from './cpu/csr';
 import { Clint, readTime } from './cpu/clint';
 import { Signals, requestAttention } from './cpu/signals';
 import { run as interpret, Counters } from './cpu/interpreter';
+import { TrapCounters } from './cpu/trap';
 import { Phys, RAM_HOST_OFFSET, ROM_SIZE, romHostOffset } from './mmu/physical';
 import { tlbFlushAll, updateContext } from './mmu/mmu';
 import { MIP_MEIP, MIP_SEIP } from './cpu/clint';
@@ -71,7 +72,7 @@ export function getInstret(): u64 {
   return Clint.instret;
 }
 export function getTraps(): u64 {
-  return Counters.traps;
+  return TrapCounters.taken;
 }
 export function getInterrupts(): u64 {
   return Counters.interrupts;

@@ -23,10 +23,15 @@ export const CAUSE_ECALL_U: u64 = 8;
 export const CAUSE_ECALL_S: u64 = 9;
 export const CAUSE_ECALL_M: u64 = 11;
 
+export class TrapCounters {
+  static taken: u64 = 0;
+}
+
 const INTERRUPT_BIT: u64 = <u64>1 << 63;
 
 /** Enters the trap handler; returns the new pc. `cause` excludes the interrupt bit. */
 export function takeTrap(pc: u64, cause: u64, tval: u64, interrupt: bool): u64 {
+  TrapCounters.taken++;
   const deleg = interrupt ? Csr.mideleg : Csr.medeleg;
   const prev = Hart.priv;
   let target: u64;

@@ -184,7 +184,7 @@ export function tlbFill(va: u64, access: u32): usize {
   if (!translate(va, access)) return 0;
   const pa = Xlate.pa;
   const pagePa = pa & ~(<u64>0xfff);
-  const h = hostAddr(pagePa, 4096, access != ACCESS_STORE);
+  const h = hostAddr(pagePa, 4096, access == ACCESS_STORE);
   if (h == 0) return 0;
   if (access == ACCESS_STORE && !pageIsPlainRam(pa)) return 0;
   const tlb = access == ACCESS_FETCH ? TLB_FETCH : access == ACCESS_LOAD ? TLB_LOAD : TLB_STORE;

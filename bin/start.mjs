@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+// `npm start`: launches the Electron app where its binary is installed. Electron is an optional
+// dependency (its binary download needs network access npm alone does not give), so where it is
+// missing this says so and falls back to the terminal.
+import { createRequire } from 'node:module';
+import { spawn } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(import.meta.url);
+let electron;
+try {
+  electron = require('electron'); // resolves to the binary's path when installed
+} catch {
+  electron = undefined;
+}
+if (typeof electron === 'string') {
+  const child = spawn(electron, [root], { stdio: 'inherit' });
+  child.on('exit', (code) => process.exit(code ?? 0));
+} else {
+  console.log(
+    'wasmvisor: Electron is not installed here, so the desktop window cannot open; ' +
+      'booting the bundled guest in this terminal instead (Ctrl-A X quits).',
+  );
+  const child = spawn(process.execPath, [join(root, 'bin', 'wasmvisor.mjs'), 'run'], {
+    stdio: 'inherit',
+  });
+  child.on('exit', (code) => process.exit(code ?? 0));
+}

@@ -1,0 +1,114 @@
+/** Command-line parsing for `wasmvisor`, kept apart from I/O so it can be tested. */
+import { parseArgs } from 'node:util';
+
+export class UsageError extends Error {}
+
+export interface RunOptions {
+  kind: 'run';
+  kernel?: string;
+  initrd?: string;
+  bios?: string;
+  append?: string;
+  memMiB: number;
+  stats: boolean;
+}
+
+export interface RunElfCliOptions {
+  kind: 'run-elf';
+  file: string;
+  timeoutMs?: number;
+  maxInsns?: number;
+  stats: boolean;
+}
+
+export type Command = RunOptions | RunElfCliOptions | { kind: 'help' } | { kind: 'version' };
+
+export const USAGE = `usage: wasmvisor <command> [options]
+
+commands:
+  run                 boot a VM with its serial console on this terminal (Ctrl-A X quits)
+      --kernel FILE   Linux Image (raw or gzip'd); default: the bundled guest kernel
+      --initrd FILE   initramfs; default: the bundled busybox initramfs
+      --bios FILE     firmware (OpenSBI fw_dynamic.bin or fw_jump.bin); default: bundled
+      --append TEXT   kernel command line (default "console=ttyS0")
+      --mem SIZE      guest RAM, e.g. 256M or 1G (default 256M)
+      --stats         print instructions, MIPS, exits and interrupts at exit
+  run-elf FILE        run a bare-metal ELF (riscv-tests tohost protocol); exit status = test result
+      --timeout SEC   give up after SEC seconds of host time (default 10)
+      --max-insns N   give up after N instructions
+      --stats         as above
+  help                this text
+`;
+
+/** Parses "256M", "1G", "512" (MiB) into MiB. */
+export function parseMemMiB(s: string): number {
+  const m = /^(\d+)([MmGg]i?[Bb]?)?$/.exec(s.trim());
+  if (!m) throw new UsageError(`--mem: cannot read "${s}" (try 256M or 1G)`);
+  const n = Number(m[1]);
+  const mib = m[2] && /^[Gg]/.test(m[2]) ? n * 1024 : n;
+  if (mib < 16 || mib > 2048) throw new UsageError(`--mem: ${mib} MiB is outside 16M..2G`);
+  return mib;
+}
+
+function positiveNumber(name: string, s: string | undefined): number | undefined {
+  if (s === undefined) return undefined;
+  const n = Number(s);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${name}: "${s}" is not a positive number`);
+  return n;
+}
+
+export function parseCommand(argv: string[]): Command {
+  const [cmd, ...rest] = argv;
+  if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h') return { kind: 'help' };
+  if (cmd === '--version' || cmd === 'version') return { kind: 'version' };
+  try {
+    if (cmd === 'run') {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: {
+          kernel: { type: 'string' },
+          initrd: { type: 'string' },
+          bios: { type: 'string' },
+          append: { type: 'string' },
+          mem: { type: 'string', short: 'm' },
+          stats: { type: 'boolean', default: false },
+        },
+      });
+      if (positionals.length) throw new UsageError(`run: unexpected argument "${positionals[0]}"`);
+      return {
+        kind: 'run',
+        kernel: values.kernel,
+        initrd: values.initrd,
+        bios: values.bios,
+        append: values.append,
+        memMiB: values.mem !== undefined ? parseMemMiB(values.mem) : 256,
+        stats: values.stats ?? false,
+      };
+    }
+    if (cmd === 'run-elf') {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: {
+          timeout: { type: 'string' },
+          'max-insns': { type: 'string' },
+          stats: { type: 'boolean', default: false },
+        },
+      });
+      if (positionals.length !== 1) throw new UsageError('run-elf: give exactly one ELF file');
+      const timeout = positiveNumber('--timeout', values.timeout);
+      return {
+        kind: 'run-elf',
+        file: positionals[0]!,
+        timeoutMs: timeout !== undefined ? timeout * 1000 : undefined,
+        maxInsns: positiveNumber('--max-insns', values['max-insns']),
+        stats: values.stats ?? false,
+      };
+    }
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    throw new UsageError((e as Error).message);
+  }
+  throw new UsageError(`unknown command "${cmd}"`);
+}

@@ -1,0 +1,205 @@
+/**
+ * One virtual machine: the Wasm core, the virt board around it, the boot images, and the run
+ * loop that executes the core in slices and yields to the event loop between them, sleeping
+ * while the guest waits in WFI.
+ */
+import { Core, ExitReason } from './core.js';
+import { HostClock } from './clock.js';
+import { VirtBoard } from '../../devices/platform/board.js';
+import { loadBoot, type BootInfo } from '../../devices/platform/boot-loader.js';
+import { buildVirtDtb } from '../../devices/platform/virt-dtb.js';
+import { VIRT } from '../../devices/platform/memory-map.js';
+import type { ShutdownEvent } from '../../devices/platform/sifive-test.js';
+
+export interface NamedImage {
+  name: string;
+  data: Uint8Array;
+}
+
+export interface MachineConfig {
+  memMiB: number;
+  firmware: NamedImage;
+  kernel?: NamedImage;
+  initrd?: NamedImage;
+  bootargs: string;
+  /** Instructions per slice between event-loop turns. */
+  sliceInsns?: number;
+  log?: (msg: string) => void;
+}
+
+export type MachineExit =
+  | { kind: 'poweroff' }
+  | { kind: 'reset' }
+  | { kind: 'fail'; code: number }
+  | { kind: 'stopped' };
+
+export interface MachineStats {
+  instret: bigint;
+  seconds: number;
+  mips: number;
+  exits: Record<string, { reads: number; writes: number }>;
+  interrupts: Record<string, number>;
+  traps: bigint;
+}
+
+const DEFAULT_SLICE = 300_000;
+/** Longest WFI sleep before re-checking, so a lost wake-up cannot hang the VM. */
+const MAX_IDLE_MS = 50;
+
+export class VirtMachine {
+  readonly core: Core;
+  readonly board: VirtBoard;
+  readonly clock = new HostClock();
+  readonly boot: BootInfo;
+  onConsoleOutput: ((bytes: Uint8Array) => void) | undefined;
+
+  private shutdown: ShutdownEvent | undefined;
+  private stopRequested = false;
+  private wake: (() => void) | undefined;
+  private readonly slice: number;
+  private startedAt = 0;
+  private running = false;
+
+  constructor(cfg: MachineConfig) {
+    const ramSize = cfg.memMiB * 1024 * 1024;
+    this.slice = cfg.sliceInsns ?? DEFAULT_SLICE;
+    let core: Core | undefined;
+    this.board = new VirtBoard({
+      hart: {
+        setMachineExternal: (level) => this.setIrq(0, level),
+        setSupervisorExternal: (level) => this.setIrq(1, level),
+      },
+      onConsoleOutput: (bytes) => this.onConsoleOutput?.(bytes),
+      onShutdown: (e) => {
+        this.shutdown = e;
+        core?.requestExit();
+      },
+      log: cfg.log,
+    });
+    const bus = this.board.bus;
+    core = new Core(VIRT.ram.base, ramSize, {
+      mmioRead: (addr, size) => {
+        bus.fault = false;
+        const v = bus.read(addr, size);
+        if (bus.fault) core!.busFault();
+        return v;
+      },
+      mmioWrite: (addr, size, value) => {
+        bus.fault = false;
+        bus.write(addr, size, value);
+        if (bus.fault) core!.busFault();
+      },
+      hostTicks: () => this.clock.ticks(),
+    });
+    this.core = core;
+    this.boot = loadBoot({
+      ram: core.ram,
+      ramBase: VIRT.ram.base,
+      rom: core.rom,
+      firmware: cfg.firmware.data,
+      kernel: cfg.kernel?.data,
+      initrd: cfg.initrd?.data,
+      bootargs: cfg.bootargs,
+      // virtio-mmio and PCIe are not emulated yet: leave them out so Linux does not probe them.
+      dtbFor: (layout) => buildVirtDtb({ ...layout, virtioSlots: [], pci: false }),
+      names: { firmware: cfg.firmware.name, kernel: cfg.kernel?.name, initrd: cfg.initrd?.name },
+    });
+    core.pc = BigInt(this.boot.entry);
+  }
+
+  private irqLines = 0;
+  private setIrq(bit: number, level: boolean): void {
+    this.irqLines = level ? this.irqLines | (1 << bit) : this.irqLines & ~(1 << bit);
+    this.core?.setExternalIrq((this.irqLines & 1) !== 0, (this.irqLines & 2) !== 0);
+    if (level) this.wakeUp();
+  }
+
+  /** Keyboard input for the serial console. */
+  consoleInput(bytes: Uint8Array): void {
+    this.board.consoleInput(bytes);
+    this.wakeUp();
+  }
+
+  /** Ends the run loop at the next slice boundary. */
+  stop(): void {
+    this.stopRequested = true;
+    this.core.requestExit();
+    this.wakeUp();
+  }
+
+  private wakeUp(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  private idle(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.wake = undefined;
+        resolve();
+      }, ms);
+      this.wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+
+  /** Runs until the guest powers off, resets, fails, or stop() is called. */
+  async run(): Promise<MachineExit> {
+    if (this.running) throw new Error('machine is already running');
+    this.running = true;
+    this.startedAt = performance.now();
+    try {
+      for (;;) {
+        const reason = this.core.run(this.slice);
+        if (this.shutdown) {
+          const s = this.shutdown;
+          this.board.uart.flush();
+          if (s.kind === 'fail') return { kind: 'fail', code: s.code };
+          return { kind: s.kind };
+        }
+        if (this.stopRequested) {
+          this.board.uart.flush();
+          return { kind: 'stopped' };
+        }
+        if (reason === ExitReason.Wfi && !this.core.interruptPending()) {
+          const deadline = this.core.nextTimerDeadline();
+          const ms =
+            deadline === 0xffff_ffff_ffff_ffffn
+              ? MAX_IDLE_MS
+              : Math.min(MAX_IDLE_MS, this.clock.msUntil(Number(deadline)));
+          this.board.uart.flush();
+          if (ms >= 1) await this.idle(Math.floor(ms));
+          else await new Promise<void>((r) => setImmediate(r));
+        } else {
+          await new Promise<void>((r) => setImmediate(r));
+        }
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  stats(): MachineStats {
+    const seconds = (performance.now() - this.startedAt) / 1000;
+    const instret = this.core.instret;
+    const exits: MachineStats['exits'] = {};
+    for (const r of this.board.bus.regions()) {
+      exits[r.device.name] = { reads: r.stats.reads, writes: r.stats.writes };
+    }
+    const interrupts: Record<string, number> = {};
+    for (const [src, n] of Object.entries(this.board.plic.stats.injected)) {
+      interrupts[`plic:${src}`] = n;
+    }
+    return {
+      instret,
+      seconds,
+      mips: seconds > 0 ? Number(instret) / seconds / 1e6 : 0,
+      exits,
+      interrupts,
+      traps: this.core.traps,
+    };
+  }
+}
