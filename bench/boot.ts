@@ -1,0 +1,103 @@
+/**
+ * `npm run bench`: boots the same kernel + initrd with wasmvisor and with
+ * `qemu-system-riscv64 -M virt` (TCG), alternately, three runs each; prints the median time to
+ * the shell prompt, the ratio, and wasmvisor's MIPS on a CPU-bound guest loop.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
+import { runCpuLoop } from './cpu-loop.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const images = join(root, 'guest', 'images');
+const RUNS = 3;
+const PROMPT = /# $/;
+const TIMEOUT_MS = 120_000;
+
+/** Seconds from spawn until the shell prompt appears on the serial console. */
+function timeToPrompt(cmd: string, args: string[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let done = false;
+    const finish = (err?: Error): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      p.kill('SIGKILL');
+      if (err) reject(err);
+      else resolve((performance.now() - t0) / 1000);
+    };
+    const timer = setTimeout(
+      () => finish(new Error(`${cmd}: no prompt within ${TIMEOUT_MS / 1000} s:\n${out.slice(-400)}`)),
+      TIMEOUT_MS,
+    );
+    p.stdout.on('data', (d: Buffer) => {
+      out += d.toString('latin1');
+      if (out.length > 65536) out = out.slice(-4096);
+      // The prompt may be followed by the shell's cursor-position query (ESC [6n).
+      if (PROMPT.test(out.replace(/\x1b\[6n$/, ''))) finish();
+    });
+    p.on('error', (e) => finish(e));
+    p.on('exit', (code) => finish(new Error(`${cmd} exited (${code}) before the prompt:\n${out.slice(-400)}`)));
+  });
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function hasQemu(): Promise<boolean> {
+  return new Promise((resolve) => {
+    const p = spawn('qemu-system-riscv64', ['--version'], { stdio: 'ignore' });
+    p.on('error', () => resolve(false));
+    p.on('exit', (c) => resolve(c === 0));
+  });
+}
+
+async function main(): Promise<void> {
+  const tmp = mkdtempSync(join(tmpdir(), 'wasmvisor-bench-'));
+  try {
+    // QEMU's -kernel wants the raw Image; both get the very same bytes.
+    const rawImage = join(tmp, 'Image');
+    writeFileSync(rawImage, gunzipSync(readFileSync(join(images, 'Image.gz'))));
+    const fw = join(images, 'fw_dynamic.bin');
+    const initrd = join(images, 'initramfs.cpio.gz');
+    const append = 'console=ttyS0';
+    const ours = [join(root, 'bin', 'wasmvisor.mjs'), 'run', '--bios', fw, '--kernel', rawImage, '--initrd', initrd, '--append', append, '--mem', '256M'];
+    const qemuArgs = ['-M', 'virt', '-m', '256M', '-nographic', '-bios', fw, '-kernel', rawImage, '-initrd', initrd, '-append', append];
+    const qemu = await hasQemu();
+    const w: number[] = [];
+    const q: number[] = [];
+    console.log(`boot to shell prompt, ${RUNS} runs each, alternating (kernel: guest/images/Image.gz)`);
+    for (let i = 0; i < RUNS; i++) {
+      w.push(await timeToPrompt(process.execPath, ours));
+      console.log(`  run ${i + 1}: wasmvisor ${w[i]!.toFixed(2)} s`);
+      if (qemu) {
+        q.push(await timeToPrompt('qemu-system-riscv64', qemuArgs));
+        console.log(`  run ${i + 1}: qemu-tcg   ${q[i]!.toFixed(2)} s`);
+      }
+    }
+    const loops = [runCpuLoop(), runCpuLoop(), runCpuLoop()];
+    const mips = median(loops.map((l) => l.mips));
+    console.log('');
+    console.log('figure                         wasmvisor     qemu-tcg     ratio (wasmvisor/qemu)');
+    const wm = median(w);
+    if (qemu) {
+      const qm = median(q);
+      console.log(`boot to prompt (median, s)     ${wm.toFixed(2).padStart(9)}    ${qm.toFixed(2).padStart(9)}     ${(wm / qm).toFixed(2)}x`);
+    } else {
+      console.log(`boot to prompt (median, s)     ${wm.toFixed(2).padStart(9)}    (qemu-system-riscv64 not installed)`);
+    }
+    console.log(`CPU-bound loop (median MIPS)   ${mips.toFixed(0).padStart(9)}`);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(`bench: ${(e as Error).message}`);
+  process.exit(1);
+});
