@@ -63,6 +63,21 @@ interface Harness {
   setFflags(v: number): void;
   getMstatus(): bigint;
   setMstatus(v: bigint): void;
+  // soft-float entry points without the RNE fast paths; isD etc. are 0/1
+  sfFlags(): number;
+  softAdd(a: bigint, b: bigint, rm: number, isD: number): bigint;
+  softMul(a: bigint, b: bigint, rm: number, isD: number): bigint;
+  softDiv(a: bigint, b: bigint, rm: number, isD: number): bigint;
+  softSqrt(a: bigint, rm: number, isD: number): bigint;
+  softMulAdd(
+    a: bigint,
+    b: bigint,
+    c: bigint,
+    rm: number,
+    isD: number,
+    negProd: number,
+    negC: number,
+  ): bigint;
 }
 
 function loadHarness(): Harness {
@@ -1609,7 +1624,7 @@ describe('randomized: RNE against the host FPU (bit-exact), NX against exact ari
       it(`${name}.${fmtName(fmt)}`, () => {
         const rng = new Rng(0x1000 + fmt * 16 + enc(0, 0, 0, 0, 0));
         const bad: string[] = [];
-        for (let i = 0; i < 4000; i++) {
+        for (let i = 0; i < 10000; i++) {
           const a = randFloat(rng, f);
           const b = rng.int(4) === 0 ? nearby(rng, a, f) : randFloat(rng, f);
           const got = op2(enc, fmt, a, b, RNE);
@@ -1630,7 +1645,7 @@ describe('randomized: RNE against the host FPU (bit-exact), NX against exact ari
     it(`fsqrt.${fmtName(fmt)}`, () => {
       const rng = new Rng(0x2000 + fmt);
       const bad: string[] = [];
-      for (let i = 0; i < 4000; i++) {
+      for (let i = 0; i < 10000; i++) {
         const a = randFloat(rng, f);
         const got = sqrtOp(fmt, a, RNE);
         const x = fmt === FMT_D ? bitsD(a) : bitsS(a);
@@ -1647,7 +1662,7 @@ describe('randomized: RNE against the host FPU (bit-exact), NX against exact ari
 });
 
 describe('randomized: every rounding mode against the exact reference', () => {
-  const N = 1500;
+  const N = 3000;
   for (const fmt of [FMT_D, FMT_S]) {
     const f = fmtOf(fmt);
     const binary: [string, Enc3, typeof refAdd][] = [
@@ -1784,4 +1799,61 @@ describe('randomized: every rounding mode against the exact reference', () => {
     }
     expect(bad.slice(0, 10)).toEqual([]);
   });
+});
+
+describe('randomized: the RNE fast paths agree with the soft-float', () => {
+  // The fast paths use Wasm's native arithmetic plus exactness tests; the soft-float routines
+  // are checked against the exact reference above. Many cheap cases here, aimed at the fast
+  // paths' edges: results near the smallest normal and near overflow, significands whose odd
+  // parts are just short of / just over 53 (24) bits.
+  const soft = (r: bigint): Res => ({ r: u64(r), flags: H.sfFlags() });
+
+  /** An operand whose odd significand has exactly `bits` bits, with a random exponent. */
+  function oddOperand(rng: Rng, f: Fmt, bits: number): bigint {
+    const m = (rng.bits(bits - 1) | (1n << BigInt(bits - 1)) | 1n) << BigInt(f.p - bits);
+    const be = rng.int(4) === 0 ? 1 + rng.int(f.p * 2) : f.bias - 20 + rng.int(40);
+    const sign = rng.int(2) ? f.sign : 0n;
+    return sign | (BigInt(be) << BigInt(f.fb)) | (m & ((1n << BigInt(f.fb)) - 1n));
+  }
+
+  for (const fmt of [FMT_D, FMT_S]) {
+    const f = fmtOf(fmt);
+    const isD = fmt === FMT_D ? 1 : 0;
+    it(`add/sub/mul/div/sqrt/fma .${fmtName(fmt)}`, () => {
+      const rng = new Rng(0x8000 + fmt);
+      const bad: string[] = [];
+      const check = (what: string, got: Res, want: Res) => {
+        if (got.r !== want.r || got.flags !== want.flags)
+          bad.push(describeMismatch(what, got, want));
+      };
+      for (let i = 0; i < 40000; i++) {
+        let a = randFloat(rng, f);
+        let b = rng.int(4) === 0 ? nearby(rng, a, f) : randFloat(rng, f);
+        if (rng.int(4) === 0) {
+          const la = 1 + rng.int(f.p);
+          a = oddOperand(rng, f, la);
+          b = oddOperand(rng, f, Math.max(1, Math.min(f.p, f.p + 1 - la + rng.int(3) - 1)));
+        }
+        const tag = `${hex(a)} ${hex(b)}`;
+        check(`add ${tag}`, op2(fadd, fmt, a, b), soft(H.softAdd(a, b, RNE, isD)));
+        check(`sub ${tag}`, op2(fsub, fmt, a, b), soft(H.softAdd(a, b ^ f.sign, RNE, isD)));
+        check(`mul ${tag}`, op2(fmul, fmt, a, b), soft(H.softMul(a, b, RNE, isD)));
+        check(`div ${tag}`, op2(fdiv, fmt, a, b), soft(H.softDiv(a, b, RNE, isD)));
+        check(`sqrt ${tag}`, sqrtOp(fmt, a), soft(H.softSqrt(a, RNE, isD)));
+        // and a square, so that exact roots are common
+        const sq = op2(fmul, fmt, a, a).r;
+        check(`sqrt ${hex(sq)}`, sqrtOp(fmt, sq), soft(H.softSqrt(sq, RNE, isD)));
+        const c = rng.int(3) === 0 ? nearby(rng, refMul(a, b, f, RTZ).r, f) : randFloat(rng, f);
+        const op = [OP_FMADD, OP_FMSUB, OP_FNMSUB, OP_FNMADD][i & 3];
+        const negP = op === OP_FNMSUB || op === OP_FNMADD ? 1 : 0;
+        const negC = op === OP_FMSUB || op === OP_FNMADD ? 1 : 0;
+        check(
+          `fma ${op} ${tag} ${hex(c)}`,
+          fmaOp(op, fmt, a, b, c),
+          soft(H.softMulAdd(a, b, c, RNE, isD, negP, negC)),
+        );
+      }
+      expect(bad.slice(0, 10)).toEqual([]);
+    });
+  }
 });

@@ -3,18 +3,30 @@
 //
 // Arithmetic is done by the soft-float modules (softfloat-*.ts) on raw bit patterns, which get
 // every rounding mode and flag right. For round-to-nearest-even, the common case in practice,
-// fpu-fast paths use Wasm's native (correctly rounded, RNE) f32/f64 operations when the result
-// is a normal number and exactness can be decided cheaply and exactly (fast-path conditions
-// are documented at each one); everything else falls through to the soft-float code.
+// add/sub/mul/div/sqrt (S and D) and the S fused multiply-adds go through softfloat-fast.ts,
+// which uses Wasm's native (correctly rounded, RNE) f32/f64 operations when the result is a
+// normal number and exactness can be decided exactly and cheaply, and otherwise falls back to
+// the soft-float code. D fused multiply-adds always use the soft-float (128-bit product).
 //
 // Single-precision values live NaN-boxed in the 64-bit f registers: reads of an improperly
 // boxed value see the canonical NaN, writes set the upper 32 bits to ones.
 
 import { Hart, getF, setF, getX, setX, raiseFflags } from './state';
-import { SF, NX, RM_RNE, RM_RMM, CANON_NAN_S } from './softfloat-core';
+import { SF, RM_RNE, RM_RMM, CANON_NAN_S } from './softfloat-core';
 import { sfAdd, sfMul, sfDiv, sfSqrt, sfMulAdd } from './softfloat-arith';
 import { sfEq, sfLt, sfLe, sfMinMax, sfClass } from './softfloat-compare';
 import { sfToInt, sfFromInt, sfD2S, sfS2D } from './softfloat-convert';
+import {
+  fastAddD,
+  fastMulD,
+  fastDivD,
+  fastSqrtD,
+  fastAddS,
+  fastMulS,
+  fastDivS,
+  fastSqrtS,
+  fastMulAddS,
+} from './softfloat-fast';
 
 const BOX: u64 = 0xffffffff00000000;
 
@@ -74,16 +86,16 @@ export function execFp(insn: u32): bool {
     if (opcode != 0x43 && opcode != 0x47 && opcode != 0x4b && opcode != 0x4f) return false;
     const rm = resolveRm(funct3);
     if (rm > RM_RMM) return false;
+    const a = readF(rs1, isD);
+    const b = readF(rs2, isD);
+    const c = readF(insn >> 27, isD);
+    const negProd = opcode == 0x4b || opcode == 0x4f; // FNMSUB, FNMADD: -(a*b)
+    const negC = opcode == 0x47 || opcode == 0x4f; // FMSUB, FNMADD: -c
     SF.flags = 0;
-    const r = sfMulAdd(
-      readF(rs1, isD),
-      readF(rs2, isD),
-      readF(insn >> 27, isD),
-      rm,
-      isD,
-      opcode == 0x4b || opcode == 0x4f, // FNMSUB, FNMADD: -(a*b)
-      opcode == 0x47 || opcode == 0x4f, // FMSUB, FNMADD: -c
-    );
+    const r =
+      rm == RM_RNE && !isD
+        ? fastMulAddS(a, b, c, negProd, negC)
+        : sfMulAdd(a, b, c, rm, isD, negProd, negC);
     writeF(rd, r, isD);
     raiseFflags(SF.flags);
     return true;
@@ -100,14 +112,16 @@ export function execFp(insn: u32): bool {
       const a = readF(rs1, isD);
       let b = readF(rs2, isD);
       SF.flags = 0;
+      if (funct5 == F5_SUB) b ^= isD ? 0x8000000000000000 : 0x80000000;
       let r: u64;
-      if (funct5 == F5_MUL) {
-        r = sfMul(a, b, rm, isD);
-      } else if (funct5 == F5_DIV) {
-        r = sfDiv(a, b, rm, isD);
+      if (rm == RM_RNE) {
+        if (funct5 == F5_MUL) r = isD ? fastMulD(a, b) : fastMulS(a, b);
+        else if (funct5 == F5_DIV) r = isD ? fastDivD(a, b) : fastDivS(a, b);
+        else r = isD ? fastAddD(a, b) : fastAddS(a, b);
       } else {
-        if (funct5 == F5_SUB) b ^= isD ? 0x8000000000000000 : 0x80000000;
-        r = sfAdd(a, b, rm, isD);
+        if (funct5 == F5_MUL) r = sfMul(a, b, rm, isD);
+        else if (funct5 == F5_DIV) r = sfDiv(a, b, rm, isD);
+        else r = sfAdd(a, b, rm, isD);
       }
       writeF(rd, r, isD);
       raiseFflags(SF.flags);
@@ -117,7 +131,11 @@ export function execFp(insn: u32): bool {
       const rm = resolveRm(funct3);
       if (rs2 != 0 || rm > RM_RMM) return false;
       SF.flags = 0;
-      writeF(rd, sfSqrt(readF(rs1, isD), rm, isD), isD);
+      const a = readF(rs1, isD);
+      let r: u64;
+      if (rm == RM_RNE) r = isD ? fastSqrtD(a) : fastSqrtS(a);
+      else r = sfSqrt(a, rm, isD);
+      writeF(rd, r, isD);
       raiseFflags(SF.flags);
       return true;
     }
@@ -203,7 +221,3 @@ export function execFp(insn: u32): bool {
       return false;
   }
 }
-
-// Reserved for the RNE fast paths.
-export const FAST_RM: u32 = RM_RNE;
-export const FAST_NX: u32 = NX;

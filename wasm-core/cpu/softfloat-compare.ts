@@ -1,7 +1,18 @@
 // Comparisons, FMIN/FMAX (RISC-V 2.2 semantics, IEEE 754-2019 minimumNumber/maximumNumber)
 // and FCLASS on raw bit patterns. Flags accrue in SF.flags.
 
-import { SF, NV, canonNaN, fSign, fExp, fFrac, expMax, isNaN_, isSNaN, isZero } from './softfloat-core';
+import {
+  SF,
+  NV,
+  canonNaN,
+  fSign,
+  fExp,
+  fFrac,
+  expMax,
+  isNaN_,
+  isSNaN,
+  isZero,
+} from './softfloat-core';
 
 /** a < b for non-NaN a, b, ordering -0 below +0. */
 @inline

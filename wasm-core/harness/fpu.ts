@@ -6,7 +6,8 @@ import { SF } from '../cpu/softfloat-core';
 import { sfAdd, sfMul, sfDiv, sfSqrt, sfMulAdd } from '../cpu/softfloat-arith';
 import { sfToInt, sfFromInt, sfD2S, sfS2D } from '../cpu/softfloat-convert';
 
-export { execFp } from '../cpu/fpu';
+import { execFp } from '../cpu/fpu';
+export { execFp };
 
 export function setFReg(i: u32, v: u64): void {
   setF(i, v);
@@ -69,9 +70,17 @@ export function softSqrt(a: u64, rm: u32, isD: bool): u64 {
   return sfSqrt(a, rm, isD);
 }
 
-export function softMulAdd(a: u64, b: u64, c: u64, rm: u32, isD: bool): u64 {
+export function softMulAdd(
+  a: u64,
+  b: u64,
+  c: u64,
+  rm: u32,
+  isD: bool,
+  negProd: bool,
+  negC: bool,
+): u64 {
   SF.flags = 0;
-  return sfMulAdd(a, b, c, rm, isD, false, false);
+  return sfMulAdd(a, b, c, rm, isD, negProd, negC);
 }
 
 export function softToInt(a: u64, kind: u32, rm: u32, isD: bool): u64 {
@@ -92,4 +101,9 @@ export function softD2S(a: u64, rm: u32): u64 {
 export function softS2D(a: u64): u64 {
   SF.flags = 0;
   return sfS2D(a);
+}
+
+/** Executes insn n times (for rough timing from the tests or by hand). */
+export function benchExec(insn: u32, n: i32): void {
+  for (let i = 0; i < n; i++) execFp(insn);
 }
