@@ -17,7 +17,7 @@ for src in "$@"; do
       -T "$here/env/link.ld" -o "$elf" "$src"; then
     echo "BUILD FAIL $name"; fails=$((fails + 1)); continue
   fi
-  res=$(timeout 20 "$QEMU" -M virt -m 64M -cpu rv64,sstc=true -smp 1 -nographic -bios none \
+  res=$(timeout 20 "$QEMU" -M virt -m 64M -cpu rv64,h=false,sstc=true -smp 1 -nographic -bios none \
     -kernel "$elf" </dev/null 2>&1)
   rc=$?
   if [ $rc -eq 0 ]; then echo "ok   $name"; else

@@ -17,8 +17,8 @@
  *
  * Lower privilege: RUN_IN_MODE S|U, label enters the code at label with mret (MPP), and that
  * code comes back with RETURN_TO_M (an ecall with a magic a7). a2..a6, t0..t6, s-regs pass
- * through in both directions; a0/a1/a7 are used by the mechanism, sp/ra/s*-regs of M are
- * restored on return.
+ * through in both directions; a0/a1/a7 are used by the mechanism (a7 = 0 on entry to the
+ * lower mode and after the return), sp/ra/s*-regs of M are restored on return.
  */
 #ifndef WASMVISOR_ISA_TEST_H
 #define WASMVISOR_ISA_TEST_H
@@ -735,6 +735,7 @@ m_return_to_m:
   ld s11, 104(ra)
   ld tp, 112(ra)
   ld ra, 0(ra)
+  li a7, 0                  /* so that a later plain ecall is not taken for a magic one */
   ret
 
 /* enter_mode(a0 = pc, a1 = PRV_U/PRV_S): mret there; returns when that code does
@@ -762,6 +763,7 @@ enter_mode:
   li a0, MSTATUS_MPP
   csrc mstatus, a0
   csrs mstatus, a1
+  li a7, 0
   mret
 
 /* ---- S-mode trap handler ---------------------------------------------------------------- */
