@@ -15,6 +15,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const images = join(root, 'guest', 'images');
 const RUNS = 3;
 const PROMPT = /# $/;
+/** busybox's line editor asks the terminal where the cursor is (ESC [6n) after the prompt. */
+const CURSOR_QUERY = '\u001b[6n';
 const TIMEOUT_MS = 120_000;
 
 /** Seconds from spawn until the shell prompt appears on the serial console. */
@@ -33,17 +35,21 @@ function timeToPrompt(cmd: string, args: string[]): Promise<number> {
       else resolve((performance.now() - t0) / 1000);
     };
     const timer = setTimeout(
-      () => finish(new Error(`${cmd}: no prompt within ${TIMEOUT_MS / 1000} s:\n${out.slice(-400)}`)),
+      () =>
+        finish(new Error(`${cmd}: no prompt within ${TIMEOUT_MS / 1000} s:\n${out.slice(-400)}`)),
       TIMEOUT_MS,
     );
     p.stdout.on('data', (d: Buffer) => {
       out += d.toString('latin1');
       if (out.length > 65536) out = out.slice(-4096);
       // The prompt may be followed by the shell's cursor-position query (ESC [6n).
-      if (PROMPT.test(out.replace(/\x1b\[6n$/, ''))) finish();
+      const tail = out.endsWith(CURSOR_QUERY) ? out.slice(0, -CURSOR_QUERY.length) : out;
+      if (PROMPT.test(tail)) finish();
     });
     p.on('error', (e) => finish(e));
-    p.on('exit', (code) => finish(new Error(`${cmd} exited (${code}) before the prompt:\n${out.slice(-400)}`)));
+    p.on('exit', (code) =>
+      finish(new Error(`${cmd} exited (${code}) before the prompt:\n${out.slice(-400)}`)),
+    );
   });
 }
 
@@ -66,12 +72,41 @@ async function main(): Promise<void> {
     const fw = join(images, 'fw_dynamic.bin');
     const initrd = join(images, 'initramfs.cpio.gz');
     const append = 'console=ttyS0';
-    const ours = [join(root, 'bin', 'wasmvisor.mjs'), 'run', '--bios', fw, '--kernel', rawImage, '--initrd', initrd, '--append', append, '--mem', '256M'];
-    const qemuArgs = ['-M', 'virt', '-m', '256M', '-nographic', '-bios', fw, '-kernel', rawImage, '-initrd', initrd, '-append', append];
+    const ours = [
+      join(root, 'bin', 'wasmvisor.mjs'),
+      'run',
+      '--bios',
+      fw,
+      '--kernel',
+      rawImage,
+      '--initrd',
+      initrd,
+      '--append',
+      append,
+      '--mem',
+      '256M',
+    ];
+    const qemuArgs = [
+      '-M',
+      'virt',
+      '-m',
+      '256M',
+      '-nographic',
+      '-bios',
+      fw,
+      '-kernel',
+      rawImage,
+      '-initrd',
+      initrd,
+      '-append',
+      append,
+    ];
     const qemu = await hasQemu();
     const w: number[] = [];
     const q: number[] = [];
-    console.log(`boot to shell prompt, ${RUNS} runs each, alternating (kernel: guest/images/Image.gz)`);
+    console.log(
+      `boot to shell prompt, ${RUNS} runs each, alternating (kernel: guest/images/Image.gz)`,
+    );
     for (let i = 0; i < RUNS; i++) {
       w.push(await timeToPrompt(process.execPath, ours));
       console.log(`  run ${i + 1}: wasmvisor ${w[i]!.toFixed(2)} s`);
@@ -87,9 +122,13 @@ async function main(): Promise<void> {
     const wm = median(w);
     if (qemu) {
       const qm = median(q);
-      console.log(`boot to prompt (median, s)     ${wm.toFixed(2).padStart(9)}    ${qm.toFixed(2).padStart(9)}     ${(wm / qm).toFixed(2)}x`);
+      console.log(
+        `boot to prompt (median, s)     ${wm.toFixed(2).padStart(9)}    ${qm.toFixed(2).padStart(9)}     ${(wm / qm).toFixed(2)}x`,
+      );
     } else {
-      console.log(`boot to prompt (median, s)     ${wm.toFixed(2).padStart(9)}    (qemu-system-riscv64 not installed)`);
+      console.log(
+        `boot to prompt (median, s)     ${wm.toFixed(2).padStart(9)}    (qemu-system-riscv64 not installed)`,
+      );
     }
     console.log(`CPU-bound loop (median MIPS)   ${mips.toFixed(0).padStart(9)}`);
   } finally {

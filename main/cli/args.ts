@@ -53,13 +53,15 @@ export function parseMemMiB(s: string): number {
 function positiveNumber(name: string, s: string | undefined): number | undefined {
   if (s === undefined) return undefined;
   const n = Number(s);
-  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${name}: "${s}" is not a positive number`);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new UsageError(`${name}: "${s}" is not a positive number`);
   return n;
 }
 
 export function parseCommand(argv: string[]): Command {
   const [cmd, ...rest] = argv;
-  if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h') return { kind: 'help' };
+  if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h')
+    return { kind: 'help' };
   if (cmd === '--version' || cmd === 'version') return { kind: 'version' };
   try {
     if (cmd === 'run') {

@@ -16,7 +16,14 @@ function readImage(path: string, what: string): NamedImage {
     return { name: path, data: readFileSync(path) };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : (e as Error).message;
+    const why =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : code === 'EISDIR'
+            ? 'is a directory'
+            : (e as Error).message;
     throw new UserError(`${what} ${path}: ${why}`);
   }
 }
@@ -39,7 +46,9 @@ function formatStats(s: MachineStats): string {
     `time: ${s.seconds.toFixed(2)} s, ${s.mips.toFixed(1)} MIPS`,
     `traps taken: ${s.traps}`,
     'MMIO exits per device:',
-    ...Object.entries(s.exits).map(([d, e]) => `  ${d.padEnd(8)} ${e.reads} reads, ${e.writes} writes`),
+    ...Object.entries(s.exits).map(
+      ([d, e]) => `  ${d.padEnd(8)} ${e.reads} reads, ${e.writes} writes`,
+    ),
     'interrupts per source:',
     ...Object.entries(s.interrupts).map(([src, n]) => `  ${src.padEnd(8)} ${n}`),
   ];
@@ -80,7 +89,8 @@ async function cmdRun(o: RunOptions): Promise<number> {
       }
       vm.onConsoleOutput = (b) => out.write(b);
       const exit = await vm.run();
-      if (o.stats) process.stderr.write('\r\n' + formatStats(vm.stats()).replace(/\n/g, '\r\n') + '\r\n');
+      if (o.stats)
+        process.stderr.write('\r\n' + formatStats(vm.stats()).replace(/\n/g, '\r\n') + '\r\n');
       if (exit.kind === 'reset' && !quit) continue; // the guest rebooted: boot again
       if (exit.kind === 'fail') {
         process.stderr.write(`\r\nwasmvisor: guest reported failure (code ${exit.code})\r\n`);

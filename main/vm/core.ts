@@ -2,7 +2,7 @@
  * Typed wrapper around the AssemblyScript core (dist/wasm/core.wasm): instantiates it with the
  * MMIO and clock imports, sizes guest RAM and exposes views of RAM and the boot ROM.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -62,14 +62,7 @@ export function coreWasmPath(): string {
     join(here, '..', '..', 'dist', 'wasm', 'core.wasm'),
     join(here, '..', '..', 'wasm', 'core.wasm'),
   ];
-  for (const c of candidates) {
-    try {
-      readFileSync(c, { flag: 'r' }).length;
-      return c;
-    } catch {
-      // try the next
-    }
-  }
+  for (const c of candidates) if (existsSync(c)) return c;
   throw new Error('dist/wasm/core.wasm not found: run `npm run build` first');
 }
 

@@ -28,10 +28,7 @@ export interface MachineConfig {
 }
 
 export type MachineExit =
-  | { kind: 'poweroff' }
-  | { kind: 'reset' }
-  | { kind: 'fail'; code: number }
-  | { kind: 'stopped' };
+  { kind: 'poweroff' } | { kind: 'reset' } | { kind: 'fail'; code: number } | { kind: 'stopped' };
 
 export interface MachineStats {
   instret: bigint;
@@ -63,7 +60,6 @@ export class VirtMachine {
   constructor(cfg: MachineConfig) {
     const ramSize = cfg.memMiB * 1024 * 1024;
     this.slice = cfg.sliceInsns ?? DEFAULT_SLICE;
-    let core: Core | undefined;
     this.board = new VirtBoard({
       hart: {
         setMachineExternal: (level) => this.setIrq(0, level),
@@ -72,22 +68,22 @@ export class VirtMachine {
       onConsoleOutput: (bytes) => this.onConsoleOutput?.(bytes),
       onShutdown: (e) => {
         this.shutdown = e;
-        core?.requestExit();
+        this.core.requestExit();
       },
       log: cfg.log,
     });
     const bus = this.board.bus;
-    core = new Core(VIRT.ram.base, ramSize, {
+    const core = new Core(VIRT.ram.base, ramSize, {
       mmioRead: (addr, size) => {
         bus.fault = false;
         const v = bus.read(addr, size);
-        if (bus.fault) core!.busFault();
+        if (bus.fault) core.busFault();
         return v;
       },
       mmioWrite: (addr, size, value) => {
         bus.fault = false;
         bus.write(addr, size, value);
-        if (bus.fault) core!.busFault();
+        if (bus.fault) core.busFault();
       },
       hostTicks: () => this.clock.ticks(),
     });

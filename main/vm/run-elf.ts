@@ -80,7 +80,8 @@ export async function runElf(path: string, opts: RunElfOptions = {}): Promise<Ru
   const fromhost = elf.symbols.get('fromhost');
   if (tohost === undefined) throw new RunElfError(`${path}: no 'tohost' symbol`);
   const tohostOff = Number(tohost) - RAM_BASE;
-  if (tohostOff < 0 || tohostOff + 8 > ramSize) throw new RunElfError(`${path}: tohost outside RAM`);
+  if (tohostOff < 0 || tohostOff + 8 > ramSize)
+    throw new RunElfError(`${path}: tohost outside RAM`);
   core.setTohost(tohost);
   core.pc = elf.entry;
   const view = new DataView(core.ram.buffer, core.ram.byteOffset, core.ram.byteLength);
@@ -96,7 +97,8 @@ export async function runElf(path: string, opts: RunElfOptions = {}): Promise<Ru
     if (reason === ExitReason.Tohost) {
       const v = view.getBigUint64(tohostOff, true);
       core.clearTohost();
-      if (v & 1n) return { status: Number(v >> 1n), output, instret: core.instret, reason: 'tohost' };
+      if (v & 1n)
+        return { status: Number(v >> 1n), output, instret: core.instret, reason: 'tohost' };
       const device = Number(v >> 56n);
       const cmd = Number((v >> 48n) & 0xffn);
       if (device === 1 && cmd === 1) {
