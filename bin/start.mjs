@@ -4,6 +4,7 @@
 // missing this says so and falls back to the terminal.
 import { createRequire } from 'node:module';
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -15,13 +16,17 @@ try {
 } catch {
   electron = undefined;
 }
-if (typeof electron === 'string') {
+const shell = join(root, 'dist', 'main', 'electron', 'main.js');
+if (typeof electron === 'string' && existsSync(shell)) {
   const child = spawn(electron, [root], { stdio: 'inherit' });
   child.on('exit', (code) => process.exit(code ?? 0));
 } else {
+  const why =
+    typeof electron === 'string'
+      ? 'the desktop shell is not part of this build yet'
+      : 'Electron is not installed here, so the desktop window cannot open';
   console.log(
-    'wasmvisor: Electron is not installed here, so the desktop window cannot open; ' +
-      'booting the bundled guest in this terminal instead (Ctrl-A X quits).',
+    `wasmvisor: ${why}; booting the bundled guest in this terminal instead (Ctrl-A X quits).`,
   );
   const child = spawn(process.execPath, [join(root, 'bin', 'wasmvisor.mjs'), 'run'], {
     stdio: 'inherit',
