@@ -6,8 +6,9 @@
  * - firmware at the RAM base (an ELF goes where its segments say);
  * - kernel at the first 2 MiB boundary after the firmware (0x8020_0000 for OpenSBI); its
  *   footprint is the Image header's image_size, so nothing lands on its bss;
- * - initrd at kernel + min(RAM / 2, 128 MiB) (riscv_load_initrd); if it does not fit there
- *   below the device tree, it goes right under the device tree instead;
+ * - initrd at kernel + min(RAM / 2, 128 MiB) (riscv_load_initrd), or just past the kernel's
+ *   footprint if that is further; if it does not fit there below the device tree, it goes
+ *   right under the device tree instead (QEMU would fail or overlap);
  * - device tree at the top of RAM, but below 3 GiB when RAM starts below 3 GiB, aligned down
  *   to 2 MiB (riscv_load_fdt), so 32-bit firmware could still reach it;
  * - boot ROM at 0x1000: a0 = mhartid, a1 = DTB address, a2 = fw_dynamic_info, jump to the
@@ -166,7 +167,10 @@ export function loadBoot(f: BootFiles): BootInfo {
   if (f.initrd) {
     const size = f.initrd.length;
     const base = kernelAddr ?? alignUp(fwSpan.end, KERNEL_ALIGN);
-    const qemuStart = Math.max(base + Math.min(ramSize / 2, 128 * MiB), alignUp(lowEnd, PAGE));
+    const qemuStart = Math.max(
+      base + Math.min(Math.floor(ramSize / 2), 128 * MiB),
+      alignUp(lowEnd, PAGE),
+    );
     initrd = { start: qemuStart, end: qemuStart + size };
     dtb = buildDtb();
     const dtbAddr = fdtAddress(ramBase, ramSize, dtb.length);

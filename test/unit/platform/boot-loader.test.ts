@@ -362,7 +362,6 @@ describe('boot loader', () => {
         }
         expect(err).toBeInstanceOf(BootError);
         expect((err as BootError).message).toMatch(message);
-        if (process.env.SHOW_BOOT_ERRORS) console.log((err as BootError).message);
       });
     }
   });
