@@ -4,7 +4,10 @@
 // reference implemented below (every rounding mode, every flag, tininess after rounding).
 
 import { describe, it, expect, beforeEach } from 'vitest';
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync, existsSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   FMT_S,
@@ -1856,4 +1859,261 @@ describe('randomized: the RNE fast paths agree with the soft-float', () => {
       expect(bad.slice(0, 10)).toEqual([]);
     });
   }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Differential test against QEMU's RISC-V FPU (an independent soft-float implementation), when a
+// riscv64 cross compiler and qemu user mode are installed: a small static program reads
+// "op rm a b c" lines, loads the raw 64-bit operands into f registers (so NaN-boxing is
+// exercised too), runs the instruction with fcsr.frm = rm and prints the result and fflags.
+
+function findTool(names: string[]): string | undefined {
+  for (const n of names) {
+    const r = spawnSync(n, ['--version'], { stdio: 'ignore' });
+    if (r.status === 0) return n;
+  }
+  return undefined;
+}
+const CROSS_CC = findTool(['riscv64-linux-gnu-gcc']);
+const QEMU_USER = findTool(['qemu-riscv64-static', 'qemu-riscv64']);
+
+interface DiffOp {
+  name: string; // assembler mnemonic
+  fmt: number; // operand format (for random operands)
+  kind: 'f' | 'x' | 'fromInt'; // result in f3 / x5; fromInt: operand in x6
+  asm: string; // instruction as the C program runs it (ft0..ft2 in, ft3 or %0 out)
+  insn: (rm: number) => number; // our encoding: f1, f2, f4 in; f3 or x5 out; x6 int in
+}
+
+function diffOps(): DiffOp[] {
+  const ops: DiffOp[] = [];
+  for (const fmt of [FMT_S, FMT_D]) {
+    const sfx = fmt === FMT_D ? 'd' : 's';
+    const bin: [string, Enc3][] = [
+      ['fadd', fadd],
+      ['fsub', fsub],
+      ['fmul', fmul],
+      ['fdiv', fdiv],
+    ];
+    for (const [n, enc] of bin) {
+      ops.push({
+        name: `${n}.${sfx}`,
+        fmt,
+        kind: 'f',
+        asm: `${n}.${sfx} ft3, ft0, ft1`,
+        insn: (rm) => enc(fmt, 3, 1, 2, rm),
+      });
+    }
+    const nr: [string, typeof fmin][] = [
+      ['fmin', fmin],
+      ['fmax', fmax],
+      ['fsgnj', fsgnj],
+      ['fsgnjn', fsgnjn],
+      ['fsgnjx', fsgnjx],
+    ];
+    for (const [n, enc] of nr) {
+      ops.push({
+        name: `${n}.${sfx}`,
+        fmt,
+        kind: 'f',
+        asm: `${n}.${sfx} ft3, ft0, ft1`,
+        insn: () => enc(fmt, 3, 1, 2),
+      });
+    }
+    ops.push({
+      name: `fsqrt.${sfx}`,
+      fmt,
+      kind: 'f',
+      asm: `fsqrt.${sfx} ft3, ft0`,
+      insn: (rm) => fsqrt(fmt, 3, 1, rm),
+    });
+    const fm: [string, number][] = [
+      ['fmadd', OP_FMADD],
+      ['fmsub', OP_FMSUB],
+      ['fnmsub', OP_FNMSUB],
+      ['fnmadd', OP_FNMADD],
+    ];
+    for (const [n, opc] of fm) {
+      ops.push({
+        name: `${n}.${sfx}`,
+        fmt,
+        kind: 'f',
+        asm: `${n}.${sfx} ft3, ft0, ft1, ft2`,
+        insn: (rm) => fma4(opc, fmt, 3, 1, 2, 4, rm),
+      });
+    }
+    const cmp: [string, typeof feq][] = [
+      ['feq', feq],
+      ['flt', flt],
+      ['fle', fle],
+    ];
+    for (const [n, enc] of cmp) {
+      ops.push({
+        name: `${n}.${sfx}`,
+        fmt,
+        kind: 'x',
+        asm: `${n}.${sfx} %0, ft0, ft1`,
+        insn: () => enc(fmt, 5, 1, 2),
+      });
+    }
+    ops.push({
+      name: `fclass.${sfx}`,
+      fmt,
+      kind: 'x',
+      asm: `fclass.${sfx} %0, ft0`,
+      insn: () => fclass(fmt, 5, 1),
+    });
+    ['w', 'wu', 'l', 'lu'].forEach((k, kind) => {
+      ops.push({
+        name: `fcvt.${k}.${sfx}`,
+        fmt,
+        kind: 'x',
+        asm: `fcvt.${k}.${sfx} %0, ft0`,
+        insn: (rm) => fcvtToInt(fmt, kind, 5, 1, rm),
+      });
+      ops.push({
+        name: `fcvt.${sfx}.${k}`,
+        fmt,
+        kind: 'fromInt',
+        asm: `fcvt.${sfx}.${k} ft3, %1`,
+        insn: (rm) => fcvtFromInt(fmt, kind, 3, 6, rm),
+      });
+    });
+  }
+  ops.push({
+    name: 'fcvt.s.d',
+    fmt: FMT_D,
+    kind: 'f',
+    asm: 'fcvt.s.d ft3, ft0',
+    insn: (rm) => fcvtSD(3, 1, rm),
+  });
+  ops.push({
+    name: 'fcvt.d.s',
+    fmt: FMT_S,
+    kind: 'f',
+    asm: 'fcvt.d.s ft3, ft0',
+    insn: (rm) => fcvtDS(3, 1, rm),
+  });
+  ops.push({
+    name: 'fmv.x.w',
+    fmt: FMT_S,
+    kind: 'x',
+    asm: 'fmv.x.w %0, ft0',
+    insn: () => fmvXF(FMT_S, 5, 1),
+  });
+  return ops;
+}
+
+function diffProgram(ops: DiffOp[]): string {
+  const load = 'fmv.d.x ft0, %1\\n fmv.d.x ft1, %2\\n fmv.d.x ft2, %3\\n ';
+  const clob = '"ft0", "ft1", "ft2", "ft3"';
+  const cases = ops.map((op, i) => {
+    let body: string;
+    if (op.kind === 'f') {
+      body = `"${load}${op.asm}\\n fmv.x.d %0, ft3" : "=r"(r) : "r"(a), "r"(b), "r"(c) : ${clob}`;
+    } else if (op.kind === 'x') {
+      body = `"${load}${op.asm}" : "=&r"(r) : "r"(a), "r"(b), "r"(c) : ${clob}`;
+    } else {
+      body = `"${op.asm}\\n fmv.x.d %0, ft3" : "=r"(r) : "r"(a) : "ft3"`;
+    }
+    return `  case ${i}: __asm__ volatile(${body}); break;`;
+  });
+  return `#include <stdio.h>
+#include <stdint.h>
+static uint64_t run(int op, uint64_t a, uint64_t b, uint64_t c) {
+  uint64_t r = 0;
+  switch (op) {
+${cases.join('\n')}
+  }
+  return r;
+}
+int main(void) {
+  int op; unsigned rm; unsigned long long a, b, c;
+  while (scanf("%d %u %llx %llx %llx", &op, &rm, &a, &b, &c) == 5) {
+    uint64_t fl;
+    __asm__ volatile("fsrm %0" :: "r"((uint64_t)rm));
+    __asm__ volatile("fsflags zero");
+    uint64_t r = run(op, a, b, c);
+    __asm__ volatile("frflags %0" : "=r"(fl));
+    printf("%llx %llu\\n", (unsigned long long)r, (unsigned long long)fl);
+  }
+  return 0;
+}
+`;
+}
+
+describe('differential: QEMU user mode as an independent reference', () => {
+  it.skipIf(!CROSS_CC || !QEMU_USER)(
+    'agrees on random operands for every instruction and mode',
+    () => {
+      const ops = diffOps();
+      const dir = mkdtempSync(join(tmpdir(), 'wasmvisor-fpu-'));
+      try {
+        writeFileSync(join(dir, 'fpref.c'), diffProgram(ops));
+        const cc = spawnSync(
+          CROSS_CC!,
+          ['-O1', '-static', '-march=rv64gc', '-o', join(dir, 'fpref'), join(dir, 'fpref.c')],
+          { encoding: 'utf8' },
+        );
+        expect(cc.status, cc.stderr).toBe(0);
+
+        const rng = new Rng(0x9000);
+        const perOp = Number(process.env.WASMVISOR_SLOW ? 20000 : 1000);
+        const vecs: { op: number; rm: number; a: bigint; b: bigint; c: bigint }[] = [];
+        const operand = (fmt: number): bigint => {
+          if (fmt === FMT_D) return randFloat(rng, FD);
+          const k = rng.int(40);
+          if (k === 0) return randFloat(rng, FS); // not NaN-boxed
+          if (k === 1) return randFloat(rng, FD); // a double read as single
+          return randFloat(rng, FS) | BOX;
+        };
+        ops.forEach((op, i) => {
+          for (let j = 0; j < perOp; j++) {
+            const a = op.kind === 'fromInt' ? rng.u64() >> BigInt(rng.int(64)) : operand(op.fmt);
+            let b = operand(op.fmt);
+            if (rng.int(4) === 0) b = nearby(rng, a, FD); // cancellation, near-equal compares
+            vecs.push({ op: i, rm: rng.int(5), a, b, c: operand(op.fmt) });
+          }
+        });
+        const input =
+          vecs
+            .map(
+              (v) => `${v.op} ${v.rm} ${v.a.toString(16)} ${v.b.toString(16)} ${v.c.toString(16)}`,
+            )
+            .join('\n') + '\n';
+        const run = spawnSync(QEMU_USER!, [join(dir, 'fpref')], {
+          input,
+          encoding: 'utf8',
+          maxBuffer: 1 << 28,
+        });
+        expect(run.status, run.stderr).toBe(0);
+        const lines = run.stdout.trim().split('\n');
+        expect(lines.length).toBe(vecs.length);
+
+        const bad: string[] = [];
+        vecs.forEach((v, i) => {
+          const [qr, qf] = lines[i].split(' ');
+          const want: Res = { r: BigInt('0x' + qr), flags: Number(qf) };
+          const op = ops[v.op];
+          H.setFflags(0);
+          H.setFrm(v.rm);
+          H.setFReg(1, v.a);
+          H.setFReg(2, v.b);
+          H.setFReg(4, v.c);
+          H.setXReg(6, v.a);
+          H.setXReg(5, 0n);
+          H.setFReg(3, 0n);
+          const ok = exec(op.insn(DYN));
+          const got: Res = { r: op.kind === 'x' ? xr(5) : fr(3), flags: H.getFflags() };
+          if (!ok || got.r !== want.r || got.flags !== want.flags) {
+            const tag = `${op.name} ${MODE_NAMES[v.rm]} ${hex(v.a)} ${hex(v.b)} ${hex(v.c)}`;
+            bad.push(describeMismatch(tag, got, want));
+          }
+        });
+        expect(bad.slice(0, 10)).toEqual([]);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });
