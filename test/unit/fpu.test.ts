@@ -1,7 +1,8 @@
 // Tests of the F and D extensions (wasm-core/cpu/fpu.ts) through the fpu harness module.
-// Expected values come from three independent places: literal values worked out by hand, the
-// host's own IEEE arithmetic (round-to-nearest-even only), and an exact BigInt-rational
-// reference implemented below (every rounding mode, every flag, tininess after rounding).
+// Expected values come from independent places: literal values worked out by hand, the host's
+// own IEEE arithmetic (round-to-nearest-even only), an exact BigInt-rational reference
+// implemented below (every rounding mode, every flag, tininess after rounding), and, when a
+// riscv64 cross compiler and qemu user mode are installed, QEMU's RISC-V FPU.
 
 import { describe, it, expect, beforeEach } from 'vitest';
 import { readFileSync, existsSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
