@@ -15,8 +15,28 @@ describe('wasmvisor command line', () => {
   });
 
   it('takes the QEMU-like overrides', () => {
-    const c = parseCommand(['run', '--kernel', 'K', '--initrd', 'I', '--bios', 'B', '--append', 'console=ttyS0 quiet', '--mem', '1G', '--stats']);
-    expect(c).toMatchObject({ kernel: 'K', initrd: 'I', bios: 'B', append: 'console=ttyS0 quiet', memMiB: 1024, stats: true });
+    const c = parseCommand([
+      'run',
+      '--kernel',
+      'K',
+      '--initrd',
+      'I',
+      '--bios',
+      'B',
+      '--append',
+      'console=ttyS0 quiet',
+      '--mem',
+      '1G',
+      '--stats',
+    ]);
+    expect(c).toMatchObject({
+      kernel: 'K',
+      initrd: 'I',
+      bios: 'B',
+      append: 'console=ttyS0 quiet',
+      memMiB: 1024,
+      stats: true,
+    });
   });
 
   it('reads memory sizes the way users write them', () => {

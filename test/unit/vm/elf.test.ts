@@ -2,7 +2,9 @@ import { describe, it, expect } from 'vitest';
 import { parseElf, ElfError } from '../../../main/vm/elf.js';
 
 /** Builds a minimal ELF64 RISC-V file: one PT_LOAD segment and a symbol table. */
-function makeElf(opts: { machine?: number; symbols?: Record<string, bigint>; segOffset?: number } = {}): Uint8Array {
+function makeElf(
+  opts: { machine?: number; symbols?: Record<string, bigint>; segOffset?: number } = {},
+): Uint8Array {
   const code = Uint8Array.of(0x13, 0, 0, 0, 0x6f, 0, 0, 0);
   const names = Object.keys(opts.symbols ?? {});
   const strtab = Buffer.concat([Buffer.from([0]), ...names.map((n) => Buffer.from(n + '\0'))]);
@@ -72,7 +74,7 @@ describe('ELF loader', () => {
   it('never throws anything but ElfError on truncated or random input', () => {
     const good = makeElf({ symbols: { tohost: 1n } });
     let seed = 1;
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
     for (let i = 0; i < 500; i++) {
       const b = good.slice(0, Math.floor(rnd() * good.length));
       const c = good.slice();
