@@ -20,7 +20,10 @@
 #                       Debian changelog entry)
 #   JOBS                make -j (default 2)
 #   APT_TRUSTED=1       use [trusted=yes] instead of the Debian archive keyring
-set -euo pipefail
+#   GUEST_UPDATE=1      take the suite's current package versions instead of those locked
+#                       in guest/images/PROVENANCE.json
+set -Eeuo pipefail
+trap 'echo "[guest] error: line $LINENO: $BASH_COMMAND failed" >&2' ERR
 
 GUEST_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 IMAGES=$GUEST_DIR/images
@@ -36,7 +39,7 @@ KERNEL_CONFIG=$GUEST_DIR/kernel.config
 
 HOST_PACKAGES=(
   gcc-riscv64-linux-gnu "$LINUX_SRC_PKG" make gcc libc6-dev bc flex bison libelf-dev libssl-dev
-  cpio xz-utils gzip dpkg-dev qemu-user-static debian-archive-keyring ca-certificates
+  cpio xz-utils zstd kmod gzip dpkg-dev qemu-user-static debian-archive-keyring ca-certificates
 )
 
 log() { printf '\033[1m[guest]\033[0m %s\n' "$*" >&2; }
@@ -128,42 +131,70 @@ apt_setup() {
   die "no suite of [$SUITES] has a usable riscv64 index (logs in $WORK/apt/*/update.log)"
 }
 
-apt_field() { # package field
-  apt-cache "${APT_OPTS[@]}" show "$1" 2>/dev/null | awk -v f="$2:" '$1==f {print $2; exit}'
+apt_field() { # package[=version] field → the field's value in the (first) stanza
+  apt-cache "${APT_OPTS[@]}" show "$1" 2>/dev/null |
+    awk -v f="$2:" '$1==f {sub(/^[^:]*:[ \t]*/, ""); print; exit}' || true
 }
 
-# fetch_deb PACKAGE → prints the path of the verified .deb in guest/cache/ and records it
-# (name, version, architecture, suite, sha256) in $WORK/debs/<package>.
+# The versions recorded in guest/images/PROVENANCE.json are the lock: a rebuild uses exactly
+# those .debs (from guest/cache/ without touching the network, or downloaded and checked
+# against the recorded sha256), so it reproduces the committed images. GUEST_UPDATE=1 takes
+# the suite's current versions instead (and the next PROVENANCE.json records them).
+LOCK=$GUEST_DIR/images/PROVENANCE.json
+
+locked() { # package field → value recorded in the lock, or nothing
+  [[ ${GUEST_UPDATE:-0} == 1 || ! -f $LOCK ]] && return 0
+  grep -F "\"name\": \"$1\"," "$LOCK" | grep -o "\"$2\": \"[^\"]*\"" | cut -d'"' -f4 || true
+}
+
+# fetch_deb PACKAGE → DEB = path of the verified .deb in guest/cache/; the package is recorded
+# (name, version, architecture, suite, sha256) in $WORK/debs/<package> for PROVENANCE.json.
+DEB=''
 fetch_deb() {
-  local pkg=$1 ver arch sum file
-  apt_setup
-  ver=$(apt_field "$pkg" Version)
-  [[ -n $ver ]] || die "package $pkg not found in $APT_SUITE/riscv64"
-  arch=$(apt_field "$pkg" Architecture)
-  sum=$(apt_field "$pkg" SHA256)
-  file=$CACHE/${pkg}_${ver#*:}_${arch}.deb
+  local pkg=$1 ver arch sum suite file
+  ver=$(locked "$pkg" version)
+  if [[ -n $ver ]]; then
+    arch=$(locked "$pkg" architecture)
+    sum=$(locked "$pkg" sha256)
+    suite=$(locked "$pkg" suite)
+    file=$CACHE/${pkg}_${ver#*:}_${arch}.deb
+    if ! echo "$sum  $file" | sha256sum -c --quiet - >/dev/null 2>&1; then
+      apt_setup
+      [[ $(apt_field "$pkg=$ver" SHA256) == "$sum" ]] ||
+        die "$pkg $ver (sha256 $sum, locked in guest/images/PROVENANCE.json) is not in" \
+          "$APT_SUITE/riscv64 any more; rerun with GUEST_UPDATE=1 to take the current version"
+      suite=$APT_SUITE
+    fi
+  else
+    apt_setup
+    ver=$(apt_field "$pkg" Version)
+    [[ -n $ver ]] || die "package $pkg not found in $APT_SUITE/riscv64"
+    arch=$(apt_field "$pkg" Architecture)
+    sum=$(apt_field "$pkg" SHA256)
+    suite=$APT_SUITE
+    file=$CACHE/${pkg}_${ver#*:}_${arch}.deb
+  fi
   mkdir -p "$CACHE" "$WORK/debs"
-  if [[ ! -f $file ]] || ! echo "$sum  $file" | sha256sum -c --quiet - 2>/dev/null; then
-    log "downloading $pkg $ver ($arch, $APT_SUITE)"
+  if ! echo "$sum  $file" | sha256sum -c --quiet - >/dev/null 2>&1; then
+    log "downloading $pkg $ver ($arch, $suite)"
     rm -rf "$WORK/download"
     mkdir -p "$WORK/download"
     # apt-get download writes NAME_VERSION_ARCH.deb with the epoch's ':' escaped as %3a;
     # the cache uses the pool's name (no epoch) instead.
     (cd "$WORK/download" && apt-get "${APT_OPTS[@]}" -qq download "$pkg=$ver") >&2
     mv "$WORK/download/"*.deb "$file"
+    echo "$sum  $file" | sha256sum -c --quiet - || die "checksum mismatch for $file"
   fi
-  echo "$sum  $file" | sha256sum -c --quiet - || die "checksum mismatch for $file"
-  printf '%s\t%s\t%s\t%s\t%s\n' "$pkg" "$ver" "$arch" "$APT_SUITE" "$sum" >"$WORK/debs/$pkg"
-  printf '%s\n' "$file"
+  printf '%s\t%s\t%s\t%s\t%s\n' "$pkg" "$ver" "$arch" "$suite" "$sum" >"$WORK/debs/$pkg"
+  DEB=$file
 }
 
 # extract_deb PACKAGE DIR → DIR holds the package's files
 extract_deb() {
-  local deb
-  deb=$(fetch_deb "$1")
+  fetch_deb "$1"
   rm -rf "$2"
   mkdir -p "$2"
-  dpkg-deb -x "$deb" "$2"
+  dpkg-deb -x "$DEB" "$2"
 }
 
 # ---------------------------------------------------------------------------------------
@@ -198,7 +229,7 @@ kernel_source() {
 
 kmake() {
   make -C "$KSRC" O="$KOUT" ARCH=riscv CROSS_COMPILE=$CROSS \
-    KBUILD_BUILD_TIMESTAMP="@$SOURCE_DATE_EPOCH" KBUILD_BUILD_USER=wasmvisor \
+    KBUILD_BUILD_TIMESTAMP="$(LC_ALL=C date -u -d "@$SOURCE_DATE_EPOCH")" KBUILD_BUILD_USER=wasmvisor \
     KBUILD_BUILD_HOST=guest-build KBUILD_BUILD_VERSION=1 "$@"
 }
 
@@ -283,7 +314,7 @@ busybox_applets() { # busybox binary → "dir/applet" lines
 # write_rootfs_files DIR: the files of the initramfs that are ours, not busybox's
 write_rootfs_files() {
   local r=$1
-  mkdir -p "$r/etc/init.d" "$r/usr/share/udhcpc"
+  mkdir -p "$r/etc/init.d" "$r/etc/udhcpc"
   cat >"$r/etc/inittab" <<'EOF'
 # busybox init: see guest/README.md
 ::sysinit:/etc/init.d/rcS
@@ -324,9 +355,10 @@ EOF
   printf 'root:x:0:\n' >"$r/etc/group"
   printf 'wasmvisor\n' >"$r/etc/hostname"
   printf '127.0.0.1\tlocalhost\n127.0.1.1\twasmvisor\n' >"$r/etc/hosts"
-  cat >"$r/usr/share/udhcpc/default.script" <<'EOF'
+  # Debian's busybox runs /etc/udhcpc/default.script (CONFIG_UDHCPC_DEFAULT_SCRIPT)
+  cat >"$r/etc/udhcpc/default.script" <<'EOF'
 #!/bin/sh
-# udhcpc hook: configure the interface and DNS from the lease (busybox's simple.script)
+# udhcpc hook: configure the interface, default route and DNS from the lease
 case "$1" in
   deconfig)
     ip -4 addr flush dev "$interface"
@@ -342,7 +374,7 @@ case "$1" in
 esac
 exit 0
 EOF
-  chmod 0755 "$r/usr/share/udhcpc/default.script"
+  chmod 0755 "$r/etc/udhcpc/default.script"
 }
 
 GEN_INIT_CPIO=$WORK/gen_init_cpio
@@ -353,7 +385,8 @@ build_gen_init_cpio() {
   cc -O2 -o "$GEN_INIT_CPIO" "$KSRC/usr/gen_init_cpio.c"
 }
 
-# make_cpio ROOTDIR APPLETS_FILE OUT.cpio.gz
+# make_cpio ROOTDIR APPLETS_FILE OUT.cpio.gz SPEC  (SPEC: where to keep the gen_init_cpio
+# spec, for inspection)
 # A newc archive, entries sorted, owned by 0:0, every mtime = SOURCE_DATE_EPOCH, gzip -n:
 # the same inputs give the same bytes.
 make_cpio() {
@@ -382,7 +415,7 @@ make_cpio() {
   # Directories sort before their contents (a path is a prefix of its children), so
   # sorting the whole spec by path keeps the archive extractable in order.
   "$GEN_INIT_CPIO" -t "$SOURCE_DATE_EPOCH" "$spec" | gzip -n -9 >"$out"
-  mv "$spec" "$WORK/$(basename "${out%.gz}").spec"
+  mv "$spec" "$4"
 }
 
 # stage_busybox_root DIR: busybox + our files (no device nodes; make_cpio adds those)
@@ -410,7 +443,7 @@ build_initramfs() {
   local r=$WORK/rootfs
   stage_busybox_root "$r"
   mkdir -p "$IMAGES"
-  make_cpio "$r" "$WORK/applets.txt" "$IMAGES/initramfs.cpio.gz"
+  make_cpio "$r" "$WORK/applets.txt" "$IMAGES/initramfs.cpio.gz" "$WORK/initramfs.spec"
   log "initramfs: $(du -b "$IMAGES/initramfs.cpio.gz" | cut -f1) bytes," \
     "$(wc -l <"$WORK/applets.txt") applets"
 }
@@ -424,7 +457,7 @@ json_str() { # minimal JSON string escaping (the values here are plain ASCII)
 }
 
 write_provenance() {
-  local out=$IMAGES/PROVENANCE.json f first pkg ver arch suite sum
+  local out=$IMAGES/PROVENANCE.json f first pkg ver arch suite sum gcc_pkg
   [[ -d $WORK/debs ]] || die 'no package records in guest/work/debs: build first'
   {
     printf '{\n  "generator": "guest/build.sh",\n'
@@ -443,7 +476,8 @@ write_provenance() {
     printf '\n  ],\n'
     printf '  "hostPackages": [\n'
     first=1
-    for pkg in "$LINUX_SRC_PKG" gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu; do
+    gcc_pkg=$(dpkg-query -S "$(realpath "$(command -v "${CROSS}gcc")")" | cut -d: -f1)
+    for pkg in "$LINUX_SRC_PKG" gcc-riscv64-linux-gnu "$gcc_pkg" binutils-riscv64-linux-gnu; do
       ((first)) || printf ',\n'
       first=0
       printf '    { "name": %s, "version": %s, "architecture": %s, "suite": "host" }' \
@@ -517,20 +551,31 @@ build_stock() {
   # package holds vmlinuz and the modules; from forky on it is empty and depends on
   # linux-binary-VER (the Image, /usr/lib/modules/VER/vmlinuz) and linux-modules-VER.
   apt_setup
-  dep=$(apt_field linux-image-riscv64 Depends | tr ',' '\n' | grep -o 'linux-image-[^ ]*' | head -1)
+  dep=$(apt_field linux-image-riscv64 Depends | tr ',' '\n' | grep -o 'linux-image-[^ ]*' | head -1 || true)
   [[ -n $dep ]] || die 'cannot resolve linux-image-riscv64 to a versioned kernel package'
   for pkg in linux-image-riscv64 "$dep" "${dep/linux-image-/linux-binary-}" \
     "${dep/linux-image-/linux-modules-}"; do
     [[ -n $(apt_field "$pkg" Version) ]] || continue
-    dpkg-deb -x "$(fetch_deb "$pkg")" "$x"
+    fetch_deb "$pkg"
+    dpkg-deb -x "$DEB" "$x"
   done
-  img=$(find "$x/boot" "$x/usr/lib/modules" -maxdepth 2 -name 'vmlinu[xz]*' -type f 2>/dev/null | head -1)
+  img=$(find "$x/boot" "$x/usr/lib/modules" -maxdepth 2 -name 'vmlinu[xz]*' -type f 2>/dev/null | head -1 || true)
   [[ -n $img ]] || die "no vmlinuz in the packages of $dep"
   # riscv64's vmlinuz is the raw Image, or (newer kernels) gzip-compressed
   if gzip -t "$img" 2>/dev/null; then gzip -dc "$img" >"$out/Image"; else cp "$img" "$out/Image"; fi
-  moddir=$(find "$x/lib/modules" "$x/usr/lib/modules" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | head -1)
-  [[ -n $moddir && -f $moddir/modules.dep ]] || die "no modules.dep in the packages of $dep"
+  moddir=$(find "$x/lib/modules" "$x/usr/lib/modules" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | head -1 || true)
+  [[ -n $moddir ]] || die "no /usr/lib/modules/VERSION in the packages of $dep"
   ver=$(basename "$moddir")
+  # The packages do not ship modules.dep (the postinst runs depmod): run the host's depmod,
+  # which reads foreign-architecture modules fine. It looks under BASE/lib/modules.
+  if [[ ! -f $moddir/modules.dep ]]; then
+    if [[ ! -d $x/lib/modules/$ver ]]; then
+      mkdir -p "$x/lib/modules"
+      ln -sfn "$moddir" "$x/lib/modules/$ver"
+    fi
+    depmod -b "$x" "$ver" 2>"$WORK/stock-depmod.log" ||
+      die "depmod failed (see guest/work/stock-depmod.log)"
+  fi
   log "stock: kernel $ver, image $(stat -c %s "$out/Image") bytes"
 
   local r=$WORK/stock-rootfs
@@ -550,7 +595,7 @@ build_stock() {
     m=${m%.zst}
     printf '%s\n' "${m%.gz}" >>"$r/etc/modules.order"
   done
-  make_cpio "$r" "$WORK/applets.txt" "$out/initramfs.cpio.gz"
+  make_cpio "$r" "$WORK/applets.txt" "$out/initramfs.cpio.gz" "$out/initramfs.spec"
   log "stock: $(wc -l <"$r/etc/modules.order") modules; $out/{Image,initramfs.cpio.gz}"
   log "stock: boot with -bios guest/images/fw_dynamic.bin (fw_jump.bin hangs on a kernel this size)"
 }
@@ -573,7 +618,7 @@ main() {
     initramfs) build_initramfs ;;
     provenance) write_provenance ;;
     stock) build_stock ;;
-    -h | --help | help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' ;;
+    -h | --help | help) sed -n '2,/^set -Eeuo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' ;;
     *) die "unknown target '$what' (all|firmware|kernel|initramfs|provenance|stock)" ;;
   esac
 }
