@@ -103,6 +103,9 @@
 #define CLINT_MSIP    0x2000000
 #define CLINT_MTIMECMP 0x2004000
 #define CLINT_MTIME   0x200bff8
+/* 2 MiB of RAM above every test image (link.ld asserts that images end below it), free for
+   tests that need naturally aligned physical superpages */
+#define SCRATCH_PA    0x80400000
 /* physical addresses where nothing answers: accesses raise access faults */
 #define UNMAPPED_PA   0x0
 #define UNMAPPED_PA2  0x4000000000
@@ -468,6 +471,28 @@ test_main:
   ecall
 .endm
 
+/* Inline form: IN_S (or IN_U, IN_U_ALIAS) <code> END_MODE runs <code> in that mode and comes
+   back. Uses the local labels 8 and 9: <code> must not define them. */
+.macro IN_S
+  RUN_IN_MODE PRV_S, 8f
+  j 9f
+8:
+.endm
+.macro IN_U
+  RUN_IN_MODE PRV_U, 8f
+  j 9f
+8:
+.endm
+.macro IN_U_ALIAS
+  RUN_IN_MODE_ALIAS PRV_U, 8f
+  j 9f
+8:
+.endm
+.macro END_MODE
+  RETURN_TO_M
+9:
+.endm
+
 /* Fail from any mode (S/U code cannot always reach tohost). */
 .macro FAIL_ANY_MODE
   li a7, MAGIC_FAIL
@@ -486,7 +511,8 @@ test_main:
 
 /* vm_init(mode): empty root table + identity 1 GiB page at 0x80000000 (S, RWXAD) and the U
    alias at USER_BASE (U, RWXAD). vm_map(va, pa, level, flags) -> a0 = address of the leaf PTE
-   (level 0 = 4 KiB, 1 = 2 MiB, 2 = 1 GiB, 3 = 512 GiB). Both clobber a0-a3, t0-t6. */
+   (level 0 = 4 KiB, 1 = 2 MiB, 2 = 1 GiB, 3 = 512 GiB), followed by sfence.vma. Both clobber
+   a0-a3, t0-t6. Map before VM_ENABLE or at any time after (M mode is not translated). */
 .macro VM_INIT mode
   li a0, \mode
   call vm_init
@@ -1084,6 +1110,7 @@ vm_map:
   or t4, t4, a3
   sd t4, 0(t3)
   mv a0, t3
+  sfence.vma
   ret
 
 /* satp <- mode | root; sfence.vma */
