@@ -88,6 +88,13 @@
 #define SATP_MODE_SV48 9
 #define SATP_MODE_SV57 10
 
+/* fflags bits */
+#define FL_NX 0x01
+#define FL_UF 0x02
+#define FL_OF 0x04
+#define FL_DZ 0x08
+#define FL_NV 0x10
+
 #define PRV_U 0
 #define PRV_S 1
 #define PRV_M 3
