@@ -205,7 +205,8 @@ build_firmware() {
   extract_deb opensbi "$x"
   mkdir -p "$IMAGES"
   install -m 0644 "$x/$fw/fw_dynamic.bin" "$x/$fw/fw_jump.bin" "$IMAGES/"
-  log "firmware: $(du -b "$IMAGES/fw_dynamic.bin" "$IMAGES/fw_jump.bin" | tr '\n\t' '  ')"
+  log "firmware: fw_dynamic.bin $(stat -c %s "$IMAGES/fw_dynamic.bin") bytes," \
+    "fw_jump.bin $(stat -c %s "$IMAGES/fw_jump.bin") bytes"
 }
 
 # ---------------------------------------------------------------------------------------
