@@ -604,6 +604,14 @@ build_stock() {
 # ---------------------------------------------------------------------------------------
 main() {
   local what=${1:-all}
+  case $what in
+    -h | --help | help)
+      sed -n '2,/^set -Eeuo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
+      return
+      ;;
+    all | firmware | kernel | initramfs | provenance | stock) ;;
+    *) die "unknown target '$what' (all|firmware|kernel|initramfs|provenance|stock)" ;;
+  esac
   ensure_host_packages
   init_epoch
   mkdir -p "$WORK" "$CACHE" "$IMAGES"
@@ -619,8 +627,6 @@ main() {
     initramfs) build_initramfs ;;
     provenance) write_provenance ;;
     stock) build_stock ;;
-    -h | --help | help) sed -n '2,/^set -Eeuo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' ;;
-    *) die "unknown target '$what' (all|firmware|kernel|initramfs|provenance|stock)" ;;
   esac
 }
 
