@@ -1,15 +1,19 @@
 /** Command-line parsing for `wasmvisor`, kept apart from I/O so it can be tested. */
 import { parseArgs } from 'node:util';
+import {
+  ConfigError,
+  defaultVmConfig,
+  parseDiskSpec,
+  MIN_MEM_MIB,
+  MAX_MEM_MIB,
+  type VmConfig,
+} from '../vm/config.js';
 
 export class UsageError extends Error {}
 
 export interface RunOptions {
   kind: 'run';
-  kernel?: string;
-  initrd?: string;
-  bios?: string;
-  append?: string;
-  memMiB: number;
+  vm: VmConfig;
   stats: boolean;
 }
 
@@ -32,6 +36,10 @@ commands:
       --bios FILE     firmware (OpenSBI fw_dynamic.bin or fw_jump.bin); default: bundled
       --append TEXT   kernel command line (default "console=ttyS0")
       --mem SIZE      guest RAM, e.g. 256M or 1G (default 256M)
+      --disk PATH[,format=raw][,ro][,cache=writeback|writethrough|unsafe][,sched=noop|sstf|scan|deadline]
+                      a virtio-blk disk (repeatable; the first is /dev/vda)
+      --console ttyS0|hvc0  the console this terminal attaches to (default ttyS0)
+      --rng           add a virtio-rng device
       --stats         print instructions, MIPS, exits and interrupts at exit
   run-elf FILE        run a bare-metal ELF (riscv-tests tohost protocol); exit status = test result
       --timeout SEC   give up after SEC seconds of host time (default 10)
@@ -46,7 +54,9 @@ export function parseMemMiB(s: string): number {
   if (!m) throw new UsageError(`--mem: cannot read "${s}" (try 256M or 1G)`);
   const n = Number(m[1]);
   const mib = m[2] && /^[Gg]/.test(m[2]) ? n * 1024 : n;
-  if (mib < 16 || mib > 2048) throw new UsageError(`--mem: ${mib} MiB is outside 16M..2G`);
+  if (mib < MIN_MEM_MIB || mib > MAX_MEM_MIB) {
+    throw new UsageError(`--mem: ${mib} MiB is outside ${MIN_MEM_MIB}M..${MAX_MEM_MIB / 1024}G`);
+  }
   return mib;
 }
 
@@ -74,19 +84,29 @@ export function parseCommand(argv: string[]): Command {
           bios: { type: 'string' },
           append: { type: 'string' },
           mem: { type: 'string', short: 'm' },
+          disk: { type: 'string', multiple: true },
+          console: { type: 'string' },
+          rng: { type: 'boolean', default: false },
           stats: { type: 'boolean', default: false },
         },
       });
       if (positionals.length) throw new UsageError(`run: unexpected argument "${positionals[0]}"`);
-      return {
-        kind: 'run',
+      const con = values.console ?? 'ttyS0';
+      if (con !== 'ttyS0' && con !== 'hvc0') {
+        throw new UsageError(`--console: "${con}" is not ttyS0 or hvc0`);
+      }
+      const vm: VmConfig = {
+        ...defaultVmConfig(),
+        firmware: values.bios,
         kernel: values.kernel,
         initrd: values.initrd,
-        bios: values.bios,
         append: values.append,
         memMiB: values.mem !== undefined ? parseMemMiB(values.mem) : 256,
-        stats: values.stats ?? false,
+        disks: (values.disk ?? []).map(parseDiskSpec),
+        console: con,
+        rng: values.rng ?? false,
       };
+      return { kind: 'run', vm, stats: values.stats ?? false };
     }
     if (cmd === 'run-elf') {
       const { values, positionals } = parseArgs({
@@ -110,6 +130,7 @@ export function parseCommand(argv: string[]): Command {
     }
   } catch (e) {
     if (e instanceof UsageError) throw e;
+    if (e instanceof ConfigError) throw new UsageError(e.message);
     throw new UsageError((e as Error).message);
   }
   throw new UsageError(`unknown command "${cmd}"`);

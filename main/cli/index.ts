@@ -1,44 +1,11 @@
 /** `wasmvisor` command line: boot a VM on the terminal, or run a bare-metal ELF. */
-import { readFileSync } from 'node:fs';
-import { gunzipSync } from 'node:zlib';
 import { parseCommand, UsageError, USAGE, type RunOptions, type RunElfCliOptions } from './args.js';
-import { bundledGuest } from './bundled-guest.js';
 import { attachTerminal } from './terminal.js';
-import { VirtMachine, type MachineStats, type NamedImage } from '../vm/machine.js';
+import { VirtMachine, MachineConfigError, type MachineStats } from '../vm/machine.js';
 import { runElf, RunElfError } from '../vm/run-elf.js';
-import { BootError } from '../../devices/platform/boot-loader.js';
 
 /** A problem the user can fix: printed as one line, no stack trace. */
 class UserError extends Error {}
-
-function readImage(path: string, what: string): NamedImage {
-  try {
-    return { name: path, data: readFileSync(path) };
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why =
-      code === 'ENOENT'
-        ? 'no such file'
-        : code === 'EACCES'
-          ? 'permission denied'
-          : code === 'EISDIR'
-            ? 'is a directory'
-            : (e as Error).message;
-    throw new UserError(`${what} ${path}: ${why}`);
-  }
-}
-
-/** Firmware may be shipped gzip'd; the kernel loader handles gzip itself. */
-function maybeGunzip(img: NamedImage): NamedImage {
-  if (img.data[0] === 0x1f && img.data[1] === 0x8b) {
-    try {
-      return { name: img.name, data: gunzipSync(img.data) };
-    } catch {
-      throw new UserError(`${img.name}: corrupt gzip data`);
-    }
-  }
-  return img;
-}
 
 function formatStats(s: MachineStats): string {
   const lines = [
@@ -56,18 +23,7 @@ function formatStats(s: MachineStats): string {
 }
 
 async function cmdRun(o: RunOptions): Promise<number> {
-  const def = bundledGuest();
-  const firmware = maybeGunzip(readImage(o.bios ?? def.firmware, 'firmware'));
-  const kernel = readImage(o.kernel ?? def.kernel, 'kernel');
-  const initrd = o.initrd ?? (o.kernel ? undefined : def.initrd);
-  const cfg = {
-    memMiB: o.memMiB,
-    firmware,
-    kernel,
-    initrd: initrd ? readImage(initrd, 'initrd') : undefined,
-    bootargs: o.append ?? 'console=ttyS0',
-    log: (m: string) => process.stderr.write(`wasmvisor: ${m}\r\n`),
-  };
+  const log = (m: string): boolean => process.stderr.write(`wasmvisor: ${m}\r\n`);
   let vm: VirtMachine;
   const out = process.stdout;
   let quit = false;
@@ -82,9 +38,9 @@ async function cmdRun(o: RunOptions): Promise<number> {
   try {
     for (;;) {
       try {
-        vm = new VirtMachine(cfg);
+        vm = VirtMachine.fromConfig(o.vm, log);
       } catch (e) {
-        if (e instanceof BootError) throw new UserError(e.message);
+        if (e instanceof MachineConfigError) throw new UserError(e.message);
         throw e;
       }
       vm.onConsoleOutput = (b) => out.write(b);

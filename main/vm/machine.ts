@@ -10,11 +10,11 @@ import { loadBoot, type BootInfo } from '../../devices/platform/boot-loader.js';
 import { buildVirtDtb } from '../../devices/platform/virt-dtb.js';
 import { VIRT } from '../../devices/platform/memory-map.js';
 import type { ShutdownEvent } from '../../devices/platform/sifive-test.js';
+import { BootError } from '../../devices/platform/boot-loader.js';
+import { effectiveAppend, type VmConfig } from './config.js';
+import { loadBootImages, ImageError, type NamedImage } from './images.js';
 
-export interface NamedImage {
-  name: string;
-  data: Uint8Array;
-}
+export type { NamedImage };
 
 export interface MachineConfig {
   memMiB: number;
@@ -39,6 +39,9 @@ export interface MachineStats {
   traps: bigint;
 }
 
+/** A VM definition or boot file the user must fix; the message says what and where. */
+export class MachineConfigError extends Error {}
+
 const DEFAULT_SLICE = 300_000;
 /** Longest WFI sleep before re-checking, so a lost wake-up cannot hang the VM. */
 const MAX_IDLE_MS = 50;
@@ -56,6 +59,26 @@ export class VirtMachine {
   private readonly slice: number;
   private startedAt = 0;
   private running = false;
+
+  /**
+   * Builds a machine from a VM definition, reading its boot files. Unusable files throw
+   * MachineConfigError with a message that names the file.
+   */
+  static fromConfig(cfg: VmConfig, log?: (msg: string) => void): VirtMachine {
+    try {
+      const images = loadBootImages(cfg);
+      return new VirtMachine({
+        memMiB: cfg.memMiB,
+        ...images,
+        bootargs: effectiveAppend(cfg),
+        log,
+      });
+    } catch (e) {
+      if (e instanceof ImageError || e instanceof BootError)
+        throw new MachineConfigError(e.message);
+      throw e;
+    }
+  }
 
   constructor(cfg: MachineConfig) {
     const ramSize = cfg.memMiB * 1024 * 1024;

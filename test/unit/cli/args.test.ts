@@ -2,41 +2,65 @@ import { describe, it, expect } from 'vitest';
 import { parseCommand, parseMemMiB, UsageError } from '../../../main/cli/args.js';
 
 describe('wasmvisor command line', () => {
-  it('defaults run to the bundled guest with 256 MiB', () => {
+  it('defaults run to the bundled guest with 256 MiB on ttyS0', () => {
     expect(parseCommand(['run'])).toEqual({
       kind: 'run',
-      kernel: undefined,
-      initrd: undefined,
-      bios: undefined,
-      append: undefined,
-      memMiB: 256,
       stats: false,
+      vm: {
+        name: 'bundled',
+        memMiB: 256,
+        firmware: undefined,
+        kernel: undefined,
+        initrd: undefined,
+        append: undefined,
+        disks: [],
+        console: 'ttyS0',
+        rng: false,
+      },
     });
   });
 
   it('takes the QEMU-like overrides', () => {
+    const c = parseCommand(
+      [
+        'run',
+        '--kernel',
+        'K',
+        '--initrd',
+        'I',
+        '--bios',
+        'B',
+        '--append',
+        'console=ttyS0 quiet',
+      ].concat(['--mem', '1G', '--stats', '--console', 'hvc0', '--rng']),
+    );
+    expect(c).toMatchObject({
+      stats: true,
+      vm: { kernel: 'K', initrd: 'I', firmware: 'B', append: 'console=ttyS0 quiet', memMiB: 1024 },
+    });
+    expect(c).toMatchObject({ vm: { console: 'hvc0', rng: true } });
+    expect(() => parseCommand(['run', '--console', 'ttyS1'])).toThrow(/ttyS0 or hvc0/);
+  });
+
+  it('parses repeatable --disk specs in order', () => {
     const c = parseCommand([
       'run',
-      '--kernel',
-      'K',
-      '--initrd',
-      'I',
-      '--bios',
-      'B',
-      '--append',
-      'console=ttyS0 quiet',
-      '--mem',
-      '1G',
-      '--stats',
+      '--disk',
+      'root.img',
+      '--disk',
+      'data.img,ro,cache=unsafe,sched=deadline,format=raw',
     ]);
     expect(c).toMatchObject({
-      kernel: 'K',
-      initrd: 'I',
-      bios: 'B',
-      append: 'console=ttyS0 quiet',
-      memMiB: 1024,
-      stats: true,
+      vm: {
+        disks: [
+          { path: 'root.img', format: 'raw', readOnly: false, cache: 'writeback', sched: 'noop' },
+          { path: 'data.img', format: 'raw', readOnly: true, cache: 'unsafe', sched: 'deadline' },
+        ],
+      },
     });
+    expect(() => parseCommand(['run', '--disk', 'x.img,cache=fast'])).toThrow(/cache must be/);
+    expect(() => parseCommand(['run', '--disk', 'x.img,format=qcow2'])).toThrow(/not supported/);
+    expect(() => parseCommand(['run', '--disk', 'x.img,bogus'])).toThrow(/unknown option/);
   });
 
   it('reads memory sizes the way users write them', () => {

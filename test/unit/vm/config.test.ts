@@ -1,0 +1,36 @@
+import { describe, it, expect } from 'vitest';
+import {
+  validateVmConfig,
+  ConfigError,
+  effectiveAppend,
+  defaultVmConfig,
+} from '../../../main/vm/config.js';
+
+describe('VM definitions', () => {
+  it('fills defaults for optional fields', () => {
+    const c = validateVmConfig({ name: 'lab-1', memMiB: 512 });
+    expect(c).toEqual({ ...defaultVmConfig('lab-1'), memMiB: 512 });
+    expect(effectiveAppend(c)).toBe('console=ttyS0');
+    expect(effectiveAppend({ ...c, console: 'hvc0' })).toBe('console=hvc0');
+    expect(effectiveAppend({ ...c, append: 'quiet' })).toBe('quiet');
+  });
+
+  it('rejects malformed definitions naming the field', () => {
+    const bad: [unknown, RegExp][] = [
+      [null, /expected an object/],
+      [{ memMiB: 256 }, /"name"/],
+      [{ name: '../etc', memMiB: 256 }, /"name" may use/],
+      [{ name: 'a', memMiB: 1e9 }, /"memMiB"/],
+      [{ name: 'a', memMiB: 256, console: 'tty9' }, /"console"/],
+      [{ name: 'a', memMiB: 256, disks: {} }, /"disks" must be a list/],
+      [{ name: 'a', memMiB: 256, disks: [{}] }, /disks\[0\]: "path"/],
+      [{ name: 'a', memMiB: 256, disks: [{ path: 'x', cache: 'fast' }] }, /"cache"/],
+      [{ name: 'a', memMiB: 256, kernel: 7 }, /"kernel"/],
+      [{ name: 'a', memMiB: 256, rng: 'yes' }, /"rng"/],
+    ];
+    for (const [input, msg] of bad) {
+      expect(() => validateVmConfig(input), JSON.stringify(input)).toThrow(ConfigError);
+      expect(() => validateVmConfig(input)).toThrow(msg);
+    }
+  });
+});
