@@ -103,6 +103,14 @@ export class Core {
     this.rom = new Uint8Array(buf, this.x.romHostOffsetExport(), Number(this.x.romSize()));
   }
 
+  /**
+   * The module's raw exports, for in-core helpers other than the CPU (the virtio ring
+   * processor) that bring their own typed wrapper.
+   */
+  get wasmExports(): WebAssembly.Exports {
+    return this.x as unknown as WebAssembly.Exports;
+  }
+
   reset(): void {
     this.x.reset();
   }

@@ -65,6 +65,12 @@ export class VirtMachine {
    * MachineConfigError with a message that names the file.
    */
   static fromConfig(cfg: VmConfig, log?: (msg: string) => void): VirtMachine {
+    if (cfg.disks.length || cfg.rng || cfg.console === 'hvc0') {
+      // Until virtio lands the config can name these, but nothing would emulate them.
+      throw new MachineConfigError(
+        'virtio devices (--disk, --rng, --console hvc0) are not available yet',
+      );
+    }
     try {
       const images = loadBootImages(cfg);
       return new VirtMachine({
