@@ -82,7 +82,8 @@
 .macro MTIMER_IN delta
   li t5, CLINT_MTIME
   ld t5, 0(t5)
-  addi t5, t5, \delta
+  li t6, \delta
+  add t5, t5, t6
   li t6, CLINT_MTIMECMP
   sd t5, 0(t6)
 .endm
@@ -219,13 +220,20 @@ TEST_BEGIN
   CASE 48                                  /* WFI in S (TW = 0) is legal: wakes on the timer */
   li a1, MIP_MTIP
   csrw mie, a1
-  MTIMER_IN 100
+  MTIMER_IN 20000                          /* 2 ms: long enough to reach the wfi first */
   SAVE_COUNT
   EXPECT_TRAP
   RUN_IN_MODE PRV_S, 1f
   j 2f
 1:
+  /* Wait only while the trap has not been taken: a timer that fired before the wfi (a loaded
+     host can stall the vCPU) would otherwise leave the wfi waiting forever on QEMU. */
+  la t5, trap_rec
+  ld t5, TR_COUNT(t5)
+  bne t5, s4, 3f
   wfi                                      /* MTI is taken as soon as it is pending (S < M) */
+  j 1b
+3:
   WAIT_FOR_TRAP
   RETURN_TO_M
 2:
