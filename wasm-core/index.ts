@@ -6,6 +6,7 @@ import { Clint, readTime } from './cpu/clint';
 import { Signals, requestAttention } from './cpu/signals';
 import { run as interpret, Counters } from './cpu/interpreter';
 import { TrapCounters } from './cpu/trap';
+import { initExpandedTable } from './cpu/compressed';
 import { Phys, RAM_HOST_OFFSET, ROM_SIZE, romHostOffset } from './mmu/physical';
 import { tlbFlushAll, updateContext } from './mmu/mmu';
 import { MIP_MEIP, MIP_SEIP } from './cpu/clint';
@@ -25,6 +26,7 @@ export function init(ramBase: u64, ramBytes: u64): bool {
   }
   Phys.ramBase = ramBase;
   Phys.ramSize = ramBytes;
+  initExpandedTable();
   reset();
   return true;
 }
@@ -156,3 +158,6 @@ export function getCsrScause(): u64 {
 export function getCsrSepc(): u64 {
   return Csr.sepc;
 }
+
+// The virtio split-ring processor (devices/virtio/ring.ts is its TypeScript side).
+export * from './ring/split';

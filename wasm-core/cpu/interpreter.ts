@@ -17,7 +17,7 @@ import {
   CAUSE_MISALIGNED_STORE,
   CAUSE_ECALL_U,
 } from './trap';
-import { expandCompressed } from './compressed';
+import { EXPANDED } from './compressed';
 import { execFp } from './fpu';
 import {
   Fault,
@@ -76,6 +76,8 @@ function mulhsu(a: u64, b: u64): u64 {
   return r;
 }
 
+const NO_PAGE: u64 = 0xffff_ffff_ffff_ffff;
+
 class Reservation {
   static valid: bool = false;
   static addr: u64 = 0;
@@ -115,9 +117,15 @@ export function run(budget: i32): i32 {
   let pc = Hart.pc;
   // The budget counts loop turns, not retired instructions, so a trap storm still yields.
   let turns = budget;
+  // The code page being executed: its virtual page number and host-minus-virtual offset.
+  // Anything that could change the mapping (traps, xRET, CSR writes, TLB flushes) raises
+  // attention, which drops this cache.
+  let codeVpn: u64 = NO_PAGE;
+  let codeAdd: u64 = 0;
   while (turns-- > 0) {
     if (Signals.attention) {
       Signals.attention = false;
+      codeVpn = NO_PAGE;
       if (Phys.tohostHit) {
         Signals.exitReason = EXIT_TOHOST;
       }
@@ -131,7 +139,16 @@ export function run(budget: i32): i32 {
     // ---- fetch ----
     let insn: u32 = 0;
     let h: usize = 0;
-    if ((pc & 0xfff) != 0xffe) h = tlbLookup(TLB_FETCH, pc, Ctx.fetch);
+    if ((pc & 0xfff) != 0xffe) {
+      if (pc >> 12 == codeVpn) h = <usize>(pc + codeAdd);
+      else {
+        h = tlbLookup(TLB_FETCH, pc, Ctx.fetch);
+        if (h != 0) {
+          codeVpn = pc >> 12;
+          codeAdd = <u64>h - pc;
+        }
+      }
+    }
     if (h != 0) {
       insn = load<u32>(h);
     } else {
@@ -146,7 +163,7 @@ export function run(budget: i32): i32 {
     if ((insn & 3) != 3) {
       const c = insn & 0xffff;
       npc = pc + 2;
-      insn = expandCompressed(c);
+      insn = load<u32>(EXPANDED + (<usize>c << 2));
       if (insn == 0) {
         pc = takeTrap(pc, CAUSE_ILLEGAL_INSN, <u64>c, false);
         continue;

@@ -4,6 +4,7 @@
 // privilege change needs no flush; satp writes and sfence.vma flush everything.
 import { Hart, PRV_M, PRV_S, PRV_U } from '../cpu/state';
 import { Csr } from '../cpu/csr';
+import { requestAttention } from '../cpu/signals';
 import { Phys, physLoad, physStore, hostAddr, pageIsPlainRam } from './physical';
 
 export const ACCESS_FETCH: u32 = 0;
@@ -50,6 +51,7 @@ export class Ctx {
 const CTX_PHYS: u64 = 0x10;
 
 export function updateContext(): void {
+  requestAttention(); // the interpreter caches the code page's mapping
   const bare = (Csr.satp >> 60) == 0;
   const p = Hart.priv;
   Ctx.fetch = (p == PRV_M || bare ? CTX_PHYS : <u64>p) << 52;
@@ -64,6 +66,7 @@ export function updateContext(): void {
 }
 
 export function tlbFlushAll(): void {
+  requestAttention();
   memory.fill(TLB_FETCH, 0xff, TLB_ENTRIES * 16);
   memory.fill(TLB_LOAD, 0xff, TLB_ENTRIES * 16);
   memory.fill(TLB_STORE, 0xff, TLB_ENTRIES * 16);
