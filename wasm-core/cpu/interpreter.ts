@@ -19,6 +19,7 @@ import {
 } from './trap';
 import { EXPANDED } from './compressed';
 import { execFp } from './fpu';
+import { mul128, SF } from './softfloat-core';
 import {
   Fault,
   Ctx,
@@ -51,18 +52,10 @@ import { Phys, physLoad, physStore } from '../mmu/physical';
   return <u64>(<i64>(<i32>v));
 }
 
-/** High 64 bits of the unsigned 128-bit product. */
-function mulhu(a: u64, b: u64): u64 {
-  const aLo = a & 0xffff_ffff;
-  const aHi = a >> 32;
-  const bLo = b & 0xffff_ffff;
-  const bHi = b >> 32;
-  const p0 = aLo * bLo;
-  const p1 = aLo * bHi;
-  const p2 = aHi * bLo;
-  const p3 = aHi * bHi;
-  const mid = (p0 >> 32) + (p1 & 0xffff_ffff) + (p2 & 0xffff_ffff);
-  return p3 + (p1 >> 32) + (p2 >> 32) + (mid >> 32);
+/** High 64 bits of the unsigned 128-bit product (the FPU's wide multiply serves both). */
+@inline function mulhu(a: u64, b: u64): u64 {
+  mul128(a, b);
+  return SF.hi;
 }
 function mulh(a: u64, b: u64): u64 {
   let r = mulhu(a, b);
