@@ -5,7 +5,7 @@
  */
 import { Core, ExitReason } from './core.js';
 import { HostClock } from './clock.js';
-import { VirtBoard } from '../../devices/platform/board.js';
+import { VirtBoard, type DeviceInfo } from '../../devices/platform/board.js';
 import { loadBoot, type BootInfo } from '../../devices/platform/boot-loader.js';
 import { buildVirtDtb } from '../../devices/platform/virt-dtb.js';
 import { VIRT } from '../../devices/platform/memory-map.js';
@@ -59,6 +59,8 @@ export class VirtMachine {
   private readonly slice: number;
   private startedAt = 0;
   private running = false;
+  private pauseRequested = false;
+  private resumeWaiter: (() => void) | undefined;
 
   /**
    * Builds a machine from a VM definition, reading its boot files. Unusable files throw
@@ -150,6 +152,46 @@ export class VirtMachine {
     this.stopRequested = true;
     this.core.requestExit();
     this.wakeUp();
+    this.releasePause();
+  }
+
+  /**
+   * Stops running slices at the next boundary and freezes guest time (HostClock), so that
+   * timers do not fire in a burst on resume; the run loop then waits without using the CPU.
+   */
+  pause(): void {
+    this.pauseRequested = true;
+    this.core.requestExit();
+    this.wakeUp();
+  }
+
+  resume(): void {
+    this.pauseRequested = false;
+    this.releasePause();
+  }
+
+  get paused(): boolean {
+    return this.pauseRequested;
+  }
+
+  /** The devices the guest sees, for the host API's device list. */
+  devices(): DeviceInfo[] {
+    return this.board.devices();
+  }
+
+  private releasePause(): void {
+    const r = this.resumeWaiter;
+    this.resumeWaiter = undefined;
+    r?.();
+  }
+
+  private async waitWhilePaused(): Promise<void> {
+    this.board.uart.flush();
+    this.clock.pause();
+    while (this.pauseRequested && !this.stopRequested) {
+      await new Promise<void>((r) => (this.resumeWaiter = r));
+    }
+    this.clock.resume();
   }
 
   private wakeUp(): void {
@@ -178,6 +220,11 @@ export class VirtMachine {
     this.startedAt = performance.now();
     try {
       for (;;) {
+        // Checked before each slice: pause() arrives between slices, so none runs after it.
+        if (this.pauseRequested && !this.stopRequested) {
+          await this.waitWhilePaused();
+          continue;
+        }
         const reason = this.core.run(this.slice);
         if (this.shutdown) {
           const s = this.shutdown;

@@ -1,0 +1,209 @@
+/**
+ * The host API: one object behind the CLI, the web server and Electron's IPC. It owns the VM
+ * definitions and one VmRunner (worker thread) per running VM, and pushes events to subscribers.
+ */
+import { ConfigError, type VmConfig } from '../vm/config.js';
+import type {
+  DefinitionError,
+  DeviceRow,
+  HostEvent,
+  VmState,
+  VmStats,
+  VmSummary,
+} from './api-types.js';
+import { DefinitionStore } from './definitions.js';
+import { userDataDir } from './data-dir.js';
+import { VmRunner } from './vm-runner.js';
+import { vmWorkerPath } from './worker-path.js';
+
+export interface HostApiOptions {
+  /** Where definitions live; default: the per-platform user data dir (or $WASMVISOR_DATA_DIR). */
+  dataDir?: string;
+  workerPath?: string;
+}
+
+/** A request the caller got wrong (unknown VM, wrong state, invalid definition). */
+export class HostError extends Error {}
+
+export type ConsoleListener = (bytes: Uint8Array) => void;
+
+export interface ConsoleAttachment {
+  /** What the console printed so far (bounded), so a late attach shows the boot log. */
+  scrollback: Uint8Array;
+  detach(): void;
+}
+
+export class HostApi {
+  readonly dataDir: string;
+  private readonly store: DefinitionStore;
+  private readonly workerPath: string;
+  private readonly runners = new Map<string, VmRunner>();
+  private readonly listeners = new Set<(e: HostEvent) => void>();
+  private readonly consoles = new Map<string, Set<ConsoleListener>>();
+
+  constructor(opts: HostApiOptions = {}) {
+    this.dataDir = opts.dataDir ?? userDataDir();
+    this.store = new DefinitionStore(this.dataDir);
+    this.workerPath = opts.workerPath ?? vmWorkerPath();
+  }
+
+  /** Subscribes to host events; returns the unsubscribe function. */
+  subscribe(fn: (e: HostEvent) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  private emit(e: HostEvent): void {
+    for (const fn of this.listeners) fn(e);
+  }
+
+  private emitList(): void {
+    this.emit({ type: 'vms', vms: this.listVms() });
+  }
+
+  private config(name: string): VmConfig {
+    const c = this.store.get(name);
+    if (!c) throw new HostError(`no VM named "${name}"`);
+    return c;
+  }
+
+  private stateOf(name: string): VmState {
+    return this.runners.get(name)?.state ?? 'stopped';
+  }
+
+  listVms(): VmSummary[] {
+    return this.store.list().map((config) => {
+      const r = this.runners.get(config.name);
+      return { config, state: r?.state ?? 'stopped', lastExit: r?.lastExit };
+    });
+  }
+
+  definitionErrors(): DefinitionError[] {
+    return this.store.loadErrors();
+  }
+
+  private guard<T>(f: () => T): T {
+    try {
+      return f();
+    } catch (e) {
+      if (e instanceof ConfigError) throw new HostError(e.message);
+      throw e;
+    }
+  }
+
+  createVm(config: unknown): VmSummary {
+    const c = this.guard(() => this.store.create(config));
+    this.emitList();
+    return { config: c, state: 'stopped' };
+  }
+
+  updateVm(name: string, config: unknown): VmSummary {
+    if (this.runners.get(name)?.running) throw new HostError(`stop "${name}" before editing it`);
+    const c = this.guard(() => this.store.update(name, config));
+    if (c.name !== name) this.runners.delete(name);
+    this.emitList();
+    return { config: c, state: this.stateOf(c.name) };
+  }
+
+  deleteVm(name: string): void {
+    if (this.runners.get(name)?.running) throw new HostError(`stop "${name}" before deleting it`);
+    this.guard(() => this.store.delete(name));
+    this.runners.delete(name);
+    this.emitList();
+  }
+
+  private runner(name: string): VmRunner {
+    let r = this.runners.get(name);
+    if (!r) {
+      r = new VmRunner(this.workerPath, {
+        state: (state, lastExit) => this.emit({ type: 'state', name, state, lastExit }),
+        stats: (stats) => this.emit({ type: 'stats', name, stats }),
+        console: (bytes) => {
+          for (const fn of this.consoles.get(name) ?? []) fn(bytes);
+        },
+        log: (message) => this.emit({ type: 'log', name, message }),
+      });
+      this.runners.set(name, r);
+    }
+    return r;
+  }
+
+  private active(name: string): VmRunner {
+    this.config(name);
+    const r = this.runners.get(name);
+    if (!r?.running) throw new HostError(`"${name}" is not running`);
+    return r;
+  }
+
+  startVm(name: string): void {
+    const cfg = this.config(name);
+    const r = this.runner(name);
+    if (r.running) throw new HostError(`"${name}" is already running`);
+    r.start(cfg);
+  }
+
+  stopVm(name: string, force = false): void {
+    this.active(name).stop(force);
+  }
+
+  pauseVm(name: string): void {
+    this.active(name).pause();
+  }
+
+  resumeVm(name: string): void {
+    this.active(name).resume();
+  }
+
+  resetVm(name: string): void {
+    this.active(name).reset();
+  }
+
+  listDevices(name: string): DeviceRow[] {
+    this.config(name);
+    return this.runners.get(name)?.deviceList() ?? [];
+  }
+
+  statsHistory(name: string): VmStats[] {
+    this.config(name);
+    return this.runners.get(name)?.statsHistory() ?? [];
+  }
+
+  /** Console output from now on goes to `fn`; the scrollback covers what came before. */
+  attachConsole(name: string, fn: ConsoleListener): ConsoleAttachment {
+    this.config(name);
+    let set = this.consoles.get(name);
+    if (!set) this.consoles.set(name, (set = new Set()));
+    set.add(fn);
+    const scrollback = this.runners.get(name)?.scrollback.snapshot() ?? new Uint8Array(0);
+    return { scrollback, detach: () => set.delete(fn) };
+  }
+
+  consoleInput(name: string, bytes: Uint8Array): void {
+    this.active(name).input(bytes);
+  }
+
+  /** Resolves when `name` reaches `state` (for tests and scripted use). */
+  waitForState(name: string, state: VmState, timeoutMs = 30_000): Promise<void> {
+    if (this.stateOf(name) === state) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => {
+        off();
+        reject(new Error(`"${name}" did not reach ${state} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const off = this.subscribe((e) => {
+        if (e.type === 'state' && e.name === name && e.state === state) {
+          clearTimeout(t);
+          off();
+          resolve();
+        }
+      });
+    });
+  }
+
+  /** Stops every VM (forcefully after the grace period) — on quit. */
+  async shutdown(): Promise<void> {
+    const all = [...this.runners.values()].filter((r) => r.running);
+    for (const r of all) r.stop();
+    await Promise.all(all.map((r) => r.whenStopped()));
+  }
+}

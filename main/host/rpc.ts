@@ -1,0 +1,116 @@
+/**
+ * The host API as JSON messages, for any transport (WebSocket, Electron IPC). One RpcSession per
+ * connected client: it validates each untrusted request, calls HostApi, and forwards host events
+ * plus the console bytes of the consoles this client attached.
+ */
+import type { ClientEvent, HostMethodName, RpcResponse } from './api-types.js';
+import { HostApi, HostError } from './host-api.js';
+
+export class RpcError extends Error {}
+
+const isObj = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function str(p: Record<string, unknown>, k: string): string {
+  const v = p[k];
+  if (typeof v !== 'string' || v.length === 0 || v.length > 256) {
+    throw new RpcError(`"${k}" must be a non-empty string`);
+  }
+  return v;
+}
+
+/** Keyboard input is small; anything larger is refused rather than buffered. */
+const MAX_INPUT_BYTES = 64 * 1024;
+
+const toB64 = (b: Uint8Array): string =>
+  Buffer.from(b.buffer, b.byteOffset, b.length).toString('base64');
+
+export class RpcSession {
+  private readonly detachers = new Map<string, () => void>();
+  private readonly unsubscribe: () => void;
+
+  constructor(
+    private readonly host: HostApi,
+    private readonly send: (e: ClientEvent) => void,
+  ) {
+    this.unsubscribe = host.subscribe((e) => send(e));
+  }
+
+  /** Handles one raw message; always returns a response for a well-formed id. */
+  handle(raw: unknown): RpcResponse | undefined {
+    if (!isObj(raw) || typeof raw.id !== 'number' || !Number.isSafeInteger(raw.id))
+      return undefined;
+    const id = raw.id;
+    try {
+      if (typeof raw.method !== 'string') throw new RpcError('"method" must be a string');
+      const params = raw.params === undefined ? {} : raw.params;
+      if (!isObj(params)) throw new RpcError('"params" must be an object');
+      return { id, result: this.call(raw.method as HostMethodName, params) ?? null };
+    } catch (e) {
+      if (e instanceof RpcError || e instanceof HostError) return { id, error: e.message };
+      return { id, error: `internal error: ${(e as Error).message}` };
+    }
+  }
+
+  private call(method: HostMethodName, p: Record<string, unknown>): unknown {
+    const h = this.host;
+    switch (method) {
+      case 'listVms':
+        return h.listVms();
+      case 'definitionErrors':
+        return h.definitionErrors();
+      case 'createVm':
+        return h.createVm(p.config);
+      case 'updateVm':
+        return h.updateVm(str(p, 'name'), p.config);
+      case 'deleteVm':
+        return h.deleteVm(str(p, 'name'));
+      case 'startVm':
+        return h.startVm(str(p, 'name'));
+      case 'stopVm':
+        return h.stopVm(str(p, 'name'), p.force === true);
+      case 'pauseVm':
+        return h.pauseVm(str(p, 'name'));
+      case 'resumeVm':
+        return h.resumeVm(str(p, 'name'));
+      case 'resetVm':
+        return h.resetVm(str(p, 'name'));
+      case 'listDevices':
+        return h.listDevices(str(p, 'name'));
+      case 'statsHistory':
+        return h.statsHistory(str(p, 'name'));
+      case 'attachConsole': {
+        const name = str(p, 'name');
+        this.detachers.get(name)?.();
+        const a = h.attachConsole(name, (b) =>
+          this.send({ type: 'console', name, data: toB64(b) }),
+        );
+        this.detachers.set(name, a.detach);
+        return { scrollback: toB64(a.scrollback) };
+      }
+      case 'detachConsole': {
+        const name = str(p, 'name');
+        this.detachers.get(name)?.();
+        this.detachers.delete(name);
+        return undefined;
+      }
+      case 'consoleInput': {
+        const name = str(p, 'name');
+        if (typeof p.data !== 'string' || p.data.length > (MAX_INPUT_BYTES * 4) / 3 + 4) {
+          throw new RpcError('"data" must be base64 text of at most 64 KiB');
+        }
+        h.consoleInput(name, new Uint8Array(Buffer.from(p.data, 'base64')));
+        return undefined;
+      }
+      default:
+        throw new RpcError(`unknown method "${String(method)}"`);
+    }
+  }
+
+  /** The client went away: stop forwarding anything to it. */
+  close(): void {
+    this.unsubscribe();
+    for (const d of this.detachers.values()) d();
+    this.detachers.clear();
+  }
+}

@@ -1,0 +1,129 @@
+/**
+ * One VM's worker thread: builds the VirtMachine from a VmConfig and runs it, so that guest code
+ * never runs on the host's main thread. Console output is batched, stats are posted about 4 times
+ * a second, and the exit reason is the last message before the thread ends.
+ */
+import { parentPort, type MessagePort } from 'node:worker_threads';
+import { VirtMachine, MachineConfigError } from '../vm/machine.js';
+import type { VmConfig } from '../vm/config.js';
+import type { FromWorker, ToWorker } from './protocol.js';
+import { StatsSampler } from './stats-sampler.js';
+import { deviceRows } from './device-rows.js';
+
+const STATS_INTERVAL_MS = 250;
+/** Console bytes are sent at most this often (and sooner when this many are queued). */
+const CONSOLE_FLUSH_MS = 16;
+const CONSOLE_FLUSH_BYTES = 32 * 1024;
+
+function requirePort(): MessagePort {
+  if (!parentPort) throw new Error('vm-worker must run in a worker thread');
+  return parentPort;
+}
+const port = requirePort();
+
+const post = (m: FromWorker, transfer?: ArrayBuffer[]): void => port.postMessage(m, transfer);
+
+let machine: VirtMachine | undefined;
+let started = false;
+let resetRequested = false;
+let pending: Uint8Array[] = [];
+let pendingBytes = 0;
+let flushTimer: ReturnType<typeof setTimeout> | undefined;
+
+function flushConsole(): void {
+  if (flushTimer) clearTimeout(flushTimer);
+  flushTimer = undefined;
+  if (!pendingBytes) return;
+  const out = new Uint8Array(pendingBytes);
+  let o = 0;
+  for (const c of pending) {
+    out.set(c, o);
+    o += c.length;
+  }
+  pending = [];
+  pendingBytes = 0;
+  post({ type: 'console', data: out }, [out.buffer]);
+}
+
+function queueConsole(bytes: Uint8Array): void {
+  pending.push(bytes.slice()); // the UART may reuse its buffer
+  pendingBytes += bytes.length;
+  if (pendingBytes >= CONSOLE_FLUSH_BYTES) flushConsole();
+  else flushTimer ??= setTimeout(flushConsole, CONSOLE_FLUSH_MS);
+}
+
+async function runVm(cfg: VmConfig): Promise<void> {
+  const log = (message: string): void => post({ type: 'log', message });
+  let statsTimer: ReturnType<typeof setInterval> | undefined;
+  try {
+    for (;;) {
+      let vm: VirtMachine;
+      try {
+        vm = VirtMachine.fromConfig(cfg, log);
+      } catch (e) {
+        const message = e instanceof MachineConfigError ? e.message : String(e);
+        post({ type: 'exit', exit: { kind: 'error', message } });
+        return;
+      }
+      machine = vm;
+      vm.onConsoleOutput = queueConsole;
+      const sampler = new StatsSampler(cfg.memMiB);
+      const sample = (): void =>
+        post({ type: 'stats', stats: sampler.sample(vm.stats(), vm.core.ram.buffer.byteLength) });
+      sample();
+      if (statsTimer) clearInterval(statsTimer);
+      statsTimer = setInterval(sample, STATS_INTERVAL_MS);
+      post({ type: 'devices', devices: deviceRows(vm.devices(), 'active') });
+      post({ type: 'state', state: 'running' });
+      const exit = await vm.run();
+      flushConsole();
+      sample();
+      if (resetRequested || exit.kind === 'reset') {
+        resetRequested = false;
+        log(exit.kind === 'reset' ? 'the guest rebooted' : 'reset');
+        continue;
+      }
+      post({ type: 'exit', exit });
+      return;
+    }
+  } catch (e) {
+    flushConsole();
+    post({ type: 'exit', exit: { kind: 'error', message: (e as Error).message ?? String(e) } });
+  } finally {
+    if (statsTimer) clearInterval(statsTimer);
+    machine = undefined;
+    port.close();
+  }
+}
+
+port.on('message', (m: ToWorker) => {
+  switch (m.type) {
+    case 'start':
+      if (started) return;
+      started = true;
+      void runVm(m.config);
+      return;
+    case 'input':
+      machine?.consoleInput(m.data);
+      return;
+    case 'stop':
+      machine?.stop();
+      return;
+    case 'pause':
+      if (!machine || machine.paused) return;
+      machine.pause();
+      flushConsole();
+      post({ type: 'state', state: 'paused' });
+      return;
+    case 'resume':
+      if (!machine?.paused) return;
+      machine.resume();
+      post({ type: 'state', state: 'running' });
+      return;
+    case 'reset':
+      if (!machine) return;
+      resetRequested = true;
+      machine.stop();
+      return;
+  }
+});

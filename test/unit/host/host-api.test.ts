@@ -1,0 +1,191 @@
+/**
+ * The host API with real VM workers: definitions CRUD and validation, the bundled guest on first
+ * launch, scrollback replay on a late attach, pause/resume, and two VMs with independent consoles.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { HostApi, HostError } from '../../../main/host/host-api.js';
+import type { VmStats } from '../../../main/host/api-types.js';
+
+/** busybox's prompt (it then asks for the cursor position, ESC [6n). */
+const PROMPT = /:~# /;
+
+const dirs: string[] = [];
+const hosts: HostApi[] = [];
+function newHost(prepare?: (dir: string) => void): HostApi {
+  const dir = mkdtempSync(join(tmpdir(), 'wasmvisor-host-'));
+  dirs.push(dir);
+  prepare?.(dir);
+  const h = new HostApi({ dataDir: dir });
+  hosts.push(h);
+  return h;
+}
+
+afterEach(async () => {
+  await Promise.all(hosts.splice(0).map((h) => h.shutdown()));
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+/** Collects a console's bytes as text and waits for a pattern in it. */
+function consoleText(h: HostApi, name: string) {
+  let text = '';
+  const att = h.attachConsole(name, (b) => (text += Buffer.from(b).toString('latin1')));
+  text += Buffer.from(att.scrollback).toString('latin1');
+  return {
+    get text() {
+      return text;
+    },
+    detach: att.detach,
+    async waitFor(re: RegExp, ms = 60_000): Promise<void> {
+      const t0 = Date.now();
+      while (!re.test(text)) {
+        if (Date.now() - t0 > ms)
+          throw new Error(`timeout waiting for ${re}; got:\n${text.slice(-500)}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+  };
+}
+
+describe('VM definitions', () => {
+  it('a first launch has the bundled guest, persisted as JSON', () => {
+    const h = newHost();
+    expect(h.listVms().map((v) => [v.config.name, v.state])).toEqual([['bundled', 'stopped']]);
+    const saved = JSON.parse(readFileSync(join(h.dataDir, 'vms', 'bundled.json'), 'utf8'));
+    expect(saved).toMatchObject({ name: 'bundled', memMiB: 256, console: 'ttyS0' });
+  });
+
+  it('creates, edits (and renames), deletes, and keeps them across launches', () => {
+    const h = newHost();
+    h.createVm({ name: 'small', memMiB: 64, disks: [], console: 'ttyS0', rng: false });
+    expect(() => h.createVm({ name: 'small', memMiB: 64 })).toThrow(/already exists/);
+    h.updateVm('small', { name: 'smaller', memMiB: 32 });
+    const again = new HostApi({ dataDir: h.dataDir });
+    expect(again.listVms().map((v) => `${v.config.name}:${v.config.memMiB}`)).toEqual([
+      'bundled:256',
+      'smaller:32',
+    ]);
+    again.deleteVm('smaller');
+    expect(new HostApi({ dataDir: h.dataDir }).listVms()).toHaveLength(1);
+    expect(() => again.deleteVm('nope')).toThrow(HostError);
+  });
+
+  it('refuses invalid definitions with errors that name the field', () => {
+    const h = newHost();
+    expect(() => h.createVm({ name: 'x', memMiB: 5 })).toThrow(/"memMiB" must be an integer/);
+    expect(() => h.createVm({ name: '../evil', memMiB: 64 })).toThrow(/"name" may use/);
+    expect(() => h.createVm('nope')).toThrow(/expected an object/);
+  });
+
+  it('reports a broken definition file and still loads the others', () => {
+    const h = newHost((dir) => {
+      new HostApi({ dataDir: dir }); // first launch writes vms/bundled.json
+      writeFileSync(join(dir, 'vms', 'broken.json'), '{ "name": "broken", ');
+      writeFileSync(join(dir, 'vms', 'tiny.json'), JSON.stringify({ name: 'tiny', memMiB: 1 }));
+    });
+    expect(h.listVms().map((v) => v.config.name)).toEqual(['bundled']);
+    const errs = h.definitionErrors();
+    expect(errs.map((e) => e.file.split('/').pop())).toEqual(['broken.json', 'tiny.json']);
+    expect(errs[0]!.message).toMatch(/broken\.json: not valid JSON/);
+    expect(errs[1]!.message).toMatch(/tiny\.json: "memMiB"/);
+  });
+});
+
+describe('running VMs in workers', () => {
+  it('boots, replays the boot log to a late attach, pauses, resumes, stops', async () => {
+    const h = newHost();
+    const stats: VmStats[] = [];
+    h.subscribe((e) => e.type === 'stats' && stats.push(e.stats));
+    h.startVm('bundled');
+    await h.waitForState('bundled', 'running');
+    const first = consoleText(h, 'bundled');
+    await first.waitFor(PROMPT);
+    first.detach();
+
+    // A late attach sees the whole boot log from the scrollback.
+    const late = consoleText(h, 'bundled');
+    expect(late.text).toMatch(/OpenSBI/);
+    expect(late.text).toMatch(/Linux version/);
+
+    expect(h.listDevices('bundled').map((d) => d.name)).toContain('uart0');
+    expect(h.listDevices('bundled').find((d) => d.name === 'uart0')).toMatchObject({
+      address: '0x10000000',
+      irq: 10,
+      model: 'ns16550a',
+    });
+    await new Promise((r) => setTimeout(r, 600));
+    expect(stats.some((s) => s.mips > 0)).toBe(true);
+    expect(stats.at(-1)!.guestMemMiB).toBe(256);
+
+    h.pauseVm('bundled');
+    await h.waitForState('bundled', 'paused');
+    await new Promise((r) => setTimeout(r, 300)); // a sample taken after the pause
+    const n = stats.length;
+    const instret = stats.at(-1)!.instret;
+    await new Promise((r) => setTimeout(r, 600));
+    expect(stats.length).toBeGreaterThan(n); // stats keep flowing while paused…
+    expect(stats.at(-1)!.instret).toBe(instret); // …but no instruction retires
+    h.resumeVm('bundled');
+    await h.waitForState('bundled', 'running');
+    h.consoleInput('bundled', new TextEncoder().encode('echo resumed-$((40+2))\n'));
+    await late.waitFor(/resumed-42/);
+
+    h.stopVm('bundled');
+    await h.waitForState('bundled', 'stopped');
+    expect(h.listVms()[0]!.lastExit).toEqual({ kind: 'stopped' });
+    expect(() => h.stopVm('bundled')).toThrow(/not running/);
+  });
+
+  it('runs two VMs at once with independent consoles', async () => {
+    const h = newHost();
+    h.createVm({ name: 'second', memMiB: 128 });
+    h.startVm('bundled');
+    h.startVm('second');
+    const a = consoleText(h, 'bundled');
+    const b = consoleText(h, 'second');
+    await Promise.all([a.waitFor(PROMPT), b.waitFor(PROMPT)]);
+    h.consoleInput('bundled', new TextEncoder().encode('echo only-in-A\n'));
+    h.consoleInput('second', new TextEncoder().encode('echo only-in-B\n'));
+    await Promise.all([a.waitFor(/^only-in-A/m), b.waitFor(/^only-in-B/m)]);
+    expect(a.text).not.toMatch(/only-in-B/);
+    expect(b.text).not.toMatch(/only-in-A/);
+    h.consoleInput('second', new TextEncoder().encode('poweroff -f\n'));
+    await h.waitForState('second', 'stopped');
+    expect(h.listVms().find((v) => v.config.name === 'second')!.lastExit).toEqual({
+      kind: 'poweroff',
+    });
+    expect(h.listVms().find((v) => v.config.name === 'bundled')!.state).toBe('running');
+    h.stopVm('bundled', true);
+    await h.waitForState('bundled', 'stopped');
+    expect(h.listVms()[0]!.lastExit).toEqual({ kind: 'killed' });
+  });
+
+  it('an idle guest at the prompt costs under 2% of a host core', async () => {
+    const h = newHost();
+    h.startVm('bundled');
+    await consoleText(h, 'bundled').waitFor(PROMPT);
+    await new Promise((r) => setTimeout(r, 1000)); // let the shell settle
+    // process.cpuUsage() counts every thread of this process: the worker and the host relay.
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, 3000));
+    const c = process.cpuUsage(c0);
+    const share = (c.user + c.system) / 1000 / (performance.now() - t0);
+    console.log(`idle VM: ${(share * 100).toFixed(2)}% of a host core`);
+    expect(share).toBeLessThan(0.02);
+  });
+
+  it('reports a missing kernel as the exit reason, naming the file', async () => {
+    const h = newHost();
+    h.createVm({ name: 'nokernel', memMiB: 64, kernel: '/nonexistent/Image' });
+    h.startVm('nokernel');
+    await h.waitForState('nokernel', 'stopped');
+    const v = h.listVms().find((x) => x.config.name === 'nokernel')!;
+    expect(v.lastExit).toMatchObject({
+      kind: 'error',
+      message: expect.stringMatching(/\/nonexistent\/Image: no such file/),
+    });
+  });
+});
