@@ -32,3 +32,18 @@ export class BlockError extends Error {
     super(message);
   }
 }
+
+/**
+ * Optional scatter/gather I/O: one host call for several buffers at consecutive offsets
+ * (`bufs[0]` at `offset`, `bufs[1]` right after it, …). The I/O scheduler uses it to merge
+ * adjacent requests into one back-end call without copying guest memory.
+ */
+export interface VectoredBlockBackend extends BlockBackend {
+  readv(offset: number, bufs: readonly Uint8Array[]): Promise<void>;
+  writev(offset: number, bufs: readonly Uint8Array[]): Promise<void>;
+}
+
+export function isVectored(b: BlockBackend): b is VectoredBlockBackend {
+  const v = b as Partial<VectoredBlockBackend>;
+  return typeof v.readv === 'function' && typeof v.writev === 'function';
+}

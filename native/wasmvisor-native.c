@@ -1,0 +1,161 @@
+/*
+ * wasmvisor's optional host helpers, as one tiny N-API addon (N-API, so the same binary loads in
+ * Node and Electron). Everything here is optional: callers feature-test each export and fall back
+ * when the addon, or the host call behind an export, is missing.
+ *
+ *   punchHole(fd, offset, length): Promise<void>
+ *       fallocate(PUNCH_HOLE | KEEP_SIZE): the range reads as zeros and its blocks are freed.
+ *   zeroRange(fd, offset, length): Promise<void>
+ *       fallocate(ZERO_RANGE | KEEP_SIZE): the range reads as zeros and stays allocated.
+ *
+ * Both run on libuv's thread pool (the vCPU never waits on host I/O) and reject with an Error
+ * whose `code` is the errno name (e.g. 'EOPNOTSUPP' on a file system without the operation).
+ * The balloon (issue 8) is meant to add `madviseDontNeed(view)` here.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <node_api.h>
+
+#ifdef __linux__
+#include <linux/falloc.h>
+#define HAVE_FALLOCATE 1
+#else
+#define HAVE_FALLOCATE 0
+#endif
+
+typedef struct {
+  int fd;
+  int mode;
+  int64_t offset;
+  int64_t length;
+  int err;
+  napi_deferred deferred;
+  napi_async_work work;
+} FallocateJob;
+
+static const char *errno_code(int e) {
+  switch (e) {
+    case EOPNOTSUPP: return "EOPNOTSUPP";
+    case ENOSYS: return "ENOSYS";
+    case EBADF: return "EBADF";
+    case EINVAL: return "EINVAL";
+    case EIO: return "EIO";
+    case ENOSPC: return "ENOSPC";
+    case EPERM: return "EPERM";
+    case EFBIG: return "EFBIG";
+    case EINTR: return "EINTR";
+    case ENODEV: return "ENODEV";
+    case ESPIPE: return "ESPIPE";
+    case ETXTBSY: return "ETXTBSY";
+    case ECANCELED: return "ECANCELED";
+    default: return "EUNKNOWN";
+  }
+}
+
+static void fallocate_execute(napi_env env, void *data) {
+  (void)env;
+  FallocateJob *job = data;
+#if HAVE_FALLOCATE
+  int r;
+  do {
+    r = fallocate(job->fd, job->mode, (off_t)job->offset, (off_t)job->length);
+  } while (r != 0 && errno == EINTR);
+  job->err = r == 0 ? 0 : errno;
+#else
+  job->err = ENOSYS;
+#endif
+}
+
+static void fallocate_complete(napi_env env, napi_status status, void *data) {
+  FallocateJob *job = data;
+  if (status == napi_ok && job->err == 0) {
+    napi_value undef;
+    napi_get_undefined(env, &undef);
+    napi_resolve_deferred(env, job->deferred, undef);
+  } else {
+    int e = status == napi_ok ? job->err : ECANCELED;
+    napi_value code, msg, error;
+    napi_create_string_utf8(env, errno_code(e), NAPI_AUTO_LENGTH, &code);
+    napi_create_string_utf8(env, strerror(e), NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, code, msg, &error);
+    napi_value errnum;
+    napi_create_int32(env, e, &errnum);
+    napi_set_named_property(env, error, "errno", errnum);
+    napi_reject_deferred(env, job->deferred, error);
+  }
+  napi_delete_async_work(env, job->work);
+  free(job);
+}
+
+/* Reads an integer argument in 0..2^53 (JS numbers are exact up to there). */
+static int get_index(napi_env env, napi_value v, int64_t *out) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok) return 0;
+  if (!(d >= 0 && d <= 9007199254740992.0) || d != (double)(int64_t)d) return 0;
+  *out = (int64_t)d;
+  return 1;
+}
+
+static napi_value start_fallocate(napi_env env, napi_callback_info info, int mode, const char *name) {
+  size_t argc = 3;
+  napi_value argv[3];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  int64_t fd, offset, length;
+  if (argc < 3 || !get_index(env, argv[0], &fd) || fd > INT32_MAX ||
+      !get_index(env, argv[1], &offset) || !get_index(env, argv[2], &length) || length == 0) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG",
+                          "expected (fd, offset, length): non-negative integers, length > 0");
+    return NULL;
+  }
+  FallocateJob *job = calloc(1, sizeof *job);
+  if (!job) {
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  job->fd = (int)fd;
+  job->mode = mode;
+  job->offset = offset;
+  job->length = length;
+  napi_value promise, resource_name;
+  if (napi_create_promise(env, &job->deferred, &promise) != napi_ok ||
+      napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource_name) != napi_ok ||
+      napi_create_async_work(env, NULL, resource_name, fallocate_execute, fallocate_complete, job,
+                             &job->work) != napi_ok ||
+      napi_queue_async_work(env, job->work) != napi_ok) {
+    free(job);
+    napi_throw_error(env, "EUNKNOWN", "could not queue the fallocate job");
+    return NULL;
+  }
+  return promise;
+}
+
+#if HAVE_FALLOCATE
+#define MODE_PUNCH (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)
+#define MODE_ZERO (FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE)
+#else
+#define MODE_PUNCH 0
+#define MODE_ZERO 0
+#endif
+
+static napi_value punch_hole(napi_env env, napi_callback_info info) {
+  return start_fallocate(env, info, MODE_PUNCH, "wasmvisor.punchHole");
+}
+
+static napi_value zero_range(napi_env env, napi_callback_info info) {
+  return start_fallocate(env, info, MODE_ZERO, "wasmvisor.zeroRange");
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"punchHole", NULL, punch_hole, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"zeroRange", NULL, zero_range, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE(wasmvisor_native, init)
