@@ -18,6 +18,10 @@ function formatStats(s: MachineStats): string {
     ),
     'interrupts per source:',
     ...Object.entries(s.interrupts).map(([src, n]) => `  ${src.padEnd(8)} ${n}`),
+    ...Object.entries(s.virtio).flatMap(([dev, counters]) => [
+      `${dev}:`,
+      ...Object.entries(counters).map(([k, n]) => `  ${k.padEnd(20)} ${n}`),
+    ]),
   ];
   return lines.join('\n');
 }

@@ -13,6 +13,8 @@ import type { ShutdownEvent } from '../../devices/platform/sifive-test.js';
 import { BootError } from '../../devices/platform/boot-loader.js';
 import { effectiveAppend, type VmConfig } from './config.js';
 import { loadBootImages, ImageError, type NamedImage } from './images.js';
+import { mapVirtioSlots, VirtioRng, type VirtioDevice } from '../../devices/virtio/index.js';
+import type { VirtioMmioTransport } from '../../devices/virtio/mmio-transport.js';
 
 export type { NamedImage };
 
@@ -24,6 +26,8 @@ export interface MachineConfig {
   bootargs: string;
   /** Instructions per slice between event-loop turns. */
   sliceInsns?: number;
+  /** Add a virtio-rng (bytes from the host's CSPRNG). */
+  rng?: boolean;
   log?: (msg: string) => void;
 }
 
@@ -37,6 +41,8 @@ export interface MachineStats {
   exits: Record<string, { reads: number; writes: number }>;
   interrupts: Record<string, number>;
   traps: bigint;
+  /** Named counters of each virtio device (transport + device), keyed by device name. */
+  virtio: Record<string, Record<string, number>>;
 }
 
 /** A VM definition or boot file the user must fix; the message says what and where. */
@@ -51,6 +57,8 @@ export class VirtMachine {
   readonly board: VirtBoard;
   readonly clock = new HostClock();
   readonly boot: BootInfo;
+  /** The eight virtio-mmio transports, by slot (slot 7 holds the first device). */
+  readonly virtio: readonly VirtioMmioTransport[];
   onConsoleOutput: ((bytes: Uint8Array) => void) | undefined;
 
   private shutdown: ShutdownEvent | undefined;
@@ -67,11 +75,9 @@ export class VirtMachine {
    * MachineConfigError with a message that names the file.
    */
   static fromConfig(cfg: VmConfig, log?: (msg: string) => void): VirtMachine {
-    if (cfg.disks.length || cfg.rng || cfg.console === 'hvc0') {
-      // Until virtio lands the config can name these, but nothing would emulate them.
-      throw new MachineConfigError(
-        'virtio devices (--disk, --rng, --console hvc0) are not available yet',
-      );
+    if (cfg.disks.length || cfg.console === 'hvc0') {
+      // Until virtio-blk/console land the config can name these, but nothing would emulate them.
+      throw new MachineConfigError('virtio devices (--disk, --console hvc0) are not available yet');
     }
     try {
       const images = loadBootImages(cfg);
@@ -79,6 +85,7 @@ export class VirtMachine {
         memMiB: cfg.memMiB,
         ...images,
         bootargs: effectiveAppend(cfg),
+        rng: cfg.rng,
         log,
       });
     } catch (e) {
@@ -119,6 +126,15 @@ export class VirtMachine {
       hostTicks: () => this.clock.ticks(),
     });
     this.core = core;
+    const virtioDevices: VirtioDevice[] = [];
+    if (cfg.rng) virtioDevices.push(new VirtioRng());
+    this.virtio = mapVirtioSlots({
+      bus,
+      plic: this.board.plic,
+      core,
+      devices: virtioDevices,
+      log: cfg.log,
+    });
     this.boot = loadBoot({
       ram: core.ram,
       ramBase: VIRT.ram.base,
@@ -127,8 +143,10 @@ export class VirtMachine {
       kernel: cfg.kernel?.data,
       initrd: cfg.initrd?.data,
       bootargs: cfg.bootargs,
-      // virtio-mmio and PCIe are not emulated yet: leave them out so Linux does not probe them.
-      dtbFor: (layout) => buildVirtDtb({ ...layout, virtioSlots: [], pci: false }),
+      // All eight virtio-mmio slots are mapped (empty ones answer device ID 0), as in QEMU.
+      // PCIe is not emulated yet: leave it out so Linux does not probe it.
+      dtbFor: (layout) =>
+        buildVirtDtb({ ...layout, virtioSlots: [0, 1, 2, 3, 4, 5, 6, 7], pci: false }),
       names: { firmware: cfg.firmware.name, kernel: cfg.kernel?.name, initrd: cfg.initrd?.name },
     });
     core.pc = BigInt(this.boot.entry);
@@ -272,6 +290,9 @@ export class VirtMachine {
       exits,
       interrupts,
       traps: this.core.traps,
+      virtio: Object.fromEntries(
+        this.virtio.filter((t) => t.device).map((t) => [t.name, t.stats()]),
+      ),
     };
   }
 }

@@ -1,0 +1,127 @@
+/**
+ * One virtqueue as the device sees it: the configuration the driver wrote through the
+ * transport (size, ring addresses, ready) and the device's side of the ring, which the Wasm ring
+ * processor walks. Device models use pop / push / publish, as in the spec's "Device Operation".
+ */
+import {
+  RingProcessor,
+  ringErrorText,
+  RING_FEAT_EVENT_IDX,
+  RING_FEAT_INDIRECT,
+  type DescriptorChain,
+} from './ring.js';
+
+export interface QueueState {
+  size: number;
+  ready: boolean;
+  desc: number;
+  avail: number;
+  used: number;
+  /** Device-side indices from the ring processor (lastAvail | usedIdx << 16), when ready. */
+  indices: number;
+  /** Notification state (signalled used idx | valid << 16), when ready. */
+  signal: number;
+}
+
+export class Virtqueue {
+  /** Guest-visible configuration (QueueNum, QueueDesc/Driver/Device, QueueReady). */
+  size: number;
+  ready = false;
+  desc = 0;
+  avail = 0;
+  used = 0;
+  /** Set while the device is in NEEDS_RESET: the ring is left alone until reset. */
+  halted = false;
+
+  /** Called when the guest broke the ring; the transport marks the device NEEDS_RESET. */
+  onBroken: (why: string) => void = () => {};
+
+  constructor(
+    private readonly rings: RingProcessor,
+    /** Index within the device (0 = first queue). */
+    readonly index: number,
+    /** The ring processor's handle. */
+    readonly handle: number,
+    readonly maxSize: number,
+  ) {
+    this.size = maxSize;
+  }
+
+  /**
+   * Activates the ring with the negotiated features (QueueReady = 1). Returns an error text
+   * when the guest's size or addresses are unusable.
+   */
+  enable(eventIdx: boolean, indirect: boolean): string | undefined {
+    if (this.size > this.maxSize) return `queue ${this.index}: size ${this.size} > ${this.maxSize}`;
+    const feats = (eventIdx ? RING_FEAT_EVENT_IDX : 0) | (indirect ? RING_FEAT_INDIRECT : 0);
+    const r = this.rings.setup(this.handle, this.size, this.desc, this.avail, this.used, feats);
+    if (r < 0) return `queue ${this.index}: ${ringErrorText(r)}`;
+    this.ready = true;
+    return undefined;
+  }
+
+  /** Back to the reset state (device reset). */
+  reset(): void {
+    this.rings.clear(this.handle);
+    this.ready = false;
+    this.halted = false;
+    this.size = this.maxSize;
+    this.desc = this.avail = this.used = 0;
+  }
+
+  /** Chains the driver has made available and the device has not taken yet. */
+  get pending(): number {
+    return this.ready && !this.halted ? this.rings.pending(this.handle) : 0;
+  }
+
+  /**
+   * The next available chain, or null when there is none or the guest broke the ring (then
+   * onBroken has been called and the queue must not be used until reset).
+   */
+  pop(): DescriptorChain | null {
+    if (!this.ready || this.halted) return null;
+    const r = this.rings.pop(this.handle);
+    if (typeof r === 'number') {
+      this.onBroken(`queue ${this.index}: ${ringErrorText(r)}`);
+      return null;
+    }
+    return r;
+  }
+
+  /** Returns chain `head` to the driver with `len` bytes written (visible at publish()). */
+  push(head: number, len: number): void {
+    if (!this.ready || this.halted) return;
+    const r = this.rings.push(this.handle, head, len);
+    if (r < 0) this.onBroken(`queue ${this.index}: ${ringErrorText(r)}`);
+  }
+
+  /** Makes pushed chains visible; true when the driver asked for an interrupt. */
+  publish(): boolean {
+    return this.ready && !this.halted && this.rings.publish(this.handle);
+  }
+
+  saveState(): QueueState {
+    return {
+      size: this.size,
+      ready: this.ready,
+      desc: this.desc,
+      avail: this.avail,
+      used: this.used,
+      indices: this.ready ? this.rings.indices(this.handle) : 0,
+      signal: this.ready ? this.rings.signalState(this.handle) : 0,
+    };
+  }
+
+  restoreState(s: QueueState, eventIdx: boolean, indirect: boolean): string | undefined {
+    this.reset();
+    this.size = s.size;
+    this.desc = s.desc;
+    this.avail = s.avail;
+    this.used = s.used;
+    if (!s.ready) return undefined;
+    const err = this.enable(eventIdx, indirect);
+    if (err) return err;
+    this.rings.restore(this.handle, s.indices, s.signal);
+    return undefined;
+  }
+}
