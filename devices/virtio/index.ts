@@ -18,6 +18,7 @@ export { VirtioMmioTransport } from './mmio-transport.js';
 export type { VirtioDevice } from './device.js';
 export { RingProcessor } from './ring.js';
 export { VirtioRng } from './rng/device.js';
+export { VirtioConsole } from './console/device.js';
 
 export interface VirtioSlotsOptions {
   bus: MmioBus;

@@ -13,7 +13,12 @@ import type { ShutdownEvent } from '../../devices/platform/sifive-test.js';
 import { BootError } from '../../devices/platform/boot-loader.js';
 import { effectiveAppend, type VmConfig } from './config.js';
 import { loadBootImages, ImageError, type NamedImage } from './images.js';
-import { mapVirtioSlots, VirtioRng, type VirtioDevice } from '../../devices/virtio/index.js';
+import {
+  mapVirtioSlots,
+  VirtioConsole,
+  VirtioRng,
+  type VirtioDevice,
+} from '../../devices/virtio/index.js';
 import type { VirtioMmioTransport } from '../../devices/virtio/mmio-transport.js';
 
 export type { NamedImage };
@@ -28,6 +33,11 @@ export interface MachineConfig {
   sliceInsns?: number;
   /** Add a virtio-rng (bytes from the host's CSPRNG). */
   rng?: boolean;
+  /**
+   * Which console consoleInput() feeds: the UART (ttyS0, default) or a virtio-console (hvc0,
+   * added by this option). Output of both reaches onConsoleOutput: OpenSBI prints on the UART.
+   */
+  console?: 'ttyS0' | 'hvc0';
   log?: (msg: string) => void;
 }
 
@@ -59,6 +69,8 @@ export class VirtMachine {
   readonly boot: BootInfo;
   /** The eight virtio-mmio transports, by slot (slot 7 holds the first device). */
   readonly virtio: readonly VirtioMmioTransport[];
+  /** The virtio-console the terminal is attached to (console: 'hvc0'). */
+  private readonly hvc: VirtioConsole | undefined;
   onConsoleOutput: ((bytes: Uint8Array) => void) | undefined;
 
   private shutdown: ShutdownEvent | undefined;
@@ -75,9 +87,9 @@ export class VirtMachine {
    * MachineConfigError with a message that names the file.
    */
   static fromConfig(cfg: VmConfig, log?: (msg: string) => void): VirtMachine {
-    if (cfg.disks.length || cfg.console === 'hvc0') {
-      // Until virtio-blk/console land the config can name these, but nothing would emulate them.
-      throw new MachineConfigError('virtio devices (--disk, --console hvc0) are not available yet');
+    if (cfg.disks.length) {
+      // Until virtio-blk lands the config can name disks, but nothing would emulate them.
+      throw new MachineConfigError('virtio disks (--disk) are not available yet');
     }
     try {
       const images = loadBootImages(cfg);
@@ -86,6 +98,7 @@ export class VirtMachine {
         ...images,
         bootargs: effectiveAppend(cfg),
         rng: cfg.rng,
+        console: cfg.console,
         log,
       });
     } catch (e) {
@@ -127,6 +140,11 @@ export class VirtMachine {
     });
     this.core = core;
     const virtioDevices: VirtioDevice[] = [];
+    if (cfg.console === 'hvc0') {
+      this.hvc = new VirtioConsole();
+      this.hvc.onOutput = (bytes) => this.onConsoleOutput?.(bytes);
+      virtioDevices.push(this.hvc);
+    }
     if (cfg.rng) virtioDevices.push(new VirtioRng());
     this.virtio = mapVirtioSlots({
       bus,
@@ -161,7 +179,8 @@ export class VirtMachine {
 
   /** Keyboard input for the serial console. */
   consoleInput(bytes: Uint8Array): void {
-    this.board.consoleInput(bytes);
+    if (this.hvc) this.hvc.input(bytes);
+    else this.board.consoleInput(bytes);
     this.wakeUp();
   }
 
