@@ -47,6 +47,8 @@ export interface BlockBenchRow {
   mbps: number;
   p50us: number;
   p99us: number;
+  /** The slowest request: where a policy starves someone, this shows it (p99 may not). */
+  maxUs: number;
   merges: number;
   backendCalls: number;
 }
@@ -135,6 +137,7 @@ async function runOne(
     mbps: (ops * K4) / secs / 1e6,
     p50us: st.latencyUs.p50,
     p99us: st.latencyUs.p99,
+    maxUs: st.latencyUs.max,
     merges: st.merges,
     backendCalls: st.backendCalls,
   };
@@ -179,6 +182,7 @@ export async function runBlockSchedBench(
     print(
       `${'mode'.padEnd(11)}${'workload'.padEnd(9)}${'policy'.padEnd(18)}` +
         `${'IOPS'.padStart(9)}${'MB/s'.padStart(8)}${'p50 µs'.padStart(9)}${'p99 µs'.padStart(9)}` +
+        `${'max ms'.padStart(9)}` +
         `${'merges'.padStart(9)}${'calls'.padStart(9)}`,
     );
     for (const mode of ['page cache', 'O_DIRECT'] as const) {
@@ -214,6 +218,7 @@ export async function runBlockSchedBench(
             `${mode.padEnd(11)}${workload.padEnd(9)}${p.padEnd(18)}` +
               `${m.iops.toFixed(0).padStart(9)}${m.mbps.toFixed(1).padStart(8)}` +
               `${m.p50us.toFixed(0).padStart(9)}${m.p99us.toFixed(0).padStart(9)}` +
+              `${(m.maxUs / 1000).toFixed(1).padStart(9)}` +
               `${String(m.merges).padStart(9)}${String(m.backendCalls).padStart(9)}`,
           );
         }
