@@ -25,7 +25,14 @@ export interface RunElfCliOptions {
   stats: boolean;
 }
 
-export type Command = RunOptions | RunElfCliOptions | { kind: 'help' } | { kind: 'version' };
+export interface UiCliOptions {
+  kind: 'ui';
+  /** undefined: any free port. */
+  port?: number;
+}
+
+export type Command =
+  RunOptions | RunElfCliOptions | UiCliOptions | { kind: 'help' } | { kind: 'version' };
 
 export const USAGE = `usage: wasmvisor <command> [options]
 
@@ -45,6 +52,8 @@ commands:
       --timeout SEC   give up after SEC seconds of host time (default 10)
       --max-insns N   give up after N instructions
       --stats         as above
+  ui                  web mode: serve the UI on 127.0.0.1 and print its URL (with a per-launch token)
+      --port N        listen on port N (default: any free port)
   help                this text
 `;
 
@@ -107,6 +116,20 @@ export function parseCommand(argv: string[]): Command {
         rng: values.rng ?? false,
       };
       return { kind: 'run', vm, stats: values.stats ?? false };
+    }
+    if (cmd === 'ui') {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { port: { type: 'string' } },
+      });
+      if (positionals.length) throw new UsageError(`ui: unexpected argument "${positionals[0]}"`);
+      if (values.port === undefined) return { kind: 'ui' };
+      const port = Number(values.port);
+      if (!Number.isInteger(port) || port < 1 || port > 65535) {
+        throw new UsageError(`--port: "${values.port}" is not a port number (1-65535)`);
+      }
+      return { kind: 'ui', port };
     }
     if (cmd === 'run-elf') {
       const { values, positionals } = parseArgs({

@@ -1,5 +1,12 @@
 /** `wasmvisor` command line: boot a VM on the terminal, or run a bare-metal ELF. */
-import { parseCommand, UsageError, USAGE, type RunOptions, type RunElfCliOptions } from './args.js';
+import {
+  parseCommand,
+  UsageError,
+  USAGE,
+  type RunOptions,
+  type RunElfCliOptions,
+  type UiCliOptions,
+} from './args.js';
 import { attachTerminal } from './terminal.js';
 import { VirtMachine, MachineConfigError, type MachineStats } from '../vm/machine.js';
 import { runElf, RunElfError } from '../vm/run-elf.js';
@@ -32,23 +39,23 @@ async function cmdRun(o: RunOptions): Promise<number> {
   const out = process.stdout;
   let quit = false;
   const detach = attachTerminal({
-    input: (b) => vm.consoleInput(b),
+    input: (b) => vm?.consoleInput(b), // undefined while the disks are being opened
     quit: () => {
       quit = true;
-      vm.stop();
+      vm?.stop();
     },
     help: (t) => out.write(t),
   });
   try {
     for (;;) {
       try {
-        vm = VirtMachine.fromConfig(o.vm, log);
+        vm = await VirtMachine.open(o.vm, log);
       } catch (e) {
         if (e instanceof MachineConfigError) throw new UserError(e.message);
         throw e;
       }
       vm.onConsoleOutput = (b) => out.write(b);
-      const exit = await vm.run();
+      const exit = await vm.run().finally(() => vm.close());
       if (o.stats)
         process.stderr.write('\r\n' + formatStats(vm.stats()).replace(/\n/g, '\r\n') + '\r\n');
       if (exit.kind === 'reset' && !quit) continue; // the guest rebooted: boot again
@@ -94,6 +101,32 @@ async function cmdRunElf(o: RunElfCliOptions): Promise<number> {
   return r.status;
 }
 
+/** Web mode: VMs run in workers behind the host API, the UI is served on loopback. */
+async function cmdUi(o: UiCliOptions): Promise<number> {
+  const { HostApi } = await import('../host/host-api.js');
+  const { startUiServer } = await import('../server/ui-server.js');
+  const host = new HostApi();
+  for (const e of host.definitionErrors()) process.stderr.write(`wasmvisor: ${e.message}\n`);
+  let server;
+  try {
+    server = await startUiServer({ host, port: o.port });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new UserError(`port ${o.port} is already in use`);
+    throw e;
+  }
+  process.stdout.write(
+    `wasmvisor: UI at ${server.url}\n(VM definitions in ${host.dataDir}; Ctrl-C quits)\n`,
+  );
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await host.shutdown();
+  await server.close();
+  return 0;
+}
+
 export async function main(argv: string[]): Promise<number> {
   try {
     const cmd = parseCommand(argv);
@@ -108,6 +141,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdRun(cmd);
       case 'run-elf':
         return await cmdRunElf(cmd);
+      case 'ui':
+        return await cmdUi(cmd);
     }
   } catch (e) {
     if (e instanceof UsageError) {

@@ -51,6 +51,12 @@ export interface VmStats {
   /** Interrupts injected per second over the last interval, by source. */
   interruptsPerSec: Record<string, number>;
   guestMemMiB: number;
+  /**
+   * CPU time the VM's worker thread used so far, seconds, and its share of one host core over
+   * the last interval, percent (Linux: /proc/thread-self; elsewhere undefined).
+   */
+  cpuSeconds?: number;
+  cpuPercent?: number;
   /** The Wasm core's linear memory (guest RAM + core state), MiB. */
   wasmMemMiB: number;
 }

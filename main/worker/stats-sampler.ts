@@ -1,20 +1,44 @@
 /** Turns the machine's cumulative counters into per-second rates between two samples. */
+import { readFileSync } from 'node:fs';
 import type { MachineStats } from '../vm/machine.js';
 import type { VmStats } from '../host/api-types.js';
 
+/**
+ * CPU seconds the calling thread has used (Linux; undefined elsewhere). process.cpuUsage()
+ * counts every thread of the process, so it cannot tell one VM's worker from the others.
+ */
+export function threadCpuSeconds(): number | undefined {
+  try {
+    const stat = readFileSync('/proc/thread-self/stat', 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime (fields 14 and 15 of proc(5)) in USER_HZ, which Linux fixes at 100.
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
+interface Previous {
+  at: number;
+  instret: number;
+  cpu: number | undefined;
+  exits: Map<string, number>;
+  irqs: Map<string, number>;
+}
+
 export class StatsSampler {
-  private prev:
-    | { at: number; instret: number; exits: Map<string, number>; irqs: Map<string, number> }
-    | undefined;
+  private prev: Previous | undefined;
 
   constructor(
     private readonly guestMemMiB: number,
     private readonly now: () => number = () => performance.now(),
+    private readonly cpuSeconds: () => number | undefined = threadCpuSeconds,
   ) {}
 
   sample(s: MachineStats, wasmMemBytes: number): VmStats {
     const at = this.now();
     const instret = Number(s.instret);
+    const cpu = this.cpuSeconds();
     const exits = new Map(Object.entries(s.exits).map(([d, e]) => [d, e.reads + e.writes]));
     const irqs = new Map(Object.entries(s.interrupts));
     const p = this.prev;
@@ -33,9 +57,14 @@ export class StatsSampler {
       exitsPerSec: rate(exits, p?.exits),
       interruptsPerSec: rate(irqs, p?.irqs),
       guestMemMiB: this.guestMemMiB,
+      cpuSeconds: cpu,
+      cpuPercent:
+        cpu !== undefined && p?.cpu !== undefined && dt > 0
+          ? ((cpu - p.cpu) / dt) * 100
+          : undefined,
       wasmMemMiB: wasmMemBytes / (1024 * 1024),
     };
-    this.prev = { at, instret, exits, irqs };
+    this.prev = { at, instret, cpu, exits, irqs };
     return snapshot;
   }
 }

@@ -85,6 +85,13 @@ describe('wasmvisor command line', () => {
     expect(() => parseCommand(['run-elf', 'x', '--timeout=0'])).toThrow(/positive/);
   });
 
+  it('parses ui with an optional port', () => {
+    expect(parseCommand(['ui'])).toEqual({ kind: 'ui' });
+    expect(parseCommand(['ui', '--port', '8080'])).toEqual({ kind: 'ui', port: 8080 });
+    expect(() => parseCommand(['ui', '--port', '70000'])).toThrow(/port number/);
+    expect(() => parseCommand(['ui', 'x'])).toThrow(/unexpected argument/);
+  });
+
   it('rejects unknown commands and options with a usage error', () => {
     expect(() => parseCommand(['frobnicate'])).toThrow(UsageError);
     expect(() => parseCommand(['run', '--frob'])).toThrow(UsageError);

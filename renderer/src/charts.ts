@@ -1,0 +1,176 @@
+/**
+ * Live charts of one VM's stats with uPlot: MIPS, MMIO exits/s and interrupts/s per device, and
+ * memory. The last five minutes are kept; a chart is rebuilt when a new series (device) appears.
+ */
+import uPlot from 'uplot';
+import type { VmStats } from '../../main/host/api-types.js';
+import { cssVar, onThemeChange } from './theme.js';
+import { h } from './dom.js';
+
+export const HISTORY_SECONDS = 300;
+const PALETTE = [
+  '#4f8cff',
+  '#f59e0b',
+  '#10b981',
+  '#ef4444',
+  '#a855f7',
+  '#06b6d4',
+  '#ec4899',
+  '#84cc16',
+];
+
+interface ChartSpec {
+  id: string;
+  title: string;
+  unit: string;
+  /** Series names present in these samples. */
+  keys(samples: VmStats[]): string[];
+  value(s: VmStats, key: string): number;
+}
+
+const SPECS: ChartSpec[] = [
+  { id: 'mips', title: 'MIPS', unit: '', keys: () => ['MIPS'], value: (s) => s.mips },
+  {
+    id: 'exits',
+    title: 'MMIO exits/s by device',
+    unit: '/s',
+    keys: (ss) => unionKeys(ss, (s) => s.exitsPerSec),
+    value: (s, k) => s.exitsPerSec[k] ?? 0,
+  },
+  {
+    id: 'irqs',
+    title: 'Interrupts/s by source',
+    unit: '/s',
+    keys: (ss) => unionKeys(ss, (s) => s.interruptsPerSec),
+    value: (s, k) => s.interruptsPerSec[k] ?? 0,
+  },
+  {
+    id: 'mem',
+    title: 'Memory (MiB)',
+    unit: ' MiB',
+    keys: () => ['guest RAM', 'Wasm memory'],
+    value: (s, k) => (k === 'guest RAM' ? s.guestMemMiB : s.wasmMemMiB),
+  },
+];
+
+function unionKeys(ss: VmStats[], f: (s: VmStats) => Record<string, number>): string[] {
+  const keys = new Set<string>();
+  for (const s of ss) for (const k of Object.keys(f(s))) keys.add(k);
+  return [...keys].sort();
+}
+
+class Chart {
+  readonly element: HTMLElement;
+  private readonly plotHost: HTMLElement;
+  private readonly latest: HTMLElement;
+  private plot: uPlot | undefined;
+  private keys: string[] = [];
+
+  constructor(private readonly spec: ChartSpec) {
+    this.latest = h('span', { class: 'chart-latest' });
+    this.plotHost = h('div', { class: 'chart-plot' });
+    this.element = h(
+      'figure',
+      { class: 'chart', 'data-chart': spec.id, 'data-points': 0 },
+      h('figcaption', {}, h('span', {}, spec.title), this.latest),
+      this.plotHost,
+    );
+  }
+
+  update(samples: VmStats[], force = false): void {
+    const keys = this.spec.keys(samples);
+    const width = Math.max(200, this.plotHost.clientWidth || 360);
+    if (force || !this.plot || keys.join('\0') !== this.keys.join('\0')) this.build(keys, width);
+    const xs = samples.map((s) => s.t / 1000);
+    const data: uPlot.AlignedData = [
+      xs,
+      ...keys.map((k) => samples.map((s) => this.spec.value(s, k))),
+    ];
+    this.plot!.setData(data);
+    this.element.dataset.points = String(samples.length);
+    const last = samples.at(-1);
+    this.latest.textContent = last
+      ? keys.length === 1
+        ? fmt(this.spec.value(last, keys[0]!)) + this.spec.unit
+        : `${fmt(keys.reduce((a, k) => a + this.spec.value(last, k), 0))}${this.spec.unit} total`
+      : '';
+  }
+
+  resize(): void {
+    if (this.plot)
+      this.plot.setSize({ width: Math.max(200, this.plotHost.clientWidth), height: 96 });
+  }
+
+  private build(keys: string[], width: number): void {
+    this.plot?.destroy();
+    this.keys = keys;
+    const axis = {
+      stroke: cssVar('--muted'),
+      grid: { stroke: cssVar('--grid'), width: 1 },
+      ticks: { show: false },
+    };
+    this.plot = new uPlot(
+      {
+        width,
+        height: 96,
+        legend: { show: keys.length > 1, live: false },
+        cursor: { drag: { x: false, y: false } },
+        scales: {
+          x: { time: true },
+          y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] },
+        },
+        axes: [
+          // One row of mm:ss labels: uPlot's default adds a date row that takes a third of the height.
+          { ...axis, space: 60, size: 24, values: (_u: uPlot, v: number[]) => v.map(clockLabel) },
+          { ...axis, size: 46, values: (_u, v) => v.map(fmt) },
+        ],
+        series: [
+          {},
+          ...keys.map((k, i) => ({
+            label: k,
+            stroke: PALETTE[i % PALETTE.length],
+            width: 1.5,
+            fill: keys.length === 1 ? PALETTE[0] + '22' : undefined,
+            points: { show: false },
+          })),
+        ],
+      },
+      [[], ...keys.map(() => [])],
+      this.plotHost,
+    );
+  }
+}
+
+function clockLabel(sec: number): string {
+  const d = new Date(sec * 1000);
+  return `${String(d.getMinutes()).padStart(2, '0')}:${String(d.getSeconds()).padStart(2, '0')}`;
+}
+
+function fmt(v: number): string {
+  if (v >= 1e6) return (v / 1e6).toFixed(1) + 'M';
+  if (v >= 1e4) return (v / 1e3).toFixed(0) + 'k';
+  if (v >= 100) return v.toFixed(0);
+  return v.toFixed(1);
+}
+
+export class StatsCharts {
+  readonly element: HTMLElement;
+  private readonly charts = SPECS.map((s) => new Chart(s));
+  private samples: VmStats[] = [];
+
+  constructor() {
+    this.element = h('div', { class: 'charts' }, ...this.charts.map((c) => c.element));
+    onThemeChange(() => this.redraw(true));
+    new ResizeObserver(() => this.charts.forEach((c) => c.resize())).observe(this.element);
+  }
+
+  show(samples: VmStats[]): void {
+    this.samples = samples;
+    this.redraw(false);
+  }
+
+  redraw(force: boolean): void {
+    if (!this.element.isConnected) return;
+    for (const c of this.charts) c.update(this.samples, force);
+  }
+}

@@ -1,0 +1,364 @@
+/** The wasmvisor UI: VM list, console tabs, device manager and live stats over the host API. */
+import type { DeviceRow, VmState, VmStats, VmSummary } from '../../main/host/api-types.js';
+import { connectHost } from './client.js';
+import { ConsoleView } from './console-view.js';
+import { StatsCharts, HISTORY_SECONDS } from './charts.js';
+import { renderDevices } from './devices-view.js';
+import { editVmDialog } from './vm-dialog.js';
+import { clear, h } from './dom.js';
+import { initTheme, toggleTheme } from './theme.js';
+
+initTheme();
+const host = connectHost();
+const $ = <T extends HTMLElement>(sel: string) => document.querySelector(sel) as T;
+
+const vms = new Map<string, VmSummary>();
+const stats = new Map<string, VmStats[]>();
+const devices = new Map<string, DeviceRow[]>();
+const consoles = new Map<string, ConsoleView>();
+let selected: string | undefined;
+const charts = new StatsCharts();
+$('#charts').append(charts.element);
+
+const STATE_LABEL: Record<VmState, string> = {
+  stopped: 'Stopped',
+  starting: 'Starting',
+  running: 'Running',
+  paused: 'Paused',
+  stopping: 'Stopping',
+};
+const isUp = (s: VmState | undefined) => s === 'running' || s === 'paused' || s === 'starting';
+
+const mipsText = (m: number) => (m < 10 ? m.toFixed(1) : m.toFixed(0));
+
+function metaText(s: VmStats): string {
+  const cpu = s.cpuPercent === undefined ? '' : ` · VM thread ${s.cpuPercent.toFixed(1)}% CPU`;
+  return `${mipsText(s.mips)} MIPS${cpu} · up ${Math.floor(s.uptimeSec)} s`;
+}
+
+function toast(msg: string, kind: 'error' | 'info' = 'error'): void {
+  const t = h('div', { class: `toast toast-${kind}`, role: 'status' }, msg);
+  $('#toasts').append(t);
+  setTimeout(() => t.remove(), 6000);
+}
+
+async function act(p: Promise<unknown>): Promise<void> {
+  try {
+    await p;
+  } catch (e) {
+    toast((e as Error).message);
+  }
+}
+
+function exitText(v: VmSummary): string {
+  const e = v.lastExit;
+  if (!e || isUp(v.state)) return '';
+  switch (e.kind) {
+    case 'poweroff':
+      return 'guest powered off';
+    case 'stopped':
+      return 'stopped by the host';
+    case 'killed':
+      return 'terminated';
+    case 'fail':
+      return `guest failure (code ${e.code})`;
+    case 'error':
+      return e.message;
+  }
+}
+
+function button(
+  label: string,
+  action: string,
+  onclick: (e: MouseEvent) => void,
+  opts: { primary?: boolean; danger?: boolean; title?: string } = {},
+) {
+  return h(
+    'button',
+    {
+      class: `btn${opts.primary ? ' btn-primary' : ''}${opts.danger ? ' btn-danger' : ''}`,
+      'data-action': action,
+      title: opts.title,
+      onclick: (e: Event) => {
+        e.stopPropagation();
+        onclick(e as MouseEvent);
+      },
+    },
+    label,
+  );
+}
+
+function vmButtons(name: string, state: VmState): HTMLElement[] {
+  const out: HTMLElement[] = [];
+  if (!isUp(state) && state !== 'stopping') {
+    out.push(button('▶ Start', 'start', () => void act(startVm(name)), { primary: true }));
+  } else {
+    if (state === 'paused')
+      out.push(button('▶ Resume', 'resume', () => void act(host.call('resumeVm', { name }))));
+    else out.push(button('‖ Pause', 'pause', () => void act(host.call('pauseVm', { name }))));
+    out.push(button('↻ Reset', 'reset', () => void act(host.call('resetVm', { name }))));
+    out.push(
+      button('■ Stop', 'stop', (e) => void act(host.call('stopVm', { name, force: e.shiftKey })), {
+        title: 'Stop at the next slice (Shift-click: force)',
+      }),
+    );
+  }
+  return out;
+}
+
+async function startVm(name: string): Promise<void> {
+  stats.set(name, []);
+  await host.call('startVm', { name });
+  select(name);
+}
+
+function renderList(): void {
+  const list = $('#vm-list');
+  clear(list);
+  if (!vms.size) list.append(h('p', { class: 'empty' }, 'No VMs yet. Create one with “New VM”.'));
+  for (const v of vms.values()) {
+    const name = v.config.name;
+    list.append(
+      h(
+        'div',
+        {
+          class: `vm-item${name === selected ? ' selected' : ''}`,
+          'data-vm': name,
+          'data-state': v.state,
+          tabindex: 0,
+          onclick: () => select(name),
+          onkeydown: (e: Event) => (e as KeyboardEvent).key === 'Enter' && select(name),
+        },
+        h(
+          'div',
+          { class: 'vm-item-head' },
+          h('span', { class: `dot dot-${v.state}` }),
+          h('strong', {}, name),
+          h('span', { class: 'vm-state' }, STATE_LABEL[v.state]),
+        ),
+        h(
+          'div',
+          { class: 'vm-item-meta' },
+          `${v.config.memMiB} MiB · ${v.config.kernel ? 'custom kernel' : 'bundled guest'} · ${v.config.console}`,
+        ),
+        exitText(v) ? h('div', { class: 'vm-item-exit' }, exitText(v)) : undefined,
+        h('div', { class: 'vm-item-actions' }, ...vmButtons(name, v.state)),
+      ),
+    );
+  }
+}
+
+function renderTabs(): void {
+  const tabs = $('#tabs');
+  clear(tabs);
+  let i = 1;
+  for (const name of consoles.keys()) {
+    const st = vms.get(name)?.state ?? 'stopped';
+    tabs.append(
+      h(
+        'div',
+        {
+          class: `tab${name === selected ? ' active' : ''}`,
+          'data-tab': name,
+          role: 'tab',
+          title: `Alt+${i}`,
+          onclick: () => select(name),
+        },
+        h('span', { class: `dot dot-${st}` }),
+        name,
+        h(
+          'button',
+          {
+            class: 'tab-close',
+            title: 'Close console (Alt+W) — the VM keeps running',
+            'aria-label': `close ${name}`,
+            onclick: (e: Event) => (e.stopPropagation(), void closeTab(name)),
+          },
+          '×',
+        ),
+      ),
+    );
+    i++;
+  }
+}
+
+function renderDetail(): void {
+  const v = selected ? vms.get(selected) : undefined;
+  $('#detail').hidden = !v;
+  $('#welcome').hidden = !!v;
+  if (!v) return;
+  const name = v.config.name;
+  const toolbar = $('#toolbar');
+  clear(toolbar);
+  const last = stats.get(name)?.at(-1);
+  toolbar.append(
+    h('h1', {}, name),
+    h('span', { class: `pill pill-${v.state}`, 'data-vm-state': v.state }, STATE_LABEL[v.state]),
+    h('span', { class: 'toolbar-meta' }, isUp(v.state) && last ? metaText(last) : exitText(v)),
+    h('span', { class: 'spacer' }),
+    ...vmButtons(name, v.state),
+    button('Edit', 'edit', () => void editVm(name)),
+    button('Delete', 'delete', () => void deleteVm(name), { danger: true }),
+  );
+  renderDevices($('#devices'), devices.get(name) ?? [], isUp(v.state));
+  charts.show(stats.get(name) ?? []);
+}
+
+async function select(name: string): Promise<void> {
+  selected = name;
+  let view = consoles.get(name);
+  if (!view) {
+    view = new ConsoleView(name, host);
+    consoles.set(name, view);
+  }
+  for (const c of consoles.values()) c.element.hidden = c !== view;
+  renderList();
+  renderTabs();
+  renderDetail();
+  await act(view.open($('#console-host')));
+  view.focus();
+  void refreshDevices(name);
+}
+
+async function closeTab(name: string): Promise<void> {
+  const v = consoles.get(name);
+  if (!v) return;
+  consoles.delete(name);
+  await v.detach();
+  if (selected === name) {
+    const next = [...consoles.keys()].at(-1);
+    if (next) void select(next);
+    else {
+      selected = undefined;
+      renderList();
+      renderTabs();
+      renderDetail();
+    }
+  } else renderTabs();
+}
+
+async function refreshDevices(name: string): Promise<void> {
+  try {
+    devices.set(name, await host.call('listDevices', { name }));
+    if (name === selected)
+      renderDevices($('#devices'), devices.get(name)!, isUp(vms.get(name)?.state));
+  } catch {
+    /* the VM went away meanwhile */
+  }
+}
+
+async function editVm(name: string): Promise<void> {
+  const v = vms.get(name);
+  if (!v) return;
+  if (isUp(v.state)) return toast(`Stop ${name} before editing it.`, 'info');
+  await editVmDialog(v.config, async (cfg) => {
+    const r = await host.call('updateVm', { name, config: cfg });
+    if (r.config.name !== name && consoles.has(name)) await closeTab(name);
+  });
+}
+
+async function deleteVm(name: string): Promise<void> {
+  if (!confirm(`Delete the definition of ${name}? (Its disk images are not touched.)`)) return;
+  await act(host.call('deleteVm', { name }));
+  if (consoles.has(name)) await closeTab(name);
+}
+
+function pushStats(name: string, s: VmStats): void {
+  let arr = stats.get(name);
+  if (!arr) stats.set(name, (arr = []));
+  arr.push(s);
+  const cutoff = s.t - HISTORY_SECONDS * 1000;
+  while (arr.length && arr[0]!.t < cutoff) arr.shift();
+}
+
+host.onEvent((e) => {
+  switch (e.type) {
+    case 'console':
+      consoles.get(e.name)?.write(e.data);
+      return;
+    case 'stats':
+      pushStats(e.name, e.stats);
+      if (e.name === selected) {
+        charts.show(stats.get(e.name)!);
+        const meta = document.querySelector('#toolbar .toolbar-meta');
+        if (meta) meta.textContent = metaText(e.stats);
+      }
+      return;
+    case 'state': {
+      const v = vms.get(e.name);
+      if (!v) return;
+      v.state = e.state;
+      v.lastExit = e.lastExit;
+      if (e.state === 'running') void refreshDevices(e.name);
+      if (e.state === 'stopped') void refreshDevices(e.name);
+      renderList();
+      renderTabs();
+      if (e.name === selected) renderDetail();
+      return;
+    }
+    case 'vms':
+      vms.clear();
+      for (const v of e.vms) vms.set(v.config.name, v);
+      if (selected && !vms.has(selected)) selected = undefined;
+      renderList();
+      renderTabs();
+      renderDetail();
+      return;
+    case 'log':
+      toast(`${e.name}: ${e.message}`, 'info');
+      return;
+  }
+});
+
+host.onConnection(async (up) => {
+  document.body.classList.toggle('disconnected', !up);
+  if (!up) return;
+  const list = await host.call('listVms');
+  vms.clear();
+  for (const v of list) vms.set(v.config.name, v);
+  for (const v of list)
+    if (isUp(v.state))
+      stats.set(v.config.name, await host.call('statsHistory', { name: v.config.name }));
+  const errors = await host.call('definitionErrors');
+  const banner = $('#banner');
+  banner.hidden = !errors.length;
+  clear(banner);
+  for (const e of errors) banner.append(h('div', {}, `Skipped a VM definition: ${e.message}`));
+  for (const c of consoles.values()) await act(c.attach());
+  if (!selected && list.length) {
+    const first = list.find((v) => isUp(v.state)) ?? list[0]!;
+    void select(first.config.name);
+  } else {
+    renderList();
+    renderTabs();
+    renderDetail();
+  }
+});
+
+$('#new-vm').addEventListener('click', () => {
+  void editVmDialog(undefined, async (cfg) => {
+    await host.call('createVm', { config: cfg });
+  });
+});
+$('#theme-toggle').addEventListener('click', toggleTheme);
+
+// Keyboard: Alt+1..9 switch console tabs, Alt+W closes one, Alt+T toggles the theme.
+document.addEventListener('keydown', (e) => {
+  if (!e.altKey || e.ctrlKey || e.metaKey) return;
+  const names = [...consoles.keys()];
+  if (/^[1-9]$/.test(e.key) && names[Number(e.key) - 1]) {
+    e.preventDefault();
+    void select(names[Number(e.key) - 1]!);
+  } else if (e.key.toLowerCase() === 'w' && selected) {
+    e.preventDefault();
+    void closeTab(selected);
+  } else if (e.key.toLowerCase() === 't') {
+    e.preventDefault();
+    toggleTheme();
+  }
+});
+
+// For end-to-end tests: the console text as xterm holds it (its DOM shows only visible rows).
+(window as unknown as { wasmvisorDebug: unknown }).wasmvisorDebug = {
+  consoleText: (name: string) => consoles.get(name)?.text() ?? '',
+};

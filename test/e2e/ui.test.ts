@@ -1,0 +1,115 @@
+/**
+ * End to end: `wasmvisor ui` (web mode) driven by Debian's chromium through playwright-core.
+ * Starts the bundled VM, waits for the shell prompt in the xterm buffer, runs `uname -m`, checks
+ * the device list and that the MIPS chart updates, stops the VM. Screenshots go to
+ * test-artifacts/; the README's docs/screenshot.png is refreshed when WASMVISOR_SCREENSHOT=1.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const root = join(import.meta.dirname, '..', '..');
+const artifacts = join(root, 'test-artifacts');
+const haveChromium = existsSync(CHROMIUM);
+if (!haveChromium) {
+  console.warn(`e2e: skipped — ${CHROMIUM} not found (Debian: apt-get install chromium)`);
+}
+
+describe.skipIf(!haveChromium)('web UI in chromium', () => {
+  let server: ChildProcess;
+  let url = '';
+  let browser: BrowserContext;
+  let page: Page;
+  const dataDir = mkdtempSync(join(tmpdir(), 'wasmvisor-e2e-'));
+  const profile = mkdtempSync(join(tmpdir(), 'wasmvisor-chromium-'));
+
+  beforeAll(async () => {
+    mkdirSync(artifacts, { recursive: true });
+    server = spawn(process.execPath, [join(root, 'bin', 'wasmvisor.mjs'), 'ui'], {
+      env: { ...process.env, WASMVISOR_DATA_DIR: dataDir },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    url = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      server.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /UI at (http:\/\/127\.0\.0\.1:\d+\/\S+\/)/.exec(out);
+        if (m) resolve(m[1]!);
+      });
+      server.once('exit', (c) => reject(new Error(`wasmvisor ui exited (${c}): ${out}`)));
+    });
+    // A fresh profile per run (playwright takes it as launchPersistentContext's first argument).
+    browser = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      viewport: { width: 1360, height: 800 },
+      colorScheme: 'dark',
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
+    });
+    page = browser.pages()[0] ?? (await browser.newPage());
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    server?.kill('SIGINT');
+    rmSync(dataDir, { recursive: true, force: true });
+    rmSync(profile, { recursive: true, force: true });
+  });
+
+  const consoleText = () =>
+    page.evaluate(() =>
+      (
+        window as unknown as { wasmvisorDebug: { consoleText(n: string): string } }
+      ).wasmvisorDebug.consoleText('bundled'),
+    );
+
+  it('boots the bundled VM, runs a command, shows devices and live stats, stops', async () => {
+    await page.goto(url);
+    const item = page.locator('.vm-item[data-vm=bundled]');
+    await item.waitFor();
+    await item.locator('[data-action=start]').click();
+    await page.locator('.vm-item[data-vm=bundled][data-state=running]').waitFor();
+
+    await expect.poll(consoleText, { timeout: 60_000 }).toMatch(/:~# /);
+    await page.locator('.console[data-vm=bundled] .xterm').click();
+    await page.keyboard.type('uname -m\n');
+    await expect.poll(consoleText, { timeout: 10_000 }).toMatch(/^riscv64\s*$/m);
+
+    const uart = page.locator('#devices tr[data-device=uart0]');
+    await expect.poll(() => uart.innerText()).toMatch(/ns16550a[\s\S]*0x10000000[\s\S]*10/);
+    await expect.poll(() => page.locator('#devices tbody tr').count()).toBeGreaterThanOrEqual(5);
+
+    const mips = page.locator('.chart[data-chart=mips]');
+    const points = async () => Number(await mips.getAttribute('data-points'));
+    const before = await points();
+    await expect.poll(points, { timeout: 5_000 }).toBeGreaterThan(before);
+    await page.keyboard.type('echo wasmvisor e2e; cat /proc/cpuinfo | head -5\n');
+    await page.waitForTimeout(1500);
+    await page.screenshot({ path: join(artifacts, 'ui-running-dark.png') });
+    if (process.env.WASMVISOR_SCREENSHOT) {
+      const shot = join(root, 'docs', 'screenshot.png');
+      await page.screenshot({ path: shot });
+      expect(statSync(shot).size).toBeLessThan(300 * 1024);
+    }
+    await page.locator('#theme-toggle').click();
+    await page.screenshot({ path: join(artifacts, 'ui-running-light.png') });
+
+    await page.locator('#toolbar [data-action=stop]').click();
+    await page
+      .locator('.vm-item[data-vm=bundled][data-state=stopped]')
+      .waitFor({ timeout: 10_000 });
+    await expect.poll(() => page.locator('#toolbar .pill').innerText()).toBe('Stopped');
+    await page.screenshot({ path: join(artifacts, 'ui-stopped.png') });
+  }, 120_000);
+});
