@@ -19,6 +19,7 @@ export type { VirtioDevice } from './device.js';
 export { RingProcessor } from './ring.js';
 export { VirtioRng } from './rng/device.js';
 export { VirtioConsole } from './console/device.js';
+export { VirtioBlk } from './blk/device.js';
 
 export interface VirtioSlotsOptions {
   bus: MmioBus;

@@ -15,10 +15,13 @@ import { effectiveAppend, type VmConfig } from './config.js';
 import { loadBootImages, ImageError, type NamedImage } from './images.js';
 import {
   mapVirtioSlots,
+  VirtioBlk,
   VirtioConsole,
   VirtioRng,
   type VirtioDevice,
 } from '../../devices/virtio/index.js';
+import { openDisk, BlockError, type BlockBackend } from '../../devices/block/index.js';
+import { basename } from 'node:path';
 import type { VirtioMmioTransport } from '../../devices/virtio/mmio-transport.js';
 
 export type { NamedImage };
@@ -31,6 +34,8 @@ export interface MachineConfig {
   bootargs: string;
   /** Instructions per slice between event-loop turns. */
   sliceInsns?: number;
+  /** Opened disk back ends, one virtio-blk each, in order: the first is /dev/vda. */
+  disks?: BlockBackend[];
   /** Add a virtio-rng (bytes from the host's CSPRNG). */
   rng?: boolean;
   /**
@@ -86,10 +91,14 @@ export class VirtMachine {
    * Builds a machine from a VM definition, reading its boot files. Unusable files throw
    * MachineConfigError with a message that names the file.
    */
-  static fromConfig(cfg: VmConfig, log?: (msg: string) => void): VirtMachine {
-    if (cfg.disks.length) {
-      // Until virtio-blk lands the config can name disks, but nothing would emulate them.
-      throw new MachineConfigError('virtio disks (--disk) are not available yet');
+  static fromConfig(
+    cfg: VmConfig,
+    log?: (msg: string) => void,
+    disks?: BlockBackend[],
+  ): VirtMachine {
+    if (cfg.disks.length !== (disks?.length ?? 0)) {
+      // Opening an image is asynchronous; VirtMachine.open() does it before building.
+      throw new MachineConfigError('disks must be opened first: use VirtMachine.open()');
     }
     try {
       const images = loadBootImages(cfg);
@@ -99,6 +108,7 @@ export class VirtMachine {
         bootargs: effectiveAppend(cfg),
         rng: cfg.rng,
         console: cfg.console,
+        disks,
         log,
       });
     } catch (e) {
@@ -106,6 +116,29 @@ export class VirtMachine {
         throw new MachineConfigError(e.message);
       throw e;
     }
+  }
+
+  /**
+   * Like fromConfig, but opens the config's disk images first (asynchronously). A disk that
+   * cannot be opened throws MachineConfigError naming the file; disks opened so far are closed.
+   */
+  static async open(cfg: VmConfig, log?: (msg: string) => void): Promise<VirtMachine> {
+    const disks: BlockBackend[] = [];
+    try {
+      for (const d of cfg.disks) disks.push(await openDisk(d, { log }));
+      return VirtMachine.fromConfig(cfg, log, disks);
+    } catch (e) {
+      await Promise.allSettled(disks.map((d) => d.close()));
+      if (e instanceof BlockError) throw new MachineConfigError(e.message);
+      throw e;
+    }
+  }
+
+  /** Waits for outstanding disk requests and closes the disk back ends. */
+  async close(): Promise<void> {
+    const blks = this.virtio.map((t) => t.device).filter((d) => d instanceof VirtioBlk);
+    await Promise.allSettled(blks.map((b) => b.drain()));
+    await Promise.allSettled(blks.map((b) => b.backend.close()));
   }
 
   constructor(cfg: MachineConfig) {
@@ -139,7 +172,10 @@ export class VirtMachine {
       hostTicks: () => this.clock.ticks(),
     });
     this.core = core;
-    const virtioDevices: VirtioDevice[] = [];
+    const virtioDevices: VirtioDevice[] = (cfg.disks ?? []).map(
+      (backend, i) =>
+        new VirtioBlk({ backend, name: `virtio-blk${i}`, serial: basename(backend.name) }),
+    );
     if (cfg.console === 'hvc0') {
       this.hvc = new VirtioConsole();
       this.hvc.onOutput = (bytes) => this.onConsoleOutput?.(bytes);

@@ -26,7 +26,7 @@ export const RING_E_INDIRECT_FEATURE: i32 = -9; // INDIRECT without VIRTIO_F_IND
 export const RING_E_INDIRECT_NESTED: i32 = -10; // INDIRECT inside an indirect table, or mid-chain
 export const RING_E_INDIRECT_SIZE: i32 = -11; // table length not a multiple of 16, 0, or > size
 export const RING_E_INDIRECT_NEXT: i32 = -12; // INDIRECT together with NEXT
-export const RING_E_INDIRECT_ADDR: i32 = -13; // table outside RAM or not 16-byte aligned
+export const RING_E_INDIRECT_ADDR: i32 = -13; // table outside RAM or not 8-byte aligned
 export const RING_E_TOO_BIG: i32 = -14; // readable or writable total >= 4 GiB
 export const RING_E_USED_ID: i32 = -15; // device pushed an id >= queue size (a device bug)
 export const RING_E_SETUP: i32 = -16; // size 0/too big, or a ring area misaligned/outside RAM
@@ -196,10 +196,11 @@ export function ringPop(q: u32): i32 {
     if ((flags & DESC_F_INDIRECT) != 0) {
       if ((features & RING_FEAT_INDIRECT) == 0) return RING_E_INDIRECT_FEATURE;
       // Only the head of a chain may point to a table, and a table holds no further tables.
+      // Tables need 8-byte alignment, not 16: Linux's kmalloc'd tables are only 8-aligned.
       if (inIndirect || n != 0) return RING_E_INDIRECT_NESTED;
       if ((flags & DESC_F_NEXT) != 0) return RING_E_INDIRECT_NEXT;
       if (len == 0 || (len & 15) != 0 || (len >> 4) > size) return RING_E_INDIRECT_SIZE;
-      const t = ramHost(addr, <u64>len, 16);
+      const t = ramHost(addr, <u64>len, 8);
       if (t == 0) return RING_E_INDIRECT_ADDR;
       table = t;
       tableLen = len >> 4;

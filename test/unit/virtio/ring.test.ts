@@ -227,6 +227,16 @@ describe('ring processor: hostile chains', () => {
       s.q.publishHead(0);
       expect(err(s.pop())).toMatch(/indirect table size/);
     }
+    const misaligned = setup();
+    misaligned.q.writeDesc(
+      misaligned.q.desc,
+      0,
+      { addr: misaligned.mem.alloc(48) + 4, len: 32 },
+      4,
+      0,
+    );
+    misaligned.q.publishHead(0);
+    expect(err(misaligned.pop())).toMatch(/misaligned/);
     const out = setup();
     out.q.writeDesc(out.q.desc, 0, { addr: RAM_BASE + RAM_SIZE - 16, len: 32 }, 4, 0);
     out.q.publishHead(0);
