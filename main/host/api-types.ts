@@ -72,6 +72,7 @@ export type HostEvent =
   | { type: 'vms'; vms: VmSummary[] }
   | { type: 'state'; name: string; state: VmState; lastExit?: VmExit }
   | { type: 'stats'; name: string; stats: VmStats }
+  | { type: 'devices'; name: string; devices: DeviceRow[] }
   | { type: 'log'; name: string; message: string };
 
 /** The host API's request/response methods, as the renderer calls them over any transport. */

@@ -118,6 +118,7 @@ export class HostApi {
       r = new VmRunner(this.workerPath, {
         state: (state, lastExit) => this.emit({ type: 'state', name, state, lastExit }),
         stats: (stats) => this.emit({ type: 'stats', name, stats }),
+        devices: (devices) => this.emit({ type: 'devices', name, devices }),
         console: (bytes) => {
           for (const fn of this.consoles.get(name) ?? []) fn(bytes);
         },

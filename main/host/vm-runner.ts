@@ -16,6 +16,7 @@ const STOP_GRACE_MS = 3000;
 export interface VmRunnerEvents {
   state(state: VmState, lastExit: VmExit | undefined): void;
   stats(stats: VmStats): void;
+  devices(devices: DeviceRow[]): void;
   console(bytes: Uint8Array): void;
   log(message: string): void;
 }
@@ -74,6 +75,7 @@ export class VmRunner {
         return;
       case 'devices':
         this.devices = m.devices;
+        this.events.devices(m.devices);
         return;
       case 'state':
         if (this.state !== 'stopping') this.setState(m.state);

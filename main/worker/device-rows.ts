@@ -21,3 +21,52 @@ export function deviceRows(devices: DeviceInfo[], state: string): DeviceRow[] {
     state,
   }));
 }
+
+/** The part of a virtio-mmio transport the device list reads. */
+export interface VirtioSlotView {
+  readonly name: string;
+  readonly device: { readonly name: string; readonly deviceId: number } | undefined;
+  readonly deviceStatus: number;
+}
+
+/** What serves each virtio device type on the host (virtio spec device IDs). */
+const VIRTIO_BACKENDS: Record<number, string> = {
+  3: 'console stream (host API)',
+  4: 'host CSPRNG',
+};
+
+/** Device status bits (virtio 1.2, 2.1). */
+const DRIVER_OK = 4;
+const NEEDS_RESET = 64;
+const FAILED = 128;
+
+function virtioState(status: number): string {
+  if (status & FAILED) return 'failed';
+  if (status & NEEDS_RESET) return 'needs reset';
+  if (status & DRIVER_OK) return 'active';
+  return status ? 'probing' : 'no driver yet';
+}
+
+/**
+ * Rows for the occupied virtio-mmio slots; `slots` is indexed by slot number (address and IRQ
+ * follow from it, as on QEMU's virt board).
+ */
+export function virtioRows(
+  slots: readonly VirtioSlotView[],
+  layout: { base: number; size: number; firstIrq: number },
+): DeviceRow[] {
+  const rows: DeviceRow[] = [];
+  slots.forEach((t, slot) => {
+    if (!t.device) return;
+    rows.push({
+      name: t.name,
+      model: `virtio-mmio: ${t.device.name}`,
+      address: '0x' + (layout.base + slot * layout.size).toString(16).padStart(8, '0'),
+      size: layout.size,
+      irq: layout.firstIrq + slot,
+      backend: VIRTIO_BACKENDS[t.device.deviceId] ?? 'TypeScript model',
+      state: virtioState(t.deviceStatus),
+    });
+  });
+  return rows;
+}

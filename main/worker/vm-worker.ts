@@ -8,7 +8,8 @@ import { VirtMachine, MachineConfigError } from '../vm/machine.js';
 import type { VmConfig } from '../vm/config.js';
 import type { FromWorker, ToWorker } from './protocol.js';
 import { StatsSampler } from './stats-sampler.js';
-import { deviceRows } from './device-rows.js';
+import { deviceRows, virtioRows } from './device-rows.js';
+import { VIRT } from '../../devices/platform/memory-map.js';
 
 const STATS_INTERVAL_MS = 250;
 /** Console bytes are sent at most this often (and sooner when this many are queued). */
@@ -68,12 +69,21 @@ async function runVm(cfg: VmConfig): Promise<void> {
       machine = vm;
       vm.onConsoleOutput = queueConsole;
       const sampler = new StatsSampler(cfg.memMiB);
-      const sample = (): void =>
+      // Devices change state as the guest's drivers bind (virtio DRIVER_OK): resent on change.
+      let lastRows = '';
+      const postDevices = (): void => {
+        const rows = [...deviceRows(vm.devices(), 'active'), ...virtioRows(vm.virtio, VIRT.virtio)];
+        const json = JSON.stringify(rows);
+        if (json !== lastRows) post({ type: 'devices', devices: rows });
+        lastRows = json;
+      };
+      const sample = (): void => {
         post({ type: 'stats', stats: sampler.sample(vm.stats(), vm.core.ram.buffer.byteLength) });
+        postDevices();
+      };
       sample();
       if (statsTimer) clearInterval(statsTimer);
       statsTimer = setInterval(sample, STATS_INTERVAL_MS);
-      post({ type: 'devices', devices: deviceRows(vm.devices(), 'active') });
       post({ type: 'state', state: 'running' });
       const exit = await vm.run();
       flushConsole();

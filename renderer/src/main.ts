@@ -304,6 +304,11 @@ host.onEvent((e) => {
       renderTabs();
       renderDetail();
       return;
+    case 'devices':
+      devices.set(e.name, e.devices);
+      if (e.name === selected)
+        renderDevices($('#devices'), e.devices, isUp(vms.get(e.name)?.state));
+      return;
     case 'log':
       toast(`${e.name}: ${e.message}`, 'info');
       return;

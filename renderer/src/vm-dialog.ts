@@ -47,9 +47,10 @@ export function editVmDialog(
     'select',
     { name: 'console' },
     h('option', { value: 'ttyS0' }, 'ttyS0 — 16550A UART'),
-    h('option', { value: 'hvc0', disabled: true }, 'hvc0 — virtio-console (not yet available)'),
+    h('option', { value: 'hvc0' }, 'hvc0 — virtio-console'),
   );
   con.value = v?.console ?? 'ttyS0';
+  const rng = h('input', { name: 'rng', type: 'checkbox', checked: v?.rng ?? false });
   const error = h('p', { class: 'dialog-error', role: 'alert' });
   const form = h(
     'form',
@@ -61,7 +62,13 @@ export function editVmDialog(
     field('Initrd', initrd),
     field('Firmware', firmware, 'OpenSBI fw_dynamic.bin or fw_jump.bin'),
     field('Kernel command line', append),
-    field('Console', con),
+    field('Console', con, 'hvc0 adds a virtio-console; firmware output still shows on ttyS0'),
+    h(
+      'label',
+      { class: 'field field-check' },
+      rng,
+      h('span', {}, 'virtio-rng (entropy from the host)'),
+    ),
     error,
     h(
       'div',
@@ -100,6 +107,7 @@ export function editVmDialog(
         firmware: opt(firmware),
         append: opt(append),
         console: con.value,
+        rng: rng.checked,
       };
       save(cfg).then(close, (err: Error) => (error.textContent = err.message));
     });

@@ -140,7 +140,7 @@ describe('running VMs in workers', () => {
 
   it('runs two VMs at once with independent consoles', async () => {
     const h = newHost();
-    h.createVm({ name: 'second', memMiB: 128 });
+    h.createVm({ name: 'second', memMiB: 128, rng: true });
     h.startVm('bundled');
     h.startVm('second');
     const a = consoleText(h, 'bundled');
@@ -150,6 +150,12 @@ describe('running VMs in workers', () => {
     h.consoleInput('second', new TextEncoder().encode('echo only-in-B\n'));
     await Promise.all([a.waitFor(/^only-in-A/m), b.waitFor(/^only-in-B/m)]);
     expect(a.text).not.toMatch(/only-in-B/);
+    // The second VM has a virtio-rng: its row appears beside the board's devices.
+    expect(h.listDevices('second').find((d) => d.irq === 8)).toMatchObject({
+      address: '0x10008000',
+      backend: 'host CSPRNG',
+    });
+    expect(h.listDevices('bundled').some((d) => d.model.startsWith('virtio'))).toBe(false);
     expect(b.text).not.toMatch(/only-in-A/);
     h.consoleInput('second', new TextEncoder().encode('poweroff -f\n'));
     await h.waitForState('second', 'stopped');
