@@ -15,7 +15,7 @@ await build({
   format: 'esm',
   platform: 'browser',
   target: ['chrome120'],
-  minify: true,
+  minify: !process.env.NOMINIFY,
   sourcemap: true,
   logLevel: 'warning',
 });

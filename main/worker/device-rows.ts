@@ -1,6 +1,7 @@
 /** The device list rows the host API shows, from the board's DeviceInfo. */
 import type { DeviceInfo } from '../../devices/platform/board.js';
 import type { DeviceRow } from '../host/api-types.js';
+import type { DiskConfig } from '../vm/config.js';
 
 /** What serves each board device on the host side (the devices with switchable back ends bring their own). */
 const BOARD_BACKENDS: Record<string, string> = {
@@ -29,11 +30,22 @@ export interface VirtioSlotView {
   readonly deviceStatus: number;
 }
 
+/** Device type names by virtio device ID (virtio 1.2, 5). */
+const VIRTIO_TYPES: Record<number, string> = { 1: 'net', 2: 'block', 3: 'console', 4: 'entropy' };
+
 /** What serves each virtio device type on the host (virtio spec device IDs). */
 const VIRTIO_BACKENDS: Record<number, string> = {
   3: 'console stream (host API)',
   4: 'host CSPRNG',
 };
+
+/** virtio-blkN serves the config's N-th disk: its image, cache mode and scheduler. */
+function diskBackend(device: string, disks: readonly DiskConfig[]): string | undefined {
+  const m = /^virtio-blk(\d+)$/.exec(device);
+  const d = m ? disks[Number(m[1])] : undefined;
+  if (!d) return undefined;
+  return `${d.format} ${d.path} (${d.readOnly ? 'read-only, ' : ''}cache=${d.cache}, sched=${d.sched})`;
+}
 
 /** Device status bits (virtio 1.2, 2.1). */
 const DRIVER_OK = 4;
@@ -54,17 +66,21 @@ function virtioState(status: number): string {
 export function virtioRows(
   slots: readonly VirtioSlotView[],
   layout: { base: number; size: number; firstIrq: number },
+  disks: readonly DiskConfig[] = [],
 ): DeviceRow[] {
   const rows: DeviceRow[] = [];
   slots.forEach((t, slot) => {
     if (!t.device) return;
     rows.push({
       name: t.name,
-      model: `virtio-mmio: ${t.device.name}`,
+      model: `virtio-mmio ${VIRTIO_TYPES[t.device.deviceId] ?? `device ${t.device.deviceId}`}`,
       address: '0x' + (layout.base + slot * layout.size).toString(16).padStart(8, '0'),
       size: layout.size,
       irq: layout.firstIrq + slot,
-      backend: VIRTIO_BACKENDS[t.device.deviceId] ?? 'TypeScript model',
+      backend:
+        diskBackend(t.device.name, disks) ??
+        VIRTIO_BACKENDS[t.device.deviceId] ??
+        'TypeScript model',
       state: virtioState(t.deviceStatus),
     });
   });

@@ -27,6 +27,8 @@ const post = (m: FromWorker, transfer?: ArrayBuffer[]): void => port.postMessage
 let machine: VirtMachine | undefined;
 let started = false;
 let resetRequested = false;
+/** A stop that arrived while the disks were still opening. */
+let stopEarly = false;
 let pending: Uint8Array[] = [];
 let pendingBytes = 0;
 let flushTimer: ReturnType<typeof setTimeout> | undefined;
@@ -60,10 +62,15 @@ async function runVm(cfg: VmConfig): Promise<void> {
     for (;;) {
       let vm: VirtMachine;
       try {
-        vm = VirtMachine.fromConfig(cfg, log);
+        vm = await VirtMachine.open(cfg, log); // opens the disk images first
       } catch (e) {
         const message = e instanceof MachineConfigError ? e.message : String(e);
         post({ type: 'exit', exit: { kind: 'error', message } });
+        return;
+      }
+      if (stopEarly) {
+        await vm.close();
+        post({ type: 'exit', exit: { kind: 'stopped' } });
         return;
       }
       machine = vm;
@@ -72,7 +79,10 @@ async function runVm(cfg: VmConfig): Promise<void> {
       // Devices change state as the guest's drivers bind (virtio DRIVER_OK): resent on change.
       let lastRows = '';
       const postDevices = (): void => {
-        const rows = [...deviceRows(vm.devices(), 'active'), ...virtioRows(vm.virtio, VIRT.virtio)];
+        const rows = [
+          ...deviceRows(vm.devices(), 'active'),
+          ...virtioRows(vm.virtio, VIRT.virtio, cfg.disks),
+        ];
         const json = JSON.stringify(rows);
         if (json !== lastRows) post({ type: 'devices', devices: rows });
         lastRows = json;
@@ -85,7 +95,7 @@ async function runVm(cfg: VmConfig): Promise<void> {
       if (statsTimer) clearInterval(statsTimer);
       statsTimer = setInterval(sample, STATS_INTERVAL_MS);
       post({ type: 'state', state: 'running' });
-      const exit = await vm.run();
+      const exit = await vm.run().finally(() => vm.close());
       flushConsole();
       sample();
       if (resetRequested || exit.kind === 'reset') {
@@ -117,6 +127,7 @@ port.on('message', (m: ToWorker) => {
       machine?.consoleInput(m.data);
       return;
     case 'stop':
+      stopEarly = true;
       machine?.stop();
       return;
     case 'pause':

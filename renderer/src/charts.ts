@@ -55,7 +55,8 @@ const SPECS: ChartSpec[] = [
 
 function unionKeys(ss: VmStats[], f: (s: VmStats) => Record<string, number>): string[] {
   const keys = new Set<string>();
-  for (const s of ss) for (const k of Object.keys(f(s))) keys.add(k);
+  // Only sources that did something in the window: eight idle virtio slots are just noise.
+  for (const s of ss) for (const [k, v] of Object.entries(f(s))) if (v > 0) keys.add(k);
   return [...keys].sort();
 }
 

@@ -1,5 +1,6 @@
 /** Create / edit a VM definition. The host validates again; its error is shown in the dialog. */
 import type { VmConfig } from '../../main/host/api-types.js';
+import type { DiskConfig } from '../../main/vm/config.js';
 import { h } from './dom.js';
 
 function field(label: string, input: HTMLElement, hint?: string): HTMLElement {
@@ -10,6 +11,66 @@ function field(label: string, input: HTMLElement, hint?: string): HTMLElement {
     input,
     hint ? h('small', {}, hint) : undefined,
   );
+}
+
+const CACHE_MODES = ['writeback', 'writethrough', 'unsafe'];
+const SCHEDULERS = ['noop', 'sstf', 'scan', 'deadline'];
+
+function select(name: string, options: string[], value: string): HTMLSelectElement {
+  const s = h('select', { name }, ...options.map((o) => h('option', { value: o }, o)));
+  s.value = value;
+  return s;
+}
+
+/** One virtio-blk disk: image path, cache mode, scheduler, read-only (the first is /dev/vda). */
+function diskRow(d: Partial<DiskConfig> = {}): HTMLElement {
+  const row = h(
+    'div',
+    { class: 'disk-row' },
+    h('input', {
+      name: 'path',
+      value: d.path ?? '',
+      placeholder: '/path/to/disk.img (raw)',
+      spellcheck: 'false',
+    }),
+    select('cache', CACHE_MODES, d.cache ?? 'writeback'),
+    select('sched', SCHEDULERS, d.sched ?? 'noop'),
+    h(
+      'label',
+      { class: 'disk-ro', title: 'read-only' },
+      h('input', { name: 'ro', type: 'checkbox', checked: d.readOnly ?? false }),
+      'ro',
+    ),
+  );
+  row.append(
+    h(
+      'button',
+      {
+        type: 'button',
+        class: 'btn btn-icon',
+        'aria-label': 'remove disk',
+        onclick: () => row.remove(),
+      },
+      '×',
+    ),
+  );
+  return row;
+}
+
+function readDisks(list: HTMLElement): Partial<DiskConfig>[] {
+  return Array.from(list.querySelectorAll<HTMLElement>('.disk-row'))
+    .map((r) => {
+      const v = (n: string) =>
+        r.querySelector<HTMLInputElement & HTMLSelectElement>(`[name=${n}]`)!;
+      return {
+        path: v('path').value.trim(),
+        format: 'raw' as const,
+        cache: v('cache').value as DiskConfig['cache'],
+        sched: v('sched').value as DiskConfig['sched'],
+        readOnly: v('ro').checked,
+      };
+    })
+    .filter((d) => d.path);
 }
 
 /** Resolves with the new definition after `save` accepted it, or undefined on cancel. */
@@ -38,7 +99,7 @@ export function editVmDialog(
   const initrd = path('initrd', v?.initrd);
   const firmware = path('firmware', v?.firmware);
   const append = h('input', {
-    name: 'append',
+    name: 'cmdline' /* not 'append': a form's named controls shadow its methods */,
     value: v?.append ?? '',
     placeholder: 'console=ttyS0',
     spellcheck: 'false',
@@ -51,6 +112,12 @@ export function editVmDialog(
   );
   con.value = v?.console ?? 'ttyS0';
   const rng = h('input', { name: 'rng', type: 'checkbox', checked: v?.rng ?? false });
+  const disks = h('div', { class: 'disk-list' }, ...(v?.disks ?? []).map((d) => diskRow(d)));
+  const addDisk = h(
+    'button',
+    { type: 'button', class: 'btn', onclick: () => disks.append(diskRow()) },
+    '+ Add disk',
+  );
   const error = h('p', { class: 'dialog-error', role: 'alert' });
   const form = h(
     'form',
@@ -63,6 +130,13 @@ export function editVmDialog(
     field('Firmware', firmware, 'OpenSBI fw_dynamic.bin or fw_jump.bin'),
     field('Kernel command line', append),
     field('Console', con, 'hvc0 adds a virtio-console; firmware output still shows on ttyS0'),
+    h(
+      'div',
+      { class: 'field' },
+      h('span', {}, 'Disks (virtio-blk; the first is /dev/vda)'),
+      disks,
+      h('div', {}, addDisk),
+    ),
     h(
       'label',
       { class: 'field field-check' },
@@ -108,6 +182,7 @@ export function editVmDialog(
         append: opt(append),
         console: con.value,
         rng: rng.checked,
+        disks: readDisks(disks),
       };
       save(cfg).then(close, (err: Error) => (error.textContent = err.message));
     });

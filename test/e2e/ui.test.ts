@@ -26,6 +26,8 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
   let page: Page;
   const dataDir = mkdtempSync(join(tmpdir(), 'wasmvisor-e2e-'));
   const profile = mkdtempSync(join(tmpdir(), 'wasmvisor-chromium-'));
+  /** Uncaught exceptions in the page: any fails the test. */
+  const pageErrors: string[] = [];
 
   beforeAll(async () => {
     mkdirSync(artifacts, { recursive: true });
@@ -58,6 +60,7 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
       ],
     });
     page = browser.pages()[0] ?? (await browser.newPage());
+    page.on('pageerror', (e) => pageErrors.push(e.message));
   });
 
   afterAll(async () => {
@@ -111,5 +114,25 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
       .waitFor({ timeout: 10_000 });
     await expect.poll(() => page.locator('#toolbar .pill').innerText()).toBe('Stopped');
     await page.screenshot({ path: join(artifacts, 'ui-stopped.png') });
+
+    // A new definition through the dialog, refused first with the host's validation message.
+    expect(pageErrors).toEqual([]);
+    await page.locator('#new-vm').click();
+    const dialog = page.locator('dialog.vm-dialog');
+    await dialog.locator('[name=name]').fill('bundled');
+    await dialog.locator('[name=memMiB]').fill('128');
+    await dialog.locator('button[type=submit]').click();
+    await expect.poll(() => dialog.locator('.dialog-error').innerText()).toMatch(/already exists/);
+    await dialog.locator('[name=name]').fill('e2e-small');
+    await dialog.getByText('+ Add disk').click();
+    await dialog.locator('.disk-row [name=path]').fill('/tmp/e2e-does-not-matter.img');
+    await page.screenshot({ path: join(artifacts, 'ui-new-vm-dialog.png') });
+    await dialog.locator('.disk-row button').click(); // remove the disk again
+    await dialog.locator('button[type=submit]').click();
+    await page.locator('.vm-item[data-vm=e2e-small]').waitFor();
+    expect(await page.locator('.vm-item[data-vm=e2e-small] .vm-item-meta').innerText()).toMatch(
+      /128 MiB/,
+    );
+    expect(pageErrors).toEqual([]);
   }, 120_000);
 });

@@ -46,9 +46,16 @@ describe('device rows', () => {
       deviceStatus: 64 | 15,
     };
     const rows = virtioRows(slots, VIRT.virtio);
-    expect(rows.map((r) => [r.name, r.address, r.irq, r.backend, r.state])).toEqual([
-      ['virtio-mmio6', '0x10007000', 7, 'console stream (host API)', 'needs reset'],
-      ['virtio-mmio7', '0x10008000', 8, 'host CSPRNG', 'active'],
+    expect(rows.map((r) => [r.name, r.model, r.address, r.irq, r.backend, r.state])).toEqual([
+      [
+        'virtio-mmio6',
+        'virtio-mmio console',
+        '0x10007000',
+        7,
+        'console stream (host API)',
+        'needs reset',
+      ],
+      ['virtio-mmio7', 'virtio-mmio entropy', '0x10008000', 8, 'host CSPRNG', 'active'],
     ]);
   });
 });

@@ -185,6 +185,25 @@ describe('running VMs in workers', () => {
     expect(share).toBeLessThan(0.02);
   });
 
+  it('lists a disk with its image, cache mode and scheduler as the back end', async () => {
+    const h = newHost();
+    const img = join(h.dataDir, 'scratch.img');
+    writeFileSync(img, Buffer.alloc(1024 * 1024));
+    h.createVm({ name: 'disk', memMiB: 128, disks: [{ path: img, cache: 'writethrough' }] });
+    h.startVm('disk');
+    await consoleText(h, 'disk').waitFor(PROMPT);
+    expect(h.listDevices('disk').find((d) => d.name === 'virtio-blk0')).toMatchObject({
+      model: 'virtio-mmio block',
+      address: '0x10008000',
+      backend: `raw ${img} (cache=writethrough, sched=noop)`,
+    });
+    h.stopVm('disk');
+    await h.waitForState('disk', 'stopped');
+    expect(h.listVms().find((v) => v.config.name === 'disk')!.lastExit).toEqual({
+      kind: 'stopped',
+    });
+  });
+
   it('reports a missing kernel as the exit reason, naming the file', async () => {
     const h = newHost();
     h.createVm({ name: 'nokernel', memMiB: 64, kernel: '/nonexistent/Image' });
