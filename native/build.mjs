@@ -3,7 +3,8 @@
 //
 // This script never fails the install: when there is no compiler, no headers, an unsupported
 // platform, or the result does not load, it says so on one line and exits 0. Everything that
-// uses the addon falls back without it (e.g. discard writes zeros; stats say `sparse: false`).
+// uses the addon falls back without it (e.g. discard writes zeros; stats say `sparse: false`;
+// the balloon keeps the guest's pages resident and says "memory not returned to host").
 // Set WASMVISOR_NO_NATIVE=1 to skip the build.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
@@ -68,7 +69,10 @@ function build() {
     // Load it in a fresh process: a broken binary must not be left where loaders look.
     execFileSync(
       process.execPath,
-      ['-e', `const m=require(${JSON.stringify(tmp)});if(typeof m.punchHole!=='function')throw 1`],
+      [
+        '-e',
+        `const m=require(${JSON.stringify(tmp)});if(typeof m.punchHole!=='function'||typeof m.madviseDontNeed!=='function')throw 1`,
+      ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
     renameSync(tmp, out);

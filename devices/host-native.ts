@@ -1,0 +1,62 @@
+/**
+ * Loads the optional host-helper addon built by native/build.mjs (dist/native/wasmvisor-native.node).
+ * It is optional by design: when it is missing or fails to load, `loadHostNative()` returns null
+ * with the reason, and callers fall back (the raw back end writes zeros instead of punching holes;
+ * the balloon keeps pages resident). Shared by devices/block and devices/virtio/balloon.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface HostNative {
+  /** fallocate(PUNCH_HOLE|KEEP_SIZE): range reads as zeros, blocks freed. Rejects with `code`. */
+  punchHole(fd: number, offset: number, length: number): Promise<void>;
+  /** fallocate(ZERO_RANGE|KEEP_SIZE): range reads as zeros, stays allocated. */
+  zeroRange(fd: number, offset: number, length: number): Promise<void>;
+  /**
+   * Gives the pages under `view` back to the OS (they read as zeros afterwards). Start and
+   * length must be multiples of `pageSize`. Missing in addons built before it existed.
+   */
+  madviseDontNeed?(view: Uint8Array): void;
+  /** The host page size (present with madviseDontNeed). */
+  pageSize?: number;
+}
+
+export type HostNativeResult =
+  { native: HostNative; reason?: undefined } | { native: null; reason: string };
+
+let cached: HostNativeResult | undefined;
+
+/** Finds the addon from both the TypeScript sources and the compiled dist/ tree. */
+function addonPath(): string | undefined {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const candidates = [
+    join(here, '..', 'dist', 'native', 'wasmvisor-native.node'),
+    join(here, '..', '..', 'dist', 'native', 'wasmvisor-native.node'),
+    join(here, '..', 'native', 'wasmvisor-native.node'),
+  ];
+  return candidates.find((p) => existsSync(p));
+}
+
+export function loadHostNative(): HostNativeResult {
+  if (cached) return cached;
+  if (process.env.WASMVISOR_NO_NATIVE) {
+    cached = { native: null, reason: 'disabled by WASMVISOR_NO_NATIVE' };
+    return cached;
+  }
+  const path = addonPath();
+  if (!path) {
+    cached = { native: null, reason: 'addon not built (native/build.mjs)' };
+    return cached;
+  }
+  try {
+    const mod = createRequire(import.meta.url)(path) as Partial<HostNative>;
+    if (typeof mod.punchHole !== 'function' || typeof mod.zeroRange !== 'function') {
+      cached = { native: null, reason: `${path}: unexpected exports` };
+    } else cached = { native: mod as HostNative };
+  } catch (e) {
+    cached = { native: null, reason: `${path}: ${(e as Error).message}` };
+  }
+  return cached;
+}
