@@ -75,4 +75,5 @@ export const DEVICE_ID = {
   blk: 2,
   console: 3,
   rng: 4,
+  balloon: 5,
 } as const;

@@ -20,6 +20,7 @@ export { RingProcessor } from './ring.js';
 export { VirtioRng } from './rng/device.js';
 export { VirtioConsole } from './console/device.js';
 export { VirtioBlk } from './blk/device.js';
+export { VirtioBalloon } from './balloon/device.js';
 
 export interface VirtioSlotsOptions {
   bus: MmioBus;
