@@ -8,7 +8,8 @@ import {
   type UiCliOptions,
 } from './args.js';
 import { attachTerminal } from './terminal.js';
-import { VirtMachine, MachineConfigError, type MachineStats } from '../vm/machine.js';
+import type { MachineStats } from '../vm/machine.js';
+import { WorkerVm } from '../host/worker-vm.js';
 import { runElf, RunElfError } from '../vm/run-elf.js';
 
 /** A problem the user can fix: printed as one line, no stack trace. */
@@ -35,36 +36,41 @@ function formatStats(s: MachineStats): string {
 
 async function cmdRun(o: RunOptions): Promise<number> {
   const log = (m: string): boolean => process.stderr.write(`wasmvisor: ${m}\r\n`);
-  let vm: VirtMachine;
   const out = process.stdout;
   let quit = false;
+  // The VM runs in a worker thread; this thread only relays the terminal. Every console the
+  // machine has (UART, hvc0) prints here, as before. `vm` is a VmControl: what a Ctrl-A
+  // monitor drives (pause, resume, reset, stop, devices, stats, device controls).
+  const vm = new WorkerVm(o.vm, {
+    output: (b) => out.write(b),
+    log,
+  });
   const detach = attachTerminal({
-    input: (b) => vm?.consoleInput(b), // undefined while the disks are being opened
+    input: (b) => vm.input(b),
     quit: () => {
       quit = true;
-      vm?.stop();
+      vm.stop();
     },
     help: (t) => out.write(t),
   });
   try {
-    for (;;) {
-      try {
-        vm = await VirtMachine.open(o.vm, log);
-      } catch (e) {
-        if (e instanceof MachineConfigError) throw new UserError(e.message);
-        throw e;
-      }
-      vm.onConsoleOutput = (b) => out.write(b);
-      const exit = await vm.run().finally(() => vm.close());
-      if (o.stats)
-        process.stderr.write('\r\n' + formatStats(vm.stats()).replace(/\n/g, '\r\n') + '\r\n');
-      if (exit.kind === 'reset' && !quit) continue; // the guest rebooted: boot again
-      if (exit.kind === 'fail') {
+    const { exit, stats } = await vm.run();
+    if (o.stats && stats)
+      process.stderr.write('\r\n' + formatStats(stats).replace(/\n/g, '\r\n') + '\r\n');
+    if (quit) {
+      process.stderr.write('\r\nwasmvisor: terminated by Ctrl-A X\r\n');
+      return 0;
+    }
+    switch (exit.kind) {
+      case 'fail':
         process.stderr.write(`\r\nwasmvisor: guest reported failure (code ${exit.code})\r\n`);
         return exit.code || 1;
-      }
-      if (quit) process.stderr.write('\r\nwasmvisor: terminated by Ctrl-A X\r\n');
-      return 0;
+      case 'error': // a file the user named is unusable: the message names it
+        throw new UserError(exit.message);
+      case 'killed':
+        throw new UserError('the VM worker ended unexpectedly');
+      default:
+        return 0;
     }
   } finally {
     detach();

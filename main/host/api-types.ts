@@ -35,6 +35,30 @@ export interface DeviceRow {
   /** Where the model runs / what serves it: 'board (TypeScript)', 'core (Wasm)', a file... */
   backend: string;
   state: string;
+  /** What can be changed while the VM runs (declared by the device type; absent: nothing). */
+  controls?: DeviceControl[];
+}
+
+/**
+ * One live control of a device: a choice among options. Device types declare their own (the
+ * worker's CONTROL_PROVIDERS); the renderer draws any of them the same way.
+ */
+export interface DeviceControl {
+  /** Passed back to setDeviceControl. */
+  id: string;
+  label: string;
+  options: { value: string; label: string }[];
+  value: string;
+  /** What the current value does not say by itself (e.g. a change that waits for a reset). */
+  note?: string;
+}
+
+/** A VM's console streams: the UART always, the virtio-console when the VM has one. */
+export type ConsoleStream = 'ttyS0' | 'hvc0';
+
+/** The console streams of a VM with this definition, the one it boots on (its console) first. */
+export function consoleStreams(cfg: Pick<VmConfig, 'console'>): ConsoleStream[] {
+  return cfg.console === 'hvc0' ? ['hvc0', 'ttyS0'] : ['ttyS0'];
 }
 
 /** A stats snapshot the worker posts about 4 times a second. */
@@ -59,6 +83,19 @@ export interface VmStats {
   cpuPercent?: number;
   /** The Wasm core's linear memory (guest RAM + core state), MiB. */
   wasmMemMiB: number;
+  /**
+   * Bytes per second over the last interval for every device that counts bytes, by device then
+   * counter (virtio-blk: read_bytes/write_bytes; NICs: rx_bytes/tx_bytes). Charts pick devices
+   * by kind (deviceKind), so a new device with byte counters is charted without new code.
+   */
+  bytesPerSec?: Record<string, Record<string, number>>;
+}
+
+/** What a device is, from its name, for grouping throughput charts. */
+export function deviceKind(device: string): 'disk' | 'net' | 'other' {
+  if (/blk|disk|nvme|ide/.test(device)) return 'disk';
+  if (/net|e1000|nic/.test(device)) return 'net';
+  return 'other';
 }
 
 /** A definition file that could not be loaded: reported in the UI, never fatal. */
@@ -89,11 +126,18 @@ export interface HostMethods {
   resetVm(p: { name: string }): void;
   listDevices(p: { name: string }): DeviceRow[];
   statsHistory(p: { name: string }): VmStats[];
-  /** Starts console events for this client; returns the scrollback (base64). */
-  attachConsole(p: { name: string }): { scrollback: string };
-  detachConsole(p: { name: string }): void;
-  /** Keyboard input, base64. */
-  consoleInput(p: { name: string; data: string }): void;
+  /**
+   * Starts console events of one stream (default: the VM's console) for this client; returns
+   * that stream's scrollback (base64).
+   */
+  attachConsole(p: { name: string; stream?: ConsoleStream }): { scrollback: string };
+  detachConsole(p: { name: string; stream?: ConsoleStream }): void;
+  /** Keyboard input, base64, to one stream (default: the VM's console). */
+  consoleInput(p: { name: string; stream?: ConsoleStream; data: string }): void;
+  /** Changes one of a device's controls while the VM runs; resolves to the outcome. */
+  setDeviceControl(p: { name: string; device: string; control: string; value: string }): {
+    message: string;
+  };
 }
 
 export type HostMethodName = keyof HostMethods;
@@ -106,6 +150,7 @@ export interface RpcRequest {
 }
 export type RpcResponse = { id: number; result: unknown } | { id: number; error: string };
 /** Console bytes go only to clients that attached; data is base64. */
-export type ClientEvent = HostEvent | { type: 'console'; name: string; data: string };
+export type ClientEvent =
+  HostEvent | { type: 'console'; name: string; stream: ConsoleStream; data: string };
 /** What a client receives: a response to one of its requests, or an event. */
 export type ServerMessage = RpcResponse | { event: ClientEvent };

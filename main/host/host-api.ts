@@ -3,13 +3,15 @@
  * definitions and one VmRunner (worker thread) per running VM, and pushes events to subscribers.
  */
 import { ConfigError, type VmConfig } from '../vm/config.js';
-import type {
-  DefinitionError,
-  DeviceRow,
-  HostEvent,
-  VmState,
-  VmStats,
-  VmSummary,
+import {
+  consoleStreams,
+  type ConsoleStream,
+  type DefinitionError,
+  type DeviceRow,
+  type HostEvent,
+  type VmState,
+  type VmStats,
+  type VmSummary,
 } from './api-types.js';
 import { DefinitionStore } from './definitions.js';
 import { userDataDir } from './data-dir.js';
@@ -39,6 +41,7 @@ export class HostApi {
   private readonly workerPath: string;
   private readonly runners = new Map<string, VmRunner>();
   private readonly listeners = new Set<(e: HostEvent) => void>();
+  /** Console listeners by "vm\0stream". */
   private readonly consoles = new Map<string, Set<ConsoleListener>>();
 
   constructor(opts: HostApiOptions = {}) {
@@ -119,8 +122,8 @@ export class HostApi {
         state: (state, lastExit) => this.emit({ type: 'state', name, state, lastExit }),
         stats: (stats) => this.emit({ type: 'stats', name, stats }),
         devices: (devices) => this.emit({ type: 'devices', name, devices }),
-        console: (bytes) => {
-          for (const fn of this.consoles.get(name) ?? []) fn(bytes);
+        console: (bytes, stream) => {
+          for (const fn of this.consoles.get(`${name}\0${stream}`) ?? []) fn(bytes);
         },
         log: (message) => this.emit({ type: 'log', name, message }),
       });
@@ -169,18 +172,59 @@ export class HostApi {
     return this.runners.get(name)?.statsHistory() ?? [];
   }
 
-  /** Console output from now on goes to `fn`; the scrollback covers what came before. */
-  attachConsole(name: string, fn: ConsoleListener): ConsoleAttachment {
-    this.config(name);
-    let set = this.consoles.get(name);
-    if (!set) this.consoles.set(name, (set = new Set()));
+  /** The VM's console stream `stream`, or its default one; refuses streams it does not have. */
+  consoleStream(name: string, stream: ConsoleStream | undefined): ConsoleStream {
+    const streams = consoleStreams(this.config(name));
+    if (stream === undefined) return streams[0]!;
+    if (!streams.includes(stream)) {
+      throw new HostError(`"${name}" has no console ${stream} (it has ${streams.join(', ')})`);
+    }
+    return stream;
+  }
+
+  /**
+   * Output of one console stream (default: the console the VM boots on) from now on goes to
+   * `fn`; the scrollback covers what came before.
+   */
+  attachConsole(name: string, fn: ConsoleListener, stream?: ConsoleStream): ConsoleAttachment {
+    const s = this.consoleStream(name, stream);
+    const key = `${name}\0${s}`;
+    let set = this.consoles.get(key);
+    if (!set) this.consoles.set(key, (set = new Set()));
     set.add(fn);
-    const scrollback = this.runners.get(name)?.scrollback.snapshot() ?? new Uint8Array(0);
+    const scrollback = this.runners.get(name)?.scrollback(s).snapshot() ?? new Uint8Array(0);
     return { scrollback, detach: () => set.delete(fn) };
   }
 
-  consoleInput(name: string, bytes: Uint8Array): void {
-    this.active(name).input(bytes);
+  consoleInput(name: string, bytes: Uint8Array, stream?: ConsoleStream): void {
+    const s = this.consoleStream(name, stream);
+    this.active(name).input(bytes, s);
+  }
+
+  /**
+   * Changes a device control of a running VM (the controls each device row lists); resolves to
+   * the outcome the device reports, rejects with HostError saying why not.
+   */
+  async setDeviceControl(
+    name: string,
+    device: string,
+    control: string,
+    value: string,
+  ): Promise<string> {
+    const r = this.active(name);
+    const row = r.deviceList().find((d) => d.name === device);
+    if (!row) throw new HostError(`"${name}" has no device ${device}`);
+    const c = row.controls?.find((x) => x.id === control);
+    if (!c) throw new HostError(`${device} has no control "${control}"`);
+    if (!c.options.some((o) => o.value === value)) {
+      const allowed = c.options.map((o) => o.value).join(', ');
+      throw new HostError(`${device}: ${c.label} must be one of ${allowed}`);
+    }
+    try {
+      return await r.setControl(device, control, value);
+    } catch (e) {
+      throw new HostError((e as Error).message);
+    }
   }
 
   /** Resolves when `name` reaches `state` (for tests and scripted use). */

@@ -3,7 +3,7 @@
  * connected client: it validates each untrusted request, calls HostApi, and forwards host events
  * plus the console bytes of the consoles this client attached.
  */
-import type { ClientEvent, HostMethodName, RpcResponse } from './api-types.js';
+import type { ClientEvent, ConsoleStream, HostMethodName, RpcResponse } from './api-types.js';
 import { HostApi, HostError } from './host-api.js';
 
 export class RpcError extends Error {}
@@ -17,6 +17,18 @@ function str(p: Record<string, unknown>, k: string): string {
     throw new RpcError(`"${k}" must be a non-empty string`);
   }
   return v;
+}
+
+const STREAMS: readonly ConsoleStream[] = ['ttyS0', 'hvc0'];
+
+/** An optional console stream name; the host then checks that the VM has it. */
+function stream(p: Record<string, unknown>): ConsoleStream | undefined {
+  const v = p.stream;
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || !STREAMS.includes(v as ConsoleStream)) {
+    throw new RpcError(`"stream" must be one of ${STREAMS.join(', ')}`);
+  }
+  return v as ConsoleStream;
 }
 
 /** Keyboard input is small; anything larger is refused rather than buffered. */
@@ -36,19 +48,29 @@ export class RpcSession {
     this.unsubscribe = host.subscribe((e) => send(e));
   }
 
-  /** Handles one raw message; always returns a response for a well-formed id. */
-  handle(raw: unknown): RpcResponse | undefined {
+  /**
+   * Handles one raw message; always answers a well-formed id. Most methods answer at once; the
+   * ones that wait for the VM's worker (device controls) answer with a promise.
+   */
+  handle(raw: unknown): RpcResponse | Promise<RpcResponse> | undefined {
     if (!isObj(raw) || typeof raw.id !== 'number' || !Number.isSafeInteger(raw.id))
       return undefined;
     const id = raw.id;
+    const fail = (e: unknown): RpcResponse => {
+      if (e instanceof RpcError || e instanceof HostError) return { id, error: e.message };
+      return { id, error: `internal error: ${(e as Error).message}` };
+    };
     try {
       if (typeof raw.method !== 'string') throw new RpcError('"method" must be a string');
       const params = raw.params === undefined ? {} : raw.params;
       if (!isObj(params)) throw new RpcError('"params" must be an object');
-      return { id, result: this.call(raw.method as HostMethodName, params) ?? null };
+      const result = this.call(raw.method as HostMethodName, params);
+      if (result instanceof Promise) {
+        return result.then((r: unknown) => ({ id, result: r ?? null }), fail);
+      }
+      return { id, result: result ?? null };
     } catch (e) {
-      if (e instanceof RpcError || e instanceof HostError) return { id, error: e.message };
-      return { id, error: `internal error: ${(e as Error).message}` };
+      return fail(e);
     }
   }
 
@@ -81,25 +103,36 @@ export class RpcSession {
         return h.statsHistory(str(p, 'name'));
       case 'attachConsole': {
         const name = str(p, 'name');
-        this.detachers.get(name)?.();
-        const a = h.attachConsole(name, (b) =>
-          this.send({ type: 'console', name, data: toB64(b) }),
+        const s = h.consoleStream(name, stream(p));
+        const key = `${name}\0${s}`;
+        this.detachers.get(key)?.();
+        const a = h.attachConsole(
+          name,
+          (b) => this.send({ type: 'console', name, stream: s, data: toB64(b) }),
+          s,
         );
-        this.detachers.set(name, a.detach);
+        this.detachers.set(key, a.detach);
         return { scrollback: toB64(a.scrollback) };
       }
       case 'detachConsole': {
         const name = str(p, 'name');
-        this.detachers.get(name)?.();
-        this.detachers.delete(name);
+        const key = `${name}\0${h.consoleStream(name, stream(p))}`;
+        this.detachers.get(key)?.();
+        this.detachers.delete(key);
         return undefined;
+      }
+      case 'setDeviceControl': {
+        const [name, device, control, value] = ['name', 'device', 'control', 'value'].map((k) =>
+          str(p, k),
+        ) as [string, string, string, string];
+        return h.setDeviceControl(name, device, control, value).then((message) => ({ message }));
       }
       case 'consoleInput': {
         const name = str(p, 'name');
         if (typeof p.data !== 'string' || p.data.length > (MAX_INPUT_BYTES * 4) / 3 + 4) {
           throw new RpcError('"data" must be base64 text of at most 64 KiB');
         }
-        h.consoleInput(name, new Uint8Array(Buffer.from(p.data, 'base64')));
+        h.consoleInput(name, new Uint8Array(Buffer.from(p.data, 'base64')), stream(p));
         return undefined;
       }
       default:

@@ -4,7 +4,8 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { VmConfig } from '../vm/config.js';
-import type { DeviceRow, VmExit, VmState, VmStats } from './api-types.js';
+import type { ConsoleStream, DeviceRow, VmExit, VmState, VmStats } from './api-types.js';
+import type { MachineStats } from '../vm/machine.js';
 import type { FromWorker, ToWorker } from '../worker/protocol.js';
 import { ByteRing } from './byte-ring.js';
 
@@ -17,15 +18,26 @@ export interface VmRunnerEvents {
   state(state: VmState, lastExit: VmExit | undefined): void;
   stats(stats: VmStats): void;
   devices(devices: DeviceRow[]): void;
-  console(bytes: Uint8Array): void;
+  console(bytes: Uint8Array, stream: ConsoleStream): void;
   log(message: string): void;
 }
+
+/** How long a device control may take before the caller is told it did not answer. */
+const CONTROL_TIMEOUT_MS = 10_000;
 
 export class VmRunner {
   state: VmState = 'stopped';
   lastExit: VmExit | undefined;
-  readonly scrollback = new ByteRing();
+  /** One scrollback per console stream, so each console replays only its own output. */
+  private readonly scrollbacks = new Map<ConsoleStream, ByteRing>();
+  /** The machine's totals from its last run (for the CLI's --stats). */
+  finalStats: MachineStats | undefined;
   private worker: Worker | undefined;
+  private nextControlId = 1;
+  private readonly controls = new Map<
+    number,
+    { resolve: (m: string) => void; reject: (e: Error) => void }
+  >();
   private exitFromWorker: VmExit | undefined;
   private devices: DeviceRow[] = [];
   private history: VmStats[] = [];
@@ -47,7 +59,8 @@ export class VmRunner {
 
   start(cfg: VmConfig): void {
     if (this.worker) throw new Error('already running');
-    this.scrollback.clear();
+    this.scrollbacks.clear();
+    this.finalStats = undefined;
     this.history = [];
     this.lastExit = undefined;
     this.exitFromWorker = undefined;
@@ -65,9 +78,16 @@ export class VmRunner {
   private onMessage(m: FromWorker): void {
     switch (m.type) {
       case 'console':
-        this.scrollback.append(m.data);
-        this.events.console(m.data);
+        this.scrollback(m.stream).append(m.data);
+        this.events.console(m.data, m.stream);
         return;
+      case 'control-result': {
+        const c = this.controls.get(m.id);
+        this.controls.delete(m.id);
+        if (m.ok) c?.resolve(m.message);
+        else c?.reject(new Error(m.message));
+        return;
+      }
       case 'stats':
         this.history.push(m.stats);
         if (this.history.length > HISTORY_SAMPLES) this.history.shift();
@@ -85,6 +105,7 @@ export class VmRunner {
         return;
       case 'exit':
         this.exitFromWorker = m.exit;
+        this.finalStats = m.stats;
         return;
     }
   }
@@ -95,7 +116,10 @@ export class VmRunner {
     this.stopTimer = undefined;
     this.worker = undefined;
     this.lastExit = this.exitFromWorker ?? { kind: 'killed' };
-    this.devices = this.devices.map((d) => ({ ...d, state: 'off' }));
+    // A stopped VM's devices have nothing to control.
+    this.devices = this.devices.map(({ controls: _, ...d }) => ({ ...d, state: 'off' }));
+    for (const c of this.controls.values()) c.reject(new Error('the VM stopped'));
+    this.controls.clear();
     this.setState('stopped');
   }
 
@@ -125,12 +149,39 @@ export class VmRunner {
   reset(): void {
     if (!this.worker) return;
     const note = new TextEncoder().encode('\r\n[wasmvisor: reset]\r\n');
-    this.onMessage({ type: 'console', data: note });
+    for (const stream of this.scrollbacks.keys()) {
+      this.onMessage({ type: 'console', stream, data: note });
+    }
     this.send({ type: 'reset' });
   }
 
-  input(bytes: Uint8Array): void {
-    this.send({ type: 'input', data: bytes });
+  /** Keyboard input to `stream` (default: the console the VM boots on). */
+  input(bytes: Uint8Array, stream?: ConsoleStream): void {
+    this.send({ type: 'input', data: bytes, stream });
+  }
+
+  /** What a console printed so far (bounded), so a late attach shows the boot log. */
+  scrollback(stream: ConsoleStream): ByteRing {
+    let r = this.scrollbacks.get(stream);
+    if (!r) this.scrollbacks.set(stream, (r = new ByteRing()));
+    return r;
+  }
+
+  /** Changes a device control in the worker; resolves to the outcome the device reports. */
+  setControl(device: string, control: string, value: string): Promise<string> {
+    if (!this.worker) return Promise.reject(new Error('the VM is not running'));
+    const id = this.nextControlId++;
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => {
+        this.controls.delete(id);
+        reject(new Error(`${device}: no answer within ${CONTROL_TIMEOUT_MS / 1000} s`));
+      }, CONTROL_TIMEOUT_MS);
+      this.controls.set(id, {
+        resolve: (m) => (clearTimeout(t), resolve(m)),
+        reject: (e) => (clearTimeout(t), reject(e)),
+      });
+      this.send({ type: 'control', id, device, control, value });
+    });
   }
 
   get running(): boolean {

@@ -146,7 +146,8 @@ function serveClient(ws: WebSocket, host: HostApi): void {
       return;
     }
     const res = session.handle(msg);
-    if (res) send(res);
+    if (res instanceof Promise) void res.then(send);
+    else if (res) send(res);
   });
   ws.on('close', () => session.close());
 }

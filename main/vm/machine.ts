@@ -20,7 +20,7 @@ import {
   VirtioRng,
   type VirtioDevice,
 } from '../../devices/virtio/index.js';
-import { openDisk, BlockError, type BlockBackend } from '../../devices/block/index.js';
+import { openDisk, BlockError, type BlockBackend, type Disk } from '../../devices/block/index.js';
 import { basename } from 'node:path';
 import type { VirtioMmioTransport } from '../../devices/virtio/mmio-transport.js';
 
@@ -63,6 +63,17 @@ export interface MachineStats {
 /** A VM definition or boot file the user must fix; the message says what and where. */
 export class MachineConfigError extends Error {}
 
+/** The consoles a machine can have: the UART (always) and the virtio-console (console: 'hvc0'). */
+export type ConsoleStream = 'ttyS0' | 'hvc0';
+
+export interface OpenHooks {
+  /**
+   * Wraps each opened disk before the device gets it (the worker interposes its live read-only
+   * switch there); `index` is the disk's place in cfg.disks.
+   */
+  wrapDisk?(disk: Disk, index: number): BlockBackend;
+}
+
 const DEFAULT_SLICE = 300_000;
 /** Longest WFI sleep before re-checking, so a lost wake-up cannot hang the VM. */
 const MAX_IDLE_MS = 50;
@@ -76,7 +87,10 @@ export class VirtMachine {
   readonly virtio: readonly VirtioMmioTransport[];
   /** The virtio-console the terminal is attached to (console: 'hvc0'). */
   private readonly hvc: VirtioConsole | undefined;
+  /** Output of every console, merged (the CLI's terminal shows them all). */
   onConsoleOutput: ((bytes: Uint8Array) => void) | undefined;
+  /** Output of each console on its own, for hosts that keep one scrollback per console. */
+  onStreamOutput: ((stream: ConsoleStream, bytes: Uint8Array) => void) | undefined;
 
   private shutdown: ShutdownEvent | undefined;
   private stopRequested = false;
@@ -122,10 +136,17 @@ export class VirtMachine {
    * Like fromConfig, but opens the config's disk images first (asynchronously). A disk that
    * cannot be opened throws MachineConfigError naming the file; disks opened so far are closed.
    */
-  static async open(cfg: VmConfig, log?: (msg: string) => void): Promise<VirtMachine> {
+  static async open(
+    cfg: VmConfig,
+    log?: (msg: string) => void,
+    hooks: OpenHooks = {},
+  ): Promise<VirtMachine> {
     const disks: BlockBackend[] = [];
     try {
-      for (const d of cfg.disks) disks.push(await openDisk(d, { log }));
+      for (const d of cfg.disks) {
+        const disk = await openDisk(d, { log });
+        disks.push(hooks.wrapDisk?.(disk, disks.length) ?? disk);
+      }
       return VirtMachine.fromConfig(cfg, log, disks);
     } catch (e) {
       await Promise.allSettled(disks.map((d) => d.close()));
@@ -149,7 +170,7 @@ export class VirtMachine {
         setMachineExternal: (level) => this.setIrq(0, level),
         setSupervisorExternal: (level) => this.setIrq(1, level),
       },
-      onConsoleOutput: (bytes) => this.onConsoleOutput?.(bytes),
+      onConsoleOutput: (bytes) => this.emitConsole('ttyS0', bytes),
       onShutdown: (e) => {
         this.shutdown = e;
         this.core.requestExit();
@@ -178,7 +199,7 @@ export class VirtMachine {
     );
     if (cfg.console === 'hvc0') {
       this.hvc = new VirtioConsole();
-      this.hvc.onOutput = (bytes) => this.onConsoleOutput?.(bytes);
+      this.hvc.onOutput = (bytes) => this.emitConsole('hvc0', bytes);
       virtioDevices.push(this.hvc);
     }
     if (cfg.rng) virtioDevices.push(new VirtioRng());
@@ -213,9 +234,22 @@ export class VirtMachine {
     if (level) this.wakeUp();
   }
 
-  /** Keyboard input for the serial console. */
-  consoleInput(bytes: Uint8Array): void {
-    if (this.hvc) this.hvc.input(bytes);
+  private emitConsole(stream: ConsoleStream, bytes: Uint8Array): void {
+    this.onConsoleOutput?.(bytes);
+    this.onStreamOutput?.(stream, bytes);
+  }
+
+  /** The consoles this machine has, the one consoleInput() feeds by default first. */
+  consoleStreams(): ConsoleStream[] {
+    return this.hvc ? ['hvc0', 'ttyS0'] : ['ttyS0'];
+  }
+
+  /**
+   * Keyboard input: to `stream`, or by default to the console the definition names (hvc0 when
+   * there is one; the UART still takes input for firmware and a getty on ttyS0).
+   */
+  consoleInput(bytes: Uint8Array, stream?: ConsoleStream): void {
+    if (this.hvc && stream !== 'ttyS0') this.hvc.input(bytes);
     else this.board.consoleInput(bytes);
     this.wakeUp();
   }

@@ -1,10 +1,14 @@
 /** Messages between the host (main thread) and one VM's worker thread. */
 import type { VmConfig } from '../vm/config.js';
-import type { DeviceRow, VmExit, VmStats } from '../host/api-types.js';
+import type { ConsoleStream, DeviceRow, VmExit, VmStats } from '../host/api-types.js';
+import type { MachineStats } from '../vm/machine.js';
 
 export type ToWorker =
   | { type: 'start'; config: VmConfig }
-  | { type: 'input'; data: Uint8Array }
+  /** Keyboard input to one console (default: the VM's console). */
+  | { type: 'input'; data: Uint8Array; stream?: ConsoleStream }
+  /** A device control change; answered by 'control-result' with the same id. */
+  | { type: 'control'; id: number; device: string; control: string; value: string }
   /** Ends the run loop at the next slice boundary; the worker then exits by itself. */
   | { type: 'stop' }
   | { type: 'pause' }
@@ -13,9 +17,11 @@ export type ToWorker =
   | { type: 'reset' };
 
 export type FromWorker =
-  | { type: 'console'; data: Uint8Array }
+  | { type: 'console'; stream: ConsoleStream; data: Uint8Array }
+  | { type: 'control-result'; id: number; ok: boolean; message: string }
   | { type: 'stats'; stats: VmStats }
   | { type: 'devices'; devices: DeviceRow[] }
   | { type: 'state'; state: 'running' | 'paused' }
   | { type: 'log'; message: string }
-  | { type: 'exit'; exit: VmExit };
+  /** The last message; `stats` are the machine's totals (the CLI's --stats prints them). */
+  | { type: 'exit'; exit: VmExit; stats?: MachineStats };

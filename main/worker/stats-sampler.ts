@@ -24,6 +24,23 @@ interface Previous {
   cpu: number | undefined;
   exits: Map<string, number>;
   irqs: Map<string, number>;
+  bytes: Map<string, number>;
+}
+
+/** A byte counter: any device counter named *_bytes (read_bytes, tx_bytes, …). */
+const BYTE_COUNTER = /_bytes$/;
+/** Byte counters that are not throughput. */
+const NOT_THROUGHPUT = new Set(['rx_dropped_bytes']);
+
+/** "device\0counter" → value, for every byte counter of every device. */
+function byteCounters(s: MachineStats): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [dev, counters] of Object.entries(s.virtio)) {
+    for (const [k, v] of Object.entries(counters)) {
+      if (BYTE_COUNTER.test(k) && !NOT_THROUGHPUT.has(k)) out.set(`${dev}\0${k}`, v);
+    }
+  }
+  return out;
 }
 
 export class StatsSampler {
@@ -41,6 +58,7 @@ export class StatsSampler {
     const cpu = this.cpuSeconds();
     const exits = new Map(Object.entries(s.exits).map(([d, e]) => [d, e.reads + e.writes]));
     const irqs = new Map(Object.entries(s.interrupts));
+    const bytes = byteCounters(s);
     const p = this.prev;
     const dt = p ? (at - p.at) / 1000 : 0;
     const rate = (cur: Map<string, number>, old: Map<string, number> | undefined) => {
@@ -63,8 +81,13 @@ export class StatsSampler {
           ? ((cpu - p.cpu) / dt) * 100
           : undefined,
       wasmMemMiB: wasmMemBytes / (1024 * 1024),
+      bytesPerSec: {},
     };
-    this.prev = { at, instret, cpu, exits, irqs };
+    for (const [key, v] of Object.entries(rate(bytes, p?.bytes))) {
+      const [dev, counter] = key.split('\0') as [string, string];
+      (snapshot.bytesPerSec![dev] ??= {})[counter] = v;
+    }
+    this.prev = { at, instret, cpu, exits, irqs, bytes };
     return snapshot;
   }
 }

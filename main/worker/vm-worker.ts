@@ -4,8 +4,10 @@
  * a second, and the exit reason is the last message before the thread ends.
  */
 import { parentPort, type MessagePort } from 'node:worker_threads';
-import { VirtMachine, MachineConfigError } from '../vm/machine.js';
+import { VirtMachine, MachineConfigError, type ConsoleStream } from '../vm/machine.js';
 import type { VmConfig } from '../vm/config.js';
+import { applyControl, ControlError, withControls } from './device-controls.js';
+import { SwitchableDisk } from './controls/disk-controls.js';
 import type { FromWorker, ToWorker } from './protocol.js';
 import { StatsSampler } from './stats-sampler.js';
 import { deviceRows, virtioRows } from './device-rows.js';
@@ -25,11 +27,16 @@ const port = requirePort();
 const post = (m: FromWorker, transfer?: ArrayBuffer[]): void => port.postMessage(m, transfer);
 
 let machine: VirtMachine | undefined;
+/** The running definition: device controls record lasting changes here (kept across resets). */
+let config: VmConfig | undefined;
+/** Re-sends the device list (after a control changed something in it). */
+let refreshDevices: (() => void) | undefined;
 let started = false;
 let resetRequested = false;
 /** A stop that arrived while the disks were still opening. */
 let stopEarly = false;
-let pending: Uint8Array[] = [];
+/** Console output of all streams in the order it came, so a merged view (CLI) stays in order. */
+let pending: { stream: ConsoleStream; data: Uint8Array }[] = [];
 let pendingBytes = 0;
 let flushTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -37,19 +44,26 @@ function flushConsole(): void {
   if (flushTimer) clearTimeout(flushTimer);
   flushTimer = undefined;
   if (!pendingBytes) return;
-  const out = new Uint8Array(pendingBytes);
-  let o = 0;
-  for (const c of pending) {
-    out.set(c, o);
-    o += c.length;
+  // One message per run of the same stream.
+  for (let i = 0; i < pending.length;) {
+    const stream = pending[i]!.stream;
+    let j = i;
+    let n = 0;
+    while (j < pending.length && pending[j]!.stream === stream) n += pending[j++]!.data.length;
+    const out = new Uint8Array(n);
+    let o = 0;
+    for (; i < j; i++) {
+      out.set(pending[i]!.data, o);
+      o += pending[i]!.data.length;
+    }
+    post({ type: 'console', stream, data: out }, [out.buffer]);
   }
   pending = [];
   pendingBytes = 0;
-  post({ type: 'console', data: out }, [out.buffer]);
 }
 
-function queueConsole(bytes: Uint8Array): void {
-  pending.push(bytes.slice()); // the UART may reuse its buffer
+function queueConsole(stream: ConsoleStream, bytes: Uint8Array): void {
+  pending.push({ stream, data: bytes.slice() }); // the UART may reuse its buffer
   pendingBytes += bytes.length;
   if (pendingBytes >= CONSOLE_FLUSH_BYTES) flushConsole();
   else flushTimer ??= setTimeout(flushConsole, CONSOLE_FLUSH_MS);
@@ -62,7 +76,8 @@ async function runVm(cfg: VmConfig): Promise<void> {
     for (;;) {
       let vm: VirtMachine;
       try {
-        vm = await VirtMachine.open(cfg, log); // opens the disk images first
+        // Opens the disk images first; each gets the live read-only switch.
+        vm = await VirtMachine.open(cfg, log, { wrapDisk: (d) => new SwitchableDisk(d) });
       } catch (e) {
         const message = e instanceof MachineConfigError ? e.message : String(e);
         post({ type: 'exit', exit: { kind: 'error', message } });
@@ -74,15 +89,15 @@ async function runVm(cfg: VmConfig): Promise<void> {
         return;
       }
       machine = vm;
-      vm.onConsoleOutput = queueConsole;
+      vm.onStreamOutput = queueConsole;
       const sampler = new StatsSampler(cfg.memMiB);
       // Devices change state as the guest's drivers bind (virtio DRIVER_OK): resent on change.
       let lastRows = '';
       const postDevices = (): void => {
-        const rows = [
-          ...deviceRows(vm.devices(), 'active'),
-          ...virtioRows(vm.virtio, VIRT.virtio, cfg.disks),
-        ];
+        const rows = withControls(
+          [...deviceRows(vm.devices(), 'active'), ...virtioRows(vm.virtio, VIRT.virtio, cfg.disks)],
+          { machine: vm, config: cfg },
+        );
         const json = JSON.stringify(rows);
         if (json !== lastRows) post({ type: 'devices', devices: rows });
         lastRows = json;
@@ -91,6 +106,7 @@ async function runVm(cfg: VmConfig): Promise<void> {
         post({ type: 'stats', stats: sampler.sample(vm.stats(), vm.core.ram.buffer.byteLength) });
         postDevices();
       };
+      refreshDevices = postDevices;
       sample();
       if (statsTimer) clearInterval(statsTimer);
       statsTimer = setInterval(sample, STATS_INTERVAL_MS);
@@ -103,7 +119,7 @@ async function runVm(cfg: VmConfig): Promise<void> {
         log(exit.kind === 'reset' ? 'the guest rebooted' : 'reset');
         continue;
       }
-      post({ type: 'exit', exit });
+      post({ type: 'exit', exit, stats: vm.stats() });
       return;
     }
   } catch (e) {
@@ -112,6 +128,7 @@ async function runVm(cfg: VmConfig): Promise<void> {
   } finally {
     if (statsTimer) clearInterval(statsTimer);
     machine = undefined;
+    refreshDevices = undefined;
     port.close();
   }
 }
@@ -121,10 +138,14 @@ port.on('message', (m: ToWorker) => {
     case 'start':
       if (started) return;
       started = true;
+      config = m.config;
       void runVm(m.config);
       return;
     case 'input':
-      machine?.consoleInput(m.data);
+      machine?.consoleInput(m.data, m.stream);
+      return;
+    case 'control':
+      void control(m.id, m.device, m.control, m.value);
       return;
     case 'stop':
       stopEarly = true;
@@ -148,3 +169,23 @@ port.on('message', (m: ToWorker) => {
       return;
   }
 });
+
+async function control(id: number, device: string, ctl: string, value: string): Promise<void> {
+  const vm = machine;
+  if (!vm || !config) {
+    post({ type: 'control-result', id, ok: false, message: 'the VM is not running yet' });
+    return;
+  }
+  let result: FromWorker;
+  try {
+    const message = await applyControl(device, ctl, value, { machine: vm, config });
+    result = { type: 'control-result', id, ok: true, message };
+  } catch (e) {
+    // A device's refusal reads as it is; anything else still reaches the UI as one line.
+    const message = e instanceof ControlError ? e.message : `${device}: ${(e as Error).message}`;
+    result = { type: 'control-result', id, ok: false, message };
+  }
+  // The new device list goes first, so a caller that got the outcome also sees it listed.
+  refreshDevices?.();
+  post(result);
+}

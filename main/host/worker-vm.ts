@@ -1,0 +1,98 @@
+/**
+ * One VM in a worker thread for a terminal session (`wasmvisor run`): the CLI's main thread only
+ * relays the terminal, so guest code never runs there. VmControl is the small command interface
+ * the CLI and its Ctrl-A monitor use to drive the VM, whatever runs it.
+ */
+import type { VmConfig } from '../vm/config.js';
+import type { MachineStats } from '../vm/machine.js';
+import type { ConsoleStream, DeviceRow, VmExit, VmState, VmStats } from './api-types.js';
+import { VmRunner } from './vm-runner.js';
+import { vmWorkerPath } from './worker-path.js';
+
+/** What a terminal session (and a monitor inside it) can do with its VM. */
+export interface VmControl {
+  readonly state: VmState;
+  /** Keyboard input: to `stream`, or the console the VM boots on. */
+  input(bytes: Uint8Array, stream?: ConsoleStream): void;
+  pause(): void;
+  resume(): void;
+  /** Host reset: the machine is rebuilt from its definition (the guest reboots). */
+  reset(): void;
+  /** Graceful stop (at the next slice; terminated after a grace period), or at once if force. */
+  stop(force?: boolean): void;
+  devices(): DeviceRow[];
+  /** The latest stats snapshot (about 4 per second), if one came yet. */
+  stats(): VmStats | undefined;
+  /** Changes a device control (see DeviceRow.controls); resolves to the outcome. */
+  setDeviceControl(device: string, control: string, value: string): Promise<string>;
+}
+
+export interface WorkerVmOptions {
+  /** Console output of every stream, in the order the guest wrote it. */
+  output(bytes: Uint8Array, stream: ConsoleStream): void;
+  log(message: string): void;
+  workerPath?: string;
+}
+
+export interface WorkerVmEnd {
+  exit: VmExit;
+  /** The machine's totals (absent when the worker was killed or failed before running). */
+  stats?: MachineStats;
+}
+
+export class WorkerVm implements VmControl {
+  private readonly runner: VmRunner;
+  private latest: VmStats | undefined;
+  private ended: ((end: WorkerVmEnd) => void) | undefined;
+
+  constructor(
+    private readonly cfg: VmConfig,
+    o: WorkerVmOptions,
+  ) {
+    this.runner = new VmRunner(o.workerPath ?? vmWorkerPath(), {
+      state: (state, lastExit) => {
+        if (state !== 'stopped') return;
+        this.ended?.({ exit: lastExit ?? { kind: 'killed' }, stats: this.runner.finalStats });
+      },
+      stats: (s) => (this.latest = s),
+      devices: () => {},
+      console: (bytes, stream) => o.output(bytes, stream),
+      log: o.log,
+    });
+  }
+
+  /** Starts the worker; resolves when the VM has ended, with why. */
+  run(): Promise<WorkerVmEnd> {
+    const done = new Promise<WorkerVmEnd>((r) => (this.ended = r));
+    this.runner.start(this.cfg);
+    return done;
+  }
+
+  get state(): VmState {
+    return this.runner.state;
+  }
+  input(bytes: Uint8Array, stream?: ConsoleStream): void {
+    this.runner.input(bytes, stream);
+  }
+  pause(): void {
+    this.runner.pause();
+  }
+  resume(): void {
+    this.runner.resume();
+  }
+  reset(): void {
+    this.runner.reset();
+  }
+  stop(force = false): void {
+    this.runner.stop(force);
+  }
+  devices(): DeviceRow[] {
+    return this.runner.deviceList();
+  }
+  stats(): VmStats | undefined {
+    return this.latest;
+  }
+  setDeviceControl(device: string, control: string, value: string): Promise<string> {
+    return this.runner.setControl(device, control, value);
+  }
+}
