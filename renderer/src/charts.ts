@@ -1,9 +1,11 @@
 /**
- * Live charts of one VM's stats with uPlot: MIPS, MMIO exits/s and interrupts/s per device, and
- * memory. The last five minutes are kept; a chart is rebuilt when a new series (device) appears.
+ * Live charts of one VM's stats with uPlot: MIPS, MMIO exits/s and interrupts/s per device, disk
+ * and network throughput, and memory. The last five minutes are kept; a chart is rebuilt when a
+ * new series (device) appears. Throughput charts are generic over devices with byte counters
+ * (VmStats.bytesPerSec) and only appear when a device of their kind exists.
  */
 import uPlot from 'uplot';
-import type { VmStats } from '../../main/host/api-types.js';
+import { deviceKind, type VmStats } from '../../main/host/api-types.js';
 import { cssVar, onThemeChange } from './theme.js';
 import { h } from './dom.js';
 
@@ -26,6 +28,46 @@ interface ChartSpec {
   /** Series names present in these samples. */
   keys(samples: VmStats[]): string[];
   value(s: VmStats, key: string): number;
+  /** Hidden while it has no series (a device kind the VM does not have). */
+  optional?: boolean;
+}
+
+/** Short series names for byte counters: "virtio-blk0 read", "virtio-net0 rx". */
+const COUNTER_LABEL: Record<string, string> = {
+  read_bytes: 'read',
+  write_bytes: 'write',
+  rx_bytes: 'rx',
+  tx_bytes: 'tx',
+};
+
+/** Bytes/s of every device of one kind that counts bytes, one series per device and counter. */
+function throughput(kind: 'disk' | 'net', id: string, title: string): ChartSpec {
+  const split = new Map<string, [string, string]>();
+  return {
+    id,
+    title,
+    unit: 'B/s',
+    optional: true,
+    keys: (ss) => {
+      const keys = new Set<string>();
+      // Every device that exists, busy or idle: an idle disk is worth seeing at 0.
+      for (const s of ss) {
+        for (const [dev, counters] of Object.entries(s.bytesPerSec ?? {})) {
+          if (deviceKind(dev) !== kind) continue;
+          for (const c of Object.keys(counters)) {
+            const k = `${dev} ${COUNTER_LABEL[c] ?? c.replace(/_bytes$/, '')}`;
+            split.set(k, [dev, c]);
+            keys.add(k);
+          }
+        }
+      }
+      return [...keys].sort();
+    },
+    value: (s, k) => {
+      const [dev, c] = split.get(k) ?? ['', ''];
+      return s.bytesPerSec?.[dev]?.[c] ?? 0;
+    },
+  };
 }
 
 const SPECS: ChartSpec[] = [
@@ -44,6 +86,8 @@ const SPECS: ChartSpec[] = [
     keys: (ss) => unionKeys(ss, (s) => s.interruptsPerSec),
     value: (s, k) => s.interruptsPerSec[k] ?? 0,
   },
+  throughput('disk', 'disk', 'Disk throughput'),
+  throughput('net', 'net', 'Network throughput'),
   {
     id: 'mem',
     title: 'Memory (MiB)',
@@ -80,6 +124,8 @@ class Chart {
 
   update(samples: VmStats[], force = false): void {
     const keys = this.spec.keys(samples);
+    this.element.hidden = this.spec.optional === true && keys.length === 0;
+    if (this.element.hidden) return;
     const width = Math.max(200, this.plotHost.clientWidth || 360);
     if (force || !this.plot || keys.join('\0') !== this.keys.join('\0')) this.build(keys, width);
     const xs = samples.map((s) => s.t / 1000);
@@ -148,6 +194,7 @@ function clockLabel(sec: number): string {
 }
 
 function fmt(v: number): string {
+  if (v >= 1e9) return (v / 1e9).toFixed(1) + 'G';
   if (v >= 1e6) return (v / 1e6).toFixed(1) + 'M';
   if (v >= 1e4) return (v / 1e3).toFixed(0) + 'k';
   if (v >= 100) return v.toFixed(0);

@@ -1,10 +1,12 @@
 /**
- * One VM's console: an xterm.js terminal attached to the VM's console stream. Attaching replays
- * the host's scrollback, so a late attach (or a re-opened tab) shows the boot log.
+ * One console of a VM (its UART ttyS0, or its virtio-console hvc0): an xterm.js terminal attached
+ * to that stream. Attaching replays the host's scrollback of the stream, so a late attach (or a
+ * re-opened tab) shows the boot log.
  */
 import { Terminal, type ITheme } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
 import { fromBase64, toBase64, type HostClient } from './client.js';
+import type { ConsoleStream } from '../../main/host/api-types.js';
 import { currentTheme, onThemeChange, cssVar } from './theme.js';
 
 const encoder = new TextEncoder();
@@ -28,11 +30,13 @@ export class ConsoleView {
 
   constructor(
     readonly name: string,
+    readonly stream: ConsoleStream,
     private readonly host: HostClient,
   ) {
     this.element = document.createElement('div');
     this.element.className = 'console';
     this.element.dataset.vm = name;
+    this.element.dataset.stream = stream;
     this.term = new Terminal({
       fontFamily: 'ui-monospace, "JetBrains Mono", "DejaVu Sans Mono", Menlo, Consolas, monospace',
       fontSize: 13,
@@ -62,7 +66,10 @@ export class ConsoleView {
   }
 
   async attach(): Promise<void> {
-    const { scrollback } = await this.host.call('attachConsole', { name: this.name });
+    const { scrollback } = await this.host.call('attachConsole', {
+      name: this.name,
+      stream: this.stream,
+    });
     this.term.reset();
     this.term.write(fromBase64(scrollback));
     this.attached = true;
@@ -98,14 +105,16 @@ export class ConsoleView {
   async detach(): Promise<void> {
     this.attached = false;
     this.resizeObserver.disconnect();
-    await this.host.call('detachConsole', { name: this.name }).catch(() => undefined);
+    await this.host
+      .call('detachConsole', { name: this.name, stream: this.stream })
+      .catch(() => undefined);
     this.term.dispose();
     this.element.remove();
   }
 
   private send(bytes: Uint8Array): void {
     this.host
-      .call('consoleInput', { name: this.name, data: toBase64(bytes) })
+      .call('consoleInput', { name: this.name, stream: this.stream, data: toBase64(bytes) })
       .catch(() => undefined);
   }
 

@@ -1,9 +1,16 @@
 /** The wasmvisor UI: VM list, console tabs, device manager and live stats over the host API. */
-import type { DeviceRow, VmState, VmStats, VmSummary } from '../../main/host/api-types.js';
+import {
+  consoleStreams,
+  type ConsoleStream,
+  type DeviceRow,
+  type VmState,
+  type VmStats,
+  type VmSummary,
+} from '../../main/host/api-types.js';
 import { connectHost } from './client.js';
 import { ConsoleView } from './console-view.js';
 import { StatsCharts, HISTORY_SECONDS } from './charts.js';
-import { renderDevices } from './devices-view.js';
+import { renderDevices, type ControlOutcome } from './devices-view.js';
 import { editVmDialog } from './vm-dialog.js';
 import { clear, h } from './dom.js';
 import { initTheme, toggleTheme } from './theme.js';
@@ -15,8 +22,28 @@ const $ = <T extends HTMLElement>(sel: string) => document.querySelector(sel) as
 const vms = new Map<string, VmSummary>();
 const stats = new Map<string, VmStats[]>();
 const devices = new Map<string, DeviceRow[]>();
+/** Console views by tab key ("vm/stream"), created when their tab is first shown. */
 const consoles = new Map<string, ConsoleView>();
+/** Open console tabs in order: one per console stream of each VM the user opened. */
+const tabs: string[] = [];
+/** The VM shown in the detail pane, and the console tab shown. */
 let selected: string | undefined;
+let activeTab: string | undefined;
+/** The tab last shown per VM, so selecting a VM returns to the console the user was in. */
+const lastTab = new Map<string, string>();
+/** Outcomes of device control changes, per VM then device. */
+const outcomes = new Map<string, Map<string, ControlOutcome>>();
+
+// VM names cannot contain '/' (the definition store refuses them), so the key splits back.
+const tabKey = (name: string, stream: ConsoleStream) => `${name}/${stream}`;
+const splitKey = (key: string) => {
+  const i = key.lastIndexOf('/');
+  return { name: key.slice(0, i), stream: key.slice(i + 1) as ConsoleStream };
+};
+const streamsOf = (name: string): ConsoleStream[] => {
+  const v = vms.get(name);
+  return v ? consoleStreams(v.config) : ['ttyS0'];
+};
 const charts = new StatsCharts();
 $('#charts').append(charts.element);
 
@@ -149,37 +176,68 @@ function renderList(): void {
 }
 
 function renderTabs(): void {
-  const tabs = $('#tabs');
-  clear(tabs);
-  let i = 1;
-  for (const name of consoles.keys()) {
+  const el = $('#tabs');
+  clear(el);
+  tabs.forEach((key, i) => {
+    const { name, stream } = splitKey(key);
     const st = vms.get(name)?.state ?? 'stopped';
-    tabs.append(
+    el.append(
       h(
         'div',
         {
-          class: `tab${name === selected ? ' active' : ''}`,
-          'data-tab': name,
+          class: `tab${key === activeTab ? ' active' : ''}`,
+          'data-tab': key,
+          'data-vm': name,
+          'data-stream': stream,
           role: 'tab',
-          title: `Alt+${i}`,
-          onclick: () => select(name),
+          title: i < 9 ? `Alt+${i + 1}` : undefined,
+          onclick: () => void selectTab(key),
         },
         h('span', { class: `dot dot-${st}` }),
         name,
+        h('span', { class: 'tab-stream' }, ` · ${stream}`),
         h(
           'button',
           {
             class: 'tab-close',
             title: 'Close console (Alt+W) — the VM keeps running',
-            'aria-label': `close ${name}`,
-            onclick: (e: Event) => (e.stopPropagation(), void closeTab(name)),
+            'aria-label': `close ${name} ${stream}`,
+            onclick: (e: Event) => (e.stopPropagation(), void closeTab(key)),
           },
           '×',
         ),
       ),
     );
-    i++;
+  });
+}
+
+function showDevices(name: string): void {
+  renderDevices($('#devices'), devices.get(name) ?? [], {
+    running: isUp(vms.get(name)?.state),
+    outcomes: outcomes.get(name),
+    onControl: (device, control, value) => void setControl(name, device, control, value),
+  });
+}
+
+/** Changes a device control and shows the device's answer (or why not) under the device. */
+async function setControl(
+  name: string,
+  device: string,
+  control: string,
+  value: string,
+): Promise<void> {
+  let m = outcomes.get(name);
+  if (!m) outcomes.set(name, (m = new Map()));
+  m.set(device, { ok: true, busy: true, text: `${control} → ${value}…` });
+  if (name === selected) showDevices(name);
+  try {
+    const r = await host.call('setDeviceControl', { name, device, control, value });
+    m.set(device, { ok: true, text: r.message });
+  } catch (e) {
+    m.set(device, { ok: false, text: (e as Error).message });
+    toast((e as Error).message);
   }
+  if (name === selected) showDevices(name);
 }
 
 function renderDetail(): void {
@@ -200,16 +258,33 @@ function renderDetail(): void {
     button('Edit', 'edit', () => void editVm(name)),
     button('Delete', 'delete', () => void deleteVm(name), { danger: true }),
   );
-  renderDevices($('#devices'), devices.get(name) ?? [], isUp(v.state));
+  showDevices(name);
   charts.show(stats.get(name) ?? []);
 }
 
+/** Shows a VM: opens a tab for each of its consoles and shows the one last used there. */
 async function select(name: string): Promise<void> {
+  const keys = streamsOf(name).map((st) => tabKey(name, st));
+  const missing = keys.filter((k) => !tabs.includes(k));
+  if (missing.length) {
+    // Next to the VM's other tabs, if it has some; else at the end.
+    let at = tabs.length;
+    tabs.forEach((k, i) => splitKey(k).name === name && (at = i + 1));
+    tabs.splice(at, 0, ...missing);
+  }
+  const last = lastTab.get(name);
+  await selectTab(last && tabs.includes(last) ? last : keys[0]!);
+}
+
+async function selectTab(key: string): Promise<void> {
+  const { name, stream } = splitKey(key);
   selected = name;
-  let view = consoles.get(name);
+  activeTab = key;
+  lastTab.set(name, key);
+  let view = consoles.get(key);
   if (!view) {
-    view = new ConsoleView(name, host);
-    consoles.set(name, view);
+    view = new ConsoleView(name, stream, host);
+    consoles.set(key, view);
   }
   for (const c of consoles.values()) c.element.hidden = c !== view;
   renderList();
@@ -220,16 +295,18 @@ async function select(name: string): Promise<void> {
   void refreshDevices(name);
 }
 
-async function closeTab(name: string): Promise<void> {
-  const v = consoles.get(name);
-  if (!v) return;
-  consoles.delete(name);
-  await v.detach();
-  if (selected === name) {
-    const next = [...consoles.keys()].at(-1);
-    if (next) void select(next);
+async function closeTab(key: string): Promise<void> {
+  const i = tabs.indexOf(key);
+  if (i < 0) return;
+  tabs.splice(i, 1);
+  const v = consoles.get(key);
+  consoles.delete(key);
+  await v?.detach();
+  if (activeTab === key) {
+    const next = tabs[Math.min(i, tabs.length - 1)];
+    if (next) void selectTab(next);
     else {
-      selected = undefined;
+      selected = activeTab = undefined;
       renderList();
       renderTabs();
       renderDetail();
@@ -237,11 +314,23 @@ async function closeTab(name: string): Promise<void> {
   } else renderTabs();
 }
 
+/** Closes every console tab of a VM (it was deleted or renamed). */
+async function closeVmTabs(name: string): Promise<void> {
+  for (const k of tabs.filter((t) => splitKey(t).name === name)) await closeTab(k);
+}
+
+/** Drops tabs of consoles a VM no longer has (its console type was edited). */
+function pruneTabs(): void {
+  for (const k of tabs) {
+    const { name, stream } = splitKey(k);
+    if (vms.has(name) && !streamsOf(name).includes(stream)) void closeTab(k);
+  }
+}
+
 async function refreshDevices(name: string): Promise<void> {
   try {
     devices.set(name, await host.call('listDevices', { name }));
-    if (name === selected)
-      renderDevices($('#devices'), devices.get(name)!, isUp(vms.get(name)?.state));
+    if (name === selected) showDevices(name);
   } catch {
     /* the VM went away meanwhile */
   }
@@ -253,14 +342,14 @@ async function editVm(name: string): Promise<void> {
   if (isUp(v.state)) return toast(`Stop ${name} before editing it.`, 'info');
   await editVmDialog(v.config, async (cfg) => {
     const r = await host.call('updateVm', { name, config: cfg });
-    if (r.config.name !== name && consoles.has(name)) await closeTab(name);
+    if (r.config.name !== name) await closeVmTabs(name);
   });
 }
 
 async function deleteVm(name: string): Promise<void> {
   if (!confirm(`Delete the definition of ${name}? (Its disk images are not touched.)`)) return;
   await act(host.call('deleteVm', { name }));
-  if (consoles.has(name)) await closeTab(name);
+  await closeVmTabs(name);
 }
 
 function pushStats(name: string, s: VmStats): void {
@@ -274,7 +363,7 @@ function pushStats(name: string, s: VmStats): void {
 host.onEvent((e) => {
   switch (e.type) {
     case 'console':
-      consoles.get(e.name)?.write(e.data);
+      consoles.get(tabKey(e.name, e.stream))?.write(e.data);
       return;
     case 'stats':
       pushStats(e.name, e.stats);
@@ -300,14 +389,14 @@ host.onEvent((e) => {
       vms.clear();
       for (const v of e.vms) vms.set(v.config.name, v);
       if (selected && !vms.has(selected)) selected = undefined;
+      pruneTabs();
       renderList();
       renderTabs();
       renderDetail();
       return;
     case 'devices':
       devices.set(e.name, e.devices);
-      if (e.name === selected)
-        renderDevices($('#devices'), e.devices, isUp(vms.get(e.name)?.state));
+      if (e.name === selected) showDevices(e.name);
       return;
     case 'log':
       toast(`${e.name}: ${e.message}`, 'info');
@@ -350,13 +439,12 @@ $('#theme-toggle').addEventListener('click', toggleTheme);
 // Keyboard: Alt+1..9 switch console tabs, Alt+W closes one, Alt+T toggles the theme.
 document.addEventListener('keydown', (e) => {
   if (!e.altKey || e.ctrlKey || e.metaKey) return;
-  const names = [...consoles.keys()];
-  if (/^[1-9]$/.test(e.key) && names[Number(e.key) - 1]) {
+  if (/^[1-9]$/.test(e.key) && tabs[Number(e.key) - 1]) {
     e.preventDefault();
-    void select(names[Number(e.key) - 1]!);
-  } else if (e.key.toLowerCase() === 'w' && selected) {
+    void selectTab(tabs[Number(e.key) - 1]!);
+  } else if (e.key.toLowerCase() === 'w' && activeTab) {
     e.preventDefault();
-    void closeTab(selected);
+    void closeTab(activeTab);
   } else if (e.key.toLowerCase() === 't') {
     e.preventDefault();
     toggleTheme();
@@ -365,5 +453,6 @@ document.addEventListener('keydown', (e) => {
 
 // For end-to-end tests: the console text as xterm holds it (its DOM shows only visible rows).
 (window as unknown as { wasmvisorDebug: unknown }).wasmvisorDebug = {
-  consoleText: (name: string) => consoles.get(name)?.text() ?? '',
+  consoleText: (name: string, stream?: ConsoleStream) =>
+    consoles.get(tabKey(name, stream ?? streamsOf(name)[0]!))?.text() ?? '',
 };

@@ -1,11 +1,13 @@
 /**
  * End to end: `wasmvisor ui` (web mode) driven by Debian's chromium through playwright-core.
  * Starts the bundled VM, waits for the shell prompt in the xterm buffer, runs `uname -m`, checks
- * the device list and that the MIPS chart updates, stops the VM. Screenshots go to
- * test-artifacts/; the README's docs/screenshot.png is refreshed when WASMVISOR_SCREENSHOT=1.
+ * the device list and that the MIPS chart updates, stops the VM. Then a VM with a disk and
+ * console=hvc0: its ttyS0 and hvc0 tabs each show their own output, and the disk's scheduler is
+ * switched live from the device table. Screenshots go to test-artifacts/; the README's
+ * docs/screenshot.png is refreshed when WASMVISOR_SCREENSHOT=1.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -31,6 +33,18 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
 
   beforeAll(async () => {
     mkdirSync(artifacts, { recursive: true });
+    // The bundled guest (as a first launch writes it) and a VM with a disk and a virtio-console.
+    const vmsDir = join(dataDir, 'vms');
+    mkdirSync(vmsDir);
+    const img = join(dataDir, 'scratch.img');
+    writeFileSync(img, Buffer.alloc(4 * 1024 * 1024));
+    const def = (name: string, more: object) =>
+      writeFileSync(
+        join(vmsDir, `${name}.json`),
+        JSON.stringify({ name, memMiB: 256, disks: [], console: 'ttyS0', rng: false, ...more }),
+      );
+    def('bundled', {});
+    def('hvcdisk', { memMiB: 128, console: 'hvc0', disks: [{ path: img, sched: 'noop' }] });
     server = spawn(process.execPath, [join(root, 'bin', 'wasmvisor.mjs'), 'ui'], {
       env: { ...process.env, WASMVISOR_DATA_DIR: dataDir },
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -70,11 +84,13 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     rmSync(profile, { recursive: true, force: true });
   });
 
-  const consoleText = () =>
-    page.evaluate(() =>
-      (
-        window as unknown as { wasmvisorDebug: { consoleText(n: string): string } }
-      ).wasmvisorDebug.consoleText('bundled'),
+  const consoleText = (vm = 'bundled', stream?: string) =>
+    page.evaluate(
+      ([vm, stream]) =>
+        (
+          window as unknown as { wasmvisorDebug: { consoleText(n: string, s?: string): string } }
+        ).wasmvisorDebug.consoleText(vm!, stream),
+      [vm, stream] as const,
     );
 
   it('boots the bundled VM, runs a command, shows devices and live stats, stops', async () => {
@@ -84,10 +100,10 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     await item.locator('[data-action=start]').click();
     await page.locator('.vm-item[data-vm=bundled][data-state=running]').waitFor();
 
-    await expect.poll(consoleText, { timeout: 60_000 }).toMatch(/:~# /);
+    await expect.poll(() => consoleText(), { timeout: 60_000 }).toMatch(/:~# /);
     await page.locator('.console[data-vm=bundled] .xterm').click();
     await page.keyboard.type('uname -m\n');
-    await expect.poll(consoleText, { timeout: 10_000 }).toMatch(/^riscv64\s*$/m);
+    await expect.poll(() => consoleText(), { timeout: 10_000 }).toMatch(/^riscv64\s*$/m);
 
     const uart = page.locator('#devices tr[data-device=uart0]');
     await expect.poll(() => uart.innerText()).toMatch(/ns16550a[\s\S]*0x10000000[\s\S]*10/);
@@ -100,11 +116,6 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     await page.keyboard.type('echo wasmvisor e2e; cat /proc/cpuinfo | head -5\n');
     await page.waitForTimeout(1500);
     await page.screenshot({ path: join(artifacts, 'ui-running-dark.png') });
-    if (process.env.WASMVISOR_SCREENSHOT) {
-      const shot = join(root, 'docs', 'screenshot.png');
-      await page.screenshot({ path: shot });
-      expect(statSync(shot).size).toBeLessThan(300 * 1024);
-    }
     await page.locator('#theme-toggle').click();
     await page.screenshot({ path: join(artifacts, 'ui-running-light.png') });
 
@@ -133,6 +144,58 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     expect(await page.locator('.vm-item[data-vm=e2e-small] .vm-item-meta').innerText()).toMatch(
       /128 MiB/,
     );
+    expect(pageErrors).toEqual([]);
+  }, 120_000);
+
+  it('shows hvc0 and ttyS0 in their own tabs and switches a disk scheduler live', async () => {
+    await page.locator('#theme-toggle').click(); // back to dark for the README screenshot
+    const item = page.locator('.vm-item[data-vm=hvcdisk]');
+    await item.locator('[data-action=start]').click();
+    await page.locator('.vm-item[data-vm=hvcdisk][data-state=running]').waitFor();
+    const tabs = page.locator('#tabs .tab[data-vm=hvcdisk]');
+    await expect
+      .poll(() => tabs.allTextContents())
+      .toEqual([expect.stringMatching(/hvcdisk · hvc0/), expect.stringMatching(/hvcdisk · ttyS0/)]);
+
+    // The kernel's console is hvc0: the prompt is there; OpenSBI printed on the UART.
+    await expect.poll(() => consoleText('hvcdisk', 'hvc0'), { timeout: 60_000 }).toMatch(/:~# /);
+    await page.locator('.console[data-vm=hvcdisk][data-stream=hvc0] .xterm').click();
+    await page.keyboard.type('echo only-on-$((1+1))-hvc\n');
+    await expect.poll(() => consoleText('hvcdisk', 'hvc0')).toMatch(/^only-on-2-hvc/m);
+    await page.locator('#tabs .tab[data-stream=ttyS0][data-vm=hvcdisk]').click();
+    await expect.poll(() => consoleText('hvcdisk', 'ttyS0')).toMatch(/OpenSBI/);
+    expect(await consoleText('hvcdisk', 'ttyS0')).not.toMatch(/only-on-2-hvc|:~# /);
+    expect(await consoleText('hvcdisk', 'hvc0')).not.toMatch(/OpenSBI/);
+    await page.locator('#tabs .tab[data-stream=hvc0][data-vm=hvcdisk]').click();
+
+    // The disk's scheduler, from the device table; the device reports the new policy.
+    const sched = page.locator('#devices tr[data-controls-for=virtio-blk0] [data-control=sched]');
+    await expect.poll(() => sched.inputValue()).toBe('noop');
+    await sched.selectOption('deadline');
+    await expect
+      .poll(() =>
+        page.locator('#devices tr[data-controls-for=virtio-blk0] .control-outcome').innerText(),
+      )
+      .toMatch(/scheduler deadline/);
+    await expect
+      .poll(() => page.locator('#devices tr[data-device=virtio-blk0] .dev-backend').innerText())
+      .toMatch(/sched=deadline/);
+    await expect.poll(() => sched.inputValue()).toBe('deadline');
+
+    // Disk throughput is charted once the guest reads the disk.
+    await page.locator('.console[data-vm=hvcdisk][data-stream=hvc0] .xterm').click();
+    await page.keyboard.type('dd if=/dev/vda of=/dev/null bs=64k; uname -a\n');
+    const disk = page.locator('.chart[data-chart=disk]');
+    await disk.waitFor();
+    await page.waitForTimeout(1500);
+    await page.screenshot({ path: join(artifacts, 'ui-hvc0-disk-controls.png') });
+    if (process.env.WASMVISOR_SCREENSHOT) {
+      const shot = join(root, 'docs', 'screenshot.png');
+      await page.screenshot({ path: shot });
+      expect(statSync(shot).size).toBeLessThan(300 * 1024);
+    }
+    await page.locator('#toolbar [data-action=stop]').click();
+    await page.locator('.vm-item[data-vm=hvcdisk][data-state=stopped]').waitFor();
     expect(pageErrors).toEqual([]);
   }, 120_000);
 });
