@@ -4,6 +4,7 @@ import {
   ConfigError,
   defaultVmConfig,
   parseDiskSpec,
+  parseBalloonSpec,
   MIN_MEM_MIB,
   MAX_MEM_MIB,
   type VmConfig,
@@ -43,10 +44,13 @@ commands:
       --bios FILE     firmware (OpenSBI fw_dynamic.bin or fw_jump.bin); default: bundled
       --append TEXT   kernel command line (default "console=ttyS0")
       --mem SIZE      guest RAM, e.g. 256M or 1G (default 256M)
-      --disk PATH[,format=raw][,ro][,cache=writeback|writethrough|unsafe][,sched=noop|sstf|scan|deadline]
+      --disk PATH[,format=raw|qcow2][,ro][,cache=writeback|writethrough|unsafe][,sched=noop|sstf|scan|deadline]
                       a virtio-blk disk (repeatable; the first is /dev/vda)
       --console ttyS0|hvc0  the console this terminal attaches to (default ttyS0)
       --rng           add a virtio-rng device
+      --balloon[,free-page-reporting=on|off][,deflate-on-oom=on|off][,stats=SECONDS]
+                      add a virtio-balloon (defaults: reporting on, deflate-on-oom off,
+                      stats every 2 s); Ctrl-A C opens the monitor: "balloon MIB"
       --stats         print instructions, MIPS, exits and interrupts at exit
   run-elf FILE        run a bare-metal ELF (riscv-tests tohost protocol); exit status = test result
       --timeout SEC   give up after SEC seconds of host time (default 10)
@@ -84,8 +88,9 @@ export function parseCommand(argv: string[]): Command {
   if (cmd === '--version' || cmd === 'version') return { kind: 'version' };
   try {
     if (cmd === 'run') {
+      const balloonArgs = rest.filter((a) => a === '--balloon' || a.startsWith('--balloon,'));
       const { values, positionals } = parseArgs({
-        args: rest,
+        args: rest.filter((a) => !balloonArgs.includes(a)),
         allowPositionals: true,
         options: {
           kernel: { type: 'string' },
@@ -100,6 +105,10 @@ export function parseCommand(argv: string[]): Command {
         },
       });
       if (positionals.length) throw new UsageError(`run: unexpected argument "${positionals[0]}"`);
+      // --balloon takes its options glued on ("--balloon,stats=5"), as QEMU's -device does;
+      // parseArgs would not know that option name, so it is taken out first.
+      let balloon: VmConfig['balloon'];
+      for (const a of balloonArgs) balloon = parseBalloonSpec(a.slice('--balloon'.length));
       const con = values.console ?? 'ttyS0';
       if (con !== 'ttyS0' && con !== 'hvc0') {
         throw new UsageError(`--console: "${con}" is not ttyS0 or hvc0`);
@@ -114,6 +123,7 @@ export function parseCommand(argv: string[]): Command {
         disks: (values.disk ?? []).map(parseDiskSpec),
         console: con,
         rng: values.rng ?? false,
+        ...(balloon ? { balloon } : {}),
       };
       return { kind: 'run', vm, stats: values.stats ?? false };
     }

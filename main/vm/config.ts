@@ -5,14 +5,28 @@
 
 export type CacheMode = 'writeback' | 'writethrough' | 'unsafe';
 export type SchedulerPolicy = 'noop' | 'sstf' | 'scan' | 'deadline';
+export type DiskFormat = 'raw' | 'qcow2';
+export const DISK_FORMATS: readonly DiskFormat[] = ['raw', 'qcow2'];
 export type ConsoleKind = 'ttyS0' | 'hvc0';
 
 export interface DiskConfig {
   path: string;
-  format: 'raw';
+  /** Image format as the user names it; never probed (a raw image's guest controls its bytes). */
+  format: DiskFormat;
   readOnly: boolean;
   cache: CacheMode;
   sched: SchedulerPolicy;
+}
+
+/** virtio-balloon settings; each optional feature is a device setting. */
+export interface BalloonConfig {
+  enabled: boolean;
+  /** The guest reports free page blocks on its own; they are given back to the host. */
+  freePageReporting: boolean;
+  /** The guest may deflate on its own when it runs out of memory. */
+  deflateOnOom: boolean;
+  /** Ask for the guest's memory statistics every this many seconds (0: no stats queue). */
+  statsPeriodS: number;
 }
 
 export interface VmConfig {
@@ -31,6 +45,8 @@ export interface VmConfig {
   console: ConsoleKind;
   /** Add a virtio-rng device. */
   rng: boolean;
+  /** Add a virtio-balloon (absent or enabled: false: none). */
+  balloon?: BalloonConfig;
 }
 
 export class ConfigError extends Error {}
@@ -50,7 +66,7 @@ export function effectiveAppend(cfg: VmConfig): string {
 }
 
 /**
- * Parses a `--disk` argument: PATH[,format=raw][,ro][,cache=MODE][,sched=POLICY].
+ * Parses a `--disk` argument: PATH[,format=raw|qcow2][,ro][,cache=MODE][,sched=POLICY].
  * (A path containing a comma cannot be given this way, as with QEMU's -drive without escaping.)
  */
 export function parseDiskSpec(spec: string): DiskConfig {
@@ -61,8 +77,9 @@ export function parseDiskSpec(spec: string): DiskConfig {
     const [k, v] = o.split('=', 2) as [string, string | undefined];
     if (k === 'ro' && v === undefined) d.readOnly = true;
     else if (k === 'format') {
-      if (v !== 'raw')
-        throw new ConfigError(`--disk ${path}: format "${v}" is not supported (raw)`);
+      if (!DISK_FORMATS.includes(v as DiskFormat))
+        throw new ConfigError(`--disk ${path}: format "${v}" is not supported (raw, qcow2)`);
+      d.format = v as DiskFormat;
     } else if (k === 'cache') {
       if (!CACHE_MODES.includes(v as CacheMode)) {
         throw new ConfigError(`--disk ${path}: cache must be one of ${CACHE_MODES.join(', ')}`);
@@ -76,6 +93,65 @@ export function parseDiskSpec(spec: string): DiskConfig {
     } else throw new ConfigError(`--disk ${path}: unknown option "${o}"`);
   }
   return d;
+}
+
+export const MAX_STATS_PERIOD_S = 3600;
+
+export function defaultBalloonConfig(): BalloonConfig {
+  return { enabled: true, freePageReporting: true, deflateOnOom: false, statsPeriodS: 2 };
+}
+
+/**
+ * Parses a `--balloon` argument: an empty string or
+ * [free-page-reporting=on|off][,deflate-on-oom=on|off][,stats=SECONDS] (a leading "," allowed).
+ */
+export function parseBalloonSpec(spec: string): BalloonConfig {
+  const b = defaultBalloonConfig();
+  const onOff = (k: string, v: string | undefined): boolean => {
+    if (v === 'on') return true;
+    if (v === 'off') return false;
+    throw new ConfigError(`--balloon: ${k} must be on or off`);
+  };
+  for (const o of spec.split(',').filter((x) => x !== '')) {
+    const [k, v] = o.split('=', 2) as [string, string | undefined];
+    if (k === 'free-page-reporting') b.freePageReporting = onOff(k, v);
+    else if (k === 'deflate-on-oom') b.deflateOnOom = onOff(k, v);
+    else if (k === 'stats') {
+      const n = Number(v);
+      if (v === undefined || !Number.isInteger(n) || n < 0 || n > MAX_STATS_PERIOD_S) {
+        throw new ConfigError(`--balloon: stats must be whole seconds in 0..${MAX_STATS_PERIOD_S}`);
+      }
+      b.statsPeriodS = n;
+    } else throw new ConfigError(`--balloon: unknown option "${o}"`);
+  }
+  return b;
+}
+
+function validateBalloon(v: unknown, where: string): BalloonConfig | undefined {
+  if (v === undefined) return undefined;
+  const w = `${where}: balloon`;
+  if (!isObj(v)) throw new ConfigError(`${w}: expected an object`);
+  const d = defaultBalloonConfig();
+  const bool = (k: 'enabled' | 'freePageReporting' | 'deflateOnOom'): boolean => {
+    const x = v[k] ?? d[k];
+    if (typeof x !== 'boolean') throw new ConfigError(`${w}: "${k}" must be true or false`);
+    return x;
+  };
+  const period = v.statsPeriodS ?? d.statsPeriodS;
+  if (
+    typeof period !== 'number' ||
+    !Number.isInteger(period) ||
+    period < 0 ||
+    period > MAX_STATS_PERIOD_S
+  ) {
+    throw new ConfigError(`${w}: "statsPeriodS" must be an integer in 0..${MAX_STATS_PERIOD_S}`);
+  }
+  return {
+    enabled: bool('enabled'),
+    freePageReporting: bool('freePageReporting'),
+    deflateOnOom: bool('deflateOnOom'),
+    statsPeriodS: period,
+  };
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> =>
@@ -120,7 +196,9 @@ export function validateVmConfig(v: unknown, where = 'VM definition'): VmConfig 
     if (!isObj(d)) throw new ConfigError(`${w}: expected an object`);
     if (typeof d.path !== 'string' || !d.path) throw new ConfigError(`${w}: "path" is required`);
     const fmt = d.format ?? 'raw';
-    if (fmt !== 'raw') throw new ConfigError(`${w}: format "${String(fmt)}" is not supported`);
+    if (!DISK_FORMATS.includes(fmt as DiskFormat)) {
+      throw new ConfigError(`${w}: format "${String(fmt)}" is not supported (raw, qcow2)`);
+    }
     const cache = d.cache ?? 'writeback';
     if (!CACHE_MODES.includes(cache as CacheMode)) {
       throw new ConfigError(`${w}: "cache" must be one of ${CACHE_MODES.join(', ')}`);
@@ -133,7 +211,7 @@ export function validateVmConfig(v: unknown, where = 'VM definition'): VmConfig 
     if (typeof ro !== 'boolean') throw new ConfigError(`${w}: "readOnly" must be true or false`);
     return {
       path: d.path,
-      format: 'raw',
+      format: fmt as DiskFormat,
       readOnly: ro,
       cache: cache as CacheMode,
       sched: sched as SchedulerPolicy,
@@ -149,5 +227,6 @@ export function validateVmConfig(v: unknown, where = 'VM definition'): VmConfig 
     disks,
     console: consoleKind,
     rng,
+    ...(v.balloon !== undefined ? { balloon: validateBalloon(v.balloon, where) } : {}),
   };
 }

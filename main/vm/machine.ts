@@ -11,7 +11,7 @@ import { buildVirtDtb } from '../../devices/platform/virt-dtb.js';
 import { VIRT } from '../../devices/platform/memory-map.js';
 import type { ShutdownEvent } from '../../devices/platform/sifive-test.js';
 import { BootError } from '../../devices/platform/boot-loader.js';
-import { effectiveAppend, type VmConfig } from './config.js';
+import { effectiveAppend, type BalloonConfig, type VmConfig } from './config.js';
 import { loadBootImages, ImageError, type NamedImage } from './images.js';
 import {
   mapVirtioSlots,
@@ -23,6 +23,8 @@ import {
 import { openDisk, BlockError, type BlockBackend, type Disk } from '../../devices/block/index.js';
 import { basename } from 'node:path';
 import type { VirtioMmioTransport } from '../../devices/virtio/mmio-transport.js';
+import { VirtioBalloon, type BalloonInfo } from '../../devices/virtio/balloon/device.js';
+import { hostPageReleaser, processRssBytes } from '../../devices/virtio/balloon/host-memory.js';
 
 export type { NamedImage };
 
@@ -43,6 +45,8 @@ export interface MachineConfig {
    * added by this option). Output of both reaches onConsoleOutput: OpenSBI prints on the UART.
    */
   console?: 'ttyS0' | 'hvc0';
+  /** Add a virtio-balloon with these settings (when enabled). */
+  balloon?: BalloonConfig;
   log?: (msg: string) => void;
 }
 
@@ -58,6 +62,13 @@ export interface MachineStats {
   traps: bigint;
   /** Named counters of each virtio device (transport + device), keyed by device name. */
   virtio: Record<string, Record<string, number>>;
+  /** The balloon's state and the guest's memory statistics, when the VM has a balloon. */
+  balloon?: BalloonInfo;
+  /**
+   * Resident memory of the host process (VmRSS). For `wasmvisor run` that is this VM's; in a
+   * worker thread it is the whole process's, every VM of the UI together.
+   */
+  hostRssBytes?: number;
 }
 
 /** A VM definition or boot file the user must fix; the message says what and where. */
@@ -87,6 +98,8 @@ export class VirtMachine {
   readonly virtio: readonly VirtioMmioTransport[];
   /** The virtio-console the terminal is attached to (console: 'hvc0'). */
   private readonly hvc: VirtioConsole | undefined;
+  /** The virtio-balloon (config balloon.enabled). */
+  readonly balloon: VirtioBalloon | undefined;
   /** Output of every console, merged (the CLI's terminal shows them all). */
   onConsoleOutput: ((bytes: Uint8Array) => void) | undefined;
   /** Output of each console on its own, for hosts that keep one scrollback per console. */
@@ -122,6 +135,7 @@ export class VirtMachine {
         bootargs: effectiveAppend(cfg),
         rng: cfg.rng,
         console: cfg.console,
+        balloon: cfg.balloon,
         disks,
         log,
       });
@@ -203,6 +217,20 @@ export class VirtMachine {
       virtioDevices.push(this.hvc);
     }
     if (cfg.rng) virtioDevices.push(new VirtioRng());
+    if (cfg.balloon?.enabled) {
+      const r = hostPageReleaser();
+      if (!r.releaser) cfg.log?.(`virtio-balloon0: memory not returned to host (${r.reason})`);
+      this.balloon = new VirtioBalloon({
+        ram: core.ram,
+        ramBase: VIRT.ram.base,
+        statsPeriodS: cfg.balloon.statsPeriodS,
+        deflateOnOom: cfg.balloon.deflateOnOom,
+        freePageReporting: cfg.balloon.freePageReporting,
+        releaser: r.releaser,
+        notReturnedReason: r.reason,
+      });
+      virtioDevices.push(this.balloon);
+    }
     this.virtio = mapVirtioSlots({
       bus,
       plic: this.board.plic,
@@ -333,6 +361,7 @@ export class VirtMachine {
           continue;
         }
         const reason = this.core.run(this.slice);
+        this.balloon?.tick(performance.now());
         if (this.shutdown) {
           const s = this.shutdown;
           this.board.uart.flush();
@@ -361,6 +390,24 @@ export class VirtMachine {
     }
   }
 
+  /**
+   * Sets the balloon so that the guest keeps `mib` MiB of RAM (QEMU's `balloon` command): the
+   * balloon's target is the rest. Throws when the VM has no balloon or `mib` is out of range.
+   */
+  setBalloonTarget(mib: number): void {
+    const b = this.balloon;
+    if (!b) throw new MachineConfigError('this VM has no balloon (--balloon)');
+    const ramMiB = this.core.ram.length / (1024 * 1024);
+    if (!Number.isFinite(mib) || mib < 1 || mib > ramMiB) {
+      throw new MachineConfigError(`balloon target must be 1..${ramMiB} MiB`);
+    }
+    b.setTargetPages(((ramMiB - mib) * 1024 * 1024) / 4096);
+  }
+
+  balloonInfo(): BalloonInfo | undefined {
+    return this.balloon?.info();
+  }
+
   stats(): MachineStats {
     const seconds = (performance.now() - this.startedAt) / 1000;
     const instret = this.core.instret;
@@ -382,6 +429,8 @@ export class VirtMachine {
       virtio: Object.fromEntries(
         this.virtio.filter((t) => t.device).map((t) => [t.name, t.stats()]),
       ),
+      balloon: this.balloon?.info(),
+      hostRssBytes: processRssBytes(),
     };
   }
 }

@@ -35,7 +35,6 @@ export const BALLOON_F = {
 
 /** The balloon's page size: PFNs on the queues are in 4 KiB units whatever the guest's pages. */
 export const BALLOON_PAGE = 4096;
-const PFN_SHIFT = 12;
 
 /** Statistic tags (§5.5.6.3) and the names the API, monitor and UI use. */
 export const STAT_TAGS = [
