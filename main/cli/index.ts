@@ -8,6 +8,7 @@ import {
   type UiCliOptions,
 } from './args.js';
 import { attachTerminal } from './terminal.js';
+import { MonitorSession } from './monitor.js';
 import type { MachineStats } from '../vm/machine.js';
 import { WorkerVm } from '../host/worker-vm.js';
 import { runElf, RunElfError } from '../vm/run-elf.js';
@@ -31,6 +32,21 @@ function formatStats(s: MachineStats): string {
       ...Object.entries(counters).map(([k, n]) => `  ${k.padEnd(20)} ${n}`),
     ]),
   ];
+  const b = s.balloon;
+  if (b) {
+    const m = (x: number | undefined): string => (x === undefined ? '?' : (x / 2 ** 20).toFixed(0));
+    lines.push(
+      `balloon: actual ${m(b.actualBytes)} MiB of ${m(b.ramBytes)} MiB, ` +
+        (b.returnedToHost
+          ? `${m(b.bytesReleased)} MiB given back to the host`
+          : (b.notReturned ?? 'memory not returned to host')),
+      `guest memory: free ${m(b.stats.memFree)} MiB, available ${m(b.stats.memAvailable)} MiB, ` +
+        `total ${m(b.stats.memTotal)} MiB`,
+    );
+  }
+  if (s.hostRssBytes !== undefined) {
+    lines.push(`host RSS: ${(s.hostRssBytes / 2 ** 20).toFixed(0)} MiB`);
+  }
   return lines.join('\n');
 }
 
@@ -45,13 +61,27 @@ async function cmdRun(o: RunOptions): Promise<number> {
     output: (b) => out.write(b),
     log,
   });
+  // Ctrl-A C: keystrokes go to the (wasmvisor) monitor instead of the guest until pressed again.
+  let inMonitor = false;
+  const monitor = new MonitorSession(
+    vm,
+    (t) => out.write(t),
+    () => {
+      quit = true;
+    },
+  );
   const detach = attachTerminal({
-    input: (b) => vm.input(b),
+    input: (b) => (inMonitor ? monitor.feed(b) : vm.input(b)),
     quit: () => {
       quit = true;
       vm.stop();
     },
     help: (t) => out.write(t),
+    monitor: () => {
+      inMonitor = !inMonitor;
+      if (inMonitor) monitor.enter();
+      else out.write('\r\n');
+    },
   });
   try {
     const { exit, stats } = await vm.run();

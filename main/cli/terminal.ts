@@ -1,6 +1,7 @@
 /**
  * The serial console on the user's terminal, like QEMU's -nographic: raw mode, and an escape
- * prefix Ctrl-A: Ctrl-A X quits, Ctrl-A Ctrl-A sends a literal Ctrl-A, Ctrl-A H shows help.
+ * prefix Ctrl-A: Ctrl-A X quits, Ctrl-A Ctrl-A sends a literal Ctrl-A, Ctrl-A H shows help,
+ * Ctrl-A C switches between the console and the monitor (when the caller has one).
  */
 const CTRL_A = 0x01;
 
@@ -8,6 +9,8 @@ export interface TerminalHandlers {
   input(bytes: Uint8Array): void;
   quit(): void;
   help(text: string): void;
+  /** Ctrl-A C: switch between the guest console and the monitor. */
+  monitor?(): void;
 }
 
 export class EscapeDecoder {
@@ -26,8 +29,13 @@ export class EscapeDecoder {
           return;
         }
         if (b === CTRL_A) this.h.input(Uint8Array.of(CTRL_A));
+        else if ((b === 0x63 || b === 0x43) && this.h.monitor) this.h.monitor();
         else if (b === 0x68 || b === 0x48 || b === 0x3f) {
-          this.h.help('\r\nC-a x  quit\r\nC-a C-a  send C-a\r\nC-a h  this help\r\n');
+          this.h.help(
+            '\r\nC-a x  quit\r\nC-a C-a  send C-a\r\n' +
+              (this.h.monitor ? 'C-a c  switch between console and monitor\r\n' : '') +
+              'C-a h  this help\r\n',
+          );
         }
         continue;
       }

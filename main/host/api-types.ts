@@ -3,6 +3,7 @@
  * preload and the renderer. Types only — no Node APIs — so that the renderer can import them.
  */
 import type { VmConfig } from '../vm/config.js';
+import type { BalloonInfo } from '../../devices/virtio/balloon/device.js';
 
 export type { VmConfig };
 
@@ -89,6 +90,13 @@ export interface VmStats {
    * by kind (deviceKind), so a new device with byte counters is charted without new code.
    */
   bytesPerSec?: Record<string, Record<string, number>>;
+  /** The balloon (target, actual, whether memory goes back to the host) and guest statistics. */
+  balloon?: BalloonInfo;
+  /**
+   * Resident memory of the process running the VM, MiB (VmRSS). A worker's VM shares the
+   * process with the host and the other VMs, so this is all of them together.
+   */
+  hostRssMiB?: number;
 }
 
 /** What a device is, from its name, for grouping throughput charts. */

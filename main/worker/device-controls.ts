@@ -8,6 +8,7 @@ import type { DeviceControl, DeviceRow } from '../host/api-types.js';
 import type { VirtMachine } from '../vm/machine.js';
 import type { VmConfig } from '../vm/config.js';
 import { diskControls } from './controls/disk-controls.js';
+import { balloonControls } from './controls/balloon-controls.js';
 
 /** A change the device refused (bad value, unsupported here): the message goes to the UI. */
 export class ControlError extends Error {}
@@ -31,7 +32,7 @@ export interface DeviceControlProvider {
   apply(device: string, control: string, value: string, ctx: ControlContext): Promise<string>;
 }
 
-export const CONTROL_PROVIDERS: DeviceControlProvider[] = [diskControls];
+export const CONTROL_PROVIDERS: DeviceControlProvider[] = [diskControls, balloonControls];
 
 /** Adds each row's controls (rows of devices without any stay as they are). */
 export function withControls(

@@ -82,6 +82,8 @@ export class StatsSampler {
           : undefined,
       wasmMemMiB: wasmMemBytes / (1024 * 1024),
       bytesPerSec: {},
+      balloon: s.balloon,
+      hostRssMiB: s.hostRssBytes !== undefined ? s.hostRssBytes / (1024 * 1024) : undefined,
     };
     for (const [key, v] of Object.entries(rate(bytes, p?.bytes))) {
       const [dev, counter] = key.split('\0') as [string, string];

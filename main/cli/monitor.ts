@@ -1,0 +1,220 @@
+/**
+ * The terminal monitor, like QEMU's: Ctrl-A C switches the terminal between the guest console and
+ * a `(wasmvisor)` prompt. Each command calls the same VM control the UI uses (VmControl: pause,
+ * resume, reset, stop, devices, stats, device controls), so the monitor adds no second way of
+ * doing anything. The command logic is here, apart from the terminal, so it is tested alone.
+ */
+import type { VmControl } from '../host/worker-vm.js';
+import type { VmStats } from '../host/api-types.js';
+
+/** What the monitor drives: the CLI's WorkerVm satisfies it, a test a fake. */
+export type MonitorTarget = Pick<
+  VmControl,
+  'state' | 'pause' | 'resume' | 'reset' | 'stop' | 'devices' | 'stats' | 'setDeviceControl'
+>;
+
+export interface MonitorResult {
+  /** What to print (lines joined with \n; the terminal adds the \r). */
+  output: string;
+  /** `quit`: the CLI ends the VM and exits. */
+  quit?: boolean;
+}
+
+export const MONITOR_PROMPT = '(wasmvisor) ';
+
+export const MONITOR_HELP = [
+  'info status          whether the VM runs or is stopped',
+  'info devices         the devices the guest sees',
+  'info stats           MIPS, exits, interrupts, memory',
+  'info balloon         balloon size and the guest memory statistics',
+  'balloon MIB          ask the guest to keep MIB of RAM (the balloon takes the rest)',
+  'set_link NIC on|off  connect or disconnect a network card',
+  'stop                 pause the VM',
+  'cont                 resume the VM',
+  'system_reset         reset the VM (the guest reboots)',
+  'quit                 end the VM and wasmvisor',
+  'help                 this text',
+  'Ctrl-A C switches back to the console.',
+].join('\n');
+
+const MIB = 1024 * 1024;
+const mib = (bytes: number | undefined): string =>
+  bytes === undefined ? '?' : `${(bytes / MIB).toFixed(bytes % MIB ? 1 : 0)} MiB`;
+
+function balloonDevice(t: MonitorTarget): string | undefined {
+  return t.devices().find((d) => d.controls?.some((c) => c.id === 'target'))?.name;
+}
+
+function infoBalloon(t: MonitorTarget, s: VmStats | undefined): string {
+  const b = s?.balloon;
+  if (!b) {
+    return balloonDevice(t) ? 'balloon: no figures yet' : 'No balloon device has been activated';
+  }
+  const lines = [
+    `balloon: actual=${mib(b.actualBytes)} target=${mib(b.targetBytes)} ` +
+      `guest memory=${mib(b.ramBytes - b.actualBytes)} of ${mib(b.ramBytes)}`,
+    b.returnedToHost
+      ? `host: ${mib(b.bytesReleased)} given back so far (madvise)`
+      : `host: ${b.notReturned ?? 'memory not returned to host'}`,
+  ];
+  const st = b.stats;
+  if (Object.keys(st).length) {
+    lines.push(
+      `guest: free=${mib(st.memFree)} available=${mib(st.memAvailable)} total=${mib(st.memTotal)} ` +
+        `caches=${mib(st.diskCaches)}`,
+      `guest: swap_in=${st.swapIn ?? 0} swap_out=${st.swapOut ?? 0} ` +
+        `major_faults=${st.majorFaults ?? 0} minor_faults=${st.minorFaults ?? 0} ` +
+        `hugetlb_allocs=${st.hugetlbAllocations ?? 0} hugetlb_fails=${st.hugetlbFailures ?? 0}`,
+    );
+  } else lines.push(b.features.stats ? 'guest: no statistics yet' : 'guest: statistics off');
+  const f = Object.entries(b.features)
+    .filter(([, on]) => on)
+    .map(([k]) => k);
+  lines.push(`features: ${f.join(', ') || 'none'}`);
+  if (s?.hostRssMiB !== undefined) lines.push(`host RSS: ${s.hostRssMiB.toFixed(0)} MiB`);
+  return lines.join('\n');
+}
+
+function infoStats(s: VmStats | undefined): string {
+  if (!s) return 'no statistics yet';
+  const lines = [
+    `uptime ${s.uptimeSec.toFixed(1)} s, ${s.instret} instructions, ${s.mips.toFixed(1)} MIPS`,
+    `guest RAM ${s.guestMemMiB} MiB, Wasm memory ${s.wasmMemMiB.toFixed(0)} MiB` +
+      (s.hostRssMiB !== undefined ? `, host RSS ${s.hostRssMiB.toFixed(0)} MiB` : ''),
+  ];
+  const per = (label: string, r: Record<string, number>): void => {
+    const e = Object.entries(r).filter(([, v]) => v > 0);
+    if (e.length) lines.push(`${label}: ` + e.map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', '));
+  };
+  per('exits/s', s.exitsPerSec);
+  per('interrupts/s', s.interruptsPerSec);
+  if (s.balloon) {
+    lines.push(
+      `balloon ${mib(s.balloon.actualBytes)}` +
+        (s.balloon.returnedToHost ? '' : ` (${s.balloon.notReturned})`),
+    );
+  }
+  return lines.join('\n');
+}
+
+/** Runs one monitor command line. Never throws: errors become the output. */
+export async function runMonitorCommand(t: MonitorTarget, line: string): Promise<MonitorResult> {
+  const [cmd, ...args] = line.trim().split(/\s+/);
+  try {
+    switch (cmd) {
+      case '':
+      case undefined:
+        return { output: '' };
+      case 'help':
+      case '?':
+        return { output: MONITOR_HELP };
+      case 'info':
+        switch (args[0]) {
+          case 'status':
+            return {
+              output: `VM status: ${t.state === 'paused' ? 'paused' : t.state}`,
+            };
+          case 'devices':
+            return {
+              output: t
+                .devices()
+                .map((d) => `${d.name.padEnd(18)} ${d.address.padEnd(12)} ${d.model}`)
+                .join('\n'),
+            };
+          case 'stats':
+            return { output: infoStats(t.stats()) };
+          case 'balloon':
+            return { output: infoBalloon(t, t.stats()) };
+          default:
+            return { output: 'info status|devices|stats|balloon' };
+        }
+      case 'balloon': {
+        const dev = balloonDevice(t);
+        if (!dev) return { output: 'No balloon device has been activated' };
+        const n = Number(args[0]);
+        if (args.length !== 1 || !Number.isInteger(n) || n <= 0) {
+          return { output: 'usage: balloon MIB (the guest memory size to aim for)' };
+        }
+        return { output: await t.setDeviceControl(dev, 'target', String(n)) };
+      }
+      case 'set_link': {
+        const [nic, v] = args;
+        if (!nic || (v !== 'on' && v !== 'off')) return { output: 'usage: set_link NIC on|off' };
+        const row = t.devices().find((d) => d.name === nic);
+        if (!row?.controls?.some((c) => c.id === 'link')) return { output: `no such NIC: ${nic}` };
+        return { output: await t.setDeviceControl(nic, 'link', v) };
+      }
+      case 'stop':
+        t.pause();
+        return { output: '' };
+      case 'cont':
+      case 'c':
+        t.resume();
+        return { output: '' };
+      case 'system_reset':
+        t.reset();
+        return { output: '' };
+      case 'quit':
+      case 'q':
+        t.stop();
+        return { output: '', quit: true };
+      default:
+        return { output: `unknown command: '${cmd}' (help lists them)` };
+    }
+  } catch (e) {
+    return { output: (e as Error).message };
+  }
+}
+
+/**
+ * The monitor's line editor on a raw terminal: echoes typed characters, handles backspace and
+ * Ctrl-U, runs a command on Enter and prints its output and a new prompt.
+ */
+export class MonitorSession {
+  private line = '';
+  private busy: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly target: MonitorTarget,
+    private readonly write: (text: string) => void,
+    private readonly onQuit: () => void = () => {},
+  ) {}
+
+  /** Prints the banner and prompt (when the terminal switches to the monitor). */
+  enter(): void {
+    this.write(`\r\nwasmvisor monitor - type 'help' for more information\r\n${MONITOR_PROMPT}`);
+  }
+
+  feed(bytes: Uint8Array): void {
+    for (const b of bytes) {
+      if (b === 0x0d || b === 0x0a) {
+        const cmd = this.line;
+        this.line = '';
+        this.write('\r\n');
+        // Commands run in order, one at a time, even when they wait for the VM's worker.
+        this.busy = this.busy.then(async () => {
+          const r = await runMonitorCommand(this.target, cmd);
+          if (r.output) this.write(r.output.replace(/\n/g, '\r\n') + '\r\n');
+          if (r.quit) this.onQuit();
+          else this.write(MONITOR_PROMPT);
+        });
+      } else if (b === 0x7f || b === 0x08) {
+        if (this.line.length) {
+          this.line = this.line.slice(0, -1);
+          this.write('\b \b');
+        }
+      } else if (b === 0x15) {
+        this.write('\b \b'.repeat(this.line.length));
+        this.line = '';
+      } else if (b >= 0x20 && b < 0x7f && this.line.length < 256) {
+        this.line += String.fromCharCode(b);
+        this.write(String.fromCharCode(b));
+      }
+    }
+  }
+
+  /** Resolves when the commands typed so far have finished (tests). */
+  idle(): Promise<void> {
+    return this.busy;
+  }
+}

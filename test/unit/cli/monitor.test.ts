@@ -1,0 +1,128 @@
+/** The (wasmvisor) monitor's commands against a fake VM control: no terminal involved. */
+import { describe, it, expect } from 'vitest';
+import {
+  runMonitorCommand,
+  MonitorSession,
+  type MonitorTarget,
+} from '../../../main/cli/monitor.js';
+import type { DeviceRow, VmState, VmStats } from '../../../main/host/api-types.js';
+
+function fake(withBalloon = true) {
+  const calls: string[] = [];
+  let state: VmState = 'running';
+  const devices: DeviceRow[] = [
+    {
+      name: 'uart0',
+      model: 'ns16550a',
+      address: '0x10000000',
+      size: 256,
+      backend: 'x',
+      state: 'ok',
+    },
+  ];
+  if (withBalloon) {
+    devices.push({
+      name: 'virtio-balloon0',
+      model: 'virtio,mmio',
+      address: '0x10008000',
+      size: 4096,
+      backend: 'x',
+      state: 'ok',
+      controls: [{ id: 'target', label: 'Guest memory', options: [], value: '512' }],
+    });
+  }
+  const stats = {
+    t: 0,
+    uptimeSec: 3,
+    instret: 1e9,
+    mips: 120,
+    traps: 0,
+    exitsPerSec: {},
+    interruptsPerSec: {},
+    guestMemMiB: 512,
+    wasmMemMiB: 530,
+    hostRssMiB: 300,
+    balloon: withBalloon
+      ? {
+          ramBytes: 512 << 20,
+          targetBytes: 256 << 20,
+          actualBytes: 256 << 20,
+          heldBytes: 256 << 20,
+          returnedToHost: false,
+          notReturned: 'memory not returned to host: addon not built',
+          bytesReleased: 0,
+          features: { stats: true, deflateOnOom: false, freePageReporting: true, poison: false },
+          stats: { memFree: 100 << 20, memAvailable: 120 << 20, memTotal: 250 << 20 },
+        }
+      : undefined,
+  } satisfies VmStats;
+  const t: MonitorTarget = {
+    get state() {
+      return state;
+    },
+    pause: () => {
+      calls.push('pause');
+      state = 'paused';
+    },
+    resume: () => calls.push('resume'),
+    reset: () => calls.push('reset'),
+    stop: () => calls.push('stop'),
+    devices: () => devices,
+    stats: () => stats,
+    setDeviceControl: async (d, c, v) => {
+      calls.push(`${d} ${c}=${v}`);
+      return `${d}: guest memory target ${v} MiB`;
+    },
+  };
+  return { t, calls };
+}
+
+describe('monitor commands', () => {
+  it('balloon MIB sets the balloon device control the UI uses', async () => {
+    const { t, calls } = fake();
+    const r = await runMonitorCommand(t, 'balloon 256');
+    expect(calls).toEqual(['virtio-balloon0 target=256']);
+    expect(r.output).toMatch(/256 MiB/);
+    expect((await runMonitorCommand(t, 'balloon x')).output).toMatch(/usage/);
+  });
+
+  it('info balloon shows sizes, the guest statistics and why memory is not returned', async () => {
+    const out = (await runMonitorCommand(fake().t, 'info balloon')).output;
+    expect(out).toMatch(/actual=256 MiB/);
+    expect(out).toMatch(/free=100 MiB available=120 MiB/);
+    expect(out).toMatch(/memory not returned to host/);
+    expect(out).toMatch(/host RSS: 300 MiB/);
+  });
+
+  it('without a balloon, and set_link without NICs, says so', async () => {
+    const { t } = fake(false);
+    expect((await runMonitorCommand(t, 'balloon 100')).output).toMatch(/No balloon/);
+    expect((await runMonitorCommand(t, 'info balloon')).output).toMatch(/No balloon/);
+    expect((await runMonitorCommand(t, 'set_link net0 off')).output).toBe('no such NIC: net0');
+  });
+
+  it('stop, cont, system_reset, quit, info status/devices/stats, help, unknown', async () => {
+    const { t, calls } = fake();
+    await runMonitorCommand(t, 'stop');
+    expect((await runMonitorCommand(t, 'info status')).output).toBe('VM status: paused');
+    await runMonitorCommand(t, 'cont');
+    await runMonitorCommand(t, 'system_reset');
+    expect((await runMonitorCommand(t, 'quit')).quit).toBe(true);
+    expect(calls).toEqual(['pause', 'resume', 'reset', 'stop']);
+    expect((await runMonitorCommand(t, 'info devices')).output).toMatch(/virtio-balloon0/);
+    expect((await runMonitorCommand(t, 'info stats')).output).toMatch(/120\.0 MIPS/);
+    expect((await runMonitorCommand(t, 'help')).output).toMatch(/set_link/);
+    expect((await runMonitorCommand(t, 'frobnicate')).output).toMatch(/unknown command/);
+  });
+
+  it('the line editor echoes, handles backspace, and prompts after each command', async () => {
+    const { t, calls } = fake();
+    let out = '';
+    const s = new MonitorSession(t, (x) => (out += x));
+    s.enter();
+    s.feed(new TextEncoder().encode('stoq\x7fp\r'));
+    await s.idle();
+    expect(calls).toEqual(['pause']);
+    expect(out).toMatch(/\(wasmvisor\) stoq\x08 \x08p\r\n\(wasmvisor\) $/);
+  });
+});
