@@ -1,0 +1,128 @@
+/**
+ * Issue 8, acceptance 1: a 512 MiB guest touches 400 MiB and frees it; `balloon 256` in the
+ * monitor (Ctrl-A C) inflates the balloon by 256 MiB and the wasmvisor process's RSS (from /proc
+ * on the host) drops by at least 90% of that; deflating gives the memory back and the guest
+ * allocates and verifies 300 MiB again. Free page reporting is off, so only the balloon frees.
+ * busybox has no memory hog: `memhog`, a tiny static C program, is appended to the initramfs as
+ * a second cpio archive.
+ */
+import { describe, it, expect } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SerialSession } from './serial-session.js';
+
+const root = join(import.meta.dirname, '..', '..');
+const cli = join(root, 'bin', 'wasmvisor.mjs');
+const MEMHOG_C = String.raw`
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+/* memhog MIB: allocate, write a pattern to every byte, verify it, free. */
+int main(int argc, char **argv) {
+  size_t n = (size_t)atol(argc > 1 ? argv[1] : "1") << 20;
+  unsigned char *p = malloc(n);
+  if (!p) { printf("memhog: no memory\n"); return 1; }
+  for (size_t i = 0; i < n; i += 8) *(unsigned long *)(p + i) = i * 2654435761u;
+  for (size_t i = 0; i < n; i += 8)
+    if (*(unsigned long *)(p + i) != (unsigned long)(i * 2654435761u)) { printf("memhog: BAD\n"); return 1; }
+  free(p);
+  printf("memhog: ok %ld\n", atol(argv[1]));
+  return 0;
+}
+`;
+
+function buildInitrd(): string | undefined {
+  const tmp = mkdtempSync(join(tmpdir(), 'wv-balloon-'));
+  mkdirSync(join(tmp, 'x', 'bin'), { recursive: true });
+  writeFileSync(join(tmp, 'memhog.c'), MEMHOG_C);
+  const cc = spawnSync('riscv64-linux-gnu-gcc', [
+    '-static',
+    '-O2',
+    '-o',
+    join(tmp, 'x', 'bin', 'memhog'),
+    join(tmp, 'memhog.c'),
+  ]);
+  if (cc.status !== 0) return undefined;
+  const cpio = spawnSync('sh', ['-c', 'echo bin/memhog | cpio -o -H newc --quiet'], {
+    cwd: join(tmp, 'x'),
+  });
+  if (cpio.status !== 0) return undefined;
+  const base = readFileSync(join(root, 'guest', 'images', 'initramfs.cpio.gz'));
+  const out = join(tmp, 'initrd.cpio');
+  writeFileSync(out, Buffer.concat([base, cpio.stdout]));
+  return out;
+}
+
+function rssMiB(pid: number): number {
+  const m = /^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m![1]) / 1024;
+}
+
+const haveGcc = spawnSync('riscv64-linux-gnu-gcc', ['--version']).status === 0;
+
+describe.skipIf(!haveGcc || process.platform !== 'linux')('virtio-balloon in the guest', () => {
+  it('inflating by 256 MiB returns ≥ 90% of it to the host; deflating gives it back', async () => {
+    const initrd = buildInitrd();
+    expect(initrd).toBeDefined();
+    const s = SerialSession.spawn(
+      process.execPath,
+      [
+        cli,
+        'run',
+        '--mem',
+        '512M',
+        '--initrd',
+        initrd!,
+        '--balloon,free-page-reporting=off,stats=1',
+      ],
+      { logFile: join(root, 'test-artifacts', 'balloon.log') },
+    );
+    // SerialSession keeps its child private; the RSS to watch is that process's.
+    const pid = (s as unknown as { child: { pid: number } }).child.pid;
+    const meminfo = async (): Promise<number> => {
+      s.sendLine('grep MemTotal /proc/meminfo');
+      const r = await s.expect(/MemTotal:\s+(\d+) kB/, 10_000);
+      return Number(r.match[1]) / 1024;
+    };
+    const monitor = async (cmd: string, reply: RegExp): Promise<void> => {
+      s.send('\x01c');
+      await s.expect('(wasmvisor) ', 5_000);
+      s.sendLine(cmd);
+      await s.expect(reply, 10_000);
+      s.send('\x01c');
+    };
+    try {
+      await s.expect(/~# /, 90_000);
+      const total0 = await meminfo();
+      s.sendLine('memhog 400');
+      await s.expect('memhog: ok 400', 180_000);
+      await new Promise((r) => setTimeout(r, 1000));
+      const before = rssMiB(pid);
+      await monitor('balloon 256', /target 256 MiB/);
+      let after = before;
+      for (let i = 0; i < 60 && before - after < 0.9 * 256; i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        after = rssMiB(pid);
+      }
+      console.log(
+        `balloon: RSS ${before.toFixed(0)} MiB -> ${after.toFixed(0)} MiB after inflating 256 MiB`,
+      );
+      expect(before - after).toBeGreaterThanOrEqual(0.9 * 256);
+      const total1 = await meminfo();
+      expect(total0 - total1).toBeGreaterThan(250);
+      await monitor('info balloon', /actual=256 MiB/);
+      await monitor('balloon 512', /target 512 MiB/);
+      for (let i = 0; i < 60 && (await meminfo()) < total0 - 4; i++) {
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      s.sendLine('memhog 300');
+      await s.expect('memhog: ok 300', 180_000);
+      s.sendLine('poweroff');
+      expect((await s.waitForExit(30_000)).code).toBe(0);
+    } finally {
+      await s.close();
+    }
+  }, 600_000);
+});
