@@ -32,12 +32,31 @@ const BYTE_COUNTER = /_bytes$/;
 /** Byte counters that are not throughput. */
 const NOT_THROUGHPUT = new Set(['rx_dropped_bytes']);
 
+const isObj = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * The per-device counter maps in a MachineStats (`virtio` today; NICs and other device families
+ * add theirs beside it): every field that maps device names to objects of numbers.
+ */
+function deviceCounterMaps(s: MachineStats): Record<string, Record<string, number>>[] {
+  return Object.values(s).filter(
+    (v): v is Record<string, Record<string, number>> =>
+      isObj(v) &&
+      Object.values(v).every(
+        (c) => isObj(c) && Object.values(c).every((n) => typeof n === 'number'),
+      ),
+  );
+}
+
 /** "device\0counter" → value, for every byte counter of every device. */
 function byteCounters(s: MachineStats): Map<string, number> {
   const out = new Map<string, number>();
-  for (const [dev, counters] of Object.entries(s.virtio)) {
-    for (const [k, v] of Object.entries(counters)) {
-      if (BYTE_COUNTER.test(k) && !NOT_THROUGHPUT.has(k)) out.set(`${dev}\0${k}`, v);
+  for (const map of deviceCounterMaps(s)) {
+    for (const [dev, counters] of Object.entries(map)) {
+      for (const [k, v] of Object.entries(counters)) {
+        if (BYTE_COUNTER.test(k) && !NOT_THROUGHPUT.has(k)) out.set(`${dev}\0${k}`, v);
+      }
     }
   }
   return out;

@@ -206,6 +206,8 @@ describe('throughput in the stats snapshot', () => {
         'virtio-blk0': { read_bytes: rd, write_bytes: 0, requests: 9 },
         'virtio-net0': { tx_bytes: tx, rx_bytes: 0 },
       },
+      // Another device family's counters, beside virtio's (e1000s keep theirs apart).
+      ...({ nics: { 'e1000-0': { rx_bytes: rd * 2 } } } as object),
     });
     sampler.sample(m(0, 0), 0);
     now = 500;
@@ -213,6 +215,7 @@ describe('throughput in the stats snapshot', () => {
     expect(s.bytesPerSec).toEqual({
       'virtio-blk0': { read_bytes: 2000, write_bytes: 0 },
       'virtio-net0': { tx_bytes: 8000, rx_bytes: 0 },
+      'e1000-0': { rx_bytes: 4000 },
     });
   });
 });
