@@ -7,6 +7,7 @@ import type { CacheMode, DiskConfig, SchedulerPolicy } from '../../main/vm/confi
 import { BlockError, type BlockBackend } from './backend.js';
 import { RawFile, type RawFileStats } from './raw-file.js';
 import { IoScheduler, type SchedulerStats } from './scheduler.js';
+import { openImage, type Qcow2Image } from './qcow2/index.js';
 
 export { BlockError, type BlockBackend, type BlockErrorKind } from './backend.js';
 export type { RawFileStats } from './raw-file.js';
@@ -39,9 +40,27 @@ export interface OpenDiskOptions {
   direct?: boolean;
 }
 
+/** What the disk needs of its format layer beyond BlockBackend: the cache mode, settable live. */
+interface FormatLayer extends BlockBackend {
+  setCacheMode(mode: CacheMode): void;
+}
+type FileCounters = Pick<RawFileStats, 'cache' | 'sparse' | 'sparseUnavailable' | 'syncs'>;
+
+/** qcow2's counters in the shape DiskStats reports (freed clusters are reused, not punched). */
+function qcow2Counters(img: Qcow2Image): FileCounters {
+  const s = img.stats();
+  return {
+    cache: s.cache,
+    sparse: false,
+    sparseUnavailable: 'qcow2: clusters are reused',
+    syncs: s.syncs,
+  };
+}
+
 class ScheduledDisk implements Disk {
   constructor(
-    private readonly file: RawFile,
+    private readonly file: FormatLayer,
+    private readonly counters: () => FileCounters,
     private readonly sched: IoScheduler,
   ) {}
 
@@ -79,7 +98,7 @@ class ScheduledDisk implements Disk {
     return this.sched.close();
   }
   stats(): DiskStats {
-    const f: RawFileStats = this.file.stats();
+    const f = this.counters();
     return {
       ...this.sched.stats(),
       path: this.file.name,
@@ -98,23 +117,39 @@ class ScheduledDisk implements Disk {
  * unreadable, a directory, a size that is not a multiple of 512).
  */
 export async function openDisk(cfg: DiskConfig, opts: OpenDiskOptions = {}): Promise<Disk> {
-  if (cfg.format !== 'raw') {
+  if (cfg.format !== 'raw' && cfg.format !== 'qcow2') {
     const what = `disk image ${cfg.path}: format "${String(cfg.format)}" is not supported`;
     throw new BlockError('unsupported', what);
   }
-  const file = await RawFile.open(cfg.path, {
-    readOnly: cfg.readOnly,
-    cache: cfg.cache,
-    direct: opts.direct,
-    log: opts.log,
-  });
-  const s = file.stats();
-  if (!s.sparse && !cfg.readOnly) {
+  // The format is what the user named: a raw image is never probed (its guest could otherwise
+  // write a qcow2 header naming any host file as its backing file).
+  let file: FormatLayer;
+  let counters: () => FileCounters;
+  if (cfg.format === 'qcow2') {
+    const img = await openImage(cfg.path, 'qcow2', {
+      readOnly: cfg.readOnly,
+      cache: cfg.cache,
+      log: opts.log,
+    });
+    file = img as Qcow2Image;
+    counters = () => qcow2Counters(img as Qcow2Image);
+  } else {
+    const raw = await RawFile.open(cfg.path, {
+      readOnly: cfg.readOnly,
+      cache: cfg.cache,
+      direct: opts.direct,
+      log: opts.log,
+    });
+    file = raw;
+    counters = () => raw.stats();
+  }
+  const s = counters();
+  if (cfg.format === 'raw' && !s.sparse && !cfg.readOnly) {
     opts.log?.(`${cfg.path}: discard writes zeros (${s.sparseUnavailable ?? 'no hole punching'})`);
   }
   try {
     const sched = new IoScheduler(file, { policy: cfg.sched, inFlight: opts.inFlight });
-    return new ScheduledDisk(file, sched);
+    return new ScheduledDisk(file, counters, sched);
   } catch (e) {
     await file.close();
     throw e;

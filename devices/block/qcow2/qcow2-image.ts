@@ -1,0 +1,690 @@
+/**
+ * A qcow2 image as a BlockBackend: guest clusters map through the L1 table (in memory) and L2
+ * tables (cached) to data clusters in the host file, to zeros, to compressed clusters, or — when
+ * unallocated — to the backing file.
+ *
+ * Data moves between the file and the caller's own views (guest RAM): never copied, except the
+ * head and tail a partial write of a new cluster must fill from the old contents.
+ *
+ * Write ordering (the image must pass `qemu-img check` after a SIGKILL or power loss at any
+ * instant; at worst clusters leak):
+ * 1. allocate: the refcount goes up in memory; guest data is written to the new cluster;
+ * 2. the L2 entry changes in memory only (the table is marked dirty);
+ * 3. write-back (on FLUSH, when too many tables are dirty, on close): refcount blocks are
+ *    written, sync (data and refcounts durable), dirty L2 tables written, sync if L1 changed,
+ *    L1 sectors written, sync; only then are clusters the old entries pointed at released
+ *    (refcount down), so a refcount never drops while a table on disk still points at it.
+ * FLUSH = write-back + fdatasync: everything completed before it is durable.
+ */
+import { inflateRawSync } from 'node:zlib';
+import type { CacheMode } from '../../../main/vm/config.js';
+import { BlockError, type BlockBackend, type VectoredBlockBackend } from '../backend.js';
+import { checkRange, totalLength } from '../request-check.js';
+import {
+  decodeL2,
+  encodeL2,
+  l1Offset,
+  readWord,
+  setL1,
+  writeWord,
+  type Mapping,
+} from './entries.js';
+import { HostFile, sliceBufs } from './host-file.js';
+import { L2Cache } from './l2-cache.js';
+import {
+  featureNames,
+  INCOMPAT_COMPRESSION,
+  INCOMPAT_CORRUPT,
+  INCOMPAT_DATA_FILE,
+  INCOMPAT_DIRTY,
+  INCOMPAT_EXTL2,
+  parseHeader,
+  Qcow2FormatError,
+  type Qcow2Header,
+} from './qcow2-header.js';
+import { Qcow2CorruptError, Refcounts } from './refcounts.js';
+import { rebuildRefcounts } from './repair.js';
+import { RwLock } from './rw-lock.js';
+
+export interface Qcow2OpenOptions {
+  readOnly?: boolean;
+  cache?: CacheMode;
+  /** L2 cache size in bytes (QEMU's l2-cache-size); default: enough for the whole disk, ≤ 32 MiB. */
+  l2CacheBytes?: number;
+  /** Opens the backing file named in the header (resolved path, format or undefined to probe). */
+  openBacking?: (path: string, format: string | undefined) => Promise<BlockBackend>;
+  log?: (msg: string) => void;
+}
+
+export interface Qcow2Stats {
+  cache: CacheMode;
+  syncs: number;
+  clusterSize: number;
+  l2CacheTables: number;
+  l2CacheHits: number;
+  l2CacheMisses: number;
+  allocations: number;
+  backing?: string;
+  fileBytes: number;
+}
+
+const KNOWN_INCOMPAT =
+  INCOMPAT_DIRTY | INCOMPAT_CORRUPT | INCOMPAT_DATA_FILE | INCOMPAT_COMPRESSION | INCOMPAT_EXTL2;
+
+/** A qcow2 problem that names the file: what users see. */
+function fail(path: string, msg: string): never {
+  throw new BlockError('io', `disk image ${path}: ${msg}`);
+}
+
+export class Qcow2Image implements VectoredBlockBackend {
+  readonly size: number;
+  readonly clusterSize: number;
+  private readonly l2Entries: number;
+  private readonly l1Dirty = new Set<number>();
+  private readonly rw = new RwLock();
+  private pendingFree: number[] = [];
+  private l2Loading = new Map<number, Promise<Uint8Array>>();
+  private unsynced = false;
+  private allocations = 0;
+  private closed = false;
+
+  private constructor(
+    private readonly file: HostFile,
+    readonly name: string,
+    readonly header: Qcow2Header,
+    private readonly l1: Uint8Array,
+    private readonly refs: Refcounts | undefined,
+    private readonly l2: L2Cache,
+    readonly backing: BlockBackend | undefined,
+    readonly readOnly: boolean,
+  ) {
+    this.clusterSize = 2 ** header.clusterBits;
+    this.l2Entries = this.clusterSize / 8;
+    this.size = Math.ceil(header.size / 512) * 512;
+  }
+
+  static async open(path: string, opts: Qcow2OpenOptions = {}): Promise<Qcow2Image> {
+    const log = opts.log ?? (() => {});
+    let readOnly = opts.readOnly ?? false;
+    let file: HostFile;
+    try {
+      file = await HostFile.open(path, readOnly, opts.cache ?? 'writeback');
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      const why =
+        err.code === 'ENOENT'
+          ? 'no such file'
+          : err.code === 'EACCES' || err.code === 'EPERM'
+            ? 'permission denied'
+            : err.code === 'EROFS'
+              ? 'on a read-only file system (add ",ro")'
+              : err.message;
+      fail(path, why);
+    }
+    let backing: BlockBackend | undefined;
+    try {
+      const head = await file.read(0, Math.min(file.size, 2 * 1024 * 1024));
+      let h: Qcow2Header;
+      try {
+        h = parseHeader(head, file.size);
+      } catch (e) {
+        if (e instanceof Qcow2FormatError) fail(path, e.message);
+        throw e;
+      }
+      const unknown = h.incompatible & ~KNOWN_INCOMPAT;
+      if (unknown) {
+        fail(path, `unsupported incompatible features: ${featureNames(h, 0, unknown).join(', ')}`);
+      }
+      if (h.incompatible & INCOMPAT_DATA_FILE) fail(path, 'external data files are not supported');
+      if (h.incompatible & INCOMPAT_EXTL2) fail(path, 'extended L2 entries are not supported');
+      if (h.incompatible & INCOMPAT_COMPRESSION && h.compressionType !== 0) {
+        fail(path, `compression type ${h.compressionType} (zstd) is not supported`);
+      }
+      if (h.cryptMethod !== 0) fail(path, 'encrypted qcow2 images are not supported yet');
+      const why: string[] = [];
+      if (h.incompatible & INCOMPAT_CORRUPT) {
+        why.push('it is marked corrupt (repair it with `qemu-img check -r all`)');
+      }
+      if (h.version === 2)
+        why.push('qcow2 version 2 is read-only here (`qemu-img amend -o compat=1.1`)');
+      if (h.nbSnapshots > 0)
+        why.push('writing images with internal snapshots is not supported yet');
+      if (!readOnly && why.length > 0) {
+        log(`${path}: opened read-only: ${why.join('; ')}`);
+        await file.close();
+        file = await HostFile.open(path, true, opts.cache ?? 'writeback');
+        readOnly = true;
+      }
+      const cs = 2 ** h.clusterBits;
+      const l1 = await file.read(h.l1Offset, h.l1Size * 8);
+      let refs: Refcounts | undefined;
+      if (!readOnly) {
+        const f = file;
+        refs = await Refcounts.load(
+          file,
+          h.clusterBits,
+          h.refcountOrder,
+          h.refcountTableOffset,
+          h.refcountTableClusters,
+          async (offset, clusters) => {
+            const b = new Uint8Array(12);
+            const dv = new DataView(b.buffer);
+            dv.setBigUint64(0, BigInt(offset));
+            dv.setUint32(8, clusters);
+            await f.writev(48, [b]);
+            await f.sync();
+          },
+        );
+      }
+      const needTables = Math.ceil(h.size / cs / (cs / 8));
+      const capTables = Math.max(
+        2,
+        Math.floor((opts.l2CacheBytes ?? Math.min(needTables * cs, 32 << 20)) / cs),
+      );
+      if (h.backingFile) {
+        if (!opts.openBacking) fail(path, `has a backing file (${h.backingFile}) and no opener`);
+        backing = await opts.openBacking(h.backingFile, h.backingFormat);
+      }
+      const img = new Qcow2Image(
+        file,
+        path,
+        h,
+        l1,
+        refs,
+        new L2Cache(capTables),
+        backing,
+        readOnly,
+      );
+      if (!readOnly) await img.prepareForWriting(log);
+      return img;
+    } catch (e) {
+      await backing?.close().catch(() => {});
+      await file.close().catch(() => {});
+      if (e instanceof BlockError) throw e;
+      if (e instanceof Qcow2CorruptError || e instanceof Qcow2FormatError) fail(path, e.message);
+      fail(path, (e as Error).message);
+    }
+  }
+
+  /** Dirty bit: refcounts may be stale (lazy refcounts) — rebuild them. Autoclear bits: clear. */
+  private async prepareForWriting(log: (msg: string) => void): Promise<void> {
+    const h = this.header;
+    if (h.incompatible & INCOMPAT_DIRTY) {
+      log(`${this.name}: the dirty bit is set (lazy refcounts): repairing refcounts`);
+      const r = await rebuildRefcounts(this.file, h, this.l1, this.refs!, true);
+      await this.refs!.writeDirty();
+      await this.file.sync();
+      h.incompatible &= ~INCOMPAT_DIRTY;
+      await this.writeHeaderU64(72, h.incompatible);
+      await this.file.sync();
+      log(`${this.name}: ${r.fixed} refcounts fixed`);
+    }
+    if (h.autoclear !== 0n) {
+      // We do not maintain what those bits promise (e.g. persistent bitmaps): say so on disk.
+      h.autoclear = 0n;
+      await this.writeHeaderU64(88, 0n);
+      await this.file.sync();
+    }
+  }
+
+  private async writeHeaderU64(at: number, v: bigint): Promise<void> {
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setBigUint64(0, v);
+    await this.file.writev(at, [b]);
+  }
+
+  setCacheMode(mode: CacheMode): void {
+    this.file.cache = mode;
+  }
+
+  stats(): Qcow2Stats {
+    return {
+      cache: this.file.cache,
+      syncs: this.file.syncs,
+      clusterSize: this.clusterSize,
+      l2CacheTables: this.l2.size,
+      l2CacheHits: this.l2.hits,
+      l2CacheMisses: this.l2.misses,
+      allocations: this.allocations,
+      ...(this.backing ? { backing: this.backing.name } : {}),
+      fileBytes: this.file.size,
+    };
+  }
+
+  read(offset: number, buf: Uint8Array): Promise<void> {
+    return this.readv(offset, [buf]);
+  }
+
+  write(offset: number, buf: Uint8Array): Promise<void> {
+    return this.writev(offset, [buf]);
+  }
+
+  readv(offset: number, bufs: readonly Uint8Array[]): Promise<void> {
+    const len = totalLength(bufs);
+    return this.run('read', offset, len, false, () =>
+      this.rw.shared(async () => {
+        const jobs: Promise<void>[] = [];
+        let run: { host: number; views: Uint8Array[]; len: number } | undefined;
+        const flushRun = () => {
+          if (run) jobs.push(this.file.readv(run.host, run.views));
+          run = undefined;
+        };
+        for (let pos = 0; pos < len;) {
+          const g = offset + pos;
+          const n = Math.min(this.clusterSize - (g % this.clusterSize), len - pos);
+          const views = sliceBufs(bufs, pos, n);
+          const m = await this.lookup(g);
+          if (m.kind === 'data') {
+            const host = m.host + (g % this.clusterSize);
+            if (run && run.host + run.len === host) {
+              run.views.push(...views);
+              run.len += n;
+            } else {
+              flushRun();
+              run = { host, views, len: n };
+            }
+          } else {
+            flushRun();
+            jobs.push(this.readFrom(m, g, views, n));
+          }
+          pos += n;
+        }
+        flushRun();
+        await Promise.all(jobs);
+      }),
+    );
+  }
+
+  writev(offset: number, bufs: readonly Uint8Array[]): Promise<void> {
+    const len = totalLength(bufs);
+    return this.run('write', offset, len, true, async () => {
+      // Fast path: every cluster is allocated and ours alone — plain data writes, shared lock.
+      const done = await this.rw.shared(async () => {
+        const maps: Mapping[] = [];
+        for (let g = offset; g < offset + len; g += this.clusterSize - (g % this.clusterSize)) {
+          const m = await this.lookup(g);
+          if (m.kind !== 'data' || !m.copied) return false;
+          maps.push(m);
+        }
+        await this.writeMapped(offset, bufs, len, maps);
+        return true;
+      });
+      if (!done) await this.rw.exclusive(() => this.allocatingWrite(offset, bufs, len));
+      if (this.file.cache === 'writethrough') await this.rw.exclusive(() => this.flushLocked());
+    });
+  }
+
+  flush(): Promise<void> {
+    return this.run('flush', 0, 0, false, () => this.rw.exclusive(() => this.flushLocked()));
+  }
+
+  discard(offset: number, length: number): Promise<void> {
+    return this.run('discard', offset, length, true, () =>
+      this.rw.exclusive(async () => {
+        // Only whole clusters can be released; a partial one is left as it is (discard is a hint).
+        const first = Math.ceil(offset / this.clusterSize);
+        const end = Math.floor(Math.min(offset + length, this.size) / this.clusterSize);
+        for (let c = first; c < end; c++) {
+          await this.setMapping(
+            c,
+            this.backing ? { kind: 'zero', host: 0, copied: false } : { kind: 'unallocated' },
+          );
+        }
+        await this.maybeWriteback();
+      }),
+    );
+  }
+
+  writeZeroes(offset: number, length: number, unmap: boolean): Promise<void> {
+    return this.run('write-zeroes', offset, length, true, async () => {
+      const cs = this.clusterSize;
+      const end = offset + length;
+      const first = Math.ceil(offset / cs) * cs;
+      const last = Math.floor(end / cs) * cs;
+      if (first >= last) {
+        await this.writeZeroBytes(offset, length);
+        return;
+      }
+      if (first > offset) await this.writeZeroBytes(offset, first - offset);
+      await this.rw.exclusive(async () => {
+        for (let c = first / cs; c < last / cs; c++) {
+          const m = await this.lookup(c * cs);
+          // Without unmap a cluster that is ours stays allocated (the guest may want it there).
+          const keep = !unmap && (m.kind === 'data' || m.kind === 'zero') && m.copied && m.host;
+          await this.setMapping(
+            c,
+            keep
+              ? { kind: 'zero', host: m.host, copied: true }
+              : { kind: 'zero', host: 0, copied: false },
+          );
+        }
+        await this.maybeWriteback();
+      });
+      if (end > last) await this.writeZeroBytes(last, end - last);
+      if (this.file.cache === 'writethrough') await this.rw.exclusive(() => this.flushLocked());
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.rw.exclusive(async () => {
+      if (!this.readOnly) await this.flushLocked();
+      this.closed = true;
+    });
+    await this.file.close();
+    await this.backing?.close();
+  }
+
+  // ——— internals ———
+
+  private async writeZeroBytes(offset: number, length: number): Promise<void> {
+    const z = new Uint8Array(length);
+    const done = await this.rw.shared(async () => {
+      const m = await this.lookup(offset);
+      if (m.kind !== 'data' || !m.copied) return false;
+      await this.writeMapped(offset, [z], length, [m]);
+      return true;
+    });
+    if (!done) await this.rw.exclusive(() => this.allocatingWrite(offset, [z], length));
+  }
+
+  /** Writes into clusters already mapped (`maps[i]` for the i-th cluster touched), merging runs. */
+  private async writeMapped(
+    offset: number,
+    bufs: readonly Uint8Array[],
+    len: number,
+    maps: Mapping[],
+  ): Promise<void> {
+    const jobs: Promise<void>[] = [];
+    let run: { host: number; views: Uint8Array[]; len: number } | undefined;
+    let i = 0;
+    for (let pos = 0; pos < len; i++) {
+      const g = offset + pos;
+      const n = Math.min(this.clusterSize - (g % this.clusterSize), len - pos);
+      const m = maps[i] as { host: number };
+      const host = m.host + (g % this.clusterSize);
+      const views = sliceBufs(bufs, pos, n);
+      if (run && run.host + run.len === host) {
+        run.views.push(...views);
+        run.len += n;
+      } else {
+        if (run) jobs.push(this.file.writev(run.host, run.views));
+        run = { host, views, len: n };
+      }
+      pos += n;
+    }
+    if (run) jobs.push(this.file.writev(run.host, run.views));
+    await Promise.all(jobs);
+    this.unsynced = true;
+  }
+
+  /** Under the exclusive lock: clusters that need one get a new one, filled and then mapped. */
+  private async allocatingWrite(
+    offset: number,
+    bufs: readonly Uint8Array[],
+    len: number,
+  ): Promise<void> {
+    const cs = this.clusterSize;
+    const jobs: Promise<void>[] = [];
+    const remap: [number, Mapping, Mapping][] = [];
+    let run: { host: number; views: Uint8Array[]; len: number } | undefined;
+    const push = (host: number, views: Uint8Array[], n: number) => {
+      if (run && run.host + run.len === host) {
+        run.views.push(...views);
+        run.len += n;
+      } else {
+        if (run) jobs.push(this.file.writev(run.host, run.views));
+        run = { host, views, len: n };
+      }
+    };
+    for (let pos = 0; pos < len;) {
+      const g = offset + pos;
+      const inC = g % cs;
+      const n = Math.min(cs - inC, len - pos);
+      const c = Math.floor(g / cs);
+      const views = sliceBufs(bufs, pos, n);
+      const m = await this.lookup(g);
+      pos += n;
+      if (m.kind === 'data' && m.copied) {
+        push(m.host + inC, views, n);
+        continue;
+      }
+      // A cluster that stays ours (allocated zero) is refilled in place; others get a new one.
+      const reuse = m.kind === 'zero' && m.copied && m.host !== 0;
+      const host = reuse ? m.host : await this.allocateCluster();
+      const head = inC > 0 ? new Uint8Array(inC) : undefined;
+      const tailLen = cs - inC - n;
+      const tail = tailLen > 0 ? new Uint8Array(tailLen) : undefined;
+      if (head) await this.readFrom(m, c * cs, [head], inC);
+      if (tail) await this.readFrom(m, g + n, [tail], tailLen);
+      push(host, [...(head ? [head] : []), ...views, ...(tail ? [tail] : [])], cs);
+      remap.push([c, m, { kind: 'data', host, copied: true }]);
+    }
+    if (run) jobs.push(this.file.writev(run.host, run.views));
+    await Promise.all(jobs);
+    this.unsynced = true;
+    // The data is in place: now the tables may point at it.
+    for (const [c, , nm] of remap) await this.setMapping(c, nm);
+    await this.maybeWriteback();
+  }
+
+  private async allocateCluster(): Promise<number> {
+    this.allocations++;
+    return (await this.refs!.allocate()) * this.clusterSize;
+  }
+
+  /** Reads a piece of one cluster according to a non-data mapping (or any mapping, for COW). */
+  private async readFrom(m: Mapping, g: number, views: Uint8Array[], n: number): Promise<void> {
+    const inC = g % this.clusterSize;
+    switch (m.kind) {
+      case 'data':
+        return this.file.readv(m.host + inC, views);
+      case 'zero':
+        for (const v of views) v.fill(0);
+        return;
+      case 'compressed': {
+        const data = await this.decompress(m.start, m.end);
+        let p = inC;
+        for (const v of views) {
+          v.set(data.subarray(p, p + v.length));
+          p += v.length;
+        }
+        return;
+      }
+      case 'unallocated': {
+        const b = this.backing;
+        const avail = b ? Math.max(0, Math.min(n, b.size - g)) : 0;
+        if (b && avail > 0) {
+          const parts = sliceBufs(views, 0, avail);
+          if (parts.length === 1) await b.read(g, parts[0]);
+          else
+            for (let p = 0, i = 0; i < parts.length; p += parts[i].length, i++) {
+              await b.read(g + p, parts[i]);
+            }
+        }
+        if (avail < n) for (const v of sliceBufs(views, avail, n - avail)) v.fill(0);
+        return;
+      }
+    }
+  }
+
+  private async decompress(start: number, end: number): Promise<Uint8Array> {
+    const cs = this.clusterSize;
+    if (end <= start || end - start > 2 * cs) {
+      throw new Qcow2CorruptError(`compressed cluster at ${start} has an impossible size`);
+    }
+    if (end > this.file.size + 512) {
+      throw new Qcow2CorruptError(`compressed cluster at ${start} ends past the end of the file`);
+    }
+    const raw = await this.file.read(start, end - start);
+    let out: Buffer;
+    try {
+      out = inflateRawSync(raw, { maxOutputLength: cs, finishFlush: 2 /* Z_SYNC_FLUSH */ });
+    } catch (e) {
+      throw new Qcow2CorruptError(
+        `compressed cluster at ${start} does not inflate: ${(e as Error).message}`,
+      );
+    }
+    if (out.length < cs) {
+      const full = new Uint8Array(cs);
+      full.set(out);
+      return full;
+    }
+    return out;
+  }
+
+  /** The mapping of the cluster holding guest offset `g`. */
+  private async lookup(g: number): Promise<Mapping> {
+    const c = Math.floor(g / this.clusterSize);
+    const l1i = Math.floor(c / this.l2Entries);
+    const t = await this.l2Table(l1i, false);
+    if (!t) return { kind: 'unallocated' };
+    const m = decodeL2(t, c % this.l2Entries, this.header.clusterBits, this.header.version);
+    if ((m.kind === 'data' || m.kind === 'zero') && m.host !== 0) {
+      if (m.host + this.clusterSize > this.file.size && m.kind === 'data') {
+        // A data cluster past EOF reads as zeros in QEMU too; refuse only absurd offsets.
+        if (m.host > 2 ** 52) throw new Qcow2CorruptError(`cluster ${c} points at ${m.host}`);
+      }
+      if (m.host < this.clusterSize) {
+        throw new Qcow2CorruptError(`cluster ${c} points into the header`);
+      }
+    }
+    return m;
+  }
+
+  /** The L2 table for L1 index `l1i`; with `create`, allocates one (exclusive lock held). */
+  private async l2Table(l1i: number, create: boolean): Promise<Uint8Array | undefined> {
+    if (l1i >= this.header.l1Size) {
+      throw new Qcow2CorruptError(`L1 index ${l1i} is beyond the L1 table`);
+    }
+    const cached = this.l2.get(l1i);
+    if (cached) return cached.table;
+    const off = l1Offset(this.l1, l1i, this.clusterSize);
+    if (off === 0) {
+      if (!create) return undefined;
+      const host = await this.allocateCluster();
+      const t = new Uint8Array(this.clusterSize);
+      this.l2.put(l1i, t, true);
+      setL1(this.l1, l1i, host);
+      this.l1Dirty.add(Math.floor((l1i * 8) / 512));
+      return t;
+    }
+    if (off < this.clusterSize || off + this.clusterSize > this.file.size) {
+      throw new Qcow2CorruptError(`L2 table ${l1i} at ${off} lies outside the file`);
+    }
+    const [hi] = readWord(this.l1, l1i);
+    if (
+      create &&
+      !(hi & 0x80000000) &&
+      this.refs &&
+      (await this.refs.get(off / this.clusterSize)) !== 1
+    ) {
+      throw new Qcow2CorruptError(`L2 table ${l1i} is shared (snapshots): not writable here`);
+    }
+    let p = this.l2Loading.get(l1i);
+    if (!p) {
+      this.l2.misses++;
+      p = this.file.read(off, this.clusterSize).finally(() => this.l2Loading.delete(l1i));
+      this.l2Loading.set(l1i, p);
+      const t = await p;
+      if (!this.l2.get(l1i)) this.l2.put(l1i, t, false);
+      return t;
+    }
+    return p;
+  }
+
+  /** Changes one cluster's L2 entry (exclusive lock held); what it pointed at is released later. */
+  private async setMapping(c: number, nm: Mapping): Promise<void> {
+    const l1i = Math.floor(c / this.l2Entries);
+    const t = (await this.l2Table(l1i, true))!;
+    const i = c % this.l2Entries;
+    const old = decodeL2(t, i, this.header.clusterBits, this.header.version);
+    const [hi, lo] = encodeL2(nm);
+    writeWord(t, i, hi, lo);
+    this.l2.get(l1i)!.dirty = true;
+    const keepHost = (nm.kind === 'data' || nm.kind === 'zero') && nm.host;
+    if ((old.kind === 'data' || old.kind === 'zero') && old.host && old.host !== keepHost) {
+      this.pendingFree.push(old.host / this.clusterSize);
+    } else if (old.kind === 'compressed') {
+      const cs = this.clusterSize;
+      for (let k = Math.floor(old.start / cs); k <= Math.floor((old.end - 1) / cs); k++) {
+        this.pendingFree.push(k);
+      }
+    }
+  }
+
+  private async maybeWriteback(): Promise<void> {
+    if (this.l2.dirtyCount > this.l2.capacity / 2 || this.pendingFree.length > 4096) {
+      await this.writeback();
+    }
+  }
+
+  /** The ordered metadata write-back (see the file comment). Exclusive lock held. */
+  private async writeback(): Promise<void> {
+    if (!this.refs) return;
+    const tables = this.l2.dirtyTables();
+    const l1 = [...this.l1Dirty].sort((a, b) => a - b);
+    if (tables.length === 0 && l1.length === 0) {
+      if (await this.refs.writeDirty()) this.unsynced = true;
+      return;
+    }
+    await this.refs.writeDirty();
+    await this.file.sync();
+    for (const [l1i, t] of tables) {
+      const off = l1Offset(this.l1, l1i, this.clusterSize);
+      await this.file.writev(off, [t.table]);
+      t.dirty = false;
+    }
+    if (l1.length > 0) {
+      await this.file.sync();
+      this.l1Dirty.clear();
+      for (const s of l1) {
+        const from = s * 512;
+        const to = Math.min(from + 512, this.l1.length);
+        await this.file.writev(this.header.l1Offset + from, [this.l1.subarray(from, to)]);
+      }
+    }
+    await this.file.sync();
+    this.unsynced = false;
+    // Nothing on disk points at these any more: release them.
+    const free = this.pendingFree;
+    this.pendingFree = [];
+    for (const k of free) await this.refs.decrement(k);
+    if (await this.refs.writeDirty()) this.unsynced = true;
+    this.l2.trim();
+  }
+
+  private async flushLocked(): Promise<void> {
+    await this.writeback();
+    if (this.unsynced) {
+      await this.file.sync();
+      this.unsynced = false;
+    }
+  }
+
+  /** Validates, refuses writes when read-only, maps errors to BlockErrors naming the file. */
+  private async run(
+    what: string,
+    offset: number,
+    length: number,
+    writes: boolean,
+    op: () => Promise<void>,
+  ): Promise<void> {
+    if (this.closed) throw new BlockError('io', `${this.name}: ${what} after close`);
+    if (writes && this.readOnly) {
+      throw new BlockError('read-only', `${this.name}: ${what} refused: the disk is read-only`);
+    }
+    checkRange(this, what, offset, length);
+    try {
+      await op();
+    } catch (e) {
+      if (e instanceof BlockError) throw e;
+      const err = e as NodeJS.ErrnoException;
+      const corrupt = e instanceof Qcow2CorruptError ? 'corrupt image: ' : '';
+      throw new BlockError(
+        'io',
+        `${this.name}: ${what} at ${offset} (+${length}): ${corrupt}${err.code ?? err.message}`,
+      );
+    }
+  }
+}
