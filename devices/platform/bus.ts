@@ -56,8 +56,11 @@ export class MmioBus {
     this.log = new GuestErrorLog('bus', sink);
   }
 
-  /** Maps `device` at [base, base + size). Overlapping ranges are a wiring bug and throw. */
-  map(base: number, size: number, device: MmioDevice): MmioRegion {
+  /**
+   * Maps `device` at [base, base + size). Overlapping ranges are a wiring bug and throw.
+   * `stats` lets a region that moves (a PCI BAR the guest reprograms) keep its counters.
+   */
+  map(base: number, size: number, device: MmioDevice, stats?: MmioExitStats): MmioRegion {
     if (!Number.isSafeInteger(base) || !Number.isSafeInteger(size) || base < 0 || size <= 0) {
       throw new RangeError(`bus: bad range ${hex(base)}+${hex(size)} for ${device.name}`);
     }
@@ -69,13 +72,30 @@ export class MmioBus {
         );
       }
     }
-    const region: MmioRegion = { base, size, device, stats: { reads: 0, writes: 0, errors: 0 } };
+    const region: MmioRegion = {
+      base,
+      size,
+      device,
+      stats: stats ?? { reads: 0, writes: 0, errors: 0 },
+    };
     this.sorted.push(region);
+    this.reindex();
+    return region;
+  }
+
+  /** Removes a region returned by map() (PCI BARs move or stop decoding); unknown ones are ignored. */
+  unmap(region: MmioRegion): void {
+    const i = this.sorted.indexOf(region);
+    if (i < 0) return;
+    this.sorted.splice(i, 1);
+    this.reindex();
+  }
+
+  private reindex(): void {
     this.sorted.sort((a, b) => a.base - b.base);
     this.bases = this.sorted.map((r) => r.base);
     this.ends = this.sorted.map((r) => r.base + r.size);
     this.last = -1;
-    return region;
   }
 
   /** Mapped ranges in address order. */

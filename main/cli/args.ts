@@ -4,6 +4,7 @@ import {
   ConfigError,
   defaultVmConfig,
   parseDiskSpec,
+  parseNicSpec,
   parseBalloonSpec,
   MIN_MEM_MIB,
   MAX_MEM_MIB,
@@ -48,6 +49,9 @@ commands:
                       a virtio-blk disk (repeatable; the first is /dev/vda)
       --console ttyS0|hvc0  the console this terminal attaches to (default ttyS0)
       --rng           add a virtio-rng device
+      --nic e1000|virtio[,net=none|switch:NAME][,mac=52:54:00:..][,capture=FILE.pcap]
+                      a network card (repeatable): e1000 on PCIe or virtio-net; net=switch:NAME
+                      joins the VMs of this process on one L2 switch; capture tees its frames
       --balloon[,free-page-reporting=on|off][,deflate-on-oom=on|off][,stats=SECONDS]
                       add a virtio-balloon (defaults: reporting on, deflate-on-oom off,
                       stats every 2 s); Ctrl-A C opens the monitor: "balloon MIB"
@@ -101,6 +105,7 @@ export function parseCommand(argv: string[]): Command {
           disk: { type: 'string', multiple: true },
           console: { type: 'string' },
           rng: { type: 'boolean', default: false },
+          nic: { type: 'string', multiple: true },
           stats: { type: 'boolean', default: false },
         },
       });
@@ -123,6 +128,7 @@ export function parseCommand(argv: string[]): Command {
         disks: (values.disk ?? []).map(parseDiskSpec),
         console: con,
         rng: values.rng ?? false,
+        nics: (values.nic ?? []).map(parseNicSpec),
         ...(balloon ? { balloon } : {}),
       };
       return { kind: 'run', vm, stats: values.stats ?? false };

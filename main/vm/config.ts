@@ -29,6 +29,19 @@ export interface BalloonConfig {
   statsPeriodS: number;
 }
 
+export type NicModel = 'e1000' | 'virtio';
+
+/** One network card: its model, the network it is plugged into, and optional MAC/capture. */
+export interface NicConfig {
+  model: NicModel;
+  /** Back end: "none" (no cable) or "switch:NAME" (see devices/net). */
+  net: string;
+  /** "52:54:00:12:34:56"; undefined = a random locally administered address per boot. */
+  mac?: string;
+  /** Tee the NIC's frames to this pcap file from boot on. */
+  capture?: string;
+}
+
 export interface VmConfig {
   /** Shown in the UI and used as the definition's file name. */
   name: string;
@@ -47,6 +60,8 @@ export interface VmConfig {
   rng: boolean;
   /** Add a virtio-balloon (absent or enabled: false: none). */
   balloon?: BalloonConfig;
+  /** Network cards in order (e1000s on PCIe, virtio-nets on virtio-mmio); [] = none. */
+  nics: NicConfig[];
 }
 
 export class ConfigError extends Error {}
@@ -57,7 +72,7 @@ export const MIN_MEM_MIB = 16;
 export const MAX_MEM_MIB = 2048;
 
 export function defaultVmConfig(name = 'bundled'): VmConfig {
-  return { name, memMiB: 256, disks: [], console: 'ttyS0', rng: false };
+  return { name, memMiB: 256, disks: [], console: 'ttyS0', rng: false, nics: [] };
 }
 
 /** The kernel command line a config implies when `append` is not given. */
@@ -154,6 +169,54 @@ function validateBalloon(v: unknown, where: string): BalloonConfig | undefined {
   };
 }
 
+export const NIC_MODELS: readonly NicModel[] = ['e1000', 'virtio'];
+const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
+const NET_RE = /^(none|switch:[\w.-]{1,64})$/;
+
+/** Checks one NIC's fields; `w` names it in errors. */
+function checkNic(n: NicConfig, w: string): NicConfig {
+  if (!NIC_MODELS.includes(n.model)) {
+    throw new ConfigError(`${w}: model "${String(n.model)}" is not ${NIC_MODELS.join(' or ')}`);
+  }
+  if (typeof n.net !== 'string' || !NET_RE.test(n.net)) {
+    if (n.net === 'user' || String(n.net).startsWith('user')) {
+      throw new ConfigError(`${w}: net=user (NAT) is not implemented yet: use none or switch:NAME`);
+    }
+    throw new ConfigError(`${w}: net "${String(n.net)}" must be none or switch:NAME`);
+  }
+  if (n.mac !== undefined) {
+    if (typeof n.mac !== 'string' || !MAC_RE.test(n.mac)) {
+      throw new ConfigError(`${w}: mac "${String(n.mac)}" is not like 52:54:00:12:34:56`);
+    }
+    if (parseInt(n.mac.slice(0, 2), 16) & 1) {
+      throw new ConfigError(`${w}: mac ${n.mac} is a multicast address`);
+    }
+  }
+  if (n.capture !== undefined && (typeof n.capture !== 'string' || !n.capture)) {
+    throw new ConfigError(`${w}: "capture" must be a file name`);
+  }
+  return { model: n.model, net: n.net, mac: n.mac?.toLowerCase(), capture: n.capture };
+}
+
+/**
+ * Parses a `--nic` argument, QEMU-like: MODEL[,net=none|switch:NAME][,mac=MAC][,capture=FILE].
+ * The default network is none (a NIC with no cable), as a NIC without a back end.
+ */
+export function parseNicSpec(spec: string): NicConfig {
+  const [model, ...opts] = spec.split(',');
+  const n: NicConfig = { model: model as NicModel, net: 'none' };
+  for (const o of opts) {
+    const eq = o.indexOf('=');
+    const k = eq < 0 ? o : o.slice(0, eq);
+    const v = eq < 0 ? '' : o.slice(eq + 1);
+    if (k === 'net') n.net = v;
+    else if (k === 'mac') n.mac = v;
+    else if (k === 'capture') n.capture = v;
+    else throw new ConfigError(`--nic ${model}: unknown option "${o}" (net=, mac=, capture=)`);
+  }
+  return checkNic(n, `--nic ${spec}`);
+}
+
 const isObj = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -217,6 +280,13 @@ export function validateVmConfig(v: unknown, where = 'VM definition'): VmConfig 
       sched: sched as SchedulerPolicy,
     };
   });
+  const nicsIn = v.nics ?? [];
+  if (!Array.isArray(nicsIn)) throw new ConfigError(`${where}: "nics" must be a list`);
+  const nics = nicsIn.map((n: unknown, i: number): NicConfig => {
+    const w = `${where}: nics[${i}]`;
+    if (!isObj(n)) throw new ConfigError(`${w}: expected an object`);
+    return checkNic(n as unknown as NicConfig, w);
+  });
   return {
     name,
     memMiB,
@@ -228,5 +298,6 @@ export function validateVmConfig(v: unknown, where = 'VM definition'): VmConfig 
     console: consoleKind,
     rng,
     ...(v.balloon !== undefined ? { balloon: validateBalloon(v.balloon, where) } : {}),
+    nics,
   };
 }

@@ -11,7 +11,9 @@ import { buildVirtDtb } from '../../devices/platform/virt-dtb.js';
 import { VIRT } from '../../devices/platform/memory-map.js';
 import type { ShutdownEvent } from '../../devices/platform/sifive-test.js';
 import { BootError } from '../../devices/platform/boot-loader.js';
-import { effectiveAppend, type BalloonConfig, type VmConfig } from './config.js';
+import { effectiveAppend, type BalloonConfig, type NicConfig, type VmConfig } from './config.js';
+import { PciHost } from '../../devices/pci/host.js';
+import { buildNics, startConfiguredCaptures, type Nic } from './nics.js';
 import { loadBootImages, ImageError, type NamedImage } from './images.js';
 import {
   mapVirtioSlots,
@@ -47,6 +49,8 @@ export interface MachineConfig {
   console?: 'ttyS0' | 'hvc0';
   /** Add a virtio-balloon with these settings (when enabled). */
   balloon?: BalloonConfig;
+  /** Network cards: e1000s on PCIe, virtio-nets on virtio-mmio after the other devices. */
+  nics?: NicConfig[];
   log?: (msg: string) => void;
 }
 
@@ -69,6 +73,8 @@ export interface MachineStats {
    * worker thread it is the whole process's, every VM of the UI together.
    */
   hostRssBytes?: number;
+  /** Each network card's counters (the NIC's and its port's net_*), by name. */
+  nics?: Record<string, Record<string, number>>;
 }
 
 /** A VM definition or boot file the user must fix; the message says what and where. */
@@ -100,6 +106,10 @@ export class VirtMachine {
   private readonly hvc: VirtioConsole | undefined;
   /** The virtio-balloon (config balloon.enabled). */
   readonly balloon: VirtioBalloon | undefined;
+  /** The PCIe host bridge (ECAM at 0x30000000); empty slots answer vendor ID 0xFFFF. */
+  readonly pci: PciHost;
+  /** Network cards in config order: setLink / setBackend / startCapture on `port`. */
+  readonly nics: readonly Nic[];
   /** Output of every console, merged (the CLI's terminal shows them all). */
   onConsoleOutput: ((bytes: Uint8Array) => void) | undefined;
   /** Output of each console on its own, for hosts that keep one scrollback per console. */
@@ -136,6 +146,7 @@ export class VirtMachine {
         rng: cfg.rng,
         console: cfg.console,
         balloon: cfg.balloon,
+        nics: cfg.nics,
         disks,
         log,
       });
@@ -161,7 +172,12 @@ export class VirtMachine {
         const disk = await openDisk(d, { log });
         disks.push(hooks.wrapDisk?.(disk, disks.length) ?? disk);
       }
-      return VirtMachine.fromConfig(cfg, log, disks);
+      const vm = VirtMachine.fromConfig(cfg, log, disks);
+      await startConfiguredCaptures(vm.nics, cfg.nics ?? []).catch(async (e: Error) => {
+        await vm.close();
+        throw new MachineConfigError(e.message);
+      });
+      return vm;
     } catch (e) {
       await Promise.allSettled(disks.map((d) => d.close()));
       if (e instanceof BlockError) throw new MachineConfigError(e.message);
@@ -174,6 +190,16 @@ export class VirtMachine {
     const blks = this.virtio.map((t) => t.device).filter((d) => d instanceof VirtioBlk);
     await Promise.allSettled(blks.map((b) => b.drain()));
     await Promise.allSettled(blks.map((b) => b.backend.close()));
+    // Leave the switches and complete the captures.
+    await Promise.allSettled(this.nics.map((n) => n.port.close()));
+  }
+
+  /** A network card by name ("e1000-0", "virtio-net0") or index. */
+  nic(which: string | number): Nic {
+    const n =
+      typeof which === 'number' ? this.nics[which] : this.nics.find((x) => x.name === which);
+    if (!n) throw new MachineConfigError(`no network card ${String(which)}`);
+    return n;
   }
 
   constructor(cfg: MachineConfig) {
@@ -231,6 +257,11 @@ export class VirtMachine {
       });
       virtioDevices.push(this.balloon);
     }
+    this.pci = new PciHost({ bus, irq: (n) => this.board.plic.line(n), log: cfg.log });
+    bus.map(VIRT.pcieEcam.base, VIRT.pcieEcam.size, this.pci);
+    const built = buildNics(cfg.nics ?? [], { pci: this.pci, memory: core, log: cfg.log });
+    this.nics = built.nics;
+    virtioDevices.push(...built.virtio);
     this.virtio = mapVirtioSlots({
       bus,
       plic: this.board.plic,
@@ -246,10 +277,10 @@ export class VirtMachine {
       kernel: cfg.kernel?.data,
       initrd: cfg.initrd?.data,
       bootargs: cfg.bootargs,
-      // All eight virtio-mmio slots are mapped (empty ones answer device ID 0), as in QEMU.
-      // PCIe is not emulated yet: leave it out so Linux does not probe it.
+      // All eight virtio-mmio slots are mapped (empty ones answer device ID 0), as in QEMU, and
+      // so is the PCIe ECAM (an empty slot answers vendor ID 0xFFFF, so Linux skips it).
       dtbFor: (layout) =>
-        buildVirtDtb({ ...layout, virtioSlots: [0, 1, 2, 3, 4, 5, 6, 7], pci: false }),
+        buildVirtDtb({ ...layout, virtioSlots: [0, 1, 2, 3, 4, 5, 6, 7], pci: true }),
       names: { firmware: cfg.firmware.name, kernel: cfg.kernel?.name, initrd: cfg.initrd?.name },
     });
     core.pc = BigInt(this.boot.entry);
@@ -430,6 +461,7 @@ export class VirtMachine {
         this.virtio.filter((t) => t.device).map((t) => [t.name, t.stats()]),
       ),
       balloon: this.balloon?.info(),
+      nics: Object.fromEntries(this.nics.map((n) => [n.name, n.stats()])),
       hostRssBytes: processRssBytes(),
     };
   }

@@ -16,6 +16,7 @@ describe('wasmvisor command line', () => {
         disks: [],
         console: 'ttyS0',
         rng: false,
+        nics: [],
       },
     });
   });

@@ -1,0 +1,34 @@
+/**
+ * Network back ends (see README.md): `none` (no cable) and `switch:NAME` (an L2 switch shared by
+ * the VMs of this process), the port a NIC uses to reach them, capture, and software offloads.
+ */
+import { NetSpecError, type NetBackend } from './backend.js';
+import { NoNetwork } from './none.js';
+import { netSwitch } from './switch.js';
+
+export { NetPort, type NicFrontend, type NetPortStats } from './port.js';
+export { NetSpecError, type NetBackend } from './backend.js';
+export type { NetPacket } from './packet.js';
+export { netSwitch, NetSwitch } from './switch.js';
+export { NoNetwork } from './none.js';
+export { PcapWriter } from './pcap.js';
+
+/** Checks a `net=` spec without opening it; returns it normalised or throws NetSpecError. */
+export function checkNetSpec(spec: string): string {
+  if (spec === 'none') return spec;
+  const m = /^switch:([\w.-]{1,64})$/.exec(spec);
+  if (m) return spec;
+  if (spec === 'user' || spec.startsWith('user,')) {
+    throw new NetSpecError('net=user (NAT) is not implemented yet: use none or switch:NAME');
+  }
+  throw new NetSpecError(
+    `net="${spec}" is not a network: use none or switch:NAME (letters, digits, "-", "_", ".")`,
+  );
+}
+
+/** Opens the back end a spec names. */
+export function openNetBackend(spec: string): NetBackend {
+  checkNetSpec(spec);
+  if (spec === 'none') return new NoNetwork();
+  return netSwitch(spec.slice('switch:'.length)).connect();
+}

@@ -1,0 +1,195 @@
+/**
+ * Software offloads for NICs and back ends that cannot take a packet's metadata: finish a
+ * partial checksum, or cut a large TCP segment into MSS-sized frames with their own IP and TCP
+ * headers and checksums (what a NIC's TSO engine or Linux's GSO does). Used by e1000's TSO, by
+ * an e1000 receiving a large segment from a virtio-net, and by a virtio-net whose driver did not
+ * negotiate the guest offloads.
+ *
+ * Headers are untrusted: every offset is checked against the frame, and a packet that cannot be
+ * parsed is refused (an empty list), never thrown on.
+ */
+import { ETH_HLEN, GSO_NONE, GSO_TCPV4, GSO_TCPV6, MAX_PACKET, type NetPacket } from './packet.js';
+
+const ETHERTYPE_IPV4 = 0x0800;
+const ETHERTYPE_IPV6 = 0x86dd;
+const ETHERTYPE_VLAN = 0x8100;
+const PROTO_TCP = 6;
+const TCP_FIN = 0x01;
+const TCP_PSH = 0x08;
+const TCP_CWR = 0x80;
+/** Segments per large packet at most (64 KiB / 88-byte minimum MSS, rounded up). */
+const MAX_SEGMENTS = 1024;
+/** Smallest MSS we cut with: anything smaller is hostile (a 64 KiB packet into 1-byte frames). */
+const MIN_MSS = 64;
+
+/** One's-complement sum of data[start, end) added to `sum` (not folded). */
+export function onesSum(data: Uint8Array, start: number, end: number, sum = 0): number {
+  let i = start;
+  for (; i + 1 < end; i += 2) sum += (data[i] << 8) | data[i + 1];
+  if (i < end) sum += data[i] << 8;
+  return sum;
+}
+
+/** Folds a 32-bit-ish sum to 16 bits. */
+export function fold(sum: number): number {
+  while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 0x10000);
+  return sum;
+}
+
+/** The Internet checksum of data[start, end) (already complemented). */
+export function internetChecksum(data: Uint8Array, start: number, end: number, seed = 0): number {
+  return ~fold(onesSum(data, start, end, seed)) & 0xffff;
+}
+
+const get16 = (d: Uint8Array, o: number): number => (d[o] << 8) | d[o + 1];
+const put16 = (d: Uint8Array, o: number, v: number): void => {
+  d[o] = (v >>> 8) & 0xff;
+  d[o + 1] = v & 0xff;
+};
+
+/** Where the L3 header starts (after an optional VLAN tag) and its ethertype. */
+export function l3Offset(d: Uint8Array): { off: number; type: number } | undefined {
+  if (d.length < ETH_HLEN) return undefined;
+  let type = get16(d, 12);
+  let off = ETH_HLEN;
+  if (type === ETHERTYPE_VLAN) {
+    if (d.length < ETH_HLEN + 4) return undefined;
+    type = get16(d, 16);
+    off += 4;
+  }
+  return { off, type };
+}
+
+/**
+ * Finishes a partial checksum in place: the field already holds the pseudo-header sum (as
+ * virtio's NEEDS_CSUM and e1000's TUCSO seed say), so fold in the rest and complement.
+ * False when the offsets are outside the frame.
+ */
+export function finishChecksum(d: Uint8Array, start: number, offset: number): boolean {
+  const field = start + offset;
+  if (start < 0 || offset < 0 || field + 2 > d.length) return false;
+  const sum = onesSum(d, start, d.length);
+  let c = ~fold(sum) & 0xffff;
+  // A UDP checksum of 0 means "none": send all ones instead (same value in one's complement).
+  if (c === 0) c = 0xffff;
+  put16(d, field, c);
+  return true;
+}
+
+/**
+ * Turns a packet into frames that can go on a wire: a partial checksum is finished, a large
+ * TCP segment is cut. Returns [] (and the caller counts a drop) if the headers do not parse.
+ * The input packet is not modified.
+ */
+export function toWireFrames(p: NetPacket): NetPacket[] {
+  if (p.gso && p.gso.type !== GSO_NONE) return segmentTcp(p.data, p.gso.size);
+  if (p.csum) {
+    const d = p.data.slice();
+    if (!finishChecksum(d, p.csum.start, p.csum.offset)) return [];
+    return [{ data: d, csumValid: true }];
+  }
+  return [p];
+}
+
+/** Parsed Ethernet/IP/TCP offsets of a TCP packet. */
+interface TcpLayout {
+  ipOff: number;
+  v4: boolean;
+  tcpOff: number;
+  hdrEnd: number;
+}
+
+function parseTcp(d: Uint8Array): TcpLayout | undefined {
+  const l3 = l3Offset(d);
+  if (!l3) return undefined;
+  const ipOff = l3.off;
+  let tcpOff: number;
+  let v4: boolean;
+  if (l3.type === ETHERTYPE_IPV4) {
+    if (d.length < ipOff + 20 || d[ipOff] >> 4 !== 4) return undefined;
+    const ihl = (d[ipOff] & 0xf) * 4;
+    if (ihl < 20 || d[ipOff + 9] !== PROTO_TCP) return undefined;
+    tcpOff = ipOff + ihl;
+    v4 = true;
+  } else if (l3.type === ETHERTYPE_IPV6) {
+    // Extension headers are not followed: Linux sends TSO6 with TCP right after the header.
+    if (d.length < ipOff + 40 || d[ipOff] >> 4 !== 6 || d[ipOff + 6] !== PROTO_TCP) {
+      return undefined;
+    }
+    tcpOff = ipOff + 40;
+    v4 = false;
+  } else return undefined;
+  if (d.length < tcpOff + 20) return undefined;
+  const thl = (d[tcpOff + 12] >> 4) * 4;
+  if (thl < 20 || d.length < tcpOff + thl) return undefined;
+  return { ipOff, v4, tcpOff, hdrEnd: tcpOff + thl };
+}
+
+/** Writes IP lengths and checksums and the TCP checksum of one complete frame. */
+function fixTcpFrame(f: Uint8Array, L: TcpLayout): void {
+  const tcpLen = f.length - L.tcpOff;
+  let pseudo: number;
+  if (L.v4) {
+    put16(f, L.ipOff + 2, f.length - L.ipOff);
+    put16(f, L.ipOff + 10, 0);
+    put16(f, L.ipOff + 10, internetChecksum(f, L.ipOff, L.tcpOff));
+    pseudo = onesSum(f, L.ipOff + 12, L.ipOff + 20) + PROTO_TCP + tcpLen;
+  } else {
+    put16(f, L.ipOff + 4, f.length - L.ipOff - 40);
+    pseudo = onesSum(f, L.ipOff + 8, L.ipOff + 40) + PROTO_TCP + tcpLen;
+  }
+  put16(f, L.tcpOff + 16, 0);
+  put16(f, L.tcpOff + 16, internetChecksum(f, L.tcpOff, f.length, pseudo));
+}
+
+/**
+ * Cuts a TCP packet into frames of at most `mss` payload bytes. Lengths, IPv4 IDs, sequence
+ * numbers and both checksums are computed from scratch, so neither the IP total length nor the
+ * TCP checksum seed the sender left matters (e1000's driver leaves tot_len 0). FIN and PSH stay
+ * on the last frame only, CWR on the first only.
+ */
+export function segmentTcp(d: Uint8Array, mss: number): NetPacket[] {
+  if (d.length > MAX_PACKET) return [];
+  const L = parseTcp(d);
+  if (!L) return [];
+  const payload = d.length - L.hdrEnd;
+  if (payload <= 0 || mss < MIN_MSS) {
+    if (payload > 0) return [];
+    const f = d.slice();
+    fixTcpFrame(f, L);
+    return [{ data: f, csumValid: true }];
+  }
+  const n = Math.ceil(payload / mss);
+  if (n > MAX_SEGMENTS) return [];
+  const out: NetPacket[] = [];
+  const hdr = d.subarray(0, L.hdrEnd);
+  const seq0 = ((d[L.tcpOff + 4] << 24) | (d[L.tcpOff + 5] << 16) | get16(d, L.tcpOff + 6)) >>> 0;
+  const id0 = L.v4 ? get16(d, L.ipOff + 4) : 0;
+  const flags = d[L.tcpOff + 13];
+  for (let i = 0; i < n; i++) {
+    const start = L.hdrEnd + i * mss;
+    const len = Math.min(mss, d.length - start);
+    const f = new Uint8Array(L.hdrEnd + len);
+    f.set(hdr);
+    f.set(d.subarray(start, start + len), L.hdrEnd);
+    const seq = (seq0 + i * mss) >>> 0;
+    f[L.tcpOff + 4] = seq >>> 24;
+    f[L.tcpOff + 5] = (seq >>> 16) & 0xff;
+    put16(f, L.tcpOff + 6, seq & 0xffff);
+    let fl = flags;
+    if (i !== n - 1) fl &= ~(TCP_FIN | TCP_PSH);
+    if (i !== 0) fl &= ~TCP_CWR;
+    f[L.tcpOff + 13] = fl;
+    if (L.v4) put16(f, L.ipOff + 4, (id0 + i) & 0xffff);
+    fixTcpFrame(f, L);
+    out.push({ data: f, csumValid: true });
+  }
+  return out;
+}
+
+/** The GSO type a TCP packet would need (for e1000's TSO): by its IP version. */
+export function tcpGsoType(d: Uint8Array): typeof GSO_TCPV4 | typeof GSO_TCPV6 | undefined {
+  const L = parseTcp(d);
+  if (!L) return undefined;
+  return L.v4 ? GSO_TCPV4 : GSO_TCPV6;
+}

@@ -1,0 +1,349 @@
+/**
+ * virtio-net (virtio 1.2 §5.1) on a NetPort: one receive and one transmit queue, MAC and link
+ * STATUS in the config space (a carrier change is announced with a configuration-change
+ * interrupt), mergeable receive buffers, and the offloads that let a large TCP segment cross
+ * the ring once: CSUM/GUEST_CSUM (partial checksums travel as metadata) and HOST_TSO4/6,
+ * GUEST_TSO4/6 (segments up to 64 KiB travel with their gso_size). What the other end cannot
+ * take is finished in software (devices/net/offload.ts): a receiver that did not negotiate the
+ * guest offloads gets wire-sized frames with complete checksums.
+ *
+ * No control queue: Linux works without it (no runtime MAC/promisc filtering: every frame the
+ * back end delivers is given to the guest, as QEMU does when it has no filter to apply).
+ */
+import { DEVICE_ID, F, bit } from '../constants.js';
+import type { VirtioContext, VirtioDevice } from '../device.js';
+import type { Virtqueue } from '../queue.js';
+import type { Segment } from '../ring.js';
+import type { NetPort, NicFrontend } from '../../net/port.js';
+import {
+  GSO_NONE,
+  GSO_TCPV4,
+  GSO_TCPV6,
+  MAX_PACKET,
+  type GsoType,
+  type NetPacket,
+} from '../../net/packet.js';
+import { finishChecksum, segmentTcp } from '../../net/offload.js';
+
+/** Feature bits of §5.1.3. */
+export const NET_F = {
+  csum: 0,
+  guestCsum: 1,
+  mac: 5,
+  guestTso4: 7,
+  guestTso6: 8,
+  hostTso4: 11,
+  hostTso6: 12,
+  mrgRxbuf: 15,
+  status: 16,
+} as const;
+
+const HDR_LEN = 12;
+const HDR_F_NEEDS_CSUM = 1;
+const HDR_F_DATA_VALID = 2;
+const GSO_ECN = 0x80;
+const STATUS_LINK_UP = 1;
+const RX = 0;
+const TX = 1;
+
+export interface VirtioNetMetrics {
+  [name: string]: number;
+  tx_packets: number;
+  tx_bytes: number;
+  tx_gso: number;
+  tx_csum: number;
+  tx_malformed: number;
+  rx_packets: number;
+  rx_bytes: number;
+  rx_gso: number;
+  rx_segmented: number;
+  rx_no_buffers: number;
+  rx_too_big: number;
+  rx_buffers_used: number;
+  link_changes: number;
+}
+
+export interface VirtioNetState {
+  version: 1;
+  mac: number[];
+}
+
+export class VirtioNet implements VirtioDevice, NicFrontend {
+  readonly deviceId = DEVICE_ID.net;
+  readonly features =
+    bit(NET_F.csum) |
+    bit(NET_F.guestCsum) |
+    bit(NET_F.mac) |
+    bit(NET_F.guestTso4) |
+    bit(NET_F.guestTso6) |
+    bit(NET_F.hostTso4) |
+    bit(NET_F.hostTso6) |
+    bit(NET_F.mrgRxbuf) |
+    bit(NET_F.status);
+  readonly queueMaxSizes: readonly number[];
+  readonly metrics: VirtioNetMetrics = {
+    tx_packets: 0,
+    tx_bytes: 0,
+    tx_gso: 0,
+    tx_csum: 0,
+    tx_malformed: 0,
+    rx_packets: 0,
+    rx_bytes: 0,
+    rx_gso: 0,
+    rx_segmented: 0,
+    rx_no_buffers: 0,
+    rx_too_big: 0,
+    rx_buffers_used: 0,
+    link_changes: 0,
+  };
+  onConfigChange?: () => void;
+  readonly mac: Uint8Array;
+  private ctx: VirtioContext | undefined;
+  private feats = 0n;
+
+  constructor(
+    readonly name: string,
+    mac: Uint8Array,
+    readonly port: NetPort,
+    queueSize = 256,
+  ) {
+    this.mac = mac.slice(0, 6);
+    this.queueMaxSizes = [queueSize, queueSize];
+    port.frontend = this;
+  }
+
+  readConfig(offset: number, size: number): number {
+    const cfg = new Uint8Array(8);
+    cfg.set(this.mac);
+    cfg[6] = this.port.carrier ? STATUS_LINK_UP : 0;
+    let v = 0;
+    for (let i = size - 1; i >= 0; i--) {
+      const o = offset + i;
+      v = v * 256 + (o < cfg.length ? cfg[o] : 0);
+    }
+    return v >>> 0;
+  }
+
+  writeConfig(): void {
+    // The MAC is read-only without VIRTIO_NET_F_CTRL_MAC_ADDR (legacy writes are not offered).
+  }
+
+  activate(ctx: VirtioContext): void {
+    this.ctx = ctx;
+    this.feats = ctx.features;
+    this.port.flush();
+  }
+
+  notify(queue: number): void {
+    if (!this.ctx) return;
+    if (queue === TX) this.transmit(this.ctx);
+    else if (queue === RX) this.port.flush();
+  }
+
+  reset(): void {
+    this.ctx = undefined;
+    this.feats = 0n;
+    this.port.clearBacklog();
+  }
+
+  carrierChanged(): void {
+    this.metrics.link_changes++;
+    this.onConfigChange?.();
+  }
+
+  get stats(): Record<string, number> {
+    const out: Record<string, number> = { ...this.metrics };
+    for (const [k, v] of Object.entries(this.port.stats)) out[`net_${k}`] = v;
+    return out;
+  }
+
+  saveState(): VirtioNetState {
+    return { version: 1, mac: Array.from(this.mac) };
+  }
+
+  restoreState(s: unknown): void {
+    const st = s as VirtioNetState;
+    if (st?.version !== 1) throw new Error(`${this.name}: unsupported state`);
+  }
+
+  private has(f: number): boolean {
+    return (this.feats & bit(f)) !== 0n;
+  }
+
+  // ---- transmit ------------------------------------------------------------------------------
+
+  private transmit(ctx: VirtioContext): void {
+    const q = ctx.queues[TX];
+    let n = 0;
+    for (let c = q.pop(); c; c = q.pop()) {
+      const p = this.parseTx(c.segments, c.readable);
+      if (p) {
+        this.metrics.tx_packets++;
+        this.metrics.tx_bytes += p.data.length;
+        this.port.transmit(p);
+      } else this.metrics.tx_malformed++;
+      q.push(c.head, 0);
+      n++;
+    }
+    if (n) ctx.signalUsed(q);
+  }
+
+  /** Header + frame from a chain's readable buffers; undefined if malformed. */
+  private parseTx(segs: readonly Segment[], readable: number): NetPacket | undefined {
+    const len = readable - HDR_LEN;
+    if (len < 14 || len > MAX_PACKET) return undefined;
+    const all = new Uint8Array(readable);
+    let o = 0;
+    for (const s of segs) {
+      if (s.writable) break;
+      all.set(s.view, o);
+      o += s.view.length;
+    }
+    const hv = new DataView(all.buffer, 0, HDR_LEN);
+    const flags = all[0];
+    const gsoType = all[1] & ~GSO_ECN;
+    const hdrLen = hv.getUint16(2, true);
+    const gsoSize = hv.getUint16(4, true);
+    const csumStart = hv.getUint16(6, true);
+    const csumOffset = hv.getUint16(8, true);
+    const data = all.subarray(HDR_LEN);
+    let csum: NetPacket['csum'];
+    if (flags & HDR_F_NEEDS_CSUM) {
+      if (!this.has(NET_F.csum) || csumStart + csumOffset + 2 > len) return undefined;
+      csum = { start: csumStart, offset: csumOffset };
+      this.metrics.tx_csum++;
+    }
+    let gso: NetPacket['gso'];
+    if (gsoType !== GSO_NONE) {
+      const ok =
+        (gsoType === GSO_TCPV4 && this.has(NET_F.hostTso4)) ||
+        (gsoType === GSO_TCPV6 && this.has(NET_F.hostTso6));
+      if (!ok || gsoSize === 0 || !csum) return undefined;
+      gso = { type: gsoType as GsoType, size: gsoSize, hdrLen: Math.min(hdrLen, len) };
+      this.metrics.tx_gso++;
+    }
+    return { data, csum, gso };
+  }
+
+  // ---- receive -------------------------------------------------------------------------------
+
+  /** From the port: place `p` in receive buffers; false when the guest has too few posted. */
+  receive(p: NetPacket): boolean {
+    const ctx = this.ctx;
+    if (!ctx) return false;
+    const q = ctx.queues[RX];
+    if (q.pending === 0) {
+      this.metrics.rx_no_buffers++;
+      return false;
+    }
+    const guestCsum = this.has(NET_F.guestCsum);
+    let frames: NetPacket[] = [p];
+    if (p.gso) {
+      const can =
+        (p.gso.type === GSO_TCPV4 && this.has(NET_F.guestTso4)) ||
+        (p.gso.type === GSO_TCPV6 && this.has(NET_F.guestTso6));
+      if (!can) {
+        frames = segmentTcp(p.data, p.gso.size);
+        this.metrics.rx_segmented++;
+      }
+    } else if (p.csum && !guestCsum) {
+      const d = p.data.slice();
+      frames = finishChecksum(d, p.csum.start, p.csum.offset) ? [{ data: d, csumValid: true }] : [];
+    }
+    const snapshot = q.saveState();
+    for (const f of frames) {
+      const r = this.place(q, f, guestCsum);
+      if (r === 'full') {
+        // Not enough buffers for the whole frame: give back what was taken, try again later.
+        q.restoreState(snapshot, this.has(F.eventIdx), this.has(F.indirectDesc));
+        this.metrics.rx_no_buffers++;
+        return false;
+      }
+    }
+    ctx.signalUsed(q);
+    return true;
+  }
+
+  /** Writes one frame with its header into as many chains as it needs (one without MRG_RXBUF). */
+  private place(q: Virtqueue, f: NetPacket, guestCsum: boolean): 'ok' | 'full' | 'dropped' {
+    const hdr = new Uint8Array(HDR_LEN);
+    const hv = new DataView(hdr.buffer);
+    if (f.gso && f.csum) {
+      hdr[0] = HDR_F_NEEDS_CSUM;
+      hdr[1] = f.gso.type;
+      hv.setUint16(2, f.gso.hdrLen, true);
+      hv.setUint16(4, f.gso.size, true);
+      hv.setUint16(6, f.csum.start, true);
+      hv.setUint16(8, f.csum.offset, true);
+      this.metrics.rx_gso++;
+    } else if (f.csum) {
+      hdr[0] = HDR_F_NEEDS_CSUM;
+      hv.setUint16(6, f.csum.start, true);
+      hv.setUint16(8, f.csum.offset, true);
+    } else if (f.csumValid && guestCsum) {
+      hdr[0] = HDR_F_DATA_VALID;
+    }
+    const total = HDR_LEN + f.data.length;
+    const mergeable = this.has(NET_F.mrgRxbuf);
+    const heads: { head: number; len: number }[] = [];
+    let firstSegs: readonly Segment[] | undefined;
+    let written = 0;
+    while (written < total) {
+      const c = q.pop();
+      if (!c) return 'full';
+      if (!firstSegs) firstSegs = c.segments;
+      if (!mergeable && c.writable < total) {
+        // The guest's buffer cannot hold this frame: drop it, return the buffer unused.
+        this.metrics.rx_too_big++;
+        q.push(c.head, 0);
+        return 'dropped';
+      }
+      let len = 0;
+      for (const s of c.segments) {
+        if (!s.writable || written >= total) continue;
+        const n = Math.min(s.view.length, total - written);
+        copyOut(s.view, hdr, f.data, written, n);
+        written += n;
+        len += n;
+      }
+      heads.push({ head: c.head, len });
+      if (!mergeable) break;
+    }
+    // num_buffers lives in the header at the start of the first chain.
+    hv.setUint16(10, mergeable ? heads.length : 0, true);
+    copyOut(firstSegs!.find((s) => s.writable)!.view, hdr, f.data, 0, 0, true);
+    for (const h of heads) q.push(h.head, h.len);
+    this.metrics.rx_buffers_used += heads.length;
+    this.metrics.rx_packets++;
+    this.metrics.rx_bytes += f.data.length;
+    return 'ok';
+  }
+}
+
+/**
+ * Copies bytes [from, from + n) of (header ++ frame) to the start of `dst`. With `hdrOnly`,
+ * rewrites the header's num_buffers field (bytes 10..11) in place instead.
+ */
+function copyOut(
+  dst: Uint8Array,
+  hdr: Uint8Array,
+  data: Uint8Array,
+  from: number,
+  n: number,
+  hdrOnly = false,
+): void {
+  if (hdrOnly) {
+    // The first writable buffer holds at least the header's first bytes; Linux posts ≥ 12.
+    const k = Math.min(dst.length, HDR_LEN);
+    dst.set(hdr.subarray(0, k));
+    return;
+  }
+  let o = 0;
+  if (from < HDR_LEN) {
+    const k = Math.min(HDR_LEN - from, n);
+    dst.set(hdr.subarray(from, from + k), 0);
+    o = k;
+  }
+  const start = from + o - HDR_LEN;
+  if (n > o) dst.set(data.subarray(start, start + (n - o)), o);
+}
