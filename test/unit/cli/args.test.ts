@@ -60,7 +60,10 @@ describe('wasmvisor command line', () => {
       },
     });
     expect(() => parseCommand(['run', '--disk', 'x.img,cache=fast'])).toThrow(/cache must be/);
-    expect(() => parseCommand(['run', '--disk', 'x.img,format=qcow2'])).toThrow(/not supported/);
+    expect(parseCommand(['run', '--disk', 'x.img,format=qcow2'])).toMatchObject({
+      vm: { disks: [{ path: 'x.img', format: 'qcow2' }] },
+    });
+    expect(() => parseCommand(['run', '--disk', 'x.img,format=vmdk'])).toThrow(/not supported/);
     expect(() => parseCommand(['run', '--disk', 'x.img,bogus'])).toThrow(/unknown option/);
   });
 
