@@ -1,0 +1,139 @@
+/**
+ * qcow2 under a real guest: the bundled kernel boots with its root file system on a qcow2 image
+ * (converted by qemu-img from an ext4 image made with mke2fs from the bundled initramfs), writes,
+ * syncs and powers off. qemu-img is the judge of the image (`check` clean), the guest's file
+ * system of the data (`e2fsck -fn` clean after `qemu-img convert -O raw`, debugfs reads the
+ * bytes). Second: a qcow2 overlay on a raw base takes every write; the base stays byte-identical.
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SerialSession } from './serial-session.js';
+
+const root = join(import.meta.dirname, '..', '..');
+const cli = join(root, 'bin', 'wasmvisor.mjs');
+const images = join(root, 'guest', 'images');
+const PROMPT = /# /;
+
+const have = (cmd: string): boolean =>
+  spawnSync('sh', ['-c', `command -v ${cmd} || test -x /usr/sbin/${cmd} || test -x /sbin/${cmd}`])
+    .status === 0;
+const tools = ['mke2fs', 'debugfs', 'e2fsck', 'cpio', 'qemu-img'].filter((t) => !have(t));
+const env = { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` };
+
+function tool(cmd: string, args: string[]): { out: string; status: number | null } {
+  const r = spawnSync(cmd, args, { env, encoding: 'utf-8' });
+  if (r.error) throw r.error;
+  return { out: r.stdout + r.stderr, status: r.status };
+}
+
+/** File contents as debugfs reads them from a raw image (stdout only: no banner). */
+const catImage = (img: string, path: string): string =>
+  spawnSync('debugfs', ['-R', `cat ${path}`, img], { env, encoding: 'utf-8' }).stdout;
+const sha256 = (f: string): string => createHash('sha256').update(readFileSync(f)).digest('hex');
+const seqText = (n: number): string => Array.from({ length: n }, (_, i) => `${i + 1}\n`).join('');
+
+function boot(disk: string, log: string): SerialSession {
+  return SerialSession.spawn(
+    process.execPath,
+    [
+      cli,
+      'run',
+      '--kernel',
+      join(images, 'Image.gz'),
+      '--disk',
+      disk,
+      '--append',
+      'console=ttyS0 root=/dev/vda rw',
+      '--stats',
+    ],
+    { logFile: join(root, 'test-artifacts', log), env },
+  );
+}
+
+/** Boots, writes /root/hello.txt (token) and /root/seq.txt, syncs, powers off (exit 0). */
+async function bootAndWrite(disk: string, log: string, token: string): Promise<void> {
+  const s = boot(disk, log);
+  try {
+    await s.expect(PROMPT, 90_000);
+    s.sendLine('grep " / " /proc/mounts');
+    await s.expect(/^\/dev\/root \/ ext4 rw/m, 10_000);
+    s.sendLine(`echo ${token} > /root/hello.txt; seq 1 20000 > /root/seq.txt; sync; echo WROTE`);
+    await s.expect(/^WROTE\r?$/m, 30_000);
+    s.sendLine('poweroff');
+    expect((await s.waitForExit(30_000)).code).toBe(0);
+    expect(s.stderr).toMatch(/virtio-blk0:[\s\S]*writes\s+[1-9]/);
+  } finally {
+    await s.close();
+  }
+}
+
+/** qemu-img check's verdict; exit 0 means no corruption and no leak. */
+function expectCheckClean(img: string): void {
+  const c = tool('qemu-img', ['check', img]);
+  expect(c.status, c.out).toBe(0);
+  expect(c.out).toMatch(/No errors were found on the image/);
+}
+
+describe.skipIf(tools.length > 0)(`qcow2 root file system (needs ${tools.join(', ')})`, () => {
+  let dir: string;
+  let raw: string;
+  const token = `wasmvisor-qcow2-${Date.now().toString(36)}`;
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'wasmvisor-qcow2-boot-'));
+    const rootfs = join(dir, 'rootfs');
+    mkdirSync(rootfs);
+    execFileSync(
+      'sh',
+      ['-c', `gzip -dc "${join(images, 'initramfs.cpio.gz')}" | cpio -idm --quiet`],
+      { cwd: rootfs, env },
+    );
+    raw = join(dir, 'root.img');
+    execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-d', rootfs, raw, '64M'], { env });
+  });
+
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('boots with root on a qcow2, writes, syncs, powers off; qemu-img and e2fsck agree', async () => {
+    const q = join(dir, 'root.qcow2');
+    execFileSync('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', raw, q]);
+    await bootAndWrite(`${q},format=qcow2`, 'qcow2-boot-1.log', token);
+    expectCheckClean(q);
+    const back = join(dir, 'back.raw');
+    execFileSync('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', q, back]);
+    const fsck = tool('e2fsck', ['-fn', back]);
+    expect(fsck.status, fsck.out).toBe(0);
+    expect(catImage(back, '/root/hello.txt')).toBe(`${token}\n`);
+    expect(catImage(back, '/root/seq.txt')).toBe(seqText(20000));
+  }, 180_000);
+
+  it('a qcow2 overlay on a raw base takes the writes; the base stays byte-identical', async () => {
+    const base = join(dir, 'base.raw');
+    execFileSync('cp', ['--sparse=always', raw, base]);
+    const before = sha256(base);
+    const ov = join(dir, 'ov.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', 'base.raw', '-F', 'raw', ov]);
+    const t2 = `${token}-overlay`;
+    await bootAndWrite(`${ov},format=qcow2`, 'qcow2-boot-overlay.log', t2);
+    expect(sha256(base)).toBe(before);
+    expectCheckClean(ov);
+    const info = JSON.parse(tool('qemu-img', ['info', '--output', 'json', ov]).out) as {
+      'backing-filename'?: string;
+    };
+    expect(info['backing-filename']).toBe('base.raw');
+    const merged = join(dir, 'merged.raw');
+    execFileSync('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', ov, merged]);
+    const fsck = tool('e2fsck', ['-fn', merged]);
+    expect(fsck.status, fsck.out).toBe(0);
+    expect(catImage(merged, '/root/hello.txt')).toBe(`${t2}\n`);
+    expect(catImage(merged, '/root/seq.txt')).toBe(seqText(20000));
+    // The base never saw the file.
+    expect(catImage(base, '/root/hello.txt')).not.toContain(t2);
+  }, 180_000);
+});
