@@ -5,7 +5,7 @@
  * doing anything. The command logic is here, apart from the terminal, so it is tested alone.
  */
 import type { VmControl } from '../host/worker-vm.js';
-import type { VmStats } from '../host/api-types.js';
+import type { DeviceControl, VmStats } from '../host/api-types.js';
 
 /** What the monitor drives: the CLI's WorkerVm satisfies it, a test a fake. */
 export type MonitorTarget = Pick<
@@ -42,7 +42,24 @@ const mib = (bytes: number | undefined): string =>
   bytes === undefined ? '?' : `${(bytes / MIB).toFixed(bytes % MIB ? 1 : 0)} MiB`;
 
 function balloonDevice(t: MonitorTarget): string | undefined {
-  return t.devices().find((d) => d.controls?.some((c) => c.id === 'target'))?.name;
+  return balloonControl(t)?.device;
+}
+
+/** The balloon's target control (its range is 1..guest RAM in MiB). */
+function balloonControl(t: MonitorTarget): { device: string; control: DeviceControl } | undefined {
+  for (const d of t.devices()) {
+    const control = d.controls?.find((c) => c.id === 'target');
+    if (control) return { device: d.name, control };
+  }
+  return undefined;
+}
+
+/** `balloon MIB`'s argument: whole MiB, optionally with QEMU's M/MiB suffix (or G). */
+function parseMiB(arg: string | undefined): number | undefined {
+  const m = /^(\d{1,9})(M|MB|MiB|G|GB|GiB)?$/i.exec(arg ?? '');
+  if (!m) return undefined;
+  const n = Number(m[1]) * (m[2] && /^g/i.test(m[2]) ? 1024 : 1);
+  return n > 0 ? n : undefined;
 }
 
 function infoBalloon(t: MonitorTarget, s: VmStats | undefined): string {
@@ -129,13 +146,16 @@ export async function runMonitorCommand(t: MonitorTarget, line: string): Promise
             return { output: 'info status|devices|stats|balloon' };
         }
       case 'balloon': {
-        const dev = balloonDevice(t);
-        if (!dev) return { output: 'No balloon device has been activated' };
-        const n = Number(args[0]);
-        if (args.length !== 1 || !Number.isInteger(n) || n <= 0) {
+        const b = balloonControl(t);
+        if (!b) return { output: 'No balloon device has been activated' };
+        const n = args.length === 1 ? parseMiB(args[0]) : undefined;
+        if (n === undefined) {
           return { output: 'usage: balloon MIB (the guest memory size to aim for)' };
         }
-        return { output: await t.setDeviceControl(dev, 'target', String(n)) };
+        // Any whole MiB from 1 to the guest's RAM, not only the UI's suggested steps.
+        const max = b.control.range?.max ?? (t.stats()?.balloon?.ramBytes ?? 0) / MIB;
+        if (max && n > max) return { output: `balloon: MIB must be 1..${max} (the guest's RAM)` };
+        return { output: await t.setDeviceControl(b.device, 'target', String(n)) };
       }
       case 'set_link': {
         const [nic, v] = args;

@@ -52,6 +52,28 @@ export interface DeviceControl {
   value: string;
   /** What the current value does not say by itself (e.g. a change that waits for a reset). */
   note?: string;
+  /**
+   * Besides the options, any whole number in min..max (the options are then only suggestions
+   * for a select; the monitor's `balloon MIB` takes any size, as QEMU's does).
+   */
+  range?: { min: number; max: number; unit?: string };
+}
+
+/** Whether `value` is one a control accepts: one of its options, or a whole number in range. */
+export function controlAccepts(c: DeviceControl, value: string): boolean {
+  if (c.options.some((o) => o.value === value)) return true;
+  if (!c.range || !/^\d{1,15}$/.test(value)) return false;
+  const n = Number(value);
+  return n >= c.range.min && n <= c.range.max;
+}
+
+/** What a refused value should have been, for the error message. */
+export function controlExpects(c: DeviceControl): string {
+  if (c.range) {
+    const unit = c.range.unit ? ` ${c.range.unit}` : '';
+    return `a whole number ${c.range.min}..${c.range.max}${unit}`;
+  }
+  return `one of ${c.options.map((o) => o.value).join(', ')}`;
 }
 
 /** A VM's console streams: the UART always, the virtio-console when the VM has one. */

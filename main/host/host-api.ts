@@ -5,6 +5,8 @@
 import { ConfigError, type VmConfig } from '../vm/config.js';
 import {
   consoleStreams,
+  controlAccepts,
+  controlExpects,
   type ConsoleStream,
   type DefinitionError,
   type DeviceRow,
@@ -216,9 +218,8 @@ export class HostApi {
     if (!row) throw new HostError(`"${name}" has no device ${device}`);
     const c = row.controls?.find((x) => x.id === control);
     if (!c) throw new HostError(`${device} has no control "${control}"`);
-    if (!c.options.some((o) => o.value === value)) {
-      const allowed = c.options.map((o) => o.value).join(', ');
-      throw new HostError(`${device}: ${c.label} must be one of ${allowed}`);
+    if (!controlAccepts(c, value)) {
+      throw new HostError(`${device}: ${c.label} must be ${controlExpects(c)}`);
     }
     try {
       return await r.setControl(device, control, value);

@@ -4,6 +4,7 @@
  * one-line outcome for the UI. A device type adds its controls by adding a provider to
  * CONTROL_PROVIDERS (NICs: link, back end, capture; the balloon: target) — nothing else changes.
  */
+import { controlAccepts, controlExpects } from '../host/api-types.js';
 import type { DeviceControl, DeviceRow } from '../host/api-types.js';
 import type { VirtMachine } from '../vm/machine.js';
 import type { VmConfig } from '../vm/config.js';
@@ -57,9 +58,8 @@ export async function applyControl(
   for (const p of providers) {
     const c = p.describe(device, ctx)?.find((x) => x.id === control);
     if (!c) continue;
-    if (!c.options.some((o) => o.value === value)) {
-      const allowed = c.options.map((o) => o.value).join(', ');
-      throw new ControlError(`${device}: ${c.label} must be one of ${allowed}`);
+    if (!controlAccepts(c, value)) {
+      throw new ControlError(`${device}: ${c.label} must be ${controlExpects(c)}`);
     }
     return p.apply(device, control, value, ctx);
   }

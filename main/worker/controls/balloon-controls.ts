@@ -2,7 +2,8 @@
  * The balloon's live control: the guest's memory size target (QEMU's `balloon MIB`). The balloon
  * takes the rest; the guest's driver inflates or deflates towards it within seconds. The options
  * are steps of RAM (16 MiB, or RAM/32 on large guests) plus the current target, so the UI shows
- * a short list and the monitor's `balloon MIB` accepts any step.
+ * a short list; the control's range takes any whole MiB from 1 to RAM besides, so the monitor's
+ * `balloon MIB` accepts any size, as QEMU's does.
  */
 import { VirtioBalloon } from '../../../devices/virtio/index.js';
 import type { DeviceControl } from '../../host/api-types.js';
@@ -45,6 +46,7 @@ export const balloonControls: DeviceControlProvider = {
           label: m === ramMiB ? `${m} MiB (balloon empty)` : `${m} MiB`,
         })),
         value: String(target),
+        range: { min: 1, max: ramMiB, unit: 'MiB' },
         note: i.returnedToHost
           ? `balloon ${Math.round(i.actualBytes / MIB)} MiB`
           : `balloon ${Math.round(i.actualBytes / MIB)} MiB; ${i.notReturned}`,
@@ -56,8 +58,12 @@ export const balloonControls: DeviceControlProvider = {
     if (!find(device, ctx) || control !== 'target') {
       throw new ControlError(`${device}: no such balloon control`);
     }
+    const mib = Number(value);
+    if (!/^\d+$/.test(value) || !Number.isSafeInteger(mib)) {
+      throw new ControlError(`${device}: guest memory must be a whole number of MiB`);
+    }
     try {
-      ctx.machine.setBalloonTarget(Number(value));
+      ctx.machine.setBalloonTarget(mib);
     } catch (e) {
       throw new ControlError((e as Error).message);
     }

@@ -28,7 +28,15 @@ function fake(withBalloon = true) {
       size: 4096,
       backend: 'x',
       state: 'ok',
-      controls: [{ id: 'target', label: 'Guest memory', options: [], value: '512' }],
+      controls: [
+        {
+          id: 'target',
+          label: 'Guest memory',
+          options: [{ value: '256', label: '256 MiB' }],
+          value: '512',
+          range: { min: 1, max: 512, unit: 'MiB' },
+        },
+      ],
     });
   }
   const stats = {
@@ -84,6 +92,28 @@ describe('monitor commands', () => {
     expect(calls).toEqual(['virtio-balloon0 target=256']);
     expect(r.output).toMatch(/256 MiB/);
     expect((await runMonitorCommand(t, 'balloon x')).output).toMatch(/usage/);
+  });
+
+  it('balloon MIB takes any whole MiB from 1 to RAM, not only the UI steps', async () => {
+    const { t, calls } = fake();
+    expect((await runMonitorCommand(t, 'balloon 300')).output).toMatch(/target 300 MiB/);
+    await runMonitorCommand(t, 'balloon 1');
+    await runMonitorCommand(t, 'balloon 512');
+    await runMonitorCommand(t, 'balloon 384M');
+    expect(calls).toEqual([
+      'virtio-balloon0 target=300',
+      'virtio-balloon0 target=1',
+      'virtio-balloon0 target=512',
+      'virtio-balloon0 target=384',
+    ]);
+    expect((await runMonitorCommand(t, 'balloon 513')).output).toBe(
+      "balloon: MIB must be 1..512 (the guest's RAM)",
+    );
+    expect((await runMonitorCommand(t, 'balloon 1G')).output).toMatch(/1\.\.512/);
+    for (const bad of ['balloon 0', 'balloon 1.5', 'balloon -3', 'balloon', 'balloon 1 2']) {
+      expect((await runMonitorCommand(t, bad)).output).toMatch(/usage/);
+    }
+    expect(calls).toHaveLength(4);
   });
 
   it('info balloon shows sizes, the guest statistics and why memory is not returned', async () => {
