@@ -60,6 +60,8 @@ export interface VirtioNetMetrics {
   rx_no_buffers: number;
   rx_too_big: number;
   rx_buffers_used: number;
+  /** Receive chains with no room for a header (read-only, or too short): returned unused. */
+  rx_bad_buffers: number;
   link_changes: number;
 }
 
@@ -94,6 +96,7 @@ export class VirtioNet implements VirtioDevice, NicFrontend {
     rx_no_buffers: 0,
     rx_too_big: 0,
     rx_buffers_used: 0,
+    rx_bad_buffers: 0,
     link_changes: 0,
   };
   onConfigChange?: () => void;
@@ -291,6 +294,13 @@ export class VirtioNet implements VirtioDevice, NicFrontend {
     while (written < total) {
       const c = q.pop();
       if (!c) return 'full';
+      if (mergeable && (c.writable === 0 || (!firstSegs && c.writable < HDR_LEN))) {
+        // No room for the header (or for anything): a guest's mistake. Hand the chain back
+        // unused (Linux drops a used buffer shorter than the header) and take the next one.
+        this.metrics.rx_bad_buffers++;
+        q.push(c.head, 0);
+        continue;
+      }
       if (!firstSegs) firstSegs = c.segments;
       if (!mergeable && c.writable < total) {
         // The guest's buffer cannot hold this frame: drop it, return the buffer unused.
@@ -309,9 +319,11 @@ export class VirtioNet implements VirtioDevice, NicFrontend {
       heads.push({ head: c.head, len });
       if (!mergeable) break;
     }
-    // num_buffers lives in the header at the start of the first chain.
-    hv.setUint16(10, mergeable ? heads.length : 0, true);
-    copyOut(firstSegs!.find((s) => s.writable)!.view, hdr, f.data, 0, 0, true);
+    // num_buffers lives in the header at the start of the first chain (which may split it).
+    if (mergeable) {
+      hv.setUint16(10, heads.length, true);
+      writeHeaderField(firstSegs!, hdr, 10, 2);
+    }
     for (const h of heads) q.push(h.head, h.len);
     this.metrics.rx_buffers_used += heads.length;
     this.metrics.rx_packets++;
@@ -320,24 +332,14 @@ export class VirtioNet implements VirtioDevice, NicFrontend {
   }
 }
 
-/**
- * Copies bytes [from, from + n) of (header ++ frame) to the start of `dst`. With `hdrOnly`,
- * rewrites the header's num_buffers field (bytes 10..11) in place instead.
- */
+/** Copies bytes [from, from + n) of (header ++ frame) to the start of `dst`. */
 function copyOut(
   dst: Uint8Array,
   hdr: Uint8Array,
   data: Uint8Array,
   from: number,
   n: number,
-  hdrOnly = false,
 ): void {
-  if (hdrOnly) {
-    // The first writable buffer holds at least the header's first bytes; Linux posts ≥ 12.
-    const k = Math.min(dst.length, HDR_LEN);
-    dst.set(hdr.subarray(0, k));
-    return;
-  }
   let o = 0;
   if (from < HDR_LEN) {
     const k = Math.min(HDR_LEN - from, n);
@@ -346,4 +348,17 @@ function copyOut(
   }
   const start = from + o - HDR_LEN;
   if (n > o) dst.set(data.subarray(start, start + (n - o)), o);
+}
+
+/** Rewrites header bytes [at, at + n) in a chain's writable buffers, wherever they fell. */
+function writeHeaderField(segs: readonly Segment[], hdr: Uint8Array, at: number, n: number): void {
+  let base = 0;
+  for (const s of segs) {
+    if (!s.writable) continue;
+    for (let i = at; i < at + n; i++) {
+      if (i >= base && i < base + s.view.length) s.view[i - base] = hdr[i];
+    }
+    base += s.view.length;
+    if (base >= at + n) return;
+  }
 }
