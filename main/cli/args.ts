@@ -10,6 +10,7 @@ import {
   MAX_MEM_MIB,
   type VmConfig,
 } from '../vm/config.js';
+import { IMG_USAGE, parseImgArgs, type ImgOptions } from './img.js';
 
 export class UsageError extends Error {}
 
@@ -34,7 +35,12 @@ export interface UiCliOptions {
 }
 
 export type Command =
-  RunOptions | RunElfCliOptions | UiCliOptions | { kind: 'help' } | { kind: 'version' };
+  | RunOptions
+  | RunElfCliOptions
+  | UiCliOptions
+  | ImgOptions
+  | { kind: 'help' }
+  | { kind: 'version' };
 
 export const USAGE = `usage: wasmvisor <command> [options]
 
@@ -62,7 +68,7 @@ commands:
       --stats         as above
   ui                  web mode: serve the UI on 127.0.0.1 and print its URL (with a per-launch token)
       --port N        listen on port N (default: any free port)
-  help                this text
+${IMG_USAGE}  help                this text
 `;
 
 /** Parses "256M", "1G", "512" (MiB) into MiB. */
@@ -147,6 +153,7 @@ export function parseCommand(argv: string[]): Command {
       }
       return { kind: 'ui', port };
     }
+    if (cmd === 'img') return parseImgArgs(rest);
     if (cmd === 'run-elf') {
       const { values, positionals } = parseArgs({
         args: rest,

@@ -8,6 +8,7 @@ import {
   type UiCliOptions,
 } from './args.js';
 import { attachTerminal } from './terminal.js';
+import { runImg } from './img.js';
 import { MonitorSession } from './monitor.js';
 import type { MachineStats } from '../vm/machine.js';
 import { WorkerVm } from '../host/worker-vm.js';
@@ -179,6 +180,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdRunElf(cmd);
       case 'ui':
         return await cmdUi(cmd);
+      case 'img':
+        return await runImg(cmd);
     }
   } catch (e) {
     if (e instanceof UsageError) {

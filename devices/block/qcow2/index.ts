@@ -3,3 +3,10 @@ export { Qcow2Image, type Qcow2OpenOptions, type Qcow2Stats } from './qcow2-imag
 export { createQcow2, type CreateQcow2Options } from './create.js';
 export { openImage, probeFormat, resolveBacking, type ImageFormat } from './open-image.js';
 export { rebuildRefcounts, type RefcountReport } from './repair.js';
+export {
+  imageInfo,
+  backingChain,
+  checkQcow2,
+  type ImageInfo,
+  type CheckResult,
+} from './inspect.js';

@@ -212,6 +212,7 @@ export class Qcow2Image implements VectoredBlockBackend {
     if (h.incompatible & INCOMPAT_DIRTY) {
       log(`${this.name}: the dirty bit is set (lazy refcounts): repairing refcounts`);
       const r = await rebuildRefcounts(this.file, h, this.l1, this.refs!, true);
+      if (r.unfixed > 0) throw new Qcow2CorruptError(r.messages.join('; '));
       await this.refs!.writeDirty();
       await this.file.sync();
       h.incompatible &= ~INCOMPAT_DIRTY;

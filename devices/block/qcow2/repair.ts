@@ -13,6 +13,8 @@ export interface RefcountReport {
   leaks: number;
   corruptions: number;
   fixed: number;
+  /** Refcounts that could not be set (no refcount block covers the cluster). */
+  unfixed: number;
   /** Clusters referenced by the tables. */
   used: number;
   messages: string[];
@@ -23,7 +25,8 @@ export async function rebuildRefcounts(
   h: Qcow2Header,
   l1: Uint8Array,
   refs: Refcounts,
-  fix: boolean,
+  /** true: set every refcount to its uses; 'leaks': only lower those above (`check -r leaks`). */
+  fix: boolean | 'leaks',
 ): Promise<RefcountReport> {
   if (h.nbSnapshots > 0) {
     throw new Qcow2CorruptError('refcounts of images with internal snapshots are not rebuilt here');
@@ -63,7 +66,14 @@ export async function rebuildRefcounts(
   }
   let last = Math.ceil(file.size / cs);
   for (const c of uses.keys()) last = Math.max(last, c + 1);
-  const r: RefcountReport = { leaks: 0, corruptions: 0, fixed: 0, used: uses.size, messages };
+  const r: RefcountReport = {
+    leaks: 0,
+    corruptions: 0,
+    fixed: 0,
+    unfixed: 0,
+    used: uses.size,
+    messages,
+  };
   for (let c = 0; c < last; c++) {
     const want = uses.get(c) ?? 0;
     const have = await refs.get(c);
@@ -73,9 +83,15 @@ export async function rebuildRefcounts(
       r.corruptions++;
       if (messages.length < 20) messages.push(`cluster ${c}: refcount ${have}, used ${want} times`);
     }
-    if (fix) {
-      await refs.set(c, want);
-      r.fixed++;
+    if (fix === true || (fix === 'leaks' && have > want)) {
+      try {
+        await refs.set(c, want);
+        r.fixed++;
+      } catch (e) {
+        r.unfixed++;
+        if (messages.length < 20)
+          messages.push(`cluster ${c}: not repaired: ${(e as Error).message}`);
+      }
     }
   }
   return r;

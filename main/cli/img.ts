@@ -1,0 +1,416 @@
+/**
+ * `wasmvisor img`: the qemu-img a user already knows, for the formats the block layer has —
+ * `create`, `info`, `check` with qemu-img's options, output and exit statuses (check: 0 clean,
+ * 1 not completed, 2 corruptions, 3 leaks, 63 format without checks). Problems are one line
+ * naming the file, never a stack trace.
+ */
+import { open } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import {
+  backingChain,
+  checkQcow2,
+  createQcow2,
+  imageInfo,
+  probeFormat,
+  resolveBacking,
+  type ImageFormat,
+  type ImageInfo,
+} from '../../devices/block/qcow2/index.js';
+import { BlockError } from '../../devices/block/backend.js';
+
+export type ImgCommand =
+  | {
+      op: 'create';
+      format: ImageFormat;
+      file: string;
+      size?: number;
+      clusterSize?: number;
+      refcountBits?: number;
+      backingFile?: string;
+      backingFormat?: ImageFormat;
+      quiet: boolean;
+    }
+  | { op: 'info'; file: string; format?: ImageFormat; json: boolean; backingChain: boolean }
+  | { op: 'check'; file: string; format?: ImageFormat; repair?: 'leaks' | 'all'; json: boolean };
+
+export interface ImgOptions {
+  kind: 'img';
+  cmd: ImgCommand;
+}
+
+export const IMG_USAGE = `  img create [-q] [-f raw|qcow2] [-o cluster_size=N,refcount_bits=N] [-b BACKING -F FMT] FILE [SIZE]
+                      make an image (SIZE like 10G; default: the backing file's size)
+  img info [-f FMT] [--output human|json] [--backing-chain] FILE
+                      format, sizes, cluster size, backing chain, dirty/corrupt flags
+  img check [-f FMT] [-r leaks|all] [--output human|json] FILE
+                      check (and repair) a qcow2's refcounts; exit 0 clean, 2 corrupt, 3 leaks
+`;
+
+/** "10G", "64k", "512", "1.5M" (powers of 1024, as qemu-img reads them) into bytes. */
+export function parseSize(s: string, what: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([bkmgtpe]?)(?:i?b)?$/i.exec(s.trim());
+  if (!m) throw new Error(`${what}: cannot read "${s}" (try 10G, 512M or a byte count)`);
+  const exp = ' kmgtpe'.indexOf((m[2] || ' ').toLowerCase().replace('b', ' '));
+  const n = Number(m[1]) * 1024 ** Math.max(exp, 0);
+  if (!Number.isSafeInteger(Math.round(n)) || (exp <= 0 && !Number.isInteger(n))) {
+    throw new Error(`${what}: "${s}" is not a whole number of bytes`);
+  }
+  return Math.round(n);
+}
+
+function imageFormat(v: string | undefined, what: string): ImageFormat | undefined {
+  if (v === undefined) return undefined;
+  if (v !== 'raw' && v !== 'qcow2')
+    throw new Error(`${what}: format "${v}" is not supported (raw, qcow2)`);
+  return v;
+}
+
+const OUTPUT = (v: string | undefined): boolean => {
+  if (v === undefined || v === 'human') return false;
+  if (v === 'json') return true;
+  throw new Error(`--output: "${v}" is not human or json`);
+};
+
+/** Parses `img …` (argv after "img"); throws an Error whose message is the usage problem. */
+export function parseImgArgs(argv: string[]): ImgOptions {
+  const [op, ...rest] = argv;
+  if (op === 'create') {
+    const { values, positionals } = parseArgs({
+      args: rest,
+      allowPositionals: true,
+      options: {
+        format: { type: 'string', short: 'f' },
+        options: { type: 'string', short: 'o', multiple: true },
+        backing: { type: 'string', short: 'b' },
+        'backing-format': { type: 'string', short: 'F' },
+        quiet: { type: 'boolean', short: 'q', default: false },
+      },
+    });
+    const format = imageFormat(values.format, 'img create -f') ?? 'raw';
+    let backingFile = values.backing;
+    let backingFormat = imageFormat(values['backing-format'], 'img create -F');
+    let clusterSize: number | undefined;
+    let refcountBits: number | undefined;
+    let size: number | undefined;
+    for (const kv of (values.options ?? []).flatMap((o) => o.split(','))) {
+      if (kv === '') continue;
+      const [k, v] = kv.split('=', 2) as [string, string | undefined];
+      if (v === undefined) throw new Error(`img create -o: "${kv}" needs a value`);
+      if (k === 'cluster_size') clusterSize = parseSize(v, 'cluster_size');
+      else if (k === 'refcount_bits') refcountBits = Number(v);
+      else if (k === 'backing_file') backingFile = v;
+      else if (k === 'backing_fmt') backingFormat = imageFormat(v, 'backing_fmt');
+      else if (k === 'size') size = parseSize(v, 'size');
+      else if (k === 'preallocation' && v === 'off') continue;
+      else throw new Error(`img create -o: option "${k}" is not supported`);
+    }
+    if (format === 'raw' && (clusterSize !== undefined || refcountBits !== undefined)) {
+      throw new Error('img create: cluster_size and refcount_bits are qcow2 options');
+    }
+    if (format === 'raw' && backingFile)
+      throw new Error('img create: raw images have no backing file');
+    if (backingFile && !backingFormat) {
+      // qemu-img's rule too: probing the backing file would trust whatever its first bytes say.
+      throw new Error('img create: a backing file needs its format (-F raw|qcow2)');
+    }
+    if (positionals.length < 1 || positionals.length > 2) {
+      throw new Error('img create: give FILE and SIZE (SIZE may be left out with -b)');
+    }
+    const [file, sizeArg] = positionals as [string, string | undefined];
+    if (sizeArg !== undefined) size = parseSize(sizeArg, 'img create SIZE');
+    if (size === undefined && !backingFile) throw new Error(`img create ${file}: no size given`);
+    return {
+      kind: 'img',
+      cmd: {
+        op: 'create',
+        format,
+        file,
+        size,
+        clusterSize,
+        refcountBits,
+        backingFile,
+        backingFormat,
+        quiet: values.quiet ?? false,
+      },
+    };
+  }
+  if (op === 'info' || op === 'check') {
+    const { values, positionals } = parseArgs({
+      args: rest,
+      allowPositionals: true,
+      options: {
+        format: { type: 'string', short: 'f' },
+        output: { type: 'string' },
+        'backing-chain': { type: 'boolean', default: false },
+        repair: { type: 'string', short: 'r' },
+      },
+    });
+    if (positionals.length !== 1) throw new Error(`img ${op}: give exactly one FILE`);
+    const file = positionals[0]!;
+    const format = imageFormat(values.format, `img ${op} -f`);
+    const json = OUTPUT(values.output);
+    if (op === 'info') {
+      if (values.repair !== undefined) throw new Error('img info: -r is an option of img check');
+      return {
+        kind: 'img',
+        cmd: { op, file, format, json, backingChain: values['backing-chain'] ?? false },
+      };
+    }
+    if (values['backing-chain']) throw new Error('img check: --backing-chain is not supported');
+    const r = values.repair;
+    if (r !== undefined && r !== 'leaks' && r !== 'all') {
+      throw new Error(`img check -r: "${r}" is not leaks or all`);
+    }
+    return { kind: 'img', cmd: { op, file, format, repair: r, json } };
+  }
+  throw new Error(
+    op === undefined
+      ? 'img: give a subcommand (create, info, check)'
+      : `img: unknown subcommand "${op}"`,
+  );
+}
+
+/** qemu-img's human sizes: "64 MiB", "196 KiB", "1.5 GiB". */
+function human(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  if (i === 0) return `${n} B`;
+  return `${Number(v.toPrecision(3))} ${units[i]}`;
+}
+
+/** qemu-img info --output json's key names. */
+function infoJson(i: ImageInfo): Record<string, unknown> {
+  const o: Record<string, unknown> = {
+    'virtual-size': i.virtualSize,
+    filename: i.filename,
+    format: i.format,
+    'actual-size': i.actualSize,
+  };
+  if (i.format === 'qcow2') {
+    o['cluster-size'] = i.clusterSize;
+    if (i.backingFilename !== undefined) {
+      o['backing-filename'] = i.backingFilename;
+      o['full-backing-filename'] = i.fullBackingFilename;
+      if (i.backingFormat !== undefined) o['backing-filename-format'] = i.backingFormat;
+    }
+    o['encrypted'] = i.encrypted || undefined;
+    o['format-specific'] = {
+      type: 'qcow2',
+      data: {
+        compat: i.compat,
+        'compression-type': i.compressionType,
+        'lazy-refcounts': i.lazyRefcounts,
+        'refcount-bits': i.refcountBits,
+        corrupt: i.corrupt,
+        'extended-l2': false,
+      },
+    };
+    o['dirty-flag'] = i.dirty;
+  } else {
+    o['dirty-flag'] = false;
+  }
+  return o;
+}
+
+function infoText(i: ImageInfo): string {
+  const lines = [
+    `image: ${i.filename}`,
+    `file format: ${i.format}`,
+    `virtual size: ${human(i.virtualSize)} (${i.virtualSize} bytes)`,
+    `disk size: ${human(i.actualSize)}`,
+  ];
+  if (i.format === 'qcow2') {
+    lines.push(`cluster_size: ${i.clusterSize}`);
+    if (i.backingFilename !== undefined) {
+      const full =
+        i.fullBackingFilename !== i.backingFilename
+          ? ` (actual path: ${i.fullBackingFilename})`
+          : '';
+      lines.push(`backing file: ${i.backingFilename}${full}`);
+      if (i.backingFormat) lines.push(`backing file format: ${i.backingFormat}`);
+    }
+    if (i.encrypted) lines.push('encrypted: yes');
+    if (i.snapshots) lines.push(`internal snapshots: ${i.snapshots}`);
+    lines.push(
+      'Format specific information:',
+      `    compat: ${i.compat}`,
+      `    compression type: ${i.compressionType}`,
+      `    lazy refcounts: ${i.lazyRefcounts}`,
+      `    refcount bits: ${i.refcountBits}`,
+      `    corrupt: ${i.corrupt}`,
+      `    dirty: ${i.dirty}`,
+    );
+  }
+  return lines.join('\n') + '\n';
+}
+
+export interface ImgIo {
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+
+const stdio: ImgIo = {
+  out: (s) => process.stdout.write(s),
+  err: (s) => process.stderr.write(s),
+};
+
+async function create(c: Extract<ImgCommand, { op: 'create' }>, io: ImgIo): Promise<number> {
+  let size = c.size;
+  if (c.format === 'raw') {
+    size = Math.ceil(size! / 512) * 512;
+    let fh;
+    try {
+      fh = await open(c.file, 'w');
+      await fh.truncate(size);
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      throw new BlockError(
+        'io',
+        `creating ${c.file}: ${err.code === 'ENOENT' ? 'no such directory' : err.message}`,
+      );
+    } finally {
+      await fh?.close();
+    }
+  } else {
+    if (c.backingFile) {
+      // The backing file must be there and be what -F says (a qcow2 named raw would hide its chain).
+      const p = resolveBacking(c.file, c.backingFile);
+      const found = await probeFormat(p).catch((e: unknown) => {
+        throw new BlockError(
+          'io',
+          `creating ${c.file}: backing file ${c.backingFile}: ${(e as Error).message.replace(/^disk image [^:]*: /, '')}`,
+        );
+      });
+      if (found !== c.backingFormat) {
+        throw new BlockError(
+          'io',
+          `creating ${c.file}: backing file ${c.backingFile} is ${found}, not ${c.backingFormat}`,
+        );
+      }
+    }
+    try {
+      await createQcow2(c.file, {
+        size,
+        clusterSize: c.clusterSize,
+        refcountBits: c.refcountBits,
+        backingFile: c.backingFile,
+        backingFormat: c.backingFormat,
+      });
+    } catch (e) {
+      if (e instanceof BlockError) throw e;
+      const err = e as NodeJS.ErrnoException;
+      throw new BlockError(
+        'io',
+        `creating ${c.file}: ${err.code === 'ENOENT' ? 'no such directory' : err.message}`,
+      );
+    }
+    size = (await imageInfo(c.file, 'qcow2')).virtualSize;
+  }
+  if (!c.quiet) {
+    const extra =
+      c.format === 'qcow2'
+        ? ` cluster_size=${c.clusterSize ?? 65536}` +
+          (c.backingFile ? ` backing_file=${c.backingFile} backing_fmt=${c.backingFormat}` : '') +
+          ` refcount_bits=${c.refcountBits ?? 16}`
+        : '';
+    io.out(`Formatting '${c.file}', fmt=${c.format}${extra} size=${size}\n`);
+  }
+  return 0;
+}
+
+async function info(c: Extract<ImgCommand, { op: 'info' }>, io: ImgIo): Promise<number> {
+  const chain = c.backingChain
+    ? await backingChain(c.file, c.format)
+    : [await imageInfo(c.file, c.format)];
+  if (c.json) {
+    const j = chain.map(infoJson);
+    io.out(JSON.stringify(c.backingChain ? j : j[0], null, 4) + '\n');
+  } else {
+    io.out(chain.map(infoText).join('\n'));
+  }
+  return 0;
+}
+
+async function check(c: Extract<ImgCommand, { op: 'check' }>, io: ImgIo): Promise<number> {
+  const fmt = c.format ?? (await probeFormat(c.file));
+  if (fmt !== 'qcow2') {
+    io.err(`wasmvisor: img check ${c.file}: the ${fmt} format has no metadata to check\n`);
+    return 63;
+  }
+  const r = await checkQcow2(c.file, c.repair);
+  const status = r.corruptions > 0 ? 2 : r.leaks > 0 ? 3 : 0;
+  if (c.json) {
+    io.out(
+      JSON.stringify(
+        {
+          filename: c.file,
+          format: 'qcow2',
+          'check-errors': 0,
+          corruptions: r.corruptions,
+          leaks: r.leaks,
+          'corruptions-fixed': c.repair ? r.found.corruptions - r.corruptions : undefined,
+          'leaks-fixed': c.repair ? r.found.leaks - r.leaks : undefined,
+          'image-end-offset': r.imageEndOffset,
+        },
+        null,
+        4,
+      ) + '\n',
+    );
+    return status;
+  }
+  const lines: string[] = [...r.messages.map((m) => `ERROR ${m}`)];
+  if (c.repair && r.fixed > 0) {
+    lines.push(
+      'The following inconsistencies were found and repaired:',
+      '',
+      `    ${r.found.leaks - r.leaks} leaked clusters`,
+      `    ${r.found.corruptions - r.corruptions} corruptions`,
+      '',
+      'Double checking the fixed image now...',
+    );
+  }
+  if (status === 0) lines.push('No errors were found on the image.');
+  if (r.corruptions > 0) {
+    lines.push(
+      '',
+      `${r.corruptions} errors were found on the image.`,
+      'Data may be corrupted, or further writes to the image may corrupt it.',
+    );
+  }
+  if (r.leaks > 0) {
+    lines.push(
+      '',
+      `${r.leaks} leaked clusters were found on the image.`,
+      'This means waste of disk space, but no harm to data.',
+    );
+  }
+  if (r.dirty) lines.push('The image is dirty (lazy refcounts): opening it read-write repairs it.');
+  if (r.corrupt) lines.push('The image is marked corrupt.');
+  lines.push(`Image end offset: ${r.imageEndOffset}`);
+  io.out(lines.join('\n') + '\n');
+  return status;
+}
+
+/** Runs one `img` subcommand; the exit status as qemu-img would give it. */
+export async function runImg(o: ImgOptions, io: ImgIo = stdio): Promise<number> {
+  try {
+    switch (o.cmd.op) {
+      case 'create':
+        return await create(o.cmd, io);
+      case 'info':
+        return await info(o.cmd, io);
+      case 'check':
+        return await check(o.cmd, io);
+    }
+  } catch (e) {
+    // BlockErrors name the file already; anything else gets the file put in front of it.
+    const msg = e instanceof BlockError ? e.message : `${o.cmd.file}: ${(e as Error).message}`;
+    io.err(`wasmvisor: img ${o.cmd.op}: ${msg}\n`);
+    return 1;
+  }
+}
