@@ -10,7 +10,8 @@
  *     busybox has no fio. Without the cross compiler only the dd figures are printed.
  * Times come from the guest's CLOCK_MONOTONIC (vbench now), which both VMs take from the host.
  */
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
+import { GuestConsole as Console } from './guest-console.js';
 import { randomFillSync } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,7 +25,6 @@ const DISK_MIB = 128;
 const WRITE_MIB = 64;
 const REPEATS = 3;
 const RANDREAD_SECONDS = 3;
-const CURSOR_QUERY = '\u001b[6n';
 
 const VBENCH_C = String.raw`
 #define _GNU_SOURCE
@@ -61,42 +61,6 @@ int main(int argc, char **argv) {
   return 0;
 }
 `;
-
-/** A serial console driven like `expect`: wait for a pattern, type a line. */
-class Console {
-  private out = '';
-  private cursor = 0;
-  private exited = false;
-  readonly p: ChildProcessWithoutNullStreams;
-  constructor(cmd: string, args: string[]) {
-    this.p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    this.p.stdout.on('data', (d: Buffer) => (this.out += d.toString('latin1')));
-    this.p.stderr.on('data', (d: Buffer) => (this.out += d.toString('latin1')));
-    this.p.on('exit', () => (this.exited = true));
-    this.p.stdin.on('error', () => {});
-  }
-  async expect(re: RegExp, ms: number): Promise<RegExpExecArray> {
-    const t0 = performance.now();
-    for (;;) {
-      const rest = this.out.slice(this.cursor).split(CURSOR_QUERY).join('');
-      const m = re.exec(rest);
-      if (m) {
-        this.cursor = this.out.length;
-        return m;
-      }
-      if (this.exited || performance.now() - t0 > ms) {
-        throw new Error(`no ${re} within ${ms} ms:\n${this.out.slice(-1500)}`);
-      }
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-  send(line: string): void {
-    this.p.stdin.write(line + '\r');
-  }
-  kill(): void {
-    this.p.kill('SIGKILL');
-  }
-}
 
 interface Figures {
   seqReadDirect: number;
