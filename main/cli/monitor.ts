@@ -74,6 +74,9 @@ function infoBalloon(t: MonitorTarget, s: VmStats | undefined): string {
       ? `host: ${mib(b.bytesReleased)} given back so far (madvise)`
       : `host: ${b.notReturned ?? 'memory not returned to host'}`,
   ];
+  if (b.deflatedUnaskedBytes) {
+    lines.push(`guest took back ${mib(b.deflatedUnaskedBytes)} unasked (deflate on OOM)`);
+  }
   const st = b.stats;
   if (Object.keys(st).length) {
     lines.push(

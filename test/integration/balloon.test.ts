@@ -177,4 +177,32 @@ describe.skipIf(!haveGcc || process.platform !== 'linux')('virtio-balloon in the
       await s.close();
     }
   }, 600_000);
+
+  // Acceptance 3: a guest that needs the balloon's memory gets it back, unasked.
+  it('deflate on OOM: an allocation larger than what the balloon left succeeds', async () => {
+    const { s, monitor } = boot(
+      '--balloon,free-page-reporting=off,deflate-on-oom=on,stats=1',
+      'balloon-oom.log',
+    );
+    const actual = async (): Promise<number> =>
+      Number((await monitor('info balloon', /actual=(\d+(?:\.\d)?) MiB/))[1]);
+    try {
+      await s.expect(/~# /, 90_000);
+      await monitor('balloon 128', /target 128 MiB/);
+      for (let i = 0; i < 40 && (await actual()) < 384; i++) await sleep(500);
+      expect(await actual()).toBe(384);
+      // 128 MiB left, less what the kernel and the initramfs use: 200 MiB cannot fit.
+      s.sendLine('memhog 200');
+      await s.expect('memhog: ok 200', 300_000);
+      const after = await actual();
+      const m = await monitor('info balloon', /took back (\d+(?:\.\d)?) MiB unasked/);
+      console.log(`deflate on OOM: balloon 384 MiB -> ${after} MiB, ${m[1]} MiB taken back`);
+      expect(after).toBeLessThan(384 - 50);
+      expect(Number(m[1])).toBeGreaterThanOrEqual(384 - after);
+      s.sendLine('poweroff');
+      expect((await s.waitForExit(30_000)).code).toBe(0);
+    } finally {
+      await s.close();
+    }
+  }, 600_000);
 });

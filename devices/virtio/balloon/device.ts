@@ -79,6 +79,11 @@ export interface VirtioBalloonMetrics {
   deflate_chains: number;
   pages_inflated: number;
   pages_deflated: number;
+  /**
+   * Pages the guest took back while the balloon held no more than the target, i.e. without the
+   * host asking: with DEFLATE_ON_OOM, the guest deflating under memory pressure.
+   */
+  pages_deflated_unasked: number;
   /** PFNs outside guest RAM (ignored). */
   bad_pfns: number;
   /** Inflate of a page already held, or deflate of a page not held (ignored). */
@@ -124,6 +129,8 @@ export interface BalloonInfo {
   /** When not: why ("memory not returned to host: …"). */
   notReturned?: string;
   bytesReleased: number;
+  /** What the guest took back without the host asking (deflate on OOM), cumulative. */
+  deflatedUnaskedBytes: number;
   features: { stats: boolean; deflateOnOom: boolean; freePageReporting: boolean; poison: boolean };
   /** The guest's memory statistics (bytes / counts) and when they arrived (ms, host clock). */
   stats: GuestMemStats;
@@ -140,6 +147,7 @@ export class VirtioBalloon implements VirtioDevice {
     deflate_chains: 0,
     pages_inflated: 0,
     pages_deflated: 0,
+    pages_deflated_unasked: 0,
     bad_pfns: 0,
     duplicate_pfns: 0,
     ignored_pfns: 0,
@@ -318,6 +326,7 @@ export class VirtioBalloon implements VirtioDevice {
         this.metrics.duplicate_pfns++;
         continue;
       }
+      if (this.heldPages <= this.numPages) this.metrics.pages_deflated_unasked++;
       this.held[p] = 0;
       this.heldPages--;
       this.metrics.pages_deflated++;
@@ -495,6 +504,7 @@ export class VirtioBalloon implements VirtioDevice {
       returnedToHost: this.releaser !== null,
       notReturned: this.releaser ? undefined : `${NOT_RETURNED}: ${this.notReturnedReason}`,
       bytesReleased: this.metrics.bytes_released,
+      deflatedUnaskedBytes: this.metrics.pages_deflated_unasked * BALLOON_PAGE,
       features: {
         stats: !!ctx && this.has(ctx, BALLOON_F.statsVq),
         deflateOnOom: !!ctx && this.has(ctx, BALLOON_F.deflateOnOom),

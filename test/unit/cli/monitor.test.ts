@@ -59,6 +59,7 @@ function fake(withBalloon = true) {
           returnedToHost: false,
           notReturned: 'memory not returned to host: addon not built',
           bytesReleased: 0,
+          deflatedUnaskedBytes: 3 << 20,
           features: { stats: true, deflateOnOom: false, freePageReporting: true, poison: false },
           stats: { memFree: 100 << 20, memAvailable: 120 << 20, memTotal: 250 << 20 },
         }
@@ -122,6 +123,7 @@ describe('monitor commands', () => {
     expect(out).toMatch(/free=100 MiB available=120 MiB/);
     expect(out).toMatch(/memory not returned to host/);
     expect(out).toMatch(/host RSS: 300 MiB/);
+    expect(out).toMatch(/took back 3 MiB unasked \(deflate on OOM\)/);
   });
 
   it('without a balloon, and set_link without NICs, says so', async () => {

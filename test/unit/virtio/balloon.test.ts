@@ -122,6 +122,22 @@ describe('virtio-balloon', () => {
     expect(dev.isHeld(FIRST + 1)).toBe(true);
   });
 
+  it('deflates below the target (deflate on OOM) are counted apart from the ones asked for', () => {
+    const { d, dev } = setup({ deflateOnOom: true });
+    const pfns = (n: number, from = 0) =>
+      Array.from({ length: n }, (_, i) => FIRST + from + i + BASE_PFN);
+    dev.setTargetPages(8);
+    send(d, 0, pfns(8));
+    dev.setTargetPages(6); // the host asks for 2 back
+    send(d, 1, pfns(2));
+    expect(dev.metrics.pages_deflated).toBe(2);
+    expect(dev.metrics.pages_deflated_unasked).toBe(0);
+    send(d, 1, pfns(3, 2)); // the guest takes 3 more on its own
+    expect(dev.metrics.pages_deflated).toBe(5);
+    expect(dev.metrics.pages_deflated_unasked).toBe(3);
+    expect(dev.info().deflatedUnaskedBytes).toBe(3 * PAGE);
+  });
+
   it('hostile PFNs: outside RAM, duplicates, deflate of pages not held — counted, nothing else touched', () => {
     const { d, dev, rel } = setup();
     const ram = d.core.ram;
