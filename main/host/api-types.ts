@@ -57,11 +57,17 @@ export interface DeviceControl {
    * for a select; the monitor's `balloon MIB` takes any size, as QEMU's does).
    */
   range?: { min: number; max: number; unit?: string };
+  /**
+   * Besides the options, any value matching `pattern` (a RegExp source, anchored by whoever
+   * declares it): a NIC's back end "switch:NAME", a capture file's absolute path.
+   */
+  free?: { pattern: string; hint: string };
 }
 
-/** Whether `value` is one a control accepts: one of its options, or a whole number in range. */
+/** Whether `value` is one a control accepts: an option, a whole number in range, a free value. */
 export function controlAccepts(c: DeviceControl, value: string): boolean {
   if (c.options.some((o) => o.value === value)) return true;
+  if (c.free && value.length <= 4096 && new RegExp(c.free.pattern).test(value)) return true;
   if (!c.range || !/^\d{1,15}$/.test(value)) return false;
   const n = Number(value);
   return n >= c.range.min && n <= c.range.max;
@@ -73,6 +79,7 @@ export function controlExpects(c: DeviceControl): string {
     const unit = c.range.unit ? ` ${c.range.unit}` : '';
     return `a whole number ${c.range.min}..${c.range.max}${unit}`;
   }
+  if (c.free) return `one of ${c.options.map((o) => o.value).join(', ')}, or ${c.free.hint}`;
   return `one of ${c.options.map((o) => o.value).join(', ')}`;
 }
 

@@ -145,7 +145,7 @@ export class HostApi {
     const cfg = this.config(name);
     const r = this.runner(name);
     if (r.running) throw new HostError(`"${name}" is already running`);
-    r.start(cfg);
+    r.start(cfg, this.dataDir);
   }
 
   stopVm(name: string, force = false): void {

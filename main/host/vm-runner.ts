@@ -57,7 +57,7 @@ export class VmRunner {
     this.events.state(s, this.lastExit);
   }
 
-  start(cfg: VmConfig): void {
+  start(cfg: VmConfig, dataDir?: string): void {
     if (this.worker) throw new Error('already running');
     this.scrollbacks.clear();
     this.finalStats = undefined;
@@ -72,7 +72,7 @@ export class VmRunner {
     });
     w.on('exit', () => this.onWorkerExit(w));
     this.setState('starting');
-    this.send({ type: 'start', config: cfg });
+    this.send({ type: 'start', config: cfg, dataDir });
   }
 
   private onMessage(m: FromWorker): void {

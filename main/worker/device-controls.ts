@@ -10,6 +10,7 @@ import type { VirtMachine } from '../vm/machine.js';
 import type { VmConfig } from '../vm/config.js';
 import { diskControls } from './controls/disk-controls.js';
 import { balloonControls } from './controls/balloon-controls.js';
+import { nicControls } from './controls/nic-controls.js';
 
 /** A change the device refused (bad value, unsupported here): the message goes to the UI. */
 export class ControlError extends Error {}
@@ -21,6 +22,8 @@ export interface ControlContext {
    * machine that a reset rebuilds keeps them (the definition on disk is not changed).
    */
   config: VmConfig;
+  /** The host's data directory (captures started without a path go under it); default: ours. */
+  dataDir?: string;
 }
 
 export interface DeviceControlProvider {
@@ -33,7 +36,11 @@ export interface DeviceControlProvider {
   apply(device: string, control: string, value: string, ctx: ControlContext): Promise<string>;
 }
 
-export const CONTROL_PROVIDERS: DeviceControlProvider[] = [diskControls, balloonControls];
+export const CONTROL_PROVIDERS: DeviceControlProvider[] = [
+  diskControls,
+  balloonControls,
+  nicControls,
+];
 
 /** Adds each row's controls (rows of devices without any stay as they are). */
 export function withControls(

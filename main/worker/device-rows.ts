@@ -2,6 +2,7 @@
 import type { DeviceInfo } from '../../devices/platform/board.js';
 import type { DeviceRow } from '../host/api-types.js';
 import type { DiskConfig } from '../vm/config.js';
+import { PciHost } from '../../devices/pci/host.js';
 
 /** What serves each board device on the host side (the devices with switchable back ends bring their own). */
 const BOARD_BACKENDS: Record<string, string> = {
@@ -85,4 +86,67 @@ export function virtioRows(
     });
   });
   return rows;
+}
+
+/** The part of a PCIe function the device list reads. */
+export interface PciFunctionView {
+  readonly name: string;
+  readonly bars: readonly ({ readonly size: number } | undefined)[];
+  barEnabled(i: number): boolean;
+  barAddress(i: number): number;
+}
+
+/** The part of a NIC the device list reads (main/vm/nics.ts). */
+export interface NicView {
+  readonly name: string;
+  readonly model: string;
+  readonly mac: string;
+  readonly port: {
+    readonly backendSpec: string;
+    readonly linkUp: boolean;
+    readonly carrier: boolean;
+    readonly capturePath: string | undefined;
+  };
+}
+
+/**
+ * Rows for the NICs on PCIe (e1000): address and size of BAR0 once the guest assigned it, the
+ * INTx line of the slot's pin A. (virtio-nets are listed with the virtio-mmio slots.)
+ */
+export function pciNicRows(
+  functions: readonly { slot: number; fn: PciFunctionView }[],
+  nics: readonly NicView[],
+): DeviceRow[] {
+  const rows: DeviceRow[] = [];
+  for (const { slot, fn } of functions) {
+    const nic = nics.find((n) => n.name === fn.name);
+    if (!nic) continue;
+    const mapped = fn.barEnabled(0);
+    rows.push({
+      name: nic.name,
+      model: `pci 00:${slot.toString(16).padStart(2, '0')}.0 ${nic.model} (82540EM)`,
+      address: mapped ? '0x' + fn.barAddress(0).toString(16).padStart(8, '0') : 'unassigned',
+      size: fn.bars[0]?.size ?? 0,
+      irq: PciHost.irqOf(slot, 1),
+      backend: '',
+      state: mapped ? 'active' : 'no driver yet',
+    });
+  }
+  return rows;
+}
+
+/** What a NIC is plugged into, for its row: "switch:lab, link up, mac …, capture FILE". */
+export function nicBackend(n: NicView): string {
+  const p = n.port;
+  const link = !p.linkUp ? 'link down' : p.carrier ? 'link up' : 'no carrier';
+  const cap = p.capturePath ? `, capture ${p.capturePath}` : '';
+  return `${p.backendSpec} (${link}, mac ${n.mac}${cap})`;
+}
+
+/** Puts each NIC's back end into its row (the rows of other devices stay as they are). */
+export function withNicBackends(rows: DeviceRow[], nics: readonly NicView[]): DeviceRow[] {
+  return rows.map((r) => {
+    const n = nics.find((x) => x.name === r.name);
+    return n ? { ...r, backend: nicBackend(n) } : r;
+  });
 }

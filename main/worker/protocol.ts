@@ -4,7 +4,8 @@ import type { ConsoleStream, DeviceRow, VmExit, VmStats } from '../host/api-type
 import type { MachineStats } from '../vm/machine.js';
 
 export type ToWorker =
-  | { type: 'start'; config: VmConfig }
+  /** `dataDir`: the host's data directory (NIC captures started from the UI go under it). */
+  | { type: 'start'; config: VmConfig; dataDir?: string }
   /** Keyboard input to one console (default: the VM's console). */
   | { type: 'input'; data: Uint8Array; stream?: ConsoleStream }
   /** A device control change; answered by 'control-result' with the same id. */

@@ -10,7 +10,7 @@ import { applyControl, ControlError, withControls } from './device-controls.js';
 import { SwitchableDisk } from './controls/disk-controls.js';
 import type { FromWorker, ToWorker } from './protocol.js';
 import { StatsSampler } from './stats-sampler.js';
-import { deviceRows, virtioRows } from './device-rows.js';
+import { deviceRows, pciNicRows, virtioRows, withNicBackends } from './device-rows.js';
 import { VIRT } from '../../devices/platform/memory-map.js';
 
 const STATS_INTERVAL_MS = 250;
@@ -29,6 +29,8 @@ const post = (m: FromWorker, transfer?: ArrayBuffer[]): void => port.postMessage
 let machine: VirtMachine | undefined;
 /** The running definition: device controls record lasting changes here (kept across resets). */
 let config: VmConfig | undefined;
+/** The host's data directory, for captures started from the UI (undefined: the default). */
+let dataDir: string | undefined;
 /** Re-sends the device list (after a control changed something in it). */
 let refreshDevices: (() => void) | undefined;
 let started = false;
@@ -95,8 +97,15 @@ async function runVm(cfg: VmConfig): Promise<void> {
       let lastRows = '';
       const postDevices = (): void => {
         const rows = withControls(
-          [...deviceRows(vm.devices(), 'active'), ...virtioRows(vm.virtio, VIRT.virtio, cfg.disks)],
-          { machine: vm, config: cfg },
+          withNicBackends(
+            [
+              ...deviceRows(vm.devices(), 'active'),
+              ...virtioRows(vm.virtio, VIRT.virtio, cfg.disks),
+              ...pciNicRows(vm.pci.functions(), vm.nics),
+            ],
+            vm.nics,
+          ),
+          { machine: vm, config: cfg, dataDir },
         );
         const json = JSON.stringify(rows);
         if (json !== lastRows) post({ type: 'devices', devices: rows });
@@ -139,6 +148,7 @@ port.on('message', (m: ToWorker) => {
       if (started) return;
       started = true;
       config = m.config;
+      dataDir = m.dataDir;
       void runVm(m.config);
       return;
     case 'input':
@@ -178,7 +188,7 @@ async function control(id: number, device: string, ctl: string, value: string): 
   }
   let result: FromWorker;
   try {
-    const message = await applyControl(device, ctl, value, { machine: vm, config });
+    const message = await applyControl(device, ctl, value, { machine: vm, config, dataDir });
     result = { type: 'control-result', id, ok: true, message };
   } catch (e) {
     // A device's refusal reads as it is; anything else still reaches the UI as one line.
