@@ -2,7 +2,9 @@
  * Live charts of one VM's stats with uPlot: MIPS, MMIO exits/s and interrupts/s per device, disk
  * and network throughput, and memory. The last five minutes are kept; a chart is rebuilt when a
  * new series (device) appears. Throughput charts are generic over devices with byte counters
- * (VmStats.bytesPerSec) and only appear when a device of their kind exists.
+ * (VmStats.bytesPerSec) and only appear when a device of their kind exists. A VM with a balloon
+ * gets a chart of its guest RAM, the balloon, the guest's free and available memory (from the
+ * stats queue) and the host's resident memory, so inflating shows the host line fall.
  */
 import uPlot from 'uplot';
 import { deviceKind, type VmStats } from '../../main/host/api-types.js';
@@ -27,9 +29,12 @@ interface ChartSpec {
   unit: string;
   /** Series names present in these samples. */
   keys(samples: VmStats[]): string[];
-  value(s: VmStats, key: string): number;
+  /** null: no figure in this sample (a gap in the line). */
+  value(s: VmStats, key: string): number | null;
   /** Hidden while it has no series (a device kind the VM does not have). */
   optional?: boolean;
+  /** The caption's latest figure, when a sum of the series says nothing. */
+  latest?(s: VmStats): string;
 }
 
 /** Short series names for byte counters: "virtio-blk0 read", "virtio-net0 rx". */
@@ -70,6 +75,44 @@ function throughput(kind: 'disk' | 'net', id: string, title: string): ChartSpec 
   };
 }
 
+const MIB = 1024 * 1024;
+
+/** The balloon chart's series, in MiB, from each snapshot's BalloonInfo and host RSS. */
+const BALLOON_SERIES: Record<string, (s: VmStats) => number | undefined> = {
+  'guest RAM': (s) => inMiB(s.balloon?.ramBytes),
+  balloon: (s) => inMiB(s.balloon?.actualBytes),
+  'guest free': (s) => inMiB(s.balloon?.stats.memFree),
+  'guest available': (s) => inMiB(s.balloon?.stats.memAvailable),
+  'host RSS': (s) => s.hostRssMiB,
+};
+
+function inMiB(bytes: number | undefined): number | undefined {
+  return bytes === undefined ? undefined : bytes / MIB;
+}
+
+/** Guest RAM, balloon, the guest's free/available memory and host RSS; only with a balloon. */
+const balloonChart: ChartSpec = {
+  id: 'balloon',
+  title: 'Guest memory and balloon (MiB)',
+  unit: ' MiB',
+  optional: true,
+  keys: (ss) => {
+    if (!ss.some((s) => s.balloon)) return [];
+    // Free/available only once the guest's statistics came (stats queue on).
+    return Object.keys(BALLOON_SERIES).filter((k) =>
+      ss.some((s) => s.balloon && BALLOON_SERIES[k]!(s) !== undefined),
+    );
+  },
+  value: (s, k) => BALLOON_SERIES[k]?.(s) ?? null,
+  latest: (s) => {
+    const b = s.balloon;
+    if (!b) return '';
+    const rss = s.hostRssMiB !== undefined ? `, host RSS ${fmt(s.hostRssMiB)} MiB` : '';
+    const back = b.returnedToHost ? '' : ' (memory not returned to host)';
+    return `balloon ${fmt(b.actualBytes / MIB)} MiB${rss}${back}`;
+  },
+};
+
 const SPECS: ChartSpec[] = [
   { id: 'mips', title: 'MIPS', unit: '', keys: () => ['MIPS'], value: (s) => s.mips },
   {
@@ -95,6 +138,7 @@ const SPECS: ChartSpec[] = [
     keys: () => ['guest RAM', 'Wasm memory'],
     value: (s, k) => (k === 'guest RAM' ? s.guestMemMiB : s.wasmMemMiB),
   },
+  balloonChart,
 ];
 
 function unionKeys(ss: VmStats[], f: (s: VmStats) => Record<string, number>): string[] {
@@ -136,11 +180,14 @@ class Chart {
     this.plot!.setData(data);
     this.element.dataset.points = String(samples.length);
     const last = samples.at(-1);
-    this.latest.textContent = last
-      ? keys.length === 1
-        ? fmt(this.spec.value(last, keys[0]!)) + this.spec.unit
-        : `${fmt(keys.reduce((a, k) => a + this.spec.value(last, k), 0))}${this.spec.unit} total`
-      : '';
+    const v = (k: string): number => (last && this.spec.value(last, k)) ?? 0;
+    this.latest.textContent = !last
+      ? ''
+      : this.spec.latest
+        ? this.spec.latest(last)
+        : keys.length === 1
+          ? fmt(v(keys[0]!)) + this.spec.unit
+          : `${fmt(keys.reduce((a, k) => a + v(k), 0))}${this.spec.unit} total`;
   }
 
   resize(): void {

@@ -3,7 +3,9 @@
  * Starts the bundled VM, waits for the shell prompt in the xterm buffer, runs `uname -m`, checks
  * the device list and that the MIPS chart updates, stops the VM. Then a VM with a disk and
  * console=hvc0: its ttyS0 and hvc0 tabs each show their own output, and the disk's scheduler is
- * switched live from the device table. Screenshots go to test-artifacts/; the README's
+ * switched live from the device table; that VM has a balloon, so its memory chart (guest RAM,
+ * balloon, guest free/available, host RSS) appears and follows a target set from the device
+ * table (the VM without a balloon has no such chart). Screenshots go to test-artifacts/; the README's
  * docs/screenshot.png is refreshed when WASMVISOR_SCREENSHOT=1.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -44,7 +46,12 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
         JSON.stringify({ name, memMiB: 256, disks: [], console: 'ttyS0', rng: false, ...more }),
       );
     def('bundled', {});
-    def('hvcdisk', { memMiB: 128, console: 'hvc0', disks: [{ path: img, sched: 'noop' }] });
+    def('hvcdisk', {
+      memMiB: 128,
+      console: 'hvc0',
+      disks: [{ path: img, sched: 'noop' }],
+      balloon: { enabled: true, freePageReporting: true, deflateOnOom: false, statsPeriodS: 1 },
+    });
     server = spawn(process.execPath, [join(root, 'bin', 'wasmvisor.mjs'), 'ui'], {
       env: { ...process.env, WASMVISOR_DATA_DIR: dataDir },
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -113,6 +120,8 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     const points = async () => Number(await mips.getAttribute('data-points'));
     const before = await points();
     await expect.poll(points, { timeout: 5_000 }).toBeGreaterThan(before);
+    // No balloon, no balloon chart.
+    expect(await page.locator('.chart[data-chart=balloon]').isHidden()).toBe(true);
     await page.keyboard.type('echo wasmvisor e2e; cat /proc/cpuinfo | head -5\n');
     await page.waitForTimeout(1500);
     await page.screenshot({ path: join(artifacts, 'ui-running-dark.png') });
@@ -181,6 +190,24 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
       .poll(() => page.locator('#devices tr[data-device=virtio-blk0] .dev-backend').innerText())
       .toMatch(/sched=deadline/);
     await expect.poll(() => sched.inputValue()).toBe('deadline');
+
+    // The balloon chart: guest RAM, balloon, the guest's free/available memory, host RSS; the
+    // balloon's target from the device table shows up in it.
+    const balloon = page.locator('.chart[data-chart=balloon]');
+    await balloon.waitFor();
+    await expect
+      .poll(() => balloon.locator('.u-legend').innerText(), { timeout: 10_000 })
+      .toMatch(/guest RAM[\s\S]*balloon[\s\S]*guest free[\s\S]*guest available[\s\S]*host RSS/);
+    const target = page.locator(
+      '#devices tr[data-controls-for=virtio-balloon0] [data-control=target]',
+    );
+    await expect.poll(() => target.inputValue()).toBe('128');
+    await target.selectOption('64');
+    await expect
+      .poll(() => balloon.locator('.chart-latest').innerText(), { timeout: 20_000 })
+      .toMatch(/^balloon 64\.0 MiB, host RSS \d+/);
+    await balloon.scrollIntoViewIfNeeded();
+    await balloon.screenshot({ path: join(artifacts, 'ui-balloon-chart.png') });
 
     // Disk throughput is charted once the guest reads the disk.
     await page.locator('.console[data-vm=hvcdisk][data-stream=hvc0] .xterm').click();
