@@ -3,11 +3,14 @@
  * as back end (raw file) → I/O scheduler, and handed to the device model as one BlockBackend
  * that also reports its counters and can change policy and cache mode while the guest runs.
  */
+import { mkdtemp, realpath, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { CacheMode, DiskConfig, SchedulerPolicy } from '../../main/vm/config.js';
 import { BlockError, type BlockBackend } from './backend.js';
 import { RawFile, type RawFileStats } from './raw-file.js';
 import { IoScheduler, type SchedulerStats } from './scheduler.js';
-import { openImage, type Qcow2Image } from './qcow2/index.js';
+import { createQcow2, openImage, type Qcow2Image } from './qcow2/index.js';
 
 export { BlockError, type BlockBackend, type BlockErrorKind } from './backend.js';
 export type { RawFileStats } from './raw-file.js';
@@ -62,10 +65,12 @@ class ScheduledDisk implements Disk {
     private readonly file: FormatLayer,
     private readonly counters: () => FileCounters,
     private readonly sched: IoScheduler,
+    /** What the user named, when the format layer is a temporary overlay over it. */
+    private readonly label?: string,
   ) {}
 
   get name(): string {
-    return this.file.name;
+    return this.label ?? this.file.name;
   }
   get size(): number {
     return this.file.size;
@@ -101,7 +106,7 @@ class ScheduledDisk implements Disk {
     const f = this.counters();
     return {
       ...this.sched.stats(),
-      path: this.file.name,
+      path: this.name,
       sizeBytes: this.file.size,
       readOnly: this.file.readOnly,
       cache: f.cache,
@@ -125,7 +130,11 @@ export async function openDisk(cfg: DiskConfig, opts: OpenDiskOptions = {}): Pro
   // write a qcow2 header naming any host file as its backing file).
   let file: FormatLayer;
   let counters: () => FileCounters;
-  if (cfg.format === 'qcow2') {
+  if (cfg.snapshot && !cfg.readOnly) {
+    const img = await openSnapshotOverlay(cfg, opts);
+    file = img;
+    counters = () => qcow2Counters(img);
+  } else if (cfg.format === 'qcow2') {
     const img = await openImage(cfg.path, 'qcow2', {
       readOnly: cfg.readOnly,
       cache: cfg.cache,
@@ -144,14 +153,50 @@ export async function openDisk(cfg: DiskConfig, opts: OpenDiskOptions = {}): Pro
     counters = () => raw.stats();
   }
   const s = counters();
-  if (cfg.format === 'raw' && !s.sparse && !cfg.readOnly) {
+  if (cfg.format === 'raw' && !cfg.snapshot && !s.sparse && !cfg.readOnly) {
     opts.log?.(`${cfg.path}: discard writes zeros (${s.sparseUnavailable ?? 'no hole punching'})`);
   }
   try {
     const sched = new IoScheduler(file, { policy: cfg.sched, inFlight: opts.inFlight });
-    return new ScheduledDisk(file, counters, sched);
+    return new ScheduledDisk(file, counters, sched, cfg.snapshot ? cfg.path : undefined);
   } catch (e) {
     await file.close();
     throw e;
+  }
+}
+
+/**
+ * snapshot=on (QEMU's -snapshot): a qcow2 overlay in $TMPDIR (else /var/tmp, as QEMU: an overlay
+ * can grow large) whose backing file is the user's image, named by absolute path with the
+ * format the user gave (never probed). The overlay's name is unlinked as soon as it is open, so
+ * it is gone at exit however the process ends; the image is only ever opened read-only. Syncs
+ * on the overlay are skipped (cache=unsafe): its data is thrown away anyway.
+ */
+async function openSnapshotOverlay(cfg: DiskConfig, opts: OpenDiskOptions): Promise<Qcow2Image> {
+  let base: string;
+  try {
+    base = await realpath(cfg.path);
+  } catch {
+    throw new BlockError('io', `disk image ${cfg.path}: no such file`);
+  }
+  const parent = process.env.TMPDIR ?? (process.platform === 'win32' ? tmpdir() : '/var/tmp');
+  let dir: string;
+  try {
+    dir = await mkdtemp(join(parent, 'wasmvisor-snapshot-'));
+  } catch (e) {
+    const why = (e as Error).message;
+    throw new BlockError(
+      'io',
+      `disk image ${cfg.path}: snapshot=on: no temporary overlay (${why})`,
+    );
+  }
+  try {
+    const overlay = join(dir, 'overlay.qcow2');
+    await createQcow2(overlay, { backingFile: base, backingFormat: cfg.format });
+    const img = await openImage(overlay, 'qcow2', { cache: 'unsafe', log: opts.log });
+    return img as Qcow2Image;
+  } finally {
+    // (Windows cannot unlink an open file: there the directory is left behind.)
+    await rm(dir, { recursive: true, force: true }).catch(() => {});
   }
 }

@@ -51,8 +51,9 @@ commands:
       --bios FILE     firmware (OpenSBI fw_dynamic.bin or fw_jump.bin); default: bundled
       --append TEXT   kernel command line (default "console=ttyS0")
       --mem SIZE      guest RAM, e.g. 256M or 1G (default 256M)
-      --disk PATH[,format=raw|qcow2][,ro][,cache=writeback|writethrough|unsafe][,sched=noop|sstf|scan|deadline]
-                      a virtio-blk disk (repeatable; the first is /dev/vda)
+      --disk PATH[,format=raw|qcow2][,ro][,snapshot=on][,cache=writeback|writethrough|unsafe][,sched=noop|sstf|scan|deadline]
+                      a virtio-blk disk (repeatable; the first is /dev/vda); snapshot=on:
+                      writes go to a temporary overlay thrown away at exit (the image is untouched)
       --console ttyS0|hvc0  the console this terminal attaches to (default ttyS0)
       --rng           add a virtio-rng device
       --nic e1000|virtio[,net=none|switch:NAME][,mac=52:54:00:..][,capture=FILE.pcap]

@@ -16,6 +16,11 @@ export interface DiskConfig {
   readOnly: boolean;
   cache: CacheMode;
   sched: SchedulerPolicy;
+  /**
+   * QEMU's -snapshot: the guest runs on a temporary qcow2 overlay over this image, thrown away
+   * when the disk closes (or the process dies); the image itself is opened read-only.
+   */
+  snapshot?: boolean;
 }
 
 /** virtio-balloon settings; each optional feature is a device setting. */
@@ -91,7 +96,11 @@ export function parseDiskSpec(spec: string): DiskConfig {
   for (const o of opts) {
     const [k, v] = o.split('=', 2) as [string, string | undefined];
     if (k === 'ro' && v === undefined) d.readOnly = true;
-    else if (k === 'format') {
+    else if (k === 'snapshot') {
+      if (v !== 'on' && v !== 'off')
+        throw new ConfigError(`--disk ${path}: snapshot must be on or off`);
+      d.snapshot = v === 'on';
+    } else if (k === 'format') {
       if (!DISK_FORMATS.includes(v as DiskFormat))
         throw new ConfigError(`--disk ${path}: format "${v}" is not supported (raw, qcow2)`);
       d.format = v as DiskFormat;
@@ -272,12 +281,15 @@ export function validateVmConfig(v: unknown, where = 'VM definition'): VmConfig 
     }
     const ro = d.readOnly ?? false;
     if (typeof ro !== 'boolean') throw new ConfigError(`${w}: "readOnly" must be true or false`);
+    const snap = d.snapshot ?? false;
+    if (typeof snap !== 'boolean') throw new ConfigError(`${w}: "snapshot" must be true or false`);
     return {
       path: d.path,
       format: fmt as DiskFormat,
       readOnly: ro,
       cache: cache as CacheMode,
       sched: sched as SchedulerPolicy,
+      ...(snap ? { snapshot: true } : {}),
     };
   });
   const nicsIn = v.nics ?? [];

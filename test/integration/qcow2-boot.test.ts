@@ -4,6 +4,8 @@
  * syncs and powers off. qemu-img is the judge of the image (`check` clean), the guest's file
  * system of the data (`e2fsck -fn` clean after `qemu-img convert -O raw`, debugfs reads the
  * bytes). Second: a qcow2 overlay on a raw base takes every write; the base stays byte-identical.
+ * Third: snapshot=on (QEMU's -snapshot) over raw and qcow2: the guest writes, the image does not
+ * change.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -136,4 +138,18 @@ describe.skipIf(tools.length > 0)(`qcow2 root file system (needs ${tools.join(',
     // The base never saw the file.
     expect(catImage(base, '/root/hello.txt')).not.toContain(t2);
   }, 180_000);
+
+  it.each(['raw', 'qcow2'] as const)(
+    'snapshot=on over a %s image: the guest writes, the image stays byte-identical',
+    async (format) => {
+      const img = join(dir, `snap.${format}`);
+      execFileSync('qemu-img', ['convert', '-f', 'raw', '-O', format, raw, img]);
+      const before = sha256(img);
+      const t3 = `${token}-snapshot-${format}`;
+      await bootAndWrite(`${img},format=${format},snapshot=on`, `qcow2-snapshot-${format}.log`, t3);
+      expect(sha256(img)).toBe(before);
+      if (format === 'qcow2') expectCheckClean(img);
+    },
+    180_000,
+  );
 });
