@@ -5,8 +5,8 @@
  * console=hvc0: its ttyS0 and hvc0 tabs each show their own output, and the disk's scheduler is
  * switched live from the device table; that VM has a balloon, so its memory chart (guest RAM,
  * balloon, guest free/available, host RSS) appears and follows a target set from the device
- * table (the VM without a balloon has no such chart). Screenshots go to test-artifacts/; the README's
- * docs/screenshot.png is refreshed when WASMVISOR_SCREENSHOT=1.
+ * table (the VM without a balloon has no such chart). Screenshots go to test-artifacts/; the
+ * README's docs/screenshot.png is refreshed when WASMVISOR_SCREENSHOT=1.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
