@@ -7,7 +7,7 @@ import { mkdtemp, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CacheMode, DiskConfig, SchedulerPolicy } from '../../main/vm/config.js';
-import { BlockError, type BlockBackend } from './backend.js';
+import { BlockError, type BlockBackend, type VectoredBlockBackend } from './backend.js';
 import { RawFile, type RawFileStats } from './raw-file.js';
 import { IoScheduler, type SchedulerStats } from './scheduler.js';
 import { createQcow2, openImage, type Qcow2Image } from './qcow2/index.js';
@@ -41,6 +41,11 @@ export interface OpenDiskOptions {
   inFlight?: number;
   /** Bypass the host page cache (O_DIRECT), for benchmarks; see RawFileOptions.direct. */
   direct?: boolean;
+  /**
+   * Where a snapshot=on disk keeps its overlay across reopenings (a VM's resets and reboots),
+   * and the disk's place in the VM; without it the overlay lives as long as the disk.
+   */
+  overlays?: { keep: SnapshotOverlays; slot: number };
 }
 
 /** What the disk needs of its format layer beyond BlockBackend: the cache mode, settable live. */
@@ -131,8 +136,10 @@ export async function openDisk(cfg: DiskConfig, opts: OpenDiskOptions = {}): Pro
   let file: FormatLayer;
   let counters: () => FileCounters;
   if (cfg.snapshot && !cfg.readOnly) {
-    const img = await openSnapshotOverlay(cfg, opts);
-    file = img;
+    const img = opts.overlays
+      ? await opts.overlays.keep.overlay(opts.overlays.slot, cfg, opts)
+      : await openSnapshotOverlay(cfg, opts);
+    file = opts.overlays ? new KeptOverlay(img) : img;
     counters = () => qcow2Counters(img);
   } else if (cfg.format === 'qcow2') {
     const img = await openImage(cfg.path, 'qcow2', {
@@ -198,5 +205,73 @@ async function openSnapshotOverlay(cfg: DiskConfig, opts: OpenDiskOptions): Prom
   } finally {
     // (Windows cannot unlink an open file: there the directory is left behind.)
     await rm(dir, { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+/**
+ * The snapshot=on overlays of one VM, kept from one opening of its disks to the next — QEMU
+ * keeps -snapshot's overlay until it exits, so a guest reboot or a reset does not lose what the
+ * guest wrote. close() throws them all away (the VM has ended).
+ */
+export class SnapshotOverlays {
+  private readonly kept = new Map<number, { key: string; img: Promise<Qcow2Image> }>();
+
+  /** The overlay of the disk in `slot`: the one kept, unless that slot now names another image. */
+  async overlay(slot: number, cfg: DiskConfig, opts: OpenDiskOptions): Promise<Qcow2Image> {
+    const key = `${cfg.format}:${cfg.path}`;
+    const k = this.kept.get(slot);
+    if (k && k.key === key) return k.img;
+    if (k) await (await k.img.catch(() => undefined))?.close();
+    const img = openSnapshotOverlay(cfg, opts);
+    this.kept.set(slot, { key, img });
+    img.catch(() => this.kept.delete(slot));
+    return img;
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.kept.values()];
+    this.kept.clear();
+    await Promise.allSettled(all.map(async (k) => (await k.img).close()));
+  }
+}
+
+/** A kept overlay as one opening of the disk sees it: closing it only writes its metadata back. */
+class KeptOverlay implements FormatLayer, VectoredBlockBackend {
+  constructor(private readonly img: Qcow2Image) {}
+  get name(): string {
+    return this.img.name;
+  }
+  get size(): number {
+    return this.img.size;
+  }
+  get readOnly(): boolean {
+    return this.img.readOnly;
+  }
+  read(offset: number, buf: Uint8Array): Promise<void> {
+    return this.img.read(offset, buf);
+  }
+  write(offset: number, buf: Uint8Array): Promise<void> {
+    return this.img.write(offset, buf);
+  }
+  readv(offset: number, bufs: readonly Uint8Array[]): Promise<void> {
+    return this.img.readv(offset, bufs);
+  }
+  writev(offset: number, bufs: readonly Uint8Array[]): Promise<void> {
+    return this.img.writev(offset, bufs);
+  }
+  flush(): Promise<void> {
+    return this.img.flush();
+  }
+  discard(offset: number, length: number): Promise<void> {
+    return this.img.discard(offset, length);
+  }
+  writeZeroes(offset: number, length: number, unmap: boolean): Promise<void> {
+    return this.img.writeZeroes(offset, length, unmap);
+  }
+  setCacheMode(mode: CacheMode): void {
+    this.img.setCacheMode(mode);
+  }
+  close(): Promise<void> {
+    return this.img.flush();
   }
 }

@@ -22,7 +22,13 @@ import {
   VirtioRng,
   type VirtioDevice,
 } from '../../devices/virtio/index.js';
-import { openDisk, BlockError, type BlockBackend, type Disk } from '../../devices/block/index.js';
+import {
+  openDisk,
+  BlockError,
+  type BlockBackend,
+  type Disk,
+  type SnapshotOverlays,
+} from '../../devices/block/index.js';
 import { basename } from 'node:path';
 import type { VirtioMmioTransport } from '../../devices/virtio/mmio-transport.js';
 import { VirtioBalloon, type BalloonInfo } from '../../devices/virtio/balloon/device.js';
@@ -89,6 +95,8 @@ export interface OpenHooks {
    * switch there); `index` is the disk's place in cfg.disks.
    */
   wrapDisk?(disk: Disk, index: number): BlockBackend;
+  /** Keeps snapshot=on overlays from this opening to the next (the worker's resets). */
+  overlays?: SnapshotOverlays;
 }
 
 const DEFAULT_SLICE = 300_000;
@@ -169,7 +177,11 @@ export class VirtMachine {
     const disks: BlockBackend[] = [];
     try {
       for (const d of cfg.disks) {
-        const disk = await openDisk(d, { log });
+        const slot = disks.length;
+        const disk = await openDisk(d, {
+          log,
+          ...(hooks.overlays ? { overlays: { keep: hooks.overlays, slot } } : {}),
+        });
         disks.push(hooks.wrapDisk?.(disk, disks.length) ?? disk);
       }
       const vm = VirtMachine.fromConfig(cfg, log, disks);

@@ -12,6 +12,7 @@ import type { FromWorker, ToWorker } from './protocol.js';
 import { StatsSampler } from './stats-sampler.js';
 import { deviceRows, pciNicRows, virtioRows, withNicBackends } from './device-rows.js';
 import { VIRT } from '../../devices/platform/memory-map.js';
+import { SnapshotOverlays } from '../../devices/block/index.js';
 
 const STATS_INTERVAL_MS = 250;
 /** Console bytes are sent at most this often (and sooner when this many are queued). */
@@ -74,12 +75,17 @@ function queueConsole(stream: ConsoleStream, bytes: Uint8Array): void {
 async function runVm(cfg: VmConfig): Promise<void> {
   const log = (message: string): void => post({ type: 'log', message });
   let statsTimer: ReturnType<typeof setInterval> | undefined;
+  // snapshot=on overlays outlive resets and reboots, as QEMU's do; thrown away when the VM ends.
+  const overlays = new SnapshotOverlays();
   try {
     for (;;) {
       let vm: VirtMachine;
       try {
         // Opens the disk images first; each gets the live read-only switch.
-        vm = await VirtMachine.open(cfg, log, { wrapDisk: (d) => new SwitchableDisk(d) });
+        vm = await VirtMachine.open(cfg, log, {
+          wrapDisk: (d) => new SwitchableDisk(d),
+          overlays,
+        });
       } catch (e) {
         const message = e instanceof MachineConfigError ? e.message : String(e);
         post({ type: 'exit', exit: { kind: 'error', message } });
@@ -135,6 +141,7 @@ async function runVm(cfg: VmConfig): Promise<void> {
     flushConsole();
     post({ type: 'exit', exit: { kind: 'error', message: (e as Error).message ?? String(e) } });
   } finally {
+    await overlays.close();
     if (statsTimer) clearInterval(statsTimer);
     machine = undefined;
     refreshDevices = undefined;

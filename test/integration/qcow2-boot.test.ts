@@ -152,4 +152,27 @@ describe.skipIf(tools.length > 0)(`qcow2 root file system (needs ${tools.join(',
     },
     180_000,
   );
+
+  it("snapshot=on keeps the guest's writes across a reboot (as QEMU), not past exit", async () => {
+    const img = join(dir, 'reboot.raw');
+    execFileSync('cp', ['--sparse=always', raw, img]);
+    const before = sha256(img);
+    const t4 = `${token}-reboot`;
+    const s = boot(`${img},snapshot=on`, 'qcow2-snapshot-reboot.log');
+    try {
+      await s.expect(PROMPT, 90_000);
+      s.sendLine(`echo ${t4} > /root/kept.txt; sync; echo WROTE`);
+      await s.expect(/^WROTE\r?$/m, 30_000);
+      s.sendLine('reboot');
+      await s.expect(/reboot: Restarting system/, 30_000);
+      await s.expect(PROMPT, 90_000);
+      s.sendLine('cat /root/kept.txt');
+      await s.expect(new RegExp(`^${t4}\\r?$`, 'm'), 10_000);
+      s.sendLine('poweroff');
+      expect((await s.waitForExit(30_000)).code).toBe(0);
+    } finally {
+      await s.close();
+    }
+    expect(sha256(img)).toBe(before);
+  }, 240_000);
 });

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openDisk } from '../../../devices/block/index.js';
+import { openDisk, SnapshotOverlays } from '../../../devices/block/index.js';
 import { createQcow2, openImage } from '../../../devices/block/qcow2/index.js';
 import { parseDiskSpec, validateVmConfig } from '../../../main/vm/config.js';
 
@@ -83,6 +83,33 @@ describe('snapshot=on', () => {
       await again.close();
     },
   );
+
+  it('a VM keeps its overlay across reopenings (resets) until the VM ends', async () => {
+    const img = join(dir, 'kept.raw');
+    writeFileSync(img, new Uint8Array(1 << 20).fill(0x11));
+    const before = sha(img);
+    const keep = new SnapshotOverlays();
+    const cfg = parseDiskSpec(`${img},snapshot=on`);
+    const first = await openDisk(cfg, { overlays: { keep, slot: 0 } });
+    await first.write(0, new Uint8Array(4096).fill(0x22));
+    await first.close();
+    const second = await openDisk(cfg, { overlays: { keep, slot: 0 } });
+    const r = new Uint8Array(8192);
+    await second.read(0, r);
+    expect(r.subarray(0, 4096).every((b) => b === 0x22)).toBe(true);
+    expect(r.subarray(4096).every((b) => b === 0x11)).toBe(true);
+    await second.close();
+    await keep.close();
+    expect(sha(img)).toBe(before);
+    expect(readdirSync(tmp)).toEqual([]);
+    // After the VM ended, a new one starts from the image.
+    const keep2 = new SnapshotOverlays();
+    const third = await openDisk(cfg, { overlays: { keep: keep2, slot: 0 } });
+    await third.read(0, r);
+    expect(r.every((b) => b === 0x11)).toBe(true);
+    await third.close();
+    await keep2.close();
+  });
 
   it('a missing image is an error naming it, and leaves nothing behind', async () => {
     const p = join(dir, 'missing.img');
