@@ -48,10 +48,16 @@ export async function rebuildRefcounts(
   const [rtOff, rtBytes] = refs.tableRange;
   range(rtOff, rtBytes, 'refcount table');
   for (const b of refs.tableEntries()) if (b) use(b / cs, 'refcount block');
+  let structural = 0;
   for (let i = 0; i < h.l1Size; i++) {
     const off = l1Offset(l1, i, cs);
     if (!off) continue;
-    if (off + cs > file.size) throw new Qcow2CorruptError(`L2 table ${i} lies outside the file`);
+    if (off + cs > file.size) {
+      // Not repairable here: a corruption the check reports (and the dirty-bit repair refuses).
+      structural++;
+      if (messages.length < 20) messages.push(`L2 table ${i} at ${off} lies outside the file`);
+      continue;
+    }
     use(off / cs, `L2 table ${i}`);
     const t = await file.read(off, cs);
     for (let j = 0; j < cs / 8; j++) {
@@ -68,9 +74,9 @@ export async function rebuildRefcounts(
   for (const c of uses.keys()) last = Math.max(last, c + 1);
   const r: RefcountReport = {
     leaks: 0,
-    corruptions: 0,
+    corruptions: structural,
     fixed: 0,
-    unfixed: 0,
+    unfixed: structural,
     used: uses.size,
     messages,
   };

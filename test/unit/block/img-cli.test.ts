@@ -175,6 +175,23 @@ describe.skipIf(!haveQemuImg)('wasmvisor img, judged by qemu-img', () => {
     );
   });
 
+  it('an L2 table past the end of the file is a corruption for both (status 2), not a failure', async () => {
+    const f = at('l2-gone.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', f, '16M']);
+    execFileSync('qemu-io', ['-c', 'write 0 4k', f]);
+    const fd = openSync(f, 'r+');
+    const h = Buffer.alloc(64);
+    readSync(fd, h, 0, 64, 0);
+    const e = Buffer.alloc(8);
+    e.writeBigUInt64BE((1n << 63n) | BigInt(64 << 20));
+    writeSync(fd, e, 0, 8, Number(h.readBigUInt64BE(40)));
+    closeSync(fd);
+    expect(qemuImg('check', f).status).toBe(2);
+    const r = await img('check', f);
+    expect(r.status).toBe(2);
+    expect(r.out).toMatch(/L2 table 0 at 67108864 lies outside the file/);
+  });
+
   it('errors are one line naming the file', async () => {
     for (const argv of [
       ['info', at('missing.qcow2')],
