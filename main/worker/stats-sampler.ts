@@ -29,8 +29,11 @@ interface Previous {
 
 /** A byte counter: any device counter named *_bytes (read_bytes, tx_bytes, …). */
 const BYTE_COUNTER = /_bytes$/;
-/** Byte counters that are not throughput. */
-const NOT_THROUGHPUT = new Set(['rx_dropped_bytes']);
+/**
+ * Byte counters that are not throughput, or that repeat another: a NIC's back-end port counts
+ * (net_rx/tx_bytes) the same frames as the device's rx/tx_bytes, so only the device's are charted.
+ */
+const NOT_THROUGHPUT = new Set(['rx_dropped_bytes', 'net_rx_bytes', 'net_tx_bytes']);
 
 const isObj = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
