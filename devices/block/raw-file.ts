@@ -13,6 +13,7 @@
  * Discard and write-zeroes punch holes (fallocate) through the optional host-helper addon; without
  * it, or on a file system that cannot, they write zeros, and stats() says `sparse: false`.
  */
+import { readFully, writeFully } from './scatter-io.js';
 import { constants, type FileHandle, open } from 'node:fs/promises';
 import type { CacheMode } from '../../main/vm/config.js';
 import { BlockError, type VectoredBlockBackend } from './backend.js';
@@ -181,38 +182,14 @@ export class RawFile implements VectoredBlockBackend {
   }
 
   readv(offset: number, bufs: readonly Uint8Array[]): Promise<void> {
-    return this.run('read', offset, totalLength(bufs), false, async () => {
-      let pending = bufs.filter((b) => b.length > 0);
-      let pos = offset;
-      while (pending.length > 0) {
-        const { bytesRead } =
-          pending.length === 1
-            ? await this.fh.read(pending[0], 0, pending[0].length, pos)
-            : await this.fh.readv(pending, pos);
-        if (bytesRead === 0) {
-          // The file shrank under us (another process truncated it): read as zeros, like QEMU.
-          for (const b of pending) b.fill(0);
-          return;
-        }
-        pos += bytesRead;
-        pending = advance(pending, bytesRead);
-      }
-    });
+    return this.run('read', offset, totalLength(bufs), false, () =>
+      readFully(this.fh, offset, bufs),
+    );
   }
 
   writev(offset: number, bufs: readonly Uint8Array[]): Promise<void> {
     return this.run('write', offset, totalLength(bufs), true, async () => {
-      let pending = bufs.filter((b) => b.length > 0);
-      let pos = offset;
-      while (pending.length > 0) {
-        const { bytesWritten } =
-          pending.length === 1
-            ? await this.fh.write(pending[0], 0, pending[0].length, pos)
-            : await this.fh.writev(pending, pos);
-        if (bytesWritten === 0) throw new Error('the host wrote 0 bytes');
-        pos += bytesWritten;
-        pending = advance(pending, bytesWritten);
-      }
+      await writeFully(this.fh, offset, bufs);
       if (this.cache === 'writethrough') await this.sync();
     });
   }
@@ -305,17 +282,4 @@ export class RawFile implements VectoredBlockBackend {
       if (--this.active === 0 && this.drained) this.drained();
     }
   }
-}
-
-/** The buffers left after `n` bytes of a scatter list were transferred (views, not copies). */
-function advance(bufs: readonly Uint8Array[], n: number): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  for (const b of bufs) {
-    if (n >= b.length) n -= b.length;
-    else {
-      out.push(n > 0 ? b.subarray(n) : b);
-      n = 0;
-    }
-  }
-  return out;
 }

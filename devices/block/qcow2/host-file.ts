@@ -6,6 +6,7 @@
  * a sync (`unsafe` skips them; `writethrough` syncs after each data write, via the caller).
  */
 import { constants, open, type FileHandle } from 'node:fs/promises';
+import { readFully, writeFully } from '../scatter-io.js';
 import type { CacheMode } from '../../../main/vm/config.js';
 
 export class HostFile {
@@ -32,20 +33,8 @@ export class HostFile {
   }
 
   /** Reads exactly the views' total length at `pos`; bytes past the end of the file read as 0. */
-  async readv(pos: number, bufs: readonly Uint8Array[]): Promise<void> {
-    let pending = bufs.filter((b) => b.length > 0);
-    while (pending.length > 0) {
-      const { bytesRead } =
-        pending.length === 1
-          ? await this.fh.read(pending[0], 0, pending[0].length, pos)
-          : await this.fh.readv(pending, pos);
-      if (bytesRead === 0) {
-        for (const b of pending) b.fill(0);
-        return;
-      }
-      pos += bytesRead;
-      pending = advance(pending, bytesRead);
-    }
+  readv(pos: number, bufs: readonly Uint8Array[]): Promise<void> {
+    return readFully(this.fh, pos, bufs);
   }
 
   async read(pos: number, len: number): Promise<Uint8Array> {
@@ -55,17 +44,8 @@ export class HostFile {
   }
 
   async writev(pos: number, bufs: readonly Uint8Array[]): Promise<void> {
-    let pending = bufs.filter((b) => b.length > 0);
-    while (pending.length > 0) {
-      const { bytesWritten } =
-        pending.length === 1
-          ? await this.fh.write(pending[0], 0, pending[0].length, pos)
-          : await this.fh.writev(pending, pos);
-      if (bytesWritten === 0) throw new Error('the host wrote 0 bytes');
-      pos += bytesWritten;
-      if (pos > this.size) this.size = pos;
-      pending = advance(pending, bytesWritten);
-    }
+    const end = await writeFully(this.fh, pos, bufs);
+    if (end > this.size) this.size = end;
   }
 
   /** A write barrier / durability point; a no-op under cache=unsafe, as QEMU's flush is. */
@@ -83,19 +63,6 @@ export class HostFile {
   close(): Promise<void> {
     return this.fh.close();
   }
-}
-
-/** The views left after `n` bytes of a scatter list were transferred. */
-export function advance(bufs: readonly Uint8Array[], n: number): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  for (const b of bufs) {
-    if (n >= b.length) n -= b.length;
-    else {
-      out.push(n > 0 ? b.subarray(n) : b);
-      n = 0;
-    }
-  }
-  return out;
 }
 
 /** Views of `len` bytes starting `start` bytes into a scatter list (no copy). */
