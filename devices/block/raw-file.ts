@@ -18,7 +18,7 @@ import { constants, type FileHandle, open } from 'node:fs/promises';
 import type { CacheMode } from '../../main/vm/config.js';
 import { BlockError, type VectoredBlockBackend } from './backend.js';
 import { loadHostNative, type HostNative } from './host-native.js';
-import { checkRange, totalLength } from './request-check.js';
+import { admitRequest, hostIoError, totalLength } from './request-check.js';
 
 /** The subset of FileHandle the raw back end uses (tests wrap a real one to observe calls). */
 export type RawFileHandle = Pick<
@@ -263,21 +263,12 @@ export class RawFile implements VectoredBlockBackend {
     writes: boolean,
     op: () => Promise<void>,
   ): Promise<void> {
-    if (this.closing) throw new BlockError('io', `${this.name}: ${what} after close`);
-    if (writes && this.readOnly) {
-      throw new BlockError('read-only', `${this.name}: ${what} refused: the disk is read-only`);
-    }
-    checkRange(this, what, offset, length);
+    admitRequest(this, this.closing, what, offset, length, writes);
     this.active++;
     try {
       await op();
     } catch (e) {
-      if (e instanceof BlockError) throw e;
-      const err = e as NodeJS.ErrnoException;
-      throw new BlockError(
-        'io',
-        `${this.name}: ${what} at ${offset} (+${length}): ${err.code ?? err.message}`,
-      );
+      throw hostIoError(this.name, what, offset, length, e);
     } finally {
       if (--this.active === 0 && this.drained) this.drained();
     }

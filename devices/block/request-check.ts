@@ -37,3 +37,39 @@ export function totalLength(bufs: readonly Uint8Array[]): number {
   for (const b of bufs) n += b.length;
   return n;
 }
+
+/**
+ * The checks every format runs before touching its file: not closed, not a write to a read-only
+ * disk, and a valid range.
+ */
+export function admitRequest(
+  disk: { readonly name: string; readonly size: number; readonly readOnly: boolean },
+  closed: boolean,
+  what: string,
+  offset: number,
+  length: number,
+  writes: boolean,
+): void {
+  if (closed) throw new BlockError('io', `${disk.name}: ${what} after close`);
+  if (writes && disk.readOnly) {
+    throw new BlockError('read-only', `${disk.name}: ${what} refused: the disk is read-only`);
+  }
+  checkRange(disk, what, offset, length);
+}
+
+/** A host failure during a request, as the BlockError the layers above expect (naming the file). */
+export function hostIoError(
+  name: string,
+  what: string,
+  offset: number,
+  length: number,
+  e: unknown,
+  detailPrefix = '',
+): BlockError {
+  if (e instanceof BlockError) return e;
+  const err = e as NodeJS.ErrnoException;
+  return new BlockError(
+    'io',
+    `${name}: ${what} at ${offset} (+${length}): ${detailPrefix}${err.code ?? err.message}`,
+  );
+}

@@ -19,7 +19,7 @@
 import { inflateRawSync } from 'node:zlib';
 import type { CacheMode } from '../../../main/vm/config.js';
 import { BlockError, type BlockBackend, type VectoredBlockBackend } from '../backend.js';
-import { checkRange, totalLength } from '../request-check.js';
+import { admitRequest, hostIoError, totalLength } from '../request-check.js';
 import {
   decodeL2,
   encodeL2,
@@ -671,20 +671,17 @@ export class Qcow2Image implements VectoredBlockBackend {
     writes: boolean,
     op: () => Promise<void>,
   ): Promise<void> {
-    if (this.closed) throw new BlockError('io', `${this.name}: ${what} after close`);
-    if (writes && this.readOnly) {
-      throw new BlockError('read-only', `${this.name}: ${what} refused: the disk is read-only`);
-    }
-    checkRange(this, what, offset, length);
+    admitRequest(this, this.closed, what, offset, length, writes);
     try {
       await op();
     } catch (e) {
-      if (e instanceof BlockError) throw e;
-      const err = e as NodeJS.ErrnoException;
-      const corrupt = e instanceof Qcow2CorruptError ? 'corrupt image: ' : '';
-      throw new BlockError(
-        'io',
-        `${this.name}: ${what} at ${offset} (+${length}): ${corrupt}${err.code ?? err.message}`,
+      throw hostIoError(
+        this.name,
+        what,
+        offset,
+        length,
+        e,
+        e instanceof Qcow2CorruptError ? 'corrupt image: ' : '',
       );
     }
   }
