@@ -20,6 +20,7 @@ import { VirtMachine, type MachineStats } from '../main/vm/machine.js';
 import { defaultVmConfig, type NicModel } from '../main/vm/config.js';
 import { PciHost } from '../devices/pci/host.js';
 import { VIRT } from '../devices/platform/memory-map.js';
+import { InProcessGuest as Guest } from './in-process-guest.js';
 
 const BLOCK = 64 * 1024;
 const COUNT = Number(process.env.NET_BENCH_BLOCKS ?? 512); // 32 MiB per run
@@ -27,38 +28,6 @@ const MODELS: readonly NicModel[] = ['e1000', 'virtio'];
 const macOf = (model: NicModel, vm: number): string =>
   `52:54:00:00:0${model === 'e1000' ? 1 : 2}:0${vm}`;
 const subnet = (model: NicModel): string => (model === 'e1000' ? '10.0.1' : '10.0.2');
-
-/** One in-process guest with an expect-style console. */
-class Guest {
-  private out = '';
-  private mark = 0;
-  readonly done: Promise<unknown>;
-  constructor(readonly vm: VirtMachine) {
-    vm.onConsoleOutput = (b) => (this.out += Buffer.from(b).toString('latin1'));
-    this.done = vm.run();
-  }
-  send(line: string): void {
-    this.vm.consoleInput(Buffer.from(line + '\r'));
-  }
-  async expect(re: RegExp, ms: number): Promise<RegExpExecArray> {
-    const t0 = Date.now();
-    for (;;) {
-      const m = re.exec(this.out.slice(this.mark));
-      if (m) {
-        this.mark += m.index + m[0].length;
-        return m;
-      }
-      if (Date.now() - t0 > ms) {
-        throw new Error(`timed out waiting for ${re}; console tail:\n${this.out.slice(-1500)}`);
-      }
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  }
-  async run(cmd: string, re: RegExp, ms = 30_000): Promise<RegExpExecArray> {
-    this.send(cmd);
-    return this.expect(re, ms);
-  }
-}
 
 /** Where to read a NIC's exits (bus region names) and interrupts (PLIC source) in stats(). */
 interface NicProbe {

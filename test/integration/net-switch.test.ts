@@ -10,6 +10,7 @@ import { mkdirSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { VirtMachine } from '../../main/vm/machine.js';
 import { defaultVmConfig, type NicModel } from '../../main/vm/config.js';
+import { InProcessGuest as Guest } from '../../bench/in-process-guest.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const artifacts = join(root, 'test-artifacts');
@@ -20,38 +21,6 @@ function hasTshark(): boolean {
     return true;
   } catch {
     return false;
-  }
-}
-
-/** One in-process guest with an expect-style console. */
-class Guest {
-  out = '';
-  private mark = 0;
-  readonly done: Promise<unknown>;
-  constructor(readonly vm: VirtMachine) {
-    vm.onConsoleOutput = (b) => (this.out += Buffer.from(b).toString('latin1'));
-    this.done = vm.run();
-  }
-  send(line: string): void {
-    this.vm.consoleInput(Buffer.from(line + '\r'));
-  }
-  async expect(re: RegExp, ms: number): Promise<RegExpExecArray> {
-    const t0 = Date.now();
-    for (;;) {
-      const m = re.exec(this.out.slice(this.mark));
-      if (m) {
-        this.mark += m.index + m[0].length;
-        return m;
-      }
-      if (Date.now() - t0 > ms) {
-        throw new Error(`timed out waiting for ${re}; console tail:\n${this.out.slice(-1500)}`);
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  async run(cmd: string, re: RegExp, ms = 20_000): Promise<RegExpExecArray> {
-    this.send(cmd);
-    return this.expect(re, ms);
   }
 }
 
