@@ -8,53 +8,25 @@
  * change.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SerialSession } from './serial-session.js';
+import {
+  ROOT_PROMPT,
+  bootRoot,
+  catImage,
+  makeRootImage,
+  missingTools,
+  seqText,
+  tool,
+} from './root-disk.js';
 
-const root = join(import.meta.dirname, '..', '..');
-const cli = join(root, 'bin', 'wasmvisor.mjs');
-const images = join(root, 'guest', 'images');
-const PROMPT = /# /;
-
-const have = (cmd: string): boolean =>
-  spawnSync('sh', ['-c', `command -v ${cmd} || test -x /usr/sbin/${cmd} || test -x /sbin/${cmd}`])
-    .status === 0;
-const tools = ['mke2fs', 'debugfs', 'e2fsck', 'cpio', 'qemu-img'].filter((t) => !have(t));
-const env = { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` };
-
-function tool(cmd: string, args: string[]): { out: string; status: number | null } {
-  const r = spawnSync(cmd, args, { env, encoding: 'utf-8' });
-  if (r.error) throw r.error;
-  return { out: r.stdout + r.stderr, status: r.status };
-}
-
-/** File contents as debugfs reads them from a raw image (stdout only: no banner). */
-const catImage = (img: string, path: string): string =>
-  spawnSync('debugfs', ['-R', `cat ${path}`, img], { env, encoding: 'utf-8' }).stdout;
+const PROMPT = ROOT_PROMPT;
+const boot = bootRoot;
+const tools = missingTools(['mke2fs', 'debugfs', 'e2fsck', 'cpio', 'qemu-img']);
 const sha256 = (f: string): string => createHash('sha256').update(readFileSync(f)).digest('hex');
-const seqText = (n: number): string => Array.from({ length: n }, (_, i) => `${i + 1}\n`).join('');
-
-function boot(disk: string, log: string): SerialSession {
-  return SerialSession.spawn(
-    process.execPath,
-    [
-      cli,
-      'run',
-      '--kernel',
-      join(images, 'Image.gz'),
-      '--disk',
-      disk,
-      '--append',
-      'console=ttyS0 root=/dev/vda rw',
-      '--stats',
-    ],
-    { logFile: join(root, 'test-artifacts', log), env },
-  );
-}
 
 /** Boots, writes /root/hello.txt (token) and /root/seq.txt, syncs, powers off (exit 0). */
 async function bootAndWrite(disk: string, log: string, token: string): Promise<void> {
@@ -87,15 +59,7 @@ describe.skipIf(tools.length > 0)(`qcow2 root file system (needs ${tools.join(',
 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'wasmvisor-qcow2-boot-'));
-    const rootfs = join(dir, 'rootfs');
-    mkdirSync(rootfs);
-    execFileSync(
-      'sh',
-      ['-c', `gzip -dc "${join(images, 'initramfs.cpio.gz')}" | cpio -idm --quiet`],
-      { cwd: rootfs, env },
-    );
-    raw = join(dir, 'root.img');
-    execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-d', rootfs, raw, '64M'], { env });
+    raw = makeRootImage(dir);
   });
 
   afterAll(() => {

@@ -6,54 +6,23 @@
  * `sync` returns loses nothing that was synced.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SerialSession } from './serial-session.js';
+import {
+  ROOT_PROMPT,
+  bootRoot,
+  catImage,
+  makeRootImage,
+  missingTools,
+  seqText,
+  tool,
+} from './root-disk.js';
 
-const root = join(import.meta.dirname, '..', '..');
-const cli = join(root, 'bin', 'wasmvisor.mjs');
-const images = join(root, 'guest', 'images');
-const PROMPT = /# /;
-
-const have = (cmd: string): boolean =>
-  spawnSync('sh', ['-c', `command -v ${cmd} || test -x /usr/sbin/${cmd} || test -x /sbin/${cmd}`])
-    .status === 0;
-const tools = ['mke2fs', 'debugfs', 'e2fsck', 'cpio'].filter((t) => !have(t));
-const env = { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` };
-
-/** Runs a host tool; returns stdout (and the exit status, which e2fsck uses to report). */
-function tool(cmd: string, args: string[]): { out: string; status: number | null } {
-  const r = spawnSync(cmd, args, { env, encoding: 'utf-8' });
-  if (r.error) throw r.error;
-  return { out: r.stdout, status: r.status };
-}
-
-/** File contents as debugfs reads them from the image (no kernel involved). */
-const catImage = (img: string, path: string): string =>
-  tool('debugfs', ['-R', `cat ${path}`, img]).out;
-
-/** The sequence `seq 1 n` prints. */
-const seqText = (n: number): string => Array.from({ length: n }, (_, i) => `${i + 1}\n`).join('');
-
-function boot(img: string, log: string): SerialSession {
-  return SerialSession.spawn(
-    process.execPath,
-    [
-      cli,
-      'run',
-      '--kernel',
-      join(images, 'Image.gz'),
-      '--disk',
-      img,
-      '--append',
-      'console=ttyS0 root=/dev/vda rw',
-      '--stats',
-    ],
-    { logFile: join(root, 'test-artifacts', log), env },
-  );
-}
+const tools = missingTools(['mke2fs', 'debugfs', 'e2fsck', 'cpio']);
+const PROMPT = ROOT_PROMPT;
+const boot = bootRoot;
 
 describe.skipIf(tools.length > 0)(`virtio-blk root file system (needs ${tools.join(', ')})`, () => {
   let dir: string;
@@ -62,19 +31,7 @@ describe.skipIf(tools.length > 0)(`virtio-blk root file system (needs ${tools.jo
 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'wasmvisor-blk-'));
-    const rootfs = join(dir, 'rootfs');
-    mkdirSync(rootfs);
-    // The bundled initramfs is a busybox root: /init -> /sbin/init, /etc/inittab, applets.
-    execFileSync(
-      'sh',
-      ['-c', `gzip -dc "${join(images, 'initramfs.cpio.gz')}" | cpio -idm --quiet`],
-      {
-        cwd: rootfs,
-        env,
-      },
-    );
-    img = join(dir, 'root.img');
-    execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-d', rootfs, img, '64M'], { env });
+    img = makeRootImage(dir);
   });
 
   afterAll(() => {

@@ -1,0 +1,75 @@
+/**
+ * Shared by the tests that boot the bundled kernel with its root file system on a disk image:
+ * host tools (e2fsprogs, cpio, qemu-img) on PATH incl. sbin, the ext4 root image made from the
+ * bundled initramfs, the boot command, and reading files back out of an image without a kernel.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { SerialSession } from './serial-session.js';
+
+const root = join(import.meta.dirname, '..', '..');
+const cli = join(root, 'bin', 'wasmvisor.mjs');
+export const images = join(root, 'guest', 'images');
+export const ROOT_PROMPT = /# /;
+
+/** e2fsprogs live in sbin, which a non-login PATH may lack. */
+export const env = { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` };
+
+const have = (cmd: string): boolean =>
+  spawnSync('sh', ['-c', `command -v ${cmd} || test -x /usr/sbin/${cmd} || test -x /sbin/${cmd}`])
+    .status === 0;
+
+/** The tools of `wanted` that are missing (the suite skips, naming them). */
+export const missingTools = (wanted: string[]): string[] => wanted.filter((t) => !have(t));
+
+/** Runs a host tool; returns its output (stdout then stderr) and exit status. */
+export function tool(cmd: string, args: string[]): { out: string; status: number | null } {
+  const r = spawnSync(cmd, args, { env, encoding: 'utf-8' });
+  if (r.error) throw r.error;
+  return { out: r.stdout + r.stderr, status: r.status };
+}
+
+/** File contents as debugfs reads them from a raw ext4 image (stdout only: no banner). */
+export const catImage = (img: string, path: string): string =>
+  spawnSync('debugfs', ['-R', `cat ${path}`, img], { env, encoding: 'utf-8' }).stdout;
+
+/** The sequence `seq 1 n` prints. */
+export const seqText = (n: number): string =>
+  Array.from({ length: n }, (_, i) => `${i + 1}\n`).join('');
+
+/**
+ * A 64 MiB ext4 image in `dir` holding the bundled initramfs, which is a busybox root
+ * (/init -> /sbin/init, /etc/inittab, the applets). Returns its path.
+ */
+export function makeRootImage(dir: string, name = 'root.img'): string {
+  const rootfs = join(dir, 'rootfs');
+  mkdirSync(rootfs, { recursive: true });
+  execFileSync(
+    'sh',
+    ['-c', `gzip -dc "${join(images, 'initramfs.cpio.gz')}" | cpio -idm --quiet`],
+    { cwd: rootfs, env },
+  );
+  const img = join(dir, name);
+  execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-d', rootfs, img, '64M'], { env });
+  return img;
+}
+
+/** Boots the bundled kernel with root on `disk` (a --disk spec), the CLI's --stats on. */
+export function bootRoot(disk: string, log: string): SerialSession {
+  return SerialSession.spawn(
+    process.execPath,
+    [
+      cli,
+      'run',
+      '--kernel',
+      join(images, 'Image.gz'),
+      '--disk',
+      disk,
+      '--append',
+      'console=ttyS0 root=/dev/vda rw',
+      '--stats',
+    ],
+    { logFile: join(root, 'test-artifacts', log), env },
+  );
+}
