@@ -12,15 +12,20 @@
  */
 import { spawnSync } from 'node:child_process';
 import { GuestConsole as Console } from './guest-console.js';
+import {
+  GUEST_IMAGES as images,
+  QEMU,
+  qemuVersion,
+  qemuVirtArgs,
+  unpackKernel,
+} from './qemu-virt.js';
 import { randomFillSync } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { gunzipSync } from 'node:zlib';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const images = join(root, 'guest', 'images');
 const DISK_MIB = 128;
 const WRITE_MIB = 64;
 const REPEATS = 3;
@@ -162,8 +167,7 @@ function buildInitrd(tmp: string): { initrd: string; vbench: boolean } {
 async function main(): Promise<void> {
   const tmp = mkdtempSync(join(tmpdir(), 'wasmvisor-blkbench-'));
   try {
-    const kernel = join(tmp, 'Image');
-    writeFileSync(kernel, gunzipSync(readFileSync(join(images, 'Image.gz'))));
+    const kernel = unpackKernel(tmp);
     const fw = join(images, 'fw_dynamic.bin');
     const { initrd, vbench } = buildInitrd(tmp);
     // One disk of random bytes; each VM gets its own copy.
@@ -204,26 +208,21 @@ async function main(): Promise<void> {
       ours.kill();
     }
     let q: Figures | undefined;
-    if (hasCmd('qemu-system-riscv64')) {
-      const qemu = new Console('qemu-system-riscv64', [
-        '-M',
-        'virt',
-        '-m',
-        '256M',
-        '-nographic',
-        '-bios',
-        fw,
-        '-kernel',
-        kernel,
-        '-initrd',
-        initrd,
-        '-append',
-        append,
-        '-drive',
-        `file=${qemuDisk},format=raw,if=none,id=d0`,
-        '-device',
-        'virtio-blk-device,drive=d0',
-      ]);
+    if (qemuVersion()) {
+      const qemu = new Console(
+        QEMU,
+        qemuVirtArgs({
+          kernel,
+          initrd,
+          append,
+          extra: [
+            '-drive',
+            `file=${qemuDisk},format=raw,if=none,id=d0`,
+            '-device',
+            'virtio-blk-device,drive=d0',
+          ],
+        }),
+      );
       try {
         q = await measure(qemu, vbench);
       } finally {

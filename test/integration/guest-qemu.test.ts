@@ -8,27 +8,19 @@
  * Set QEMU_SYSTEM_RISCV64 to use another binary. Transcripts and timings are written to
  * test-artifacts/guest-qemu*.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SerialSession } from './serial-session.js';
+import { QEMU, qemuVersion, qemuVirtArgs, unpackKernel } from '../../bench/qemu-virt.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const IMAGES = join(ROOT, 'guest/images');
 const ARTIFACTS = join(ROOT, 'test-artifacts');
-const QEMU = process.env.QEMU_SYSTEM_RISCV64 ?? 'qemu-system-riscv64';
 
 /** The shell prompt of the bundled initramfs (PS1='\h:\w# '). */
 const PROMPT = /wasmvisor:[^\r\n]*# /;
-
-function qemuVersion(): string | undefined {
-  const r = spawnSync(QEMU, ['--version'], { encoding: 'utf-8' });
-  return r.status === 0 ? r.stdout.split('\n')[0] : undefined;
-}
 
 const qemu = qemuVersion();
 const SKIP_NOTE = `${QEMU} not found: install QEMU (Debian: apt-get install qemu-system-misc) to run the reference boot`;
@@ -39,10 +31,8 @@ describe('bundled guest on QEMU virt (reference boot)', () => {
 
   beforeAll(() => {
     if (qemu === undefined) console.warn(`guest-qemu: skipped: ${SKIP_NOTE}`);
-    // QEMU's -kernel wants the raw Image for riscv; our loader takes Image.gz directly.
     tmp = mkdtempSync(join(tmpdir(), 'wasmvisor-guest-'));
-    kernel = join(tmp, 'Image');
-    writeFileSync(kernel, gunzipSync(readFileSync(join(IMAGES, 'Image.gz'))));
+    kernel = unpackKernel(tmp);
   });
 
   afterAll(() => {
@@ -50,14 +40,7 @@ describe('bundled guest on QEMU virt (reference boot)', () => {
   });
 
   function boot(name: string, extraArgs: string[] = [], append = 'console=ttyS0'): SerialSession {
-    const args = [
-      '-M', 'virt', '-m', '256M', '-nographic',
-      '-bios', join(IMAGES, 'fw_dynamic.bin'),
-      '-kernel', kernel,
-      '-initrd', join(IMAGES, 'initramfs.cpio.gz'),
-      '-append', append,
-      ...extraArgs,
-    ]; // prettier-ignore
+    const args = qemuVirtArgs({ kernel, append, extra: extraArgs });
     return SerialSession.spawn(QEMU, args, { logFile: join(ARTIFACTS, `${name}.log`) });
   }
 
