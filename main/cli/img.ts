@@ -17,6 +17,15 @@ import {
   type ImageInfo,
 } from '../../devices/block/qcow2/index.js';
 import { BlockError } from '../../devices/block/backend.js';
+import {
+  parseSnapshotArgs,
+  runSnapshot,
+  snapshotsJson,
+  snapshotTable,
+  SNAPSHOT_USAGE,
+  type SnapshotCommand,
+} from './img-snapshot.js';
+import { parseResizeArgs, runResize, RESIZE_USAGE, type ResizeCommand } from './img-resize.js';
 
 export type ImgCommand =
   | {
@@ -31,7 +40,9 @@ export type ImgCommand =
       quiet: boolean;
     }
   | { op: 'info'; file: string; format?: ImageFormat; json: boolean; backingChain: boolean }
-  | { op: 'check'; file: string; format?: ImageFormat; repair?: 'leaks' | 'all'; json: boolean };
+  | { op: 'check'; file: string; format?: ImageFormat; repair?: 'leaks' | 'all'; json: boolean }
+  | SnapshotCommand
+  | ResizeCommand;
 
 export interface ImgOptions {
   kind: 'img';
@@ -44,7 +55,7 @@ export const IMG_USAGE = `  img create [-q] [-f raw|qcow2] [-o cluster_size=N,re
                       format, sizes, cluster size, backing chain, dirty/corrupt flags
   img check [-f FMT] [-r leaks|all] [--output human|json] FILE
                       check (and repair) a qcow2's refcounts; exit 0 clean, 2 corrupt, 3 leaks
-`;
+${SNAPSHOT_USAGE}${RESIZE_USAGE}`;
 
 /** "10G", "64k", "512", "1.5M" (powers of 1024, as qemu-img reads them) into bytes. */
 export function parseSize(s: string, what: string): number {
@@ -74,6 +85,8 @@ const OUTPUT = (v: string | undefined): boolean => {
 /** Parses `img …` (argv after "img"); throws an Error whose message is the usage problem. */
 export function parseImgArgs(argv: string[]): ImgOptions {
   const [op, ...rest] = argv;
+  if (op === 'snapshot') return { kind: 'img', cmd: parseSnapshotArgs(rest) };
+  if (op === 'resize') return { kind: 'img', cmd: parseResizeArgs(rest) };
   if (op === 'create') {
     const { values, positionals } = parseArgs({
       args: rest,
@@ -171,7 +184,7 @@ export function parseImgArgs(argv: string[]): ImgOptions {
 }
 
 /** qemu-img's human sizes: "64 MiB", "196 KiB", "1.5 GiB". */
-function human(n: number): string {
+export function human(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
   let i = 0;
   let v = n;
@@ -186,6 +199,7 @@ function human(n: number): string {
 /** qemu-img info --output json's key names. */
 function infoJson(i: ImageInfo): Record<string, unknown> {
   const o: Record<string, unknown> = {
+    ...(i.snapshots?.length ? { snapshots: snapshotsJson(i.snapshots) } : {}),
     'virtual-size': i.virtualSize,
     filename: i.filename,
     format: i.format,
@@ -235,7 +249,7 @@ function infoText(i: ImageInfo): string {
       if (i.backingFormat) lines.push(`backing file format: ${i.backingFormat}`);
     }
     if (i.encrypted) lines.push('encrypted: yes');
-    if (i.snapshots) lines.push(`internal snapshots: ${i.snapshots}`);
+    if (i.snapshots?.length) lines.push(`Snapshot list:\n${snapshotTable(i.snapshots).trimEnd()}`);
     lines.push(
       'Format specific information:',
       `    compat: ${i.compat}`,
@@ -406,6 +420,10 @@ export async function runImg(o: ImgOptions, io: ImgIo = stdio): Promise<number> 
         return await info(o.cmd, io);
       case 'check':
         return await check(o.cmd, io);
+      case 'snapshot':
+        return await runSnapshot(o.cmd, io);
+      case 'resize':
+        return await runResize(o.cmd, io);
     }
   } catch (e) {
     // BlockErrors name the file already; anything else gets the file put in front of it.

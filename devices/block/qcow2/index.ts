@@ -10,3 +10,12 @@ export {
   type ImageInfo,
   type CheckResult,
 } from './inspect.js';
+export {
+  applySnapshot,
+  createSnapshot,
+  deleteSnapshot,
+  listSnapshots,
+  SnapshotError,
+  type SnapshotInfo,
+} from './snapshots.js';
+export { resizeQcow2, ResizeError } from './resize.js';

@@ -18,6 +18,7 @@ import { HostFile } from './host-file.js';
 import { probeFormat, resolveBacking, type ImageFormat } from './open-image.js';
 import { Qcow2CorruptError, Refcounts } from './refcounts.js';
 import { rebuildRefcounts } from './repair.js';
+import { listSnapshots, type SnapshotInfo } from './snapshots.js';
 
 export interface ImageInfo {
   filename: string;
@@ -38,7 +39,8 @@ export interface ImageInfo {
   refcountBits?: number;
   compressionType?: 'zlib' | 'zstd';
   encrypted?: boolean;
-  snapshots?: number;
+  /** Internal snapshots, oldest first. */
+  snapshots?: SnapshotInfo[];
 }
 
 const fail = (path: string, msg: string): never => {
@@ -51,6 +53,21 @@ function errnoText(e: unknown): string {
   if (err.code === 'EACCES' || err.code === 'EPERM') return 'permission denied';
   if (err.code === 'EISDIR') return 'is a directory, not a disk image';
   return err.message;
+}
+
+async function snapshotsOf(path: string, h: Qcow2Header): Promise<SnapshotInfo[]> {
+  if (h.nbSnapshots === 0) return [];
+  const file = await HostFile.open(path, true, 'writeback').catch((e: unknown) =>
+    fail(path, errnoText(e)),
+  );
+  try {
+    return await listSnapshots({ file, header: h });
+  } catch (e) {
+    if (e instanceof Qcow2FormatError || e instanceof Qcow2CorruptError) fail(path, e.message);
+    throw e;
+  } finally {
+    await file.close();
+  }
 }
 
 async function readHeader(path: string): Promise<{ h: Qcow2Header; fileSize: number }> {
@@ -101,7 +118,7 @@ export async function imageInfo(path: string, format?: ImageFormat): Promise<Ima
     refcountBits: 2 ** h.refcountOrder,
     compressionType: h.compressionType === 1 ? 'zstd' : 'zlib',
     encrypted: h.cryptMethod !== 0,
-    snapshots: h.nbSnapshots,
+    snapshots: await snapshotsOf(path, h),
   };
   if (h.backingFile) {
     info.backingFilename = h.backingFile;
@@ -169,8 +186,6 @@ export async function checkQcow2(path: string, repair?: 'leaks' | 'all'): Promis
   }
   try {
     const { h } = await readHeader(path);
-    if (h.nbSnapshots > 0)
-      fail(path, 'checking images with internal snapshots is not supported yet');
     const cs = 2 ** h.clusterBits;
     const l1 = await file.read(h.l1Offset, h.l1Size * 8);
     const refs = await Refcounts.load(

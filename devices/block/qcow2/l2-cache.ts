@@ -38,6 +38,11 @@ export class L2Cache {
     this.tables.delete(l1i);
   }
 
+  /** Forgets every table (all must be clean: written back). */
+  clear(): void {
+    this.tables.clear();
+  }
+
   dirtyTables(): [number, CachedTable][] {
     return [...this.tables].filter(([, t]) => t.dirty);
   }

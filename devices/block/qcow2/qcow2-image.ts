@@ -21,6 +21,7 @@ import type { CacheMode } from '../../../main/vm/config.js';
 import { BlockError, type BlockBackend, type VectoredBlockBackend } from '../backend.js';
 import { admitRequest, hostIoError, totalLength } from '../request-check.js';
 import {
+  COPIED,
   decodeL2,
   encodeL2,
   l1Offset,
@@ -43,6 +44,7 @@ import {
   type Qcow2Header,
 } from './qcow2-header.js';
 import { Qcow2CorruptError, Refcounts } from './refcounts.js';
+import type { Qcow2Meta } from './metadata.js';
 import { rebuildRefcounts } from './repair.js';
 import { RwLock } from './rw-lock.js';
 
@@ -53,6 +55,11 @@ export interface Qcow2OpenOptions {
   l2CacheBytes?: number;
   /** Opens the backing file named in the header (resolved path, format or undefined to probe). */
   openBacking?: (path: string, format: string | undefined) => Promise<BlockBackend>;
+  /**
+   * Leave the backing file closed (unallocated clusters then read as zeros): for metadata work
+   * only — snapshots, resize — like qemu-img's own opening for those.
+   */
+  noBacking?: boolean;
   log?: (msg: string) => void;
 }
 
@@ -77,7 +84,6 @@ function fail(path: string, msg: string): never {
 }
 
 export class Qcow2Image implements VectoredBlockBackend {
-  readonly size: number;
   readonly clusterSize: number;
   private readonly l2Entries: number;
   private readonly l1Dirty = new Set<number>();
@@ -92,7 +98,7 @@ export class Qcow2Image implements VectoredBlockBackend {
     private readonly file: HostFile,
     readonly name: string,
     readonly header: Qcow2Header,
-    private readonly l1: Uint8Array,
+    private l1: Uint8Array,
     private readonly refs: Refcounts | undefined,
     private readonly l2: L2Cache,
     readonly backing: BlockBackend | undefined,
@@ -100,7 +106,11 @@ export class Qcow2Image implements VectoredBlockBackend {
   ) {
     this.clusterSize = 2 ** header.clusterBits;
     this.l2Entries = this.clusterSize / 8;
-    this.size = Math.ceil(header.size / 512) * 512;
+  }
+
+  /** The virtual disk size (whole sectors); changes only through a resize. */
+  get size(): number {
+    return Math.ceil(this.header.size / 512) * 512;
   }
 
   static async open(path: string, opts: Qcow2OpenOptions = {}): Promise<Qcow2Image> {
@@ -147,8 +157,6 @@ export class Qcow2Image implements VectoredBlockBackend {
       }
       if (h.version === 2)
         why.push('qcow2 version 2 is read-only here (`qemu-img amend -o compat=1.1`)');
-      if (h.nbSnapshots > 0)
-        why.push('writing images with internal snapshots is not supported yet');
       if (!readOnly && why.length > 0) {
         log(`${path}: opened read-only: ${why.join('; ')}`);
         await file.close();
@@ -181,7 +189,7 @@ export class Qcow2Image implements VectoredBlockBackend {
         2,
         Math.floor((opts.l2CacheBytes ?? Math.min(needTables * cs, 32 << 20)) / cs),
       );
-      if (h.backingFile) {
+      if (h.backingFile && !opts.noBacking) {
         if (!opts.openBacking) fail(path, `has a backing file (${h.backingFile}) and no opener`);
         backing = await opts.openBacking(h.backingFile, h.backingFormat);
       }
@@ -364,6 +372,37 @@ export class Qcow2Image implements VectoredBlockBackend {
       if (end > last) await this.writeZeroBytes(last, end - last);
       if (this.file.cache === 'writethrough') await this.rw.exclusive(() => this.flushLocked());
     });
+  }
+
+  /**
+   * Runs a whole-image metadata operation (snapshots, resize) alone: guest I/O waits, every
+   * cache is written back and synced first, and the L2 cache is emptied before and after (the
+   * operation changes tables on disk).
+   */
+  withMetadata<T>(fn: (m: Qcow2Meta) => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new BlockError('io', `${this.name}: closed`));
+    if (this.readOnly || !this.refs) {
+      return Promise.reject(
+        new BlockError('read-only', `disk image ${this.name}: opened read-only`),
+      );
+    }
+    const refs = this.refs;
+    return this.rw.exclusive(async () => {
+      await this.flushLocked();
+      this.l2.clear();
+      const m: Qcow2Meta = { file: this.file, header: this.header, refs, l1: this.l1 };
+      try {
+        return await fn(m);
+      } finally {
+        this.l1 = m.l1;
+        this.l2.clear();
+      }
+    });
+  }
+
+  /** The header and file, for reading metadata (the snapshot table) of an open image. */
+  get metadataFile(): Pick<Qcow2Meta, 'file' | 'header'> {
+    return { file: this.file, header: this.header };
   }
 
   async close(): Promise<void> {
@@ -553,34 +592,32 @@ export class Qcow2Image implements VectoredBlockBackend {
     return m;
   }
 
-  /** The L2 table for L1 index `l1i`; with `create`, allocates one (exclusive lock held). */
+  /**
+   * The L2 table for L1 index `l1i`. With `create` (exclusive lock held) the table is made ours
+   * to change: allocated when there is none, copied first when it is shared with a snapshot.
+   */
   private async l2Table(l1i: number, create: boolean): Promise<Uint8Array | undefined> {
     if (l1i >= this.header.l1Size) {
       throw new Qcow2CorruptError(`L1 index ${l1i} is beyond the L1 table`);
     }
-    const cached = this.l2.get(l1i);
-    if (cached) return cached.table;
+    const cached = this.l2.get(l1i)?.table;
     const off = l1Offset(this.l1, l1i, this.clusterSize);
-    if (off === 0) {
+    if (!cached && off === 0) {
       if (!create) return undefined;
       const host = await this.allocateCluster();
       const t = new Uint8Array(this.clusterSize);
       this.l2.put(l1i, t, true);
-      setL1(this.l1, l1i, host);
-      this.l1Dirty.add(Math.floor((l1i * 8) / 512));
+      this.setL1Entry(l1i, host);
       return t;
     }
+    const t = cached ?? (await this.loadL2(l1i, off));
+    if (create && !(readWord(this.l1, l1i)[0] & COPIED)) return this.ownL2(l1i, off, t);
+    return t;
+  }
+
+  private async loadL2(l1i: number, off: number): Promise<Uint8Array> {
     if (off < this.clusterSize || off + this.clusterSize > this.file.size) {
       throw new Qcow2CorruptError(`L2 table ${l1i} at ${off} lies outside the file`);
-    }
-    const [hi] = readWord(this.l1, l1i);
-    if (
-      create &&
-      !(hi & 0x80000000) &&
-      this.refs &&
-      (await this.refs.get(off / this.clusterSize)) !== 1
-    ) {
-      throw new Qcow2CorruptError(`L2 table ${l1i} is shared (snapshots): not writable here`);
     }
     let p = this.l2Loading.get(l1i);
     if (!p) {
@@ -592,6 +629,30 @@ export class Qcow2Image implements VectoredBlockBackend {
       return t;
     }
     return p;
+  }
+
+  /**
+   * An L2 table whose L1 entry lacks COPIED: shared with a snapshot (refcount above one), so it
+   * is copied to a new cluster the active L1 then names — the old one is released after the
+   * write-back, by which time nothing active points at it; or ours alone after all (the flag was
+   * stale), so the flag is set.
+   */
+  private async ownL2(l1i: number, off: number, t: Uint8Array): Promise<Uint8Array> {
+    if ((await this.refs!.get(off / this.clusterSize)) === 1) {
+      this.setL1Entry(l1i, off);
+      return t;
+    }
+    const host = await this.allocateCluster();
+    const copy = t.slice();
+    this.l2.put(l1i, copy, true);
+    this.setL1Entry(l1i, host);
+    this.pendingFree.push(off / this.clusterSize);
+    return copy;
+  }
+
+  private setL1Entry(l1i: number, host: number): void {
+    setL1(this.l1, l1i, host);
+    this.l1Dirty.add(Math.floor((l1i * 8) / 512));
   }
 
   /** Changes one cluster's L2 entry (exclusive lock held); what it pointed at is released later. */

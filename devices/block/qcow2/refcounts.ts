@@ -135,6 +135,22 @@ export class Refcounts {
     }
   }
 
+  /** Allocates `n` contiguous free clusters (in memory) and returns the first one's index. */
+  async allocateRun(n: number): Promise<number> {
+    let run: number[] = [];
+    const spare: number[] = [];
+    while (run.length < n) {
+      const c = await this.allocate();
+      if (run.length > 0 && c !== run[run.length - 1] + 1) {
+        spare.push(...run);
+        run = [];
+      }
+      run.push(c);
+    }
+    for (const c of spare) await this.set(c, 0);
+    return run[0];
+  }
+
   /** Writes the refcount blocks changed in memory (no sync: the caller orders that). */
   async writeDirty(): Promise<boolean> {
     if (this.dirty.size === 0) return false;

@@ -7,7 +7,9 @@
 import { decodeL2, l1Offset } from './entries.js';
 import type { HostFile } from './host-file.js';
 import type { Qcow2Header } from './qcow2-header.js';
-import { Qcow2CorruptError, type Refcounts } from './refcounts.js';
+import type { Refcounts } from './refcounts.js';
+import { readSnapshotTable } from './snapshot-table.js';
+import { entryClusters } from './tree.js';
 
 export interface RefcountReport {
   leaks: number;
@@ -28,9 +30,6 @@ export async function rebuildRefcounts(
   /** true: set every refcount to its uses; 'leaks': only lower those above (`check -r leaks`). */
   fix: boolean | 'leaks',
 ): Promise<RefcountReport> {
-  if (h.nbSnapshots > 0) {
-    throw new Qcow2CorruptError('refcounts of images with internal snapshots are not rebuilt here');
-  }
   const cs = 2 ** h.clusterBits;
   const uses = new Map<number, number>();
   const messages: string[] = [];
@@ -49,26 +48,34 @@ export async function rebuildRefcounts(
   range(rtOff, rtBytes, 'refcount table');
   for (const b of refs.tableEntries()) if (b) use(b / cs, 'refcount block');
   let structural = 0;
-  for (let i = 0; i < h.l1Size; i++) {
-    const off = l1Offset(l1, i, cs);
-    if (!off) continue;
-    if (off + cs > file.size) {
-      // Not repairable here: a corruption the check reports (and the dirty-bit repair refuses).
-      structural++;
-      if (messages.length < 20) messages.push(`L2 table ${i} at ${off} lies outside the file`);
-      continue;
-    }
-    use(off / cs, `L2 table ${i}`);
-    const t = await file.read(off, cs);
-    for (let j = 0; j < cs / 8; j++) {
-      const m = decodeL2(t, j, h.clusterBits, h.version);
-      if ((m.kind === 'data' || m.kind === 'zero') && m.host) use(m.host / cs, 'data');
-      else if (m.kind === 'compressed') {
-        for (let k = Math.floor(m.start / cs); k <= Math.floor((m.end - 1) / cs); k++) {
-          use(k, 'compressed data');
+  // Every L1 table — the active one and each snapshot's — counts its tree once more.
+  const walk = async (table: Uint8Array, whose: string) => {
+    for (let i = 0; i < table.length / 8; i++) {
+      const off = l1Offset(table, i, cs);
+      if (!off) continue;
+      if (off + cs > file.size) {
+        // Not repairable here: a corruption the check reports (and the dirty-bit repair refuses).
+        structural++;
+        if (messages.length < 20)
+          messages.push(`${whose}L2 table ${i} at ${off} lies outside the file`);
+        continue;
+      }
+      use(off / cs, `${whose}L2 table ${i}`);
+      const t = await file.read(off, cs);
+      for (let j = 0; j < cs / 8; j++) {
+        for (const c of entryClusters(decodeL2(t, j, h.clusterBits, h.version), cs)) {
+          use(c, `${whose}data`);
         }
       }
     }
+  };
+  await walk(l1, '');
+  const snaps = await readSnapshotTable(file, h);
+  if (snaps.bytes > 0) range(h.snapshotsOffset, snaps.bytes, 'snapshot table');
+  for (const e of snaps.entries) {
+    const whose = `snapshot ${e.id}: `;
+    range(e.l1Offset, e.l1Size * 8, `${whose}L1 table`);
+    await walk(await file.read(e.l1Offset, e.l1Size * 8), whose);
   }
   let last = Math.ceil(file.size / cs);
   for (const c of uses.keys()) last = Math.max(last, c + 1);
