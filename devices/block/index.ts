@@ -26,6 +26,8 @@ export interface DiskStats extends SchedulerStats {
   sparseUnavailable?: string;
   /** fdatasync calls made on the image. */
   syncs: number;
+  /** cor=on: clusters copied from the backing chain into the overlay so far. */
+  corClusters?: number;
 }
 
 export interface Disk extends BlockBackend {
@@ -52,7 +54,9 @@ export interface OpenDiskOptions {
 interface FormatLayer extends BlockBackend {
   setCacheMode(mode: CacheMode): void;
 }
-type FileCounters = Pick<RawFileStats, 'cache' | 'sparse' | 'sparseUnavailable' | 'syncs'>;
+type FileCounters = Pick<RawFileStats, 'cache' | 'sparse' | 'sparseUnavailable' | 'syncs'> & {
+  corClusters?: number;
+};
 
 /** qcow2's counters in the shape DiskStats reports (freed clusters are reused, not punched). */
 function qcow2Counters(img: Qcow2Image): FileCounters {
@@ -62,6 +66,7 @@ function qcow2Counters(img: Qcow2Image): FileCounters {
     sparse: false,
     sparseUnavailable: 'qcow2: clusters are reused',
     syncs: s.syncs,
+    ...(s.corClusters > 0 ? { corClusters: s.corClusters } : {}),
   };
 }
 
@@ -118,6 +123,7 @@ class ScheduledDisk implements Disk {
       sparse: f.sparse,
       ...(f.sparseUnavailable ? { sparseUnavailable: f.sparseUnavailable } : {}),
       syncs: f.syncs,
+      ...(f.corClusters !== undefined ? { corClusters: f.corClusters } : {}),
     };
   }
 }
@@ -145,6 +151,7 @@ export async function openDisk(cfg: DiskConfig, opts: OpenDiskOptions = {}): Pro
     const img = await openImage(cfg.path, 'qcow2', {
       readOnly: cfg.readOnly,
       cache: cfg.cache,
+      copyOnRead: cfg.cor,
       log: opts.log,
     });
     file = img as Qcow2Image;
@@ -200,7 +207,11 @@ async function openSnapshotOverlay(cfg: DiskConfig, opts: OpenDiskOptions): Prom
   try {
     const overlay = join(dir, 'overlay.qcow2');
     await createQcow2(overlay, { backingFile: base, backingFormat: cfg.format });
-    const img = await openImage(overlay, 'qcow2', { cache: 'unsafe', log: opts.log });
+    const img = await openImage(overlay, 'qcow2', {
+      cache: 'unsafe',
+      copyOnRead: cfg.cor,
+      log: opts.log,
+    });
     return img as Qcow2Image;
   } finally {
     // (Windows cannot unlink an open file: there the directory is left behind.)

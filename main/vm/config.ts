@@ -21,6 +21,21 @@ export interface DiskConfig {
    * when the disk closes (or the process dies); the image itself is opened read-only.
    */
   snapshot?: boolean;
+  /**
+   * Copy-on-read: every cluster the guest reads from the backing chain is written into the
+   * qcow2 overlay (the image itself, or the snapshot=on overlay), so a VM on a slow base gets
+   * faster as it runs.
+   */
+  cor?: boolean;
+}
+
+/** cor=on needs an overlay to copy into: a qcow2 image (with a backing file) or snapshot=on. */
+function checkCor(d: DiskConfig, where: string): void {
+  if (!d.cor) return;
+  if (d.format !== 'qcow2' && !d.snapshot) {
+    throw new ConfigError(`${where}: cor=on needs a qcow2 overlay (format=qcow2 or snapshot=on)`);
+  }
+  if (d.readOnly) throw new ConfigError(`${where}: cor=on writes into the overlay, so not with ro`);
 }
 
 /** virtio-balloon settings; each optional feature is a device setting. */
@@ -86,7 +101,8 @@ export function effectiveAppend(cfg: VmConfig): string {
 }
 
 /**
- * Parses a `--disk` argument: PATH[,format=raw|qcow2][,ro][,cache=MODE][,sched=POLICY].
+ * Parses a `--disk` argument:
+ * PATH[,format=raw|qcow2][,ro][,cache=MODE][,sched=POLICY][,snapshot=on][,cor=on].
  * (A path containing a comma cannot be given this way, as with QEMU's -drive without escaping.)
  */
 export function parseDiskSpec(spec: string): DiskConfig {
@@ -100,6 +116,9 @@ export function parseDiskSpec(spec: string): DiskConfig {
       if (v !== 'on' && v !== 'off')
         throw new ConfigError(`--disk ${path}: snapshot must be on or off`);
       d.snapshot = v === 'on';
+    } else if (k === 'cor') {
+      if (v !== 'on' && v !== 'off') throw new ConfigError(`--disk ${path}: cor must be on or off`);
+      d.cor = v === 'on';
     } else if (k === 'format') {
       if (!DISK_FORMATS.includes(v as DiskFormat))
         throw new ConfigError(`--disk ${path}: format "${v}" is not supported (raw, qcow2)`);
@@ -116,6 +135,7 @@ export function parseDiskSpec(spec: string): DiskConfig {
       d.sched = v as SchedulerPolicy;
     } else throw new ConfigError(`--disk ${path}: unknown option "${o}"`);
   }
+  checkCor(d, `--disk ${path}`);
   return d;
 }
 
@@ -283,14 +303,19 @@ export function validateVmConfig(v: unknown, where = 'VM definition'): VmConfig 
     if (typeof ro !== 'boolean') throw new ConfigError(`${w}: "readOnly" must be true or false`);
     const snap = d.snapshot ?? false;
     if (typeof snap !== 'boolean') throw new ConfigError(`${w}: "snapshot" must be true or false`);
-    return {
+    const cor = d.cor ?? false;
+    if (typeof cor !== 'boolean') throw new ConfigError(`${w}: "cor" must be true or false`);
+    const disk: DiskConfig = {
       path: d.path,
       format: fmt as DiskFormat,
       readOnly: ro,
       cache: cache as CacheMode,
       sched: sched as SchedulerPolicy,
       ...(snap ? { snapshot: true } : {}),
+      ...(cor ? { cor: true } : {}),
     };
+    checkCor(disk, w);
+    return disk;
   });
   const nicsIn = v.nics ?? [];
   if (!Array.isArray(nicsIn)) throw new ConfigError(`${where}: "nics" must be a list`);

@@ -21,6 +21,8 @@ export interface OpenImageOptions {
   readOnly?: boolean;
   cache?: CacheMode;
   l2CacheBytes?: number;
+  /** Copy-on-read into this image (qcow2 with a backing file; ignored for others). */
+  copyOnRead?: boolean;
   log?: (msg: string) => void;
 }
 
@@ -78,6 +80,7 @@ export async function openImage(
     readOnly: opts.readOnly,
     cache: opts.cache,
     l2CacheBytes: opts.l2CacheBytes,
+    copyOnRead: opts.copyOnRead,
     log: opts.log,
     openBacking: (name, bfmt) => {
       if (bfmt !== undefined && bfmt !== 'raw' && bfmt !== 'qcow2') {
@@ -87,11 +90,13 @@ export async function openImage(
         );
       }
       const p = resolveBacking(path, name);
-      return openImage(p, bfmt, { ...opts, readOnly: true }, next).catch((e: unknown) => {
-        const msg = (e as Error).message;
-        if (msg.includes(`backing file of`) || msg.includes('backing chain')) throw e;
-        throw new BlockError('io', `disk image ${path}: backing file ${name}: ${msg}`);
-      });
+      return openImage(p, bfmt, { ...opts, readOnly: true, copyOnRead: false }, next).catch(
+        (e: unknown) => {
+          const msg = (e as Error).message;
+          if (msg.includes(`backing file of`) || msg.includes('backing chain')) throw e;
+          throw new BlockError('io', `disk image ${path}: backing file ${name}: ${msg}`);
+        },
+      );
     },
   });
 }

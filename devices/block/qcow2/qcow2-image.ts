@@ -60,6 +60,11 @@ export interface Qcow2OpenOptions {
    * only — snapshots, resize — like qemu-img's own opening for those.
    */
   noBacking?: boolean;
+  /**
+   * Copy-on-read: every cluster read from the backing file is also written into this image
+   * (whole clusters, after the guest has its data); a guest write to the same cluster wins.
+   */
+  copyOnRead?: boolean;
   log?: (msg: string) => void;
 }
 
@@ -71,8 +76,17 @@ export interface Qcow2Stats {
   l2CacheHits: number;
   l2CacheMisses: number;
   allocations: number;
+  /** Clusters copy-on-read has written into this image, and copies that failed (e.g. ENOSPC). */
+  corClusters: number;
+  corFailures: number;
   backing?: string;
   fileBytes: number;
+}
+
+/** One cluster copy-on-read read from the backing file, to be written into the image. */
+interface CorCopy {
+  cluster: number;
+  data: Uint8Array;
 }
 
 const KNOWN_INCOMPAT =
@@ -92,6 +106,10 @@ export class Qcow2Image implements VectoredBlockBackend {
   private l2Loading = new Map<number, Promise<Uint8Array>>();
   private unsynced = false;
   private allocations = 0;
+  private corClusters = 0;
+  private corFailures = 0;
+  private copyOnRead = false;
+  private log: (msg: string) => void = () => {};
   private closed = false;
 
   private constructor(
@@ -204,6 +222,8 @@ export class Qcow2Image implements VectoredBlockBackend {
         readOnly,
       );
       if (!readOnly) await img.prepareForWriting(log);
+      img.copyOnRead = (opts.copyOnRead ?? false) && !readOnly && backing !== undefined;
+      img.log = log;
       return img;
     } catch (e) {
       await backing?.close().catch(() => {});
@@ -255,6 +275,8 @@ export class Qcow2Image implements VectoredBlockBackend {
       l2CacheHits: this.l2.hits,
       l2CacheMisses: this.l2.misses,
       allocations: this.allocations,
+      corClusters: this.corClusters,
+      corFailures: this.corFailures,
       ...(this.backing ? { backing: this.backing.name } : {}),
       fileBytes: this.file.size,
     };
@@ -270,8 +292,9 @@ export class Qcow2Image implements VectoredBlockBackend {
 
   readv(offset: number, bufs: readonly Uint8Array[]): Promise<void> {
     const len = totalLength(bufs);
-    return this.run('read', offset, len, false, () =>
-      this.rw.shared(async () => {
+    return this.run('read', offset, len, false, async () => {
+      const copies: CorCopy[] = [];
+      await this.rw.shared(async () => {
         const jobs: Promise<void>[] = [];
         let run: { host: number; views: Uint8Array[]; len: number } | undefined;
         const flushRun = () => {
@@ -294,14 +317,66 @@ export class Qcow2Image implements VectoredBlockBackend {
             }
           } else {
             flushRun();
-            jobs.push(this.readFrom(m, g, views, n));
+            if (m.kind === 'unallocated' && this.copyOnRead) {
+              jobs.push(this.readForCopy(g, views).then((c) => void copies.push(c)));
+            } else jobs.push(this.readFrom(m, g, views, n));
           }
           pos += n;
         }
         flushRun();
         await Promise.all(jobs);
-      }),
-    );
+      });
+      if (copies.length > 0) await this.rw.exclusive(() => this.copyIn(copies));
+    });
+  }
+
+  /** Copy-on-read: the whole backing cluster holding `g`, of which the guest gets its part. */
+  private async readForCopy(g: number, views: Uint8Array[]): Promise<CorCopy> {
+    const cs = this.clusterSize;
+    const c = Math.floor(g / cs);
+    const data = new Uint8Array(cs);
+    await this.readFrom({ kind: 'unallocated' }, c * cs, [data], cs);
+    let p = g % cs;
+    for (const v of views) {
+      v.set(data.subarray(p, p + v.length));
+      p += v.length;
+    }
+    return { cluster: c, data };
+  }
+
+  /**
+   * Copy-on-read, second half (exclusive lock): clusters still unallocated get the backing's
+   * data — a guest write that got there first (it holds the lock before us) wins, and one that
+   * comes later finds the cluster ours and writes in place. Data first, then the L2 entries.
+   * A failure only costs the copy: the guest has its data already.
+   */
+  private async copyIn(copies: CorCopy[]): Promise<void> {
+    try {
+      const cs = this.clusterSize;
+      const maps: [number, Mapping][] = [];
+      const jobs: Promise<void>[] = [];
+      for (const { cluster, data } of copies) {
+        if ((await this.lookup(cluster * cs)).kind !== 'unallocated') continue;
+        if (data.every((b) => b === 0)) {
+          maps.push([cluster, { kind: 'zero', host: 0, copied: false }]);
+          continue;
+        }
+        const host = await this.allocateCluster();
+        jobs.push(this.file.writev(host, [data]));
+        maps.push([cluster, { kind: 'data', host, copied: true }]);
+      }
+      await Promise.all(jobs);
+      this.unsynced = true;
+      for (const [c, m] of maps) await this.setMapping(c, m);
+      this.corClusters += maps.length;
+      await this.maybeWriteback();
+    } catch (e) {
+      if (this.corFailures++ === 0) {
+        this.log(
+          `${this.name}: copy-on-read failed (the guest's reads go on): ${(e as Error).message}`,
+        );
+      }
+    }
   }
 
   writev(offset: number, bufs: readonly Uint8Array[]): Promise<void> {

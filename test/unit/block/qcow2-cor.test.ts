@@ -1,0 +1,123 @@
+/**
+ * cor=on (copy-on-read), judged by qemu-img: what the guest reads from the backing chain ends up
+ * in the overlay (`qemu-img map` shows it there), the overlay still reads as the base
+ * (`qemu-img compare`), `qemu-img check` is clean, and a guest write racing a copy wins.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openDisk } from '../../../devices/block/index.js';
+import { createQcow2, openImage } from '../../../devices/block/qcow2/index.js';
+import { parseDiskSpec, ConfigError } from '../../../main/vm/config.js';
+
+const haveQemuImg = spawnSync('qemu-img', ['--version']).status === 0;
+const MiB = 1 << 20;
+let dir: string;
+
+function qemuImg(...args: string[]): { status: number | null; out: string } {
+  const r = spawnSync('qemu-img', args, { encoding: 'utf-8' });
+  return { status: r.status, out: r.stdout + r.stderr };
+}
+
+interface MapEntry {
+  start: number;
+  length: number;
+  depth: number;
+  data: boolean;
+}
+
+/** Bytes of `[from, to)` that qemu-img map says the top image itself holds. */
+function inOverlay(file: string, from: number, to: number): number {
+  const r = qemuImg('map', '--output', 'json', file);
+  expect(r.status, r.out).toBe(0);
+  let n = 0;
+  for (const e of JSON.parse(r.out) as MapEntry[]) {
+    if (e.depth !== 0) continue;
+    n += Math.max(0, Math.min(to, e.start + e.length) - Math.max(from, e.start));
+  }
+  return n;
+}
+
+function base(name: string, size: number): string {
+  const f = join(dir, name);
+  const b = new Uint8Array(size);
+  for (let i = 0; i < size; i += 512) b.fill(((i >> 9) * 37 + 1) & 0xff, i, i + 512);
+  b.fill(0, 6 * MiB, 7 * MiB); // a zero run: copied as zero clusters, not data
+  writeFileSync(f, b);
+  return f;
+}
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'wasmvisor-cor-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('cor=on in the disk definition', () => {
+  it('needs a qcow2 overlay to copy into', () => {
+    expect(parseDiskSpec('o.qcow2,format=qcow2,cor=on').cor).toBe(true);
+    expect(parseDiskSpec('b.img,snapshot=on,cor=on').cor).toBe(true);
+    expect(() => parseDiskSpec('b.img,cor=on')).toThrow(ConfigError);
+    expect(() => parseDiskSpec('b.img,format=qcow2,cor=maybe')).toThrow(/on or off/);
+  });
+});
+
+describe.skipIf(!haveQemuImg)('copy-on-read, judged by qemu-img', () => {
+  it('fills the overlay with what the guest reads; the overlay still equals the base', async () => {
+    const raw = base('base.raw', 8 * MiB);
+    const top = join(dir, 'top.qcow2');
+    await createQcow2(top, { backingFile: raw, backingFormat: 'raw' });
+    const disk = await openDisk({
+      path: top,
+      format: 'qcow2',
+      readOnly: false,
+      cache: 'writeback',
+      sched: 'noop',
+      cor: true,
+    });
+    const b = new Uint8Array(MiB);
+    await disk.read(0, b);
+    await disk.read(6 * MiB, new Uint8Array(MiB));
+    await disk.read(3 * MiB + 4096, new Uint8Array(1024)); // one cluster, read in part
+    const s = disk.stats();
+    await disk.close();
+    expect(s.corClusters).toBe(16 + 16 + 1);
+    expect(inOverlay(top, 0, MiB)).toBe(MiB);
+    expect(inOverlay(top, 3 * MiB, 3 * MiB + 65536)).toBe(65536); // the whole cluster
+    expect(inOverlay(top, 4 * MiB, 6 * MiB)).toBe(0); // never read: still in the base
+    expect(inOverlay(top, 6 * MiB, 7 * MiB)).toBe(MiB); // zero clusters, no data
+    const cmp = qemuImg('compare', top, raw);
+    expect(cmp.status, cmp.out).toBe(0);
+    const chk = qemuImg('check', top);
+    expect(chk.status, chk.out).toBe(0);
+    // What the guest read was the base's bytes.
+    expect(b[512]).toBe(38);
+  });
+
+  it('a guest write racing the copy of the same cluster wins', async () => {
+    const raw = base('race.raw', 4 * MiB);
+    const top = join(dir, 'race.qcow2');
+    await createQcow2(top, { backingFile: raw, backingFormat: 'raw' });
+    const img = await openImage(top, 'qcow2', { copyOnRead: true });
+    const mine = new Uint8Array(4096).fill(0xee);
+    for (let k = 0; k < 8; k++) {
+      const at = k * 65536 + 8192;
+      // Read first and write while the copy is under way, and the other way round.
+      const ops =
+        k % 2 === 0
+          ? [img.read(at - 8192, new Uint8Array(65536)), img.write(at, mine)]
+          : [img.write(at, mine), img.read(at - 8192, new Uint8Array(65536))];
+      await Promise.all(ops);
+      const back = new Uint8Array(4096);
+      await img.read(at, back);
+      expect(back).toEqual(mine);
+    }
+    await img.close();
+    const io = spawnSync('qemu-io', ['-r', '-c', 'read -P 0xee 8192 4096', top], {
+      encoding: 'utf-8',
+    });
+    expect(io.stdout + io.stderr).not.toMatch(/verification failed/);
+    expect(qemuImg('check', top).status).toBe(0);
+  });
+});
