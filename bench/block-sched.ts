@@ -14,6 +14,13 @@
  * once with O_DIRECT (the page cache bypassed, so the device's own seek behaviour shows).
  * Buffers are views of a WebAssembly.Memory, as guest RAM is (and page aligned, as O_DIRECT
  * needs). Rounds rotate the policy order; the row with the median IOPS is printed.
+ *
+ * Then two competing disks in this one process (two raw images, as two VMs' disks would be; two
+ * guests booted side by side would measure the vCPUs more than the scheduler): on disk A one
+ * sequential reader floods (a window of 32 consecutive 4 KiB reads outstanding), on disk B one
+ * random reader does 4 KiB reads one at a time. Per policy: A's MB/s, B's IOPS and B's p50/p99
+ * latency — what cfq's time slices between disks trade against the others, which schedule each
+ * disk on its own.
  */
 import { mkdtempSync, openSync, rmSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -65,8 +72,8 @@ function xorshift(seed: number): () => number {
   };
 }
 
-function makeImage(dir: string, sizeMiB: number): string {
-  const path = join(dir, 'bench.img');
+function makeImage(dir: string, sizeMiB: number, name = 'bench.img'): string {
+  const path = join(dir, name);
   const fd = openSync(path, 'w');
   const chunk = Buffer.alloc(4 << 20);
   const rnd = xorshift(42);
@@ -143,6 +150,113 @@ async function runOne(
   };
 }
 
+export interface CompetingRow {
+  mode: BlockBenchRow['mode'];
+  policy: SchedulerPolicy;
+  seqMBps: number;
+  randIops: number;
+  randP50us: number;
+  randP99us: number;
+}
+
+/** Reads outstanding on the flooding disk. */
+const FLOOD_WINDOW = 32;
+
+async function runCompeting(
+  paths: [string, string],
+  o: BlockBenchOptions,
+  mode: BlockBenchRow['mode'],
+  policy: SchedulerPolicy,
+  round: number,
+): Promise<CompetingRow> {
+  const direct = mode === 'O_DIRECT';
+  const open = (path: string): Promise<Disk> =>
+    openDisk(
+      { path, format: 'raw', readOnly: true, cache: 'writeback', sched: policy },
+      { inFlight: o.inFlight, direct },
+    );
+  const [seq, rand] = [await open(paths[0]), await open(paths[1])];
+  const ram = new WebAssembly.Memory({ initial: Math.ceil(((FLOOD_WINDOW + 2) * K4) / 65536) });
+  const page = (i: number): Uint8Array => new Uint8Array(ram.buffer, (i + 1) * K4, K4);
+  const blocks = seq.size / K4;
+  const deadline = performance.now() + o.seconds * 1000;
+  let seqBytes = 0;
+  let randOps = 0;
+  const flood = async (): Promise<void> => {
+    const bufs = Array.from({ length: FLOOD_WINDOW }, (_, j) => page(j));
+    for (let next = 0; performance.now() < deadline; next += FLOOD_WINDOW) {
+      if (next + FLOOD_WINDOW > blocks) next = 0;
+      const first = next;
+      await Promise.all(bufs.map((b, j) => seq.read((first + j) * K4, b)));
+      seqBytes += FLOOD_WINDOW * K4;
+    }
+  };
+  const random = async (): Promise<void> => {
+    const rnd = xorshift(77 + round);
+    const b = page(FLOOD_WINDOW);
+    while (performance.now() < deadline) {
+      await rand.read(Math.floor(rnd() * blocks) * K4, b);
+      randOps++;
+    }
+  };
+  const t0 = performance.now();
+  await Promise.all([flood(), random()]);
+  const secs = (performance.now() - t0) / 1000;
+  const lat = rand.stats().latencyUs;
+  await Promise.all([seq.close(), rand.close()]);
+  return {
+    mode,
+    policy,
+    seqMBps: seqBytes / secs / 1e6,
+    randIops: randOps / secs,
+    randP50us: lat.p50,
+    randP99us: lat.p99,
+  };
+}
+
+/** Mode, policy and figures of the two-disk runs, median by the random reader's IOPS. */
+export async function competingBench(
+  dir: string,
+  o: BlockBenchOptions,
+  modes: BlockBenchRow['mode'][],
+  print: (line: string) => void,
+): Promise<CompetingRow[]> {
+  const paths: [string, string] = [
+    makeImage(dir, o.sizeMiB, 'seq.img'),
+    makeImage(dir, o.sizeMiB, 'rand.img'),
+  ];
+  print('');
+  print(
+    `two competing disks: A floods sequential 4 KiB reads (${FLOOD_WINDOW} outstanding), ` +
+      `B reads 4 KiB at random one at a time`,
+  );
+  print(
+    `${'mode'.padEnd(11)}${'policy'.padEnd(10)}${'A MB/s'.padStart(9)}${'B IOPS'.padStart(9)}` +
+      `${'B p50 µs'.padStart(10)}${'B p99 µs'.padStart(10)}`,
+  );
+  const rows: CompetingRow[] = [];
+  for (const mode of modes) {
+    const runs = new Map<SchedulerPolicy, CompetingRow[]>();
+    for (let r = 0; r < o.rounds; r++) {
+      for (let i = 0; i < SCHEDULERS.length; i++) {
+        const p = SCHEDULERS[(i + r) % SCHEDULERS.length];
+        runs.set(p, [...(runs.get(p) ?? []), await runCompeting(paths, o, mode, p, r)]);
+      }
+    }
+    for (const p of SCHEDULERS) {
+      const sorted = runs.get(p)!.sort((a, b) => a.randIops - b.randIops);
+      const m = sorted[Math.floor(sorted.length / 2)];
+      rows.push(m);
+      print(
+        `${mode.padEnd(11)}${p.padEnd(10)}${m.seqMBps.toFixed(1).padStart(9)}` +
+          `${m.randIops.toFixed(0).padStart(9)}${m.randP50us.toFixed(0).padStart(10)}` +
+          `${m.randP99us.toFixed(0).padStart(10)}`,
+      );
+    }
+  }
+  return rows;
+}
+
 /** The same stack as openDisk's, with merging switched off. */
 async function unmergedDisk(
   path: string,
@@ -173,6 +287,7 @@ export async function runBlockSchedBench(
 ): Promise<BlockBenchRow[]> {
   const dir = mkdtempSync(join(o.dir, 'wasmvisor-block-bench-'));
   const rows: BlockBenchRow[] = [];
+  const modes: BlockBenchRow['mode'][] = [];
   try {
     const path = makeImage(dir, o.sizeMiB);
     print(
@@ -199,6 +314,7 @@ export async function runBlockSchedBench(
           continue;
         }
       }
+      modes.push(mode);
       for (const workload of ['random', 'streams'] as const) {
         const policies: BlockBenchRow['policy'][] = [...SCHEDULERS];
         if (workload === 'streams') policies.push(NO_MERGE);
@@ -224,6 +340,7 @@ export async function runBlockSchedBench(
         }
       }
     }
+    await competingBench(dir, o, modes, print);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,5 +1,5 @@
 /**
- * The four ways the I/O scheduler chooses which queued request goes to the back end next.
+ * The ways the I/O scheduler chooses which queued request goes to the back end next.
  * Each policy looks at the queue (in arrival order) and the "head" — where the last dispatched
  * request ended, i.e. where a disk arm would be — and returns an index into the queue.
  *
@@ -10,6 +10,11 @@
  * - deadline: Linux's mq-deadline in small: one-way sorted sweeps in batches, reads preferred to
  *   writes (writes get a batch after `writesStarved` read batches), and a request whose deadline
  *   (arrival + 500 ms for reads, 5 s for writes) has passed is served at the next batch start.
+ * - lifo: the newest request first (a stack): the opposite of noop; the oldest can starve.
+ * - random: a request chosen at random from the queue, from a seeded generator (reproducible).
+ * - cfq: within one disk a one-way sorted sweep (C-SCAN: the nearest request at or above the
+ *   head, else the lowest); between the disks of all VMs in the process, fair time slices given
+ *   by the process-wide coordinator in cfq.ts.
  */
 import type { SchedulerPolicy } from '../../main/vm/config.js';
 
@@ -31,6 +36,8 @@ export interface PolicyState {
   batchLeft: number;
   /** Read batches dispatched while writes waited (deadline). */
   starved: number;
+  /** xorshift32 state of the random policy (never 0). */
+  rng: number;
 }
 
 export interface DeadlineTuning {
@@ -40,12 +47,13 @@ export interface DeadlineTuning {
   writesStarved: number;
 }
 
-export const initialPolicyState = (): PolicyState => ({
+export const initialPolicyState = (seed = 1): PolicyState => ({
   head: 0,
   direction: 1,
   batchKind: null,
   batchLeft: 0,
   starved: 0,
+  rng: seed >>> 0 || 1,
 });
 
 const isRead = (r: QueuedRequest): boolean => r.kind === 'read';
@@ -91,6 +99,21 @@ function pickScan(q: readonly QueuedRequest[], s: PolicyState): number {
     s.direction = s.direction > 0 ? -1 : 1;
   }
   return 0;
+}
+
+/** C-SCAN: the nearest request at or above the head, else wrap to the lowest offset. */
+function pickCscan(q: readonly QueuedRequest[], head: number): number {
+  const up = nextUp(q, head, () => true);
+  return up >= 0 ? up : nextUp(q, 0, () => true);
+}
+
+function pickRandom(q: readonly QueuedRequest[], s: PolicyState): number {
+  let x = s.rng;
+  x ^= x << 13;
+  x ^= x >>> 17;
+  x ^= x << 5;
+  s.rng = x >>> 0 || 1;
+  return s.rng % q.length;
 }
 
 function pickDeadline(
@@ -146,5 +169,11 @@ export function pickNext(
       return pickScan(q, s);
     case 'deadline':
       return pickDeadline(q, s, now, t);
+    case 'lifo':
+      return q.length - 1;
+    case 'random':
+      return pickRandom(q, s);
+    case 'cfq':
+      return pickCscan(q, s.head);
   }
 }

@@ -2,7 +2,9 @@
  * The I/O scheduler stage between a block device model and its back end. It is itself a
  * BlockBackend, so the device does not know it is there. It
  * - queues requests and sends at most `inFlight` calls at a time to the back end, choosing the
- *   next one by policy (noop, sstf, scan, deadline: see scheduler-policies.ts), switchable live;
+ *   next one by policy (noop, sstf, scan, deadline, lifo, random, cfq: see
+ *   scheduler-policies.ts), switchable live; under cfq the disk also waits for its time slice
+ *   from the process-wide coordinator (cfq.ts);
  * - merges queued requests of the same kind at contiguous offsets into one back-end call
  *   (reads/writes through readv/writev into the callers' own buffers: no copy);
  * - treats flush as a barrier: it is sent once everything queued before it has completed, and
@@ -17,6 +19,7 @@
 import type { SchedulerPolicy } from '../../main/vm/config.js';
 import { SCHEDULERS } from '../../main/vm/config.js';
 import { BlockError, isVectored, type BlockBackend } from './backend.js';
+import { CfqCoordinator, type CfqMember } from './cfq.js';
 import { LatencyHistogram, type LatencySummary } from './latency-histogram.js';
 import { checkRange } from './request-check.js';
 import {
@@ -42,6 +45,10 @@ export interface SchedulerOptions {
   deadline?: Partial<DeadlineTuning>;
   /** Clock in ms (tests drive deadline expiry with a fake one). */
   now?: () => number;
+  /** Seed of the random policy's generator (default 1: runs are reproducible). */
+  randomSeed?: number;
+  /** Where cfq's time slices come from (default: the one shared by the whole process). */
+  cfq?: CfqCoordinator;
 }
 
 export interface SchedulerStats {
@@ -99,7 +106,14 @@ export class IoScheduler implements BlockBackend {
   private readonly tuning: DeadlineTuning;
   private readonly now: () => number;
   private readonly vectored: boolean;
-  private state: PolicyState = initialPolicyState();
+  private state: PolicyState;
+  private readonly seed: number;
+  private readonly cfq: CfqCoordinator;
+  private readonly member: CfqMember = {
+    hasWork: () => this.epochs[0].pending.length > 0,
+    busy: () => this.depth > 0,
+    kick: () => this.dispatch(),
+  };
   private readonly epochs: Epoch[] = [IoScheduler.openEpoch()];
   private active = 0;
   private depth = 0;
@@ -139,6 +153,10 @@ export class IoScheduler implements BlockBackend {
     this.tuning = { fifoBatch: 16, writesStarved: 2, ...opts.deadline };
     this.now = opts.now ?? (() => performance.now());
     this.vectored = isVectored(backend);
+    this.seed = opts.randomSeed ?? 1;
+    this.state = initialPolicyState(this.seed);
+    this.cfq = opts.cfq ?? CfqCoordinator.shared;
+    if (this.policy === 'cfq') this.cfq.join(this.member);
   }
 
   get name(): string {
@@ -158,7 +176,10 @@ export class IoScheduler implements BlockBackend {
   setPolicy(policy: SchedulerPolicy): void {
     this.policy = IoScheduler.checkPolicy(policy);
     const head = this.state.head;
-    this.state = { ...initialPolicyState(), head };
+    this.state = { ...initialPolicyState(this.seed), head };
+    if (policy === 'cfq') this.cfq.join(this.member);
+    else this.cfq.leave(this.member);
+    this.dispatch();
   }
 
   read(offset: number, buf: Uint8Array): Promise<void> {
@@ -225,6 +246,7 @@ export class IoScheduler implements BlockBackend {
     if (this.closing) return;
     this.closing = true;
     if (this.depth > 0) await new Promise<void>((r) => (this.idle = r));
+    this.cfq.leave(this.member);
     await this.backend.close();
   }
 
@@ -299,11 +321,13 @@ export class IoScheduler implements BlockBackend {
     while (this.active < this.limit) {
       const e = this.epochs[0];
       if (e.pending.length > 0) {
+        if (this.policy === 'cfq' && !this.cfq.mayDispatch(this.member)) return;
         this.issue(e, this.takeBatch(e));
       } else if (e.flushWaiters && !e.flushIssued && e.running === 0) {
         this.issueFlush(e);
-      } else return;
+      } else break;
     }
+    if (this.policy === 'cfq' && this.depth === 0) this.cfq.idle(this.member);
   }
 
   /** Removes the policy's choice from the queue, with the requests that merge with it. */

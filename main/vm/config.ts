@@ -4,7 +4,7 @@
  */
 
 export type CacheMode = 'writeback' | 'writethrough' | 'unsafe';
-export type SchedulerPolicy = 'noop' | 'sstf' | 'scan' | 'deadline';
+export type SchedulerPolicy = 'noop' | 'sstf' | 'scan' | 'deadline' | 'lifo' | 'random' | 'cfq';
 export type DiskFormat = 'raw' | 'qcow2';
 export const DISK_FORMATS: readonly DiskFormat[] = ['raw', 'qcow2'];
 export type ConsoleKind = 'ttyS0' | 'hvc0';
@@ -87,7 +87,15 @@ export interface VmConfig {
 export class ConfigError extends Error {}
 
 export const CACHE_MODES: readonly CacheMode[] = ['writeback', 'writethrough', 'unsafe'];
-export const SCHEDULERS: readonly SchedulerPolicy[] = ['noop', 'sstf', 'scan', 'deadline'];
+export const SCHEDULERS: readonly SchedulerPolicy[] = [
+  'noop',
+  'sstf',
+  'scan',
+  'deadline',
+  'lifo',
+  'random',
+  'cfq',
+];
 export const MIN_MEM_MIB = 16;
 export const MAX_MEM_MIB = 2048;
 

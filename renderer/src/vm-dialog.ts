@@ -14,7 +14,7 @@ function field(label: string, input: HTMLElement, hint?: string): HTMLElement {
 }
 
 const CACHE_MODES = ['writeback', 'writethrough', 'unsafe'];
-const SCHEDULERS = ['noop', 'sstf', 'scan', 'deadline'];
+const SCHEDULERS = ['noop', 'sstf', 'scan', 'deadline', 'lifo', 'random', 'cfq'];
 
 function select(name: string, options: string[], value: string): HTMLSelectElement {
   const s = h('select', { name }, ...options.map((o) => h('option', { value: o }, o)));

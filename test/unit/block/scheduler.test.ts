@@ -1,6 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { BlockError } from '../../../devices/block/backend.js';
-import { IoScheduler } from '../../../devices/block/scheduler.js';
+import { CfqCoordinator } from '../../../devices/block/cfq.js';
+import { IoScheduler, type SchedulerOptions } from '../../../devices/block/scheduler.js';
 import type { SchedulerPolicy } from '../../../main/vm/config.js';
 import { FakeBackend, settle } from './fake-backend.js';
 
@@ -11,9 +12,13 @@ const buf = (): Uint8Array => new Uint8Array(K);
  * Dispatches a read at 50 (so the head sits at 51), queues reads at `later` while it runs, then
  * releases calls one by one with one call in flight: returns the order the back end saw.
  */
-async function orderFor(policy: SchedulerPolicy, later: number[]): Promise<number[]> {
+async function orderFor(
+  policy: SchedulerPolicy,
+  later: number[],
+  opts: SchedulerOptions = {},
+): Promise<number[]> {
   const fake = new FakeBackend(1 << 24, true);
-  const s = new IoScheduler(fake, { policy, inFlight: 1 });
+  const s = new IoScheduler(fake, { policy, inFlight: 1, cfq: new CfqCoordinator(), ...opts });
   const done = [s.read(50 * K, buf())];
   await settle();
   for (const o of later) done.push(s.read(o * K, buf()));
@@ -39,6 +44,23 @@ describe('I/O scheduler: policies', () => {
 
   it('deadline sweeps one way in sorted order and wraps to the oldest', async () => {
     expect(await orderFor('deadline', later)).toEqual([50, 60, 90, 10, 40, 45]);
+  });
+
+  it('lifo dispatches the newest first', async () => {
+    expect(await orderFor('lifo', later)).toEqual([50, 45, 60, 40, 90, 10]);
+  });
+
+  it('random picks a seeded random order: the same seed, the same order', async () => {
+    const many = Array.from({ length: 20 }, (_, i) => 100 + i * 3);
+    const a = await orderFor('random', many, { randomSeed: 7 });
+    expect(await orderFor('random', many, { randomSeed: 7 })).toEqual(a);
+    expect(await orderFor('random', many, { randomSeed: 8 })).not.toEqual(a);
+    expect(a.slice(1)).not.toEqual(many);
+    expect([...a.slice(1)].sort((x, y) => x - y)).toEqual(many);
+  });
+
+  it('cfq sweeps one disk in one direction (C-SCAN) and wraps to the lowest', async () => {
+    expect(await orderFor('cfq', later)).toEqual([50, 60, 90, 10, 40, 45]);
   });
 
   it('deadline gives writes a batch after writesStarved read batches', async () => {
@@ -102,7 +124,134 @@ describe('I/O scheduler: policies', () => {
     while (fake.held.length > 0) await fake.release();
     await Promise.all(done);
     expect(fake.order()).toEqual([50, 52, 90, 10]);
-    expect(() => s.setPolicy('cfq' as SchedulerPolicy)).toThrow(RangeError);
+    expect(() => s.setPolicy('bfq' as SchedulerPolicy)).toThrow(RangeError);
+  });
+});
+
+describe('I/O scheduler: cfq between disks', () => {
+  /**
+   * Two disks sharing one coordinator, one call in flight each: runs until `calls` calls were
+   * made, completing the oldest held call each step (or waiting for an idle pause to end), and
+   * returns which disk each dispatch came from. `feed` runs after each step (the submitters).
+   */
+  async function interleave(
+    a: FakeBackend,
+    b: FakeBackend,
+    calls: number,
+    feed: () => void = () => {},
+  ): Promise<string> {
+    const seen = { a: 0, b: 0 };
+    let order = '';
+    const note = (): void => {
+      for (; seen.a < a.calls.length; seen.a++) order += 'a';
+      for (; seen.b < b.calls.length; seen.b++) order += 'b';
+    };
+    await settle();
+    note();
+    for (let step = 0; step < 1000 && order.length < calls; step++) {
+      if (a.held.length === 0 && b.held.length === 0) {
+        await new Promise((r) => setTimeout(r, 5));
+        note();
+        continue;
+      }
+      // The older of the two held calls completes first.
+      const fa = a.held.length > 0 ? order.lastIndexOf('a') : Infinity;
+      const fb = b.held.length > 0 ? order.lastIndexOf('b') : Infinity;
+      await (fa <= fb ? a : b).release();
+      feed();
+      await settle();
+      note();
+    }
+    while (a.held.length > 0) await a.release();
+    while (b.held.length > 0) await b.release();
+    return order;
+  }
+
+  const pair = (cfq: CfqCoordinator) => {
+    const fa = new FakeBackend(1 << 26, true);
+    const fb = new FakeBackend(1 << 26, true);
+    const a = new IoScheduler(fa, { policy: 'cfq', inFlight: 1, cfq });
+    const b = new IoScheduler(fb, { policy: 'cfq', inFlight: 1, cfq });
+    return { fa, fb, a, b };
+  };
+  // Every other 4 KiB block: nothing merges.
+  const flood = (s: IoScheduler, n: number) =>
+    Array.from({ length: n }, (_, i) => s.read(i * 2 * K, buf()));
+
+  it('two flooding disks take turns in slices of sliceRequests', async () => {
+    const cfq = new CfqCoordinator({ sliceRequests: 4, sliceMs: 1e9, idleMs: 0 });
+    const { fa, fb, a, b } = pair(cfq);
+    const all = [...flood(a, 12), ...flood(b, 12)];
+    const order = await interleave(fa, fb, 24);
+    await Promise.all(all);
+    expect(order).toBe('aaaabbbbaaaabbbbaaaabbbb');
+  });
+
+  it('a sequential flood on one disk cannot starve a synchronous reader on another', async () => {
+    for (const idleMs of [0, 20]) {
+      const cfq = new CfqCoordinator({ sliceRequests: 4, sliceMs: 1e9, idleMs });
+      const { fa, fb, a, b } = pair(cfq);
+      // Disk a: a stream of 40 reads, queued all at once.
+      const all = flood(a, 40);
+      // Disk b: one read at a time, the next as soon as the last completes (20 in all).
+      let left = 20;
+      let waiting = false;
+      const feed = (): void => {
+        if (waiting || left === 0) return;
+        waiting = true;
+        left--;
+        all.push(
+          b.read((1000 + left * 7) * K, buf()).then(() => {
+            waiting = false;
+          }),
+        );
+      };
+      feed();
+      const order = await interleave(fa, fb, 60, feed);
+      await Promise.all(all);
+      expect(order.replace(/a/g, '').length).toBe(20);
+      // Whenever b has a request queued, at most one slice of a's (4) goes before it.
+      const whileBWaits = order.slice(0, order.lastIndexOf('b'));
+      for (const run of whileBWaits.split('b')) expect(run.length, order).toBeLessThanOrEqual(4);
+      expect(order.replace(/b/g, '').length).toBe(40);
+      if (idleMs > 0) {
+        // b keeps its slice while it resubmits at once (slice_idle): runs of up to 4.
+        expect(whileBWaits).toMatch(/abbbba/);
+      } else {
+        // Without the idle pause b hands the slice on each time it runs dry.
+        expect(order.slice(0, order.lastIndexOf('a'))).not.toMatch(/bb/);
+      }
+    }
+  });
+
+  it('an idle disk is skipped: a lone disk dispatches at full depth', async () => {
+    const cfq = new CfqCoordinator({ sliceRequests: 2, sliceMs: 1e9, idleMs: 0 });
+    const fa = new FakeBackend(1 << 26, true);
+    const a = new IoScheduler(fa, { policy: 'cfq', inFlight: 4, cfq });
+    const fb = new FakeBackend(1 << 26, true);
+    const b = new IoScheduler(fb, { policy: 'cfq', inFlight: 4, cfq });
+    const all = flood(a, 8);
+    await settle();
+    expect(fa.calls.length).toBe(4);
+    while (fa.held.length > 0) await fa.release();
+    await Promise.all(all);
+    expect(fa.calls.length).toBe(8);
+    expect(fb.calls.length).toBe(0);
+    await Promise.all([a.close(), b.close()]);
+    expect(cfq.memberCount).toBe(0);
+  });
+
+  it('switching a disk away from cfq leaves the round and hands on its slice', async () => {
+    const cfq = new CfqCoordinator({ sliceRequests: 2, sliceMs: 1e9, idleMs: 0 });
+    const { fa, fb, a, b } = pair(cfq);
+    const all = [...flood(a, 6), ...flood(b, 6)];
+    await settle();
+    expect(cfq.memberCount).toBe(2);
+    b.setPolicy('noop');
+    expect(cfq.memberCount).toBe(1);
+    const order = await interleave(fa, fb, 12);
+    await Promise.all(all);
+    expect(order.length).toBe(12);
   });
 });
 
