@@ -47,3 +47,14 @@ export function isVectored(b: BlockBackend): b is VectoredBlockBackend {
   const v = b as Partial<VectoredBlockBackend>;
   return typeof v.readv === 'function' && typeof v.writev === 'function';
 }
+
+/**
+ * A format's data cipher (LUKS's AES-XTS): works on whole 512-byte sectors, each with its own
+ * IV from its sector number. Views hold consecutive bytes starting at sector `sector`.
+ */
+export interface SectorCipher {
+  /** Decrypts in place. */
+  decrypt(sector: number, views: readonly Uint8Array[]): void;
+  /** The encrypted bytes, in a new buffer: the views (guest RAM) are left as they are. */
+  encrypt(sector: number, views: readonly Uint8Array[]): Uint8Array;
+}

@@ -1,12 +1,14 @@
 /**
  * Creating an empty qcow2 v3 image: header (with the backing file name and format, and a feature
  * name table), refcount table, refcount blocks covering the metadata, and a zeroed L1 table —
- * QEMU's layout for small images (header, refcount table, refcount block, L1).
+ * QEMU's layout for small images (header, refcount table, refcount block, L1) — then, when
+ * encrypted, the LUKS header's clusters.
  */
 import { open } from 'node:fs/promises';
 import { BlockError } from '../backend.js';
 import { serializeHeader, MIN_CLUSTER_BITS, MAX_CLUSTER_BITS } from './qcow2-header.js';
 import { openImage, resolveBacking, type ImageFormat } from './open-image.js';
+import { newLuksRegion, type LuksEncryptOptions } from '../luks/create.js';
 
 export interface CreateQcow2Options {
   /** Virtual size in bytes; default: the backing file's. */
@@ -16,6 +18,8 @@ export interface CreateQcow2Options {
   refcountBits?: number;
   backingFile?: string;
   backingFormat?: ImageFormat;
+  /** encrypt.format=luks: the LUKS header goes in clusters after the L1 table. */
+  encrypt?: LuksEncryptOptions;
 }
 
 export async function createQcow2(path: string, o: CreateQcow2Options = {}): Promise<void> {
@@ -51,15 +55,18 @@ export async function createQcow2(path: string, o: CreateQcow2Options = {}): Pro
   const perBlock = (cs * 8) / bits;
   let nT = 1;
   let nB = 1;
+  const luks = o.encrypt ? await newLuksRegion(o.encrypt) : undefined;
+  const luksClusters = luks ? Math.ceil(luks.length / cs) : 0;
   for (;;) {
-    const total = 1 + nT + nB + l1Clusters;
+    const total = 1 + nT + nB + l1Clusters + luksClusters;
     const b = Math.ceil(total / perBlock);
     const t = Math.ceil((b * 8) / cs);
     if (b === nB && t === nT) break;
     nB = b;
     nT = t;
   }
-  const total = 1 + nT + nB + l1Clusters;
+  const luksAt = (1 + nT + nB + l1Clusters) * cs;
+  const total = 1 + nT + nB + l1Clusters + luksClusters;
   const header = serializeHeader({
     clusterBits,
     size,
@@ -70,9 +77,11 @@ export async function createQcow2(path: string, o: CreateQcow2Options = {}): Pro
     refcountOrder,
     backingFile: o.backingFile,
     backingFormat: o.backingFile ? o.backingFormat : undefined,
+    cryptoHeader: luks ? { offset: luksAt, length: luks.length } : undefined,
   });
   const img = new Uint8Array(total * cs);
   img.set(header);
+  if (luks) img.set(luks, luksAt);
   const dv = new DataView(img.buffer);
   for (let j = 0; j < nB; j++) dv.setBigUint64(cs + j * 8, BigInt((1 + nT + j) * cs));
   for (let c = 0; c < total; c++) {

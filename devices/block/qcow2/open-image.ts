@@ -12,10 +12,12 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import type { CacheMode } from '../../../main/vm/config.js';
 import { BlockError, type BlockBackend } from '../backend.js';
 import { RawFile } from '../raw-file.js';
+import { isLuksMagic } from '../luks/header.js';
+import { LuksLayer, unlockLuks } from '../luks/luks-layer.js';
 import { QCOW2_MAGIC } from './qcow2-header.js';
 import { Qcow2Image } from './qcow2-image.js';
 
-export type ImageFormat = 'raw' | 'qcow2';
+export type ImageFormat = 'raw' | 'qcow2' | 'luks';
 
 export interface OpenImageOptions {
   readOnly?: boolean;
@@ -24,9 +26,19 @@ export interface OpenImageOptions {
   /** Copy-on-read into this image (qcow2 with a backing file; ignored for others). */
   copyOnRead?: boolean;
   log?: (msg: string) => void;
+  /** The passphrase of an encrypted image (LUKS, or qcow2 with encrypt.format=luks). */
+  key?: Uint8Array;
 }
 
-/** Reads the first bytes and says whether they are a qcow2 header. */
+/** The error for an encrypted image opened without its key. */
+function needKey(path: string): never {
+  throw new BlockError(
+    'io',
+    `disk image ${path} is encrypted (LUKS): give its key (key-file=PATH)`,
+  );
+}
+
+/** Reads the first bytes and says whether they are a qcow2 or LUKS header (else raw). */
 export async function probeFormat(path: string): Promise<ImageFormat> {
   let fh;
   try {
@@ -39,9 +51,10 @@ export async function probeFormat(path: string): Promise<ImageFormat> {
     );
   }
   try {
-    const b = Buffer.alloc(4);
-    const { bytesRead } = await fh.read(b, 0, 4, 0);
-    return bytesRead === 4 && b.readUInt32BE(0) === QCOW2_MAGIC ? 'qcow2' : 'raw';
+    const b = Buffer.alloc(6);
+    const { bytesRead } = await fh.read(b, 0, 6, 0);
+    if (bytesRead >= 4 && b.readUInt32BE(0) === QCOW2_MAGIC) return 'qcow2';
+    return bytesRead === 6 && isLuksMagic(b) ? 'luks' : 'raw';
   } finally {
     await fh.close();
   }
@@ -72,8 +85,19 @@ export async function openImage(
     );
   }
   const fmt = format ?? (await probeFormat(path));
-  if (fmt === 'raw') {
-    return RawFile.open(path, { readOnly: opts.readOnly, cache: opts.cache, log: opts.log });
+  const key = opts.key;
+  if (fmt === 'raw' || fmt === 'luks') {
+    const raw = await RawFile.open(path, {
+      readOnly: opts.readOnly,
+      cache: opts.cache,
+      log: opts.log,
+    });
+    if (fmt === 'raw') return raw;
+    if (!key) {
+      await raw.close();
+      needKey(path);
+    }
+    return LuksLayer.open(raw, key);
   }
   const next = [...chain, real];
   return Qcow2Image.open(path, {
@@ -82,21 +106,24 @@ export async function openImage(
     l2CacheBytes: opts.l2CacheBytes,
     copyOnRead: opts.copyOnRead,
     log: opts.log,
+    unlock: (read, regionBytes) => {
+      if (!key) needKey(path);
+      return unlockLuks(path, read, regionBytes, key).then((u) => u.cipher);
+    },
     openBacking: (name, bfmt) => {
-      if (bfmt !== undefined && bfmt !== 'raw' && bfmt !== 'qcow2') {
+      if (bfmt !== undefined && bfmt !== 'raw' && bfmt !== 'qcow2' && bfmt !== 'luks') {
         throw new BlockError(
           'unsupported',
           `disk image ${path}: backing file ${name} has format "${bfmt}", which is not supported`,
         );
       }
       const p = resolveBacking(path, name);
-      return openImage(p, bfmt, { ...opts, readOnly: true, copyOnRead: false }, next).catch(
-        (e: unknown) => {
-          const msg = (e as Error).message;
-          if (msg.includes(`backing file of`) || msg.includes('backing chain')) throw e;
-          throw new BlockError('io', `disk image ${path}: backing file ${name}: ${msg}`);
-        },
-      );
+      const bopts = { ...opts, readOnly: true, copyOnRead: false, key: undefined };
+      return openImage(p, bfmt, bopts, next).catch((e: unknown) => {
+        const msg = (e as Error).message;
+        if (msg.includes(`backing file of`) || msg.includes('backing chain')) throw e;
+        throw new BlockError('io', `disk image ${path}: backing file ${name}: ${msg}`);
+      });
     },
   });
 }

@@ -18,6 +18,11 @@ export const COMPAT_LAZY_REFCOUNTS = 1n << 0n;
 export const EXT_END = 0;
 export const EXT_BACKING_FORMAT = 0xe2792aca;
 export const EXT_FEATURE_TABLE = 0x6803f857;
+/** "Full disk encryption header pointer": where the LUKS header lives (encrypt.format=luks). */
+export const EXT_CRYPTO_HEADER = 0x0537be77;
+export const CRYPT_NONE = 0;
+export const CRYPT_AES = 1;
+export const CRYPT_LUKS = 2;
 
 /** QEMU's own ceilings (QCOW_MAX_L1_SIZE, QCOW_MAX_REFTABLE_SIZE): beyond them it refuses too. */
 export const MAX_L1_BYTES = 32 * 1024 * 1024;
@@ -54,6 +59,8 @@ export interface Qcow2Header {
   headerLength: number;
   compressionType: number;
   featureNames: FeatureName[];
+  /** The LUKS header's clusters (byte offset and length), with crypt method 2. */
+  cryptoHeader?: { offset: number; length: number };
 }
 
 /** A malformed image: the message says what is wrong (the caller adds the file name). */
@@ -156,7 +163,35 @@ export function parseHeader(head: Uint8Array, fileSize: number): Qcow2Header {
     );
   }
   parseExtensions(h, head, dv, clusterSize);
+  checkCryptoHeader(h, tables, clusterSize, fileSize);
   return h;
+}
+
+/** The LUKS header's clusters: only with method 2, aligned, in the file, clear of the tables. */
+function checkCryptoHeader(
+  h: Qcow2Header,
+  tables: [string, number, number][],
+  clusterSize: number,
+  fileSize: number,
+): void {
+  if (h.cryptMethod > CRYPT_LUKS) bad(`encryption method ${h.cryptMethod} is unknown`);
+  const c = h.cryptoHeader;
+  if (!c) {
+    if (h.cryptMethod === CRYPT_LUKS)
+      bad('LUKS-encrypted, but the encryption header extension is missing');
+    return;
+  }
+  if (h.cryptMethod !== CRYPT_LUKS) bad('an encryption header extension without LUKS encryption');
+  if (c.offset % clusterSize !== 0)
+    bad(`encryption header offset ${c.offset} is not cluster aligned`);
+  if (c.offset < clusterSize) bad('encryption header overlaps the header');
+  if (c.length === 0 || c.offset + c.length > fileSize) {
+    bad(`encryption header (at ${c.offset}, ${c.length} bytes) ends past the end of the file`);
+  }
+  for (const [what, off, len] of tables) {
+    if (len > 0 && overlaps(c.offset, c.length, off, len))
+      bad(`encryption header overlaps the ${what}`);
+  }
 }
 
 function overlaps(a: number, al: number, b: number, bl: number): boolean {
@@ -175,7 +210,13 @@ function parseExtensions(h: Qcow2Header, head: Uint8Array, dv: DataView, cluster
     if (len > end - off) bad(`header extension 0x${type.toString(16)} runs past the first cluster`);
     const data = head.subarray(off, off + len);
     if (type === EXT_BACKING_FORMAT) h.backingFormat = new TextDecoder().decode(data);
-    else if (type === EXT_FEATURE_TABLE) {
+    else if (type === EXT_CRYPTO_HEADER) {
+      if (len !== 16) bad(`encryption header extension of ${len} bytes (16 expected)`);
+      h.cryptoHeader = {
+        offset: safe(dv.getBigUint64(off), 'encryption header offset'),
+        length: safe(dv.getBigUint64(off + 8), 'encryption header length'),
+      };
+    } else if (type === EXT_FEATURE_TABLE) {
       for (let i = 0; i + 48 <= len; i += 48) {
         const raw = data.subarray(i + 2, i + 48);
         const nul = raw.indexOf(0);
@@ -211,6 +252,8 @@ export interface NewHeader {
   refcountOrder: number;
   backingFile?: string;
   backingFormat?: string;
+  /** LUKS encryption (method 2): where its header's clusters are. */
+  cryptoHeader?: { offset: number; length: number };
 }
 
 const FEATURES: FeatureName[] = [
@@ -228,8 +271,7 @@ const FEATURES: FeatureName[] = [
 export function serializeHeader(n: NewHeader): Uint8Array {
   const clusterSize = 2 ** n.clusterBits;
   const enc = new TextEncoder();
-  const exts: [number, Uint8Array][] = [];
-  if (n.backingFormat) exts.push([EXT_BACKING_FORMAT, enc.encode(n.backingFormat)]);
+  const exts = baseExtensions(n);
   const ft = new Uint8Array(FEATURES.length * 48);
   FEATURES.forEach((f, i) => {
     ft[i * 48] = f.type;
@@ -252,11 +294,22 @@ export function serializeHeader(n: NewHeader): Uint8Array {
 
 function serializeWithoutFeatureTable(n: NewHeader): Uint8Array {
   const clusterSize = 2 ** n.clusterBits;
-  const enc = new TextEncoder();
+  const backing = n.backingFile ? new TextEncoder().encode(n.backingFile) : undefined;
+  return serializeHeaderInto(n, baseExtensions(n), backing, clusterSize);
+}
+
+/** The extensions every header we write needs (backing format, encryption header pointer). */
+function baseExtensions(n: NewHeader): [number, Uint8Array][] {
   const exts: [number, Uint8Array][] = [];
-  if (n.backingFormat) exts.push([EXT_BACKING_FORMAT, enc.encode(n.backingFormat)]);
-  const backing = n.backingFile ? enc.encode(n.backingFile) : undefined;
-  return serializeHeaderInto(n, exts, backing, clusterSize);
+  if (n.backingFormat) exts.push([EXT_BACKING_FORMAT, new TextEncoder().encode(n.backingFormat)]);
+  if (n.cryptoHeader) {
+    const d = new Uint8Array(16);
+    const dv = new DataView(d.buffer);
+    dv.setBigUint64(0, BigInt(n.cryptoHeader.offset));
+    dv.setBigUint64(8, BigInt(n.cryptoHeader.length));
+    exts.push([EXT_CRYPTO_HEADER, d]);
+  }
+  return exts;
 }
 
 function serializeHeaderInto(
@@ -271,6 +324,7 @@ function serializeHeaderInto(
   dv.setUint32(4, 3);
   dv.setUint32(20, n.clusterBits);
   dv.setBigUint64(24, BigInt(n.size));
+  if (n.cryptoHeader) dv.setUint32(32, CRYPT_LUKS);
   dv.setUint32(36, n.l1Size);
   dv.setBigUint64(40, BigInt(n.l1Offset));
   dv.setBigUint64(48, BigInt(n.refcountTableOffset));

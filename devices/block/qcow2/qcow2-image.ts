@@ -18,7 +18,12 @@
  */
 import { inflateRawSync } from 'node:zlib';
 import type { CacheMode } from '../../../main/vm/config.js';
-import { BlockError, type BlockBackend, type VectoredBlockBackend } from '../backend.js';
+import {
+  BlockError,
+  type BlockBackend,
+  type SectorCipher,
+  type VectoredBlockBackend,
+} from '../backend.js';
 import { admitRequest, hostIoError, totalLength } from '../request-check.js';
 import {
   COPIED,
@@ -33,6 +38,7 @@ import {
 import { HostFile, sliceBufs } from './host-file.js';
 import { L2Cache } from './l2-cache.js';
 import {
+  CRYPT_AES,
   featureNames,
   INCOMPAT_COMPRESSION,
   INCOMPAT_CORRUPT,
@@ -53,6 +59,14 @@ export interface Qcow2OpenOptions {
   cache?: CacheMode;
   /** L2 cache size in bytes (QEMU's l2-cache-size); default: enough for the whole disk, ≤ 32 MiB. */
   l2CacheBytes?: number;
+  /**
+   * Opens the LUKS header of an encrypted image (crypt method 2) — `read` reads inside the
+   * clusters the encryption header extension names — and returns the data clusters' cipher.
+   */
+  unlock?: (
+    read: (offset: number, length: number) => Promise<Uint8Array>,
+    regionBytes: number,
+  ) => Promise<SectorCipher>;
   /** Opens the backing file named in the header (resolved path, format or undefined to probe). */
   openBacking?: (path: string, format: string | undefined) => Promise<BlockBackend>;
   /**
@@ -121,6 +135,8 @@ export class Qcow2Image implements VectoredBlockBackend {
     private readonly l2: L2Cache,
     readonly backing: BlockBackend | undefined,
     readonly readOnly: boolean,
+    /** Encrypts data clusters (LUKS): IV = the host sector, as QEMU's crypt_physical_offset. */
+    private readonly cipher: SectorCipher | undefined,
   ) {
     this.clusterSize = 2 ** header.clusterBits;
     this.l2Entries = this.clusterSize / 8;
@@ -168,7 +184,7 @@ export class Qcow2Image implements VectoredBlockBackend {
       if (h.incompatible & INCOMPAT_COMPRESSION && h.compressionType !== 0) {
         fail(path, `compression type ${h.compressionType} (zstd) is not supported`);
       }
-      if (h.cryptMethod !== 0) fail(path, 'encrypted qcow2 images are not supported yet');
+      if (h.cryptMethod === CRYPT_AES) fail(path, 'AES-CBC encryption (method 1) is not supported');
       const why: string[] = [];
       if (h.incompatible & INCOMPAT_CORRUPT) {
         why.push('it is marked corrupt (repair it with `qemu-img check -r all`)');
@@ -207,6 +223,13 @@ export class Qcow2Image implements VectoredBlockBackend {
         2,
         Math.floor((opts.l2CacheBytes ?? Math.min(needTables * cs, 32 << 20)) / cs),
       );
+      let cipher: SectorCipher | undefined;
+      const ch = h.cryptoHeader;
+      if (ch) {
+        if (!opts.unlock) fail(path, 'is encrypted (LUKS) and no key was given');
+        const f = file;
+        cipher = await opts.unlock((off, len) => f.read(ch.offset + off, len), ch.length);
+      }
       if (h.backingFile && !opts.noBacking) {
         if (!opts.openBacking) fail(path, `has a backing file (${h.backingFile}) and no opener`);
         backing = await opts.openBacking(h.backingFile, h.backingFormat);
@@ -220,6 +243,7 @@ export class Qcow2Image implements VectoredBlockBackend {
         new L2Cache(capTables),
         backing,
         readOnly,
+        cipher,
       );
       if (!readOnly) await img.prepareForWriting(log);
       img.copyOnRead = (opts.copyOnRead ?? false) && !readOnly && backing !== undefined;
@@ -298,7 +322,7 @@ export class Qcow2Image implements VectoredBlockBackend {
         const jobs: Promise<void>[] = [];
         let run: { host: number; views: Uint8Array[]; len: number } | undefined;
         const flushRun = () => {
-          if (run) jobs.push(this.file.readv(run.host, run.views));
+          if (run) jobs.push(this.readData(run.host, run.views));
           run = undefined;
         };
         for (let pos = 0; pos < len;) {
@@ -523,12 +547,12 @@ export class Qcow2Image implements VectoredBlockBackend {
         run.views.push(...views);
         run.len += n;
       } else {
-        if (run) jobs.push(this.file.writev(run.host, run.views));
+        if (run) jobs.push(this.writeData(run.host, run.views));
         run = { host, views, len: n };
       }
       pos += n;
     }
-    if (run) jobs.push(this.file.writev(run.host, run.views));
+    if (run) jobs.push(this.writeData(run.host, run.views));
     await Promise.all(jobs);
     this.unsynced = true;
   }
@@ -548,7 +572,7 @@ export class Qcow2Image implements VectoredBlockBackend {
         run.views.push(...views);
         run.len += n;
       } else {
-        if (run) jobs.push(this.file.writev(run.host, run.views));
+        if (run) jobs.push(this.writeData(run.host, run.views));
         run = { host, views, len: n };
       }
     };
@@ -575,7 +599,7 @@ export class Qcow2Image implements VectoredBlockBackend {
       push(host, [...(head ? [head] : []), ...views, ...(tail ? [tail] : [])], cs);
       remap.push([c, m, { kind: 'data', host, copied: true }]);
     }
-    if (run) jobs.push(this.file.writev(run.host, run.views));
+    if (run) jobs.push(this.writeData(run.host, run.views));
     await Promise.all(jobs);
     this.unsynced = true;
     // The data is in place: now the tables may point at it.
@@ -593,7 +617,7 @@ export class Qcow2Image implements VectoredBlockBackend {
     const inC = g % this.clusterSize;
     switch (m.kind) {
       case 'data':
-        return this.file.readv(m.host + inC, views);
+        return this.readData(m.host + inC, views);
       case 'zero':
         for (const v of views) v.fill(0);
         return;
@@ -621,6 +645,17 @@ export class Qcow2Image implements VectoredBlockBackend {
         return;
       }
     }
+  }
+
+  /** Reads guest data from a data cluster at `host`, decrypting it in an encrypted image. */
+  private async readData(host: number, views: Uint8Array[]): Promise<void> {
+    await this.file.readv(host, views);
+    this.cipher?.decrypt(host / 512, views);
+  }
+
+  /** Writes guest data to a data cluster at `host`, encrypted (into a copy) in an encrypted image. */
+  private writeData(host: number, views: Uint8Array[]): Promise<void> {
+    return this.file.writev(host, this.cipher ? [this.cipher.encrypt(host / 512, views)] : views);
   }
 
   private async decompress(start: number, end: number): Promise<Uint8Array> {

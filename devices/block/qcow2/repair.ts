@@ -44,6 +44,7 @@ export async function rebuildRefcounts(
   };
   use(0, 'header');
   range(h.l1Offset, h.l1Size * 8, 'L1 table');
+  if (h.cryptoHeader) range(h.cryptoHeader.offset, h.cryptoHeader.length, 'encryption header');
   const [rtOff, rtBytes] = refs.tableRange;
   range(rtOff, rtBytes, 'refcount table');
   for (const b of refs.tableEntries()) if (b) use(b / cs, 'refcount block');
