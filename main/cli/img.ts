@@ -26,6 +26,11 @@ import {
   type SnapshotCommand,
 } from './img-snapshot.js';
 import { parseResizeArgs, runResize, RESIZE_USAGE, type ResizeCommand } from './img-resize.js';
+import { COMPARE_USAGE, parseCompareArgs, runCompare, type CompareCommand } from './img-compare.js';
+import { CONVERT_USAGE, parseConvertArgs, runConvert, type ConvertCommand } from './img-convert.js';
+import { MAP_USAGE, parseMapArgs, runMap, type MapCommand } from './img-map.js';
+import { COMMIT_USAGE, parseCommitArgs, runCommit, type CommitCommand } from './img-commit.js';
+import { REBASE_USAGE, parseRebaseArgs, runRebase, type RebaseCommand } from './img-rebase.js';
 
 export type ImgCommand =
   | {
@@ -42,7 +47,12 @@ export type ImgCommand =
   | { op: 'info'; file: string; format?: ImageFormat; json: boolean; backingChain: boolean }
   | { op: 'check'; file: string; format?: ImageFormat; repair?: 'leaks' | 'all'; json: boolean }
   | SnapshotCommand
-  | ResizeCommand;
+  | ResizeCommand
+  | ConvertCommand
+  | MapCommand
+  | CompareCommand
+  | CommitCommand
+  | RebaseCommand;
 
 export interface ImgOptions {
   kind: 'img';
@@ -55,7 +65,7 @@ export const IMG_USAGE = `  img create [-q] [-f raw|qcow2] [-o cluster_size=N,re
                       format, sizes, cluster size, backing chain, dirty/corrupt flags
   img check [-f FMT] [-r leaks|all] [--output human|json] FILE
                       check (and repair) a qcow2's refcounts; exit 0 clean, 2 corrupt, 3 leaks
-${SNAPSHOT_USAGE}${RESIZE_USAGE}`;
+${SNAPSHOT_USAGE}${RESIZE_USAGE}${CONVERT_USAGE}${COMMIT_USAGE}${REBASE_USAGE}${MAP_USAGE}${COMPARE_USAGE}`;
 
 /** "10G", "64k", "512", "1.5M" (powers of 1024, as qemu-img reads them) into bytes. */
 export function parseSize(s: string, what: string): number {
@@ -69,14 +79,14 @@ export function parseSize(s: string, what: string): number {
   return Math.round(n);
 }
 
-function imageFormat(v: string | undefined, what: string): ImageFormat | undefined {
+export function imageFormat(v: string | undefined, what: string): ImageFormat | undefined {
   if (v === undefined) return undefined;
   if (v !== 'raw' && v !== 'qcow2')
     throw new Error(`${what}: format "${v}" is not supported (raw, qcow2)`);
   return v;
 }
 
-const OUTPUT = (v: string | undefined): boolean => {
+export const OUTPUT = (v: string | undefined): boolean => {
   if (v === undefined || v === 'human') return false;
   if (v === 'json') return true;
   throw new Error(`--output: "${v}" is not human or json`);
@@ -176,6 +186,11 @@ export function parseImgArgs(argv: string[]): ImgOptions {
     }
     return { kind: 'img', cmd: { op, file, format, repair: r, json } };
   }
+  if (op === 'convert') return { kind: 'img', cmd: parseConvertArgs(rest) };
+  if (op === 'map') return { kind: 'img', cmd: parseMapArgs(rest) };
+  if (op === 'compare') return { kind: 'img', cmd: parseCompareArgs(rest) };
+  if (op === 'commit') return { kind: 'img', cmd: parseCommitArgs(rest) };
+  if (op === 'rebase') return { kind: 'img', cmd: parseRebaseArgs(rest) };
   throw new Error(
     op === undefined
       ? 'img: give a subcommand (create, info, check)'
@@ -266,6 +281,8 @@ function infoText(i: ImageInfo): string {
 export interface ImgIo {
   out: (s: string) => void;
   err: (s: string) => void;
+  /** Whether `out` is a terminal (progress bars); default: process.stdout.isTTY. */
+  tty?: boolean;
 }
 
 const stdio: ImgIo = {
@@ -424,6 +441,16 @@ export async function runImg(o: ImgOptions, io: ImgIo = stdio): Promise<number> 
         return await runSnapshot(o.cmd, io);
       case 'resize':
         return await runResize(o.cmd, io);
+      case 'convert':
+        return await runConvert(o.cmd, io);
+      case 'map':
+        return await runMap(o.cmd, io);
+      case 'compare':
+        return await runCompare(o.cmd, io);
+      case 'commit':
+        return await runCommit(o.cmd, io);
+      case 'rebase':
+        return await runRebase(o.cmd, io);
     }
   } catch (e) {
     // BlockErrors name the file already; anything else gets the file put in front of it.

@@ -29,7 +29,7 @@ export const MAX_L1_BYTES = 32 * 1024 * 1024;
 export const MAX_REFTABLE_BYTES = 8 * 1024 * 1024;
 export const MIN_CLUSTER_BITS = 9;
 export const MAX_CLUSTER_BITS = 21;
-const MAX_BACKING_NAME = 1023;
+export const MAX_BACKING_NAME = 1023;
 
 export const V3_HEADER_LENGTH = 112;
 
@@ -312,6 +312,18 @@ function baseExtensions(n: NewHeader): [number, Uint8Array][] {
   return exts;
 }
 
+/** Writes header extensions and the end marker at `off` of `out`; returns the end offset. */
+export function putExtensions(out: Uint8Array, off: number, exts: [number, Uint8Array][]): number {
+  const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  for (const [type, d] of exts) {
+    dv.setUint32(off, type);
+    dv.setUint32(off + 4, d.length);
+    out.set(d, off + 8);
+    off += 8 + ((d.length + 7) & ~7);
+  }
+  return off + 8; // end marker: zeros
+}
+
 function serializeHeaderInto(
   n: NewHeader,
   exts: [number, Uint8Array][],
@@ -331,14 +343,7 @@ function serializeHeaderInto(
   dv.setUint32(56, n.refcountTableClusters);
   dv.setUint32(96, n.refcountOrder);
   dv.setUint32(100, V3_HEADER_LENGTH);
-  let off = V3_HEADER_LENGTH;
-  for (const [type, d] of exts) {
-    dv.setUint32(off, type);
-    dv.setUint32(off + 4, d.length);
-    out.set(d, off + 8);
-    off += 8 + ((d.length + 7) & ~7);
-  }
-  off += 8; // end marker: zeros
+  const off = putExtensions(out, V3_HEADER_LENGTH, exts);
   if (backing) {
     if (off + backing.length > clusterSize) {
       throw new Qcow2FormatError('header and backing file name do not fit in the first cluster');

@@ -16,7 +16,6 @@
  *    (refcount down), so a refcount never drops while a table on disk still points at it.
  * FLUSH = write-back + fdatasync: everything completed before it is durable.
  */
-import { inflateRawSync } from 'node:zlib';
 import type { CacheMode } from '../../../main/vm/config.js';
 import {
   BlockError,
@@ -35,6 +34,12 @@ import {
   writeWord,
   type Mapping,
 } from './entries.js';
+import {
+  COMPRESSION_ZLIB,
+  encodeCompressedL2,
+  inflateCluster,
+  zstdRefusal,
+} from './compression.js';
 import { HostFile, sliceBufs } from './host-file.js';
 import { L2Cache } from './l2-cache.js';
 import {
@@ -117,6 +122,8 @@ export class Qcow2Image implements VectoredBlockBackend {
   private readonly l1Dirty = new Set<number>();
   private readonly rw = new RwLock();
   private pendingFree: number[] = [];
+  /** Next free byte for compressed data (inside a host cluster already counted), if any. */
+  private compressedTail: number | undefined;
   private l2Loading = new Map<number, Promise<Uint8Array>>();
   private unsynced = false;
   private allocations = 0;
@@ -181,8 +188,8 @@ export class Qcow2Image implements VectoredBlockBackend {
       }
       if (h.incompatible & INCOMPAT_DATA_FILE) fail(path, 'external data files are not supported');
       if (h.incompatible & INCOMPAT_EXTL2) fail(path, 'extended L2 entries are not supported');
-      if (h.incompatible & INCOMPAT_COMPRESSION && h.compressionType !== 0) {
-        fail(path, `compression type ${h.compressionType} (zstd) is not supported`);
+      if (h.incompatible & INCOMPAT_COMPRESSION && h.compressionType !== COMPRESSION_ZLIB) {
+        throw new BlockError('unsupported', zstdRefusal(`disk image ${path}`));
       }
       if (h.cryptMethod === CRYPT_AES) fail(path, 'AES-CBC encryption (method 1) is not supported');
       const why: string[] = [];
@@ -495,6 +502,7 @@ export class Qcow2Image implements VectoredBlockBackend {
       } finally {
         this.l1 = m.l1;
         this.l2.clear();
+        this.compressedTail = undefined; // the operation may have freed its cluster
       }
     });
   }
@@ -502,6 +510,66 @@ export class Qcow2Image implements VectoredBlockBackend {
   /** The header and file, for reading metadata (the snapshot table) of an open image. */
   get metadataFile(): Pick<Qcow2Meta, 'file' | 'header'> {
     return { file: this.file, header: this.header };
+  }
+
+  /** What guest offset `g` maps to in this image alone (block status: `img map`, convert). */
+  mappingOf(g: number): Promise<Mapping> {
+    if (g < 0 || g >= this.size) throw new BlockError('out-of-range', `${this.name}: ${g}`);
+    return this.rw.shared(() => this.lookup(g));
+  }
+
+  /**
+   * Stores guest cluster `c`, now unallocated, as `deflated` (from deflateCluster): packed after
+   * the previous compressed cluster, in the same host cluster or running on into the next one
+   * when that is the one the allocator hands out; every host cluster touched counts one more use.
+   */
+  writeCompressed(c: number, deflated: Uint8Array): Promise<void> {
+    const cs = this.clusterSize;
+    return this.run('compressed write', c * cs, Math.min(cs, this.size - c * cs), true, () =>
+      this.rw.exclusive(async () => {
+        if ((await this.lookup(c * cs)).kind !== 'unallocated') {
+          throw new BlockError('unsupported', `${this.name}: cluster ${c} is already written`);
+        }
+        const len = deflated.length;
+        const t = this.compressedTail;
+        let start: number;
+        if (t !== undefined && cs - (t % cs) >= len) {
+          start = t;
+          await this.refs!.increment(Math.floor(t / cs));
+        } else {
+          const fresh = await this.allocateCluster();
+          start = t !== undefined && fresh === t - (t % cs) + cs ? t : fresh;
+          if (start === t) await this.refs!.increment(Math.floor(t / cs));
+        }
+        const end = Math.ceil((start + len) / 512) * 512;
+        const padded = new Uint8Array(end - start);
+        padded.set(deflated);
+        await this.file.writev(start, [padded]);
+        this.unsynced = true;
+        this.compressedTail = end % cs === 0 ? undefined : end;
+        await this.setMapping(c, { kind: 'compressed', start, end });
+        await this.maybeWriteback();
+      }),
+    );
+  }
+
+  /**
+   * Drops every cluster [offset, offset+length) touches from this image, so that the backing
+   * file shows through again: what `img commit` leaves behind in the overlay.
+   */
+  deallocate(offset: number, length: number): Promise<void> {
+    return this.run('deallocate', offset, length, true, () =>
+      this.rw.exclusive(async () => {
+        const first = Math.floor(offset / this.clusterSize);
+        const end = Math.ceil(Math.min(offset + length, this.size) / this.clusterSize);
+        for (let c = first; c < end; c++) {
+          if ((await this.lookup(c * this.clusterSize)).kind !== 'unallocated') {
+            await this.setMapping(c, { kind: 'unallocated' });
+          }
+        }
+        await this.writeback();
+      }),
+    );
   }
 
   async close(): Promise<void> {
@@ -666,21 +734,7 @@ export class Qcow2Image implements VectoredBlockBackend {
     if (end > this.file.size + 512) {
       throw new Qcow2CorruptError(`compressed cluster at ${start} ends past the end of the file`);
     }
-    const raw = await this.file.read(start, end - start);
-    let out: Buffer;
-    try {
-      out = inflateRawSync(raw, { maxOutputLength: cs, finishFlush: 2 /* Z_SYNC_FLUSH */ });
-    } catch (e) {
-      throw new Qcow2CorruptError(
-        `compressed cluster at ${start} does not inflate: ${(e as Error).message}`,
-      );
-    }
-    if (out.length < cs) {
-      const full = new Uint8Array(cs);
-      full.set(out);
-      return full;
-    }
-    return out;
+    return inflateCluster(await this.file.read(start, end - start), cs, start);
   }
 
   /** The mapping of the cluster holding guest offset `g`. */
@@ -771,7 +825,10 @@ export class Qcow2Image implements VectoredBlockBackend {
     const t = (await this.l2Table(l1i, true))!;
     const i = c % this.l2Entries;
     const old = decodeL2(t, i, this.header.clusterBits, this.header.version);
-    const [hi, lo] = encodeL2(nm);
+    const [hi, lo] =
+      nm.kind === 'compressed'
+        ? encodeCompressedL2(nm.start, nm.end - nm.start, this.header.clusterBits)
+        : encodeL2(nm);
     writeWord(t, i, hi, lo);
     this.l2.get(l1i)!.dirty = true;
     const keepHost = (nm.kind === 'data' || nm.kind === 'zero') && nm.host;
@@ -821,6 +878,8 @@ export class Qcow2Image implements VectoredBlockBackend {
     // Nothing on disk points at these any more: release them.
     const free = this.pendingFree;
     this.pendingFree = [];
+    // A freed cluster may be handed out as data: compressed bytes never go on after this.
+    if (free.length > 0) this.compressedTail = undefined;
     for (const k of free) await this.refs.decrement(k);
     if (await this.refs.writeDirty()) this.unsynced = true;
     this.l2.trim();
