@@ -106,13 +106,14 @@ async function writeNonZero(
 ): Promise<void> {
   const jobs: Promise<void>[] = [];
   let run = -1;
-  for (let p = 0; p <= buf.length; p += gran) {
+  for (let p = 0; ; p += gran) {
     const data = p < buf.length && !isZero(buf.subarray(p, p + gran));
     if (data && run < 0) run = p;
     if (!data && run >= 0) {
-      jobs.push(dst.write(off + run, buf.subarray(run, p)));
+      jobs.push(dst.write(off + run, buf.subarray(run, Math.min(p, buf.length))));
       run = -1;
     }
+    if (p >= buf.length) break;
   }
   await Promise.all(jobs);
 }

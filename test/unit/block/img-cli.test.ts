@@ -4,27 +4,13 @@
  * finds (same exit statuses), and what our `-r` repairs qemu-img finds clean.
  */
 import { describe, expect, it, beforeAll, afterAll } from 'vitest';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, openSync, readSync, rmSync, statSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseImgArgs, parseSize, runImg, type ImgIo } from '../../../main/cli/img.js';
+import { parseImgArgs, parseSize } from '../../../main/cli/img.js';
+import { haveQemuImg, img, qemuImg } from './img-run.js';
 import { parseCommand } from '../../../main/cli/args.js';
-
-const haveQemuImg = spawnSync('qemu-img', ['--version']).status === 0;
-
-async function img(...argv: string[]): Promise<{ status: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io: ImgIo = { out: (s) => (out += s), err: (s) => (err += s) };
-  const status = await runImg(parseImgArgs(argv), io);
-  return { status, out, err };
-}
-
-function qemuImg(...args: string[]): { status: number | null; out: string } {
-  const r = spawnSync('qemu-img', args, { encoding: 'utf-8' });
-  return { status: r.status, out: r.stdout + r.stderr };
-}
 
 type Json = Record<string, unknown> & { 'format-specific'?: { data: Record<string, unknown> } };
 

@@ -1,0 +1,31 @@
+/**
+ * What the `img` tests share: running our `img` subcommands in-process (output captured), and
+ * qemu-img / qemu-io, the judges, as child processes.
+ */
+import { spawnSync } from 'node:child_process';
+import { parseImgArgs, runImg, type ImgIo } from '../../../main/cli/img.js';
+
+export const haveQemuImg = spawnSync('qemu-img', ['--version']).status === 0;
+
+export async function img(
+  ...argv: string[]
+): Promise<{ status: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const io: ImgIo = { out: (s) => (out += s), err: (s) => (err += s), tty: false };
+  const status = await runImg(parseImgArgs(argv), io);
+  return { status, out, err };
+}
+
+export function qemuImg(...args: string[]): { status: number | null; out: string } {
+  const r = spawnSync('qemu-img', args, { encoding: 'utf-8' });
+  return { status: r.status, out: r.stdout + r.stderr };
+}
+
+/** Runs qemu-io commands (`-c` each) on an image; throws with its output if it fails. */
+export function qemuIo(file: string, ...cmds: string[]): void {
+  const r = spawnSync('qemu-io', [...cmds.flatMap((c) => ['-c', c]), file], { encoding: 'utf-8' });
+  if (r.status !== 0 || /error|failed/i.test(r.stdout + r.stderr)) {
+    throw new Error(`qemu-io ${file}: ${r.stdout}${r.stderr}`);
+  }
+}
