@@ -1,6 +1,7 @@
 /**
  * Network back ends (see README.md): `none` (no cable) and `switch:NAME` (an L2 switch shared by
- * the VMs of this process), the port a NIC uses to reach them, capture, and software offloads.
+ * the VMs of this process, across worker threads), the port a NIC uses to reach them, capture,
+ * and software offloads.
  */
 import { NetSpecError, type NetBackend } from './backend.js';
 import { NoNetwork } from './none.js';
@@ -10,6 +11,7 @@ export { NetPort, type NicFrontend, type NetPortStats } from './port.js';
 export { NetSpecError, type NetBackend } from './backend.js';
 export type { NetPacket } from './packet.js';
 export { netSwitch, NetSwitch } from './switch.js';
+export { attachSwitchLink, switchLinkConnector } from './switch-link.js';
 export { NoNetwork } from './none.js';
 export { PcapWriter } from './pcap.js';
 
@@ -26,9 +28,22 @@ export function checkNetSpec(spec: string): string {
   );
 }
 
+/** How `switch:NAME` is reached from this thread; by default, this thread's own switches. */
+let switchConnector: ((name: string) => NetBackend) | undefined;
+
+/**
+ * Makes `switch:NAME` back ends opened from now on go through `connect` (a worker thread sets
+ * switchLinkConnector, so its NICs join the main thread's switches); undefined restores the
+ * default.
+ */
+export function setSwitchConnector(connect: ((name: string) => NetBackend) | undefined): void {
+  switchConnector = connect;
+}
+
 /** Opens the back end a spec names. */
 export function openNetBackend(spec: string): NetBackend {
   checkNetSpec(spec);
   if (spec === 'none') return new NoNetwork();
-  return netSwitch(spec.slice('switch:'.length)).connect();
+  const name = spec.slice('switch:'.length);
+  return switchConnector ? switchConnector(name) : netSwitch(name).connect();
 }

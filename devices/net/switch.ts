@@ -1,15 +1,18 @@
 /**
- * `net=switch:NAME`: an L2 learning switch joining the NICs of the VMs in this process. A port
- * learns the source MAC of every frame it sends; a frame to a learnt unicast address goes to that
- * port only, anything else (broadcast, multicast, unknown) floods to every other port.
+ * `net=switch:NAME`: an L2 learning switch joining the NICs of the VMs of one host process. A
+ * port learns the source MAC of every frame it sends; a frame to a learnt unicast address goes
+ * to that port only, anything else (broadcast, multicast, unknown) floods to every other port.
  *
- * Delivery is synchronous: the receiving NIC copies the frame into its guest's RAM (or its
- * backlog) before send() returns, and VMs in one process never run at the same time, so no
- * frame is shared across a slice. The frame object itself is shared read-only between ports.
- * Offload metadata (a large segment, a partial checksum) travels with the frame, as between
- * two taps with vnet_hdr: two virtio-nets exchange 64 KiB segments without cutting them.
+ * A port is any `SwitchMember`: a `SwitchPort` is the cable of a NIC in this thread; a VM in a
+ * worker thread reaches the switch of the main thread over a MessagePort (switch-link.ts), whose
+ * main-thread end is a member too. To a NIC in this thread delivery is synchronous: the
+ * receiving NIC copies the frame into its guest's RAM (or its backlog) before send() returns,
+ * and VMs of one thread never run at the same time, so no frame is shared across a slice. The
+ * frame object itself is shared read-only between ports. Offload metadata (a large segment, a
+ * partial checksum) travels with the frame, as between two taps with vnet_hdr: two virtio-nets
+ * exchange 64 KiB segments without cutting them.
  *
- * Switches live in a per-process registry and disappear when their last port leaves.
+ * Switches live in a per-thread registry and disappear when their last port leaves.
  */
 import type { NetBackend } from './backend.js';
 import type { NetPacket } from './packet.js';
@@ -24,34 +27,44 @@ export interface SwitchStats {
   macs: number;
 }
 
+/** Something plugged into a switch port: takes the frames the switch forwards to it. */
+export interface SwitchMember {
+  deliver(p: NetPacket): void;
+}
+
 export class NetSwitch {
-  private readonly ports = new Set<SwitchPort>();
+  private readonly ports = new Set<SwitchMember>();
   /** MAC (48-bit number) → port. */
-  private readonly macs = new Map<number, SwitchPort>();
+  private readonly macs = new Map<number, SwitchMember>();
   readonly counters = { forwarded: 0, flooded: 0 };
 
   constructor(readonly name: string) {}
 
-  /** Plugs a new port into the switch. */
+  /** Plugs a new NIC of this thread into the switch. */
   connect(): SwitchPort {
     const p = new SwitchPort(this);
-    this.ports.add(p);
+    this.join(p);
     return p;
+  }
+
+  /** Plugs any member in (a NIC of another thread, through its link). */
+  join(m: SwitchMember): void {
+    this.ports.add(m);
   }
 
   get stats(): SwitchStats {
     return { ports: this.ports.size, macs: this.macs.size, ...this.counters };
   }
 
-  /** @internal */
-  leave(p: SwitchPort): void {
+  /** Unplugs a member: it is forgotten in the MAC table; the last one removes the switch. */
+  leave(p: SwitchMember): void {
     this.ports.delete(p);
     for (const [mac, q] of this.macs) if (q === p) this.macs.delete(mac);
-    if (this.ports.size === 0) registry.delete(this.name);
+    if (this.ports.size === 0 && registry.get(this.name) === this) registry.delete(this.name);
   }
 
-  /** @internal */
-  forward(from: SwitchPort, pkt: NetPacket): void {
+  /** A frame `from` sent: learn its source, deliver to the port of its destination or flood. */
+  forward(from: SwitchMember, pkt: NetPacket): void {
     const d = pkt.data;
     if (d.length < 14) return;
     const src = mac48(d, 6);
@@ -84,8 +97,8 @@ function mac48(d: Uint8Array, o: number): number {
   );
 }
 
-/** One NIC's cable into a switch: a NetBackend. */
-export class SwitchPort implements NetBackend {
+/** One NIC's cable into a switch of its own thread: a NetBackend. */
+export class SwitchPort implements NetBackend, SwitchMember {
   readonly spec: string;
   onReceive: ((p: NetPacket) => void) | undefined;
   onCarrier: ((up: boolean) => void) | undefined;
@@ -117,7 +130,7 @@ export class SwitchPort implements NetBackend {
 
 const registry = new Map<string, NetSwitch>();
 
-/** The switch called `name` in this process, created on first use. */
+/** The switch called `name` in this thread, created on first use. */
 export function netSwitch(name: string): NetSwitch {
   let s = registry.get(name);
   if (!s) {

@@ -2,12 +2,13 @@
  * The host side of one VM: its worker thread, state, console scrollback, stats history and
  * device list. The worker runs the guest; this object only relays messages.
  */
-import { Worker } from 'node:worker_threads';
+import { Worker, type MessagePort } from 'node:worker_threads';
 import type { VmConfig } from '../vm/config.js';
 import type { ConsoleStream, DeviceRow, VmExit, VmState, VmStats } from './api-types.js';
 import type { MachineStats } from '../vm/machine.js';
 import type { FromWorker, ToWorker } from '../worker/protocol.js';
 import { ByteRing } from './byte-ring.js';
+import { attachSwitchLink, checkNetSpec } from '../../devices/net/index.js';
 
 /** Stats kept for the charts: 5 minutes at 4 Hz. */
 const HISTORY_SAMPLES = 5 * 60 * 4;
@@ -24,6 +25,17 @@ export interface VmRunnerEvents {
 
 /** How long a device control may take before the caller is told it did not answer. */
 const CONTROL_TIMEOUT_MS = 10_000;
+
+/** Plugs a worker's switch port into this thread's switch (the hub of every VM's workers). */
+function joinSwitch(name: unknown, port: MessagePort): void {
+  try {
+    if (typeof name !== 'string') throw new Error('no switch name');
+    checkNetSpec(`switch:${name}`);
+    attachSwitchLink(name, port);
+  } catch {
+    port.close(); // the worker's NIC sees no carrier
+  }
+}
 
 export class VmRunner {
   state: VmState = 'stopped';
@@ -102,6 +114,9 @@ export class VmRunner {
         return;
       case 'log':
         this.events.log(m.message);
+        return;
+      case 'switch-link':
+        joinSwitch(m.name, m.port);
         return;
       case 'exit':
         this.exitFromWorker = m.exit;

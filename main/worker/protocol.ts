@@ -1,4 +1,5 @@
 /** Messages between the host (main thread) and one VM's worker thread. */
+import type { MessagePort } from 'node:worker_threads';
 import type { VmConfig } from '../vm/config.js';
 import type { ConsoleStream, DeviceRow, VmExit, VmStats } from '../host/api-types.js';
 import type { MachineStats } from '../vm/machine.js';
@@ -24,5 +25,7 @@ export type FromWorker =
   | { type: 'devices'; devices: DeviceRow[] }
   | { type: 'state'; state: 'running' | 'paused' }
   | { type: 'log'; message: string }
+  /** A NIC opened `switch:NAME`: plug `port` (transferred) into the main thread's switch. */
+  | { type: 'switch-link'; name: string; port: MessagePort }
   /** The last message; `stats` are the machine's totals (the CLI's --stats prints them). */
   | { type: 'exit'; exit: VmExit; stats?: MachineStats };

@@ -13,6 +13,7 @@ import { StatsSampler } from './stats-sampler.js';
 import { deviceRows, pciNicRows, virtioRows, withNicBackends } from './device-rows.js';
 import { VIRT } from '../../devices/platform/memory-map.js';
 import { SnapshotOverlays } from '../../devices/block/index.js';
+import { setSwitchConnector, switchLinkConnector } from '../../devices/net/index.js';
 
 const STATS_INTERVAL_MS = 250;
 /** Console bytes are sent at most this often (and sooner when this many are queued). */
@@ -25,7 +26,13 @@ function requirePort(): MessagePort {
 }
 const port = requirePort();
 
-const post = (m: FromWorker, transfer?: ArrayBuffer[]): void => port.postMessage(m, transfer);
+const post = (m: FromWorker, transfer?: (ArrayBuffer | MessagePort)[]): void =>
+  port.postMessage(m, transfer);
+
+// switch:NAME joins the main thread's switch, shared with the other VMs' workers.
+setSwitchConnector(
+  switchLinkConnector((name, link) => post({ type: 'switch-link', name, port: link }, [link])),
+);
 
 let machine: VirtMachine | undefined;
 /** The running definition: device controls record lasting changes here (kept across resets). */

@@ -9,6 +9,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { HostApi, HostError } from '../../../main/host/host-api.js';
 import type { VmStats } from '../../../main/host/api-types.js';
 
+const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+
 /** busybox's prompt (it then asks for the cursor position, ESC [6n). */
 const PROMPT = /:~# /;
 
@@ -94,6 +96,42 @@ describe('VM definitions', () => {
 });
 
 describe('running VMs in workers', () => {
+  it('two VMs, each in its own worker, reach each other over switch:NAME', async () => {
+    const h = newHost();
+    // An e1000 and a virtio-net: large virtio segments are cut for the e1000 on the way.
+    const models = ['e1000', 'virtio'] as const;
+    for (const [i, model] of models.entries()) {
+      h.createVm({
+        name: `sw${i + 1}`,
+        memMiB: 128,
+        nics: [{ model, net: 'switch:workers', mac: `52:54:00:00:0a:0${i + 1}` }],
+      });
+      h.startVm(`sw${i + 1}`);
+    }
+    const cons = ['sw1', 'sw2'].map((n) => consoleText(h, n));
+    for (const [i, c] of cons.entries()) {
+      await c.waitFor(PROMPT);
+      h.consoleInput(
+        `sw${i + 1}`,
+        enc(`ip addr add 10.0.5.${i + 1}/24 dev eth0; ip link set eth0 up\r`),
+      );
+    }
+    h.consoleInput('sw1', enc('ping -c 3 10.0.5.2\r'));
+    await cons[0].waitFor(/3 packets transmitted, 3 packets received/, 60_000);
+    h.consoleInput('sw2', enc('ping -c 2 10.0.5.1\r'));
+    await cons[1].waitFor(/2 packets transmitted, 2 packets received/, 60_000);
+    // TCP across the threads: 1 MiB from httpd in sw2 to wget in sw1.
+    h.consoleInput(
+      'sw2',
+      enc(
+        'mkdir -p /tmp/w && dd if=/dev/zero of=/tmp/w/f bs=1k count=1024 2>/dev/null && httpd -h /tmp/w && echo srv""up\r',
+      ),
+    );
+    await cons[1].waitFor(/srvup/);
+    h.consoleInput('sw1', enc('wget -q -O - http://10.0.5.2/f | wc -c\r'));
+    await cons[0].waitFor(/^1048576\r?$/m, 120_000);
+  }, 180_000);
+
   it('boots, replays the boot log to a late attach, pauses, resumes, stops', async () => {
     const h = newHost();
     const stats: VmStats[] = [];
