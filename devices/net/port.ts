@@ -35,6 +35,10 @@ export interface NetPortStats {
   rx_dropped: number;
   rx_backlog: number;
   link_changes: number;
+  /** 1 while the user's link setting is up (it survives setBackend), else 0. */
+  link_up: number;
+  /** 1 while the guest sees a carrier (link up and a back end with a cable), else 0. */
+  carrier: number;
   captured: number;
   capture_dropped: number;
 }
@@ -96,7 +100,10 @@ export class NetPort {
     this.carrierMaybeChanged();
   }
 
-  /** Moves the NIC to another network ("none", "switch:lab") while the guest runs. */
+  /**
+   * Moves the NIC to another network ("none", "switch:lab") while the guest runs. The user's
+   * link setting stays as it is: a pulled cable is not plugged in by moving the NIC.
+   */
   setBackend(spec: string): void {
     const next = this.open(spec); // throws NetSpecError before anything changes
     this.backend.onReceive = undefined;
@@ -157,6 +164,8 @@ export class NetPort {
     return {
       ...this.counters,
       rx_backlog: this.backlog.length,
+      link_up: this.adminUp ? 1 : 0,
+      carrier: this.carrier ? 1 : 0,
       captured: this.capturedBefore.frames + (this.capture?.stats.frames ?? 0),
       capture_dropped: this.capturedBefore.dropped + (this.capture?.stats.dropped ?? 0),
     };

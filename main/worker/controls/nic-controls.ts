@@ -95,7 +95,8 @@ export const nicControls: DeviceControlProvider = {
         }
         const cfg = ctx.config.nics?.[f.index];
         if (cfg) cfg.net = value; // a reset keeps it
-        return `${device}: network ${value}${p.carrier ? '' : ' (no carrier)'}`;
+        const state = p.carrier ? '' : p.linkUp ? ' (no carrier)' : ' (link down)';
+        return `${device}: network ${value}${state}`;
       }
       case 'capture': {
         if (value === 'off') {

@@ -101,6 +101,22 @@ describe('NIC controls', () => {
     await expect(set('virtio-net0', 'backend', 'switch:a/b')).rejects.toThrow(/switch:NAME/);
   });
 
+  it('a link pulled at run time stays down across a network change, in the rows and stats', async () => {
+    const { vm, set, rows } = await machine();
+    await set('e1000-0', 'link', 'off');
+    await expect(set('e1000-0', 'backend', 'switch:other')).resolves.toBe(
+      'e1000-0: network switch:other (link down)',
+    );
+    expect(control(rows(), 'e1000-0', 'link')!.value).toBe('off');
+    expect(rows().find((x) => x.name === 'e1000-0')!.backend).toBe(
+      'switch:other (link down, mac 52:54:00:00:00:01)',
+    );
+    expect(vm.nic('e1000-0').stats()).toMatchObject({ net_link_up: 0, net_carrier: 0 });
+    await set('e1000-0', 'link', 'on');
+    expect(rows().find((x) => x.name === 'e1000-0')!.backend).toMatch(/^switch:other \(link up/);
+    expect(vm.nic('e1000-0').stats()).toMatchObject({ net_link_up: 1, net_carrier: 1 });
+  });
+
   it('captures to a new file under the data dir or to a given path, and stops', async () => {
     const { vm, set, rows, dataDir } = await machine();
     const out = await set('e1000-0', 'capture', 'on');

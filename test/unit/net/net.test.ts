@@ -75,6 +75,25 @@ describe('switch:NAME', () => {
     expect(a.port.backendSpec).toBe('switch:t2');
   });
 
+  it('a pulled cable stays pulled when the NIC moves to another network', () => {
+    const a = nic('switch:t5');
+    const b = nic('switch:t6');
+    a.port.setLink(false);
+    a.port.setBackend('switch:t6');
+    expect(a.port.linkUp).toBe(false);
+    expect(a.port.carrier).toBe(false);
+    expect(a.carrier).toEqual([false]); // the guest was not told of a carrier in between
+    expect(a.port.stats).toMatchObject({ link_up: 0, carrier: 0 });
+    b.port.transmit(frame(0xff, 2));
+    a.port.transmit(frame(0xff, 1));
+    expect([a.got.length, b.got.length]).toEqual([0, 0]);
+    a.port.setLink(true);
+    expect(a.carrier).toEqual([false, true]);
+    expect(a.port.stats).toMatchObject({ link_up: 1, carrier: 1 });
+    a.port.setBackend('none');
+    expect(a.port.stats).toMatchObject({ link_up: 1, carrier: 0 });
+  });
+
   it('holds frames while the guest has no buffers, bounded', () => {
     const a = nic('switch:t3');
     const b = nic('switch:t3');
