@@ -10,7 +10,9 @@ import type { CacheMode, DiskConfig, SchedulerPolicy } from '../../main/vm/confi
 import { BlockError, type BlockBackend, type VectoredBlockBackend } from './backend.js';
 import { RawFile, type RawFileStats } from './raw-file.js';
 import { IoScheduler, type SchedulerStats } from './scheduler.js';
-import { createQcow2, openImage, type Qcow2Image } from './qcow2/index.js';
+import { createQcow2, imageInfo, openImage, type Qcow2Image } from './qcow2/index.js';
+import { LuksLayer } from './luks/luks-layer.js';
+import { readKeyFile } from './luks/key-source.js';
 
 export { BlockError, type BlockBackend, type BlockErrorKind } from './backend.js';
 export type { RawFileStats } from './raw-file.js';
@@ -48,6 +50,8 @@ export interface OpenDiskOptions {
    * and the disk's place in the VM; without it the overlay lives as long as the disk.
    */
   overlays?: { keep: SnapshotOverlays; slot: number };
+  /** The passphrase of an encrypted image, asked for on a terminal (else cfg.keyFile is read). */
+  key?: Uint8Array;
 }
 
 /** What the disk needs of its format layer beyond BlockBackend: the cache mode, settable live. */
@@ -133,7 +137,7 @@ class ScheduledDisk implements Disk {
  * unreadable, a directory, a size that is not a multiple of 512).
  */
 export async function openDisk(cfg: DiskConfig, opts: OpenDiskOptions = {}): Promise<Disk> {
-  if (cfg.format !== 'raw' && cfg.format !== 'qcow2') {
+  if (cfg.format !== 'raw' && cfg.format !== 'qcow2' && cfg.format !== 'luks') {
     const what = `disk image ${cfg.path}: format "${String(cfg.format)}" is not supported`;
     throw new BlockError('unsupported', what);
   }
@@ -141,6 +145,7 @@ export async function openDisk(cfg: DiskConfig, opts: OpenDiskOptions = {}): Pro
   // write a qcow2 header naming any host file as its backing file).
   let file: FormatLayer;
   let counters: () => FileCounters;
+  const key = await diskKey(cfg, opts);
   if (cfg.snapshot && !cfg.readOnly) {
     const img = opts.overlays
       ? await opts.overlays.keep.overlay(opts.overlays.slot, cfg, opts)
@@ -153,6 +158,7 @@ export async function openDisk(cfg: DiskConfig, opts: OpenDiskOptions = {}): Pro
       cache: cfg.cache,
       copyOnRead: cfg.cor,
       log: opts.log,
+      key,
     });
     file = img as Qcow2Image;
     counters = () => qcow2Counters(img as Qcow2Image);
@@ -163,7 +169,16 @@ export async function openDisk(cfg: DiskConfig, opts: OpenDiskOptions = {}): Pro
       direct: opts.direct,
       log: opts.log,
     });
-    file = raw;
+    if (cfg.format === 'luks') {
+      if (!key) {
+        await raw.close();
+        throw new BlockError(
+          'io',
+          `disk image ${cfg.path} is encrypted (LUKS): give its key (key-file=PATH)`,
+        );
+      }
+      file = await LuksLayer.open(raw, key);
+    } else file = raw;
     counters = () => raw.stats();
   }
   const s = counters();
@@ -176,6 +191,17 @@ export async function openDisk(cfg: DiskConfig, opts: OpenDiskOptions = {}): Pro
   } catch (e) {
     await file.close();
     throw e;
+  }
+}
+
+/** The passphrase of an encrypted disk: the caller's (a prompt), else its key file's bytes. */
+async function diskKey(cfg: DiskConfig, opts: OpenDiskOptions): Promise<Uint8Array | undefined> {
+  if (opts.key) return opts.key;
+  if (!cfg.keyFile) return undefined;
+  try {
+    return await readKeyFile(cfg.keyFile);
+  } catch (e) {
+    throw new BlockError('io', `disk image ${cfg.path}: ${(e as Error).message}`);
   }
 }
 
@@ -206,11 +232,14 @@ async function openSnapshotOverlay(cfg: DiskConfig, opts: OpenDiskOptions): Prom
   }
   try {
     const overlay = join(dir, 'overlay.qcow2');
-    await createQcow2(overlay, { backingFile: base, backingFormat: cfg.format });
+    // The size from the image's header: opening an encrypted one here would need its key.
+    const size = (await imageInfo(base, cfg.format)).virtualSize;
+    await createQcow2(overlay, { backingFile: base, backingFormat: cfg.format, size });
     const img = await openImage(overlay, 'qcow2', {
       cache: 'unsafe',
       copyOnRead: cfg.cor,
       log: opts.log,
+      backingKey: await diskKey(cfg, opts),
     });
     return img as Qcow2Image;
   } finally {

@@ -31,6 +31,9 @@ import { CONVERT_USAGE, parseConvertArgs, runConvert, type ConvertCommand } from
 import { MAP_USAGE, parseMapArgs, runMap, type MapCommand } from './img-map.js';
 import { COMMIT_USAGE, parseCommitArgs, runCommit, type CommitCommand } from './img-commit.js';
 import { REBASE_USAGE, parseRebaseArgs, runRebase, type RebaseCommand } from './img-rebase.js';
+import { EncryptOptions, luksOptions, type EncryptSpec } from './img-encrypt.js';
+import { createLuks } from '../../devices/block/luks/create.js';
+import { luksInfoJson, luksInfoText } from '../../devices/block/luks/inspect.js';
 
 export type ImgCommand =
   | {
@@ -42,6 +45,8 @@ export type ImgCommand =
       refcountBits?: number;
       backingFile?: string;
       backingFormat?: ImageFormat;
+      /** LUKS (-f luks, or qcow2 with encrypt.format=luks): where the key is, and its options. */
+      encrypt?: EncryptSpec;
       quiet: boolean;
     }
   | { op: 'info'; file: string; format?: ImageFormat; json: boolean; backingChain: boolean }
@@ -59,8 +64,10 @@ export interface ImgOptions {
   cmd: ImgCommand;
 }
 
-export const IMG_USAGE = `  img create [-q] [-f raw|qcow2] [-o cluster_size=N,refcount_bits=N] [-b BACKING -F FMT] FILE [SIZE]
+export const IMG_USAGE = `  img create [-q] [-f raw|qcow2|luks] [-o cluster_size=N,refcount_bits=N] [-b BACKING -F FMT] FILE [SIZE]
                       make an image (SIZE like 10G; default: the backing file's size)
+                      encrypted: -f luks or -o encrypt.format=luks, the key from --key-file PATH
+                      or --object secret,id=ID,file=PATH -o [encrypt.]key-secret=ID
   img info [-f FMT] [--output human|json] [--backing-chain] FILE
                       format, sizes, cluster size, backing chain, dirty/corrupt flags
   img check [-f FMT] [-r leaks|all] [--output human|json] FILE
@@ -81,8 +88,8 @@ export function parseSize(s: string, what: string): number {
 
 export function imageFormat(v: string | undefined, what: string): ImageFormat | undefined {
   if (v === undefined) return undefined;
-  if (v !== 'raw' && v !== 'qcow2')
-    throw new Error(`${what}: format "${v}" is not supported (raw, qcow2)`);
+  if (v !== 'raw' && v !== 'qcow2' && v !== 'luks')
+    throw new Error(`${what}: format "${v}" is not supported (raw, qcow2, luks)`);
   return v;
 }
 
@@ -107,9 +114,12 @@ export function parseImgArgs(argv: string[]): ImgOptions {
         backing: { type: 'string', short: 'b' },
         'backing-format': { type: 'string', short: 'F' },
         quiet: { type: 'boolean', short: 'q', default: false },
+        object: { type: 'string', multiple: true },
+        'key-file': { type: 'string' },
       },
     });
     const format = imageFormat(values.format, 'img create -f') ?? 'raw';
+    const enc = new EncryptOptions();
     let backingFile = values.backing;
     let backingFormat = imageFormat(values['backing-format'], 'img create -F');
     let clusterSize: number | undefined;
@@ -119,6 +129,7 @@ export function parseImgArgs(argv: string[]): ImgOptions {
       if (kv === '') continue;
       const [k, v] = kv.split('=', 2) as [string, string | undefined];
       if (v === undefined) throw new Error(`img create -o: "${kv}" needs a value`);
+      if (enc.take(format, k, v)) continue;
       if (k === 'cluster_size') clusterSize = parseSize(v, 'cluster_size');
       else if (k === 'refcount_bits') refcountBits = Number(v);
       else if (k === 'backing_file') backingFile = v;
@@ -127,11 +138,12 @@ export function parseImgArgs(argv: string[]): ImgOptions {
       else if (k === 'preallocation' && v === 'off') continue;
       else throw new Error(`img create -o: option "${k}" is not supported`);
     }
-    if (format === 'raw' && (clusterSize !== undefined || refcountBits !== undefined)) {
+    if (format !== 'qcow2' && (clusterSize !== undefined || refcountBits !== undefined)) {
       throw new Error('img create: cluster_size and refcount_bits are qcow2 options');
     }
-    if (format === 'raw' && backingFile)
-      throw new Error('img create: raw images have no backing file');
+    if (format !== 'qcow2' && backingFile)
+      throw new Error(`img create: ${format} images have no backing file`);
+    const encrypt = enc.resolve(format, values.object ?? [], values['key-file']);
     if (backingFile && !backingFormat) {
       // qemu-img's rule too: probing the backing file would trust whatever its first bytes say.
       throw new Error('img create: a backing file needs its format (-F raw|qcow2)');
@@ -153,6 +165,7 @@ export function parseImgArgs(argv: string[]): ImgOptions {
         refcountBits,
         backingFile,
         backingFormat,
+        ...(encrypt ? { encrypt } : {}),
         quiet: values.quiet ?? false,
       },
     };
@@ -235,11 +248,16 @@ function infoJson(i: ImageInfo): Record<string, unknown> {
         'compression-type': i.compressionType,
         'lazy-refcounts': i.lazyRefcounts,
         'refcount-bits': i.refcountBits,
+        ...(i.encrypt ? { encrypt: { ...luksInfoJson(i.encrypt), format: 'luks' } } : {}),
         corrupt: i.corrupt,
         'extended-l2': false,
       },
     };
     o['dirty-flag'] = i.dirty;
+  } else if (i.encrypt) {
+    o['encrypted'] = true;
+    o['format-specific'] = { type: 'luks', data: luksInfoJson(i.encrypt) };
+    o['dirty-flag'] = false;
   } else {
     o['dirty-flag'] = false;
   }
@@ -271,8 +289,17 @@ function infoText(i: ImageInfo): string {
       `    compression type: ${i.compressionType}`,
       `    lazy refcounts: ${i.lazyRefcounts}`,
       `    refcount bits: ${i.refcountBits}`,
+      ...(i.encrypt
+        ? ['    encrypt:', '        format: luks', ...luksInfoText(i.encrypt, '        ')]
+        : []),
       `    corrupt: ${i.corrupt}`,
       `    dirty: ${i.dirty}`,
+    );
+  } else if (i.encrypt) {
+    lines.push(
+      'encrypted: yes',
+      'Format specific information:',
+      ...luksInfoText(i.encrypt, '    '),
     );
   }
   return lines.join('\n') + '\n';
@@ -292,7 +319,14 @@ const stdio: ImgIo = {
 
 async function create(c: Extract<ImgCommand, { op: 'create' }>, io: ImgIo): Promise<number> {
   let size = c.size;
-  if (c.format === 'raw') {
+  const encrypt = c.encrypt ? await luksOptions(c.encrypt) : undefined;
+  if (c.format === 'luks') {
+    size = Math.ceil(size! / 512) * 512;
+    await createLuks(c.file, size, encrypt!).catch((e: unknown) => {
+      if (e instanceof BlockError) throw e;
+      throw new BlockError('io', `creating ${c.file}: ${(e as Error).message}`);
+    });
+  } else if (c.format === 'raw') {
     size = Math.ceil(size! / 512) * 512;
     let fh;
     try {
@@ -331,6 +365,7 @@ async function create(c: Extract<ImgCommand, { op: 'create' }>, io: ImgIo): Prom
         refcountBits: c.refcountBits,
         backingFile: c.backingFile,
         backingFormat: c.backingFormat,
+        encrypt,
       });
     } catch (e) {
       if (e instanceof BlockError) throw e;
@@ -347,6 +382,7 @@ async function create(c: Extract<ImgCommand, { op: 'create' }>, io: ImgIo): Prom
       c.format === 'qcow2'
         ? ` cluster_size=${c.clusterSize ?? 65536}` +
           (c.backingFile ? ` backing_file=${c.backingFile} backing_fmt=${c.backingFormat}` : '') +
+          (c.encrypt ? ' encrypt.format=luks' : '') +
           ` refcount_bits=${c.refcountBits ?? 16}`
         : '';
     io.out(`Formatting '${c.file}', fmt=${c.format}${extra} size=${size}\n`);

@@ -5,8 +5,8 @@
 
 export type CacheMode = 'writeback' | 'writethrough' | 'unsafe';
 export type SchedulerPolicy = 'noop' | 'sstf' | 'scan' | 'deadline' | 'lifo' | 'random' | 'cfq';
-export type DiskFormat = 'raw' | 'qcow2';
-export const DISK_FORMATS: readonly DiskFormat[] = ['raw', 'qcow2'];
+export type DiskFormat = 'raw' | 'qcow2' | 'luks';
+export const DISK_FORMATS: readonly DiskFormat[] = ['raw', 'qcow2', 'luks'];
 export type ConsoleKind = 'ttyS0' | 'hvc0';
 
 export interface DiskConfig {
@@ -27,6 +27,11 @@ export interface DiskConfig {
    * faster as it runs.
    */
   cor?: boolean;
+  /**
+   * The passphrase of an encrypted image (raw LUKS, or qcow2 with LUKS) is this file's bytes.
+   * Only the path is kept in a definition; the key itself is read when the disk opens.
+   */
+  keyFile?: string;
 }
 
 /** cor=on needs an overlay to copy into: a qcow2 image (with a backing file) or snapshot=on. */
@@ -129,8 +134,15 @@ export function parseDiskSpec(spec: string): DiskConfig {
       d.cor = v === 'on';
     } else if (k === 'format') {
       if (!DISK_FORMATS.includes(v as DiskFormat))
-        throw new ConfigError(`--disk ${path}: format "${v}" is not supported (raw, qcow2)`);
+        throw new ConfigError(`--disk ${path}: format "${v}" is not supported (raw, qcow2, luks)`);
       d.format = v as DiskFormat;
+    } else if (k === 'key-file') {
+      if (!v) throw new ConfigError(`--disk ${path}: key-file needs a PATH`);
+      d.keyFile = v;
+    } else if (k === 'key' || k === 'passphrase' || k === 'key-secret') {
+      throw new ConfigError(
+        `--disk ${path}: a key on the command line is visible to every user of this host; use key-file=PATH (or leave it out to be asked)`,
+      );
     } else if (k === 'cache') {
       if (!CACHE_MODES.includes(v as CacheMode)) {
         throw new ConfigError(`--disk ${path}: cache must be one of ${CACHE_MODES.join(', ')}`);
@@ -297,7 +309,7 @@ export function validateVmConfig(v: unknown, where = 'VM definition'): VmConfig 
     if (typeof d.path !== 'string' || !d.path) throw new ConfigError(`${w}: "path" is required`);
     const fmt = d.format ?? 'raw';
     if (!DISK_FORMATS.includes(fmt as DiskFormat)) {
-      throw new ConfigError(`${w}: format "${String(fmt)}" is not supported (raw, qcow2)`);
+      throw new ConfigError(`${w}: format "${String(fmt)}" is not supported (raw, qcow2, luks)`);
     }
     const cache = d.cache ?? 'writeback';
     if (!CACHE_MODES.includes(cache as CacheMode)) {
@@ -313,6 +325,9 @@ export function validateVmConfig(v: unknown, where = 'VM definition'): VmConfig 
     if (typeof snap !== 'boolean') throw new ConfigError(`${w}: "snapshot" must be true or false`);
     const cor = d.cor ?? false;
     if (typeof cor !== 'boolean') throw new ConfigError(`${w}: "cor" must be true or false`);
+    if (d.keyFile !== undefined && (typeof d.keyFile !== 'string' || !d.keyFile)) {
+      throw new ConfigError(`${w}: "keyFile" must be a path`);
+    }
     const disk: DiskConfig = {
       path: d.path,
       format: fmt as DiskFormat,
@@ -321,6 +336,7 @@ export function validateVmConfig(v: unknown, where = 'VM definition'): VmConfig 
       sched: sched as SchedulerPolicy,
       ...(snap ? { snapshot: true } : {}),
       ...(cor ? { cor: true } : {}),
+      ...(typeof d.keyFile === 'string' ? { keyFile: d.keyFile } : {}),
     };
     checkCor(disk, w);
     return disk;

@@ -8,6 +8,7 @@ import { open } from 'node:fs/promises';
 import { BlockError } from '../backend.js';
 import { serializeHeader, MIN_CLUSTER_BITS, MAX_CLUSTER_BITS } from './qcow2-header.js';
 import { openImage, resolveBacking, type ImageFormat } from './open-image.js';
+import { imageInfo } from './inspect.js';
 import { newLuksRegion, type LuksEncryptOptions } from '../luks/create.js';
 
 export interface CreateQcow2Options {
@@ -39,7 +40,10 @@ export async function createQcow2(path: string, o: CreateQcow2Options = {}): Pro
     throw err(`refcount width ${bits} is not a power of two from 1 to 64`);
   }
   let size = o.size;
-  if (o.backingFile && size === undefined) {
+  if (o.backingFile && size === undefined && o.backingFormat === 'luks') {
+    // Its header gives the size; opening it would need the key.
+    size = (await imageInfo(resolveBacking(path, o.backingFile), 'luks')).virtualSize;
+  } else if (o.backingFile && size === undefined) {
     const b = await openImage(resolveBacking(path, o.backingFile), o.backingFormat, {
       readOnly: true,
     });

@@ -16,6 +16,8 @@ import {
 } from './qcow2-header.js';
 import { HostFile } from './host-file.js';
 import { probeFormat, resolveBacking, type ImageFormat } from './open-image.js';
+import { LuksFormatError, LUKS_SECTOR, PHDR_BYTES, parseLuksHeader } from '../luks/header.js';
+import { luksInfo, type LuksInfo } from '../luks/inspect.js';
 import { Qcow2CorruptError, Refcounts } from './refcounts.js';
 import { rebuildRefcounts } from './repair.js';
 import { listSnapshots, type SnapshotInfo } from './snapshots.js';
@@ -39,6 +41,8 @@ export interface ImageInfo {
   refcountBits?: number;
   compressionType?: 'zlib' | 'zstd';
   encrypted?: boolean;
+  /** The LUKS header's facts (a raw LUKS image, or qcow2 with encrypt.format=luks). */
+  encrypt?: LuksInfo;
   /** Internal snapshots, oldest first. */
   snapshots?: SnapshotInfo[];
 }
@@ -104,6 +108,11 @@ export async function imageInfo(path: string, format?: ImageFormat): Promise<Ima
   const fmt = format ?? (await probeFormat(path));
   const actualSize = st.blocks * 512;
   if (fmt === 'raw') return { filename: path, format: 'raw', virtualSize: st.size, actualSize };
+  if (fmt === 'luks') {
+    const encrypt = await readLuksInfo(path, 0, st.size);
+    const virtualSize = Math.max(0, st.size - encrypt.payloadOffset);
+    return { filename: path, format: 'luks', virtualSize, actualSize, encrypted: true, encrypt };
+  }
   const { h } = await readHeader(path);
   const info: ImageInfo = {
     filename: path,
@@ -125,7 +134,30 @@ export async function imageInfo(path: string, format?: ImageFormat): Promise<Ima
     info.fullBackingFilename = resolveBacking(path, h.backingFile);
     if (h.backingFormat) info.backingFormat = h.backingFormat;
   }
+  if (h.cryptoHeader) {
+    info.encrypt = await readLuksInfo(path, h.cryptoHeader.offset, h.cryptoHeader.length);
+  }
   return info;
+}
+
+/** The LUKS header at `offset` of the file, owning `regionBytes` (no key needed to read it). */
+async function readLuksInfo(path: string, offset: number, regionBytes: number): Promise<LuksInfo> {
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch (e) {
+    return fail(path, errnoText(e));
+  }
+  try {
+    const b = new Uint8Array(Math.ceil(PHDR_BYTES / LUKS_SECTOR) * LUKS_SECTOR);
+    await fh.read(b, 0, b.length, offset);
+    return luksInfo(parseLuksHeader(b, regionBytes));
+  } catch (e) {
+    if (e instanceof LuksFormatError) fail(path, `LUKS: ${e.message}`);
+    throw e;
+  } finally {
+    await fh.close();
+  }
 }
 
 /** The image and every backing file below it, top first; a loop or missing file is an error. */
@@ -148,7 +180,7 @@ export async function backingChain(path: string, format?: ImageFormat): Promise<
     chain.push(info);
     p = info.fullBackingFilename;
     const bf = info.backingFormat;
-    if (bf !== undefined && bf !== 'raw' && bf !== 'qcow2') {
+    if (bf !== undefined && bf !== 'raw' && bf !== 'qcow2' && bf !== 'luks') {
       fail(info.filename, `backing file ${info.backingFilename} has format "${bf}", not supported`);
     }
     fmt = bf as ImageFormat | undefined;

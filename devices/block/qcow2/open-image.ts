@@ -28,6 +28,8 @@ export interface OpenImageOptions {
   log?: (msg: string) => void;
   /** The passphrase of an encrypted image (LUKS, or qcow2 with encrypt.format=luks). */
   key?: Uint8Array;
+  /** The passphrase of the backing file (a snapshot=on overlay over an encrypted image). */
+  backingKey?: Uint8Array;
 }
 
 /** The error for an encrypted image opened without its key. */
@@ -118,7 +120,13 @@ export async function openImage(
         );
       }
       const p = resolveBacking(path, name);
-      const bopts = { ...opts, readOnly: true, copyOnRead: false, key: undefined };
+      const bopts = {
+        ...opts,
+        readOnly: true,
+        copyOnRead: false,
+        key: opts.backingKey,
+        backingKey: undefined,
+      };
       return openImage(p, bfmt, bopts, next).catch((e: unknown) => {
         const msg = (e as Error).message;
         if (msg.includes(`backing file of`) || msg.includes('backing chain')) throw e;
