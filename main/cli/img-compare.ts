@@ -102,19 +102,19 @@ export async function runCompare(c: CompareCommand, io: ImgIo): Promise<number> 
     opened.push(a);
     const b = await openImage(c.other, c.otherFormat, { readOnly: true });
     opened.push(b);
-    if (a.size !== b.size) {
-      if (c.strict) {
-        io.out('Strict mode: Image size mismatch!\n');
-        return 1;
-      }
-      io.out('Warning: Image size mismatch!\n');
+    if (a.size !== b.size && c.strict) {
+      io.out('Strict mode: Image size mismatch!\n');
+      return 1;
     }
     const common = Math.min(a.size, b.size);
     const larger = a.size > b.size ? a : b;
     const progress = c.progress ? new Progress(io, larger.size) : undefined;
-    const at =
-      (await scan(a, b, 0, common, progress, 0)) ??
-      (await scan(larger, undefined, common, larger.size, progress, common));
+    let at = await scan(a, b, 0, common, progress, 0);
+    if (at === undefined && a.size !== b.size) {
+      // As qemu-img: the warning comes once the common part has matched.
+      io.out('Warning: Image size mismatch!\n');
+      at = await scan(larger, undefined, common, larger.size, progress, common);
+    }
     progress?.finish();
     if (at !== undefined) {
       io.out(`Content mismatch at offset ${at}!\n`);

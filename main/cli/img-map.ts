@@ -47,6 +47,10 @@ const hex = (n: number): string => (n === 0 ? '0' : `0x${n.toString(16)}`);
 
 export function formatMap(extents: Extent[], json: boolean): string {
   if (json) return `[${extents.map(jsonLine).join(',\n')}]\n`;
+  if (extents.some((e) => e.compressed)) {
+    // The human form has no way to say where a compressed cluster is: qemu-img refuses too.
+    throw new Error('File contains external, encrypted or compressed clusters.');
+  }
   const row = (a: string, b: string, c: string, d: string) =>
     `${a.padEnd(16)}${b.padEnd(16)}${c.padEnd(16)}${d}\n`;
   let s = row('Offset', 'Length', 'Mapped to', 'File');
