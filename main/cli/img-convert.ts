@@ -164,7 +164,7 @@ export async function runConvert(c: ConvertCommand, io: ProgressSink): Promise<n
           const ext = await blockStatus(src, off, len);
           if (ext.every((e) => e.zero)) return;
         }
-        const buf = new Uint8Array(len);
+        const buf = Buffer.allocUnsafe(len); // every byte is read into
         await src.read(off, buf);
         if (c.compress && out instanceof Qcow2Image) await writeCompressed(out, off, buf);
         else await writeNonZero(out, off, buf, cs);
