@@ -13,14 +13,19 @@
  *     Throughput is taken on the host, from accepting the connection to its end.
  *   - guest A → guest B over `switch:NAME` (wasmvisor only: QEMU cannot join our switch): two
  *     VMs of this process, B runs `nc -l -e dd of=/dev/null`. Timed from typing the command to
- *     both ends' markers.
+ *     both ends' markers. A last line repeats a quarter of the transfer with dd piped into nc,
+ *     which writes a few KiB per system call: how well small writes are merged into large
+ *     segments (TCP autocorking, which needs transmissions to complete after the kick).
  *
- * Exits and interrupts (wasmvisor only), over the same interval as the throughput:
+ * Exits, interrupts and guest instructions (wasmvisor only), over the same interval as the
+ * throughput:
  *   - MMIO exits/s: bus reads + writes of the NIC's own regions (e1000: its BARs; virtio-net:
  *     its virtio-mmio slot), in every guest of the row together;
  *   - interrupts/s: PLIC injections of the NIC's source (e1000: its INTx line; virtio-net: its
  *     slot's line);
- *   - per MB: exits and interrupts per MB moved (1 MB = 1e6 bytes), independent of host speed.
+ *   - per MB: exits, interrupts and guest instructions (every guest of the row) per MB moved
+ *     (1 MB = 1e6 bytes), independent of host speed: the guests are CPU-bound on the
+ *     interpreter, so instructions per MB is what a device model's efficiency changes.
  * VMs run in this process (VirtMachine), so the two guests of the switch row take turns on one
  * host core, and the user rows' NAT and host socket share it with the guest.
  */
@@ -86,12 +91,15 @@ function probeOf(vm: VirtMachine, model: NicModel): NicProbe {
 interface Counts {
   exits: number;
   irqs: number;
+  /** Guest instructions retired. */
+  insns: number;
 }
 
 function count(probes: readonly NicProbe[]): Counts {
-  const c = { exits: 0, irqs: 0 };
+  const c = { exits: 0, irqs: 0, insns: 0 };
   for (const p of probes) {
     const s: MachineStats = p.vm.stats();
+    c.insns += Number(s.instret);
     for (const r of p.regions) c.exits += (s.exits[r]?.reads ?? 0) + (s.exits[r]?.writes ?? 0);
     c.irqs += s.interrupts[`plic:${p.irq}`] ?? 0;
   }
@@ -101,18 +109,23 @@ function count(probes: readonly NicProbe[]): Counts {
 // ---- figures ----------------------------------------------------------------------------------
 
 interface Figures {
+  mb: number;
   mbps: number;
   seconds: number;
+  /** Switch rows: throughput when the guest pipes dd into nc (small writes, see switchRows). */
+  pipeMbps?: number;
   /** wasmvisor only. */
   exits?: number;
   irqs?: number;
+  insns?: number;
 }
 
-function figures(seconds: number, before?: Counts, after?: Counts): Figures {
-  const f: Figures = { mbps: MB / seconds, seconds };
+function figures(mb: number, seconds: number, before?: Counts, after?: Counts): Figures {
+  const f: Figures = { mb, mbps: mb / seconds, seconds };
   if (before && after) {
     f.exits = after.exits - before.exits;
     f.irqs = after.irqs - before.irqs;
+    f.insns = after.insns - before.insns;
   }
   return f;
 }
@@ -190,7 +203,7 @@ async function wasmvisorToHost(model: NicModel, sink: HostSink): Promise<Figures
       onAccept: () => (before = count(probes)),
       onEnd: () => (after = count(probes)),
     });
-    return figures(s, before, after);
+    return figures(MB, s, before, after);
   } finally {
     g.vm.stop();
     await g.done;
@@ -203,7 +216,7 @@ async function qemuToHost(model: NicModel, kernel: string, sink: HostSink): Prom
   const q = new GuestConsole(QEMU, qemuVirtArgs({ kernel, extra }));
   try {
     await q.expect(/~# /, 180_000);
-    return figures(await toHost(q, sink));
+    return figures(MB, await toHost(q, sink));
   } finally {
     q.kill();
   }
@@ -241,25 +254,30 @@ async function switchRows(): Promise<Record<NicModel, Figures>> {
     const out = {} as Record<NicModel, Figures>;
     for (const model of MODELS) {
       await sh(a, `ping -c 1 -W 5 ${subnet(model)}.2 >/dev/null`);
+      const peer = `${subnet(model)}.2`;
       const port = 5000 + MODELS.indexOf(model);
-      const rxName = b.vm.nics.find((n) => n.model === model)!.name;
-      const rxBytes = (): number => b.vm.stats().nics?.[rxName]?.net_rx_bytes ?? 0;
-      await sh(b, `(nc -l -p ${port} -e dd of=/dev/null bs=${BLOCK} 2>/dev/null; echo R""X) &`);
-      await new Promise((r) => setTimeout(r, 300));
-      const probes = [probeOf(a.vm, model), probeOf(b.vm, model)];
-      const rx0 = rxBytes();
-      const before = count(probes);
-      const t0 = performance.now();
-      await Promise.all([
-        sh(a, sendCmd(`${subnet(model)}.2`, port), 300_000),
-        b.expect(/RX/, 300_000),
-      ]);
-      const seconds = (performance.now() - t0) / 1000;
-      // The payload must really have crossed this NIC (frames include headers, so more than it).
-      if (rxBytes() - rx0 < BYTES) {
-        throw new Error(`${model}: B's NIC received ${rxBytes() - rx0} bytes, less than sent`);
-      }
-      out[model] = figures(seconds, before, count(probes));
+      const transfer = async (send: string, bytes: number): Promise<Figures> => {
+        const rxName = b.vm.nics.find((n) => n.model === model)!.name;
+        const rxBytes = (): number => b.vm.stats().nics?.[rxName]?.net_rx_bytes ?? 0;
+        await sh(b, `(nc -l -p ${port} -e dd of=/dev/null bs=${BLOCK} 2>/dev/null; echo R""X) &`);
+        await new Promise((r) => setTimeout(r, 300));
+        const probes = [probeOf(a.vm, model), probeOf(b.vm, model)];
+        const rx0 = rxBytes();
+        const before = count(probes);
+        const t0 = performance.now();
+        await Promise.all([sh(a, send, 300_000), b.expect(/RX/, 300_000)]);
+        const seconds = (performance.now() - t0) / 1000;
+        // The payload must really have crossed this NIC (frames include headers: more than it).
+        if (rxBytes() - rx0 < bytes) {
+          throw new Error(`${model}: B's NIC received ${rxBytes() - rx0} bytes, less than sent`);
+        }
+        return figures(bytes / 1e6, seconds, before, count(probes));
+      };
+      out[model] = await transfer(sendCmd(peer, port), BYTES);
+      // The same through a pipe: nc writes what it reads from the pipe, a few KiB at a time.
+      const pipeCount = Math.max(1, COUNT >> 2);
+      const pipe = `dd if=/dev/zero bs=${BLOCK} count=${pipeCount} 2>/dev/null | nc ${peer} ${port}`;
+      out[model].pipeMbps = (await transfer(pipe, pipeCount * BLOCK)).mbps;
     }
     return out;
   } finally {
@@ -286,9 +304,11 @@ function table(title: string, rows: Record<NicModel, Figures>): void {
   line('throughput (MB/s)', (x) => x.mbps, 2);
   line('MMIO exits/s', (x) => (x.exits === undefined ? undefined : x.exits / x.seconds));
   line('interrupts/s', (x) => (x.irqs === undefined ? undefined : x.irqs / x.seconds));
-  line('MMIO exits per MB', (x) => (x.exits === undefined ? undefined : x.exits / MB));
-  line('interrupts per MB', (x) => (x.irqs === undefined ? undefined : x.irqs / MB));
+  line('MMIO exits per MB', (x) => (x.exits === undefined ? undefined : x.exits / x.mb));
+  line('interrupts per MB', (x) => (x.irqs === undefined ? undefined : x.irqs / x.mb));
+  line('guest Minsns per MB', (x) => (x.insns === undefined ? undefined : x.insns / 1e6 / x.mb), 2);
   line('transfer time (s)', (x) => x.seconds, 2);
+  if (e.pipeMbps !== undefined) line('dd | nc (MB/s)', (x) => x.pipeMbps, 2);
 }
 
 function userAvailable(): boolean {

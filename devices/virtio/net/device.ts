@@ -103,6 +103,9 @@ export class VirtioNet implements VirtioDevice, NicFrontend {
   readonly mac: Uint8Array;
   private ctx: VirtioContext | undefined;
   private feats = 0n;
+  /** Heads of sent chains not yet returned to the driver (returned when the slice ends). */
+  private readonly txDone: number[] = [];
+  private txCompletionQueued = false;
 
   constructor(
     readonly name: string,
@@ -146,6 +149,7 @@ export class VirtioNet implements VirtioDevice, NicFrontend {
   reset(): void {
     this.ctx = undefined;
     this.feats = 0n;
+    this.txDone.length = 0;
     this.port.clearBacklog();
   }
 
@@ -175,9 +179,17 @@ export class VirtioNet implements VirtioDevice, NicFrontend {
 
   // ---- transmit ------------------------------------------------------------------------------
 
+  /**
+   * Sends every chain the driver queued. The frames leave at once (the back end has them before
+   * the guest's kick returns), but the chains are returned to the driver, with one interrupt, only
+   * once the guest's current slice ends (a microtask runs when the core returns to the run loop),
+   * as a real NIC completes a transmission after the wire time. Completing inside the kick let
+   * Linux free each skb at once, which defeats TCP autocorking: every small write() became its
+   * own MSS-sized packet. With completions pending, the guest's stack merges what the
+   * application writes meanwhile into large TSO segments (bench/net.ts).
+   */
   private transmit(ctx: VirtioContext): void {
     const q = ctx.queues[TX];
-    let n = 0;
     for (let c = q.pop(); c; c = q.pop()) {
       const p = this.parseTx(c.segments, c.readable);
       if (p) {
@@ -185,10 +197,23 @@ export class VirtioNet implements VirtioDevice, NicFrontend {
         this.metrics.tx_bytes += p.data.length;
         this.port.transmit(p);
       } else this.metrics.tx_malformed++;
-      q.push(c.head, 0);
-      n++;
+      this.txDone.push(c.head);
     }
-    if (n) ctx.signalUsed(q);
+    if (this.txDone.length > 0 && !this.txCompletionQueued) {
+      this.txCompletionQueued = true;
+      queueMicrotask(() => this.completeTx());
+    }
+  }
+
+  /** Returns the sent chains to the driver (see transmit). */
+  private completeTx(): void {
+    this.txCompletionQueued = false;
+    const ctx = this.ctx;
+    if (!ctx || this.txDone.length === 0) return;
+    const q = ctx.queues[TX];
+    for (const head of this.txDone) q.push(head, 0);
+    this.txDone.length = 0;
+    ctx.signalUsed(q);
   }
 
   /** Header + frame from a chain's readable buffers; undefined if malformed. */
