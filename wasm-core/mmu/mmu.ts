@@ -21,7 +21,12 @@ export const CAUSE_STORE_PAGE: u64 = 15;
 export const TLB_BITS: u32 = 10;
 const TLB_ENTRIES: usize = 1 << TLB_BITS;
 export const TLB_MASK: u64 = TLB_ENTRIES - 1;
-/** Each entry: tag (u64) then addend (u64): host address = vaddr + addend. */
+/**
+ * Each entry: tag (u64) then addend (u64): host address = vaddr + addend. The tag is the page's
+ * virtual address with the context in bits 3..7 (below the page offset), so that a data lookup
+ * can fold its alignment check into the tag compare: a misaligned address keeps low bits the
+ * tag never has (QEMU's softmmu does the same), and an aligned access never crosses a page.
+ */
 export const TLB_FETCH: usize = memory.data(<i32>(TLB_ENTRIES * 16), 16);
 export const TLB_LOAD: usize = memory.data(<i32>(TLB_ENTRIES * 16), 16);
 export const TLB_STORE: usize = memory.data(<i32>(TLB_ENTRIES * 16), 16);
@@ -49,12 +54,15 @@ export class Ctx {
 }
 
 const CTX_PHYS: u64 = 0x10;
+/** Where the context sits in a tag: above the alignment bits (0..2), below the page number. */
+const CTX_SHIFT: u64 = 3;
+const PAGE_MASK: u64 = ~(<u64>0xfff);
 
 export function updateContext(): void {
   requestAttention(); // the interpreter caches the code page's mapping
   const bare = (Csr.satp >> 60) == 0;
   const p = Hart.priv;
-  Ctx.fetch = (p == PRV_M || bare ? CTX_PHYS : <u64>p) << 52;
+  Ctx.fetch = (p == PRV_M || bare ? CTX_PHYS : <u64>p) << CTX_SHIFT;
   let dp = p;
   if ((Hart.mstatus & (1 << 17)) != 0) dp = <u32>((Hart.mstatus >> 11) & 3);
   Ctx.dataPriv = dp;
@@ -62,7 +70,7 @@ export function updateContext(): void {
   if (dp != PRV_M && !bare) {
     dc = <u64>dp | (((Hart.mstatus >> 18) & 1) << 2) | (((Hart.mstatus >> 19) & 1) << 3);
   }
-  Ctx.data = dc << 52;
+  Ctx.data = dc << CTX_SHIFT;
 }
 
 export function tlbFlushAll(): void {
@@ -192,40 +200,67 @@ export function tlbFill(va: u64, access: u32): usize {
   if (access == ACCESS_STORE && !pageIsPlainRam(pa)) return 0;
   const tlb = access == ACCESS_FETCH ? TLB_FETCH : access == ACCESS_LOAD ? TLB_LOAD : TLB_STORE;
   const ctx = access == ACCESS_FETCH ? Ctx.fetch : Ctx.data;
-  const vpn = va >> 12;
-  const e = tlb + (<usize>(vpn & TLB_MASK) << 4);
-  store<u64>(e, vpn | ctx);
-  store<u64>(e, <u64>h - (va & ~(<u64>0xfff)), 8);
+  const e = tlbEntry(tlb, va);
+  store<u64>(e, (va & PAGE_MASK) | ctx);
+  store<u64>(e, <u64>h - (va & PAGE_MASK), 8);
   return h + <usize>(va & 0xfff);
 }
 
 // ---- virtual loads and stores (fast path inline, slow path out of line) ----
 
+/** The entry for va's page: index = virtual page number modulo the TLB size. */
+@inline
+function tlbEntry(tlb: usize, va: u64): usize {
+  return tlb + (<usize>(va >> 8) & (<usize>TLB_MASK << 4));
+}
+
+/** Host address of va when its page is in `tlb` for context `ctx`, else 0. */
 @inline
 export function tlbLookup(tlb: usize, va: u64, ctx: u64): usize {
-  const vpn = va >> 12;
-  const e = tlb + (<usize>(vpn & TLB_MASK) << 4);
-  if (load<u64>(e) == (vpn | ctx)) return <usize>(va + load<u64>(e, 8));
+  const e = tlbEntry(tlb, va);
+  if (load<u64>(e) == ((va & PAGE_MASK) | ctx)) return <usize>(va + load<u64>(e, 8));
   return 0;
+}
+
+/** As tlbLookup for a data access of `size` bytes, which must also be aligned to hit. */
+@inline
+function tlbLookupAligned(tlb: usize, va: u64, size: u32): usize {
+  const e = tlbEntry(tlb, va);
+  if (load<u64>(e) == ((va & (PAGE_MASK | (<u64>size - 1))) | Ctx.data)) return <usize>(va + load<u64>(e, 8));
+  return 0;
+}
+
+@inline
+function loadHost(h: usize, size: u32): u64 {
+  if (size == 8) return load<u64>(h);
+  if (size == 4) return <u64>load<u32>(h);
+  if (size == 2) return <u64>load<u16>(h);
+  return <u64>load<u8>(h);
+}
+
+@inline
+function storeHost(h: usize, size: u32, v: u64): void {
+  if (size == 8) store<u64>(h, v);
+  else if (size == 4) store<u32>(h, <u32>v);
+  else if (size == 2) store<u16>(h, <u16>v);
+  else store<u8>(h, <u8>v);
 }
 
 /** Load of 1/2/4/8 bytes (zero-extended). On a fault sets Fault.pending and returns 0. */
 @inline
 export function vload(va: u64, size: u32): u64 {
-  if ((va & 0xfff) <= <u64>(4096 - size)) {
-    const h = tlbLookup(TLB_LOAD, va, Ctx.data);
-    if (h != 0) {
-      if (size == 8) return load<u64>(h);
-      if (size == 4) return <u64>load<u32>(h);
-      if (size == 2) return <u64>load<u16>(h);
-      return <u64>load<u8>(h);
-    }
-  }
+  const h = tlbLookupAligned(TLB_LOAD, va, size);
+  if (h != 0) return loadHost(h, size);
   return vloadSlow(va, size);
 }
 
+/** Misses, misaligned accesses, MMIO. */
 export function vloadSlow(va: u64, size: u32): u64 {
-  if ((va & 0xfff) > <u64>(4096 - size)) {
+  const inPage = (va & 0xfff) <= <u64>(4096 - size);
+  // Misaligned within one page: the TLB still maps it.
+  const hit = inPage ? tlbLookup(TLB_LOAD, va, Ctx.data) : 0;
+  if (hit != 0) return loadHost(hit, size);
+  if (!inPage) {
     // Misaligned across a page boundary: byte by byte (each byte may fault).
     let v: u64 = 0;
     for (let i: u32 = 0; i < size; i++) {
@@ -236,12 +271,7 @@ export function vloadSlow(va: u64, size: u32): u64 {
     return v;
   }
   const h = tlbFill(va, ACCESS_LOAD);
-  if (h != 0) {
-    if (size == 8) return load<u64>(h);
-    if (size == 4) return <u64>load<u32>(h);
-    if (size == 2) return <u64>load<u16>(h);
-    return <u64>load<u8>(h);
-  }
+  if (h != 0) return loadHost(h, size);
   if (Fault.pending) return 0;
   const pa = Xlate.pa;
   // MMIO: misaligned device accesses are split into bytes.
@@ -271,21 +301,24 @@ export function vloadSlow(va: u64, size: u32): u64 {
 
 @inline
 export function vstore(va: u64, size: u32, v: u64): void {
-  if ((va & 0xfff) <= <u64>(4096 - size)) {
-    const h = tlbLookup(TLB_STORE, va, Ctx.data);
-    if (h != 0) {
-      if (size == 8) store<u64>(h, v);
-      else if (size == 4) store<u32>(h, <u32>v);
-      else if (size == 2) store<u16>(h, <u16>v);
-      else store<u8>(h, <u8>v);
-      return;
-    }
+  const h = tlbLookupAligned(TLB_STORE, va, size);
+  if (h != 0) {
+    storeHost(h, size, v);
+    return;
   }
   vstoreSlow(va, size, v);
 }
 
+/** Misses, misaligned accesses, MMIO. */
 export function vstoreSlow(va: u64, size: u32, v: u64): void {
-  if ((va & 0xfff) > <u64>(4096 - size)) {
+  const inPage = (va & 0xfff) <= <u64>(4096 - size);
+  // Misaligned within one page: the TLB still maps it.
+  const hit = inPage ? tlbLookup(TLB_STORE, va, Ctx.data) : 0;
+  if (hit != 0) {
+    storeHost(hit, size, v);
+    return;
+  }
+  if (!inPage) {
     // Check every byte's translation first so a fault leaves memory untouched.
     for (let i: u32 = 0; i < size; i++) {
       if (!translate(va + i, ACCESS_STORE)) return;
@@ -298,10 +331,7 @@ export function vstoreSlow(va: u64, size: u32, v: u64): void {
   }
   const h = tlbFill(va, ACCESS_STORE);
   if (h != 0) {
-    if (size == 8) store<u64>(h, v);
-    else if (size == 4) store<u32>(h, <u32>v);
-    else if (size == 2) store<u16>(h, <u16>v);
-    else store<u8>(h, <u8>v);
+    storeHost(h, size, v);
     return;
   }
   if (Fault.pending) return;
