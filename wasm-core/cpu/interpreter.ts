@@ -69,7 +69,15 @@ function mulhsu(a: u64, b: u64): u64 {
   return r;
 }
 
-const NO_PAGE: u64 = 0xffff_ffff_ffff_ffff;
+/**
+ * The empty code-page cache: a base no fetch can succeed from (non-canonical under paging, no
+ * memory there without it), mapped to a page of zeros. A pc that falls in that window reads
+ * 0x0000, an illegal encoding, and the illegal-instruction path refetches properly (and faults).
+ */
+const NO_CODE_BASE: u64 = 0x8000_0000_0000_0000;
+const ZERO_PAGE: usize = memory.data(4096, 16);
+/** Code-page window: an instruction at page offset 0xffe may straddle into the next page. */
+const CODE_WINDOW: u64 = 0xffe;
 
 class Reservation {
   static valid: bool = false;
@@ -108,17 +116,19 @@ export function run(budget: i32): i32 {
   Signals.exitReason = 0;
   Signals.attention = true;
   let pc = Hart.pc;
-  // The budget counts loop turns, not retired instructions, so a trap storm still yields.
-  let turns = budget;
-  // The code page being executed: its virtual page number and host-minus-virtual offset.
-  // Anything that could change the mapping (traps, xRET, CSR writes, TLB flushes) raises
-  // attention, which drops this cache.
-  let codeVpn: u64 = NO_PAGE;
-  let codeAdd: u64 = 0;
-  while (turns-- > 0) {
+  // The slice ends when instret reaches stopAt. A turn that retires nothing (a fetch fault, an
+  // illegal instruction, an interrupt) moves stopAt down instead, so a trap storm still yields.
+  let stopAt = Clint.instret + <u64>budget;
+  // The code page being executed: its virtual base address and host address. Anything that
+  // could change the mapping (traps, xRET, CSR writes, TLB flushes) raises attention, which
+  // empties this cache.
+  let codeBase: u64 = NO_CODE_BASE;
+  let codeHost: usize = ZERO_PAGE;
+  while (Clint.instret < stopAt) {
     if (Signals.attention) {
       Signals.attention = false;
-      codeVpn = NO_PAGE;
+      codeBase = NO_CODE_BASE;
+      codeHost = ZERO_PAGE;
       if (Phys.tohostHit) {
         Signals.exitReason = EXIT_TOHOST;
       }
@@ -126,30 +136,29 @@ export function run(budget: i32): i32 {
       const irq = pendingInterrupt();
       if (irq >= 0) {
         Counters.interrupts++;
+        stopAt--;
         pc = takeTrap(pc, <u64>irq, 0, true);
       }
     }
     // ---- fetch ----
     let insn: u32 = 0;
-    let h: usize = 0;
-    if ((pc & 0xfff) != 0xffe) {
-      if (pc >> 12 == codeVpn) h = <usize>(pc + codeAdd);
-      else {
-        h = tlbLookup(TLB_FETCH, pc, Ctx.fetch);
-        if (h != 0) {
-          codeVpn = pc >> 12;
-          codeAdd = <u64>h - pc;
-        }
-      }
-    }
-    if (h != 0) {
-      insn = load<u32>(h);
+    const off = pc - codeBase;
+    if (off < CODE_WINDOW) {
+      insn = load<u32>(codeHost + <usize>off);
     } else {
-      insn = fetchSlow(pc);
-      if (Fault.pending) {
-        Fault.pending = false;
-        pc = takeTrap(pc, Fault.cause, Fault.tval, false);
-        continue;
+      const h = (pc & 0xfff) != 0xffe ? tlbLookup(TLB_FETCH, pc, Ctx.fetch) : 0;
+      if (h != 0) {
+        codeBase = pc & ~(<u64>0xfff);
+        codeHost = h - <usize>(pc & 0xfff);
+        insn = load<u32>(h);
+      } else {
+        insn = fetchSlow(pc);
+        if (Fault.pending) {
+          Fault.pending = false;
+          stopAt--;
+          pc = takeTrap(pc, Fault.cause, Fault.tval, false);
+          continue;
+        }
       }
     }
     let npc: u64 = pc + 4;
@@ -158,6 +167,16 @@ export function run(budget: i32): i32 {
       npc = pc + 2;
       insn = load<u32>(EXPANDED + (<usize>c << 2));
       if (insn == 0) {
+        stopAt--;
+        if (codeBase == NO_CODE_BASE) {
+          // A read of ZERO_PAGE, not of the guest: fetch for real (it faults, see NO_CODE_BASE).
+          fetchSlow(pc);
+          if (Fault.pending) {
+            Fault.pending = false;
+            pc = takeTrap(pc, Fault.cause, Fault.tval, false);
+            continue;
+          }
+        }
         pc = takeTrap(pc, CAUSE_ILLEGAL_INSN, <u64>c, false);
         continue;
       }
@@ -628,6 +647,7 @@ export function run(budget: i32): i32 {
     }
     if (illegal) {
       Clint.instret--;
+      stopAt--;
       pc = takeTrap(pc, CAUSE_ILLEGAL_INSN, <u64>insnBits(pc, insn), false);
       continue;
     }
