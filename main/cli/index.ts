@@ -9,6 +9,7 @@ import {
 } from './args.js';
 import { attachTerminal } from './terminal.js';
 import { runImg } from './img.js';
+import { askDiskKeys } from './disk-keys.js';
 import { MonitorSession } from './monitor.js';
 import type { MachineStats } from '../vm/machine.js';
 import { WorkerVm } from '../host/worker-vm.js';
@@ -58,9 +59,17 @@ async function cmdRun(o: RunOptions): Promise<number> {
   // The VM runs in a worker thread; this thread only relays the terminal. Every console the
   // machine has (UART, hvc0) prints here, as before. `vm` is a VmControl: what a Ctrl-A
   // monitor drives (pause, resume, reset, stop, devices, stats, device controls).
+  // Encrypted disks without a key file: asked for here, before the terminal goes raw.
+  let diskKeys;
+  try {
+    diskKeys = await askDiskKeys(o.vm.disks);
+  } catch (e) {
+    throw new UserError((e as Error).message);
+  }
   const vm = new WorkerVm(o.vm, {
     output: (b) => out.write(b),
     log,
+    ...(diskKeys ? { diskKeys } : {}),
   });
   // Ctrl-A C: keystrokes go to the (wasmvisor) monitor instead of the guest until pressed again.
   let inMonitor = false;

@@ -69,7 +69,7 @@ export class VmRunner {
     this.events.state(s, this.lastExit);
   }
 
-  start(cfg: VmConfig, dataDir?: string): void {
+  start(cfg: VmConfig, dataDir?: string, diskKeys?: (Uint8Array | null)[]): void {
     if (this.worker) throw new Error('already running');
     this.scrollbacks.clear();
     this.finalStats = undefined;
@@ -84,7 +84,7 @@ export class VmRunner {
     });
     w.on('exit', () => this.onWorkerExit(w));
     this.setState('starting');
-    this.send({ type: 'start', config: cfg, dataDir });
+    this.send({ type: 'start', config: cfg, dataDir, ...(diskKeys ? { diskKeys } : {}) });
   }
 
   private onMessage(m: FromWorker): void {

@@ -32,6 +32,8 @@ export interface WorkerVmOptions {
   output(bytes: Uint8Array, stream: ConsoleStream): void;
   log(message: string): void;
   workerPath?: string;
+  /** Passphrases of encrypted disks asked for on the terminal, by disk index. */
+  diskKeys?: (Uint8Array | null)[];
 }
 
 export interface WorkerVmEnd {
@@ -44,11 +46,13 @@ export class WorkerVm implements VmControl {
   private readonly runner: VmRunner;
   private latest: VmStats | undefined;
   private ended: ((end: WorkerVmEnd) => void) | undefined;
+  private readonly diskKeys: (Uint8Array | null)[] | undefined;
 
   constructor(
     private readonly cfg: VmConfig,
     o: WorkerVmOptions,
   ) {
+    this.diskKeys = o.diskKeys;
     this.runner = new VmRunner(o.workerPath ?? vmWorkerPath(), {
       state: (state, lastExit) => {
         if (state !== 'stopped') return;
@@ -64,7 +68,7 @@ export class WorkerVm implements VmControl {
   /** Starts the worker; resolves when the VM has ended, with why. */
   run(): Promise<WorkerVmEnd> {
     const done = new Promise<WorkerVmEnd>((r) => (this.ended = r));
-    this.runner.start(this.cfg);
+    this.runner.start(this.cfg, undefined, this.diskKeys);
     return done;
   }
 

@@ -97,6 +97,8 @@ export interface OpenHooks {
   wrapDisk?(disk: Disk, index: number): BlockBackend;
   /** Keeps snapshot=on overlays from this opening to the next (the worker's resets). */
   overlays?: SnapshotOverlays;
+  /** The passphrase typed for disk `index`, if it is encrypted and has no key file. */
+  diskKey?(index: number): Uint8Array | undefined;
 }
 
 const DEFAULT_SLICE = 300_000;
@@ -178,8 +180,10 @@ export class VirtMachine {
     try {
       for (const d of cfg.disks) {
         const slot = disks.length;
+        const key = hooks.diskKey?.(slot);
         const disk = await openDisk(d, {
           log,
+          ...(key ? { key } : {}),
           ...(hooks.overlays ? { overlays: { keep: hooks.overlays, slot } } : {}),
         });
         disks.push(hooks.wrapDisk?.(disk, disks.length) ?? disk);

@@ -6,7 +6,11 @@ import type { MachineStats } from '../vm/machine.js';
 
 export type ToWorker =
   /** `dataDir`: the host's data directory (NIC captures started from the UI go under it). */
-  | { type: 'start'; config: VmConfig; dataDir?: string }
+  /**
+   * `diskKeys`: passphrases of encrypted disks typed at a terminal, by disk index (a disk with a
+   * key file reads it itself) — only ever held in memory, never logged.
+   */
+  | { type: 'start'; config: VmConfig; dataDir?: string; diskKeys?: (Uint8Array | null)[] }
   /** Keyboard input to one console (default: the VM's console). */
   | { type: 'input'; data: Uint8Array; stream?: ConsoleStream }
   /** A device control change; answered by 'control-result' with the same id. */

@@ -79,7 +79,7 @@ function queueConsole(stream: ConsoleStream, bytes: Uint8Array): void {
   else flushTimer ??= setTimeout(flushConsole, CONSOLE_FLUSH_MS);
 }
 
-async function runVm(cfg: VmConfig): Promise<void> {
+async function runVm(cfg: VmConfig, diskKeys?: (Uint8Array | null)[]): Promise<void> {
   const log = (message: string): void => post({ type: 'log', message });
   let statsTimer: ReturnType<typeof setInterval> | undefined;
   // snapshot=on overlays outlive resets and reboots, as QEMU's do; thrown away when the VM ends.
@@ -92,6 +92,7 @@ async function runVm(cfg: VmConfig): Promise<void> {
         vm = await VirtMachine.open(cfg, log, {
           wrapDisk: (d) => new SwitchableDisk(d),
           overlays,
+          diskKey: (i) => diskKeys?.[i] ?? undefined,
         });
       } catch (e) {
         const message = e instanceof MachineConfigError ? e.message : String(e);
@@ -163,7 +164,7 @@ port.on('message', (m: ToWorker) => {
       started = true;
       config = m.config;
       dataDir = m.dataDir;
-      void runVm(m.config);
+      void runVm(m.config, m.diskKeys);
       return;
     case 'input':
       machine?.consoleInput(m.data, m.stream);
