@@ -16,6 +16,8 @@ export interface NetBackend {
   onReceive: ((p: NetPacket) => void) | undefined;
   /** Carrier changes (a switch going away); set by the port. */
   onCarrier: ((up: boolean) => void) | undefined;
+  /** The back end's own counters (drops and why, connections), shown as `net_backend_*`. */
+  stats?(): Record<string, number>;
   /** Leaves the network (unplugs from the switch). Idempotent. */
   close(): void;
 }

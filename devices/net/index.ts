@@ -1,11 +1,13 @@
 /**
- * Network back ends (see README.md): `none` (no cable) and `switch:NAME` (an L2 switch shared by
- * the VMs of this process, across worker threads), the port a NIC uses to reach them, capture,
- * and software offloads.
+ * Network back ends (see README.md): `none` (no cable), `user[,...]` (user-mode NAT) and
+ * `switch:NAME` (an L2 switch shared by the VMs of this process, across worker threads), the
+ * port a NIC uses to reach them, capture, and software offloads.
  */
 import { NetSpecError, type NetBackend } from './backend.js';
 import { NoNetwork } from './none.js';
 import { netSwitch } from './switch.js';
+import { parseUserSpec } from './user/config.js';
+import { UserNetwork } from './user/network.js';
 
 export { NetPort, type NicFrontend, type NetPortStats } from './port.js';
 export { NetSpecError, type NetBackend } from './backend.js';
@@ -14,6 +16,7 @@ export { netSwitch, NetSwitch } from './switch.js';
 export { attachSwitchLink, switchLinkConnector } from './switch-link.js';
 export { NoNetwork } from './none.js';
 export { PcapWriter } from './pcap.js';
+export { UserNetwork } from './user/index.js';
 
 /** Checks a `net=` spec without opening it; returns it normalised or throws NetSpecError. */
 export function checkNetSpec(spec: string): string {
@@ -21,10 +24,11 @@ export function checkNetSpec(spec: string): string {
   const m = /^switch:([\w.-]{1,64})$/.exec(spec);
   if (m) return spec;
   if (spec === 'user' || spec.startsWith('user,')) {
-    throw new NetSpecError('net=user (NAT) is not implemented yet: use none or switch:NAME');
+    parseUserSpec(spec);
+    return spec;
   }
   throw new NetSpecError(
-    `net="${spec}" is not a network: use none or switch:NAME (letters, digits, "-", "_", ".")`,
+    `net="${spec}" is not a network: use none, user[,...] or switch:NAME (letters, digits, "-", "_", ".")`,
   );
 }
 
@@ -44,6 +48,7 @@ export function setSwitchConnector(connect: ((name: string) => NetBackend) | und
 export function openNetBackend(spec: string): NetBackend {
   checkNetSpec(spec);
   if (spec === 'none') return new NoNetwork();
+  if (spec.startsWith('user')) return new UserNetwork(spec);
   const name = spec.slice('switch:'.length);
   return switchConnector ? switchConnector(name) : netSwitch(name).connect();
 }

@@ -41,8 +41,9 @@ export function internetChecksum(data: Uint8Array, start: number, end: number, s
   return ~fold(onesSum(data, start, end, seed)) & 0xffff;
 }
 
-const get16 = (d: Uint8Array, o: number): number => (d[o] << 8) | d[o + 1];
-const put16 = (d: Uint8Array, o: number, v: number): void => {
+/** Big-endian 16-bit read and write (network byte order). */
+export const get16 = (d: Uint8Array, o: number): number => (d[o] << 8) | d[o + 1];
+export const put16 = (d: Uint8Array, o: number, v: number): void => {
   d[o] = (v >>> 8) & 0xff;
   d[o + 1] = v & 0xff;
 };

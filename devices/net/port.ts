@@ -161,7 +161,10 @@ export class NetPort {
   }
 
   get stats(): NetPortStats {
+    const backend: Record<string, number> = {};
+    for (const [k, v] of Object.entries(this.backend.stats?.() ?? {})) backend[`backend_${k}`] = v;
     return {
+      ...backend,
       ...this.counters,
       rx_backlog: this.backlog.length,
       link_up: this.adminUp ? 1 : 0,

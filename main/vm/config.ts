@@ -2,6 +2,7 @@
  * The VM definition: what the CLI builds from its flags, what the host API stores as JSON and
  * what a worker boots. One shape for all three, validated here with errors that name the field.
  */
+import { parseUserSpec } from '../../devices/net/user/config.js';
 
 export type CacheMode = 'writeback' | 'writethrough' | 'unsafe';
 export type SchedulerPolicy = 'noop' | 'sstf' | 'scan' | 'deadline' | 'lifo' | 'random' | 'cfq';
@@ -59,7 +60,7 @@ export type NicModel = 'e1000' | 'virtio';
 /** One network card: its model, the network it is plugged into, and optional MAC/capture. */
 export interface NicConfig {
   model: NicModel;
-  /** Back end: "none" (no cable) or "switch:NAME" (see devices/net). */
+  /** Back end: "none" (no cable), "user[,restrict=on][,hostfwd=...]" or "switch:NAME". */
   net: string;
   /** "52:54:00:12:34:56"; undefined = a random locally administered address per boot. */
   mac?: string;
@@ -227,11 +228,14 @@ function checkNic(n: NicConfig, w: string): NicConfig {
   if (!NIC_MODELS.includes(n.model)) {
     throw new ConfigError(`${w}: model "${String(n.model)}" is not ${NIC_MODELS.join(' or ')}`);
   }
-  if (typeof n.net !== 'string' || !NET_RE.test(n.net)) {
-    if (n.net === 'user' || String(n.net).startsWith('user')) {
-      throw new ConfigError(`${w}: net=user (NAT) is not implemented yet: use none or switch:NAME`);
+  if (typeof n.net === 'string' && (n.net === 'user' || n.net.startsWith('user,'))) {
+    try {
+      parseUserSpec(n.net);
+    } catch (e) {
+      throw new ConfigError(`${w}: ${(e as Error).message}`);
     }
-    throw new ConfigError(`${w}: net "${String(n.net)}" must be none or switch:NAME`);
+  } else if (typeof n.net !== 'string' || !NET_RE.test(n.net)) {
+    throw new ConfigError(`${w}: net "${String(n.net)}" must be none, user[,...] or switch:NAME`);
   }
   if (n.mac !== undefined) {
     if (typeof n.mac !== 'string' || !MAC_RE.test(n.mac)) {
@@ -248,12 +252,14 @@ function checkNic(n: NicConfig, w: string): NicConfig {
 }
 
 /**
- * Parses a `--nic` argument, QEMU-like: MODEL[,net=none|switch:NAME][,mac=MAC][,capture=FILE].
+ * Parses a `--nic` argument, QEMU-like: MODEL[,net=none|user|switch:NAME][,mac=MAC]
+ * [,capture=FILE], and for net=user [,restrict=on][,hostfwd=RULE]... (kept in `net`).
  * The default network is none (a NIC with no cable), as a NIC without a back end.
  */
 export function parseNicSpec(spec: string): NicConfig {
   const [model, ...opts] = spec.split(',');
   const n: NicConfig = { model: model as NicModel, net: 'none' };
+  const userOpts: string[] = [];
   for (const o of opts) {
     const eq = o.indexOf('=');
     const k = eq < 0 ? o : o.slice(0, eq);
@@ -261,7 +267,17 @@ export function parseNicSpec(spec: string): NicConfig {
     if (k === 'net') n.net = v;
     else if (k === 'mac') n.mac = v;
     else if (k === 'capture') n.capture = v;
-    else throw new ConfigError(`--nic ${model}: unknown option "${o}" (net=, mac=, capture=)`);
+    else if (k === 'hostfwd' || k === 'restrict') userOpts.push(o);
+    else {
+      throw new ConfigError(
+        `--nic ${model}: unknown option "${o}" (net=, mac=, capture=, hostfwd=, restrict=)`,
+      );
+    }
+  }
+  if (userOpts.length > 0) {
+    if (n.net !== 'user')
+      throw new ConfigError(`--nic ${spec}: hostfwd= and restrict= need net=user`);
+    n.net = ['user', ...userOpts].join(',');
   }
   return checkNic(n, `--nic ${spec}`);
 }

@@ -2,8 +2,8 @@
  * A network card's live controls (e1000 and virtio-net alike, through its NetPort):
  *   - link: the cable, on/off (the monitor's `set_link NIC on|off`); the guest's driver sees
  *     the carrier change (e1000 LSC interrupt, virtio-net STATUS + configuration interrupt);
- *   - backend: `none` or `switch:NAME` (any name), moved while the guest runs; recorded in the
- *     worker's definition, so a reset keeps it;
+ *   - backend: `none`, `user[,...]` or `switch:NAME` (any name), moved while the guest runs;
+ *     recorded in the worker's definition, so a reset keeps it;
  *   - capture: `off`, `on` (a new pcap file under the host's data dir, `captures/`), or an
  *     absolute path to write. Starting, switching and stopping lose no frame (NetPort swaps the
  *     writer synchronously). A capture ends with the machine (reset, stop).
@@ -17,7 +17,7 @@ import type { Nic } from '../../vm/nics.js';
 import type { ControlContext, DeviceControlProvider } from '../device-controls.js';
 import { ControlError } from '../device-controls.js';
 
-const SWITCH_RE = '^switch:[\\w.-]{1,64}$';
+const BACKEND_RE = '^(switch:[\\w.-]{1,64}|user(,(restrict|hostfwd)=[^,]+)*)$';
 /** An absolute path: POSIX, or a Windows drive path. */
 const PATH_RE = '^(/|[A-Za-z]:[\\\\/])[^\\u0000]*$';
 
@@ -38,7 +38,7 @@ export const nicControls: DeviceControlProvider = {
     if (!f) return undefined;
     const p = f.nic.port;
     const spec = p.backendSpec;
-    const switches = new Set<string>(['none']);
+    const switches = new Set<string>(['none', 'user']);
     if (spec !== 'none') switches.add(spec);
     for (const n of ctx.config.nics ?? []) if (n.net !== 'none') switches.add(n.net);
     const capturing = p.capturePath;
@@ -66,7 +66,7 @@ export const nicControls: DeviceControlProvider = {
           label: s === 'none' ? 'none (no cable)' : s,
         })),
         value: spec,
-        free: { pattern: SWITCH_RE, hint: 'switch:NAME' },
+        free: { pattern: BACKEND_RE, hint: 'switch:NAME or user[,hostfwd=tcp::PORT-:PORT]' },
       },
       {
         id: 'capture',

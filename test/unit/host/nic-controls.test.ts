@@ -91,12 +91,18 @@ describe('NIC controls', () => {
     expect(config.nics[1].net).toBe('switch:elsewhere');
     expect(control(rows(), 'virtio-net0', 'backend')!.options.map((o) => o.value)).toEqual([
       'none',
+      'user',
       'switch:elsewhere',
       'switch:nic-ctl-a',
     ]);
     await expect(set('virtio-net0', 'backend', 'none')).resolves.toMatch(/none \(no carrier\)/);
-    await expect(set('virtio-net0', 'backend', 'user')).rejects.toThrow(
-      /Network must be one of .*, or switch:NAME/,
+    await expect(set('virtio-net0', 'backend', 'user')).resolves.toBe('virtio-net0: network user');
+    expect(config.nics[1].net).toBe('user');
+    await expect(set('virtio-net0', 'backend', 'user,bogus=1')).rejects.toThrow(
+      /Network must be one of .*, or switch:NAME or user/,
+    );
+    await expect(set('virtio-net0', 'backend', 'user,hostfwd=tcp::0-:80')).rejects.toThrow(
+      /host port "0" is not 1\.\.65535/,
     );
     await expect(set('virtio-net0', 'backend', 'switch:a/b')).rejects.toThrow(/switch:NAME/);
   });

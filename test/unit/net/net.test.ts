@@ -71,7 +71,7 @@ describe('switch:NAME', () => {
     a.port.setBackend('switch:t2');
     b.port.transmit(frame(0xff, 2));
     expect(a.got).toHaveLength(1);
-    expect(() => a.port.setBackend('user')).toThrow(/not implemented/);
+    expect(() => a.port.setBackend('user,bogus=1')).toThrow(/unknown option "bogus=1"/);
     expect(a.port.backendSpec).toBe('switch:t2');
   });
 
@@ -171,7 +171,7 @@ describe('offloads', () => {
 });
 
 describe('--nic and net= specs', () => {
-  it('parses QEMU-like NIC options and rejects what is not there yet', () => {
+  it('parses QEMU-like NIC options (hostfwd/restrict of net=user kept in net), rejects bad ones', () => {
     expect(parseNicSpec('e1000,net=switch:lab,mac=52:54:00:AA:00:01,capture=x.pcap')).toEqual({
       model: 'e1000',
       net: 'switch:lab',
@@ -180,7 +180,13 @@ describe('--nic and net= specs', () => {
     });
     expect(parseNicSpec('virtio')).toMatchObject({ model: 'virtio', net: 'none' });
     expect(() => parseNicSpec('rtl8139')).toThrow(/model/);
-    expect(() => parseNicSpec('e1000,net=user')).toThrow(/not implemented/);
+    expect(parseNicSpec('e1000,net=user,hostfwd=tcp::8080-:80,restrict=on')).toMatchObject({
+      net: 'user,hostfwd=tcp::8080-:80,restrict=on',
+    });
+    expect(() => parseNicSpec('e1000,net=none,hostfwd=tcp::8080-:80')).toThrow(/need net=user/);
+    expect(() => parseNicSpec('e1000,net=user,hostfwd=tcp::8080')).toThrow(/expected tcp:/);
+    expect(() => parseNicSpec('e1000,net=user,hostfwd=tcp::1-9.9.9.9:2')).toThrow(/10\.0\.2/);
+    expect(() => parseNicSpec('e1000,net=user,restrict=maybe')).toThrow(/restrict=on/);
     expect(() => parseNicSpec('e1000,mac=01:00:00:00:00:00')).toThrow(/multicast/);
     expect(() => parseNicSpec('e1000,bogus=1')).toThrow(/unknown option/);
     expect(() => checkNetSpec('switch:')).toThrow(/not a network/);

@@ -1,0 +1,144 @@
+/**
+ * What `net=user` is made of: QEMU's user-network addresses (10.0.2.0/24, gateway .2, DNS .3,
+ * guest .15), the limits that keep a guest from exhausting host memory, and the spec syntax
+ * `user[,restrict=on][,hostfwd=tcp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT]...`.
+ */
+import { NetSpecError } from '../backend.js';
+
+/** An IPv4 address as an unsigned 32-bit number. */
+export type Ip4 = number;
+
+export function parseIp4(s: string): Ip4 | undefined {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
+  if (!m) return undefined;
+  const b = m.slice(1).map(Number);
+  if (b.some((x) => x > 255)) return undefined;
+  return ((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0;
+}
+
+export const formatIp4 = (a: Ip4): string =>
+  `${a >>> 24}.${(a >>> 16) & 0xff}.${(a >>> 8) & 0xff}.${a & 0xff}`;
+
+/** The virtual network, as QEMU's slirp lays it out. */
+export const NETWORK: Ip4 = parseIp4('10.0.2.0')!;
+export const NETMASK: Ip4 = parseIp4('255.255.255.0')!;
+export const GATEWAY: Ip4 = parseIp4('10.0.2.2')!;
+export const DNS: Ip4 = parseIp4('10.0.2.3')!;
+export const GUEST: Ip4 = parseIp4('10.0.2.15')!;
+export const BROADCAST: Ip4 = 0xffffffff;
+export const LOOPBACK: Ip4 = parseIp4('127.0.0.1')!;
+/** The MAC the gateway and DNS addresses answer with (slirp's 52:55:0a:00:02:02). */
+export const GATEWAY_MAC = Uint8Array.of(0x52, 0x55, 0x0a, 0x00, 0x02, 0x02);
+/** DHCP lease time, seconds. */
+export const LEASE_SECONDS = 86_400;
+
+/** Bounds on what one guest can make the host hold; tests pass smaller ones. */
+export interface UserNetLimits {
+  /** TCP connections at once (both directions); a SYN beyond gets a RST. */
+  tcpConnections: number;
+  /** Connections the guest opened that are not yet established; SYNs beyond are dropped. */
+  tcpHalfOpen: number;
+  /** Guest → host bytes waiting in a host socket's write buffer (the window we advertise). */
+  tcpRecvBuffer: number;
+  /** Host → guest bytes buffered (sent but unacknowledged, or waiting for the guest's window). */
+  tcpSendBuffer: number;
+  /** UDP flows (guest address/port to a destination) at once; new ones beyond are dropped. */
+  udpFlows: number;
+  /** A UDP flow without traffic is closed after this many ms. */
+  udpIdleMs: number;
+  /** A host connection that does not complete in this time is refused to the guest. */
+  tcpConnectMs: number;
+  /** Retransmissions of one segment before the connection is reset. */
+  tcpRetries: number;
+}
+
+export const DEFAULT_LIMITS: UserNetLimits = {
+  tcpConnections: 256,
+  tcpHalfOpen: 64,
+  tcpRecvBuffer: 256 * 1024,
+  tcpSendBuffer: 256 * 1024,
+  udpFlows: 128,
+  udpIdleMs: 60_000,
+  tcpConnectMs: 20_000,
+  tcpRetries: 8,
+};
+
+export interface HostForward {
+  proto: 'tcp';
+  /** Host address to listen on (default 127.0.0.1). */
+  hostAddr: string;
+  hostPort: number;
+  /** Guest address to connect to (default the DHCP address, 10.0.2.15). */
+  guestAddr: Ip4;
+  guestPort: number;
+}
+
+export interface UserNetSpec {
+  /** The guest may reach only the built-in services (DHCP, ARP, gateway ping); forwards work. */
+  restrict: boolean;
+  hostfwd: HostForward[];
+}
+
+/** Port forwards per NIC at most. */
+export const MAX_HOSTFWD = 32;
+
+function port(s: string, what: string): number {
+  const n = /^\d{1,5}$/.test(s) ? Number(s) : NaN;
+  if (!(n >= 1 && n <= 65535)) throw new NetSpecError(`hostfwd: ${what} "${s}" is not 1..65535`);
+  return n;
+}
+
+/** Parses one `hostfwd=` value: `tcp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT`. */
+export function parseHostForward(v: string): HostForward {
+  const m = /^(tcp|udp)?:([^:]*):(\d*)-([^:]*):(\d*)$/.exec(v);
+  if (!m) {
+    throw new NetSpecError(
+      `hostfwd=${v}: expected tcp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT (e.g. tcp::8080-:80)`,
+    );
+  }
+  if (m[1] === 'udp') throw new NetSpecError(`hostfwd=${v}: only tcp forwards are supported`);
+  const hostAddr = m[2] || '127.0.0.1';
+  if (parseIp4(hostAddr) === undefined) {
+    throw new NetSpecError(`hostfwd=${v}: host address "${hostAddr}" is not an IPv4 address`);
+  }
+  const guestAddr = m[4] ? parseIp4(m[4]) : GUEST;
+  if (guestAddr === undefined || (guestAddr & NETMASK) >>> 0 !== NETWORK) {
+    throw new NetSpecError(`hostfwd=${v}: guest address "${m[4]}" is not in 10.0.2.0/24`);
+  }
+  return {
+    proto: 'tcp',
+    hostAddr,
+    hostPort: port(m[3], 'host port'),
+    guestAddr,
+    guestPort: port(m[5], 'guest port'),
+  };
+}
+
+/** Parses `user[,restrict=on|off][,hostfwd=...]...`; throws NetSpecError naming the fault. */
+export function parseUserSpec(spec: string): UserNetSpec {
+  const [head, ...opts] = spec.split(',');
+  if (head !== 'user') throw new NetSpecError(`net="${spec}" is not a user network`);
+  const out: UserNetSpec = { restrict: false, hostfwd: [] };
+  for (const o of opts) {
+    const eq = o.indexOf('=');
+    const k = eq < 0 ? o : o.slice(0, eq);
+    const v = eq < 0 ? '' : o.slice(eq + 1);
+    if (k === 'restrict') {
+      if (!['on', 'off', 'yes', 'no'].includes(v)) {
+        throw new NetSpecError(`restrict=${v}: use restrict=on or restrict=off`);
+      }
+      out.restrict = v === 'on' || v === 'yes';
+    } else if (k === 'hostfwd') {
+      const f = parseHostForward(v);
+      const dup = out.hostfwd.find((g) => g.hostPort === f.hostPort && g.hostAddr === f.hostAddr);
+      if (dup) throw new NetSpecError(`hostfwd=${v}: host port ${f.hostPort} is forwarded twice`);
+      out.hostfwd.push(f);
+    } else {
+      throw new NetSpecError(`net=user: unknown option "${o}" (restrict=, hostfwd=)`);
+    }
+  }
+  if (out.hostfwd.length > MAX_HOSTFWD) {
+    throw new NetSpecError(`net=user: at most ${MAX_HOSTFWD} hostfwd= rules`);
+  }
+  return out;
+}

@@ -1,0 +1,229 @@
+/**
+ * `net=user`: user-mode NAT, QEMU's "slirp" network in TypeScript. The NIC's frames end here:
+ * ARP and ICMP echo for the gateway, DHCP, DNS forwarded to the host's resolver, UDP and TCP
+ * proxied over host sockets (10.0.2.2 is the host's 127.0.0.1), port forwards from the host.
+ * With restrict=on the guest reaches only the built-in services; forwards still work.
+ *
+ * Every frame is untrusted: it is checked layer by layer and anything malformed, unsupported or
+ * over a limit is dropped and counted (`stats()`), never thrown past send().
+ */
+import type { NetBackend } from '../backend.js';
+import { MAX_PACKET, type NetPacket } from '../packet.js';
+import { handleArp } from './arp.js';
+import {
+  BROADCAST,
+  DEFAULT_LIMITS,
+  DNS,
+  GATEWAY,
+  GATEWAY_MAC,
+  LOOPBACK,
+  NETMASK,
+  NETWORK,
+  formatIp4,
+  parseUserSpec,
+  type Ip4,
+  type UserNetLimits,
+  type UserNetSpec,
+} from './config.js';
+import { Counters } from './counters.js';
+import { DHCP_CLIENT_PORT, DHCP_SERVER_PORT, dhcpAnswer } from './dhcp.js';
+import {
+  DNS_PORT,
+  RCODE_REFUSED,
+  RCODE_SERVFAIL,
+  dnsErrorReply,
+  hostResolver,
+  type Resolver,
+} from './dns.js';
+import {
+  ETH_HLEN,
+  ETHERTYPE_ARP,
+  ETHERTYPE_IPV4,
+  etherType,
+  isForUs,
+  sameMac,
+} from './ethernet.js';
+import { PortForwards } from './hostfwd.js';
+import { icmpReply } from './icmp.js';
+import { PROTO_ICMP, PROTO_TCP, PROTO_UDP, parseIpv4, type Ipv4 } from './ipv4.js';
+import { TcpNat, type TcpTarget } from './tcp-nat.js';
+import { parseTcp } from './tcp-segment.js';
+import { parseUdp, udpFrame, type Udp } from './udp.js';
+import { UdpNat } from './udp-nat.js';
+
+export interface UserNetOptions {
+  /** Smaller bounds (tests). */
+  limits?: Partial<UserNetLimits>;
+  /** DNS server to forward to; null: none (SERVFAIL); default: /etc/resolv.conf's. */
+  resolver?: Resolver | null;
+}
+
+export class UserNetwork implements NetBackend {
+  readonly config: UserNetSpec;
+  readonly counters = new Counters();
+  readonly limits: UserNetLimits;
+  onReceive: ((p: NetPacket) => void) | undefined;
+  onCarrier: ((up: boolean) => void) | undefined;
+  readonly udp: UdpNat;
+  readonly tcp: TcpNat;
+  readonly forwards: PortForwards;
+  private readonly resolver: Resolver | undefined;
+  private guestMac: Uint8Array | undefined;
+  private closed = false;
+
+  /** Opens the network a `user[,...]` spec describes; throws NetSpecError on a bad spec. */
+  constructor(
+    readonly spec: string,
+    opts: UserNetOptions = {},
+  ) {
+    this.config = parseUserSpec(spec);
+    this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    this.resolver = opts.resolver === undefined ? hostResolver() : (opts.resolver ?? undefined);
+    const out = (p: NetPacket): void => this.toGuest(p);
+    this.udp = new UdpNat(this.limits, this.counters, (src, sport, dst, dport, data) => {
+      if (this.guestMac)
+        out({ data: udpFrame(this.guestMac, GATEWAY_MAC, src, sport, dst, dport, data) });
+    });
+    this.tcp = new TcpNat(this.limits, this.counters, out, () => this.guestMac);
+    this.forwards = new PortForwards(this.config.hostfwd, this.counters, (sock, rule) =>
+      this.tcp.fromHost(sock, rule.guestAddr, rule.guestPort),
+    );
+  }
+
+  get carrier(): boolean {
+    return !this.closed;
+  }
+
+  /** A frame from the guest's NIC. Never throws: what cannot be handled is counted. */
+  send(p: NetPacket): void {
+    if (this.closed) return;
+    try {
+      this.input(p);
+    } catch {
+      this.counters.count('drop_internal_error');
+    }
+  }
+
+  /** What the network did and dropped, plus its live connection counts. */
+  stats(): Record<string, number> {
+    return { ...this.counters.values, tcp_connections: this.tcp.size, udp_flows: this.udp.size };
+  }
+
+  /** Closes every host socket and listener. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.forwards.close();
+    this.tcp.close();
+    this.udp.close();
+  }
+
+  private toGuest(p: NetPacket): void {
+    if (this.closed) return;
+    this.counters.count('frames_to_guest');
+    this.onReceive?.(p);
+  }
+
+  private drop(reason: string): void {
+    this.counters.count(`drop_${reason}`);
+  }
+
+  private input(p: NetPacket): void {
+    const d = p.data;
+    if (d.length < ETH_HLEN) return this.drop('runt');
+    if (d.length > MAX_PACKET) return this.drop('giant');
+    if (!isForUs(d, GATEWAY_MAC)) return this.drop('not_for_us');
+    if (d[6] & 1) return this.drop('bad_source_mac');
+    this.guestMac ??= d.slice(6, 12);
+    if (!sameMac(this.guestMac, d, 6)) this.guestMac = d.slice(6, 12);
+    const type = etherType(d);
+    if (type === ETHERTYPE_ARP) {
+      const r = handleArp(d, GATEWAY_MAC, (ip) => ip === GATEWAY || ip === DNS);
+      if (!r) return this.drop('arp_malformed');
+      if (r.reply) {
+        this.counters.count('arp_replies');
+        this.toGuest({ data: r.reply });
+      }
+      return;
+    }
+    if (type !== ETHERTYPE_IPV4) return this.drop('ethertype');
+    // Checksums the NIC computed (TSO), or left for the far end to compute (partial), are not
+    // checked again: the guest's stack asked for the offload and owns the result.
+    const offloaded = p.csumValid === true || p.csum !== undefined || p.gso !== undefined;
+    const ip = parseIpv4(d, ETH_HLEN, { verify: p.csumValid !== true && !p.gso, gso: !!p.gso });
+    if (typeof ip === 'string') return this.drop(ip);
+    if (ip.proto === PROTO_UDP) return this.udpInput(d, ip, !offloaded);
+    if (ip.proto === PROTO_TCP) {
+      const s = parseTcp(d, ip, !offloaded);
+      if (typeof s === 'string') return this.drop(s);
+      return this.tcp.input(ip, s, (dst, dport) => this.tcpTarget(dst, dport));
+    }
+    if (ip.proto === PROTO_ICMP) {
+      if (ip.dst !== GATEWAY && ip.dst !== DNS) return this.drop('icmp_not_relayed');
+      const r = icmpReply(d, ip, GATEWAY_MAC, this.guestMac);
+      if (typeof r === 'string') return this.drop(r);
+      this.counters.count('icmp_echo_replies');
+      return this.toGuest({ data: r });
+    }
+    this.drop('ip_protocol');
+  }
+
+  private udpInput(d: Uint8Array, ip: Ipv4, verify: boolean): void {
+    const u = parseUdp(d, ip, verify);
+    if (typeof u === 'string') return this.drop(u);
+    if (u.dport === DHCP_SERVER_PORT && (ip.dst === BROADCAST || ip.dst === GATEWAY)) {
+      return this.dhcp(u);
+    }
+    if (ip.dst === DNS && u.dport === DNS_PORT) return this.dns(ip, u);
+    if (this.config.restrict) return this.drop('restricted');
+    const host = hostFor(ip.dst);
+    if (host === undefined) return this.drop('udp_no_route');
+    this.udp.send(ip.src, u.sport, ip.dst, u.dport, { host, port: u.dport }, u.payload);
+  }
+
+  private dhcp(u: Udp): void {
+    const a = dhcpAnswer(u.payload);
+    if (typeof a === 'string') return this.drop(a);
+    this.counters.count(`dhcp_${a.kind}`);
+    const f = udpFrame(
+      a.chaddr,
+      GATEWAY_MAC,
+      GATEWAY,
+      DHCP_SERVER_PORT,
+      BROADCAST,
+      DHCP_CLIENT_PORT,
+      a.reply,
+    );
+    this.toGuest({ data: f });
+  }
+
+  private dns(ip: Ipv4, u: Udp): void {
+    const rcode = this.config.restrict ? RCODE_REFUSED : this.resolver ? 0 : RCODE_SERVFAIL;
+    if (rcode === 0) {
+      this.counters.count('dns_forwarded');
+      return this.udp.send(ip.src, u.sport, DNS, DNS_PORT, this.resolver!, u.payload);
+    }
+    const r = dnsErrorReply(u.payload, rcode);
+    if (!r) return this.drop('dns_malformed');
+    this.counters.count(rcode === RCODE_REFUSED ? 'dns_refused' : 'dns_servfail');
+    this.toGuest({
+      data: udpFrame(this.guestMac!, GATEWAY_MAC, DNS, DNS_PORT, ip.src, u.sport, r),
+    });
+  }
+
+  private tcpTarget(dst: Ip4, dport: number): TcpTarget | undefined {
+    if (this.config.restrict) return undefined;
+    if (dst === DNS) return dport === DNS_PORT && this.resolver ? this.resolver : undefined;
+    const host = hostFor(dst);
+    return host === undefined ? undefined : { host, port: dport };
+  }
+}
+
+/** The host address a guest destination maps to; undefined when there is none to reach. */
+function hostFor(dst: Ip4): string | undefined {
+  if (dst === GATEWAY) return formatIp4(LOOPBACK);
+  if ((dst & NETMASK) >>> 0 === NETWORK) return undefined; // only the guest lives there
+  const first = dst >>> 24;
+  if (first === 0 || first === 127 || first >= 224) return undefined;
+  return formatIp4(dst);
+}

@@ -1,0 +1,568 @@
+/**
+ * One proxied TCP connection: the guest's end is terminated here (sequence numbers, windows,
+ * retransmission, FIN/RST), the host's end is a net.Socket.
+ *
+ * Guest → host: in-order data is written to the socket as a view of the guest's frame (no
+ * copy); the window we advertise is what is left of `tcpRecvBuffer` after the socket's
+ * unwritten bytes, so a slow host reader closes the guest's window instead of growing a
+ * queue. Out-of-order segments are not kept (the guest resends after our duplicate ACK).
+ *
+ * Host → guest: socket data waits in a queue of at most `tcpSendBuffer` bytes (the socket is
+ * paused beyond that) until the guest acknowledges it; segments go out within the guest's
+ * window and MSS, at most MAX_FLIGHT segments at once (the NIC's receive backlog is bounded),
+ * resent from the first unacknowledged byte on timeout or after three duplicate ACKs.
+ */
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { NetPacket } from '../packet.js';
+import type { Ip4, UserNetLimits } from './config.js';
+import type { Counters } from './counters.js';
+import {
+  ACK,
+  FIN,
+  PSH,
+  RST,
+  SYN,
+  tcpPacket,
+  tcpPayloadAt,
+  type TcpSegment,
+} from './tcp-segment.js';
+
+/** What a connection needs from the table that owns it. */
+export interface ConnOwner {
+  readonly limits: UserNetLimits;
+  readonly counters: Counters;
+  /** Sends a frame to the guest's MAC. */
+  emit(build: (guestMac: Uint8Array, ourMac: Uint8Array) => NetPacket): void;
+  /** The connection is finished: forget it. */
+  removed(c: TcpConn): void;
+  /** Run flush() after the current burst of guest frames (ACKs and socket writes coalesce). */
+  wantFlush(c: TcpConn): void;
+}
+
+export type ConnState =
+  /** Guest sent SYN; the host socket is connecting. */
+  | 'connecting'
+  /** Host socket connected; our SYN-ACK is out. */
+  | 'syn-rcvd'
+  /** A forwarded host connection: our SYN to the guest is out. */
+  | 'syn-sent'
+  | 'open'
+  | 'closed';
+
+/** Our MSS towards the guest's stack (a 1500-byte MTU). */
+export const OUR_MSS = 1460;
+/** The window scale we use when the guest offers scaling. */
+const OUR_WSCALE = 3;
+/** Segments in flight towards the guest at most (the NIC backlog holds 256 frames). */
+const MAX_FLIGHT = 48;
+const RTO_MIN_MS = 200;
+const RTO_MAX_MS = 10_000;
+/** Smallest MSS we honour: a guest announcing less would make us cut data into slivers. */
+const MIN_MSS = 64;
+
+export class TcpConn {
+  state: ConnState;
+  /** Next sequence number expected from the guest. */
+  private rcvNxt = 0;
+  private rcvWscale = 0;
+  private guestFin = false;
+  /** Ours, towards the guest. */
+  private readonly iss: number;
+  private sndUna: number;
+  private sndNxt: number;
+  private sndWnd = 0;
+  private sndWscale = 0;
+  private mss = 536;
+  /** Host bytes from sndUna on (sent-unacked, then unsent). */
+  private readonly queue: Buffer[] = [];
+  private qHead = 0;
+  private qBytes = 0;
+  private hostEof = false;
+  private finSent = false;
+  private finAcked = false;
+  private ackPending = false;
+  private corked = false;
+  private sockPaused = false;
+  private lastWin = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private rto = RTO_MIN_MS;
+  private retries = 0;
+  private dupAcks = 0;
+
+  constructor(
+    private readonly owner: ConnOwner,
+    readonly key: string,
+    readonly guestIp: Ip4,
+    readonly guestPort: number,
+    /** The host end as the guest sees it (10.0.2.2 for the host's loopback). */
+    readonly peerIp: Ip4,
+    readonly peerPort: number,
+    readonly sock: Socket,
+    syn: TcpSegment | undefined,
+  ) {
+    // RFC 6528's clock-driven ISS (a 4 µs tick plus a random offset): a new connection on a
+    // 4-tuple the guest still holds in TIME-WAIT starts above the old one and is accepted.
+    this.iss = (Math.floor(performance.now() * 250) + Math.floor(Math.random() * 0x10000)) >>> 0;
+    this.sndUna = this.sndNxt = this.iss;
+    if (syn) {
+      // The guest opened it: answer its SYN once the host socket connects.
+      this.state = 'connecting';
+      this.rcvNxt = (syn.seq + 1) >>> 0;
+      this.takeSynOptions(syn);
+      this.sndWnd = syn.win; // never scaled in a SYN
+      this.arm(owner.limits.tcpConnectMs);
+      sock.once('connect', () => this.hostConnected());
+    } else {
+      // A forwarded host connection: offer it to the guest.
+      this.state = 'syn-sent';
+      this.sendSyn();
+    }
+    sock.on('data', (b: Buffer) => this.hostData(b));
+    sock.on('end', () => this.hostEnd());
+    sock.on('drain', () => this.hostDrained());
+    sock.on('error', () => this.hostError());
+    sock.on('close', () => this.hostClosed());
+  }
+
+  get halfOpen(): boolean {
+    return this.state === 'connecting' || this.state === 'syn-rcvd';
+  }
+
+  /** Host bytes buffered for the guest (for tests of the bound). */
+  get queued(): number {
+    return this.qBytes;
+  }
+
+  /** A segment from the guest for this connection. */
+  segment(s: TcpSegment): void {
+    if (this.state === 'closed') return;
+    if (s.flags & RST) return this.guestReset(s);
+    if (this.state === 'syn-sent') return this.synSentSegment(s);
+    if (s.flags & SYN) {
+      // A retransmitted SYN: our SYN-ACK (or ACK) was lost.
+      this.owner.counters.count('tcp_syn_retransmit');
+      if (this.state === 'syn-rcvd') this.sendSynAck();
+      else if (this.state === 'open') this.sendAck();
+      return;
+    }
+    if (!(s.flags & ACK) || this.state === 'connecting') {
+      this.owner.counters.count('tcp_unexpected');
+      return;
+    }
+    if (!this.ackArrived(s)) return;
+    if (this.state === 'syn-rcvd') {
+      this.state = 'open';
+      this.owner.counters.count('tcp_established');
+    }
+    if (s.payload.length > 0 || s.flags & FIN) this.guestData(s);
+    this.pump();
+    this.maybeFinished();
+  }
+
+  /** Coalesced work after a burst of guest frames: push socket writes, send one ACK. */
+  flush(): void {
+    if (this.corked) {
+      this.corked = false;
+      this.sock.uncork();
+    }
+    if (this.ackPending && this.state === 'open') this.sendAck();
+  }
+
+  /** Drops the connection without a word to the guest (the back end is closing). */
+  destroy(): void {
+    this.finish();
+    this.sock.destroy();
+  }
+
+  // ---- guest side -------------------------------------------------------------------------
+
+  private takeSynOptions(s: TcpSegment): void {
+    this.mss = Math.max(MIN_MSS, Math.min(s.mss ?? 536, OUR_MSS));
+    if (s.wscale !== undefined) {
+      this.sndWscale = s.wscale;
+      this.rcvWscale = OUR_WSCALE;
+    }
+  }
+
+  private synSentSegment(s: TcpSegment): void {
+    if ((s.flags & (SYN | ACK)) !== (SYN | ACK) || s.ack !== (this.iss + 1) >>> 0) {
+      this.owner.counters.count('tcp_unexpected');
+      // An ACK for something else (the guest's challenge ACK from an old connection on this
+      // 4-tuple): a RST at its ACK clears the old state, and our next SYN gets through.
+      if (s.flags & ACK) {
+        this.owner.emit((gm, om) => tcpPacket(gm, om, { ...this.header(RST, s.ack), ack: 0 }, 0));
+      }
+      return;
+    }
+    this.rcvNxt = (s.seq + 1) >>> 0;
+    this.takeSynOptions(s);
+    if (s.wscale === undefined) this.rcvWscale = 0;
+    this.sndUna = this.sndNxt = s.ack;
+    this.sndWnd = s.win;
+    this.state = 'open';
+    this.owner.counters.count('tcp_established');
+    this.disarm();
+    this.retries = 0;
+    this.sendAck();
+    this.sock.resume();
+    this.pump();
+  }
+
+  /** Processes the ACK field; false when the segment is to be ignored. */
+  private ackArrived(s: TcpSegment): boolean {
+    const acked = (s.ack - this.sndUna) | 0;
+    const flight = (this.sndNxt - this.sndUna) >>> 0;
+    if (acked > flight || acked < -0x4000_0000) {
+      // Acknowledges what we never sent: answer with our state, ignore the rest.
+      this.owner.counters.count('tcp_bad_ack');
+      this.sendAck();
+      return false;
+    }
+    const wnd = s.win << this.sndWscale;
+    if (acked > 0) {
+      let bytes = acked;
+      if (this.finSent && s.ack === this.sndNxt) {
+        this.finAcked = true;
+        bytes--;
+      }
+      if (this.state === 'syn-rcvd') bytes--; // our SYN
+      this.consume(Math.min(bytes, this.qBytes));
+      this.sndUna = s.ack;
+      this.retries = 0;
+      this.rto = RTO_MIN_MS;
+      this.dupAcks = 0;
+      if (this.sndUna === this.sndNxt) this.disarm();
+      else this.timer?.refresh();
+    } else if (
+      acked === 0 &&
+      flight > 0 &&
+      s.payload.length === 0 &&
+      !(s.flags & FIN) &&
+      wnd === this.sndWnd &&
+      ++this.dupAcks === 3
+    ) {
+      this.owner.counters.count('tcp_fast_retransmit');
+      this.goBack();
+    }
+    this.sndWnd = wnd;
+    return true;
+  }
+
+  private guestData(s: TcpSegment): void {
+    let data = s.payload;
+    let fin = (s.flags & FIN) !== 0;
+    const off = (s.seq - this.rcvNxt) | 0;
+    if (off > 0) {
+      this.owner.counters.count('tcp_out_of_order');
+      this.sendAck(); // a duplicate ACK: the guest resends from rcvNxt
+      return;
+    }
+    if (off < 0) {
+      if (-off > data.length || (-off === data.length && !fin)) {
+        this.owner.counters.count('tcp_duplicate');
+        this.sendAck();
+        return;
+      }
+      data = data.subarray(-off);
+    }
+    if (this.guestFin) {
+      if (data.length > 0) this.owner.counters.count('tcp_data_after_fin');
+      this.ackLater();
+      return;
+    }
+    const wnd = this.recvWindow();
+    if (data.length > wnd) {
+      this.owner.counters.count('tcp_beyond_window');
+      data = data.subarray(0, wnd);
+      fin = false;
+    }
+    if (data.length > 0) {
+      if (!this.corked) {
+        this.corked = true;
+        this.sock.cork();
+        this.owner.wantFlush(this);
+      }
+      // The frame is never written after the NIC hands it over: the socket keeps a view.
+      this.sock.write(Buffer.from(data.buffer, data.byteOffset, data.length));
+      this.rcvNxt = (this.rcvNxt + data.length) >>> 0;
+      this.owner.counters.count('tcp_bytes_out', data.length);
+    }
+    if (fin) {
+      this.rcvNxt = (this.rcvNxt + 1) >>> 0;
+      this.guestFin = true;
+      this.sock.end();
+    }
+    this.ackLater();
+  }
+
+  private guestReset(s: TcpSegment): void {
+    const off = (s.seq - this.rcvNxt) | 0;
+    if (this.state !== 'syn-sent' && (off < 0 || off > Math.max(this.recvWindow(), 1))) {
+      this.owner.counters.count('tcp_rst_out_of_window');
+      return;
+    }
+    this.owner.counters.count('tcp_guest_reset');
+    this.finish();
+    this.sock.resetAndDestroy();
+  }
+
+  /** Guest → host bytes we can still take: the socket's unwritten bytes count against it. */
+  private recvWindow(): number {
+    return Math.max(0, this.owner.limits.tcpRecvBuffer - this.sock.writableLength);
+  }
+
+  private ackLater(): void {
+    if (!this.ackPending) {
+      this.ackPending = true;
+      this.owner.wantFlush(this);
+    }
+  }
+
+  // ---- host side --------------------------------------------------------------------------
+
+  private hostConnected(): void {
+    if (this.state !== 'connecting') return;
+    this.state = 'syn-rcvd';
+    this.disarm();
+    this.sock.setNoDelay(true);
+    this.sendSynAck();
+  }
+
+  private hostData(b: Buffer): void {
+    if (this.state === 'closed' || this.hostEof) return;
+    this.queue.push(b);
+    this.qBytes += b.length;
+    this.owner.counters.count('tcp_bytes_in', b.length);
+    if (this.qBytes >= this.owner.limits.tcpSendBuffer && !this.sockPaused) {
+      this.sockPaused = true;
+      this.sock.pause();
+    }
+    this.pump();
+  }
+
+  private hostEnd(): void {
+    this.hostEof = true;
+    this.pump();
+    this.maybeFinished();
+  }
+
+  private hostDrained(): void {
+    // The window we advertised may have been small: tell the guest it opened again.
+    if (this.state === 'open' && this.lastWin < this.owner.limits.tcpRecvBuffer / 2) {
+      this.sendAck();
+    }
+  }
+
+  private hostError(): void {
+    if (this.state === 'closed') return;
+    if (this.state === 'connecting') {
+      this.owner.counters.count('tcp_refused');
+      this.refuse();
+      return;
+    }
+    this.owner.counters.count('tcp_host_reset');
+    this.resetGuest();
+  }
+
+  private hostClosed(): void {
+    if (this.state === 'connecting') this.hostError();
+    else if (this.state !== 'closed' && !this.hostEof) {
+      this.hostEof = true;
+      this.pump();
+    }
+  }
+
+  // ---- sending ----------------------------------------------------------------------------
+
+  /** Sends what the guest's window allows, then a FIN once the host is done. */
+  private pump(): void {
+    if (this.state !== 'open') return;
+    const wnd = Math.min(this.sndWnd, MAX_FLIGHT * this.mss);
+    while (!this.finSent) {
+      const off = (this.sndNxt - this.sndUna) >>> 0;
+      const avail = this.qBytes - off;
+      const room = wnd - off;
+      if (avail > 0 && room > 0) {
+        const n = Math.min(avail, room, this.mss);
+        this.sendData(off, n, avail === n);
+        continue;
+      }
+      if (avail === 0 && this.hostEof) {
+        this.finSent = true;
+        this.send(FIN | ACK, this.sndNxt);
+        this.sndNxt = (this.sndNxt + 1) >>> 0;
+      }
+      break;
+    }
+    if (this.sndNxt !== this.sndUna || this.qBytes > 0) this.arm(this.rto);
+    if (this.sockPaused && this.qBytes < this.owner.limits.tcpSendBuffer / 2) {
+      this.sockPaused = false;
+      this.sock.resume();
+    }
+  }
+
+  /** Sends queue bytes [off, off+n) from sndUna as one segment. */
+  private sendData(off: number, n: number, last: boolean): void {
+    const seq = (this.sndUna + off) >>> 0;
+    this.owner.emit((gm, om) => {
+      const p = tcpPacket(gm, om, this.header(ACK | (last ? PSH : 0), seq), n);
+      this.copyOut(p.data, tcpPayloadAt(false, false), off, n);
+      return p;
+    });
+    this.sndNxt = (seq + n) >>> 0;
+  }
+
+  private copyOut(f: Uint8Array, at: number, off: number, n: number): void {
+    let skip = this.qHead + off;
+    for (const c of this.queue) {
+      if (n === 0) return;
+      if (skip >= c.length) {
+        skip -= c.length;
+        continue;
+      }
+      const k = Math.min(n, c.length - skip);
+      f.set(c.subarray(skip, skip + k), at);
+      at += k;
+      n -= k;
+      skip = 0;
+    }
+  }
+
+  private consume(n: number): void {
+    this.qBytes -= n;
+    while (n > 0) {
+      const rest = this.queue[0].length - this.qHead;
+      if (n < rest) {
+        this.qHead += n;
+        return;
+      }
+      n -= rest;
+      this.queue.shift();
+      this.qHead = 0;
+    }
+  }
+
+  /** Resends from the first unacknowledged byte. */
+  private goBack(): void {
+    this.sndNxt = this.sndUna;
+    if (!this.finAcked) this.finSent = false;
+    this.pump();
+  }
+
+  private header(flags: number, seq: number) {
+    const win = Math.min(0xffff, this.recvWindow() >>> this.rcvWscale);
+    this.lastWin = win << this.rcvWscale;
+    this.ackPending = false;
+    return {
+      src: this.peerIp,
+      sport: this.peerPort,
+      dst: this.guestIp,
+      dport: this.guestPort,
+      seq,
+      ack: flags & ACK ? this.rcvNxt : 0,
+      flags,
+      win,
+    };
+  }
+
+  private send(flags: number, seq: number): void {
+    this.owner.emit((gm, om) => tcpPacket(gm, om, this.header(flags, seq), 0));
+  }
+
+  private sendAck(): void {
+    this.send(ACK, this.sndNxt);
+  }
+
+  private sendSyn(): void {
+    this.owner.emit((gm, om) =>
+      tcpPacket(gm, om, { ...this.header(SYN, this.iss), mss: OUR_MSS, wscale: OUR_WSCALE }, 0),
+    );
+    this.sndNxt = (this.iss + 1) >>> 0;
+    this.rcvWscale = OUR_WSCALE; // until the guest's SYN-ACK says whether it scales
+    this.arm(this.rto);
+  }
+
+  private sendSynAck(): void {
+    const h = { ...this.header(SYN | ACK, this.iss), mss: OUR_MSS };
+    // The window in a SYN is never scaled.
+    h.win = Math.min(0xffff, this.recvWindow());
+    const wscale = this.sndWscale || this.rcvWscale ? OUR_WSCALE : undefined;
+    this.owner.emit((gm, om) => tcpPacket(gm, om, { ...h, wscale }, 0));
+    this.sndNxt = (this.iss + 1) >>> 0;
+    this.arm(this.rto);
+  }
+
+  // ---- timers and the end -----------------------------------------------------------------
+
+  private arm(ms: number): void {
+    if (!this.timer) {
+      this.timer = setTimeout(() => this.timeout(), ms);
+      this.timer.unref();
+    }
+  }
+
+  private disarm(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private timeout(): void {
+    this.timer = undefined;
+    if (this.state === 'closed') return;
+    if (this.state === 'connecting') {
+      this.owner.counters.count('tcp_connect_timeout');
+      this.refuse();
+      return;
+    }
+    if (this.state === 'open' && this.sndWnd === 0 && this.qBytes > 0) {
+      // Zero-window probe (not a retry: the guest may read again much later): one byte
+      // beyond the window makes it restate the window.
+      this.rto = Math.min(this.rto * 2, RTO_MAX_MS);
+      this.sndNxt = this.sndUna;
+      this.sendData(0, 1, true);
+      this.arm(this.rto);
+      return;
+    }
+    if (++this.retries > this.owner.limits.tcpRetries) {
+      this.owner.counters.count('tcp_retries_exceeded');
+      this.resetGuest();
+      return;
+    }
+    this.owner.counters.count('tcp_retransmit');
+    this.rto = Math.min(this.rto * 2, RTO_MAX_MS);
+    if (this.state === 'syn-sent') this.sendSyn();
+    else if (this.state === 'syn-rcvd') this.sendSynAck();
+    else this.goBack();
+  }
+
+  /** The host refused (or never answered) the guest's connection: RST to its SYN. */
+  private refuse(): void {
+    this.send(RST | ACK, 0);
+    this.finish();
+    this.sock.destroy();
+  }
+
+  private resetGuest(): void {
+    this.send(RST | ACK, this.sndNxt);
+    this.finish();
+    this.sock.destroy();
+  }
+
+  private maybeFinished(): void {
+    // Both FINs sent and acknowledged: the socket closes itself once its writes are flushed.
+    if (this.guestFin && this.finAcked && this.state !== 'closed') {
+      this.owner.counters.count('tcp_closed');
+      this.finish();
+    }
+  }
+
+  private finish(): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.disarm();
+    this.queue.length = 0;
+    this.qBytes = 0;
+    this.owner.removed(this);
+  }
+}

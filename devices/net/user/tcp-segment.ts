@@ -1,0 +1,130 @@
+/**
+ * TCP headers for the user network: parsing what the guest sends (data offset, options on SYN:
+ * MSS and window scale, checksum unless offloaded) and building what we send. Our segments
+ * leave with a partial checksum (the pseudo-header sum in the field, `csum` metadata on the
+ * packet), as a host stack hands them to a NIC: the NIC model or the guest's stack finishes it,
+ * so the payload is not summed here.
+ */
+import { get16, put16 } from '../offload.js';
+import type { NetPacket } from '../packet.js';
+import type { Ip4 } from './config.js';
+import { L4_OFF, PROTO_TCP, ipv4Frame, l4ChecksumOk, seedL4Checksum, type Ipv4 } from './ipv4.js';
+
+export const FIN = 0x01;
+export const SYN = 0x02;
+export const RST = 0x04;
+export const PSH = 0x08;
+export const ACK = 0x10;
+
+export const get32 = (d: Uint8Array, o: number): number =>
+  ((d[o] << 24) | (d[o + 1] << 16) | (d[o + 2] << 8) | d[o + 3]) >>> 0;
+
+function put32(d: Uint8Array, o: number, v: number): void {
+  put16(d, o, v >>> 16);
+  put16(d, o + 2, v & 0xffff);
+}
+
+export interface TcpSegment {
+  sport: number;
+  dport: number;
+  seq: number;
+  ack: number;
+  flags: number;
+  /** The window field as sent (not yet scaled). */
+  win: number;
+  /** Options of a SYN. */
+  mss?: number;
+  wscale?: number;
+  /** The segment's data: a view into the frame. */
+  payload: Uint8Array;
+}
+
+/** Parses a TCP header; a string is the reason to drop the segment (a counter name). */
+export function parseTcp(d: Uint8Array, ip: Ipv4, verify: boolean): TcpSegment | string {
+  const t = ip.l4;
+  if (ip.end - t < 20) return 'tcp_runt';
+  const doff = (d[t + 12] >> 4) * 4;
+  if (doff < 20 || doff > ip.end - t) return 'tcp_header_length';
+  if (verify && !l4ChecksumOk(d, ip)) return 'tcp_checksum';
+  const s: TcpSegment = {
+    sport: get16(d, t),
+    dport: get16(d, t + 2),
+    seq: get32(d, t + 4),
+    ack: get32(d, t + 8),
+    flags: d[t + 13],
+    win: get16(d, t + 14),
+    payload: d.subarray(t + doff, ip.end),
+  };
+  if (s.flags & SYN) readOptions(d, t + 20, t + doff, s);
+  return s;
+}
+
+/** MSS and window scale from a SYN's options; a malformed option ends the list. */
+function readOptions(d: Uint8Array, i: number, end: number, s: TcpSegment): void {
+  while (i < end) {
+    const kind = d[i];
+    if (kind === 0) return;
+    if (kind === 1) {
+      i++;
+      continue;
+    }
+    if (i + 1 >= end) return;
+    const len = d[i + 1];
+    if (len < 2 || i + len > end) return;
+    if (kind === 2 && len === 4) s.mss = get16(d, i + 2);
+    else if (kind === 3 && len === 3) s.wscale = Math.min(d[i + 2], 14);
+    i += len;
+  }
+}
+
+/** The header fields of a segment we send. */
+export interface SegmentOut {
+  src: Ip4;
+  sport: number;
+  dst: Ip4;
+  dport: number;
+  seq: number;
+  ack: number;
+  flags: number;
+  win: number;
+  mss?: number;
+  wscale?: number;
+}
+
+/** Where a built segment's payload goes in its frame. */
+export const tcpPayloadAt = (hasMss: boolean, hasWscale: boolean): number =>
+  L4_OFF + 20 + (hasMss ? 4 : 0) + (hasWscale ? 4 : 0);
+
+/**
+ * A segment with room for `payloadLen` bytes (the caller copies them in at tcpPayloadAt), as a
+ * packet with partial-checksum metadata.
+ */
+export function tcpPacket(
+  dstMac: Uint8Array,
+  srcMac: Uint8Array,
+  h: SegmentOut,
+  payloadLen: number,
+): NetPacket {
+  const hdr = tcpPayloadAt(h.mss !== undefined, h.wscale !== undefined) - L4_OFF;
+  const f = ipv4Frame(dstMac, srcMac, h.src, h.dst, PROTO_TCP, hdr + payloadLen);
+  const t = L4_OFF;
+  put16(f, t, h.sport);
+  put16(f, t + 2, h.dport);
+  put32(f, t + 4, h.seq);
+  put32(f, t + 8, h.ack);
+  f[t + 12] = (hdr / 4) << 4;
+  f[t + 13] = h.flags;
+  put16(f, t + 14, h.win);
+  let o = t + 20;
+  if (h.mss !== undefined) {
+    f[o] = 2;
+    f[o + 1] = 4;
+    put16(f, o + 2, h.mss);
+    o += 4;
+  }
+  if (h.wscale !== undefined) {
+    f.set([1, 3, 3, h.wscale], o);
+  }
+  seedL4Checksum(f, 16, h.src, h.dst, PROTO_TCP);
+  return { data: f, csum: { start: L4_OFF, offset: 16 } };
+}
