@@ -543,10 +543,11 @@ export class TcpConn {
     this.sock.destroy();
   }
 
+  /** The connection is broken: RST to the guest, and to the host peer. */
   private resetGuest(): void {
     this.send(RST | ACK, this.sndNxt);
     this.finish();
-    this.sock.destroy();
+    this.sock.resetAndDestroy();
   }
 
   private maybeFinished(): void {

@@ -75,11 +75,11 @@ export class TcpNat implements ConnOwner {
       return this.reset(ip, s);
     }
     if (this.conns.size >= this.limits.tcpConnections) {
-      this.counters.count('tcp_connection_limit');
+      this.counters.count('drop_tcp_connection_limit');
       return this.reset(ip, s);
     }
     if (this.halfOpen >= this.limits.tcpHalfOpen) {
-      this.counters.count('tcp_syn_dropped');
+      this.counters.count('drop_tcp_syn_flood');
       return;
     }
     const sock = new Socket({ allowHalfOpen: true });
@@ -91,12 +91,12 @@ export class TcpNat implements ConnOwner {
   /** A host connection accepted on a port forward: offer it to the guest's (addr, port). */
   fromHost(sock: Socket, guestIp: Ip4, guestPort: number): void {
     if (this.conns.size >= this.limits.tcpConnections) {
-      this.counters.count('tcp_connection_limit');
+      this.counters.count('drop_tcp_connection_limit');
       sock.destroy();
       return;
     }
     if (!this.guestMac()) {
-      this.counters.count('hostfwd_no_guest');
+      this.counters.count('drop_hostfwd_no_guest');
       sock.destroy();
       return;
     }

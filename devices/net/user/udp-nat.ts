@@ -43,7 +43,7 @@ export class UdpNat {
     let f = this.flows.get(key);
     if (!f) {
       if (this.flows.size >= this.limits.udpFlows) {
-        this.counters.count('udp_flow_limit');
+        this.counters.count('drop_udp_flow_limit');
         return;
       }
       f = this.open(key, guestIp, gport, peer, pport);
@@ -51,7 +51,7 @@ export class UdpNat {
     this.counters.count('udp_out');
     // The frame is not written after the NIC hands it over, so the socket may keep a view.
     f.sock.send(data, to.port, to.host, (err) => {
-      if (err) this.counters.count('udp_send_error');
+      if (err) this.counters.count('drop_udp_send_error');
     });
   }
 
@@ -64,7 +64,7 @@ export class UdpNat {
     const sock = createSocket('udp4');
     sock.on('message', (msg) => {
       if (msg.length > MAX_UDP_TO_GUEST) {
-        this.counters.count('udp_too_big');
+        this.counters.count('drop_udp_too_big');
         return;
       }
       this.counters.count('udp_in');

@@ -1,0 +1,173 @@
+/**
+ * Hand-built guest frames for the net=user unit tests, and a harness that plays the guest's NIC
+ * against a UserNetwork: frames in through send(), frames out collected (partial checksums
+ * finished and verified, as the NIC would).
+ */
+import { finishChecksum, get16, internetChecksum, put16 } from '../../../devices/net/offload.js';
+import type { NetPacket } from '../../../devices/net/packet.js';
+import { UserNetwork, type UserNetOptions } from '../../../devices/net/user/index.js';
+
+export const GUEST_MAC = Uint8Array.of(0x52, 0x54, 0x00, 0x12, 0x34, 0x56);
+export const GW_MAC = Uint8Array.of(0x52, 0x55, 0x0a, 0x00, 0x02, 0x02);
+export const BCAST = Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0xff, 0xff);
+
+export const ip = (s: string): number =>
+  s.split('.').reduce((a, b) => ((a << 8) | Number(b)) >>> 0, 0);
+export const GUEST = ip('10.0.2.15');
+export const GATEWAY = ip('10.0.2.2');
+export const DNS = ip('10.0.2.3');
+
+function put32(d: Uint8Array, o: number, v: number): void {
+  put16(d, o, v >>> 16);
+  put16(d, o + 2, v & 0xffff);
+}
+export const get32 = (d: Uint8Array, o: number): number =>
+  ((d[o] << 24) | (d[o + 1] << 16) | (d[o + 2] << 8) | d[o + 3]) >>> 0;
+
+export function eth(type: number, payload: Uint8Array, dst = GW_MAC, src = GUEST_MAC): Uint8Array {
+  const f = new Uint8Array(14 + payload.length);
+  f.set(dst, 0);
+  f.set(src, 6);
+  put16(f, 12, type);
+  f.set(payload, 14);
+  return f;
+}
+
+export interface IpOpts {
+  src?: number;
+  dst?: number;
+  ihl?: number;
+  totLen?: number;
+  flagsFrag?: number;
+  badChecksum?: boolean;
+}
+
+/** An IPv4 packet (header checksum right unless badChecksum). */
+export function ipv4(proto: number, l4: Uint8Array, o: IpOpts = {}): Uint8Array {
+  const p = new Uint8Array(20 + l4.length);
+  p[0] = 0x40 | (o.ihl ?? 5);
+  put16(p, 2, o.totLen ?? p.length);
+  put16(p, 6, o.flagsFrag ?? 0x4000);
+  p[8] = 64;
+  p[9] = proto;
+  put32(p, 12, o.src ?? GUEST);
+  put32(p, 16, o.dst ?? GATEWAY);
+  put16(p, 10, internetChecksum(p, 0, 20) ^ (o.badChecksum ? 1 : 0));
+  p.set(l4, 20);
+  return p;
+}
+
+function pseudo(src: number, dst: number, proto: number, len: number): number {
+  return (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff) + proto + len;
+}
+
+export function udp(sport: number, dport: number, payload: Uint8Array, src = GUEST, dst = GATEWAY) {
+  const u = new Uint8Array(8 + payload.length);
+  put16(u, 0, sport);
+  put16(u, 2, dport);
+  put16(u, 4, u.length);
+  u.set(payload, 8);
+  put16(u, 6, internetChecksum(u, 0, u.length, pseudo(src, dst, 17, u.length)) || 0xffff);
+  return eth(0x0800, ipv4(17, u, { src, dst }));
+}
+
+export interface TcpOpts {
+  sport: number;
+  dport: number;
+  seq: number;
+  ack?: number;
+  flags: number;
+  win?: number;
+  mss?: number;
+  wscale?: number;
+  payload?: Uint8Array;
+  src?: number;
+  dst?: number;
+  /** Data offset override in bytes (hostile header lengths). */
+  doff?: number;
+  badChecksum?: boolean;
+}
+
+export const F = { FIN: 1, SYN: 2, RST: 4, PSH: 8, ACK: 16 };
+
+export function tcp(o: TcpOpts): Uint8Array {
+  const opts: number[] = [];
+  if (o.mss !== undefined) opts.push(2, 4, o.mss >> 8, o.mss & 0xff);
+  if (o.wscale !== undefined) opts.push(1, 3, 3, o.wscale);
+  const hl = 20 + opts.length;
+  const payload = o.payload ?? new Uint8Array(0);
+  const t = new Uint8Array(hl + payload.length);
+  put16(t, 0, o.sport);
+  put16(t, 2, o.dport);
+  put32(t, 4, o.seq >>> 0);
+  put32(t, 8, (o.ack ?? 0) >>> 0);
+  t[12] = ((o.doff ?? hl) / 4) << 4;
+  t[13] = o.flags;
+  put16(t, 14, o.win ?? 65535);
+  t.set(opts, 20);
+  t.set(payload, hl);
+  const src = o.src ?? GUEST;
+  const dst = o.dst ?? GATEWAY;
+  put16(
+    t,
+    16,
+    internetChecksum(t, 0, t.length, pseudo(src, dst, 6, t.length)) ^ (o.badChecksum ? 1 : 0),
+  );
+  return eth(0x0800, ipv4(6, t, { src, dst }));
+}
+
+/** A received frame, its partial checksum finished and every checksum verified. */
+export function wire(p: NetPacket): Uint8Array {
+  const d = p.data.slice();
+  if (p.csum) finishChecksum(d, p.csum.start, p.csum.offset);
+  if (get16(d, 12) === 0x0800) {
+    const ihl = (d[14] & 0xf) * 4;
+    if (internetChecksum(d, 14, 14 + ihl) !== 0) throw new Error('bad IP checksum from the NAT');
+    const proto = d[23];
+    const l4 = 14 + ihl;
+    const len = get16(d, 16) - ihl;
+    const seed = proto === 1 ? 0 : pseudo(get32(d, 26), get32(d, 30), proto, len);
+    if (internetChecksum(d, l4, l4 + len, seed) !== 0)
+      throw new Error('bad L4 checksum from the NAT');
+  }
+  return d;
+}
+
+/** Fields of a TCP frame the NAT sent. */
+export function tcpOut(p: NetPacket) {
+  const d = wire(p);
+  const t = 34;
+  const doff = (d[t + 12] >> 4) * 4;
+  return {
+    src: get32(d, 26),
+    dst: get32(d, 30),
+    sport: get16(d, t),
+    dport: get16(d, t + 2),
+    seq: get32(d, t + 4),
+    ack: get32(d, t + 8),
+    flags: d[t + 13],
+    win: get16(d, t + 14),
+    options: d.slice(t + 20, t + doff),
+    payload: d.slice(t + doff),
+  };
+}
+
+/** A UserNetwork with a fake NIC: `got` holds the frames it sent to the guest. */
+export function harness(spec = 'user', opts: UserNetOptions = {}) {
+  const net = new UserNetwork(spec, { resolver: null, ...opts });
+  const got: NetPacket[] = [];
+  net.onReceive = (p) => got.push(p);
+  const send = (data: Uint8Array, meta: Partial<NetPacket> = {}) => net.send({ data, ...meta });
+  /** Frames received since the last call. */
+  const take = (): NetPacket[] => got.splice(0);
+  return { net, got, send, take };
+}
+
+/** Waits until `cond` holds (host sockets answer on the event loop). */
+export async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > ms) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
