@@ -6,7 +6,7 @@
 import { get16, put16 } from '../offload.js';
 import type { Ip4 } from './config.js';
 import { ETH_HLEN, ETHERTYPE_ARP, ethFrame } from './ethernet.js';
-import { getIp4, putIp4 } from './ipv4.js';
+import { get32, put32 } from './ipv4.js';
 
 const ARP_LEN = 28;
 const OP_REQUEST = 1;
@@ -33,8 +33,8 @@ export function handleArp(
   }
   const op = get16(d, a + 6);
   const senderMac = d.slice(a + 8, a + 14);
-  const senderIp = getIp4(d, a + 14);
-  const targetIp = getIp4(d, a + 24);
+  const senderIp = get32(d, a + 14);
+  const targetIp = get32(d, a + 24);
   if (op !== OP_REQUEST || !answers(targetIp)) {
     return op === OP_REQUEST || op === OP_REPLY ? { senderMac, senderIp } : undefined;
   }
@@ -45,8 +45,8 @@ export function handleArp(
   r[a + 5] = 4;
   put16(r, a + 6, OP_REPLY);
   r.set(ourMac, a + 8);
-  putIp4(r, a + 14, targetIp);
+  put32(r, a + 14, targetIp);
   r.set(senderMac, a + 18);
-  putIp4(r, a + 24, senderIp);
+  put32(r, a + 24, senderIp);
   return { senderMac, senderIp, reply: r };
 }

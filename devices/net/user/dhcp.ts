@@ -5,7 +5,7 @@
  */
 import { get16, put16 } from '../offload.js';
 import { DNS, GATEWAY, GUEST, LEASE_SECONDS, NETMASK, type Ip4 } from './config.js';
-import { getIp4, putIp4 } from './ipv4.js';
+import { get32, put32 } from './ipv4.js';
 
 export const DHCP_SERVER_PORT = 67;
 export const DHCP_CLIENT_PORT = 68;
@@ -58,17 +58,17 @@ function parseOptions(m: Uint8Array): Map<number, Uint8Array> | undefined {
 export function dhcpAnswer(m: Uint8Array): DhcpAnswer | string {
   if (m.length < BOOTP_LEN + 4 || m[0] !== 1) return 'dhcp_malformed';
   if (m[1] !== 1 || m[2] !== 6) return 'dhcp_not_ethernet';
-  if (getIp4(m, BOOTP_LEN) !== MAGIC) return 'dhcp_not_dhcp';
+  if (get32(m, BOOTP_LEN) !== MAGIC) return 'dhcp_not_dhcp';
   const opts = parseOptions(m);
   const type = opts?.get(OPT_TYPE);
   if (!opts || type?.length !== 1) return 'dhcp_malformed';
   const server = opts.get(OPT_SERVER_ID);
-  if (server && (server.length !== 4 || getIp4(server, 0) !== GATEWAY)) return 'dhcp_other_server';
+  if (server && (server.length !== 4 || get32(server, 0) !== GATEWAY)) return 'dhcp_other_server';
   let answer: number;
   if (type[0] === DISCOVER) answer = OFFER;
   else if (type[0] === REQUEST) {
     const req = opts.get(OPT_REQUESTED_IP);
-    const asked = req?.length === 4 ? getIp4(req, 0) : getIp4(m, 12);
+    const asked = req?.length === 4 ? get32(req, 0) : get32(m, 12);
     answer = asked === GUEST || asked === 0 ? ACK : NAK;
   } else return 'dhcp_ignored';
   return { reply: build(m, answer), chaddr: m.slice(28, 34), kind: KIND[answer] };
@@ -84,13 +84,13 @@ function build(req: Uint8Array, type: number): Uint8Array {
   r.set(req.subarray(4, 8), 4); // xid
   put16(r, 10, get16(req, 10)); // flags (broadcast bit)
   r.set(req.subarray(28, 44), 28); // chaddr
-  putIp4(r, BOOTP_LEN, MAGIC);
+  put32(r, BOOTP_LEN, MAGIC);
   let o = BOOTP_LEN + 4;
   const opt = (code: number, ...ips: Ip4[]): void => {
     r[o++] = code;
     r[o++] = ips.length * 4;
     for (const ip of ips) {
-      putIp4(r, o, ip);
+      put32(r, o, ip);
       o += 4;
     }
   };
@@ -99,8 +99,8 @@ function build(req: Uint8Array, type: number): Uint8Array {
   r[o++] = type;
   opt(OPT_SERVER_ID, GATEWAY);
   if (type !== NAK) {
-    putIp4(r, 16, GUEST); // yiaddr
-    putIp4(r, 20, GATEWAY); // siaddr
+    put32(r, 16, GUEST); // yiaddr
+    put32(r, 20, GATEWAY); // siaddr
     opt(OPT_LEASE, LEASE_SECONDS);
     opt(OPT_MASK, NETMASK);
     opt(OPT_ROUTER, GATEWAY);

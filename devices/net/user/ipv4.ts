@@ -15,14 +15,15 @@ export const PROTO_UDP = 17;
 /** Where the transport header starts in the frames we build (no IP options). */
 export const L4_OFF = ETH_HLEN + 20;
 
-export const getIp4 = (d: Uint8Array, o: number): Ip4 =>
+/** Big-endian 32-bit read and write (addresses, sequence numbers). */
+export const get32 = (d: Uint8Array, o: number): number =>
   ((d[o] << 24) | (d[o + 1] << 16) | (d[o + 2] << 8) | d[o + 3]) >>> 0;
 
-export function putIp4(d: Uint8Array, o: number, a: Ip4): void {
-  d[o] = a >>> 24;
-  d[o + 1] = (a >>> 16) & 0xff;
-  d[o + 2] = (a >>> 8) & 0xff;
-  d[o + 3] = a & 0xff;
+export function put32(d: Uint8Array, o: number, v: number): void {
+  d[o] = v >>> 24;
+  d[o + 1] = (v >>> 16) & 0xff;
+  d[o + 2] = (v >>> 8) & 0xff;
+  d[o + 3] = v & 0xff;
 }
 
 /** A parsed IPv4 packet inside its frame: the transport data is d[l4, end). */
@@ -54,8 +55,8 @@ export function parseIpv4(d: Uint8Array, ipOff: number, c: Ipv4Checks): Ipv4 | s
   if (c.verify && internetChecksum(d, ipOff, ipOff + ihl) !== 0) return 'ip_checksum';
   if (get16(d, ipOff + 6) & 0x3fff) return 'ip_fragment';
   return {
-    src: getIp4(d, ipOff + 12),
-    dst: getIp4(d, ipOff + 16),
+    src: get32(d, ipOff + 12),
+    dst: get32(d, ipOff + 16),
     proto: d[ipOff + 9],
     ipOff,
     l4: ipOff + ihl,
@@ -96,8 +97,8 @@ export function ipv4Frame(
   nextId = (nextId + 1) & 0xffff;
   f[o + 8] = 64;
   f[o + 9] = proto;
-  putIp4(f, o + 12, src);
-  putIp4(f, o + 16, dst);
+  put32(f, o + 12, src);
+  put32(f, o + 16, dst);
   put16(f, o + 10, internetChecksum(f, o, o + 20));
   return f;
 }

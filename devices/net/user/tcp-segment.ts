@@ -8,7 +8,16 @@
 import { get16, put16 } from '../offload.js';
 import type { NetPacket } from '../packet.js';
 import type { Ip4 } from './config.js';
-import { L4_OFF, PROTO_TCP, ipv4Frame, l4ChecksumOk, seedL4Checksum, type Ipv4 } from './ipv4.js';
+import {
+  L4_OFF,
+  PROTO_TCP,
+  get32,
+  ipv4Frame,
+  l4ChecksumOk,
+  put32,
+  seedL4Checksum,
+  type Ipv4,
+} from './ipv4.js';
 
 export const FIN = 0x01;
 export const SYN = 0x02;
@@ -16,25 +25,19 @@ export const RST = 0x04;
 export const PSH = 0x08;
 export const ACK = 0x10;
 
-export const get32 = (d: Uint8Array, o: number): number =>
-  ((d[o] << 24) | (d[o + 1] << 16) | (d[o + 2] << 8) | d[o + 3]) >>> 0;
-
-function put32(d: Uint8Array, o: number, v: number): void {
-  put16(d, o, v >>> 16);
-  put16(d, o + 2, v & 0xffff);
-}
-
-export interface TcpSegment {
+/** A TCP header's fields: the window as sent (unscaled), MSS and window scale of a SYN. */
+interface TcpFields {
   sport: number;
   dport: number;
   seq: number;
   ack: number;
   flags: number;
-  /** The window field as sent (not yet scaled). */
   win: number;
-  /** Options of a SYN. */
   mss?: number;
   wscale?: number;
+}
+
+export interface TcpSegment extends TcpFields {
   /** The segment's data: a view into the frame. */
   payload: Uint8Array;
 }
@@ -77,18 +80,10 @@ function readOptions(d: Uint8Array, i: number, end: number, s: TcpSegment): void
   }
 }
 
-/** The header fields of a segment we send. */
-export interface SegmentOut {
+/** The header of a segment we send, with the addresses for the IP header. */
+export interface SegmentOut extends TcpFields {
   src: Ip4;
-  sport: number;
   dst: Ip4;
-  dport: number;
-  seq: number;
-  ack: number;
-  flags: number;
-  win: number;
-  mss?: number;
-  wscale?: number;
 }
 
 /** Where a built segment's payload goes in its frame. */

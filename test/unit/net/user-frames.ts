@@ -6,6 +6,8 @@
 import { finishChecksum, get16, internetChecksum, put16 } from '../../../devices/net/offload.js';
 import type { NetPacket } from '../../../devices/net/packet.js';
 import { UserNetwork, type UserNetOptions } from '../../../devices/net/user/index.js';
+import { parseIpv4 } from '../../../devices/net/user/ipv4.js';
+import { parseTcp } from '../../../devices/net/user/tcp-segment.js';
 
 export const GUEST_MAC = Uint8Array.of(0x52, 0x54, 0x00, 0x12, 0x34, 0x56);
 export const GW_MAC = Uint8Array.of(0x52, 0x55, 0x0a, 0x00, 0x02, 0x02);
@@ -133,23 +135,15 @@ export function wire(p: NetPacket): Uint8Array {
   return d;
 }
 
-/** Fields of a TCP frame the NAT sent. */
+/** Fields of a TCP frame the NAT sent (checksums verified first), with its raw options. */
 export function tcpOut(p: NetPacket) {
   const d = wire(p);
-  const t = 34;
-  const doff = (d[t + 12] >> 4) * 4;
-  return {
-    src: get32(d, 26),
-    dst: get32(d, 30),
-    sport: get16(d, t),
-    dport: get16(d, t + 2),
-    seq: get32(d, t + 4),
-    ack: get32(d, t + 8),
-    flags: d[t + 13],
-    win: get16(d, t + 14),
-    options: d.slice(t + 20, t + doff),
-    payload: d.slice(t + doff),
-  };
+  const ip = parseIpv4(d, 14, { verify: true, gso: false });
+  if (typeof ip === 'string') throw new Error(ip);
+  const t = parseTcp(d, ip, true);
+  if (typeof t === 'string') throw new Error(t);
+  const options = d.slice(ip.l4 + 20, ip.end - t.payload.length);
+  return { ...t, src: ip.src, dst: ip.dst, options, payload: t.payload.slice() };
 }
 
 /** A UserNetwork with a fake NIC: `got` holds the frames it sent to the guest. */
