@@ -28,9 +28,13 @@
  *     interpreter, so instructions per MB is what a device model's efficiency changes.
  * VMs run in this process (VirtMachine), so the two guests of the switch row take turns on one
  * host core, and the user rows' NAT and host socket share it with the guest.
+ *
+ * MB per host CPU second (both columns): the bytes moved per second of host CPU the emulator
+ * used over the transfer (this process; QEMU's threads from /proc/PID/task/*\/schedstat). On a
+ * busy machine wall-clock MB/s drop with the CPU share the emulator gets; this figure does not.
  */
 import { createServer, type AddressInfo, type Server } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VirtMachine, type MachineStats } from '../main/vm/machine.js';
@@ -93,10 +97,39 @@ interface Counts {
   irqs: number;
   /** Guest instructions retired. */
   insns: number;
+  /** Host CPU seconds used so far. */
+  cpuS?: number;
 }
 
+/** CPU seconds this process (every thread) has used. */
+function ownCpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
+/** CPU seconds a child process has used, all its threads (Linux /proc), or undefined. */
+function childCpuSeconds(pid: number | undefined): number | undefined {
+  try {
+    let ns = 0;
+    for (const t of readdirSync(`/proc/${pid}/task`)) {
+      ns += Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
+    }
+    return ns / 1e9;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Counters of a process we can only see from outside (QEMU): its CPU time. */
+const outside = (pid: number | undefined): Counts => ({
+  exits: 0,
+  irqs: 0,
+  insns: -1,
+  cpuS: childCpuSeconds(pid),
+});
+
 function count(probes: readonly NicProbe[]): Counts {
-  const c = { exits: 0, irqs: 0, insns: 0 };
+  const c: Counts = { exits: 0, irqs: 0, insns: 0, cpuS: ownCpuSeconds() };
   for (const p of probes) {
     const s: MachineStats = p.vm.stats();
     c.insns += Number(s.instret);
@@ -114,6 +147,8 @@ interface Figures {
   seconds: number;
   /** Switch rows: throughput when the guest pipes dd into nc (small writes, see switchRows). */
   pipeMbps?: number;
+  /** Host CPU time over the transfer (this process, or QEMU's threads), when readable. */
+  cpuS?: number;
   /** wasmvisor only. */
   exits?: number;
   irqs?: number;
@@ -122,7 +157,8 @@ interface Figures {
 
 function figures(mb: number, seconds: number, before?: Counts, after?: Counts): Figures {
   const f: Figures = { mb, mbps: mb / seconds, seconds };
-  if (before && after) {
+  if (before?.cpuS !== undefined && after?.cpuS !== undefined) f.cpuS = after.cpuS - before.cpuS;
+  if (before && after && before.insns >= 0) {
     f.exits = after.exits - before.exits;
     f.irqs = after.irqs - before.irqs;
     f.insns = after.insns - before.insns;
@@ -216,7 +252,13 @@ async function qemuToHost(model: NicModel, kernel: string, sink: HostSink): Prom
   const q = new GuestConsole(QEMU, qemuVirtArgs({ kernel, extra }));
   try {
     await q.expect(/~# /, 180_000);
-    return figures(MB, await toHost(q, sink));
+    let before: Counts | undefined;
+    let after: Counts | undefined;
+    const s = await toHost(q, sink, {
+      onAccept: () => (before = outside(q.p.pid)),
+      onEnd: () => (after = outside(q.p.pid)),
+    });
+    return figures(MB, s, before, after);
   } finally {
     q.kill();
   }
@@ -308,6 +350,7 @@ function table(title: string, rows: Record<NicModel, Figures>): void {
   line('interrupts per MB', (x) => (x.irqs === undefined ? undefined : x.irqs / x.mb));
   line('guest Minsns per MB', (x) => (x.insns === undefined ? undefined : x.insns / 1e6 / x.mb), 2);
   line('transfer time (s)', (x) => x.seconds, 2);
+  line('MB per host CPU s', (x) => (x.cpuS ? x.mb / x.cpuS : undefined), 1);
   if (e.pipeMbps !== undefined) line('dd | nc (MB/s)', (x) => x.pipeMbps, 2);
 }
 
@@ -343,12 +386,18 @@ async function main(): Promise<void> {
     if (qemu) {
       table(`guest → host over user networking, QEMU TCG (${QEMU} -M virt)`, theirs);
       if (user) {
+        const perCpu = (f: Figures): number | undefined => (f.cpuS ? f.mb / f.cpuS : undefined);
         console.log('');
-        console.log('wasmvisor / QEMU TCG throughput   e1000  virtio-net');
-        console.log(
-          `${''.padEnd(30)}${ratio(ours.e1000.mbps, theirs.e1000.mbps)}` +
-            `${ratio(ours.virtio.mbps, theirs.virtio.mbps)}`,
-        );
+        console.log('wasmvisor / QEMU TCG               e1000  virtio-net');
+        for (const [label, f] of [
+          ['throughput', (x: Figures) => x.mbps],
+          ['MB per host CPU s', perCpu],
+        ] as const) {
+          console.log(
+            `${label.padEnd(20)}${ratio(f(ours.e1000), f(theirs.e1000))}` +
+              `${ratio(f(ours.virtio), f(theirs.virtio))}`,
+          );
+        }
       }
     }
     table(
