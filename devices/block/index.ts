@@ -33,6 +33,8 @@ export interface DiskStats extends SchedulerStats {
 }
 
 export interface Disk extends BlockBackend {
+  /** The qcow2 image the guest writes into (the overlay under snapshot=on); none for raw. */
+  readonly image?: Qcow2Image;
   stats(): DiskStats;
   setPolicy(policy: SchedulerPolicy): void;
   setCacheMode(mode: CacheMode): void;
@@ -79,6 +81,7 @@ class ScheduledDisk implements Disk {
     private readonly file: FormatLayer,
     private readonly counters: () => FileCounters,
     private readonly sched: IoScheduler,
+    readonly image: Qcow2Image | undefined,
     /** What the user named, when the format layer is a temporary overlay over it. */
     private readonly label?: string,
   ) {}
@@ -146,12 +149,14 @@ export async function openDisk(cfg: DiskConfig, opts: OpenDiskOptions = {}): Pro
   let file: FormatLayer;
   let counters: () => FileCounters;
   const key = await diskKey(cfg, opts);
+  let image: Qcow2Image | undefined;
   if (cfg.snapshot && !cfg.readOnly) {
     const img = opts.overlays
       ? await opts.overlays.keep.overlay(opts.overlays.slot, cfg, opts)
       : await openSnapshotOverlay(cfg, opts);
     file = opts.overlays ? new KeptOverlay(img) : img;
     counters = () => qcow2Counters(img);
+    image = img;
   } else if (cfg.format === 'qcow2') {
     const img = await openImage(cfg.path, 'qcow2', {
       readOnly: cfg.readOnly,
@@ -160,7 +165,8 @@ export async function openDisk(cfg: DiskConfig, opts: OpenDiskOptions = {}): Pro
       log: opts.log,
       key,
     });
-    file = img as Qcow2Image;
+    image = img as Qcow2Image;
+    file = image;
     counters = () => qcow2Counters(img as Qcow2Image);
   } else {
     const raw = await RawFile.open(cfg.path, {
@@ -187,7 +193,7 @@ export async function openDisk(cfg: DiskConfig, opts: OpenDiskOptions = {}): Pro
   }
   try {
     const sched = new IoScheduler(file, { policy: cfg.sched, inFlight: opts.inFlight });
-    return new ScheduledDisk(file, counters, sched, cfg.snapshot ? cfg.path : undefined);
+    return new ScheduledDisk(file, counters, sched, image, cfg.snapshot ? cfg.path : undefined);
   } catch (e) {
     await file.close();
     throw e;

@@ -2,7 +2,7 @@
  * The host API's data shapes, shared by the host (Node), the worker, the server, the Electron
  * preload and the renderer. Types only — no Node APIs — so that the renderer can import them.
  */
-import type { VmConfig } from '../vm/config.js';
+import type { DiskFormat, VmConfig } from '../vm/config.js';
 import type { BalloonInfo } from '../../devices/virtio/balloon/device.js';
 
 export type { VmConfig };
@@ -38,7 +38,31 @@ export interface DeviceRow {
   state: string;
   /** What can be changed while the VM runs (declared by the device type; absent: nothing). */
   controls?: DeviceControl[];
+  /** A disk's image: format, sizes, backing chain, internal snapshots. */
+  disk?: DiskImageInfo;
 }
+
+/** What the device manager shows of a disk's image. */
+export interface DiskImageInfo {
+  format: DiskFormat;
+  /** The image the guest writes into (under snapshot=on: a temporary overlay over `path`). */
+  path: string;
+  virtualSize: number;
+  /** Bytes the image file takes on the host. */
+  actualSize: number;
+  /** The backing files below the image, nearest first. */
+  backingChain: string[];
+  /** snapshot=on: the overlay is thrown away when the VM ends (its snapshots with it). */
+  temporary?: boolean;
+  /** cor=on, with the clusters copied into the overlay so far. */
+  cor?: { clusters: number };
+  /** qcow2: internal snapshots, oldest first (`dateSec`: seconds since the epoch). */
+  snapshots?: { id: string; name: string; dateSec: number; vmStateSize: number }[];
+}
+
+/** What can be done to a disk's internal snapshots (while the VM is paused). */
+export type DiskSnapshotAction = 'create' | 'apply' | 'delete';
+export const DISK_SNAPSHOT_ACTIONS: readonly DiskSnapshotAction[] = ['create', 'apply', 'delete'];
 
 /**
  * One live control of a device: a choice among options. Device types declare their own (the
@@ -173,6 +197,10 @@ export interface HostMethods {
   consoleInput(p: { name: string; stream?: ConsoleStream; data: string }): void;
   /** Changes one of a device's controls while the VM runs; resolves to the outcome. */
   setDeviceControl(p: { name: string; device: string; control: string; value: string }): {
+    message: string;
+  };
+  /** Creates, applies or deletes an internal snapshot of a qcow2 disk of a paused VM. */
+  diskSnapshot(p: { name: string; device: string; action: DiskSnapshotAction; snapshot: string }): {
     message: string;
   };
 }

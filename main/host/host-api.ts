@@ -10,6 +10,7 @@ import {
   type ConsoleStream,
   type DefinitionError,
   type DeviceRow,
+  type DiskSnapshotAction,
   type HostEvent,
   type VmState,
   type VmStats,
@@ -223,6 +224,34 @@ export class HostApi {
     }
     try {
       return await r.setControl(device, control, value);
+    } catch (e) {
+      throw new HostError((e as Error).message);
+    }
+  }
+
+  /**
+   * Creates, applies or deletes an internal snapshot of one of a paused VM's qcow2 disks;
+   * resolves to the outcome, rejects with HostError saying why not (running, not qcow2, no
+   * such snapshot, a name taken).
+   */
+  async diskSnapshot(
+    name: string,
+    device: string,
+    action: DiskSnapshotAction,
+    snapshot: string,
+  ): Promise<string> {
+    const r = this.active(name);
+    if (r.state !== 'paused') throw new HostError(`pause "${name}" before changing snapshots`);
+    const row = r.deviceList().find((d) => d.name === device);
+    if (!row?.disk) throw new HostError(`"${name}" has no disk ${device}`);
+    if (row.disk.format !== 'qcow2') {
+      throw new HostError(`${device}: a ${row.disk.format} image has no internal snapshots`);
+    }
+    if (!snapshot || snapshot.length > 256 || [...snapshot].some((ch) => ch < ' ')) {
+      throw new HostError('a snapshot name is 1 to 256 printable characters');
+    }
+    try {
+      return await r.diskSnapshot(device, action, snapshot);
     } catch (e) {
       throw new HostError((e as Error).message);
     }

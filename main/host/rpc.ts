@@ -3,7 +3,14 @@
  * connected client: it validates each untrusted request, calls HostApi, and forwards host events
  * plus the console bytes of the consoles this client attached.
  */
-import type { ClientEvent, ConsoleStream, HostMethodName, RpcResponse } from './api-types.js';
+import {
+  DISK_SNAPSHOT_ACTIONS,
+  type ClientEvent,
+  type ConsoleStream,
+  type DiskSnapshotAction,
+  type HostMethodName,
+  type RpcResponse,
+} from './api-types.js';
 import { HostApi, HostError } from './host-api.js';
 
 export class RpcError extends Error {}
@@ -126,6 +133,17 @@ export class RpcSession {
           str(p, k),
         ) as [string, string, string, string];
         return h.setDeviceControl(name, device, control, value).then((message) => ({ message }));
+      }
+      case 'diskSnapshot': {
+        const [name, device, action, snapshot] = ['name', 'device', 'action', 'snapshot'].map((k) =>
+          str(p, k),
+        ) as [string, string, string, string];
+        if (!DISK_SNAPSHOT_ACTIONS.includes(action as DiskSnapshotAction)) {
+          throw new RpcError(`"action" must be one of ${DISK_SNAPSHOT_ACTIONS.join(', ')}`);
+        }
+        return h
+          .diskSnapshot(name, device, action as DiskSnapshotAction, snapshot)
+          .then((message) => ({ message }));
       }
       case 'consoleInput': {
         const name = str(p, 'name');

@@ -4,7 +4,14 @@
  */
 import { Worker, type MessagePort } from 'node:worker_threads';
 import type { VmConfig } from '../vm/config.js';
-import type { ConsoleStream, DeviceRow, VmExit, VmState, VmStats } from './api-types.js';
+import type {
+  ConsoleStream,
+  DeviceRow,
+  DiskSnapshotAction,
+  VmExit,
+  VmState,
+  VmStats,
+} from './api-types.js';
 import type { MachineStats } from '../vm/machine.js';
 import type { FromWorker, ToWorker } from '../worker/protocol.js';
 import { ByteRing } from './byte-ring.js';
@@ -184,6 +191,16 @@ export class VmRunner {
 
   /** Changes a device control in the worker; resolves to the outcome the device reports. */
   setControl(device: string, control: string, value: string): Promise<string> {
+    return this.request(device, (id) => ({ type: 'control', id, device, control, value }));
+  }
+
+  /** A disk snapshot operation in the worker (the VM paused); resolves to the outcome. */
+  diskSnapshot(device: string, action: DiskSnapshotAction, snapshot: string): Promise<string> {
+    return this.request(device, (id) => ({ type: 'disk-snapshot', id, device, action, snapshot }));
+  }
+
+  /** Sends a request the worker answers with a 'control-result' of the same id. */
+  private request(device: string, msg: (id: number) => ToWorker): Promise<string> {
     if (!this.worker) return Promise.reject(new Error('the VM is not running'));
     const id = this.nextControlId++;
     return new Promise((resolve, reject) => {
@@ -195,7 +212,7 @@ export class VmRunner {
         resolve: (m) => (clearTimeout(t), resolve(m)),
         reject: (e) => (clearTimeout(t), reject(e)),
       });
-      this.send({ type: 'control', id, device, control, value });
+      this.send(msg(id));
     });
   }
 

@@ -1,7 +1,13 @@
 /** Messages between the host (main thread) and one VM's worker thread. */
 import type { MessagePort } from 'node:worker_threads';
 import type { VmConfig } from '../vm/config.js';
-import type { ConsoleStream, DeviceRow, VmExit, VmStats } from '../host/api-types.js';
+import type {
+  ConsoleStream,
+  DeviceRow,
+  DiskSnapshotAction,
+  VmExit,
+  VmStats,
+} from '../host/api-types.js';
 import type { MachineStats } from '../vm/machine.js';
 
 export type ToWorker =
@@ -15,6 +21,14 @@ export type ToWorker =
   | { type: 'input'; data: Uint8Array; stream?: ConsoleStream }
   /** A device control change; answered by 'control-result' with the same id. */
   | { type: 'control'; id: number; device: string; control: string; value: string }
+  /** A disk snapshot operation (the VM paused); answered by 'control-result' with the same id. */
+  | {
+      type: 'disk-snapshot';
+      id: number;
+      device: string;
+      action: DiskSnapshotAction;
+      snapshot: string;
+    }
   /** Ends the run loop at the next slice boundary; the worker then exits by itself. */
   | { type: 'stop' }
   | { type: 'pause' }

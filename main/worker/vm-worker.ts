@@ -6,7 +6,14 @@
 import { parentPort, type MessagePort } from 'node:worker_threads';
 import { VirtMachine, MachineConfigError, type ConsoleStream } from '../vm/machine.js';
 import type { VmConfig } from '../vm/config.js';
-import { applyControl, ControlError, withControls } from './device-controls.js';
+import {
+  applyControl,
+  ControlError,
+  withControls,
+  type ControlContext,
+} from './device-controls.js';
+import { diskInfos, diskSnapshot, withDiskInfo } from './controls/disk-snapshots.js';
+import type { DiskImageInfo } from '../host/api-types.js';
 import { SwitchableDisk } from './controls/disk-controls.js';
 import type { FromWorker, ToWorker } from './protocol.js';
 import { StatsSampler } from './stats-sampler.js';
@@ -41,6 +48,8 @@ let config: VmConfig | undefined;
 let dataDir: string | undefined;
 /** Re-sends the device list (after a control changed something in it). */
 let refreshDevices: (() => void) | undefined;
+/** Re-reads the disks' image facts (sizes, snapshots), then re-sends the device list. */
+let refreshDisks: (() => Promise<void>) | undefined;
 let started = false;
 let resetRequested = false;
 /** A stop that arrived while the disks were still opening. */
@@ -109,6 +118,7 @@ async function runVm(cfg: VmConfig, diskKeys?: (Uint8Array | null)[]): Promise<v
       const sampler = new StatsSampler(cfg.memMiB);
       // Devices change state as the guest's drivers bind (virtio DRIVER_OK): resent on change.
       let lastRows = '';
+      let disks = new Map<string, DiskImageInfo>();
       const postDevices = (): void => {
         const rows = withControls(
           withNicBackends(
@@ -121,15 +131,23 @@ async function runVm(cfg: VmConfig, diskKeys?: (Uint8Array | null)[]): Promise<v
           ),
           { machine: vm, config: cfg, dataDir },
         );
-        const json = JSON.stringify(rows);
-        if (json !== lastRows) post({ type: 'devices', devices: rows });
+        const json = JSON.stringify(withDiskInfo(rows, disks));
+        if (json !== lastRows) post({ type: 'devices', devices: withDiskInfo(rows, disks) });
         lastRows = json;
       };
-      const sample = (): void => {
-        post({ type: 'stats', stats: sampler.sample(vm.stats(), vm.core.ram.buffer.byteLength) });
+      const disksNow = async (): Promise<void> => {
+        disks = await diskInfos({ machine: vm, config: cfg, dataDir }).catch(() => disks);
         postDevices();
       };
+      let samples = 0;
+      const sample = (): void => {
+        post({ type: 'stats', stats: sampler.sample(vm.stats(), vm.core.ram.buffer.byteLength) });
+        // Image sizes and the cor counter change as the guest writes: re-read every 5 s.
+        if (samples++ % 20 === 0) void disksNow();
+        else postDevices();
+      };
       refreshDevices = postDevices;
+      refreshDisks = disksNow;
       sample();
       if (statsTimer) clearInterval(statsTimer);
       statsTimer = setInterval(sample, STATS_INTERVAL_MS);
@@ -153,6 +171,7 @@ async function runVm(cfg: VmConfig, diskKeys?: (Uint8Array | null)[]): Promise<v
     if (statsTimer) clearInterval(statsTimer);
     machine = undefined;
     refreshDevices = undefined;
+    refreshDisks = undefined;
     port.close();
   }
 }
@@ -170,7 +189,16 @@ port.on('message', (m: ToWorker) => {
       machine?.consoleInput(m.data, m.stream);
       return;
     case 'control':
-      void control(m.id, m.device, m.control, m.value);
+      void respond(m.id, m.device, (ctx) => applyControl(m.device, m.control, m.value, ctx));
+      return;
+    case 'disk-snapshot':
+      void respond(m.id, m.device, async (ctx) => {
+        try {
+          return await diskSnapshot(m.device, m.action, m.snapshot, ctx);
+        } finally {
+          await refreshDisks?.();
+        }
+      });
       return;
     case 'stop':
       stopEarly = true;
@@ -181,6 +209,7 @@ port.on('message', (m: ToWorker) => {
       machine.pause();
       flushConsole();
       post({ type: 'state', state: 'paused' });
+      void refreshDisks?.();
       return;
     case 'resume':
       if (!machine?.paused) return;
@@ -195,7 +224,12 @@ port.on('message', (m: ToWorker) => {
   }
 });
 
-async function control(id: number, device: string, ctl: string, value: string): Promise<void> {
+/** Runs a device request and answers it with a 'control-result' of the same id. */
+async function respond(
+  id: number,
+  device: string,
+  fn: (ctx: ControlContext) => Promise<string>,
+): Promise<void> {
   const vm = machine;
   if (!vm || !config) {
     post({ type: 'control-result', id, ok: false, message: 'the VM is not running yet' });
@@ -203,7 +237,7 @@ async function control(id: number, device: string, ctl: string, value: string): 
   }
   let result: FromWorker;
   try {
-    const message = await applyControl(device, ctl, value, { machine: vm, config, dataDir });
+    const message = await fn({ machine: vm, config, dataDir });
     result = { type: 'control-result', id, ok: true, message };
   } catch (e) {
     // A device's refusal reads as it is; anything else still reaches the UI as one line.

@@ -3,7 +3,12 @@
  * and under a device its live controls. Controls come from the device row (each device type
  * declares its own), so this view draws a NIC's or the balloon's the same way as a disk's.
  */
-import type { DeviceControl, DeviceRow } from '../../main/host/api-types.js';
+import type {
+  DeviceControl,
+  DeviceRow,
+  DiskImageInfo,
+  DiskSnapshotAction,
+} from '../../main/host/api-types.js';
 import { clear, h } from './dom.js';
 
 /** The last outcome of a control change, shown under the device until the next change. */
@@ -19,6 +24,94 @@ export interface DevicesViewOptions {
   /** Outcomes by device name. */
   outcomes?: ReadonlyMap<string, ControlOutcome>;
   onControl?(device: string, control: string, value: string): void;
+  /** Snapshot buttons work only while the VM is paused. */
+  paused?: boolean;
+  onSnapshot?(device: string, action: DiskSnapshotAction, snapshot: string): void;
+}
+
+/** Sizes as the device manager shows them: "64 MiB". */
+function size(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${i === 0 ? n : Number(n.toPrecision(3))} ${units[i]}`;
+}
+
+/** A disk's image: format, sizes, backing chain, and its internal snapshots with their buttons. */
+function diskPanel(d: DeviceRow, disk: DiskImageInfo, o: DevicesViewOptions, busy: boolean) {
+  const can = !busy && o.paused === true && !!o.onSnapshot;
+  const why = o.paused ? undefined : 'pause the VM to change snapshots';
+  const facts = [
+    `${disk.format} ${disk.path}${disk.temporary ? ' (temporary overlay)' : ''}`,
+    `virtual ${size(disk.virtualSize)}`,
+    `on disk ${size(disk.actualSize)}`,
+    disk.backingChain.length ? `backing: ${disk.backingChain.join(' → ')}` : undefined,
+    disk.cor ? `copy-on-read: ${disk.cor.clusters} clusters copied` : undefined,
+  ].filter((x) => x !== undefined);
+  const panel = h(
+    'div',
+    { class: 'disk-info', 'data-disk': d.name },
+    h('div', { class: 'disk-facts' }, facts.join(' · ')),
+  );
+  if (!disk.snapshots) return panel;
+  const btn = (action: DiskSnapshotAction, snap: string, label: string) =>
+    h(
+      'button',
+      {
+        type: 'button',
+        'data-snapshot-action': action,
+        disabled: !can,
+        title: why,
+        onclick: () => o.onSnapshot?.(d.name, action, snap),
+      },
+      label,
+    );
+  const input = h('input', {
+    type: 'text',
+    placeholder: 'snapshot name',
+    'aria-label': `${d.name} new snapshot name`,
+    maxlength: 256,
+    disabled: !can,
+  });
+  const create = h(
+    'button',
+    {
+      type: 'button',
+      'data-snapshot-action': 'create',
+      disabled: !can,
+      title: why,
+      onclick: () => input.value.trim() && o.onSnapshot?.(d.name, 'create', input.value.trim()),
+    },
+    'Create snapshot',
+  );
+  panel.append(
+    h(
+      'table',
+      { class: 'snapshots' },
+      h(
+        'tbody',
+        {},
+        ...disk.snapshots.map((s) =>
+          h(
+            'tr',
+            { 'data-snapshot': s.name },
+            h('td', {}, s.id),
+            h('td', {}, s.name),
+            h('td', {}, new Date(s.dateSec * 1000).toLocaleString()),
+            h('td', {}, btn('apply', s.name, 'Apply'), btn('delete', s.name, 'Delete')),
+          ),
+        ),
+        disk.snapshots.length === 0
+          ? h('tr', {}, h('td', { colspan: 4, class: 'empty' }, 'No snapshots.'))
+          : undefined,
+      ),
+    ),
+    h('div', { class: 'snapshot-create' }, input, create),
+  );
+  return panel;
 }
 
 function controlField(
@@ -48,9 +141,10 @@ function controlField(
 }
 
 function controlsRow(d: DeviceRow, o: DevicesViewOptions): HTMLElement | undefined {
-  if (!d.controls?.length) return undefined;
+  if (!d.controls?.length && !d.disk) return undefined;
   const outcome = o.outcomes?.get(d.name);
-  const notes = d.controls.filter((c) => c.note).map((c) => `${c.label}: ${c.note}`);
+  const controls = d.controls ?? [];
+  const notes = controls.filter((c) => c.note).map((c) => `${c.label}: ${c.note}`);
   return h(
     'tr',
     { class: 'dev-controls', 'data-controls-for': d.name },
@@ -60,8 +154,9 @@ function controlsRow(d: DeviceRow, o: DevicesViewOptions): HTMLElement | undefin
       h(
         'div',
         { class: 'controls' },
-        ...d.controls.map((c) => controlField(d, c, o, outcome?.busy === true)),
+        ...controls.map((c) => controlField(d, c, o, outcome?.busy === true)),
       ),
+      d.disk ? diskPanel(d, d.disk, o, outcome?.busy === true) : undefined,
       ...notes.map((n) => h('div', { class: 'control-note' }, n)),
       outcome
         ? h(

@@ -3,6 +3,7 @@ import {
   consoleStreams,
   type ConsoleStream,
   type DeviceRow,
+  type DiskSnapshotAction,
   type VmState,
   type VmStats,
   type VmSummary,
@@ -216,7 +217,31 @@ function showDevices(name: string): void {
     running: isUp(vms.get(name)?.state),
     outcomes: outcomes.get(name),
     onControl: (device, control, value) => void setControl(name, device, control, value),
+    paused: vms.get(name)?.state === 'paused',
+    onSnapshot: (device, action, snapshot) => void snapshotOp(name, device, action, snapshot),
   });
+}
+
+/** A disk snapshot operation (VM paused); the outcome shows under the disk like a control's. */
+async function snapshotOp(
+  name: string,
+  device: string,
+  action: DiskSnapshotAction,
+  snapshot: string,
+): Promise<void> {
+  let m = outcomes.get(name);
+  if (!m) outcomes.set(name, (m = new Map()));
+  m.set(device, { ok: true, busy: true, text: `${action} snapshot "${snapshot}"…` });
+  if (name === selected) showDevices(name);
+  try {
+    const r = await host.call('diskSnapshot', { name, device, action, snapshot });
+    m.set(device, { ok: true, text: r.message });
+  } catch (e) {
+    m.set(device, { ok: false, text: (e as Error).message });
+    toast((e as Error).message);
+  }
+  await refreshDevices(name);
+  if (name === selected) showDevices(name);
 }
 
 /** Changes a device control and shows the device's answer (or why not) under the device. */

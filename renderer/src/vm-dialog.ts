@@ -13,6 +13,7 @@ function field(label: string, input: HTMLElement, hint?: string): HTMLElement {
   );
 }
 
+const FORMATS = ['raw', 'qcow2'];
 const CACHE_MODES = ['writeback', 'writethrough', 'unsafe'];
 const SCHEDULERS = ['noop', 'sstf', 'scan', 'deadline', 'lifo', 'random', 'cfq'];
 
@@ -22,7 +23,19 @@ function select(name: string, options: string[], value: string): HTMLSelectEleme
   return s;
 }
 
-/** One virtio-blk disk: image path, cache mode, scheduler, read-only (the first is /dev/vda). */
+function flag(name: string, label: string, title: string, on: boolean): HTMLElement {
+  return h(
+    'label',
+    { class: 'disk-ro', title },
+    h('input', { name, type: 'checkbox', checked: on }),
+    label,
+  );
+}
+
+/**
+ * One virtio-blk disk: image path and format, cache mode, scheduler, read-only, snapshot=on and
+ * cor=on (the first disk is /dev/vda).
+ */
 function diskRow(d: Partial<DiskConfig> = {}): HTMLElement {
   const row = h(
     'div',
@@ -30,17 +43,15 @@ function diskRow(d: Partial<DiskConfig> = {}): HTMLElement {
     h('input', {
       name: 'path',
       value: d.path ?? '',
-      placeholder: '/path/to/disk.img (raw)',
+      placeholder: '/path/to/disk.img',
       spellcheck: 'false',
     }),
+    select('format', FORMATS, d.format ?? 'raw'),
     select('cache', CACHE_MODES, d.cache ?? 'writeback'),
     select('sched', SCHEDULERS, d.sched ?? 'noop'),
-    h(
-      'label',
-      { class: 'disk-ro', title: 'read-only' },
-      h('input', { name: 'ro', type: 'checkbox', checked: d.readOnly ?? false }),
-      'ro',
-    ),
+    flag('ro', 'ro', 'read-only', d.readOnly ?? false),
+    flag('snapshot', 'snap', 'snapshot=on: writes go to a temporary overlay', d.snapshot ?? false),
+    flag('cor', 'cor', 'cor=on: copy what is read from the backing chain', d.cor ?? false),
   );
   row.append(
     h(
@@ -64,10 +75,12 @@ function readDisks(list: HTMLElement): Partial<DiskConfig>[] {
         r.querySelector<HTMLInputElement & HTMLSelectElement>(`[name=${n}]`)!;
       return {
         path: v('path').value.trim(),
-        format: 'raw' as const,
+        format: v('format').value as DiskConfig['format'],
         cache: v('cache').value as DiskConfig['cache'],
         sched: v('sched').value as DiskConfig['sched'],
         readOnly: v('ro').checked,
+        ...(v('snapshot').checked ? { snapshot: true } : {}),
+        ...(v('cor').checked ? { cor: true } : {}),
       };
     })
     .filter((d) => d.path);

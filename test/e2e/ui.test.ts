@@ -190,6 +190,12 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
       .poll(() => page.locator('#devices tr[data-device=virtio-blk0] .dev-backend').innerText())
       .toMatch(/sched=deadline/);
     await expect.poll(() => sched.inputValue()).toBe('deadline');
+    // Under it, the disk's image: format, path, virtual and on-disk sizes (raw: no snapshots).
+    const facts = page.locator('#devices [data-disk=virtio-blk0] .disk-facts');
+    await expect
+      .poll(() => facts.innerText())
+      .toMatch(/^raw .*scratch\.img · virtual 4 MiB · on disk /);
+    expect(await page.locator('#devices [data-disk=virtio-blk0] .snapshots').count()).toBe(0);
 
     // The balloon chart: guest RAM, balloon, the guest's free/available memory, host RSS; the
     // balloon's target from the device table shows up in it.

@@ -59,13 +59,13 @@ export class SwitchableDisk implements BlockBackend {
   }
 }
 
-interface DiskHandle {
+export interface DiskHandle {
   sw: SwitchableDisk;
   cfg: DiskConfig;
 }
 
 /** virtio-blkN serves the definition's N-th disk. */
-function find(device: string, ctx: ControlContext): DiskHandle | undefined {
+export function findDisk(device: string, ctx: ControlContext): DiskHandle | undefined {
   const m = /^virtio-blk(\d+)$/.exec(device);
   const cfg = m ? ctx.config.disks[Number(m[1])] : undefined;
   if (!cfg) return undefined;
@@ -91,7 +91,7 @@ function readOnlyNote(h: DiskHandle): string | undefined {
 
 export const diskControls: DeviceControlProvider = {
   describe(device, ctx): DeviceControl[] | undefined {
-    const h = find(device, ctx);
+    const h = findDisk(device, ctx);
     if (!h) return undefined;
     const s = h.sw.disk.stats();
     return [
@@ -121,7 +121,7 @@ export const diskControls: DeviceControlProvider = {
   },
 
   async apply(device, control, value, ctx): Promise<string> {
-    const h = find(device, ctx);
+    const h = findDisk(device, ctx);
     if (!h) throw new ControlError(`${device}: no such disk`);
     const { sw, cfg } = h;
     switch (control) {

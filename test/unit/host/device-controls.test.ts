@@ -11,6 +11,7 @@ import { HostApi, HostError } from '../../../main/host/host-api.js';
 import { RpcSession } from '../../../main/host/rpc.js';
 import type { ClientEvent, VmStats } from '../../../main/host/api-types.js';
 import { StatsSampler } from '../../../main/worker/stats-sampler.js';
+import { createQcow2, openImage } from '../../../devices/block/qcow2/index.js';
 import type { MachineStats } from '../../../main/vm/machine.js';
 
 const PROMPT = /:~# /;
@@ -36,6 +37,10 @@ function watch(h: HostApi, name: string, stream?: 'ttyS0' | 'hvc0') {
   return {
     get text() {
       return text;
+    },
+    /** Forgets what came so far (the next waitFor looks only at new output). */
+    clear() {
+      text = '';
     },
     async waitFor(re: RegExp, ms = 60_000): Promise<void> {
       const t0 = Date.now();
@@ -130,6 +135,82 @@ describe('disk controls', () => {
   }, 90_000);
 });
 
+describe('disk snapshots through the host API', () => {
+  it('create, apply and delete on a paused VM; refused while it runs and on raw disks', async () => {
+    const h = newHost();
+    const img = join(h.dataDir, 'snap.qcow2');
+    const raw = join(h.dataDir, 'plain.img');
+    await createQcow2(img, { size: 4 * 1024 * 1024 });
+    writeFileSync(raw, Buffer.alloc(1024 * 1024));
+    h.createVm({
+      name: 'snap',
+      memMiB: 128,
+      disks: [{ path: img, format: 'qcow2' }, { path: raw }],
+    });
+    h.startVm('snap');
+    const con = watch(h, 'snap');
+    await con.waitFor(PROMPT);
+    const disk = () => h.listDevices('snap').find((d) => d.name === 'virtio-blk0')!.disk!;
+    await expect.poll(() => disk()?.format).toBe('qcow2');
+    expect(disk()).toMatchObject({ path: img, virtualSize: 4 * 1024 * 1024, backingChain: [] });
+    expect(h.listDevices('snap').find((d) => d.name === 'virtio-blk1')!.disk).toMatchObject({
+      format: 'raw',
+      virtualSize: 1024 * 1024,
+    });
+    const put = async (text: string) => {
+      type(
+        h,
+        'snap',
+        `echo ${text} | dd of=/dev/vda bs=512 count=1 conv=sync,fsync 2>/dev/null; echo put-$?`,
+      );
+      await con.waitFor(new RegExp(`^put-0[\\s\\S]*${PROMPT.source}`, 'm'));
+      con.clear();
+    };
+    await put('first-version');
+    await expect(h.diskSnapshot('snap', 'virtio-blk0', 'create', 'one')).rejects.toThrow(
+      /pause "snap" before/,
+    );
+    h.pauseVm('snap');
+    await h.waitForState('snap', 'paused');
+    await expect(h.diskSnapshot('snap', 'virtio-blk0', 'create', 'one')).resolves.toMatch(
+      /snapshot 1 "one" created/,
+    );
+    expect(disk().snapshots!.map((x) => x.name)).toEqual(['one']);
+    await expect(h.diskSnapshot('snap', 'virtio-blk0', 'create', 'one')).rejects.toThrow(
+      /exists already/,
+    );
+    await expect(h.diskSnapshot('snap', 'virtio-blk1', 'create', 'x')).rejects.toThrow(
+      /raw image has no internal snapshots/,
+    );
+    h.resumeVm('snap');
+    await h.waitForState('snap', 'running');
+    await put('second-version');
+    h.pauseVm('snap');
+    await h.waitForState('snap', 'paused');
+    await expect(h.diskSnapshot('snap', 'virtio-blk0', 'apply', 'one')).resolves.toMatch(
+      /reverted to snapshot "one" — reset the VM/,
+    );
+    await expect(h.diskSnapshot('snap', 'virtio-blk0', 'create', 'two')).resolves.toMatch(/"two"/);
+    await expect(h.diskSnapshot('snap', 'virtio-blk0', 'delete', 'one')).resolves.toMatch(
+      /"one" deleted/,
+    );
+    expect(disk().snapshots!.map((x) => x.name)).toEqual(['two']);
+    // After a reset the guest reads the reverted disk.
+    h.resumeVm('snap');
+    h.resetVm('snap');
+    await con.waitFor(/\[wasmvisor: reset\][\s\S]*:~# /);
+    type(h, 'snap', 'head -c 13 /dev/vda; echo');
+    await con.waitFor(/^first-version$/m);
+    h.stopVm('snap');
+    await h.waitForState('snap', 'stopped');
+    const d = await openImage(img, 'qcow2', { readOnly: true });
+    const b = new Uint8Array(512);
+    await d.read(0, b);
+    await d.close();
+    expect(Buffer.from(b.subarray(0, 13)).toString()).toBe('first-version');
+  }, 120_000);
+});
+
 describe('console streams', () => {
   it('keeps hvc0 and ttyS0 apart, each with its own scrollback and input', async () => {
     const h = newHost();
@@ -183,6 +264,14 @@ describe('RPC checks for controls and streams', () => {
       id: 6,
       result: { scrollback: '' },
     });
+    const snap = { name: 'bundled', device: 'virtio-blk0', action: 'revert', snapshot: 'x' };
+    expect(s.handle({ id: 7, method: 'diskSnapshot', params: snap })).toEqual({
+      id: 7,
+      error: '"action" must be one of create, apply, delete',
+    });
+    await expect(
+      s.handle({ id: 8, method: 'diskSnapshot', params: { ...snap, action: 'create' } }),
+    ).resolves.toEqual({ id: 8, error: '"bundled" is not running' });
     s.close();
   });
 });
