@@ -393,7 +393,7 @@ export class Qcow2Image implements VectoredBlockBackend {
           continue;
         }
         const host = await this.allocateCluster();
-        jobs.push(this.file.writev(host, [data]));
+        jobs.push(this.writeData(host, [data]));
         maps.push([cluster, { kind: 'data', host, copied: true }]);
       }
       await Promise.all(jobs);

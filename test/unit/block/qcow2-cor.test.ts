@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDisk } from '../../../devices/block/index.js';
@@ -29,8 +29,8 @@ interface MapEntry {
 }
 
 /** Bytes of `[from, to)` that qemu-img map says the top image itself holds. */
-function inOverlay(file: string, from: number, to: number): number {
-  const r = qemuImg('map', '--output', 'json', file);
+function inOverlay(file: string, from: number, to: number, opts: string[] = [file]): number {
+  const r = qemuImg('map', '--output', 'json', ...opts);
   expect(r.status, r.out).toBe(0);
   let n = 0;
   for (const e of JSON.parse(r.out) as MapEntry[]) {
@@ -93,6 +93,30 @@ describe.skipIf(!haveQemuImg)('copy-on-read, judged by qemu-img', () => {
     expect(chk.status, chk.out).toBe(0);
     // What the guest read was the base's bytes.
     expect(b[512]).toBe(38);
+  });
+
+  it('copies into an encrypted overlay encrypted: read back through the cipher', async () => {
+    const raw = base('enc-base.raw', 2 * MiB);
+    const top = join(dir, 'enc.qcow2');
+    const key = new TextEncoder().encode('cor-secret');
+    await createQcow2(top, {
+      backingFile: raw,
+      backingFormat: 'raw',
+      encrypt: { passphrase: key, iterTimeMs: 10 },
+    });
+    const img = await openImage(top, 'qcow2', { key, copyOnRead: true });
+    const first = new Uint8Array(2 * MiB);
+    await img.read(0, first);
+    await img.close();
+    const again = await openImage(top, 'qcow2', { key, readOnly: true });
+    const back = new Uint8Array(2 * MiB);
+    await again.read(0, back);
+    await again.close();
+    expect(Buffer.compare(back, first)).toBe(0);
+    expect(Buffer.compare(back, readFileSync(raw))).toBe(0);
+    const secret = ['--object', 'secret,id=s0,data=cor-secret', '--image-opts'];
+    const opts = [...secret, `driver=qcow2,file.filename=${top},encrypt.key-secret=s0`];
+    expect(inOverlay(top, 0, 2 * MiB, opts)).toBe(2 * MiB);
   });
 
   it('a guest write racing the copy of the same cluster wins', async () => {

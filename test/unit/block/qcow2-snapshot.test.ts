@@ -11,7 +11,14 @@ import { mkdtempSync, openSync, rmSync, statSync, writeSync, closeSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseImgArgs, runImg, type ImgIo } from '../../../main/cli/img.js';
-import { checkQcow2, createQcow2, openImage } from '../../../devices/block/qcow2/index.js';
+import {
+  applySnapshot,
+  checkQcow2,
+  createQcow2,
+  createSnapshot,
+  openImage,
+  type Qcow2Image,
+} from '../../../devices/block/qcow2/index.js';
 
 const haveQemuImg = spawnSync('qemu-img', ['--version']).status === 0;
 const MiB = 1 << 20;
@@ -164,6 +171,26 @@ describe.skipIf(!haveQemuImg)('qcow2 internal snapshots, judged by qemu-img', ()
     clean(f);
     expect(await inUse(f)).toBe(before);
     expect(holds(f, 0, 4 * MiB, 0x51)).toBe(true);
+  });
+
+  it('an encrypted image: the copied cluster is re-encrypted for its new place', async () => {
+    const f = tmp('enc.qcow2');
+    const key = new TextEncoder().encode('snap-secret');
+    await createQcow2(f, { size: 4 * MiB, encrypt: { passphrase: key, iterTimeMs: 10 } });
+    const img = (await openImage(f, 'qcow2', { key })) as Qcow2Image;
+    await img.write(0, new Uint8Array(128 * 1024).fill(0x71));
+    await img.withMetadata((m) => createSnapshot(m, 'enc'));
+    await img.write(4096, new Uint8Array(4096).fill(0x72)); // copies cluster 0
+    const b = new Uint8Array(8192);
+    await img.read(0, b);
+    expect([b[0], b[4096]]).toEqual([0x71, 0x72]);
+    await img.withMetadata((m) => applySnapshot(m, 'enc'));
+    await img.read(0, b);
+    expect([b[0], b[4096]]).toEqual([0x71, 0x71]);
+    await img.close();
+    const secret = ['--object', 'secret,id=s0,data=snap-secret', '--image-opts'];
+    const r = qemuImg('check', ...secret, `driver=qcow2,file.filename=${f},encrypt.key-secret=s0`);
+    expect(r.status, r.out).toBe(0);
   });
 
   it('refuses what it cannot do with one clear line', async () => {
