@@ -89,7 +89,7 @@ export async function runResize(c: ResizeCommand, io: ImgIo): Promise<number> {
   const fmt = c.format ?? (await probeFormat(c.file));
   if (fmt === 'raw') await resizeRaw(c);
   else {
-    const img = await Qcow2Image.open(c.file, { noBacking: true, log: (m) => io.err(`${m}\n`) });
+    const img = await Qcow2Image.open(c.file, { metadataOnly: true, log: (m) => io.err(`${m}\n`) });
     try {
       await img.withMetadata((m) => resizeQcow2(m, target(c, m.header.size), c.shrink));
     } finally {

@@ -105,7 +105,7 @@ export async function runSnapshot(c: SnapshotCommand, io: ImgIo): Promise<number
     if (snaps.length > 0) io.out(`Snapshot list:\n${snapshotTable(snaps)}`);
     return 0;
   }
-  const img = await Qcow2Image.open(c.file, { noBacking: true, log: (m) => io.err(`${m}\n`) });
+  const img = await Qcow2Image.open(c.file, { metadataOnly: true, log: (m) => io.err(`${m}\n`) });
   try {
     const name = c.name!;
     const op =

@@ -75,10 +75,10 @@ export interface Qcow2OpenOptions {
   /** Opens the backing file named in the header (resolved path, format or undefined to probe). */
   openBacking?: (path: string, format: string | undefined) => Promise<BlockBackend>;
   /**
-   * Leave the backing file closed (unallocated clusters then read as zeros): for metadata work
-   * only — snapshots, resize — like qemu-img's own opening for those.
+   * For metadata work only — snapshots, resize —: the backing file stays closed, an encrypted
+   * image needs no key, and guest reads and writes are refused.
    */
-  noBacking?: boolean;
+  metadataOnly?: boolean;
   /**
    * Copy-on-read: every cluster read from the backing file is also written into this image
    * (whole clusters, after the guest has its data); a guest write to the same cluster wins.
@@ -130,6 +130,7 @@ export class Qcow2Image implements VectoredBlockBackend {
   private corClusters = 0;
   private corFailures = 0;
   private copyOnRead = false;
+  private metadataOnly = false;
   private log: (msg: string) => void = () => {};
   private closed = false;
 
@@ -233,11 +234,12 @@ export class Qcow2Image implements VectoredBlockBackend {
       let cipher: SectorCipher | undefined;
       const ch = h.cryptoHeader;
       if (ch) {
-        if (!opts.unlock) fail(path, 'is encrypted (LUKS) and no key was given');
-        const f = file;
-        cipher = await opts.unlock((off, len) => f.read(ch.offset + off, len), ch.length);
+        if (opts.unlock) {
+          const f = file;
+          cipher = await opts.unlock((off, len) => f.read(ch.offset + off, len), ch.length);
+        } else if (!opts.metadataOnly) fail(path, 'is encrypted (LUKS) and no key was given');
       }
-      if (h.backingFile && !opts.noBacking) {
+      if (h.backingFile && !opts.metadataOnly) {
         if (!opts.openBacking) fail(path, `has a backing file (${h.backingFile}) and no opener`);
         backing = await opts.openBacking(h.backingFile, h.backingFormat);
       }
@@ -255,6 +257,7 @@ export class Qcow2Image implements VectoredBlockBackend {
       if (!readOnly) await img.prepareForWriting(log);
       img.copyOnRead = (opts.copyOnRead ?? false) && !readOnly && backing !== undefined;
       img.log = log;
+      img.metadataOnly = opts.metadataOnly ?? false;
       return img;
     } catch (e) {
       await backing?.close().catch(() => {});
@@ -902,6 +905,9 @@ export class Qcow2Image implements VectoredBlockBackend {
     op: () => Promise<void>,
   ): Promise<void> {
     admitRequest(this, this.closed, what, offset, length, writes);
+    if (this.metadataOnly && what !== 'flush') {
+      throw new BlockError('unsupported', `disk image ${this.name}: opened for metadata work only`);
+    }
     try {
       await op();
     } catch (e) {

@@ -177,20 +177,30 @@ describe.skipIf(!haveQemuImg)('qcow2 internal snapshots, judged by qemu-img', ()
     const f = tmp('enc.qcow2');
     const key = new TextEncoder().encode('snap-secret');
     await createQcow2(f, { size: 4 * MiB, encrypt: { passphrase: key, iterTimeMs: 10 } });
-    const img = (await openImage(f, 'qcow2', { key })) as Qcow2Image;
-    await img.write(0, new Uint8Array(128 * 1024).fill(0x71));
-    await img.withMetadata((m) => createSnapshot(m, 'enc'));
-    await img.write(4096, new Uint8Array(4096).fill(0x72)); // copies cluster 0
+    const q = (await openImage(f, 'qcow2', { key })) as Qcow2Image;
+    await q.write(0, new Uint8Array(128 * 1024).fill(0x71));
+    await q.withMetadata((m) => createSnapshot(m, 'enc'));
+    await q.write(4096, new Uint8Array(4096).fill(0x72)); // copies cluster 0
     const b = new Uint8Array(8192);
-    await img.read(0, b);
+    await q.read(0, b);
     expect([b[0], b[4096]]).toEqual([0x71, 0x72]);
-    await img.withMetadata((m) => applySnapshot(m, 'enc'));
-    await img.read(0, b);
+    await q.withMetadata((m) => applySnapshot(m, 'enc'));
+    await q.read(0, b);
     expect([b[0], b[4096]]).toEqual([0x71, 0x71]);
-    await img.close();
+    await q.close();
+    // Snapshots are metadata: img snapshot needs no key (and reads no data).
+    expect((await img('snapshot', '-d', 'enc', f)).status).toBe(0);
+    expect((await img('snapshot', '-c', 'later', f)).status).toBe(0);
     const secret = ['--object', 'secret,id=s0,data=snap-secret', '--image-opts'];
     const r = qemuImg('check', ...secret, `driver=qcow2,file.filename=${f},encrypt.key-secret=s0`);
     expect(r.status, r.out).toBe(0);
+    const l = qemuImg(
+      'snapshot',
+      '-l',
+      ...secret,
+      `driver=qcow2,file.filename=${f},encrypt.key-secret=s0`,
+    );
+    expect(l.out).toMatch(/^1 +later /m);
   });
 
   it('refuses what it cannot do with one clear line', async () => {
