@@ -38,8 +38,13 @@ export interface UserNetLimits {
   tcpConnections: number;
   /** Connections the guest opened that are not yet established; SYNs beyond are dropped. */
   tcpHalfOpen: number;
-  /** Guest → host bytes waiting in a host socket's write buffer (the window we advertise). */
+  /**
+   * Guest → host bytes waiting in one host socket's write buffer at most (the window we
+   * advertise): large enough that the window is not what limits a transfer within a slice.
+   */
   tcpRecvBuffer: number;
+  /** The same for all connections together: each gets at most this divided by their number. */
+  tcpRecvTotal: number;
   /** Host → guest bytes buffered (sent but unacknowledged, or waiting for the guest's window). */
   tcpSendBuffer: number;
   /** UDP flows (guest address/port to a destination) at once; new ones beyond are dropped. */
@@ -55,7 +60,8 @@ export interface UserNetLimits {
 export const DEFAULT_LIMITS: UserNetLimits = {
   tcpConnections: 256,
   tcpHalfOpen: 64,
-  tcpRecvBuffer: 256 * 1024,
+  tcpRecvBuffer: 4 << 20,
+  tcpRecvTotal: 32 << 20,
   tcpSendBuffer: 256 * 1024,
   udpFlows: 128,
   udpIdleMs: 60_000,

@@ -3,7 +3,8 @@
  * retransmission, FIN/RST), the host's end is a net.Socket.
  *
  * Guest → host: in-order data is written to the socket as a view of the guest's frame (no
- * copy); the window we advertise is what is left of `tcpRecvBuffer` after the socket's
+ * copy); the window we advertise is what is left of the connection's buffer share
+ * (`tcpRecvBuffer`, less when many connections share `tcpRecvTotal`) after the socket's
  * unwritten bytes, so a slow host reader closes the guest's window instead of growing a
  * queue. Out-of-order segments are not kept (the guest resends after our duplicate ACK).
  *
@@ -32,6 +33,8 @@ import {
 export interface ConnOwner {
   readonly limits: UserNetLimits;
   readonly counters: Counters;
+  /** Connections open (they share `limits.tcpRecvTotal`). */
+  readonly size: number;
   /** Sends a frame to the guest's MAC. */
   emit(build: (guestMac: Uint8Array, ourMac: Uint8Array) => NetPacket): void;
   /** The connection is finished: forget it. */
@@ -52,8 +55,8 @@ export type ConnState =
 
 /** Our MSS towards the guest's stack (a 1500-byte MTU). */
 export const OUR_MSS = 1460;
-/** The window scale we use when the guest offers scaling. */
-const OUR_WSCALE = 3;
+/** The window scale we use when the guest offers scaling (windows up to 8 MiB). */
+const OUR_WSCALE = 7;
 /** Segments in flight towards the guest at most (the NIC backlog holds 256 frames). */
 const MAX_FLIGHT = 48;
 const RTO_MIN_MS = 200;
@@ -307,9 +310,15 @@ export class TcpConn {
     this.sock.resetAndDestroy();
   }
 
+  /** This connection's share of the receive buffers: its own bound, or less when many share. */
+  private recvLimit(): number {
+    const l = this.owner.limits;
+    return Math.min(l.tcpRecvBuffer, Math.floor(l.tcpRecvTotal / Math.max(1, this.owner.size)));
+  }
+
   /** Guest → host bytes we can still take: the socket's unwritten bytes count against it. */
   private recvWindow(): number {
-    return Math.max(0, this.owner.limits.tcpRecvBuffer - this.sock.writableLength);
+    return Math.max(0, this.recvLimit() - this.sock.writableLength);
   }
 
   private ackLater(): void {
@@ -349,7 +358,7 @@ export class TcpConn {
 
   private hostDrained(): void {
     // The window we advertised may have been small: tell the guest it opened again.
-    if (this.state === 'open' && this.lastWin < this.owner.limits.tcpRecvBuffer / 2) {
+    if (this.state === 'open' && this.lastWin < this.recvLimit() / 2) {
       this.sendAck();
     }
   }

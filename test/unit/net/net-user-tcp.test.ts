@@ -103,7 +103,7 @@ describe('net=user TCP to the host', () => {
     expect(sa.flags).toBe(F.SYN | F.ACK);
     expect(sa.ack).toBe(1001);
     expect([sa.src, sa.sport, sa.dst, sa.dport]).toEqual([GATEWAY, s.port, GUEST, 40000]);
-    expect([...sa.options]).toEqual([2, 4, 0x05, 0xb4, 1, 3, 3, 3]); // MSS 1460, wscale 3
+    expect([...sa.options]).toEqual([2, 4, 0x05, 0xb4, 1, 3, 3, 7]); // MSS 1460, wscale 7
     data(h, g, Buffer.from('ping'));
     await until(() => got === 'ping');
     // The host sends 3000 bytes: segments of at most the guest's MSS, in order.
@@ -304,6 +304,14 @@ describe('net=user TCP windows, loss and limits', () => {
     h2.send(tcp({ sport: 50003, dport: s.port, seq: 1, flags: F.SYN }));
     expect(tcpOut(h2.take()[0]).flags).toBe(F.RST | F.ACK);
     expect(h2.net.stats()).toMatchObject({ drop_tcp_connection_limit: 1, tcp_connections: 2 });
+  });
+
+  it('shares tcpRecvTotal between connections: the more there are, the smaller each window', async () => {
+    const s = await server();
+    const h = net('user', { tcpRecvBuffer: 40_000, tcpRecvTotal: 60_000 });
+    const wins: number[] = [];
+    for (const sport of [51001, 51002, 51003]) wins.push((await open(h, s.port, { sport })).sa.win);
+    expect(wins).toEqual([40_000, 30_000, 20_000]);
   });
 
   it('a guest RST resets the host socket; closing the network ends every socket', async () => {
