@@ -21,6 +21,15 @@ export interface HostNative {
   madviseDontNeed?(view: Uint8Array): void;
   /** The host page size (present with madviseDontNeed). */
   pageSize?: number;
+  /**
+   * One-byte open-file-description locks (fcntl F_OFD_SETLK), QEMU's image locks: shared or
+   * exclusive; never waits (a conflict throws with code 'EAGAIN'); 'ENOSYS' where the host has
+   * no OFD locks. Missing in addons built before they existed.
+   */
+  ofdLock?(fd: number, byte: number, exclusive: boolean): void;
+  ofdUnlock?(fd: number, byte: number): void;
+  /** Whether another open file description holds a lock on `byte` that would conflict. */
+  ofdTest?(fd: number, byte: number, exclusive: boolean): boolean;
 }
 
 export type HostNativeResult =

@@ -20,6 +20,15 @@
  *       same effect. Synchronous: one system call, no I/O. Throws with `code` on failure.
  *   pageSize: number
  *       The host page size, which madviseDontNeed's ranges must be aligned to.
+ *
+ *   ofdLock(fd, byte, exclusive): void      ofdUnlock(fd, byte): void
+ *   ofdTest(fd, byte, exclusive): boolean
+ *       Open-file-description locks (fcntl F_OFD_SETLK / F_OFD_GETLK) on one byte: the kind QEMU
+ *       takes on image files, so that images are locked against QEMU and QEMU against us. Lock
+ *       and unlock never wait: a conflict throws with code 'EAGAIN'. Test says whether another
+ *       open file description (another process, or another open of this one) holds a lock on
+ *       the byte that a lock of that kind would conflict with. Where F_OFD_* does not exist
+ *       (macOS) they throw with code 'ENOSYS'.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -64,6 +73,8 @@ static const char *errno_code(int e) {
     case ESPIPE: return "ESPIPE";
     case ETXTBSY: return "ETXTBSY";
     case ECANCELED: return "ECANCELED";
+    case EAGAIN: return "EAGAIN";
+    case EACCES: return "EACCES";
     default: return "EUNKNOWN";
   }
 }
@@ -213,6 +224,67 @@ static napi_value madvise_dontneed(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* (fd, byte[, exclusive]) → a 1-byte flock at `byte`, of the kind asked. */
+static bool lock_args(napi_env env, napi_callback_info info, int *fd, struct flock *fl) {
+  size_t argc = 3;
+  napi_value argv[3];
+  int64_t byte;
+  bool exclusive = false;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return false;
+  if (argc < 2 || napi_get_value_int32(env, argv[0], fd) != napi_ok ||
+      napi_get_value_int64(env, argv[1], &byte) != napi_ok || byte < 0 ||
+      (argc > 2 && napi_get_value_bool(env, argv[2], &exclusive) != napi_ok)) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG", "expected (fd, byte, exclusive)");
+    return false;
+  }
+  memset(fl, 0, sizeof *fl);
+  fl->l_type = exclusive ? F_WRLCK : F_RDLCK;
+  fl->l_whence = SEEK_SET;
+  fl->l_start = (off_t)byte;
+  fl->l_len = 1;
+  return true;
+}
+
+static napi_value ofd_set(napi_env env, napi_callback_info info, bool unlock) {
+  int fd;
+  struct flock fl;
+  if (!lock_args(env, info, &fd, &fl)) return NULL;
+#ifdef F_OFD_SETLK
+  if (unlock) fl.l_type = F_UNLCK;
+  if (fcntl(fd, F_OFD_SETLK, &fl) != 0) throw_errno(env, errno);
+#else
+  (void)unlock;
+  throw_errno(env, ENOSYS);
+#endif
+  return NULL;
+}
+
+static napi_value ofd_lock(napi_env env, napi_callback_info info) {
+  return ofd_set(env, info, false);
+}
+
+static napi_value ofd_unlock(napi_env env, napi_callback_info info) {
+  return ofd_set(env, info, true);
+}
+
+static napi_value ofd_test(napi_env env, napi_callback_info info) {
+  int fd;
+  struct flock fl;
+  if (!lock_args(env, info, &fd, &fl)) return NULL;
+#ifdef F_OFD_GETLK
+  if (fcntl(fd, F_OFD_GETLK, &fl) != 0) {
+    throw_errno(env, errno);
+    return NULL;
+  }
+  napi_value held;
+  napi_get_boolean(env, fl.l_type != F_UNLCK, &held);
+  return held;
+#else
+  throw_errno(env, ENOSYS);
+  return NULL;
+#endif
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value page_size;
   napi_create_int64(env, (int64_t)sysconf(_SC_PAGESIZE), &page_size);
@@ -221,6 +293,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"zeroRange", NULL, zero_range, NULL, NULL, NULL, napi_enumerable, NULL},
       {"madviseDontNeed", NULL, madvise_dontneed, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pageSize", NULL, NULL, NULL, NULL, page_size, napi_enumerable, NULL},
+      {"ofdLock", NULL, ofd_lock, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"ofdUnlock", NULL, ofd_unlock, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"ofdTest", NULL, ofd_test, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -18,6 +18,7 @@ import { constants, type FileHandle, open } from 'node:fs/promises';
 import type { CacheMode } from '../../main/vm/config.js';
 import { BlockError, type VectoredBlockBackend } from './backend.js';
 import { loadHostNative, type HostNative } from './host-native.js';
+import { lockImage, type ImageLock } from './image-lock.js';
 import { admitRequest, hostIoError, totalLength } from './request-check.js';
 
 /** The subset of FileHandle the raw back end uses (tests wrap a real one to observe calls). */
@@ -38,6 +39,8 @@ export interface RawFileOptions {
   native?: HostNative | null;
   /** Opens the image (default: fs.promises.open). */
   openFile?: (path: string, flags: number) => Promise<RawFileHandle>;
+  /** Take QEMU's image locks (default true; false: QEMU's force-share, for inspection only). */
+  lock?: boolean;
   log?: (msg: string) => void;
 }
 
@@ -95,6 +98,7 @@ export class RawFile implements VectoredBlockBackend {
   private active = 0;
   private closing = false;
   private drained: (() => void) | undefined;
+  private lock: ImageLock | undefined;
 
   private constructor(
     private readonly fh: RawFileHandle,
@@ -143,9 +147,13 @@ export class RawFile implements VectoredBlockBackend {
       if (st.size % 512 !== 0) {
         throw new Error(`its size (${st.size} bytes) is not a multiple of 512`);
       }
-      return new RawFile(fh, path, st.size, readOnly, direct, opts, opts.log ?? (() => {}));
+      const lock = opts.lock === false ? undefined : lockImage(fh.fd, path, st, !readOnly);
+      const f = new RawFile(fh, path, st.size, readOnly, direct, opts, opts.log ?? (() => {}));
+      f.lock = lock;
+      return f;
     } catch (e) {
       await fh.close().catch(() => {});
+      if (e instanceof BlockError) throw e;
       throw new BlockError('io', `disk image ${path}: ${(e as Error).message}`);
     }
   }
@@ -216,6 +224,7 @@ export class RawFile implements VectoredBlockBackend {
     if (this.closing) return;
     this.closing = true;
     if (this.active > 0) await new Promise<void>((r) => (this.drained = r));
+    this.lock?.release();
     await this.fh.close();
   }
 

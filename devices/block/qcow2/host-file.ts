@@ -8,9 +8,11 @@
 import { constants, open, type FileHandle } from 'node:fs/promises';
 import { readFully, writeFully } from '../scatter-io.js';
 import type { CacheMode } from '../../../main/vm/config.js';
+import { lockImage, type ImageLock } from '../image-lock.js';
 
 export class HostFile {
   syncs = 0;
+  private lock: ImageLock | undefined;
   private constructor(
     private readonly fh: FileHandle,
     readonly path: string,
@@ -19,13 +21,21 @@ export class HostFile {
     public cache: CacheMode,
   ) {}
 
-  static async open(path: string, readOnly: boolean, cache: CacheMode): Promise<HostFile> {
+  /** `lock` false: no image locks (QEMU's force-share), for read-only inspection only. */
+  static async open(
+    path: string,
+    readOnly: boolean,
+    cache: CacheMode,
+    lock = true,
+  ): Promise<HostFile> {
     const fh = await open(path, readOnly ? constants.O_RDONLY : constants.O_RDWR);
     try {
       const st = await fh.stat();
       if (st.isDirectory()) throw new Error('is a directory, not a disk image');
       if (!st.isFile()) throw new Error('is not a regular file');
-      return new HostFile(fh, path, st.size, readOnly, cache);
+      const f = new HostFile(fh, path, st.size, readOnly, cache);
+      if (lock) f.lock = lockImage(fh.fd, path, st, !readOnly);
+      return f;
     } catch (e) {
       await fh.close().catch(() => {});
       throw e;
@@ -61,6 +71,7 @@ export class HostFile {
   }
 
   close(): Promise<void> {
+    this.lock?.release();
     return this.fh.close();
   }
 }

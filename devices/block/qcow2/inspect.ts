@@ -61,7 +61,8 @@ function errnoText(e: unknown): string {
 
 async function snapshotsOf(path: string, h: Qcow2Header): Promise<SnapshotInfo[]> {
   if (h.nbSnapshots === 0) return [];
-  const file = await HostFile.open(path, true, 'writeback').catch((e: unknown) =>
+  // Inspection, like `qemu-img info -U`: no locks, so a running VM's disk can be listed.
+  const file = await HostFile.open(path, true, 'writeback', false).catch((e: unknown) =>
     fail(path, errnoText(e)),
   );
   try {

@@ -162,6 +162,7 @@ export class Qcow2Image implements VectoredBlockBackend {
     try {
       file = await HostFile.open(path, readOnly, opts.cache ?? 'writeback');
     } catch (e) {
+      if (e instanceof BlockError) throw e; // a lock held elsewhere: it names the file
       const err = e as NodeJS.ErrnoException;
       const why =
         err.code === 'ENOENT'
