@@ -58,7 +58,10 @@ export async function runCommit(c: CommitCommand, io: ImgIo): Promise<number> {
     throw new BlockError('unsupported', `${c.file} has no backing file to commit into`);
   }
   const baseFormat = info.backingFormat as ImageFormat | undefined;
-  const overlay = await openImage(c.file, 'qcow2', { readOnly: true });
+  // Unlocked (QEMU's commit shares the chain the same way): the base is about to be opened
+  // for writing, which its own read lock as the overlay's backing file would refuse. A VM still
+  // running on the overlay holds the base too, so the base's write lock keeps it safe.
+  const overlay = await openImage(c.file, 'qcow2', { readOnly: true, lock: false });
   try {
     const base = await openImage(info.fullBackingFilename, baseFormat, {});
     try {

@@ -30,6 +30,11 @@ export interface OpenImageOptions {
   key?: Uint8Array;
   /** The passphrase of the backing file (a snapshot=on overlay over an encrypted image). */
   backingKey?: Uint8Array;
+  /**
+   * false: no image locks on this image or its backing chain (QEMU's force-share) — for a
+   * read-only opening whose caller holds the locks that matter (img commit writes the base).
+   */
+  lock?: boolean;
 }
 
 /** The error for an encrypted image opened without its key. */
@@ -93,6 +98,7 @@ export async function openImage(
       readOnly: opts.readOnly,
       cache: opts.cache,
       log: opts.log,
+      lock: opts.lock,
     });
     if (fmt === 'raw') return raw;
     if (!key) {
@@ -108,6 +114,7 @@ export async function openImage(
     l2CacheBytes: opts.l2CacheBytes,
     copyOnRead: opts.copyOnRead,
     log: opts.log,
+    lock: opts.lock,
     unlock: (read, regionBytes) => {
       if (!key) needKey(path);
       return unlockLuks(path, read, regionBytes, key).then((u) => u.cipher);

@@ -72,6 +72,8 @@ export interface Qcow2OpenOptions {
     read: (offset: number, length: number) => Promise<Uint8Array>,
     regionBytes: number,
   ) => Promise<SectorCipher>;
+  /** false: no image locks (QEMU's force-share; see image-lock.ts). */
+  lock?: boolean;
   /** Opens the backing file named in the header (resolved path, format or undefined to probe). */
   openBacking?: (path: string, format: string | undefined) => Promise<BlockBackend>;
   /**
@@ -160,7 +162,7 @@ export class Qcow2Image implements VectoredBlockBackend {
     let readOnly = opts.readOnly ?? false;
     let file: HostFile;
     try {
-      file = await HostFile.open(path, readOnly, opts.cache ?? 'writeback');
+      file = await HostFile.open(path, readOnly, opts.cache ?? 'writeback', opts.lock);
     } catch (e) {
       if (e instanceof BlockError) throw e; // a lock held elsewhere: it names the file
       const err = e as NodeJS.ErrnoException;
@@ -203,7 +205,7 @@ export class Qcow2Image implements VectoredBlockBackend {
       if (!readOnly && why.length > 0) {
         log(`${path}: opened read-only: ${why.join('; ')}`);
         await file.close();
-        file = await HostFile.open(path, true, opts.cache ?? 'writeback');
+        file = await HostFile.open(path, true, opts.cache ?? 'writeback', opts.lock);
         readOnly = true;
       }
       const cs = 2 ** h.clusterBits;

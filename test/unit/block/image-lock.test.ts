@@ -9,6 +9,7 @@ import { lockImage } from '../../../devices/block/image-lock.js';
 import { createQcow2 } from '../../../devices/block/qcow2/index.js';
 import { loadHostNative } from '../../../devices/host-native.js';
 import type { DiskConfig } from '../../../main/vm/config.js';
+import { img } from './img-run.js';
 
 let dir: string;
 beforeAll(() => {
@@ -81,6 +82,26 @@ describe('image locks within one process', () => {
     );
     await Promise.all([d1.close(), d2.close(), snap.close()]);
     await (await openDisk(cfg(base))).close();
+  });
+
+  it('img commit writes the base under its overlay, but not while a VM runs on the overlay', async () => {
+    const base = rawImage('cbase.img');
+    const ov = join(dir, 'cov.qcow2');
+    await createQcow2(ov, { backingFile: base, backingFormat: 'raw' });
+    const d = await openDisk(cfg(ov, { format: 'qcow2' }));
+    await d.write(0, new Uint8Array(4096).fill(9));
+    const busy = await img('commit', ov);
+    expect(busy.status).not.toBe(0);
+    expect(busy.err).toMatch(/lock/);
+    await d.close();
+    const done = await img('commit', ov);
+    expect(done.err).toBe('');
+    expect(done.status).toBe(0);
+    const b = await openDisk(cfg(base, { readOnly: true }));
+    const got = new Uint8Array(4096);
+    await b.read(0, got);
+    await b.close();
+    expect(got.every((x) => x === 9)).toBe(true);
   });
 
   it('without the addon the same rules hold within the process (and say their scope)', async () => {
