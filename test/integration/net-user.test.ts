@@ -1,9 +1,11 @@
 /**
  * net=user with the bundled guest: one e1000 and one virtio-net, each on its own user network
- * (as two QEMU `-nic user`), each gets a DHCP lease; busybox wget in the guest fetches a page
- * from an HTTP server this test runs on host 127.0.0.1 (the guest asks 10.0.2.2); a host
- * client reaches busybox httpd in the guest through each NIC's hostfwd. The NICs are tested
- * one after the other (both would get 10.0.2.15, and replies follow the guest's routes).
+ * (as two QEMU `-nic user`; the virtio-net is moved there from `none` while the guest runs),
+ * each gets a DHCP lease; busybox wget in the guest fetches a page from an HTTP server this test
+ * runs on host 127.0.0.1 (the guest asks 10.0.2.2); a host client reaches busybox httpd in the
+ * guest through each NIC's hostfwd. The NICs are tested
+ * one after the other (both would get 10.0.2.15, and replies follow the guest's routes). Last, a
+ * cable pulled for a second during a download: TCP resumes (retransmission) after link-up.
  */
 import { describe, it, expect } from 'vitest';
 import { createServer, type Server } from 'node:http';
@@ -22,10 +24,22 @@ const DHCP_SCRIPT = [
   'esac',
 ].join('\n');
 
+/** Bytes of /slow: sent in 48 KiB pieces 15 ms apart (about a second), to pull a cable under. */
+const SLOW_BYTES = 64 * 48 * 1024;
+
 function hostServer(body: string): Promise<Server> {
   const s = createServer((req, res) => {
     res.setHeader('content-type', 'text/plain');
-    res.end(req.url === '/page' ? body : 'nope');
+    if (req.url !== '/slow') return res.end(req.url === '/page' ? body : 'nope');
+    let sent = 0;
+    const t = setInterval(() => {
+      res.write(Buffer.alloc(48 * 1024, 0x61));
+      sent += 48 * 1024;
+      if (sent < SLOW_BYTES) return;
+      clearInterval(t);
+      res.end();
+    }, 15);
+    res.on('close', () => clearInterval(t));
   });
   return new Promise((r) => s.listen(0, '127.0.0.1', () => r(s)));
 }
@@ -68,16 +82,14 @@ describe('net=user', () => {
           net: `user,hostfwd=tcp::${fwd[0]}-:80`,
           mac: '52:54:00:12:34:01',
         },
-        {
-          model: 'virtio' as const,
-          net: `user,hostfwd=tcp::${fwd[1]}-:80`,
-          mac: '52:54:00:12:34:02',
-        },
+        // Plugged into the user network while the guest runs (below).
+        { model: 'virtio' as const, net: 'none', mac: '52:54:00:12:34:02' },
       ],
     };
     const g = new Guest(await VirtMachine.open(cfg));
     try {
       await g.expect(/~# /, 120_000);
+      g.vm.nic(1).port.setBackend(`user,hostfwd=tcp::${fwd[1]}-:80`);
       const script = DHCP_SCRIPT.replace(/'/g, "'\\''");
       await g.run(
         `printf '%s\\n' '${script}' > /tmp/dhcp.sh; chmod +x /tmp/dhcp.sh; echo ok$((40+2))`,
@@ -116,6 +128,17 @@ describe('net=user', () => {
         // wget's connection to the host and the forwarded one from the host.
         expect(s.net_backend_tcp_established).toBe(2);
       }
+      // A cable pulled for a second in the middle of a download: TCP resumes after link-up.
+      const port = g.vm.nic(1).port;
+      g.send(`wget -q -O - http://10.0.2.2:${hostPort}/slow | wc -c`);
+      await new Promise((r) => setTimeout(r, 300));
+      port.setLink(false);
+      await new Promise((r) => setTimeout(r, 1000));
+      port.setLink(true);
+      await g.expect(new RegExp(`^${SLOW_BYTES}\\r?$`, 'm'), 30_000);
+      const s = g.vm.stats().nics![g.vm.nic(1).name];
+      expect(s.net_link_changes).toBe(3); // none → user, then the pulled and plugged cable
+      expect(s.net_backend_tcp_retransmit).toBeGreaterThan(0);
     } finally {
       g.vm.stop();
       await g.done;
