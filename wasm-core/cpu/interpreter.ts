@@ -211,22 +211,6 @@ export function run(budget: i32): i32 {
         wx(rd, v);
         break;
       }
-      case 0x23: {
-        // stores
-        const addr = rx(rs1) + <u64>(<i64>(((<i32>insn >> 25) << 5) | ((insn >> 7) & 31)));
-        const v = rx((insn >> 20) & 31);
-        if (f3 > 3) {
-          illegal = true;
-          break;
-        }
-        vstore(addr, 1 << f3, v);
-        if (Fault.pending) {
-          Fault.pending = false;
-          pc = takeTrap(pc, Fault.cause, Fault.tval, false);
-          continue;
-        }
-        break;
-      }
       case 0x13: {
         // OP-IMM
         const a = rx(rs1);
@@ -266,16 +250,56 @@ export function run(budget: i32): i32 {
         }
         break;
       }
+      case 0x23: {
+        // stores
+        const addr = rx(rs1) + <u64>(<i64>(((<i32>insn >> 25) << 5) | ((insn >> 7) & 31)));
+        const v = rx((insn >> 20) & 31);
+        if (f3 > 3) {
+          illegal = true;
+          break;
+        }
+        vstore(addr, 1 << f3, v);
+        if (Fault.pending) {
+          Fault.pending = false;
+          pc = takeTrap(pc, Fault.cause, Fault.tval, false);
+          continue;
+        }
+        break;
+      }
+      case 0x63: {
+        // branches
+        const a = rx(rs1);
+        const b = rx((insn >> 20) & 31);
+        // f3 bit 0 negates; bits 2..1 pick equal, signed less-than or unsigned less-than.
+        const kind = f3 >> 1;
+        let cond = false;
+        if (kind == 0) cond = a == b;
+        else if (kind == 3) cond = a < b;
+        else if (kind == 2) cond = <i64>a < <i64>b;
+        else {
+          illegal = true;
+          break;
+        }
+        const taken = cond != ((f3 & 1) != 0);
+        if (taken) {
+          const imm =
+            (<i32>(insn & 0x80000000) >> 19) | ((insn << 4) & 0x800) | ((insn >> 20) & 0x7e0) | ((insn >> 7) & 0x1e);
+          npc = pc + <u64>(<i64>imm);
+        }
+        break;
+      }
       case 0x33: {
         // OP
         const a = rx(rs1);
         const b = rx((insn >> 20) & 31);
         const f7 = insn >> 25;
+        // ADD (and c.mv, c.add) is most of OP: test it before the jump table.
+        if ((insn & 0xfe007000) == 0) {
+          wx(rd, a + b);
+          break;
+        }
         if (f7 == 0) {
           switch (f3) {
-            case 0:
-              wx(rd, a + b);
-              break;
             case 1:
               wx(rd, a << (b & 63));
               break;
@@ -332,28 +356,6 @@ export function run(budget: i32): i32 {
               wx(rd, b == 0 ? a : a % b);
           }
         } else illegal = true;
-        break;
-      }
-      case 0x63: {
-        // branches
-        const a = rx(rs1);
-        const b = rx((insn >> 20) & 31);
-        // f3 bit 0 negates; bits 2..1 pick equal, signed less-than or unsigned less-than.
-        const kind = f3 >> 1;
-        let cond = false;
-        if (kind == 0) cond = a == b;
-        else if (kind == 3) cond = a < b;
-        else if (kind == 2) cond = <i64>a < <i64>b;
-        else {
-          illegal = true;
-          break;
-        }
-        const taken = cond != ((f3 & 1) != 0);
-        if (taken) {
-          const imm =
-            (<i32>(insn & 0x80000000) >> 19) | ((insn << 4) & 0x800) | ((insn >> 20) & 0x7e0) | ((insn >> 7) & 0x1e);
-          npc = pc + <u64>(<i64>imm);
-        }
         break;
       }
       case 0x6f: {
