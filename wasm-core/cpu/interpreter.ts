@@ -27,6 +27,13 @@ import {
   tlbLookup,
   tlbFill,
   vload,
+  vloadSlow,
+  vstoreSlow,
+  storeHost,
+  TLB_STORE,
+  loadHost,
+  tlbLookupData,
+  TLB_LOAD,
   vstore,
   translate,
   tlbFlushAll,
@@ -198,11 +205,17 @@ export function run(budget: i32): i32 {
           break;
         }
         // One inlined access of 1 << (f3 & 3) bytes, then sign extension for LB/LH/LW.
-        let v = vload(addr, 1 << (f3 & 3));
-        if (Fault.pending) {
-          Fault.pending = false;
-          pc = takeTrap(pc, Fault.cause, Fault.tval, false);
-          continue;
+        const size: u32 = 1 << (f3 & 3);
+        const h = tlbLookupData(TLB_LOAD, addr, size);
+        let v: u64 = 0;
+        if (h != 0) v = loadHost(h, size);
+        else {
+          v = vloadSlow(addr, size);
+          if (Fault.pending) {
+            Fault.pending = false;
+            pc = takeTrap(pc, Fault.cause, Fault.tval, false);
+            continue;
+          }
         }
         if (f3 < 3) {
           const sh = <u64>(64 - (8 << f3));
@@ -258,11 +271,16 @@ export function run(budget: i32): i32 {
           illegal = true;
           break;
         }
-        vstore(addr, 1 << f3, v);
-        if (Fault.pending) {
-          Fault.pending = false;
-          pc = takeTrap(pc, Fault.cause, Fault.tval, false);
-          continue;
+        const size: u32 = 1 << f3;
+        const h = tlbLookupData(TLB_STORE, addr, size);
+        if (h != 0) storeHost(h, size, v);
+        else {
+          vstoreSlow(addr, size, v);
+          if (Fault.pending) {
+            Fault.pending = false;
+            pc = takeTrap(pc, Fault.cause, Fault.tval, false);
+            continue;
+          }
         }
         break;
       }

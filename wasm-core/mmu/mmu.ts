@@ -224,14 +224,14 @@ export function tlbLookup(tlb: usize, va: u64, ctx: u64): usize {
 
 /** As tlbLookup for a data access of `size` bytes, which must also be aligned to hit. */
 @inline
-function tlbLookupAligned(tlb: usize, va: u64, size: u32): usize {
+export function tlbLookupData(tlb: usize, va: u64, size: u32): usize {
   const e = tlbEntry(tlb, va);
   if (load<u64>(e) == ((va & (PAGE_MASK | (<u64>size - 1))) | Ctx.data)) return <usize>(va + load<u64>(e, 8));
   return 0;
 }
 
 @inline
-function loadHost(h: usize, size: u32): u64 {
+export function loadHost(h: usize, size: u32): u64 {
   if (size == 8) return load<u64>(h);
   if (size == 4) return <u64>load<u32>(h);
   if (size == 2) return <u64>load<u16>(h);
@@ -239,7 +239,7 @@ function loadHost(h: usize, size: u32): u64 {
 }
 
 @inline
-function storeHost(h: usize, size: u32, v: u64): void {
+export function storeHost(h: usize, size: u32, v: u64): void {
   if (size == 8) store<u64>(h, v);
   else if (size == 4) store<u32>(h, <u32>v);
   else if (size == 2) store<u16>(h, <u16>v);
@@ -249,7 +249,7 @@ function storeHost(h: usize, size: u32, v: u64): void {
 /** Load of 1/2/4/8 bytes (zero-extended). On a fault sets Fault.pending and returns 0. */
 @inline
 export function vload(va: u64, size: u32): u64 {
-  const h = tlbLookupAligned(TLB_LOAD, va, size);
+  const h = tlbLookupData(TLB_LOAD, va, size);
   if (h != 0) return loadHost(h, size);
   return vloadSlow(va, size);
 }
@@ -301,7 +301,7 @@ export function vloadSlow(va: u64, size: u32): u64 {
 
 @inline
 export function vstore(va: u64, size: u32, v: u64): void {
-  const h = tlbLookupAligned(TLB_STORE, va, size);
+  const h = tlbLookupData(TLB_STORE, va, size);
   if (h != 0) {
     storeHost(h, size, v);
     return;
