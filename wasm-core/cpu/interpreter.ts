@@ -4,7 +4,7 @@
 import { Hart, XREGS, PRV_M, PRV_S, PRV_U, MSTATUS_FS, setF, getF } from './state';
 import { Csr, CsrResult, csrRead, csrWrite, MSTATUS_TSR, MSTATUS_TVM, MSTATUS_TW } from './csr';
 import { Clint } from './clint';
-import { Signals, EXIT_WFI, EXIT_TOHOST } from './signals';
+import { Signals, EXIT_WFI, EXIT_TOHOST, requestAttention } from './signals';
 import {
   takeTrap,
   mret,
@@ -121,19 +121,21 @@ export class Counters {
  */
 export function run(budget: i32): i32 {
   Signals.exitReason = 0;
-  Signals.attention = true;
   let pc = Hart.pc;
-  // The slice ends when instret reaches stopAt. A turn that retires nothing (a fetch fault, an
-  // illegal instruction, an interrupt) moves stopAt down instead, so a trap storm still yields.
-  let stopAt = Clint.instret + <u64>budget;
+  // The slice ends when instret reaches limit. A turn that retires nothing (a fetch fault, an
+  // illegal instruction, an interrupt) lowers limit instead, so a trap storm still yields.
+  let limit = Clint.instret + <u64>budget;
   // The code page being executed: its virtual base address and host address. Anything that
   // could change the mapping (traps, xRET, CSR writes, TLB flushes) raises attention, which
   // empties this cache.
   let codeBase: u64 = NO_CODE_BASE;
   let codeHost: usize = ZERO_PAGE;
-  while (Clint.instret < stopAt) {
-    if (Signals.attention) {
-      Signals.attention = false;
+  requestAttention(); // look at interrupts and exits before the first instruction
+  while (true) {
+    if (Clint.instret >= Signals.stopAt) {
+      // The budget is spent, or something asked for attention.
+      if (Clint.instret >= limit) break;
+      Signals.stopAt = limit;
       codeBase = NO_CODE_BASE;
       codeHost = ZERO_PAGE;
       if (Phys.tohostHit) {
@@ -143,7 +145,8 @@ export function run(budget: i32): i32 {
       const irq = pendingInterrupt();
       if (irq >= 0) {
         Counters.interrupts++;
-        stopAt--;
+        limit--;
+        requestAttention();
         pc = takeTrap(pc, <u64>irq, 0, true);
       }
     }
@@ -162,7 +165,8 @@ export function run(budget: i32): i32 {
         insn = fetchSlow(pc);
         if (Fault.pending) {
           Fault.pending = false;
-          stopAt--;
+          limit--;
+        requestAttention();
           pc = takeTrap(pc, Fault.cause, Fault.tval, false);
           continue;
         }
@@ -174,7 +178,8 @@ export function run(budget: i32): i32 {
       npc = pc + 2;
       insn = load<u32>(EXPANDED + (<usize>c << 2));
       if (insn == 0) {
-        stopAt--;
+        limit--;
+        requestAttention();
         if (codeBase == NO_CODE_BASE) {
           // A read of ZERO_PAGE, not of the guest: fetch for real (it faults, see NO_CODE_BASE).
           fetchSlow(pc);
@@ -478,7 +483,7 @@ export function run(budget: i32): i32 {
             if (Hart.priv == PRV_U || (Hart.priv == PRV_S && (Hart.mstatus & MSTATUS_TW) != 0)) illegal = true;
             else if (!wfiShouldWake()) {
               Signals.exitReason = EXIT_WFI;
-              Signals.attention = true;
+              requestAttention();
             }
           } else if ((insn >> 25) == 0x09 && rd == 0) {
             // SFENCE.VMA
@@ -667,7 +672,8 @@ export function run(budget: i32): i32 {
     }
     if (illegal) {
       Clint.instret--;
-      stopAt--;
+      limit--;
+        requestAttention();
       pc = takeTrap(pc, CAUSE_ILLEGAL_INSN, <u64>insnBits(pc, insn), false);
       continue;
     }
