@@ -14,7 +14,7 @@ import {
   type ImageFormat,
 } from '../../devices/block/qcow2/index.js';
 import { imageFormat, type ImgIo } from './img.js';
-import { forEachChunk } from './img-chunks.js';
+import { forEachChunk, rangesWhere } from './img-chunks.js';
 import { Progress } from './img-progress.js';
 
 export interface CommitCommand {
@@ -72,16 +72,18 @@ export async function runCommit(c: CommitCommand, io: ImgIo): Promise<number> {
             `(${base.size} < ${overlay.size} bytes): resize it first`,
         );
       }
-      const progress = c.progress ? new Progress(io, overlay.size) : undefined;
+      const progress = c.progress ? new Progress(io) : undefined;
+      // Only this layer's own clusters: the backing file is not consulted (it is being written).
+      const own = await rangesWhere(overlay, (e) => e.present, false);
       await forEachChunk(
+        own,
         overlay.size,
         async (off, len) => {
-          // Only this layer's own clusters: the backing file is not consulted (it is being written).
           for (const e of await blockStatus(overlay, off, len, { descend: false })) {
             if (!e.present) continue;
             if (e.zero) await base.writeZeroes(e.start, e.length, false);
             else {
-              const buf = new Uint8Array(e.length);
+              const buf = Buffer.allocUnsafe(e.length);
               await overlay.read(e.start, buf);
               await base.write(e.start, buf);
             }

@@ -6,10 +6,9 @@
  */
 import { parseArgs } from 'node:util';
 import type { BlockBackend } from '../../devices/block/backend.js';
-import { blockStatus } from '../../devices/block/qcow2/block-status.js';
-import { openImage, Qcow2Image, type ImageFormat } from '../../devices/block/qcow2/index.js';
+import { openImage, type ImageFormat } from '../../devices/block/qcow2/index.js';
 import { imageFormat, type ImgIo } from './img.js';
-import { forEachChunk, isZero } from './img-chunks.js';
+import { forEachChunk, isZero, rangesWhere, union, type Ranges } from './img-chunks.js';
 import { Progress } from './img-progress.js';
 
 export interface CompareCommand {
@@ -49,12 +48,6 @@ export function parseCompareArgs(args: string[]): CompareCommand {
   };
 }
 
-/** Whether [off, off+len) of `img` surely reads as zeros without reading it. */
-async function knownZero(img: BlockBackend, off: number, len: number): Promise<boolean> {
-  if (!(img instanceof Qcow2Image)) return false;
-  return (await blockStatus(img, off, len)).every((e) => e.zero);
-}
-
 /** The first 512-byte sector at which `a` and `b` differ (as an offset into them), or -1. */
 function firstDifference(a: Uint8Array, b: Uint8Array): number {
   if (Buffer.compare(a, b) === 0) return -1;
@@ -63,23 +56,31 @@ function firstDifference(a: Uint8Array, b: Uint8Array): number {
   }
 }
 
-/** The lowest offset of [from, to) where the two images differ (`b` may be undefined: zeros). */
+/** `r` cut to [from, to). */
+function clip(r: Ranges, from: number, to: number): Ranges {
+  const out: Ranges = [];
+  for (const [s, e] of r) if (e > from && s < to) out.push([Math.max(s, from), Math.min(e, to)]);
+  return out;
+}
+
+/**
+ * The lowest offset in `ranges` where the two images differ (`b` undefined: zeros), reported
+ * to `progress` as the fraction [from, from + span) of the whole.
+ */
 async function scan(
   a: BlockBackend,
   b: BlockBackend | undefined,
-  from: number,
-  to: number,
+  ranges: Ranges,
   progress: Progress | undefined,
-  done: number,
+  [from, span]: [number, number],
 ): Promise<number | undefined> {
   let first: number | undefined;
   await forEachChunk(
-    to - from,
-    async (rel, len) => {
-      const off = from + rel;
-      if ((await knownZero(a, off, len)) && (!b || (await knownZero(b, off, len)))) return;
-      const ba = new Uint8Array(len);
-      const bb = b ? new Uint8Array(len) : undefined;
+    ranges,
+    a.size,
+    async (off, len) => {
+      const ba = Buffer.allocUnsafe(len);
+      const bb = b ? Buffer.allocUnsafe(len) : undefined;
       await Promise.all([a.read(off, ba), bb && b!.read(off, bb)]);
       const d = bb
         ? firstDifference(ba, bb)
@@ -90,7 +91,7 @@ async function scan(
       if (first === undefined || off + d < first) first = off + d;
       return 'stop';
     },
-    { progress: progress && { report: (n: number) => progress.report(done + n) } },
+    { progress: progress && { report: (d, t) => progress.report(from + (span * d) / t, 1) } },
   );
   return first;
 }
@@ -108,12 +109,16 @@ export async function runCompare(c: CompareCommand, io: ImgIo): Promise<number> 
     }
     const common = Math.min(a.size, b.size);
     const larger = a.size > b.size ? a : b;
-    const progress = c.progress ? new Progress(io, larger.size) : undefined;
-    let at = await scan(a, b, 0, common, progress, 0);
+    const progress = c.progress ? new Progress(io) : undefined;
+    // Only where either image may hold something other than zeros is read.
+    const [ra, rb] = await Promise.all([a, b].map((i) => rangesWhere(i, (e) => !e.zero)));
+    const part = common / Math.max(larger.size, 1);
+    let at = await scan(a, b, clip(union(ra, rb), 0, common), progress, [0, part]);
     if (at === undefined && a.size !== b.size) {
       // As qemu-img: the warning comes once the common part has matched.
       io.out('Warning: Image size mismatch!\n');
-      at = await scan(larger, undefined, common, larger.size, progress, common);
+      const rest = clip(larger === a ? ra : rb, common, larger.size);
+      at = await scan(larger, undefined, rest, progress, [part, 1 - part]);
     }
     progress?.finish();
     if (at !== undefined) {

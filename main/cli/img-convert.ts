@@ -8,7 +8,6 @@
 import { open } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { BlockError, type BlockBackend } from '../../devices/block/backend.js';
-import { blockStatus } from '../../devices/block/qcow2/block-status.js';
 import { deflateCluster, zstdRefusal } from '../../devices/block/qcow2/compression.js';
 import {
   createQcow2,
@@ -17,7 +16,7 @@ import {
   type ImageFormat,
 } from '../../devices/block/qcow2/index.js';
 import { imageFormat, parseSize } from './img.js';
-import { forEachChunk, isZero } from './img-chunks.js';
+import { forEachChunk, isZero, rangesWhere } from './img-chunks.js';
 import { Progress, type ProgressSink } from './img-progress.js';
 
 export interface ConvertCommand {
@@ -51,6 +50,9 @@ export function parseConvertArgs(args: string[]): ConvertCommand {
   });
   if (positionals.length !== 2) throw new Error('img convert: give SRC and DST');
   const outputFormat = imageFormat(values['output-format'], 'img convert -O') ?? 'raw';
+  if (outputFormat === 'luks') {
+    throw new Error('img convert -O: luks output is not supported (raw or qcow2)');
+  }
   let clusterSize: number | undefined;
   let refcountBits: number | undefined;
   for (const kv of (values.options ?? []).flatMap((o) => o.split(','))) {
@@ -156,14 +158,13 @@ export async function runConvert(c: ConvertCommand, io: ProgressSink): Promise<n
     dst = await openImage(c.output, c.outputFormat, { cache: 'unsafe' });
     const out = dst;
     const cs = out instanceof Qcow2Image ? out.clusterSize : 4096;
-    const progress = c.progress ? new Progress(io, size) : undefined;
+    const progress = c.progress ? new Progress(io) : undefined;
+    // Only what may hold data is read: runs the source's block status says are zeros are not.
+    const work = await rangesWhere(src, (e) => !e.zero);
     await forEachChunk(
+      work,
       size,
       async (off, len) => {
-        if (src instanceof Qcow2Image) {
-          const ext = await blockStatus(src, off, len);
-          if (ext.every((e) => e.zero)) return;
-        }
         const buf = Buffer.allocUnsafe(len); // every byte is read into
         await src.read(off, buf);
         if (c.compress && out instanceof Qcow2Image) await writeCompressed(out, off, buf);

@@ -13,18 +13,15 @@ export class Progress {
   private shown = -1;
   private readonly tty: boolean;
 
-  constructor(
-    private readonly sink: ProgressSink | undefined,
-    private readonly total: number,
-  ) {
+  constructor(private readonly sink: ProgressSink | undefined) {
     this.tty = sink?.tty ?? process.stdout.isTTY === true;
-    this.report(0);
+    this.report(0, 1);
   }
 
   /** `done` of `total` units are finished. */
-  report(done: number): void {
+  report(done: number, total: number): void {
     if (!this.sink) return;
-    const pct = this.total > 0 ? Math.min(100, (done / this.total) * 100) : 100;
+    const pct = total > 0 ? Math.min(100, (done / total) * 100) : 100;
     if (this.tty) {
       const hundredths = Math.floor(pct * 100);
       if (hundredths === this.shown) return;
@@ -40,7 +37,7 @@ export class Progress {
 
   /** Ends the report at 100% (a terminal's line is then left as it is, with a newline). */
   finish(): void {
-    this.report(this.total);
+    this.report(1, 1);
     if (this.sink && this.tty) this.sink.out('\n');
   }
 }

@@ -17,7 +17,7 @@ import {
 } from '../../devices/block/qcow2/index.js';
 import { setBackingFile } from '../../devices/block/qcow2/set-backing.js';
 import { imageFormat, type ImgIo } from './img.js';
-import { forEachChunk, isZero } from './img-chunks.js';
+import { forEachChunk, isZero, rangesWhere } from './img-chunks.js';
 import { Progress } from './img-progress.js';
 
 export interface RebaseCommand {
@@ -71,7 +71,9 @@ async function copyDifferences(
   progress: Progress | undefined,
 ): Promise<void> {
   const cs = overlay.clusterSize;
+  const notHeld = await rangesWhere(overlay, (e) => !e.present, false);
   await forEachChunk(
+    notHeld,
     overlay.size,
     async (off, len) => {
       for (const e of await blockStatus(overlay, off, len, { descend: false })) {
@@ -111,7 +113,7 @@ export async function runRebase(c: RebaseCommand, io: ImgIo): Promise<number> {
         base = await openImage(resolveBacking(c.file, newName), c.backingFormat, {
           readOnly: true,
         });
-      const progress = c.progress ? new Progress(io, overlay.size) : undefined;
+      const progress = c.progress ? new Progress(io) : undefined;
       await copyDifferences(overlay, base, progress);
       await overlay.flush();
       progress?.finish();

@@ -77,8 +77,8 @@ export async function blockStatus(
     }
   };
   for (let g = start; g < end;) {
-    const n = Math.min(cs - (g % cs), end - g);
-    const m = await img.mappingOf(g);
+    const { mapping: m, length } = await img.mappingOf(g);
+    const n = Math.min(length, end - g);
     if (m.kind === 'unallocated') {
       if (pending) pending.end = g + n;
       else pending = { start: g, end: g + n };

@@ -518,10 +518,23 @@ export class Qcow2Image implements VectoredBlockBackend {
     return { file: this.file, header: this.header };
   }
 
-  /** What guest offset `g` maps to in this image alone (block status: `img map`, convert). */
-  mappingOf(g: number): Promise<Mapping> {
+  /**
+   * What guest offset `g` maps to in this image alone (block status: `img map`, convert), and for
+   * how many bytes from `g` that holds: to the cluster's end, or — where no L2 table exists — to
+   * the end of what that table would map (so a vast empty disk is walked in large steps).
+   */
+  mappingOf(g: number): Promise<{ mapping: Mapping; length: number }> {
     if (g < 0 || g >= this.size) throw new BlockError('out-of-range', `${this.name}: ${g}`);
-    return this.rw.shared(() => this.lookup(g));
+    return this.rw.shared(async () => {
+      const cs = this.clusterSize;
+      const mapping = await this.lookup(g);
+      let end = (Math.floor(g / cs) + 1) * cs;
+      const l1i = Math.floor(g / cs / this.l2Entries);
+      if (mapping.kind === 'unallocated' && !(await this.l2Table(l1i, false))) {
+        end = (l1i + 1) * this.l2Entries * cs;
+      }
+      return { mapping, length: Math.min(end, this.size) - g };
+    });
   }
 
   /**

@@ -155,6 +155,28 @@ describe.skipIf(!haveQemuImg)('img convert, judged by qemu-img', () => {
     );
   });
 
+  it('walks a vast sparse disk by its tables, not cluster by cluster (4 TiB, one cluster used)', async () => {
+    const f = at('vast.qcow2');
+    qemuImg('create', '-f', 'qcow2', f, '4T');
+    qemuIo(f, 'write -P 9 3T 64k');
+    expect((await img('convert', '-O', 'raw', f, at('vast.raw'))).status).toBe(0);
+    expect(statSync(at('vast.raw')).blocks * 512).toBeLessThanOrEqual(1 << 20);
+    expect(qemuImg('compare', f, at('vast.raw'))).toMatchObject({ status: 0 });
+    rmSync(at('vast.raw'));
+    expect((await img('convert', '-O', 'qcow2', f, at('vast2.qcow2'))).status).toBe(0);
+    expect(await img('compare', f, at('vast2.qcow2'))).toMatchObject({ status: 0 });
+    qemuIo(f, 'write -P 8 3T 512');
+    expect((await img('compare', f, at('vast2.qcow2'))).out).toBe(
+      `Content mismatch at offset ${3 * 2 ** 40}!\n`,
+    );
+  });
+
+  it('refuses options that make no sense for the output', () => {
+    expect(() => parseImgArgs(['convert', '-O', 'luks', 'a', 'b'])).toThrow(/luks output/);
+    expect(() => parseImgArgs(['convert', '-c', 'a', 'b'])).toThrow(/need -O qcow2/);
+    expect(() => parseImgArgs(['convert', 'a'])).toThrow(/give SRC and DST/);
+  });
+
   it('-p reports progress: percentage lines off a terminal, a redrawn bar on one', async () => {
     const r = await img('convert', '-p', '-O', 'raw', at('top.qcow2'), at('p.raw'));
     const lines = r.out.trim().split('\n');
@@ -162,8 +184,8 @@ describe.skipIf(!haveQemuImg)('img convert, judged by qemu-img', () => {
     expect(lines[lines.length - 1]).toBe('100%');
     expect(lines.every((l) => /^\d+%$/.test(l))).toBe(true);
     let tty = '';
-    const p = new Progress({ out: (s) => (tty += s), tty: true }, 400);
-    p.report(168);
+    const p = new Progress({ out: (s) => (tty += s), tty: true });
+    p.report(168, 400);
     p.finish();
     expect(tty).toBe('    (0.00/100%)\r    (42.00/100%)\r    (100.00/100%)\r\n');
   });
