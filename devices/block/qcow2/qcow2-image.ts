@@ -546,6 +546,9 @@ export class Qcow2Image implements VectoredBlockBackend {
     const cs = this.clusterSize;
     return this.run('compressed write', c * cs, Math.min(cs, this.size - c * cs), true, () =>
       this.rw.exclusive(async () => {
+        if (this.cipher) {
+          throw new BlockError('unsupported', `${this.name}: encrypted images are not compressed`);
+        }
         if ((await this.lookup(c * cs)).kind !== 'unallocated') {
           throw new BlockError('unsupported', `${this.name}: cluster ${c} is already written`);
         }
