@@ -39,7 +39,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VirtMachine, type MachineStats } from '../main/vm/machine.js';
 import { defaultVmConfig, type NicModel } from '../main/vm/config.js';
-import { checkNetSpec } from '../devices/net/index.js';
 import { PciHost } from '../devices/pci/host.js';
 import { VIRT } from '../devices/platform/memory-map.js';
 import { InProcessGuest as Guest } from './in-process-guest.js';
@@ -354,15 +353,6 @@ function table(title: string, rows: Record<NicModel, Figures>): void {
   if (e.pipeMbps !== undefined) line('dd | nc (MB/s)', (x) => x.pipeMbps, 2);
 }
 
-function userAvailable(): boolean {
-  try {
-    checkNetSpec('user');
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function main(): Promise<void> {
   const mib = BYTES / (1 << 20);
   const qemu = qemuVersion();
@@ -375,29 +365,25 @@ async function main(): Promise<void> {
   try {
     const ours = {} as Record<NicModel, Figures>;
     const theirs = {} as Record<NicModel, Figures>;
-    const user = userAvailable();
     const kernel = qemu ? unpackKernel(tmp) : '';
     for (const model of MODELS) {
-      if (user) ours[model] = await wasmvisorToHost(model, sink);
+      ours[model] = await wasmvisorToHost(model, sink);
       if (qemu) theirs[model] = await qemuToHost(model, kernel, sink);
     }
-    if (user) table('guest → host over user networking, wasmvisor', ours);
-    else console.log('\n(net=user is not available in this build: no guest → host rows)');
+    table('guest → host over user networking, wasmvisor', ours);
     if (qemu) {
       table(`guest → host over user networking, QEMU TCG (${QEMU} -M virt)`, theirs);
-      if (user) {
-        const perCpu = (f: Figures): number | undefined => (f.cpuS ? f.mb / f.cpuS : undefined);
-        console.log('');
-        console.log('wasmvisor / QEMU TCG               e1000  virtio-net');
-        for (const [label, f] of [
-          ['throughput', (x: Figures) => x.mbps],
-          ['MB per host CPU s', perCpu],
-        ] as const) {
-          console.log(
-            `${label.padEnd(20)}${ratio(f(ours.e1000), f(theirs.e1000))}` +
-              `${ratio(f(ours.virtio), f(theirs.virtio))}`,
-          );
-        }
+      const perCpu = (f: Figures): number | undefined => (f.cpuS ? f.mb / f.cpuS : undefined);
+      console.log('');
+      console.log('wasmvisor / QEMU TCG               e1000  virtio-net');
+      for (const [label, f] of [
+        ['throughput', (x: Figures) => x.mbps],
+        ['MB per host CPU s', perCpu],
+      ] as const) {
+        console.log(
+          `${label.padEnd(20)}${ratio(f(ours.e1000), f(theirs.e1000))}` +
+            `${ratio(f(ours.virtio), f(theirs.virtio))}`,
+        );
       }
     }
     table(
