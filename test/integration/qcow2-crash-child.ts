@@ -2,10 +2,11 @@
  * Child of qcow2-crash.test.ts: writes, discards and flushes random ranges of a qcow2 image
  * through the block layer (scheduler included) until it is killed, logging on stdout what it
  * is about to do ("W offset length seed", "D offset length") and each completed flush ("F").
+ * A third argument names the key file of an encrypted (LUKS) image.
  */
 import { openDisk } from '../../devices/block/index.js';
 
-const [path, seedArg] = process.argv.slice(2);
+const [path, seedArg, keyFile] = process.argv.slice(2);
 let s = Number(seedArg) >>> 0 || 1;
 const rnd = (n: number) => {
   s ^= s << 13;
@@ -23,6 +24,7 @@ const disk = await openDisk({
   readOnly: false,
   cache: 'writeback',
   sched: 'noop',
+  ...(keyFile ? { keyFile } : {}),
 });
 for (let seq = 1; ; seq++) {
   const op = rnd(20);

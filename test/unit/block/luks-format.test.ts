@@ -1,9 +1,14 @@
 /**
  * LUKS1 pieces on their own: hostile headers are refused before any key is derived, the
  * anti-forensic split round-trips and is fragile where it must be, AES-256-XTS-plain64 matches a
- * vector taken from a qemu-img/qemu-io-written image and an XTS built from its definition.
+ * vector taken from a qemu-img/qemu-io-written image and an XTS built from its definition; a
+ * qcow2's encryption header pointer and method are checked like its tables.
  */
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createQcow2, openImage } from '../../../devices/block/qcow2/index.js';
 import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { afMerge, afSplit } from '../../../devices/block/luks/af-split.js';
 import {
@@ -180,6 +185,15 @@ describe('AES-256-XTS-plain64', () => {
     }
   });
 
+  it('the two-pass AES-ECB form agrees with one OpenSSL XTS call per sector', () => {
+    const data = randomBytes(64 * 512);
+    const bulk = new XtsPlain64(key).encrypt(2 ** 33 - 5, [data]);
+    const one = new XtsPlain64(key, false).encrypt(2 ** 33 - 5, [data]);
+    expect(Buffer.from(bulk).equals(Buffer.from(one))).toBe(true);
+    new XtsPlain64(key, false).decrypt(2 ** 33 - 5, [one]);
+    expect(Buffer.from(one).equals(data)).toBe(true);
+  });
+
   it('decrypts in place across views that split sectors', () => {
     const x = new XtsPlain64(key);
     const plain = randomBytes(2048);
@@ -215,5 +229,56 @@ describe('key slots', () => {
     expect(u?.slot).toBe(0);
     expect(Buffer.from(u!.masterKey)).toEqual(Buffer.from(v.masterKey));
     expect(await unlockMasterKey(h, read, new TextEncoder().encode('wrong'))).toBeUndefined();
+  });
+});
+
+describe('hostile encryption fields in a qcow2 header', () => {
+  let dir: string;
+  let clean: Buffer;
+  const key = new TextEncoder().encode('k');
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'wasmvisor-luks-hostile-'));
+    const img = join(dir, 'clean.qcow2');
+    await createQcow2(img, { size: 1 << 20, encrypt: { passphrase: key, iterTimeMs: 5 } });
+    clean = readFileSync(img);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  // Our header: the encryption extension comes first, at byte 112 (type, length, offset, length).
+  const EXT = 112;
+  const cases: [string, (dv: DataView) => void, RegExp][] = [
+    ['the extension missing', (dv) => dv.setUint32(EXT, 0x12345678), /extension is missing/],
+    [
+      'an unaligned offset',
+      (dv) => dv.setBigUint64(EXT + 8, dv.getBigUint64(EXT + 8) + 512n),
+      /not cluster aligned/,
+    ],
+    ['an offset into the header', (dv) => dv.setBigUint64(EXT + 8, 0n), /overlaps the header/],
+    ['a length past the file', (dv) => dv.setBigUint64(EXT + 16, 1n << 40n), /ends past the end/],
+    [
+      'the L1 table inside it',
+      (dv) => dv.setBigUint64(EXT + 8, dv.getBigUint64(40)),
+      /overlaps the L1 table/,
+    ],
+    ['a bad extension length', (dv) => dv.setUint32(EXT + 4, 8), /16 expected/],
+    ['no crypt method', (dv) => dv.setUint32(32, 0), /without LUKS/],
+    ['AES-CBC (method 1)', (dv) => dv.setUint32(32, 1), /without LUKS|method 1/],
+    ['an unknown method', (dv) => dv.setUint32(32, 7), /method 7 is unknown/],
+    [
+      'a LUKS slot with 2^32-1 iterations',
+      (dv) => {
+        const at = Number(dv.getBigUint64(EXT + 8));
+        dv.setUint32(at + 208 + 4, 0xffffffff);
+      },
+      /LUKS: key slot 0: 4294967295 PBKDF2 iterations/,
+    ],
+  ];
+  it.each(cases)('refuses %s, naming the image', async (_name, poke, msg) => {
+    const img = join(dir, 'h.qcow2');
+    const b = Buffer.from(clean);
+    poke(new DataView(b.buffer, b.byteOffset, b.byteLength));
+    writeFileSync(img, b);
+    await expect(openImage(img, 'qcow2', { key })).rejects.toThrow(msg);
+    await expect(openImage(img, 'qcow2', { key })).rejects.toThrow(img);
   });
 });
