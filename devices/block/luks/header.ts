@@ -21,9 +21,14 @@ export const SALT_BYTES = 32;
 export const MASTER_KEY_BYTES = 64;
 /**
  * PBKDF2 iterations above this are refused before anything is derived: QEMU's 2 s benchmark
- * writes a few million on today's hosts; 2^26 already takes about 10 s of one core here.
+ * writes a few million on today's hosts; 2^25 takes about 10 s of one core here.
  */
-export const MAX_ITERATIONS = 2 ** 26;
+export const MAX_ITERATIONS = 2 ** 25;
+/**
+ * And the work a wrong key can cost — every active slot, plus the master key digest once per
+ * slot — is bounded too, so eight hostile slots cannot make a failed open take minutes.
+ */
+export const MAX_TOTAL_ITERATIONS = 2 ** 27;
 
 const MAGIC = [0x4c, 0x55, 0x4b, 0x53, 0xba, 0xbe]; // "LUKS\xba\xbe"
 
@@ -143,6 +148,13 @@ export function parseLuksHeader(b: Uint8Array, regionBytes: number): LuksHeader 
       if (start < e && s < end) bad(`key slot ${i}'s key material overlaps the header or a slot`);
     }
     used.push([start, end]);
+  }
+  const active = h.slots.filter((s) => s.active);
+  const work = active.reduce((n, s) => n + s.iterations + h.mkDigestIterations, 0);
+  if (work > MAX_TOTAL_ITERATIONS) {
+    bad(
+      `its ${active.length} key slots need ${work} PBKDF2 iterations in all (more than ${MAX_TOTAL_ITERATIONS})`,
+    );
   }
   return h;
 }

@@ -106,6 +106,15 @@ describe('LUKS1 header', () => {
     expect(() => parseLuksHeader(b, REGION)).toThrow(/key slot 1.*overlaps/);
   });
 
+  it('refuses eight slots whose iterations add up to minutes of work', () => {
+    const h = validHeader();
+    h.slots.forEach((s) => {
+      s.active = true;
+      s.iterations = MAX_ITERATIONS;
+    });
+    expect(() => parseLuksHeader(serializeLuksHeader(h), REGION)).toThrow(/8 key slots need/);
+  });
+
   it('refuses a buffer shorter than a header', () => {
     expect(() => parseLuksHeader(new Uint8Array(100), REGION)).toThrow(/too short/);
   });
