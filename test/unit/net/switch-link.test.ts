@@ -2,10 +2,11 @@
  * The switch across threads (devices/net/switch-link.ts, frame-link.ts), with MessageChannels in
  * this thread standing in for worker threads: learning and flooding between linked ports and a
  * port of this thread, offload metadata crossing intact, the bounded queues, hostile messages,
- * and a port closing (its MACs forgotten, the switch gone with its last port).
+ * and a port closing or its worker being terminated (its MACs forgotten, the switch gone with
+ * its last port).
  */
 import { describe, expect, it } from 'vitest';
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import {
   attachSwitchLink,
   netSwitch,
@@ -116,6 +117,24 @@ describe('switch across threads', () => {
     b.be.close();
     await settle();
     expect(switchNames()).not.toContain('xt3');
+  });
+
+  it('a worker thread that is terminated leaves the switch', async () => {
+    // A stand-in worker: it opens a channel and hands one end over, as vm-worker does.
+    const w = new Worker(
+      `const { parentPort, MessageChannel } = require('node:worker_threads');
+       const ch = new MessageChannel(); ch.port1.on('message', () => {});
+       parentPort.postMessage(ch.port2, [ch.port2]); setInterval(() => {}, 1000);`,
+      { eval: true },
+    );
+    const port = await new Promise<MessagePort>((r) => w.once('message', r));
+    attachSwitchLink('xt5', port);
+    const local = netSwitch('xt5').connect();
+    expect(netSwitch('xt5').stats.ports).toBe(2);
+    await w.terminate();
+    for (let i = 0; i < 50 && netSwitch('xt5').stats.ports > 1; i++) await settle();
+    expect(netSwitch('xt5').stats.ports).toBe(1);
+    local.close();
   });
 
   it('the worker end loses carrier when the hub end goes away', async () => {
