@@ -78,8 +78,14 @@ export async function rebuildRefcounts(
     range(e.l1Offset, e.l1Size * 8, `${whose}L1 table`);
     await walk(await file.read(e.l1Offset, e.l1Size * 8), whose);
   }
-  let last = Math.ceil(file.size / cs);
-  for (const c of uses.keys()) last = Math.max(last, c + 1);
+  // Every cluster of the file, and those past its end that a (hostile) table names — not every
+  // index up to the farthest one, which could be 2^40 away.
+  const inFile = Math.ceil(file.size / cs);
+  const past = [...uses.keys()].filter((c) => c >= inFile).sort((a, b) => a - b);
+  const clusters = function* () {
+    for (let c = 0; c < inFile; c++) yield c;
+    yield* past;
+  };
   const r: RefcountReport = {
     leaks: 0,
     corruptions: structural,
@@ -88,7 +94,7 @@ export async function rebuildRefcounts(
     used: uses.size,
     messages,
   };
-  for (let c = 0; c < last; c++) {
+  for (const c of clusters()) {
     const want = uses.get(c) ?? 0;
     const have = await refs.get(c);
     if (want === have) continue;

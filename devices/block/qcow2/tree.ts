@@ -31,6 +31,32 @@ export interface TreeContext {
   file: HostFile;
   header: Qcow2Header;
   refs: Refcounts;
+  /** The active L1 table. */
+  l1: Uint8Array;
+}
+
+/**
+ * Refuses an "L2 table" that is really other metadata (the header, the refcount table or a
+ * refcount block, the active L1 table, the snapshot table): a hostile snapshot could name one,
+ * and the COPIED flags written back into it would then corrupt what it really is.
+ */
+function assertNotMetadata(ctx: TreeContext, off: number, l1i: number): void {
+  const h = ctx.header;
+  const cs = 2 ** h.clusterBits;
+  const within = (start: number, bytes: number) =>
+    bytes > 0 && off + cs > start && off < start + bytes;
+  const [rtOff, rtBytes] = ctx.refs.tableRange;
+  const what =
+    off < cs
+      ? 'the header'
+      : within(rtOff, rtBytes) || ctx.refs.tableEntries().includes(off)
+        ? 'refcount metadata'
+        : within(h.l1Offset, h.l1Size * 8)
+          ? 'the active L1 table'
+          : h.nbSnapshots > 0 && within(h.snapshotsOffset, cs)
+            ? 'the snapshot table'
+            : undefined;
+  if (what) throw new Qcow2CorruptError(`L2 table ${l1i} at ${off} overlaps ${what}`);
 }
 
 export interface TreeChanges {
@@ -53,20 +79,23 @@ export async function adjustTree(
 ): Promise<TreeChanges> {
   const h = ctx.header;
   const cs = 2 ** h.clusterBits;
+  // Read and check the whole tree first, so a bad table changes no refcount.
   const tables = new Map<number, { l1i: number; t: Uint8Array }>();
-  const add = async (c: number) => {
-    if (delta > 0) await ctx.refs.increment(c);
-    else if (delta < 0) await ctx.refs.decrement(c);
-  };
+  const clusters: number[] = [];
   for (let i = 0; i < l1.length / 8; i++) {
     const off = l1Offset(l1, i, cs);
     if (!off) continue;
+    assertNotMetadata(ctx, off, i);
     const t = tables.get(off)?.t ?? (await readL2(ctx.file, cs, off, i));
     tables.set(off, { l1i: i, t });
-    await add(off / cs);
+    clusters.push(off / cs);
     for (let j = 0; j < cs / 8; j++) {
-      for (const c of entryClusters(decodeL2(t, j, h.clusterBits, h.version), cs)) await add(c);
+      clusters.push(...entryClusters(decodeL2(t, j, h.clusterBits, h.version), cs));
     }
+  }
+  for (const c of clusters) {
+    if (delta > 0) await ctx.refs.increment(c);
+    else if (delta < 0) await ctx.refs.decrement(c);
   }
   const changes: TreeChanges = { tables: new Map(), l1Changed: false };
   if (!recompute) return changes;
