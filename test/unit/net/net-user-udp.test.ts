@@ -150,7 +150,7 @@ describe('net=user DNS', () => {
 describe('net=user UDP NAT', () => {
   it('maps 10.0.2.2 to the host loopback both ways, bounds flows, closes idle ones', async () => {
     const echo = await udpServer((m) => Buffer.concat([Buffer.from('re:'), m]));
-    const h = harness('user', { limits: { udpFlows: 2, udpIdleMs: 100 } });
+    const h = harness('user', { limits: { udpFlows: 2, udpIdleMs: 500 } });
     open.push(h.net);
     h.send(udp(5000, echo.port, Buffer.from('hi')));
     await until(() => h.got.length === 1);
@@ -162,7 +162,7 @@ describe('net=user UDP NAT', () => {
     h.send(udp(5001, echo.port, Buffer.from('a')));
     h.send(udp(5002, echo.port, Buffer.from('b'))); // a third flow: over the limit
     expect(h.net.stats()).toMatchObject({ udp_flows: 2, drop_udp_flow_limit: 1 });
-    await until(() => h.net.stats().udp_flows === 0, 2000);
+    await until(() => h.net.stats().udp_flows === 0);
     h.send(udp(5002, echo.port, Buffer.from('c')));
     await until(() => h.got.some((p) => Buffer.from(wire(p).subarray(42)).toString() === 're:c'));
   });
