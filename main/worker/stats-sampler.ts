@@ -8,8 +8,17 @@ import type { VmStats } from '../host/api-types.js';
  * counts every thread of the process, so it cannot tell one VM's worker from the others.
  */
 export function threadCpuSeconds(): number | undefined {
+  return procCpuSeconds('/proc/thread-self/stat');
+}
+
+/** CPU seconds process `pid` has used, all its threads together (Linux; undefined elsewhere). */
+export function processCpuSeconds(pid: number): number | undefined {
+  return procCpuSeconds(`/proc/${pid}/stat`);
+}
+
+function procCpuSeconds(statPath: string): number | undefined {
   try {
-    const stat = readFileSync('/proc/thread-self/stat', 'utf8');
+    const stat = readFileSync(statPath, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // utime and stime (fields 14 and 15 of proc(5)) in USER_HZ, which Linux fixes at 100.
     return (Number(f[11]) + Number(f[12])) / 100;
