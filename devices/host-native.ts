@@ -30,6 +30,11 @@ export interface HostNative {
   ofdUnlock?(fd: number, byte: number): void;
   /** Whether another open file description holds a lock on `byte` that would conflict. */
   ofdTest?(fd: number, byte: number, exclusive: boolean): boolean;
+  /**
+   * lseek(SEEK_DATA, or SEEK_HOLE with `hole`): the next data (hole) at or after `offset`, -1
+   * when no data follows. Missing in addons built before it existed.
+   */
+  seekData?(fd: number, offset: number, hole: boolean): number;
 }
 
 export type HostNativeResult =

@@ -29,6 +29,11 @@
  *       open file description (another process, or another open of this one) holds a lock on
  *       the byte that a lock of that kind would conflict with. Where F_OFD_* does not exist
  *       (macOS) they throw with code 'ENOSYS'.
+ *
+ *   seekData(fd, offset, hole): number
+ *       lseek(SEEK_DATA, or SEEK_HOLE with `hole`): where the next data (or hole) at or after
+ *       `offset` starts, -1 when there is no data past it (ENXIO). What `qemu-img map` asks of a
+ *       raw file. Synchronous (file system metadata only). 'ENOSYS' where the host has neither.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -285,6 +290,36 @@ static napi_value ofd_test(napi_env env, napi_callback_info info) {
 #endif
 }
 
+static napi_value seek_data(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  int fd;
+  int64_t offset;
+  bool hole;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+      napi_get_value_int64(env, argv[1], &offset) != napi_ok || offset < 0 ||
+      napi_get_value_bool(env, argv[2], &hole) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG", "expected (fd, offset, hole)");
+    return NULL;
+  }
+#if defined(SEEK_DATA) && defined(SEEK_HOLE)
+  off_t r = lseek(fd, (off_t)offset, hole ? SEEK_HOLE : SEEK_DATA);
+  if (r < 0 && errno != ENXIO) {
+    throw_errno(env, errno);
+    return NULL;
+  }
+  napi_value out;
+  napi_create_int64(env, r < 0 ? -1 : (int64_t)r, &out);
+  return out;
+#else
+  (void)fd;
+  (void)hole;
+  throw_errno(env, ENOSYS);
+  return NULL;
+#endif
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value page_size;
   napi_create_int64(env, (int64_t)sysconf(_SC_PAGESIZE), &page_size);
@@ -296,6 +331,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"ofdLock", NULL, ofd_lock, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ofdUnlock", NULL, ofd_unlock, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ofdTest", NULL, ofd_test, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"seekData", NULL, seek_data, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -220,6 +220,25 @@ export class RawFile implements VectoredBlockBackend {
   }
 
   /** Waits for requests already started, then closes the file; later calls are refused. */
+  /**
+   * Whether `offset` lies in data or in a hole of the file, and how far that holds (SEEK_DATA /
+   * SEEK_HOLE through the addon, as `qemu-img map` asks a raw file); undefined where the host
+   * cannot tell (then every byte counts as data).
+   */
+  allocationAt(offset: number): { data: boolean; length: number } | undefined {
+    const seek = this.native?.seekData;
+    if (!seek || offset >= this.size) return undefined;
+    try {
+      const data = seek(this.fh.fd, offset, false);
+      if (data < 0 || data >= this.size) return { data: false, length: this.size - offset };
+      if (data > offset) return { data: false, length: data - offset };
+      const hole = seek(this.fh.fd, offset, true);
+      return { data: true, length: Math.min(hole, this.size) - offset };
+    } catch {
+      return undefined;
+    }
+  }
+
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;

@@ -5,10 +5,11 @@
  * for sure (zero), whether it is stored as data (data, compressed) and where in that layer's file
  * (offset: plain data only, as QEMU reports it).
  *
- * A raw layer is all data at its own offsets (no SEEK_DATA from Node: holes are not told apart);
- * past the end of a shorter backing file the image reads zeros from no layer.
+ * A raw layer is data at its own offsets except where the file has holes (SEEK_DATA/SEEK_HOLE
+ * through the addon; without it, all data); past the end of a shorter backing file the image reads zeros from no layer.
  */
 import type { BlockBackend } from '../backend.js';
+import { RawFile } from '../raw-file.js';
 import { Qcow2Image } from './qcow2-image.js';
 
 export interface Extent {
@@ -59,7 +60,14 @@ export async function blockStatus(
   const end = start + length;
   const base = { depth, file: img.name, compressed: false };
   if (!(img instanceof Qcow2Image)) {
-    push(out, { ...base, start, length, present: true, zero: false, data: true, offset: start });
+    for (let g = start; g < end;) {
+      // A raw file's holes read as zeros (as QEMU sees them through SEEK_HOLE); else all data.
+      const a = img instanceof RawFile ? img.allocationAt(g) : undefined;
+      const n = a && a.length > 0 ? Math.min(a.length, end - g) : end - g;
+      const data = a?.data ?? true;
+      push(out, { ...base, start: g, length: n, present: true, zero: !data, data, offset: g });
+      g += n;
+    }
     return out;
   }
   const cs = img.clusterSize;

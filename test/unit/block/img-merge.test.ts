@@ -4,7 +4,18 @@
  * same backing file, and map / compare print what qemu-img prints.
  */
 import { describe, expect, it, beforeEach, afterEach } from 'vitest';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  copyFileSync,
+  ftruncateSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { loadHostNative } from '../../../devices/host-native.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { haveQemuImg, img, qemuImg, qemuIo } from './img-run.js';
@@ -128,6 +139,27 @@ describe.skipIf(!haveQemuImg)('img commit / rebase / map / compare next to qemu-
       expect((await img('map', at(f))).out).toBe(qemuImg('map', at(f)).out);
     }
   });
+
+  it.skipIf(!loadHostNative().native?.seekData)(
+    'map of a chain over a sparse raw base: holes and data as qemu-img sees them',
+    async () => {
+      const raw = at('holes.raw');
+      const fd = openSync(raw, 'w');
+      ftruncateSync(fd, 4 << 20);
+      writeSync(fd, Buffer.alloc(70000, 1), 0, 70000, 0);
+      writeSync(fd, Buffer.alloc(65536), 0, 65536, 1 << 20); // written zeros: data, as for QEMU
+      writeSync(fd, Buffer.alloc(4096, 2), 0, 4096, 3 << 20);
+      closeSync(fd);
+      const ov = at('over-raw.qcow2');
+      qemuImg('create', '-f', 'qcow2', '-b', 'holes.raw', '-F', 'raw', ov);
+      qemuIo(ov, 'write -P 3 64k 64k', 'write -z 2M 64k');
+      for (const f of [raw, ov]) {
+        expect((await img('map', '--output', 'json', f)).out).toBe(
+          qemuImg('map', '--output', 'json', f).out,
+        );
+      }
+    },
+  );
 
   it('compare gives qemu-img compare’s verdicts and exit statuses', async () => {
     const cases: string[][] = [
