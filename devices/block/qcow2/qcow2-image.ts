@@ -58,6 +58,7 @@ import { Qcow2CorruptError, Refcounts } from './refcounts.js';
 import type { Qcow2Meta } from './metadata.js';
 import { rebuildRefcounts } from './repair.js';
 import { RwLock } from './rw-lock.js';
+import { MetadataGuard } from './overlap.js';
 
 export interface Qcow2OpenOptions {
   readOnly?: boolean;
@@ -257,7 +258,10 @@ export class Qcow2Image implements VectoredBlockBackend {
         readOnly,
         cipher,
       );
-      if (!readOnly) await img.prepareForWriting(log);
+      if (!readOnly) {
+        await img.prepareForWriting(log);
+        refs!.guard = await MetadataGuard.scan(file, h, l1, refs!);
+      }
       img.copyOnRead = (opts.copyOnRead ?? false) && !readOnly && backing !== undefined;
       img.log = log;
       img.metadataOnly = opts.metadataOnly ?? false;
@@ -631,6 +635,7 @@ export class Qcow2Image implements VectoredBlockBackend {
       const g = offset + pos;
       const n = Math.min(this.clusterSize - (g % this.clusterSize), len - pos);
       const m = maps[i] as { host: number };
+      this.checkInPlace(m.host);
       const host = m.host + (g % this.clusterSize);
       const views = sliceBufs(bufs, pos, n);
       if (run && run.host + run.len === host) {
@@ -675,11 +680,13 @@ export class Qcow2Image implements VectoredBlockBackend {
       const m = await this.lookup(g);
       pos += n;
       if (m.kind === 'data' && m.copied) {
+        this.checkInPlace(m.host);
         push(m.host + inC, views, n);
         continue;
       }
       // A cluster that stays ours (allocated zero) is refilled in place; others get a new one.
       const reuse = m.kind === 'zero' && m.copied && m.host !== 0;
+      if (reuse) this.checkInPlace(m.host);
       const host = reuse ? m.host : await this.allocateCluster();
       const head = inC > 0 ? new Uint8Array(inC) : undefined;
       const tailLen = cs - inC - n;
@@ -744,7 +751,23 @@ export class Qcow2Image implements VectoredBlockBackend {
   }
 
   /** Writes guest data to a data cluster at `host`, encrypted (into a copy) in an encrypted image. */
+  /**
+   * A cluster the tables say is ours to write in place must lie inside the file: an entry past
+   * its end (damaged or hostile) would otherwise grow the file to wherever it points.
+   */
+  private checkInPlace(host: number): void {
+    if (host + this.clusterSize > this.file.size) {
+      throw new Qcow2CorruptError(`a data cluster at ${host} lies past the end of the file`);
+    }
+  }
+
   private writeData(host: number, views: Uint8Array[]): Promise<void> {
+    const hit = this.refs?.guard?.overlap(host, totalLength(views)) ?? -1;
+    if (hit >= 0) {
+      return Promise.reject(
+        new Qcow2CorruptError(`guest data would overwrite metadata in cluster ${hit}: refused`),
+      );
+    }
     return this.file.writev(host, this.cipher ? [this.cipher.encrypt(host / 512, views)] : views);
   }
 

@@ -17,6 +17,12 @@ import { MAX_REFTABLE_BYTES } from './qcow2-header.js';
 
 export class Qcow2CorruptError extends Error {}
 
+/** What Refcounts needs of the overlap guard (overlap.ts). */
+interface MetadataGuard {
+  overlap(host: number, length: number): number;
+  release(cluster: number): void;
+}
+
 export class Refcounts {
   readonly clusterSize: number;
   readonly bits: number;
@@ -25,6 +31,8 @@ export class Refcounts {
   private readonly blocks = new Map<number, Uint8Array>();
   private readonly dirty = new Set<number>();
   private hint = 0;
+  /** Clusters the on-disk metadata uses (see overlap.ts): allocating one means corruption. */
+  guard: MetadataGuard | undefined;
 
   constructor(
     private readonly file: HostFile,
@@ -99,6 +107,7 @@ export class Refcounts {
     }
     this.setEntry(await this.block(rb), cluster % this.perBlock, value);
     this.dirty.add(rb);
+    if (value === 0) this.guard?.release(cluster);
     if (value === 0 && cluster < this.hint) this.hint = cluster;
   }
 
@@ -128,6 +137,12 @@ export class Refcounts {
       // Skip whole full blocks quickly: most scans start at the hint near the end anyway.
       const i = c % this.perBlock;
       if (this.entry(blk, i) !== 0) continue;
+      if (this.guard && this.guard.overlap(c * this.clusterSize, 1) >= 0) {
+        throw new Qcow2CorruptError(
+          `the refcounts say cluster ${c} is free, but the image's metadata uses it ` +
+            '(repair the refcounts with `img check -r all`)',
+        );
+      }
       this.setEntry(blk, i, 1);
       this.dirty.add(rb);
       this.hint = c + 1;
