@@ -1,11 +1,12 @@
 /**
  * ARP for the user network: the gateway (10.0.2.2) and DNS (10.0.2.3) addresses answer with the
- * gateway MAC; the guest's own requests and announcements tell us its MAC. IPv4 over Ethernet
+ * gateway MAC; the guest's own requests and announcements tell us its MAC, and when it has sent
+ * nothing yet (a port forward's first connection), we ask for it. IPv4 over Ethernet
  * only; anything else is dropped.
  */
 import { get16, put16 } from '../offload.js';
 import type { Ip4 } from './config.js';
-import { ETH_HLEN, ETHERTYPE_ARP, ethFrame } from './ethernet.js';
+import { BROADCAST_MAC, ETH_HLEN, ETHERTYPE_ARP, ethFrame } from './ethernet.js';
 import { get32, put32 } from './ipv4.js';
 
 const ARP_LEN = 28;
@@ -38,15 +39,25 @@ export function handleArp(
   if (op !== OP_REQUEST || !answers(targetIp)) {
     return op === OP_REQUEST || op === OP_REPLY ? { senderMac, senderIp } : undefined;
   }
-  const r = ethFrame(ETH_HLEN + ARP_LEN, senderMac, ourMac, ETHERTYPE_ARP);
+  const reply = arpFrame(OP_REPLY, ourMac, targetIp, senderMac, senderIp);
+  return { senderMac, senderIp, reply };
+}
+
+/** A who-has for `targetIp` from (ourMac, ourIp), broadcast: how we learn the guest's MAC. */
+export const arpRequest = (ourMac: Uint8Array, ourIp: Ip4, targetIp: Ip4): Uint8Array =>
+  arpFrame(OP_REQUEST, ourMac, ourIp, BROADCAST_MAC, targetIp);
+
+function arpFrame(op: number, sha: Uint8Array, spa: Ip4, tha: Uint8Array, tpa: Ip4): Uint8Array {
+  const a = ETH_HLEN;
+  const r = ethFrame(a + ARP_LEN, tha, sha, ETHERTYPE_ARP);
   put16(r, a, 1);
   put16(r, a + 2, 0x0800);
   r[a + 4] = 6;
   r[a + 5] = 4;
-  put16(r, a + 6, OP_REPLY);
-  r.set(ourMac, a + 8);
-  put32(r, a + 14, targetIp);
-  r.set(senderMac, a + 18);
-  put32(r, a + 24, senderIp);
-  return { senderMac, senderIp, reply: r };
+  put16(r, a + 6, op);
+  r.set(sha, a + 8);
+  put32(r, a + 14, spa);
+  if (op === OP_REPLY) r.set(tha, a + 18);
+  put32(r, a + 24, tpa);
+  return r;
 }

@@ -9,7 +9,7 @@
  */
 import type { NetBackend } from '../backend.js';
 import { MAX_PACKET, type NetPacket } from '../packet.js';
-import { handleArp } from './arp.js';
+import { arpRequest, handleArp } from './arp.js';
 import {
   BROADCAST,
   DEFAULT_LIMITS,
@@ -84,7 +84,16 @@ export class UserNetwork implements NetBackend {
       if (this.guestMac)
         out({ data: udpFrame(this.guestMac, GATEWAY_MAC, src, sport, dst, dport, data) });
     });
-    this.tcp = new TcpNat(this.limits, this.counters, out, () => this.guestMac);
+    this.tcp = new TcpNat(
+      this.limits,
+      this.counters,
+      out,
+      () => this.guestMac,
+      (ip) => {
+        this.counters.count('arp_requests');
+        out({ data: arpRequest(GATEWAY_MAC, GATEWAY, ip) });
+      },
+    );
     this.forwards = new PortForwards(this.config.hostfwd, this.counters, (sock, rule) =>
       this.tcp.fromHost(sock, rule.guestAddr, rule.guestPort),
     );

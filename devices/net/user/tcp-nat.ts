@@ -36,6 +36,7 @@ export class TcpNat implements ConnOwner {
     readonly counters: Counters,
     private readonly out: (p: NetPacket) => void,
     private readonly guestMac: () => Uint8Array | undefined,
+    private readonly askGuestMac: (ip: Ip4) => void,
   ) {}
 
   get size(): number {
@@ -95,11 +96,9 @@ export class TcpNat implements ConnOwner {
       sock.destroy();
       return;
     }
-    if (!this.guestMac()) {
-      this.counters.count('drop_hostfwd_no_guest');
-      sock.destroy();
-      return;
-    }
+    // Our SYN needs the guest's MAC: until an ARP reply brings it, the SYN's retransmissions
+    // are dropped (and the connection reset if it never comes).
+    if (!this.guestMac()) this.askGuestMac(guestIp);
     let port = 0;
     for (let i = 0; i < FWD_PORTS && !port; i++) {
       const p = FWD_PORT_FIRST + ((this.nextFwdPort + i) % FWD_PORTS);

@@ -7,7 +7,20 @@ import { describe, it, expect, afterEach } from 'vitest';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { GSO_TCPV4 } from '../../../devices/net/packet.js';
-import { F, GATEWAY, GUEST, harness, ip, tcp, tcpOut, until } from './user-frames.js';
+import { get16 } from '../../../devices/net/offload.js';
+import {
+  BCAST,
+  F,
+  GATEWAY,
+  GUEST,
+  GUEST_MAC,
+  GW_MAC,
+  harness,
+  ip,
+  tcp,
+  tcpOut,
+  until,
+} from './user-frames.js';
 
 type H = ReturnType<typeof harness>;
 const cleanup: (() => void)[] = [];
@@ -382,6 +395,35 @@ describe('net=user port forwards', () => {
       expect(h.net.stats()).toMatchObject({ hostfwd_connections: 1, tcp_established: 1 });
     });
   }
+
+  it("asks for the guest's MAC by ARP when the guest has sent nothing yet", async () => {
+    const port = await freePort();
+    const h = net(`user,hostfwd=tcp::${port}-:22`);
+    await h.net.forwards.ready;
+    const client = netConnect(port, '127.0.0.1');
+    cleanup.push(() => client.destroy());
+    await until(() => h.got.length > 0);
+    const ask = h.take()[0].data;
+    expect([...ask.subarray(0, 6)]).toEqual([...BCAST]);
+    expect(get16(ask, 12)).toBe(0x0806);
+    expect(get16(ask, 20)).toBe(1); // who-has
+    expect([...ask.subarray(28, 32)]).toEqual([10, 0, 2, 2]);
+    expect([...ask.subarray(38, 42)]).toEqual([10, 0, 2, 15]);
+    // The guest answers; the SYN's retransmission then reaches it.
+    const reply = ask.slice();
+    reply.set(GW_MAC, 0);
+    reply.set(GUEST_MAC, 6);
+    reply[21] = 2;
+    reply.set(GUEST_MAC, 22);
+    reply.set([10, 0, 2, 15], 28);
+    reply.set(GW_MAC, 32);
+    reply.set([10, 0, 2, 2], 38);
+    h.send(reply);
+    await until(() => h.got.length > 0);
+    const syn = tcpOut(h.take()[0]);
+    expect([syn.flags, syn.dst, syn.dport]).toEqual([F.SYN, GUEST, 22]);
+    expect(h.net.stats()).toMatchObject({ arp_requests: 1, tcp_retransmit: 1 });
+  });
 
   it('stops listening when the network closes', async () => {
     const port = await freePort();
