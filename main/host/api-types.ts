@@ -54,6 +54,8 @@ export interface DiskImageInfo {
   backingChain: string[];
   /** snapshot=on: the overlay is thrown away when the VM ends (its snapshots with it). */
   temporary?: boolean;
+  /** LUKS encryption (a raw LUKS image, or qcow2 with encrypt.format=luks): the cipher. */
+  encryption?: string;
   /** cor=on, with the clusters copied into the overlay so far. */
   cor?: { clusters: number };
   /** qcow2: internal snapshots, oldest first (`dateSec`: seconds since the epoch). */

@@ -49,6 +49,7 @@ function diskPanel(d: DeviceRow, disk: DiskImageInfo, o: DevicesViewOptions, bus
     `virtual ${size(disk.virtualSize)}`,
     `on disk ${size(disk.actualSize)}`,
     disk.backingChain.length ? `backing: ${disk.backingChain.join(' → ')}` : undefined,
+    disk.encryption ? `encrypted: ${disk.encryption}` : undefined,
     disk.cor ? `copy-on-read: ${disk.cor.clusters} clusters copied` : undefined,
   ].filter((x) => x !== undefined);
   const panel = h(

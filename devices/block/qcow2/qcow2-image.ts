@@ -745,6 +745,11 @@ export class Qcow2Image implements VectoredBlockBackend {
   }
 
   /** Reads guest data from a data cluster at `host`, decrypting it in an encrypted image. */
+  /** Whether data clusters are encrypted (LUKS). */
+  get encrypted(): boolean {
+    return this.cipher !== undefined;
+  }
+
   private async readData(host: number, views: Uint8Array[]): Promise<void> {
     await this.file.readv(host, views);
     this.cipher?.decrypt(host / 512, views);

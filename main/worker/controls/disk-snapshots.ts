@@ -37,6 +37,9 @@ function chainOf(img: Qcow2Image): string[] {
   return out;
 }
 
+/** The one cipher the LUKS layer opens (header.ts refuses others). */
+const LUKS_CIPHER = 'LUKS aes-xts-plain64';
+
 export async function diskImageInfo(disk: Disk, cfg: DiskConfig): Promise<DiskImageInfo> {
   const img = disk.image;
   if (!img) {
@@ -46,6 +49,7 @@ export async function diskImageInfo(disk: Disk, cfg: DiskConfig): Promise<DiskIm
       virtualSize: disk.size,
       actualSize: await fileBytes(cfg.path, disk.size),
       backingChain: [],
+      ...(cfg.format === 'luks' ? { encryption: LUKS_CIPHER } : {}),
     };
   }
   const snaps = await listSnapshots(img.metadataFile).catch(() => []);
@@ -56,6 +60,7 @@ export async function diskImageInfo(disk: Disk, cfg: DiskConfig): Promise<DiskIm
     virtualSize: img.size,
     actualSize: await fileBytes(img.name, s.fileBytes),
     backingChain: chainOf(img),
+    ...(img.encrypted ? { encryption: LUKS_CIPHER } : {}),
     ...(cfg.snapshot ? { temporary: true } : {}),
     ...(cfg.cor ? { cor: { clusters: s.corClusters } } : {}),
     snapshots: snaps.map((x) => ({

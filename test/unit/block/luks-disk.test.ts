@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { parseImgArgs, runImg, type ImgIo } from '../../../main/cli/img.js';
 import { parseDiskSpec, validateVmConfig } from '../../../main/vm/config.js';
 import { openDisk } from '../../../devices/block/index.js';
+import { diskImageInfo } from '../../../main/worker/controls/disk-snapshots.js';
 
 const haveQemuImg = spawnSync('qemu-img', ['--version']).status === 0;
 let dir: string;
@@ -183,7 +184,10 @@ describe('--disk with key-file', () => {
       await d.write(4096, data);
       await d.flush();
       await d.close();
-      const again = await openDisk(parseDiskSpec(`${f},format=${fmt},ro,key-file=${keyFile}`));
+      const cfg = parseDiskSpec(`${f},format=${fmt},ro,key-file=${keyFile}`);
+      const again = await openDisk(cfg);
+      // What the device manager shows of it.
+      expect((await diskImageInfo(again, cfg)).encryption).toBe('LUKS aes-xts-plain64');
       const back = new Uint8Array(8192);
       await again.read(4096, back);
       await again.close();
