@@ -1,7 +1,8 @@
 /**
  * virtio-blk throughput, wasmvisor vs `qemu-system-riscv64 -M virt` (TCG), in the same run, on
- * the same kernel (guest/images/Image.gz, gunzipped for QEMU), the same initramfs and copies of
- * the same 128 MiB raw disk image:
+ * the same kernel (guest/images/Image.gz, gunzipped for QEMU), the same initramfs and images
+ * of the same 128 MiB of random bytes — raw, qcow2, and qcow2 with LUKS encryption (each also
+ * against our own raw figure; `--images raw,qcow2,qcow2-luks` picks some):
  *   - sequential read and write with the guest's busybox `dd`, bs=1M, O_DIRECT (iflag/oflag=
  *     direct: the guest page cache is bypassed, so the device path is what is measured), and a
  *     buffered sequential read after dropping the guest's caches;
@@ -184,71 +185,75 @@ function buildInitrd(tmp: string): { initrd: string; vbench: boolean } {
   return { initrd, vbench: false };
 }
 
+/**
+ * The disk images measured: a raw image, the same bytes as qcow2, and as qcow2 with
+ * encrypt.format=luks (both converted by qemu-img); `--images raw,qcow2` picks some.
+ */
+const KINDS = ['raw', 'qcow2', 'qcow2-luks'] as const;
+type Kind = (typeof KINDS)[number];
+
+/** `src` as this kind of image at `out`: the disk spec for us and the -drive/-object for QEMU. */
+function makeImage(
+  kind: Kind,
+  src: string,
+  out: string,
+  keyFile: string,
+): { ours: string; qemu: string[] } {
+  if (kind === 'raw') {
+    copyFileSync(src, out);
+    return { ours: out, qemu: ['-drive', `file=${out},format=raw,if=none,id=d0`] };
+  }
+  const secret = `secret,id=sec0,file=${keyFile}`;
+  const enc = kind === 'qcow2-luks';
+  const args = ['convert', '-f', 'raw', '-O', 'qcow2', src, out];
+  if (enc) {
+    args.splice(1, 0, '--object', secret);
+    args.splice(-2, 0, '-o', 'encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=200');
+  }
+  // qemu-img's PBKDF2 benchmark sometimes measures 0 ms of CPU and gives up: try again.
+  for (let i = 0; ; i++) {
+    const r = spawnSync('qemu-img', args, { encoding: 'utf-8' });
+    if (r.status === 0) break;
+    if (i === 7 || !r.stderr.includes('accurate CPU usage'))
+      throw new Error(`qemu-img: ${r.stderr}`);
+  }
+  return enc
+    ? {
+        ours: `${out},format=qcow2,key-file=${keyFile}`,
+        qemu: [
+          '-object',
+          secret,
+          '-drive',
+          `file=${out},format=qcow2,encrypt.key-secret=sec0,if=none,id=d0`,
+        ],
+      }
+    : { ours: `${out},format=qcow2`, qemu: ['-drive', `file=${out},format=qcow2,if=none,id=d0`] };
+}
+
 async function main(): Promise<void> {
+  const arg = process.argv.indexOf('--images');
+  const kinds = (arg > 0 ? process.argv[arg + 1].split(',') : KINDS) as Kind[];
+  for (const k of kinds)
+    if (!KINDS.includes(k)) throw new Error(`--images: ${k}? (${KINDS.join(', ')})`);
   const tmp = mkdtempSync(join(tmpdir(), 'wasmvisor-blkbench-'));
   try {
     const kernel = unpackKernel(tmp);
     const fw = join(images, 'fw_dynamic.bin');
     const { initrd, vbench } = buildInitrd(tmp);
-    // One disk of random bytes; each VM gets its own copy.
+    // One disk of random bytes; each VM gets its own image of it.
     const disk = join(tmp, 'disk.img');
     const data = Buffer.alloc(DISK_MIB << 20);
     randomFillSync(data);
     writeFileSync(disk, data);
-    const oursDisk = join(tmp, 'ours.img');
-    const qemuDisk = join(tmp, 'qemu.img');
-    copyFileSync(disk, oursDisk);
-    copyFileSync(disk, qemuDisk);
+    const keyFile = join(tmp, 'key');
+    writeFileSync(keyFile, 'bench passphrase');
     const append = 'console=ttyS0';
+    const haveQemu = qemuVersion() !== undefined;
 
     console.log(
-      `virtio-blk: guest dd bs=1M over a ${DISK_MIB} MiB raw image (median of ${REPEATS}), ` +
-        `4 KiB random reads (QD1, O_DIRECT, ${RANDREAD_SECONDS} s)`,
+      `virtio-blk: guest dd bs=1M over a ${DISK_MIB} MiB image (median of ${REPEATS}), ` +
+        `4 KiB random reads (QD1, O_DIRECT, ${RANDREAD_SECONDS} s); images: ${kinds.join(', ')}`,
     );
-    const ours = new Console(process.execPath, [
-      join(root, 'bin', 'wasmvisor.mjs'),
-      'run',
-      '--bios',
-      fw,
-      '--kernel',
-      kernel,
-      '--initrd',
-      initrd,
-      '--append',
-      append,
-      '--mem',
-      '256M',
-      '--disk',
-      oursDisk,
-    ]);
-    let w: Figures;
-    try {
-      w = await measure(ours, vbench);
-    } finally {
-      ours.kill();
-    }
-    let q: Figures | undefined;
-    if (qemuVersion()) {
-      const qemu = new Console(
-        QEMU,
-        qemuVirtArgs({
-          kernel,
-          initrd,
-          append,
-          extra: [
-            '-drive',
-            `file=${qemuDisk},format=raw,if=none,id=d0`,
-            '-device',
-            'virtio-blk-device,drive=d0',
-          ],
-        }),
-      );
-      try {
-        q = await measure(qemu, vbench);
-      } finally {
-        qemu.kill();
-      }
-    }
     const rows: [string, keyof Figures, string][] = [
       ['seq read, O_DIRECT (MB/s)', 'seqReadDirect', 'dd if=/dev/vda bs=1M iflag=direct'],
       ['seq read, buffered (MB/s)', 'seqReadBuffered', 'dd if=/dev/vda bs=1M, caches dropped'],
@@ -260,20 +265,67 @@ async function main(): Promise<void> {
       ['seq write, O_DIRECT (MB/s)', 'seqWriteDirect', 'dd of=/dev/vda bs=1M oflag=direct'],
       ['4K random read (IOPS)', 'randReadIops', 'vbench: pread 4 KiB, QD1, O_DIRECT'],
     ];
-    console.log('');
-    console.log(
-      'figure                          wasmvisor     qemu-tcg    ratio   what ran in the guest',
-    );
-    for (const [label, key, what] of rows) {
-      const a = w[key];
-      if (a === undefined) continue;
-      const b = q?.[key];
-      const ratio = b ? `${(a / b).toFixed(2)}x` : '-';
+    let rawFigures: Figures | undefined;
+    for (const kind of kinds) {
+      const ourImg = makeImage(kind, disk, join(tmp, `ours-${kind}`), keyFile);
+      const ours = new Console(process.execPath, [
+        join(root, 'bin', 'wasmvisor.mjs'),
+        'run',
+        '--bios',
+        fw,
+        '--kernel',
+        kernel,
+        '--initrd',
+        initrd,
+        '--append',
+        append,
+        '--mem',
+        '256M',
+        '--disk',
+        ourImg.ours,
+      ]);
+      let w: Figures;
+      try {
+        w = await measure(ours, vbench);
+      } finally {
+        ours.kill();
+      }
+      if (kind === 'raw') rawFigures = w;
+      let q: Figures | undefined;
+      if (haveQemu) {
+        const qemuImg = makeImage(kind, disk, join(tmp, `qemu-${kind}`), keyFile);
+        const qemu = new Console(
+          QEMU,
+          qemuVirtArgs({
+            kernel,
+            initrd,
+            append,
+            extra: [...qemuImg.qemu, '-device', 'virtio-blk-device,drive=d0'],
+          }),
+        );
+        try {
+          q = await measure(qemu, vbench);
+        } finally {
+          qemu.kill();
+        }
+      }
+      console.log('');
       console.log(
-        `${label.padEnd(30)} ${a.toFixed(1).padStart(10)} ${(b?.toFixed(1) ?? '-').padStart(10)} ${ratio.padStart(7)}   ${what}`,
+        `${kind.padEnd(30)}  wasmvisor     qemu-tcg    ratio  ${kind === 'raw' ? '       ' : 'vs raw '}  what ran in the guest`,
       );
+      for (const [label, key, what] of rows) {
+        const a = w[key];
+        if (a === undefined) continue;
+        const b = q?.[key];
+        const ratio = b ? `${(a / b).toFixed(2)}x` : '-';
+        const r = rawFigures?.[key];
+        const vsRaw = kind !== 'raw' && r ? `${((a / r) * 100).toFixed(0)}%` : '';
+        console.log(
+          `${label.padEnd(30)} ${a.toFixed(1).padStart(10)} ${(b?.toFixed(1) ?? '-').padStart(10)} ${ratio.padStart(7)}  ${vsRaw.padStart(6)}   ${what}`,
+        );
+      }
     }
-    if (!q) console.log('(qemu-system-riscv64 not installed: no comparison)');
+    if (!haveQemu) console.log('(qemu-system-riscv64 not installed: no comparison)');
     if (!vbench) console.log('(riscv64-linux-gnu-gcc not found: timing by /proc/uptime, no IOPS)');
   } finally {
     rmSync(tmp, { recursive: true, force: true });
