@@ -2,7 +2,7 @@
  * The host side of one VM: its worker thread, state, console scrollback, stats history and
  * device list. The worker runs the guest; this object only relays messages.
  */
-import { Worker, type MessagePort } from 'node:worker_threads';
+import { MessagePort, Worker } from 'node:worker_threads';
 import type { VmConfig } from '../vm/config.js';
 import type {
   ConsoleStream,
@@ -34,7 +34,8 @@ export interface VmRunnerEvents {
 const CONTROL_TIMEOUT_MS = 10_000;
 
 /** Plugs a worker's switch port into this thread's switch (the hub of every VM's workers). */
-function joinSwitch(name: unknown, port: MessagePort): void {
+function joinSwitch(name: unknown, port: unknown): void {
+  if (!(port instanceof MessagePort)) return;
   try {
     if (typeof name !== 'string') throw new Error('no switch name');
     checkNetSpec(`switch:${name}`);
