@@ -16,7 +16,7 @@ import {
   type ImageFormat,
 } from '../../devices/block/qcow2/index.js';
 import { imageFormat, parseSize } from './img.js';
-import { forEachChunk, isZero, rangesWhere } from './img-chunks.js';
+import { BufferPool, forEachChunk, isZero, rangesWhere } from './img-chunks.js';
 import { Progress, type ProgressSink } from './img-progress.js';
 
 export interface ConvertCommand {
@@ -161,14 +161,16 @@ export async function runConvert(c: ConvertCommand, io: ProgressSink): Promise<n
     const progress = c.progress ? new Progress(io) : undefined;
     // Only what may hold data is read: runs the source's block status says are zeros are not.
     const work = await rangesWhere(src, (e) => !e.zero);
+    const buffers = new BufferPool();
     await forEachChunk(
       work,
       size,
       async (off, len) => {
-        const buf = Buffer.allocUnsafe(len); // every byte is read into
-        await src.read(off, buf);
-        if (c.compress && out instanceof Qcow2Image) await writeCompressed(out, off, buf);
-        else await writeNonZero(out, off, buf, cs);
+        await buffers.use(len, async (buf) => {
+          await src.read(off, buf); // every byte is read into
+          if (c.compress && out instanceof Qcow2Image) await writeCompressed(out, off, buf);
+          else await writeNonZero(out, off, buf, cs);
+        });
       },
       { progress, align: cs },
     );
