@@ -4,7 +4,9 @@
  * the same image. After each kill `qemu-img check` must find no corruption (exit 0, or 3 for
  * leaked clusters only), and every sector written before the last completed flush must read
  * back (or hold a value written after it: those writes may or may not have landed). The same
- * again with an encrypted image (qcow2 with LUKS; qemu-img given the key).
+ * again with an encrypted image (qcow2 with LUKS; qemu-img given the key), and with internal
+ * snapshots taken between the kills, so the kills land in copy-on-write of shared clusters and
+ * L2 tables: every snapshot must still read as the image did when it was taken.
  *
  * The kill moments are seeded random (QCOW2_CRASH_SEED, default 1), between 5 ms and 400 ms
  * after the child's first write. The default suite kills the plain image 100 times and the
@@ -18,7 +20,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
-import { createQcow2 } from '../../devices/block/qcow2/index.js';
+import {
+  createQcow2,
+  createSnapshot,
+  openImage,
+  type Qcow2Image,
+} from '../../devices/block/qcow2/index.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const haveQemuImg = spawnSync('qemu-img', ['--version']).status === 0;
@@ -84,11 +91,16 @@ function run(
 }
 
 describe.skipIf(!haveQemuImg)('qcow2 crash safety', () => {
-  it.each([false, true])(
-    `SIGKILL at 100 (or QCOW2_CRASH_KILLS) seeded random moments (encrypted: %s): no corruption, flushed data intact`,
-    async (encrypted) => {
-      const KILLS = kills(encrypted);
-      const when = xorshift(SEED * 7 + (encrypted ? 1 : 0));
+  it.each([
+    [false, false],
+    [true, false],
+    [false, true],
+  ])(
+    `SIGKILL at 100 (or QCOW2_CRASH_KILLS) seeded random moments (encrypted: %s, snapshots: %s): no corruption, flushed data intact`,
+    async (encrypted, snapshots) => {
+      // With snapshots each kill also reads snapshots back: 30 kills unless asked for more.
+      const KILLS = snapshots && !KILLS_ENV && !LONG ? 30 : kills(encrypted);
+      const when = xorshift(SEED * 7 + (encrypted ? 1 : 0) + (snapshots ? 2 : 0));
       const dir = mkdtempSync(join(tmpdir(), 'wasmvisor-crash-'));
       try {
         const child = await bundleChild(dir);
@@ -109,6 +121,7 @@ describe.skipIf(!haveQemuImg)('qcow2 crash safety', () => {
           ...(keyFile ? { encrypt: { passphrase: readFileSync(keyFile), iterTimeMs: 5 } } : {}),
         });
         const sectors = new Map<number, Sector>();
+        const taken: { name: string; data: Buffer }[] = [];
         let leaks = 0;
         for (let k = 0; k < KILLS; k++) {
           const out = await run(child, img, 1000 + k * 7919 + SEED, 5 + when(396), keyFile);
@@ -148,8 +161,22 @@ describe.skipIf(!haveQemuImg)('qcow2 crash safety', () => {
             }
             sectors.set(sec, { flushed: got, since: [] });
           }
+          // Snapshots taken before survive the kills that copied their clusters away.
+          for (const t of taken) {
+            const out = join(dir, 'snap.raw');
+            const l = ['convert', '-l', `snapshot.name=${t.name}`, '-O', 'raw', img, out];
+            expect(spawnSync('qemu-img', l).status).toBe(0);
+            expect(readFileSync(out).equals(t.data), `kill ${k}: snapshot ${t.name}`).toBe(true);
+          }
+          if (snapshots && k % 3 === 0) {
+            const name = `k${k}`;
+            const q = (await openImage(img, 'qcow2')) as Qcow2Image;
+            await q.withMetadata((m) => createSnapshot(m, name));
+            await q.close();
+            taken.push({ name, data });
+          }
         }
-        const what = encrypted ? 'encrypted qcow2' : 'qcow2';
+        const what = `${encrypted ? 'encrypted ' : ''}qcow2${snapshots ? ' with snapshots' : ''}`;
         console.log(
           `${what} crash test: ${KILLS} kills (seed ${SEED}), ${leaks} with leaked clusters, ` +
             `0 corrupt, every flushed write intact`,
