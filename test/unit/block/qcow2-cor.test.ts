@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDisk } from '../../../devices/block/index.js';
 import { createQcow2, openImage } from '../../../devices/block/qcow2/index.js';
-import { parseDiskSpec, ConfigError } from '../../../main/vm/config.js';
+import { parseDiskSpec, ConfigError, validateVmConfig } from '../../../main/vm/config.js';
 
 const haveQemuImg = spawnSync('qemu-img', ['--version']).status === 0;
 const MiB = 1 << 20;
@@ -60,6 +60,12 @@ describe('cor=on in the disk definition', () => {
     expect(parseDiskSpec('b.img,snapshot=on,cor=on').cor).toBe(true);
     expect(() => parseDiskSpec('b.img,cor=on')).toThrow(ConfigError);
     expect(() => parseDiskSpec('b.img,format=qcow2,cor=maybe')).toThrow(/on or off/);
+    expect(() => parseDiskSpec('o.qcow2,format=qcow2,ro,cor=on')).toThrow(/not with ro/);
+    const vm = (disk: Record<string, unknown>) =>
+      validateVmConfig({ name: 'v', memMiB: 64, disks: [disk] });
+    expect(vm({ path: 'o.qcow2', format: 'qcow2', cor: true }).disks[0]!.cor).toBe(true);
+    expect(() => vm({ path: 'b.img', cor: true })).toThrow(/disks\[0\]: cor=on needs a qcow2/);
+    expect(() => vm({ path: 'o.qcow2', format: 'qcow2', cor: 'yes' })).toThrow(/"cor" must be/);
   });
 });
 
