@@ -96,7 +96,7 @@ describe.skipIf(!haveQemuImg)('qcow2 crash safety', () => {
     [true, false],
     [false, true],
   ])(
-    `SIGKILL at 100 (or QCOW2_CRASH_KILLS) seeded random moments (encrypted: %s, snapshots: %s): no corruption, flushed data intact`,
+    `SIGKILL at seeded random moments (encrypted: %s, snapshots: %s): no corruption, flushed data intact`,
     async (encrypted, snapshots) => {
       // With snapshots each kill also reads snapshots back: 30 kills unless asked for more.
       const KILLS = snapshots && !KILLS_ENV && !LONG ? 30 : kills(encrypted);
