@@ -7,6 +7,7 @@
 import { parseArgs } from 'node:util';
 import type { BlockBackend } from '../../devices/block/backend.js';
 import { openImage, type ImageFormat } from '../../devices/block/qcow2/index.js';
+import { keyOptions } from './img-convert.js';
 import { imageFormat, type ImgIo } from './img.js';
 import { forEachChunk, isZero, rangesWhere, union, type Ranges } from './img-chunks.js';
 import { Progress } from './img-progress.js';
@@ -18,10 +19,12 @@ export interface CompareCommand {
   other: string;
   otherFormat?: ImageFormat;
   strict: boolean;
+  /** The passphrase file of encrypted images (both, for compare). */
+  keyFile?: string;
   progress: boolean;
 }
 
-export const COMPARE_USAGE = `  img compare [-p] [-s] [-f FMT] [-F FMT] A B
+export const COMPARE_USAGE = `  img compare [-p] [-s] [-f FMT] [-F FMT] [--key-file PATH] A B
                       exit 0 if A and B read the same, 1 if not (first differing offset), 2 on error
 `;
 
@@ -34,6 +37,7 @@ export function parseCompareArgs(args: string[]): CompareCommand {
       'other-format': { type: 'string', short: 'F' },
       strict: { type: 'boolean', short: 's', default: false },
       progress: { type: 'boolean', short: 'p', default: false },
+      'key-file': { type: 'string' },
     },
   });
   if (positionals.length !== 2) throw new Error('img compare: give two images');
@@ -45,6 +49,7 @@ export function parseCompareArgs(args: string[]): CompareCommand {
     otherFormat: imageFormat(values['other-format'], 'img compare -F'),
     strict: values.strict ?? false,
     progress: values.progress ?? false,
+    keyFile: values['key-file'],
   };
 }
 
@@ -99,9 +104,10 @@ async function scan(
 export async function runCompare(c: CompareCommand, io: ImgIo): Promise<number> {
   const opened: BlockBackend[] = [];
   try {
-    const a = await openImage(c.file, c.format, { readOnly: true });
+    const keys = await keyOptions(c.keyFile);
+    const a = await openImage(c.file, c.format, { readOnly: true, ...keys });
     opened.push(a);
-    const b = await openImage(c.other, c.otherFormat, { readOnly: true });
+    const b = await openImage(c.other, c.otherFormat, { readOnly: true, ...keys });
     opened.push(b);
     if (a.size !== b.size && c.strict) {
       io.out('Strict mode: Image size mismatch!\n');

@@ -15,6 +15,7 @@ import {
   Qcow2Image,
   type ImageFormat,
 } from '../../devices/block/qcow2/index.js';
+import { readKeyFile } from '../../devices/block/luks/key-source.js';
 import { imageFormat, parseSize } from './img.js';
 import { BufferPool, forEachChunk, isZero, rangesWhere } from './img-chunks.js';
 import { Progress, type ProgressSink } from './img-progress.js';
@@ -27,12 +28,14 @@ export interface ConvertCommand {
   output: string;
   outputFormat: ImageFormat;
   compress: boolean;
+  /** The passphrase file of an encrypted source (-f luks, or a qcow2 with LUKS). */
+  keyFile?: string;
   clusterSize?: number;
   refcountBits?: number;
   progress: boolean;
 }
 
-export const CONVERT_USAGE = `  img convert [-p] [-f FMT] [-O raw|qcow2] [-c] [-o cluster_size=N,refcount_bits=N] SRC DST
+export const CONVERT_USAGE = `  img convert [-p] [-f FMT] [--key-file PATH] [-O raw|qcow2] [-c] [-o cluster_size=N,refcount_bits=N] SRC DST
                       copy SRC (and its backing chain) into a new sparse image; -c compresses
 `;
 
@@ -46,6 +49,7 @@ export function parseConvertArgs(args: string[]): ConvertCommand {
       compress: { type: 'boolean', short: 'c', default: false },
       options: { type: 'string', short: 'o', multiple: true },
       progress: { type: 'boolean', short: 'p', default: false },
+      'key-file': { type: 'string' },
     },
   });
   if (positionals.length !== 2) throw new Error('img convert: give SRC and DST');
@@ -77,6 +81,7 @@ export function parseConvertArgs(args: string[]): ConvertCommand {
     output: positionals[1]!,
     outputFormat,
     compress: values.compress ?? false,
+    keyFile: values['key-file'],
     clusterSize,
     refcountBits,
     progress: values.progress ?? false,
@@ -141,8 +146,20 @@ async function writeCompressed(dst: Qcow2Image, off: number, buf: Uint8Array): P
   }
 }
 
+/** openImage's key options for `--key-file PATH` (the image's and its backing chain's key). */
+export async function keyOptions(
+  keyFile: string | undefined,
+): Promise<{ key?: Uint8Array; backingKey?: Uint8Array }> {
+  if (keyFile === undefined) return {};
+  const key = await readKeyFile(keyFile);
+  return { key, backingKey: key };
+}
+
 export async function runConvert(c: ConvertCommand, io: ProgressSink): Promise<number> {
-  const src = await openImage(c.file, c.format, { readOnly: true });
+  const src = await openImage(c.file, c.format, {
+    readOnly: true,
+    ...(await keyOptions(c.keyFile)),
+  });
   let dst: BlockBackend | undefined;
   try {
     const size = src.size;

@@ -20,7 +20,7 @@ export interface Extent {
   zero: boolean;
   data: boolean;
   compressed: boolean;
-  /** Offset in the answering layer's file (plain data clusters and raw layers only). */
+  /** Offset in the answering layer's file (unencrypted data clusters and raw layers only). */
   offset?: number;
   /** The answering layer's name (its path). */
   file: string;
@@ -62,10 +62,13 @@ export async function blockStatus(
   if (!(img instanceof Qcow2Image)) {
     for (let g = start; g < end;) {
       // A raw file's holes read as zeros (as QEMU sees them through SEEK_HOLE); else all data.
-      const a = img instanceof RawFile ? img.allocationAt(g) : undefined;
+      const raw = img instanceof RawFile;
+      const a = raw ? img.allocationAt(g) : undefined;
       const n = a && a.length > 0 ? Math.min(a.length, end - g) : end - g;
       const data = a?.data ?? true;
-      push(out, { ...base, start: g, length: n, present: true, zero: !data, data, offset: g });
+      // An encrypted layer (LUKS) has no offset to show that would mean anything: QEMU omits it.
+      const at = raw ? { offset: g } : {};
+      push(out, { ...base, start: g, length: n, present: true, zero: !data, data, ...at });
       g += n;
     }
     return out;
@@ -96,7 +99,10 @@ export async function blockStatus(
       if (m.kind === 'zero') push(out, { ...at, zero: true, data: false });
       else if (m.kind === 'compressed')
         push(out, { ...at, zero: false, data: true, compressed: true });
-      else push(out, { ...at, zero: false, data: true, offset: m.host + (g % cs) });
+      else {
+        const plain = img.header.cryptMethod === 0 ? { offset: m.host + (g % cs) } : {};
+        push(out, { ...at, zero: false, data: true, ...plain });
+      }
     }
     g += n;
   }

@@ -171,6 +171,43 @@ describe.skipIf(!haveQemuImg)('img convert, judged by qemu-img', () => {
     );
   });
 
+  it('reads an encrypted image given --key-file (convert, compare, map), and names it without', async () => {
+    const key = at('key.txt');
+    writeFileSync(key, 'correct horse');
+    const e = at('e.luks');
+    const made = await img(
+      'create',
+      '-q',
+      '-f',
+      'luks',
+      '--key-file',
+      key,
+      '-o',
+      'iter-time=10',
+      e,
+      '4M',
+    );
+    expect(made.status, made.err).toBe(0);
+    const d = await openImage(e, 'luks', { key: readFileSync(key) });
+    await d.write(MiB, Buffer.alloc(65536, 0x5a));
+    await d.close();
+    const r = await img('convert', '-f', 'luks', '--key-file', key, '-O', 'raw', e, at('e.raw'));
+    expect(r.status, r.err).toBe(0);
+    // (What was never written decrypts to noise, as in QEMU: only the written part is known.)
+    const out = readFileSync(at('e.raw'));
+    expect(out.length).toBe(4 * MiB);
+    expect(out.subarray(MiB, MiB + 65536).equals(Buffer.alloc(65536, 0x5a))).toBe(true);
+    const same = await img('compare', '-f', 'luks', '-F', 'raw', '--key-file', key, e, at('e.raw'));
+    expect(same).toMatchObject({ status: 0, out: 'Images are identical.\n' });
+    // As qemu-img: encrypted data is data, at no offset it could show.
+    expect((await img('map', '-f', 'luks', '--key-file', key, '--output', 'json', e)).out).toBe(
+      `[{ "start": 0, "length": ${4 * MiB}, "depth": 0, "present": true, "zero": false, "data": true}]\n`,
+    );
+    const noKey = await img('convert', '-f', 'luks', '-O', 'raw', e, at('f.raw'));
+    expect(noKey.status).toBe(1);
+    expect(noKey.err).toContain(`${e} is encrypted`);
+  });
+
   it('refuses options that make no sense for the output', () => {
     expect(() => parseImgArgs(['convert', '-O', 'luks', 'a', 'b'])).toThrow(/luks output/);
     expect(() => parseImgArgs(['convert', '-c', 'a', 'b'])).toThrow(/need -O qcow2/);
