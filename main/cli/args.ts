@@ -60,7 +60,7 @@ commands:
       --rng           add a virtio-rng device
       --nic e1000|virtio[,net=none|user|switch:NAME][,mac=52:54:00:..][,capture=FILE.pcap]
                       a network card (repeatable): e1000 on PCIe or virtio-net; net=user is NAT
-                      (DHCP 10.0.2.15, host at 10.0.2.2) with [,hostfwd=tcp::HOSTPORT-:GUESTPORT]
+                      (DHCP 10.0.2.15, host at 10.0.2.2) with [,hostfwd=tcp|udp::HOSTPORT-:GUESTPORT]
                       (repeatable) and [,restrict=on]; net=switch:NAME joins the VMs of this
                       process on one L2 switch; capture tees its frames
       --balloon[,free-page-reporting=on|off][,deflate-on-oom=on|off][,stats=SECONDS]

@@ -1,7 +1,7 @@
 /**
  * What `net=user` is made of: QEMU's user-network addresses (10.0.2.0/24, gateway .2, DNS .3,
  * guest .15), the limits that keep a guest from exhausting host memory, and the spec syntax
- * `user[,restrict=on][,hostfwd=tcp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT]...`.
+ * `user[,restrict=on][,hostfwd=tcp|udp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT]...`.
  */
 import { NetSpecError } from '../backend.js';
 
@@ -70,7 +70,7 @@ export const DEFAULT_LIMITS: UserNetLimits = {
 };
 
 export interface HostForward {
-  proto: 'tcp';
+  proto: 'tcp' | 'udp';
   /** Host address to listen on (default 127.0.0.1). */
   hostAddr: string;
   hostPort: number;
@@ -94,7 +94,7 @@ function port(s: string, what: string): number {
   return n;
 }
 
-/** Parses one `hostfwd=` value: `tcp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT`. */
+/** Parses one `hostfwd=` value: `[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT`. */
 export function parseHostForward(v: string): HostForward {
   const m = /^(tcp|udp)?:([^:]*):(\d*)-([^:]*):(\d*)$/.exec(v);
   if (!m) {
@@ -102,7 +102,6 @@ export function parseHostForward(v: string): HostForward {
       `hostfwd=${v}: expected tcp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT (e.g. tcp::8080-:80)`,
     );
   }
-  if (m[1] === 'udp') throw new NetSpecError(`hostfwd=${v}: only tcp forwards are supported`);
   const hostAddr = m[2] || '127.0.0.1';
   if (parseIp4(hostAddr) === undefined) {
     throw new NetSpecError(`hostfwd=${v}: host address "${hostAddr}" is not an IPv4 address`);
@@ -112,7 +111,7 @@ export function parseHostForward(v: string): HostForward {
     throw new NetSpecError(`hostfwd=${v}: guest address "${m[4]}" is not in 10.0.2.0/24`);
   }
   return {
-    proto: 'tcp',
+    proto: m[1] === 'udp' ? 'udp' : 'tcp',
     hostAddr,
     hostPort: port(m[3], 'host port'),
     guestAddr,
@@ -136,7 +135,9 @@ export function parseUserSpec(spec: string): UserNetSpec {
       out.restrict = v === 'on' || v === 'yes';
     } else if (k === 'hostfwd') {
       const f = parseHostForward(v);
-      const dup = out.hostfwd.find((g) => g.hostPort === f.hostPort && g.hostAddr === f.hostAddr);
+      const dup = out.hostfwd.find(
+        (g) => g.proto === f.proto && g.hostPort === f.hostPort && g.hostAddr === f.hostAddr,
+      );
       if (dup) throw new NetSpecError(`hostfwd=${v}: host port ${f.hostPort} is forwarded twice`);
       out.hostfwd.push(f);
     } else {

@@ -1,9 +1,11 @@
 /**
- * Port forwards (`hostfwd=tcp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT`): a listener on the
- * host (127.0.0.1 unless the rule names an address) whose connections are offered to the guest
- * as SYNs from 10.0.2.2. They work with restrict=on, as in QEMU. A port already in use is retried
- * a few times (a back end being replaced may still hold it), then counted and given up.
+ * Port forwards (`hostfwd=tcp|udp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT`): a listener on the
+ * host (127.0.0.1 unless the rule names an address). A TCP connection is offered to the guest as
+ * a SYN from 10.0.2.2; a UDP datagram goes to the guest from 10.0.2.2 and a port standing for
+ * its sender (udp-forward.ts). They work with restrict=on, as in QEMU. A port already in use is
+ * retried a few times (a back end being replaced may still hold it), then counted and given up.
  */
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { HostForward } from './config.js';
 import type { Counters } from './counters.js';
@@ -11,8 +13,20 @@ import type { Counters } from './counters.js';
 const LISTEN_TRIES = 10;
 const LISTEN_RETRY_MS = 100;
 
+export interface ForwardHandlers {
+  /** A host connection accepted on a TCP rule (paused until the guest accepts it). */
+  tcp(sock: Socket, rule: HostForward): void;
+  /** A datagram from a host client on a UDP rule; `sock` is the rule's socket, for replies. */
+  udp(
+    msg: Buffer,
+    from: { address: string; port: number },
+    rule: HostForward,
+    sock: UdpSocket,
+  ): void;
+}
+
 export class PortForwards {
-  private readonly servers: Server[] = [];
+  private readonly listeners: (Server | UdpSocket)[] = [];
   private readonly retries = new Set<NodeJS.Timeout>();
   private closed = false;
   /** Settles once every rule listens or has given up (see `failed`). */
@@ -23,35 +37,48 @@ export class PortForwards {
   constructor(
     rules: readonly HostForward[],
     private readonly counters: Counters,
-    accept: (sock: Socket, rule: HostForward) => void,
+    handlers: ForwardHandlers,
   ) {
-    this.ready = Promise.all(rules.map((r) => this.listen(r, accept))).then(() => {});
+    this.ready = Promise.all(rules.map((r) => this.listen(r, handlers))).then(() => {});
   }
 
-  private listen(rule: HostForward, accept: (s: Socket, r: HostForward) => void): Promise<void> {
-    const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) => {
-      if (this.closed) sock.destroy();
-      else accept(sock, rule);
-    });
-    this.servers.push(server);
+  private listen(rule: HostForward, h: ForwardHandlers): Promise<void> {
+    let l: Server | UdpSocket;
+    let start: () => void;
+    if (rule.proto === 'tcp') {
+      const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) => {
+        if (this.closed) sock.destroy();
+        else h.tcp(sock, rule);
+      });
+      start = () => server.listen(rule.hostPort, rule.hostAddr);
+      l = server;
+    } else {
+      const sock = createSocket('udp4');
+      sock.on('message', (msg, from) => {
+        if (!this.closed) h.udp(msg, from, rule, sock);
+      });
+      start = () => sock.bind(rule.hostPort, rule.hostAddr);
+      l = sock;
+    }
+    this.listeners.push(l);
     return new Promise((resolve) => {
       let tries = 0;
-      server.on('listening', () => resolve());
-      server.on('error', (e: NodeJS.ErrnoException) => {
+      l.on('listening', () => resolve());
+      l.on('error', (e: NodeJS.ErrnoException) => {
         if (this.closed) return resolve();
         if (e.code === 'EADDRINUSE' && ++tries < LISTEN_TRIES) {
           const t = setTimeout(() => {
             this.retries.delete(t);
-            if (!this.closed) server.listen(rule.hostPort, rule.hostAddr);
+            if (!this.closed) start();
           }, LISTEN_RETRY_MS);
           this.retries.add(t);
           return;
         }
         this.counters.count('hostfwd_listen_error');
-        this.failed.push(`${rule.hostAddr}:${rule.hostPort}: ${e.message}`);
+        this.failed.push(`${rule.proto}:${rule.hostAddr}:${rule.hostPort}: ${e.message}`);
         resolve();
       });
-      server.listen(rule.hostPort, rule.hostAddr);
+      start();
     });
   }
 
@@ -60,6 +87,12 @@ export class PortForwards {
     this.closed = true;
     for (const t of this.retries) clearTimeout(t);
     this.retries.clear();
-    for (const s of this.servers) s.close();
+    for (const l of this.listeners) {
+      try {
+        l.close();
+      } catch {
+        // a UDP socket that never bound
+      }
+    }
   }
 }

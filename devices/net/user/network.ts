@@ -49,7 +49,8 @@ import { PROTO_ICMP, PROTO_TCP, PROTO_UDP, parseIpv4, type Ipv4 } from './ipv4.j
 import { TcpNat, type TcpTarget } from './tcp-nat.js';
 import { parseTcp } from './tcp-segment.js';
 import { parseUdp, udpFrame, type Udp } from './udp.js';
-import { UdpNat } from './udp-nat.js';
+import { UdpForwards } from './udp-forward.js';
+import { UdpNat, type UdpDeliver } from './udp-nat.js';
 
 export interface UserNetOptions {
   /** Smaller bounds (tests). */
@@ -67,6 +68,7 @@ export class UserNetwork implements NetBackend {
   readonly udp: UdpNat;
   readonly tcp: TcpNat;
   readonly forwards: PortForwards;
+  readonly udpForwards: UdpForwards;
   private readonly resolver: Resolver | undefined;
   private guestMac: Uint8Array | undefined;
   private closed = false;
@@ -80,10 +82,11 @@ export class UserNetwork implements NetBackend {
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
     this.resolver = opts.resolver === undefined ? hostResolver() : (opts.resolver ?? undefined);
     const out = (p: NetPacket): void => this.toGuest(p);
-    this.udp = new UdpNat(this.limits, this.counters, (src, sport, dst, dport, data) => {
+    const deliverUdp: UdpDeliver = (src, sport, dst, dport, data) => {
       if (this.guestMac)
         out({ data: udpFrame(this.guestMac, GATEWAY_MAC, src, sport, dst, dport, data) });
-    });
+    };
+    this.udp = new UdpNat(this.limits, this.counters, deliverUdp);
     this.tcp = new TcpNat(
       this.limits,
       this.counters,
@@ -94,9 +97,11 @@ export class UserNetwork implements NetBackend {
         out({ data: arpRequest(GATEWAY_MAC, GATEWAY, ip) });
       },
     );
-    this.forwards = new PortForwards(this.config.hostfwd, this.counters, (sock, rule) =>
-      this.tcp.fromHost(sock, rule.guestAddr, rule.guestPort),
-    );
+    this.udpForwards = new UdpForwards(this.limits, this.counters, deliverUdp, () => this.udp.size);
+    this.forwards = new PortForwards(this.config.hostfwd, this.counters, {
+      tcp: (sock, rule) => this.tcp.fromHost(sock, rule.guestAddr, rule.guestPort),
+      udp: (msg, from, rule, sock) => this.udpForwards.fromHost(msg, from, rule, sock),
+    });
   }
 
   get carrier(): boolean {
@@ -115,7 +120,8 @@ export class UserNetwork implements NetBackend {
 
   /** What the network did and dropped, plus its live connection counts. */
   stats(): Record<string, number> {
-    return { ...this.counters.values, tcp_connections: this.tcp.size, udp_flows: this.udp.size };
+    const udp = this.udp.size + this.udpForwards.size;
+    return { ...this.counters.values, tcp_connections: this.tcp.size, udp_flows: udp };
   }
 
   /** Closes every host socket and listener. Idempotent. */
@@ -125,6 +131,7 @@ export class UserNetwork implements NetBackend {
     this.forwards.close();
     this.tcp.close();
     this.udp.close();
+    this.udpForwards.close();
   }
 
   private toGuest(p: NetPacket): void {
@@ -184,6 +191,9 @@ export class UserNetwork implements NetBackend {
       return this.dhcp(u);
     }
     if (ip.dst === DNS && u.dport === DNS_PORT) return this.dns(ip, u);
+    if (ip.dst === GATEWAY && this.udpForwards.fromGuest(ip.src, u.sport, u.dport, u.payload)) {
+      return;
+    }
     if (this.config.restrict) return this.drop('restricted');
     const host = hostFor(ip.dst);
     if (host === undefined) return this.drop('udp_no_route');

@@ -65,10 +65,14 @@ describe('net=user spec', () => {
         },
       ],
     });
+    // The same host port once per protocol.
+    expect(
+      parseUserSpec('user,hostfwd=udp::5353-:53,hostfwd=tcp::5353-:53').hostfwd.map((f) => f.proto),
+    ).toEqual(['udp', 'tcp']);
     const bad: [string, RegExp][] = [
       ['user,hostfwd=tcp::8080-:80,hostfwd=tcp::8080-:81', /forwarded twice/],
       ['user,hostfwd=tcp::70000-:80', /not 1\.\.65535/],
-      ['user,hostfwd=udp::53-:53', /only tcp/],
+      ['user,hostfwd=sctp::53-:53', /expected tcp:/],
       ['user,hostfwd=tcp:example:1-:2', /not an IPv4 address/],
       ['user,hostfwd=tcp::1-192.168.0.1:2', /not in 10\.0\.2\.0\/24/],
       ['user,restrict=1', /restrict=on or restrict=off/],

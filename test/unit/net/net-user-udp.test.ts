@@ -174,3 +174,34 @@ describe('net=user UDP NAT', () => {
     expect(h.net.stats()).toMatchObject({ drop_restricted: 2, udp_flows: 0 });
   });
 });
+
+describe('net=user UDP port forwards', () => {
+  it("relays a host client to the guest and the guest's answer back, with restrict=on", async () => {
+    const probe = await udpServer((m) => m);
+    const port = probe.port;
+    probe.sock.close();
+    open.splice(open.indexOf(probe.sock), 1);
+    const h = harness(`user,restrict=on,hostfwd=udp::${port}-:5353`);
+    open.push(h.net);
+    await h.net.forwards.ready;
+    expect(h.net.forwards.failed).toEqual([]);
+    h.send(udp(9, 9, Buffer.from('x'))); // any frame: the guest's MAC is learnt
+    const client = createSocket('udp4');
+    open.push(client);
+    const answers: string[] = [];
+    client.on('message', (m) => answers.push(m.toString()));
+    client.send('question', port, '127.0.0.1');
+    await until(() => h.got.length > 0);
+    const d = wire(h.take()[0]);
+    expect([get32(d, 26), get32(d, 30), get16(d, 36)]).toEqual([GATEWAY, GUEST, 5353]);
+    expect(Buffer.from(d.subarray(42)).toString()).toBe('question');
+    const gwPort = get16(d, 34);
+    h.send(udp(5353, gwPort, Buffer.from('answer'), GUEST, GATEWAY));
+    await until(() => answers.length > 0);
+    expect(answers).toEqual(['answer']);
+    expect(h.net.stats()).toMatchObject({ hostfwd_udp_in: 1, hostfwd_udp_out: 1, udp_flows: 1 });
+    // Another source port of the guest is not the forward's: ordinary (restricted) UDP.
+    h.send(udp(5354, gwPort, Buffer.from('stray'), GUEST, GATEWAY));
+    expect(h.net.stats().drop_restricted).toBe(2);
+  });
+});
