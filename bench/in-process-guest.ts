@@ -36,6 +36,21 @@ export class InProcessGuest {
     }
   }
 
+  /**
+   * Waits until `re` appears anywhere in the output, also before the last match: for lines a
+   * guest prints at a moment of its own (a driver's message, a background job's end marker),
+   * which may come out while the test awaits another command's output.
+   */
+  async seen(re: RegExp, ms: number): Promise<void> {
+    const t0 = Date.now();
+    while (!re.test(this.out)) {
+      if (Date.now() - t0 > ms) {
+        throw new Error(`timed out waiting for ${re}; console tail:\n${this.out.slice(-1500)}`);
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
   /** Types `cmd` and waits for `re`. */
   async run(cmd: string, re: RegExp, ms = 30_000): Promise<RegExpExecArray> {
     this.send(cmd);

@@ -64,7 +64,7 @@ describe.each(['e1000', 'virtio'] as const)('two VMs on switch:lab over %s', (mo
     const [a, b] = guests;
     try {
       if (model === 'e1000')
-        await a.expect(/e1000: eth0 NIC Link is Up 1000 Mbps Full Duplex/, 20_000);
+        await a.seen(/e1000: eth0 NIC Link is Up 1000 Mbps Full Duplex/, 20_000);
       await a.run('ping -c 3 10.0.0.2', /3 packets transmitted, 3 packets received/);
       await b.run('ping -c 2 10.0.0.1', /2 packets transmitted, 2 packets received/);
 

@@ -74,8 +74,7 @@ describe.each(['e1000', 'virtio'] as const)('net=user over %s while the link cha
         );
 
       // The end marker may arrive while another command's output is awaited: look at everything.
-      const done = (tag: string, ms: number): Promise<void> =>
-        until(`${tag}DONE`, () => g.out.includes(`${tag}DONE`), ms);
+      const done = (tag: string, ms: number): Promise<void> => g.seen(new RegExp(`${tag}DONE`), ms);
 
       // 1. Pull the cable mid-transfer; plug it back; every byte arrives.
       send('A', size / MIB);
