@@ -342,27 +342,32 @@ export class Qcow2Image implements VectoredBlockBackend {
           if (run) jobs.push(this.readData(run.host, run.views));
           run = undefined;
         };
-        for (let pos = 0; pos < len;) {
-          const g = offset + pos;
-          const n = Math.min(this.clusterSize - (g % this.clusterSize), len - pos);
-          const views = sliceBufs(bufs, pos, n);
-          const m = await this.lookup(g);
-          if (m.kind === 'data') {
-            const host = m.host + (g % this.clusterSize);
-            if (run && run.host + run.len === host) {
-              run.views.push(...views);
-              run.len += n;
+        try {
+          for (let pos = 0; pos < len;) {
+            const g = offset + pos;
+            const n = Math.min(this.clusterSize - (g % this.clusterSize), len - pos);
+            const views = sliceBufs(bufs, pos, n);
+            const m = await this.lookup(g);
+            if (m.kind === 'data') {
+              const host = m.host + (g % this.clusterSize);
+              if (run && run.host + run.len === host) {
+                run.views.push(...views);
+                run.len += n;
+              } else {
+                flushRun();
+                run = { host, views, len: n };
+              }
             } else {
               flushRun();
-              run = { host, views, len: n };
+              if (m.kind === 'unallocated' && this.copyOnRead) {
+                jobs.push(this.readForCopy(g, views).then((c) => void copies.push(c)));
+              } else jobs.push(this.readFrom(m, g, views, n));
             }
-          } else {
-            flushRun();
-            if (m.kind === 'unallocated' && this.copyOnRead) {
-              jobs.push(this.readForCopy(g, views).then((c) => void copies.push(c)));
-            } else jobs.push(this.readFrom(m, g, views, n));
+            pos += n;
           }
-          pos += n;
+        } catch (err) {
+          await Promise.allSettled(jobs); // reads already started must not fail unobserved
+          throw err;
         }
         flushRun();
         await Promise.all(jobs);
