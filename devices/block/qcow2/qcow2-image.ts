@@ -105,6 +105,16 @@ export interface Qcow2Stats {
   fileBytes: number;
 }
 
+/**
+ * Queues an I/O job of a loop that still awaits other things: its failure is reported by the
+ * Promise.all that awaits the queue, or — when the loop itself fails first — dropped with it,
+ * never left as an unhandled rejection.
+ */
+function queue(jobs: Promise<void>[], p: Promise<void>): void {
+  p.catch(() => {});
+  jobs.push(p);
+}
+
 /** One cluster copy-on-read read from the backing file, to be written into the image. */
 interface CorCopy {
   cluster: number;
@@ -408,7 +418,7 @@ export class Qcow2Image implements VectoredBlockBackend {
           continue;
         }
         const host = await this.allocateCluster();
-        jobs.push(this.writeData(host, [data]));
+        queue(jobs, this.writeData(host, [data]));
         maps.push([cluster, { kind: 'data', host, copied: true }]);
       }
       await Promise.all(jobs);
@@ -672,7 +682,7 @@ export class Qcow2Image implements VectoredBlockBackend {
         run.views.push(...views);
         run.len += n;
       } else {
-        if (run) jobs.push(this.writeData(run.host, run.views));
+        if (run) queue(jobs, this.writeData(run.host, run.views));
         run = { host, views, len: n };
       }
     };
@@ -701,7 +711,7 @@ export class Qcow2Image implements VectoredBlockBackend {
       push(host, [...(head ? [head] : []), ...views, ...(tail ? [tail] : [])], cs);
       remap.push([c, m, { kind: 'data', host, copied: true }]);
     }
-    if (run) jobs.push(this.writeData(run.host, run.views));
+    if (run) queue(jobs, this.writeData(run.host, run.views));
     await Promise.all(jobs);
     this.unsynced = true;
     // The data is in place: now the tables may point at it.
