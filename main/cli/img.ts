@@ -206,7 +206,7 @@ export function parseImgArgs(argv: string[]): ImgOptions {
   if (op === 'rebase') return { kind: 'img', cmd: parseRebaseArgs(rest) };
   throw new Error(
     op === undefined
-      ? 'img: give a subcommand (create, info, check)'
+      ? 'img: give a subcommand (create, info, check, convert, snapshot, commit, rebase, resize, map, compare)'
       : `img: unknown subcommand "${op}"`,
   );
 }
