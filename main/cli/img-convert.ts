@@ -5,18 +5,18 @@
  * clusters unallocated) — and, with -c, storing each qcow2 cluster deflated when that shrinks it.
  * Chunks of a few MiB are read and written several at a time.
  */
-import { open } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { BlockError, type BlockBackend } from '../../devices/block/backend.js';
+import type { BlockBackend } from '../../devices/block/backend.js';
 import { deflateCluster, zstdRefusal } from '../../devices/block/qcow2/compression.js';
 import {
   createQcow2,
   openImage,
   Qcow2Image,
   type ImageFormat,
+  type Preallocation,
 } from '../../devices/block/qcow2/index.js';
 import { readKeyFile } from '../../devices/block/luks/key-source.js';
-import { imageFormat, parseSize } from './img.js';
+import { createRaw, imageFormat, parsePreallocation, parseSize } from './img.js';
 import { BufferPool, forEachChunk, isZero, rangesWhere } from './img-chunks.js';
 import { Progress, type ProgressSink } from './img-progress.js';
 
@@ -32,10 +32,11 @@ export interface ConvertCommand {
   keyFile?: string;
   clusterSize?: number;
   refcountBits?: number;
+  preallocation: Preallocation;
   progress: boolean;
 }
 
-export const CONVERT_USAGE = `  img convert [-p] [-f FMT] [--key-file PATH] [-O raw|qcow2] [-c] [-o cluster_size=N,refcount_bits=N] SRC DST
+export const CONVERT_USAGE = `  img convert [-p] [-f FMT] [--key-file PATH] [-O raw|qcow2] [-c] [-o cluster_size=N,refcount_bits=N,preallocation=M] SRC DST
                       copy SRC (and its backing chain) into a new sparse image; -c compresses
 `;
 
@@ -59,6 +60,7 @@ export function parseConvertArgs(args: string[]): ConvertCommand {
   }
   let clusterSize: number | undefined;
   let refcountBits: number | undefined;
+  let preallocation: Preallocation = 'off';
   for (const kv of (values.options ?? []).flatMap((o) => o.split(','))) {
     if (kv === '') continue;
     const [k, v] = kv.split('=', 2) as [string, string | undefined];
@@ -68,11 +70,15 @@ export function parseConvertArgs(args: string[]): ConvertCommand {
     else if (k === 'compression_type' && v === 'zstd') {
       throw new Error(zstdRefusal(`img convert: creating ${positionals[1]}`));
     } else if (k === 'compression_type' && v === 'zlib') continue;
-    else if (k === 'preallocation' && v === 'off') continue;
-    else throw new Error(`img convert -o: option "${k}" is not supported`);
+    else if (k === 'preallocation') {
+      preallocation = parsePreallocation(v, outputFormat, 'img convert');
+    } else throw new Error(`img convert -o: option "${k}" is not supported`);
   }
   if (outputFormat === 'raw' && (clusterSize || refcountBits || values.compress)) {
     throw new Error('img convert: -c, cluster_size and refcount_bits need -O qcow2');
+  }
+  if (values.compress && preallocation !== 'off') {
+    throw new Error('img convert: -c and preallocation cannot be used together (as qemu-img)');
   }
   return {
     op: 'convert',
@@ -84,24 +90,9 @@ export function parseConvertArgs(args: string[]): ConvertCommand {
     keyFile: values['key-file'],
     clusterSize,
     refcountBits,
+    preallocation,
     progress: values.progress ?? false,
   };
-}
-
-async function createRaw(path: string, size: number): Promise<void> {
-  let fh;
-  try {
-    fh = await open(path, 'w');
-    await fh.truncate(size);
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new BlockError(
-      'io',
-      `creating ${path}: ${err.code === 'ENOENT' ? 'no such directory' : err.message}`,
-    );
-  } finally {
-    await fh?.close();
-  }
 }
 
 /** Writes the non-zero `gran`-sized pieces of `buf` (read from guest offset `off`). */
@@ -163,12 +154,13 @@ export async function runConvert(c: ConvertCommand, io: ProgressSink): Promise<n
   let dst: BlockBackend | undefined;
   try {
     const size = src.size;
-    if (c.outputFormat === 'raw') await createRaw(c.output, size);
+    if (c.outputFormat === 'raw') await createRaw(c.output, size, c.preallocation);
     else {
       await createQcow2(c.output, {
         size,
         clusterSize: c.clusterSize,
         refcountBits: c.refcountBits,
+        preallocation: c.preallocation,
       });
     }
     // As qemu-img: the new image needs no durability until it is complete (cache=unsafe).

@@ -15,6 +15,7 @@ import {
   resolveBacking,
   type ImageFormat,
   type ImageInfo,
+  type Preallocation,
 } from '../../devices/block/qcow2/index.js';
 import { BlockError } from '../../devices/block/backend.js';
 import {
@@ -47,6 +48,7 @@ export type ImgCommand =
       backingFormat?: ImageFormat;
       /** LUKS (-f luks, or qcow2 with encrypt.format=luks): where the key is, and its options. */
       encrypt?: EncryptSpec;
+      preallocation: Preallocation;
       quiet: boolean;
     }
   | { op: 'info'; file: string; format?: ImageFormat; json: boolean; backingChain: boolean }
@@ -66,6 +68,7 @@ export interface ImgOptions {
 
 export const IMG_USAGE = `  img create [-q] [-f raw|qcow2|luks] [-o cluster_size=N,refcount_bits=N] [-b BACKING -F FMT] FILE [SIZE]
                       make an image (SIZE like 10G; default: the backing file's size)
+                      -o preallocation=off|metadata|full (metadata: qcow2 only)
                       encrypted: -f luks or -o encrypt.format=luks, the key from --key-file PATH
                       or --object secret,id=ID,file=PATH -o [encrypt.]key-secret=ID
   img info [-f FMT] [--output human|json] [--backing-chain] FILE
@@ -91,6 +94,46 @@ export function imageFormat(v: string | undefined, what: string): ImageFormat | 
   if (v !== 'raw' && v !== 'qcow2' && v !== 'luks')
     throw new Error(`${what}: format "${v}" is not supported (raw, qcow2, luks)`);
   return v;
+}
+
+/**
+ * `-o preallocation=…` for a new image of `format`, refused as qemu-img refuses it (metadata is
+ * a qcow2 mode; no mode for LUKS here) and `falloc` refused as not supported.
+ */
+export function parsePreallocation(v: string, format: ImageFormat, what: string): Preallocation {
+  if (v === 'falloc') throw new Error(`${what}: preallocation=falloc is not supported (use full)`);
+  if (v !== 'off' && v !== 'metadata' && v !== 'full') {
+    throw new Error(`${what}: preallocation "${v}" is not off, metadata or full`);
+  }
+  if (v === 'off') return v;
+  if (format === 'luks') throw new Error(`${what}: preallocation of a luks image is not supported`);
+  if (format === 'raw' && v === 'metadata') {
+    throw new Error(`${what}: preallocation=metadata is a qcow2 mode (raw has off and full)`);
+  }
+  return v;
+}
+
+/** A new raw image of `size` bytes: a sparse file, or (`full`) one whose every byte is written. */
+export async function createRaw(path: string, size: number, prealloc: Preallocation = 'off') {
+  let fh;
+  try {
+    fh = await open(path, 'w');
+    if (prealloc === 'full') {
+      const zeros = new Uint8Array(Math.min(size, 1 << 20));
+      for (let at = 0; at < size; at += zeros.length) {
+        await fh.write(zeros, 0, Math.min(zeros.length, size - at), at);
+      }
+    }
+    await fh.truncate(size);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new BlockError(
+      'io',
+      `creating ${path}: ${err.code === 'ENOENT' ? 'no such directory' : err.message}`,
+    );
+  } finally {
+    await fh?.close();
+  }
 }
 
 export const OUTPUT = (v: string | undefined): boolean => {
@@ -125,6 +168,7 @@ export function parseImgArgs(argv: string[]): ImgOptions {
     let clusterSize: number | undefined;
     let refcountBits: number | undefined;
     let size: number | undefined;
+    let preallocation: Preallocation = 'off';
     for (const kv of (values.options ?? []).flatMap((o) => o.split(','))) {
       if (kv === '') continue;
       const [k, v] = kv.split('=', 2) as [string, string | undefined];
@@ -135,7 +179,7 @@ export function parseImgArgs(argv: string[]): ImgOptions {
       else if (k === 'backing_file') backingFile = v;
       else if (k === 'backing_fmt') backingFormat = imageFormat(v, 'backing_fmt');
       else if (k === 'size') size = parseSize(v, 'size');
-      else if (k === 'preallocation' && v === 'off') continue;
+      else if (k === 'preallocation') preallocation = parsePreallocation(v, format, 'img create');
       else throw new Error(`img create -o: option "${k}" is not supported`);
     }
     if (format !== 'qcow2' && (clusterSize !== undefined || refcountBits !== undefined)) {
@@ -166,6 +210,7 @@ export function parseImgArgs(argv: string[]): ImgOptions {
         backingFile,
         backingFormat,
         ...(encrypt ? { encrypt } : {}),
+        preallocation,
         quiet: values.quiet ?? false,
       },
     };
@@ -328,19 +373,7 @@ async function create(c: Extract<ImgCommand, { op: 'create' }>, io: ImgIo): Prom
     });
   } else if (c.format === 'raw') {
     size = Math.ceil(size! / 512) * 512;
-    let fh;
-    try {
-      fh = await open(c.file, 'w');
-      await fh.truncate(size);
-    } catch (e) {
-      const err = e as NodeJS.ErrnoException;
-      throw new BlockError(
-        'io',
-        `creating ${c.file}: ${err.code === 'ENOENT' ? 'no such directory' : err.message}`,
-      );
-    } finally {
-      await fh?.close();
-    }
+    await createRaw(c.file, size, c.preallocation);
   } else {
     if (c.backingFile) {
       // The backing file must be there and be what -F says (a qcow2 named raw would hide its chain).
@@ -366,6 +399,7 @@ async function create(c: Extract<ImgCommand, { op: 'create' }>, io: ImgIo): Prom
         backingFile: c.backingFile,
         backingFormat: c.backingFormat,
         encrypt,
+        preallocation: c.preallocation,
       });
     } catch (e) {
       if (e instanceof BlockError) throw e;
@@ -385,7 +419,9 @@ async function create(c: Extract<ImgCommand, { op: 'create' }>, io: ImgIo): Prom
           (c.encrypt ? ' encrypt.format=luks' : '') +
           ` refcount_bits=${c.refcountBits ?? 16}`
         : '';
-    io.out(`Formatting '${c.file}', fmt=${c.format}${extra} size=${size}\n`);
+    // qemu-img names a preallocation mode only when there is one.
+    const pre = c.preallocation !== 'off' ? ` preallocation=${c.preallocation}` : '';
+    io.out(`Formatting '${c.file}', fmt=${c.format}${extra} size=${size}${pre}\n`);
   }
   return 0;
 }

@@ -1,6 +1,6 @@
 /** qcow2 (v3 read/write, v2 read) with backing chains: see qcow2-image.ts for the data path. */
 export { Qcow2Image, type Qcow2OpenOptions, type Qcow2Stats } from './qcow2-image.js';
-export { createQcow2, type CreateQcow2Options } from './create.js';
+export { createQcow2, type CreateQcow2Options, type Preallocation } from './create.js';
 export { openImage, probeFormat, resolveBacking, type ImageFormat } from './open-image.js';
 export { rebuildRefcounts, type RefcountReport } from './repair.js';
 export {
