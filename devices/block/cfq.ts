@@ -23,6 +23,24 @@ export interface CfqMember {
   kick(): void;
 }
 
+/**
+ * What a cfq disk's scheduler talks to: the in-thread coordinator below, or the one spanning the
+ * VM worker threads of a host process (cfq-shared.ts).
+ */
+export interface CfqArbiter {
+  readonly memberCount: number;
+  /** Slices granted so far. */
+  readonly slices: number;
+  join(m: CfqMember): void;
+  leave(m: CfqMember): void;
+  /** Whether `m` may dispatch one request now; counts it against the slice if so. */
+  mayDispatch(m: CfqMember): boolean;
+  /** `m` has nothing queued or in flight: after `idleMs` its slice passes on. */
+  idle(m: CfqMember): void;
+  /** `m`'s queue changed (it dispatched or completed): lets other threads see it. */
+  publish(m: CfqMember): void;
+}
+
 export interface CfqOptions {
   /** Longest slice in ms (default 20). */
   sliceMs?: number;
@@ -33,9 +51,22 @@ export interface CfqOptions {
   now?: () => number;
 }
 
-export class CfqCoordinator {
-  /** The coordinator the disks of this process share (tests make their own). */
-  static readonly shared = new CfqCoordinator();
+let processArbiter: CfqArbiter | undefined;
+
+/**
+ * The coordinator this thread's cfq disks join by default: an in-thread one unless a VM worker
+ * installed the host's cross-thread one (`setProcessCfq`) before opening its disks.
+ */
+export function processCfq(): CfqArbiter {
+  return (processArbiter ??= new CfqCoordinator());
+}
+
+export function setProcessCfq(a: CfqArbiter): void {
+  processArbiter = a;
+}
+
+/** Fair slices between the cfq disks of one thread. */
+export class CfqCoordinator implements CfqArbiter {
 
   private readonly members: CfqMember[] = [];
   private active: CfqMember | undefined;
@@ -90,6 +121,9 @@ export class CfqCoordinator {
     this.sliceUsed++;
     return true;
   }
+
+  /** Nothing to publish: the members are asked directly. */
+  publish(): void {}
 
   /** `m` has nothing queued or in flight: after `idleMs` its slice passes on. */
   idle(m: CfqMember): void {

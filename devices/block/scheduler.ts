@@ -19,7 +19,7 @@
 import type { SchedulerPolicy } from '../../main/vm/config.js';
 import { SCHEDULERS } from '../../main/vm/config.js';
 import { BlockError, isVectored, type BlockBackend } from './backend.js';
-import { CfqCoordinator, type CfqMember } from './cfq.js';
+import { processCfq, type CfqArbiter, type CfqMember } from './cfq.js';
 import { LatencyHistogram, type LatencySummary } from './latency-histogram.js';
 import { checkRange } from './request-check.js';
 import {
@@ -48,7 +48,7 @@ export interface SchedulerOptions {
   /** Seed of the random policy's generator (default 1: runs are reproducible). */
   randomSeed?: number;
   /** Where cfq's time slices come from (default: the one shared by the whole process). */
-  cfq?: CfqCoordinator;
+  cfq?: CfqArbiter;
 }
 
 export interface SchedulerStats {
@@ -108,7 +108,7 @@ export class IoScheduler implements BlockBackend {
   private readonly vectored: boolean;
   private state: PolicyState;
   private readonly seed: number;
-  private readonly cfq: CfqCoordinator;
+  private readonly cfq: CfqArbiter;
   private readonly member: CfqMember = {
     hasWork: () => this.epochs[0].pending.length > 0,
     busy: () => this.depth > 0,
@@ -155,7 +155,7 @@ export class IoScheduler implements BlockBackend {
     this.vectored = isVectored(backend);
     this.seed = opts.randomSeed ?? 1;
     this.state = initialPolicyState(this.seed);
-    this.cfq = opts.cfq ?? CfqCoordinator.shared;
+    this.cfq = opts.cfq ?? processCfq();
     if (this.policy === 'cfq') this.cfq.join(this.member);
   }
 
@@ -327,7 +327,9 @@ export class IoScheduler implements BlockBackend {
         this.issueFlush(e);
       } else break;
     }
-    if (this.policy === 'cfq' && this.depth === 0) this.cfq.idle(this.member);
+    if (this.policy !== 'cfq') return;
+    if (this.depth === 0) this.cfq.idle(this.member);
+    else this.cfq.publish(this.member);
   }
 
   /** Removes the policy's choice from the queue, with the requests that merge with it. */

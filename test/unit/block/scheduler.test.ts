@@ -1,6 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { BlockError } from '../../../devices/block/backend.js';
-import { CfqCoordinator } from '../../../devices/block/cfq.js';
+import { CfqCoordinator, type CfqArbiter, type CfqOptions } from '../../../devices/block/cfq.js';
+import { createCfqMemory, SharedCfqCoordinator } from '../../../devices/block/cfq-shared.js';
 import { IoScheduler, type SchedulerOptions } from '../../../devices/block/scheduler.js';
 import type { SchedulerPolicy } from '../../../main/vm/config.js';
 import { FakeBackend, settle } from './fake-backend.js';
@@ -128,7 +129,29 @@ describe('I/O scheduler: policies', () => {
   });
 });
 
-describe('I/O scheduler: cfq between disks', () => {
+/** Two disks' coordinators: one in-thread coordinator, or two over one SharedArrayBuffer. */
+type CfqPair = (opts: CfqOptions) => { ca: CfqArbiter; cb: CfqArbiter };
+const cfqPairs: [string, CfqPair][] = [
+  [
+    'in one thread',
+    (opts) => {
+      const c = new CfqCoordinator(opts);
+      return { ca: c, cb: c };
+    },
+  ],
+  [
+    'across threads (two coordinators over one SharedArrayBuffer)',
+    (opts) => {
+      const mem = createCfqMemory(4);
+      return {
+        ca: new SharedCfqCoordinator(mem, { ...opts, thread: 1 }),
+        cb: new SharedCfqCoordinator(mem, { ...opts, thread: 2 }),
+      };
+    },
+  ],
+];
+
+describe.each(cfqPairs)('I/O scheduler: cfq between disks %s', (_, coordinators) => {
   /**
    * Two disks sharing one coordinator, one call in flight each: runs until `calls` calls were
    * made, completing the oldest held call each step (or waiting for an idle pause to end), and
@@ -167,20 +190,21 @@ describe('I/O scheduler: cfq between disks', () => {
     return order;
   }
 
-  const pair = (cfq: CfqCoordinator) => {
+  const pair = (opts: CfqOptions, inFlight = 1) => {
+    const { ca, cb } = coordinators(opts);
     const fa = new FakeBackend(1 << 26, true);
     const fb = new FakeBackend(1 << 26, true);
-    const a = new IoScheduler(fa, { policy: 'cfq', inFlight: 1, cfq });
-    const b = new IoScheduler(fb, { policy: 'cfq', inFlight: 1, cfq });
-    return { fa, fb, a, b };
+    const a = new IoScheduler(fa, { policy: 'cfq', inFlight, cfq: ca });
+    const b = new IoScheduler(fb, { policy: 'cfq', inFlight, cfq: cb });
+    const members = (): number => (ca === cb ? ca.memberCount : ca.memberCount + cb.memberCount);
+    return { fa, fb, a, b, members };
   };
   // Every other 4 KiB block: nothing merges.
   const flood = (s: IoScheduler, n: number) =>
     Array.from({ length: n }, (_, i) => s.read(i * 2 * K, buf()));
 
   it('two flooding disks take turns in slices of sliceRequests', async () => {
-    const cfq = new CfqCoordinator({ sliceRequests: 4, sliceMs: 1e9, idleMs: 0 });
-    const { fa, fb, a, b } = pair(cfq);
+    const { fa, fb, a, b } = pair({ sliceRequests: 4, sliceMs: 1e9, idleMs: 0 });
     const all = [...flood(a, 12), ...flood(b, 12)];
     const order = await interleave(fa, fb, 24);
     await Promise.all(all);
@@ -189,8 +213,7 @@ describe('I/O scheduler: cfq between disks', () => {
 
   it('a sequential flood on one disk cannot starve a synchronous reader on another', async () => {
     for (const idleMs of [0, 20]) {
-      const cfq = new CfqCoordinator({ sliceRequests: 4, sliceMs: 1e9, idleMs });
-      const { fa, fb, a, b } = pair(cfq);
+      const { fa, fb, a, b } = pair({ sliceRequests: 4, sliceMs: 1e9, idleMs });
       // Disk a: a stream of 40 reads, queued all at once.
       const all = flood(a, 40);
       // Disk b: one read at a time, the next as soon as the last completes (20 in all).
@@ -225,11 +248,7 @@ describe('I/O scheduler: cfq between disks', () => {
   });
 
   it('an idle disk is skipped: a lone disk dispatches at full depth', async () => {
-    const cfq = new CfqCoordinator({ sliceRequests: 2, sliceMs: 1e9, idleMs: 0 });
-    const fa = new FakeBackend(1 << 26, true);
-    const a = new IoScheduler(fa, { policy: 'cfq', inFlight: 4, cfq });
-    const fb = new FakeBackend(1 << 26, true);
-    const b = new IoScheduler(fb, { policy: 'cfq', inFlight: 4, cfq });
+    const { fa, fb, a, b, members } = pair({ sliceRequests: 2, sliceMs: 1e9, idleMs: 0 }, 4);
     const all = flood(a, 8);
     await settle();
     expect(fa.calls.length).toBe(4);
@@ -238,17 +257,16 @@ describe('I/O scheduler: cfq between disks', () => {
     expect(fa.calls.length).toBe(8);
     expect(fb.calls.length).toBe(0);
     await Promise.all([a.close(), b.close()]);
-    expect(cfq.memberCount).toBe(0);
+    expect(members()).toBe(0);
   });
 
   it('switching a disk away from cfq leaves the round and hands on its slice', async () => {
-    const cfq = new CfqCoordinator({ sliceRequests: 2, sliceMs: 1e9, idleMs: 0 });
-    const { fa, fb, a, b } = pair(cfq);
+    const { fa, fb, a, b, members } = pair({ sliceRequests: 2, sliceMs: 1e9, idleMs: 0 });
     const all = [...flood(a, 6), ...flood(b, 6)];
     await settle();
-    expect(cfq.memberCount).toBe(2);
+    expect(members()).toBe(2);
     b.setPolicy('noop');
-    expect(cfq.memberCount).toBe(1);
+    expect(members()).toBe(1);
     const order = await interleave(fa, fb, 12);
     await Promise.all(all);
     expect(order.length).toBe(12);
