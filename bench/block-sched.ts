@@ -20,18 +20,23 @@
  * sequential reader floods (a window of 32 consecutive 4 KiB reads outstanding), on disk B one
  * random reader does 4 KiB reads one at a time. Per policy: A's MB/s, B's IOPS and B's p50/p99
  * latency — what cfq's time slices between disks trade against the others, which schedule each
- * disk on its own.
+ * disk on its own. Then the same two readers with each disk in its own worker thread (as two
+ * VMs' disks are), under noop and under cfq with the host's shared cfq memory (cfq-shared.ts);
+ * this part needs the build (the threads run dist/bench/block-sched-thread.js).
  */
-import { mkdtempSync, openSync, rmSync, writeSync, closeSync } from 'node:fs';
+import { existsSync, mkdtempSync, openSync, rmSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { openDisk, type Disk } from '../devices/block/index.js';
 import { RawFile } from '../devices/block/raw-file.js';
 import { IoScheduler } from '../devices/block/scheduler.js';
 import { SCHEDULERS, type SchedulerPolicy } from '../main/vm/config.js';
+import { createCfqMemory } from '../devices/block/cfq-shared.js';
+import { FLOOD_WINDOW, floodReads, K4, randomReads, xorshift } from './competing-readers.js';
+import type { ThreadDiskJob, ThreadDiskResult } from './block-sched-thread.js';
 
-const K4 = 4096;
 const NO_MERGE = 'noop, no merging';
 /** Sequential reads each streams submitter keeps outstanding. */
 const WINDOW = 8;
@@ -61,16 +66,6 @@ export interface BlockBenchRow {
 }
 
 type Workload = BlockBenchRow['workload'];
-
-function xorshift(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 4294967296;
-  };
-}
 
 function makeImage(dir: string, sizeMiB: number, name = 'bench.img'): string {
   const path = join(dir, name);
@@ -159,9 +154,6 @@ export interface CompetingRow {
   randP99us: number;
 }
 
-/** Reads outstanding on the flooding disk. */
-const FLOOD_WINDOW = 32;
-
 async function runCompeting(
   paths: [string, string],
   o: BlockBenchOptions,
@@ -176,31 +168,12 @@ async function runCompeting(
       { inFlight: o.inFlight, direct },
     );
   const [seq, rand] = [await open(paths[0]), await open(paths[1])];
-  const ram = new WebAssembly.Memory({ initial: Math.ceil(((FLOOD_WINDOW + 2) * K4) / 65536) });
-  const page = (i: number): Uint8Array => new Uint8Array(ram.buffer, (i + 1) * K4, K4);
-  const blocks = seq.size / K4;
-  const deadline = performance.now() + o.seconds * 1000;
-  let seqBytes = 0;
-  let randOps = 0;
-  const flood = async (): Promise<void> => {
-    const bufs = Array.from({ length: FLOOD_WINDOW }, (_, j) => page(j));
-    for (let next = 0; performance.now() < deadline; next += FLOOD_WINDOW) {
-      if (next + FLOOD_WINDOW > blocks) next = 0;
-      const first = next;
-      await Promise.all(bufs.map((b, j) => seq.read((first + j) * K4, b)));
-      seqBytes += FLOOD_WINDOW * K4;
-    }
-  };
-  const random = async (): Promise<void> => {
-    const rnd = xorshift(77 + round);
-    const b = page(FLOOD_WINDOW);
-    while (performance.now() < deadline) {
-      await rand.read(Math.floor(rnd() * blocks) * K4, b);
-      randOps++;
-    }
-  };
   const t0 = performance.now();
-  await Promise.all([flood(), random()]);
+  const deadline = t0 + o.seconds * 1000;
+  const [seqBytes, randOps] = await Promise.all([
+    floodReads(seq, deadline),
+    randomReads(rand, deadline, 77 + round),
+  ]);
   const secs = (performance.now() - t0) / 1000;
   const lat = rand.stats().latencyUs;
   await Promise.all([seq.close(), rand.close()]);
@@ -211,6 +184,57 @@ async function runCompeting(
     randIops: randOps / secs,
     randP50us: lat.p50,
     randP99us: lat.p99,
+  };
+}
+
+/** The worker entry, built: next to this file in dist, or in dist when run from the sources. */
+function threadEntry(): string | undefined {
+  const here = dirname(fileURLToPath(import.meta.url));
+  return [
+    join(here, 'block-sched-thread.js'),
+    join(here, '..', 'dist', 'bench', 'block-sched-thread.js'),
+  ].find((p) => existsSync(p));
+}
+
+/** The same two readers, each disk in its own worker thread (as two VMs' disks are). */
+async function runCompetingThreads(
+  entry: string,
+  paths: [string, string],
+  o: BlockBenchOptions,
+  mode: BlockBenchRow['mode'],
+  policy: SchedulerPolicy,
+  round: number,
+): Promise<CompetingRow> {
+  const cfqMemory = createCfqMemory();
+  const startAt = Date.now() + 300; // both workers loaded and their disks open
+  const endAt = startAt + o.seconds * 1000;
+  const run = (role: ThreadDiskJob['role'], path: string): Promise<ThreadDiskResult> => {
+    const job: ThreadDiskJob = {
+      role,
+      path,
+      policy,
+      direct: mode === 'O_DIRECT',
+      inFlight: o.inFlight,
+      startAt,
+      endAt,
+      seed: 77 + round,
+      cfqMemory,
+    };
+    const w = new Worker(entry, { workerData: job });
+    return new Promise((res, rej) => {
+      w.once('message', res);
+      w.once('error', rej);
+      w.once('exit', (code) => rej(new Error(`disk thread exited (${code})`)));
+    });
+  };
+  const [seq, rand] = await Promise.all([run('flood', paths[0]), run('random', paths[1])]);
+  return {
+    mode,
+    policy,
+    seqMBps: seq.done / seq.secs / 1e6,
+    randIops: rand.done / rand.secs,
+    randP50us: rand.p50us,
+    randP99us: rand.p99us,
   };
 }
 
@@ -243,18 +267,42 @@ export async function competingBench(
         runs.set(p, [...(runs.get(p) ?? []), await runCompeting(paths, o, mode, p, r)]);
       }
     }
-    for (const p of SCHEDULERS) {
-      const sorted = runs.get(p)!.sort((a, b) => a.randIops - b.randIops);
-      const m = sorted[Math.floor(sorted.length / 2)];
-      rows.push(m);
-      print(
-        `${mode.padEnd(11)}${p.padEnd(10)}${m.seqMBps.toFixed(1).padStart(9)}` +
-          `${m.randIops.toFixed(0).padStart(9)}${m.randP50us.toFixed(0).padStart(10)}` +
-          `${m.randP99us.toFixed(0).padStart(10)}`,
-      );
+    for (const p of SCHEDULERS) rows.push(printMedian(runs.get(p)!, print));
+  }
+  const entry = threadEntry();
+  print('');
+  if (!entry) {
+    print('two disks in two worker threads: skipped (run `npm run build` first)');
+    return rows;
+  }
+  print(
+    'the same, each disk in its own worker thread (as two VMs), slices shared through the ' +
+      "host's cfq memory:",
+  );
+  for (const mode of modes) {
+    const runs = new Map<SchedulerPolicy, CompetingRow[]>();
+    const policies: SchedulerPolicy[] = ['noop', 'cfq'];
+    for (let r = 0; r < o.rounds; r++) {
+      for (let i = 0; i < policies.length; i++) {
+        const p = policies[(i + r) % policies.length];
+        const row = await runCompetingThreads(entry, paths, o, mode, p, r);
+        runs.set(p, [...(runs.get(p) ?? []), row]);
+      }
     }
+    for (const p of policies) rows.push(printMedian(runs.get(p)!, print));
   }
   return rows;
+}
+
+/** Prints and returns the run with the median random-reader IOPS. */
+function printMedian(runs: CompetingRow[], print: (line: string) => void): CompetingRow {
+  const m = [...runs].sort((a, b) => a.randIops - b.randIops)[Math.floor(runs.length / 2)];
+  print(
+    `${m.mode.padEnd(11)}${m.policy.padEnd(10)}${m.seqMBps.toFixed(1).padStart(9)}` +
+      `${m.randIops.toFixed(0).padStart(9)}${m.randP50us.toFixed(0).padStart(10)}` +
+      `${m.randP99us.toFixed(0).padStart(10)}`,
+  );
+  return m;
 }
 
 /** The same stack as openDisk's, with merging switched off. */

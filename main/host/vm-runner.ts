@@ -13,9 +13,10 @@ import type {
   VmStats,
 } from './api-types.js';
 import type { MachineStats } from '../vm/machine.js';
-import type { FromWorker, ToWorker } from '../worker/protocol.js';
+import type { FromWorker, ToWorker, VmWorkerData } from '../worker/protocol.js';
 import { ByteRing } from './byte-ring.js';
 import { attachSwitchLink, checkNetSpec } from '../../devices/net/index.js';
+import { createCfqMemory, releaseCfqThread } from '../../devices/block/cfq-shared.js';
 
 /** Stats kept for the charts: 5 minutes at 4 Hz. */
 const HISTORY_SAMPLES = 5 * 60 * 4;
@@ -29,6 +30,9 @@ export interface VmRunnerEvents {
   console(bytes: Uint8Array, stream: ConsoleStream): void;
   log(message: string): void;
 }
+
+/** cfq's slices span the disks of every VM this process runs: one memory for all workers. */
+const cfqMemory = createCfqMemory();
 
 /** How long a device control may take before the caller is told it did not answer. */
 const CONTROL_TIMEOUT_MS = 10_000;
@@ -84,13 +88,19 @@ export class VmRunner {
     this.history = [];
     this.lastExit = undefined;
     this.exitFromWorker = undefined;
-    const w = new Worker(this.workerPath);
+    const workerData: VmWorkerData = { cfqMemory };
+    const w = new Worker(this.workerPath, { workerData });
+    const thread = w.threadId;
     this.worker = w;
     w.on('message', (m: FromWorker) => this.onMessage(m));
     w.on('error', (e) => {
       this.exitFromWorker ??= { kind: 'error', message: e.message };
     });
-    w.on('exit', () => this.onWorkerExit(w));
+    w.on('exit', () => {
+      // A worker that died (or was terminated) could not leave the round: free its disks' slots.
+      releaseCfqThread(cfqMemory, thread);
+      this.onWorkerExit(w);
+    });
     this.setState('starting');
     this.send({ type: 'start', config: cfg, dataDir, ...(diskKeys ? { diskKeys } : {}) });
   }

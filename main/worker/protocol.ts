@@ -10,6 +10,12 @@ import type {
 } from '../host/api-types.js';
 import type { MachineStats } from '../vm/machine.js';
 
+/** What a VM worker gets at creation (`workerData`). */
+export interface VmWorkerData {
+  /** The host's cfq memory, shared by all VM workers (cfq-shared.ts): slices span the VMs. */
+  cfqMemory: SharedArrayBuffer;
+}
+
 export type ToWorker =
   /** `dataDir`: the host's data directory (NIC captures started from the UI go under it). */
   /**

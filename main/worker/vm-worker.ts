@@ -3,7 +3,7 @@
  * never runs on the host's main thread. Console output is batched, stats are posted about 4 times
  * a second, and the exit reason is the last message before the thread ends.
  */
-import { parentPort, type MessagePort } from 'node:worker_threads';
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { VirtMachine, MachineConfigError, type ConsoleStream } from '../vm/machine.js';
 import type { VmConfig } from '../vm/config.js';
 import {
@@ -15,7 +15,9 @@ import {
 import { diskInfos, diskSnapshot, withDiskInfo } from './controls/disk-snapshots.js';
 import type { DiskImageInfo } from '../host/api-types.js';
 import { SwitchableDisk } from './controls/disk-controls.js';
-import type { FromWorker, ToWorker } from './protocol.js';
+import type { FromWorker, ToWorker, VmWorkerData } from './protocol.js';
+import { setProcessCfq } from '../../devices/block/cfq.js';
+import { SharedCfqCoordinator } from '../../devices/block/cfq-shared.js';
 import { StatsSampler } from './stats-sampler.js';
 import { deviceRows, pciNicRows, virtioRows, withNicBackends } from './device-rows.js';
 import { VIRT } from '../../devices/platform/memory-map.js';
@@ -35,6 +37,14 @@ const port = requirePort();
 
 const post = (m: FromWorker, transfer?: (ArrayBuffer | MessagePort)[]): void =>
   port.postMessage(m, transfer);
+
+// cfq disks share slices with the other VMs' disks through the host's memory.
+const { cfqMemory } = (workerData ?? {}) as Partial<VmWorkerData>;
+if (cfqMemory instanceof SharedArrayBuffer) {
+  setProcessCfq(
+    new SharedCfqCoordinator(cfqMemory, { log: (message) => post({ type: 'log', message }) }),
+  );
+}
 
 // switch:NAME joins the main thread's switch, shared with the other VMs' workers.
 setSwitchConnector(

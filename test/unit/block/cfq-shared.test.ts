@@ -75,8 +75,10 @@ describe('cfq across threads: a real worker thread', () => {
     const calls = new SharedArrayBuffer(4);
     const flooded = new Int32Array(calls);
     // The worker runs TypeScript through tsx's loader, registered in the worker itself.
-    const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api'))
-      .href.replace(/\.cjs$/, '.mjs');
+    const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api')).href.replace(
+      /\.cjs$/,
+      '.mjs',
+    );
     const script = new URL('./cfq-flood-worker.ts', import.meta.url).href;
     const w = new Worker(
       `import(${JSON.stringify(tsx)}).then((t) => { t.register(); return import(${JSON.stringify(script)}); });`,
@@ -103,7 +105,10 @@ describe('cfq across threads: a real worker thread', () => {
       expect(Math.max(...gaps), gaps.join()).toBeLessThanOrEqual(sliceRequests + 1);
       // And the slices were shared: this disk's reads (served at once by its back end) waited
       // for the flood's slices in between (without the shared coordinator: about 0 calls).
-      expect(gaps.reduce((x, y) => x + y), gaps.join()).toBeGreaterThan(20);
+      expect(
+        gaps.reduce((x, y) => x + y),
+        gaps.join(),
+      ).toBeGreaterThan(20);
       await b.close();
       expect(cfqMemoryStats(mem).slotsUsed).toBe(1);
     } finally {
