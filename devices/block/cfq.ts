@@ -1,9 +1,9 @@
 /**
  * The cfq policy's between-disks half: fair time slices between the disks of all VMs in one host
  * process (Linux's CFQ, with a disk in the role of a process queue). This is the in-thread
- * coordinator; VM workers use the same rules over shared memory (cfq-shared.ts). Each disk whose scheduler
- * runs cfq joins the coordinator; one of them — the active one — holds the slice and may
- * dispatch, the others wait. The slice ends after `sliceMs` or `sliceRequests` dispatches,
+ * coordinator; VM workers use the same rules over shared memory (cfq-shared.ts). Each disk whose
+ * scheduler runs cfq joins the coordinator; one of them — the active one — holds the slice and
+ * may dispatch, the others wait. The slice ends after `sliceMs` or `sliceRequests` dispatches,
  * whichever comes first, when another disk has work: then the next disk in round-robin order
  * that has work gets it. A disk with nothing queued is skipped.
  *
