@@ -25,6 +25,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
+import { qemuImageArgs } from '../unit/block/img-run.js';
 import {
   createQcow2,
   createSnapshot,
@@ -116,15 +117,7 @@ describe.skipIf(!haveQemuImg)('qcow2 crash safety', () => {
         const img = join(dir, 'crash.qcow2');
         const keyFile = encrypted ? join(dir, 'key') : undefined;
         if (keyFile) writeFileSync(keyFile, 'crash-key');
-        // qemu-img's view of the image: the key as a secret object when encrypted.
-        const image = keyFile
-          ? [
-              '--object',
-              `secret,id=s0,file=${keyFile}`,
-              '--image-opts',
-              `driver=qcow2,file.filename=${img},encrypt.key-secret=s0`,
-            ]
-          : [img];
+        const image = qemuImageArgs(img, keyFile);
         await createQcow2(img, {
           size: SIZE,
           ...(keyFile ? { encrypt: { passphrase: readFileSync(keyFile), iterTimeMs: 5 } } : {}),

@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { createQcow2 } from '../../devices/block/qcow2/index.js';
 import { SerialSession } from './serial-session.js';
 import { images, missingTools } from './root-disk.js';
+import { qemuImageArgs } from '../unit/block/img-run.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const KILLS = Number(process.env.QCOW2_GUEST_KILLS ?? 100);
@@ -60,15 +61,7 @@ describe.skipIf(tools.length > 0)('qcow2 crash safety under a real guest', () =>
           size: 64 << 20,
           ...(encrypted ? { encrypt: { passphrase: readFileSync(keyFile), iterTimeMs: 5 } } : {}),
         });
-        // qemu-img's view of the image: the key as a secret object when encrypted.
-        const qemuImage = encrypted
-          ? [
-              '--object',
-              `secret,id=s0,file=${keyFile}`,
-              '--image-opts',
-              `driver=qcow2,file.filename=${img},encrypt.key-secret=s0`,
-            ]
-          : [img];
+        const qemuImage = qemuImageArgs(img, encrypted ? keyFile : undefined);
         /** The last number whose flush completed, per block. */
         const flushed = new Map<number, number>();
         let first = 1;

@@ -17,6 +17,21 @@ export async function img(
   return { status, out, err };
 }
 
+/**
+ * How qemu-img and qemu-io name one of our qcow2 images: the path, or, when it is encrypted,
+ * the key file as a secret object and the image as --image-opts.
+ */
+export function qemuImageArgs(img: string, keyFile?: string): string[] {
+  return keyFile
+    ? [
+        '--object',
+        `secret,id=s0,file=${keyFile}`,
+        '--image-opts',
+        `driver=qcow2,file.filename=${img},encrypt.key-secret=s0`,
+      ]
+    : [img];
+}
+
 export function qemuImg(...args: string[]): { status: number | null; out: string } {
   const r = spawnSync('qemu-img', args, { encoding: 'utf-8' });
   return { status: r.status, out: r.stdout + r.stderr };
