@@ -46,7 +46,7 @@ describe.skipIf(tools.length > 0)(`encrypted root file system (needs ${tools.joi
         ? 'key-secret=sec0,iter-time=200'
         : 'encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=200';
     let r = { out: '', status: null as number | null };
-    for (let i = 0; i < 8; i++) {
+    for (let i = 0; i < 20; i++) {
       r = tool('qemu-img', [
         'convert',
         '--object',

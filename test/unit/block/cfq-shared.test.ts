@@ -102,7 +102,10 @@ describe('cfq across threads: a real worker thread', () => {
         gaps.push(Atomics.load(flooded, 0) - before);
       }
       // Each read waited at most for the flood's current slice (plus its one call in flight).
-      expect(Math.max(...gaps), gaps.join()).toBeLessThanOrEqual(sliceRequests + 1);
+      // The first read registers this disk and may meet a slice being handed over (the flood
+      // can pass the slice to itself once before it sees the new start time): two slices.
+      expect(gaps[0], gaps.join()).toBeLessThanOrEqual(2 * sliceRequests + 1);
+      expect(Math.max(...gaps.slice(1)), gaps.join()).toBeLessThanOrEqual(sliceRequests + 1);
       // And the slices were shared: this disk's reads (served at once by its back end) waited
       // for the flood's slices in between (without the shared coordinator: about 0 calls).
       expect(
