@@ -17,10 +17,11 @@ import { join } from 'node:path';
 import {
   ROOT_PROMPT,
   bootRoot,
+  bootWriteAndPowerOff,
   catImage,
+  expectWrittenFiles,
   makeRootImage,
   missingTools,
-  seqText,
   tool,
 } from './root-disk.js';
 import { parseImgArgs, runImg } from '../../main/cli/img.js';
@@ -29,23 +30,6 @@ const PROMPT = ROOT_PROMPT;
 const boot = bootRoot;
 const tools = missingTools(['mke2fs', 'debugfs', 'e2fsck', 'cpio', 'qemu-img']);
 const sha256 = (f: string): string => createHash('sha256').update(readFileSync(f)).digest('hex');
-
-/** Boots, writes /root/hello.txt (token) and /root/seq.txt, syncs, powers off (exit 0). */
-async function bootAndWrite(disk: string, log: string, token: string): Promise<void> {
-  const s = boot(disk, log);
-  try {
-    await s.expect(PROMPT, 90_000);
-    s.sendLine('grep " / " /proc/mounts');
-    await s.expect(/^\/dev\/root \/ ext4 rw/m, 10_000);
-    s.sendLine(`echo ${token} > /root/hello.txt; seq 1 20000 > /root/seq.txt; sync; echo WROTE`);
-    await s.expect(/^WROTE\r?$/m, 30_000);
-    s.sendLine('poweroff');
-    expect((await s.waitForExit(30_000)).code).toBe(0);
-    expect(s.stderr).toMatch(/virtio-blk0:[\s\S]*writes\s+[1-9]/);
-  } finally {
-    await s.close();
-  }
-}
 
 /** qemu-img check's verdict; exit 0 means no corruption and no leak. */
 function expectCheckClean(img: string): void {
@@ -71,14 +55,11 @@ describe.skipIf(tools.length > 0)(`qcow2 root file system (needs ${tools.join(',
   it('boots with root on a qcow2, writes, syncs, powers off; qemu-img and e2fsck agree', async () => {
     const q = join(dir, 'root.qcow2');
     execFileSync('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', raw, q]);
-    await bootAndWrite(`${q},format=qcow2`, 'qcow2-boot-1.log', token);
+    await bootWriteAndPowerOff(`${q},format=qcow2`, 'qcow2-boot-1.log', token);
     expectCheckClean(q);
     const back = join(dir, 'back.raw');
     execFileSync('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', q, back]);
-    const fsck = tool('e2fsck', ['-fn', back]);
-    expect(fsck.status, fsck.out).toBe(0);
-    expect(catImage(back, '/root/hello.txt')).toBe(`${token}\n`);
-    expect(catImage(back, '/root/seq.txt')).toBe(seqText(20000));
+    expectWrittenFiles(back, token);
   }, 180_000);
 
   it('a qcow2 overlay on a raw base takes the writes (base untouched); img commit merges them', async () => {
@@ -88,7 +69,7 @@ describe.skipIf(tools.length > 0)(`qcow2 root file system (needs ${tools.join(',
     const ov = join(dir, 'ov.qcow2');
     execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', 'base.raw', '-F', 'raw', ov]);
     const t2 = `${token}-overlay`;
-    await bootAndWrite(`${ov},format=qcow2`, 'qcow2-boot-overlay.log', t2);
+    await bootWriteAndPowerOff(`${ov},format=qcow2`, 'qcow2-boot-overlay.log', t2);
     expect(sha256(base)).toBe(before);
     expectCheckClean(ov);
     const info = JSON.parse(tool('qemu-img', ['info', '--output', 'json', ov]).out) as {
@@ -97,10 +78,7 @@ describe.skipIf(tools.length > 0)(`qcow2 root file system (needs ${tools.join(',
     expect(info['backing-filename']).toBe('base.raw');
     const merged = join(dir, 'merged.raw');
     execFileSync('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', ov, merged]);
-    const fsck = tool('e2fsck', ['-fn', merged]);
-    expect(fsck.status, fsck.out).toBe(0);
-    expect(catImage(merged, '/root/hello.txt')).toBe(`${t2}\n`);
-    expect(catImage(merged, '/root/seq.txt')).toBe(seqText(20000));
+    expectWrittenFiles(merged, t2);
     // The base never saw the file.
     expect(catImage(base, '/root/hello.txt')).not.toContain(t2);
     // `img commit` merges the overlay into the base: the base's file system is clean and holds
@@ -108,10 +86,7 @@ describe.skipIf(tools.length > 0)(`qcow2 root file system (needs ${tools.join(',
     let err = '';
     const io = { out: () => {}, err: (m: string) => (err += m) };
     expect(await runImg(parseImgArgs(['commit', ov]), io), err).toBe(0);
-    const fsckBase = tool('e2fsck', ['-fn', base]);
-    expect(fsckBase.status, fsckBase.out).toBe(0);
-    expect(catImage(base, '/root/hello.txt')).toBe(`${t2}\n`);
-    expect(catImage(base, '/root/seq.txt')).toBe(seqText(20000));
+    expectWrittenFiles(base, t2);
     expectCheckClean(ov);
     expect(tool('qemu-img', ['compare', ov, merged]).status).toBe(0);
   }, 180_000);
@@ -123,7 +98,11 @@ describe.skipIf(tools.length > 0)(`qcow2 root file system (needs ${tools.join(',
       execFileSync('qemu-img', ['convert', '-f', 'raw', '-O', format, raw, img]);
       const before = sha256(img);
       const t3 = `${token}-snapshot-${format}`;
-      await bootAndWrite(`${img},format=${format},snapshot=on`, `qcow2-snapshot-${format}.log`, t3);
+      await bootWriteAndPowerOff(
+        `${img},format=${format},snapshot=on`,
+        `qcow2-snapshot-${format}.log`,
+        t3,
+      );
       expect(sha256(img)).toBe(before);
       if (format === 'qcow2') expectCheckClean(img);
     },

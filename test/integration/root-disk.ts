@@ -4,6 +4,7 @@
  * bundled initramfs, the boot command, and reading files back out of an image without a kernel.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { expect } from 'vitest';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { SerialSession } from './serial-session.js';
@@ -72,4 +73,38 @@ export function bootRoot(disk: string, log: string): SerialSession {
     ],
     { logFile: join(root, 'test-artifacts', log), env },
   );
+}
+
+/**
+ * Boots with root on `disk`, checks / is the ext4 root mounted rw, writes /root/hello.txt
+ * (`token`) and /root/seq.txt, syncs and powers off (exit 0, virtio-blk writes counted).
+ * Returns everything the session printed (console and stderr), for checks of what must not show.
+ */
+export async function bootWriteAndPowerOff(
+  disk: string,
+  log: string,
+  token: string,
+): Promise<string> {
+  const s = bootRoot(disk, log);
+  try {
+    await s.expect(ROOT_PROMPT, 90_000);
+    s.sendLine('grep " / " /proc/mounts');
+    await s.expect(/^\/dev\/root \/ ext4 rw/m, 10_000);
+    s.sendLine(`echo ${token} > /root/hello.txt; seq 1 20000 > /root/seq.txt; sync; echo WROTE`);
+    await s.expect(/^WROTE\r?$/m, 30_000);
+    s.sendLine('poweroff');
+    expect((await s.waitForExit(30_000)).code).toBe(0);
+    expect(s.stderr).toMatch(/virtio-blk0:[\s\S]*writes\s+[1-9]/);
+    return s.stderr + s.output;
+  } finally {
+    await s.close();
+  }
+}
+
+/** A raw ext4 image holds what bootWriteAndPowerOff wrote, and `e2fsck -fn` finds it clean. */
+export function expectWrittenFiles(img: string, token: string): void {
+  const fsck = tool('e2fsck', ['-fn', img]);
+  expect(fsck.status, fsck.out).toBe(0);
+  expect(catImage(img, '/root/hello.txt')).toBe(`${token}\n`);
+  expect(catImage(img, '/root/seq.txt')).toBe(seqText(20000));
 }

@@ -13,7 +13,9 @@ import { join } from 'node:path';
 import {
   ROOT_PROMPT,
   bootRoot,
+  bootWriteAndPowerOff,
   catImage,
+  expectWrittenFiles,
   makeRootImage,
   missingTools,
   seqText,
@@ -39,23 +41,8 @@ describe.skipIf(tools.length > 0)(`virtio-blk root file system (needs ${tools.jo
   });
 
   it('boots with root on /dev/vda, writes, syncs, powers off; the bytes are in the image', async () => {
-    const s = boot(img, 'virtio-blk-1.log');
-    try {
-      await s.expect(PROMPT, 90_000);
-      s.sendLine('grep " / " /proc/mounts');
-      await s.expect(/^\/dev\/root \/ ext4 rw/m, 10_000);
-      s.sendLine(`echo ${token} > /root/hello.txt; seq 1 20000 > /root/seq.txt; sync; echo WROTE`);
-      await s.expect(/^WROTE\r?$/m, 30_000);
-      s.sendLine('poweroff');
-      expect((await s.waitForExit(30_000)).code).toBe(0);
-      expect(s.stderr).toMatch(/virtio-blk0:[\s\S]*writes\s+[1-9]/);
-    } finally {
-      await s.close();
-    }
-    expect(catImage(img, '/root/hello.txt')).toBe(`${token}\n`);
-    expect(catImage(img, '/root/seq.txt')).toBe(seqText(20000));
-    const fsck = tool('e2fsck', ['-fn', img]);
-    expect(fsck.status, fsck.out).toBe(0);
+    await bootWriteAndPowerOff(img, 'virtio-blk-1.log', token);
+    expectWrittenFiles(img, token);
   }, 150_000);
 
   it('a second boot reads the files back', async () => {
