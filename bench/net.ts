@@ -11,6 +11,12 @@
  *     `net=user` (wasmvisor's NAT; QEMU's `-netdev user`), guest 10.0.2.15 sends to 10.0.2.2,
  *     which both NATs map to the host's loopback, where this process listens and counts bytes.
  *     Throughput is taken on the host, from accepting the connection to its end.
+ *   - host → guest over user networking (a download): the same VMs; the guest runs
+ *     `nc 10.0.2.2 PORT -e dd of=/dev/null bs=64k`, this process writes BYTES on accepting the
+ *     connection and closes it. Throughput is taken on the host, from accepting to the guest's
+ *     FIN (dd saw our FIN after the last byte and exited), and the guest's dd must report every
+ *     byte. This is where the NAT's large segments (GSO towards a virtio-net that negotiated
+ *     GUEST_TSO4) show.
  *   - guest A → guest B over `switch:NAME` (wasmvisor only: QEMU cannot join our switch): two
  *     VMs of this process, B runs `nc -l -e dd of=/dev/null`. Timed from typing the command to
  *     both ends' markers. A last line repeats a quarter of the transfer with dd piped into nc,
@@ -49,6 +55,8 @@ const BLOCK = 64 * 1024;
 const COUNT = Number(process.env.NET_BENCH_BLOCKS ?? 512); // 32 MiB per run
 const BYTES = BLOCK * COUNT;
 const MB = BYTES / 1e6;
+/** NET_BENCH_ONLY=user or =switch runs only those rows (a shorter run while working). */
+const ONLY = process.env.NET_BENCH_ONLY;
 const MODELS: readonly NicModel[] = ['e1000', 'virtio'];
 const QEMU_DEVICE: Record<NicModel, string> = {
   e1000: 'e1000', // on the virt board's PCIe bus, as ours
@@ -57,6 +65,12 @@ const QEMU_DEVICE: Record<NicModel, string> = {
 /** What the guest types to send: nc runs dd on the connected socket. */
 const sendCmd = (host: string, port: number): string =>
   `nc ${host} ${port} -e dd if=/dev/zero bs=${BLOCK} count=${COUNT} 2>/dev/null`;
+/**
+ * What the guest types to download: dd reads the socket in whole blocks (busybox dd prints no
+ * byte count, but with fullblock "N+0 records in" says every byte came); its report goes to a file.
+ */
+const recvCmd = (host: string, port: number): string =>
+  `nc ${host} ${port} -e dd of=/dev/null bs=${BLOCK} iflag=fullblock 2>/tmp/dl.log`;
 
 /** A guest's console, in process (InProcessGuest) or on a child process (GuestConsole). */
 interface Shell {
@@ -208,13 +222,87 @@ class HostSink {
   }
 }
 
-/** Configures eth0 as 10.0.2.15, sends BYTES to the host sink, checks they all arrived. */
-async function toHost(g: Shell, sink: HostSink, hooks?: { onAccept?(): void; onEnd?(): void }) {
+/**
+ * A TCP listener on the host's loopback that writes BYTES to one connection and closes it:
+ * resolves with the seconds from accepting to the guest's FIN, calling `onAccept`/`onEnd`
+ * right then. Writes follow the socket's backpressure (the NAT pauses the socket when the
+ * guest does not read), so the bytes in flight are what the NAT's buffers hold.
+ */
+class HostSource {
+  private readonly server: Server = createServer({ allowHalfOpen: true });
+  private static readonly chunk = Buffer.alloc(BLOCK, 0x5a);
+
+  static async open(): Promise<HostSource> {
+    const s = new HostSource();
+    await new Promise<void>((r) => s.server.listen(0, '127.0.0.1', r));
+    return s;
+  }
+
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  next(hooks: { onAccept?(): void; onEnd?(): void } = {}): Promise<{ s: number }> {
+    return new Promise((resolve, reject) => {
+      this.server.once('connection', (c) => {
+        const t0 = performance.now();
+        hooks.onAccept?.();
+        let left = COUNT;
+        const pump = (): void => {
+          while (left > 0) {
+            left--;
+            if (!c.write(HostSource.chunk)) return void c.once('drain', pump);
+          }
+          c.end();
+        };
+        pump();
+        c.on('data', () => {});
+        c.on('error', reject);
+        c.on('end', () => {
+          const s = (performance.now() - t0) / 1000;
+          hooks.onEnd?.();
+          c.destroy();
+          if (left > 0) reject(new Error(`the guest closed with ${left} blocks unsent`));
+          else resolve({ s });
+        });
+      });
+    });
+  }
+
+  close(): void {
+    this.server.close();
+  }
+}
+
+interface Hooks {
+  onAccept?(): void;
+  onEnd?(): void;
+}
+
+/** Configures eth0 as 10.0.2.15 (once per guest). */
+async function configure(g: Shell): Promise<void> {
   await sh(g, 'ip addr add 10.0.2.15/24 dev eth0 && ip link set eth0 up');
+}
+
+/** Sends BYTES to the host sink, checks they all arrived. */
+async function toHost(g: Shell, sink: HostSink, hooks?: Hooks): Promise<number> {
   const got = sink.next(hooks);
   g.send(sendCmd('10.0.2.2', sink.port));
   const r = await withTimeout(got, 300_000, 'the host received no complete transfer');
   if (r.bytes !== BYTES) throw new Error(`the host received ${r.bytes} bytes of ${BYTES}`);
+  return r.s;
+}
+
+/** The guest downloads BYTES from the host source; its dd must have read them all. */
+async function fromHost(g: Shell, source: HostSource, hooks?: Hooks): Promise<number> {
+  const done = source.next(hooks);
+  await sh(g, recvCmd('10.0.2.2', source.port), 300_000);
+  const r = await withTimeout(done, 10_000, 'the guest did not close the download');
+  g.send('sed -n "s/ records in/ R""ECORDS/p" /tmp/dl.log');
+  const m = await g.expect(/(\d+)\+(\d+) RECORDS/, 10_000);
+  if (Number(m[1]) !== COUNT || m[2] !== '0') {
+    throw new Error(`the guest read ${m[1]}+${m[2]} blocks of ${COUNT}`);
+  }
   return r.s;
 }
 
@@ -226,19 +314,38 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, timeout]).finally(() => clearTimeout(t));
 }
 
-async function wasmvisorToHost(model: NicModel, sink: HostSink): Promise<Figures> {
+/** Upload and download figures of one NIC model over user networking. */
+interface UserRows {
+  up: Figures;
+  down: Figures;
+}
+
+/** Samples `sample()` at accept and at the end of one transfer. */
+function sampler(sample: () => Counts) {
+  const box: { before?: Counts; after?: Counts } = {};
+  const hooks: Hooks = {
+    onAccept: () => (box.before = sample()),
+    onEnd: () => (box.after = sample()),
+  };
+  return { hooks, figures: (s: number) => figures(MB, s, box.before, box.after) };
+}
+
+async function wasmvisorUser(
+  model: NicModel,
+  sink: HostSink,
+  source: HostSource,
+): Promise<UserRows> {
   const cfg = { ...defaultVmConfig(`net-${model}`), nics: [{ model, net: 'user' }] };
   const g = new Guest(await VirtMachine.open(cfg));
   try {
     await g.expect(/~# /, 120_000);
+    await configure(g);
     const probes = [probeOf(g.vm, model)];
-    let before: Counts | undefined;
-    let after: Counts | undefined;
-    const s = await toHost(g, sink, {
-      onAccept: () => (before = count(probes)),
-      onEnd: () => (after = count(probes)),
-    });
-    return figures(MB, s, before, after);
+    const up = sampler(() => count(probes));
+    const upS = await toHost(g, sink, up.hooks);
+    const down = sampler(() => count(probes));
+    const downS = await fromHost(g, source, down.hooks);
+    return { up: up.figures(upS), down: down.figures(downS) };
   } finally {
     g.vm.stop();
     await g.done;
@@ -246,18 +353,22 @@ async function wasmvisorToHost(model: NicModel, sink: HostSink): Promise<Figures
   }
 }
 
-async function qemuToHost(model: NicModel, kernel: string, sink: HostSink): Promise<Figures> {
+async function qemuUser(
+  model: NicModel,
+  kernel: string,
+  sink: HostSink,
+  source: HostSource,
+): Promise<UserRows> {
   const extra = ['-netdev', 'user,id=n0', '-device', `${QEMU_DEVICE[model]},netdev=n0`];
   const q = new GuestConsole(QEMU, qemuVirtArgs({ kernel, extra }));
   try {
     await q.expect(/~# /, 180_000);
-    let before: Counts | undefined;
-    let after: Counts | undefined;
-    const s = await toHost(q, sink, {
-      onAccept: () => (before = outside(q.p.pid)),
-      onEnd: () => (after = outside(q.p.pid)),
-    });
-    return figures(MB, s, before, after);
+    await configure(q);
+    const up = sampler(() => outside(q.p.pid));
+    const upS = await toHost(q, sink, up.hooks);
+    const down = sampler(() => outside(q.p.pid));
+    const downS = await fromHost(q, source, down.hooks);
+    return { up: up.figures(upS), down: down.figures(downS) };
   } finally {
     q.kill();
   }
@@ -361,37 +472,51 @@ async function main(): Promise<void> {
       `same kernel and initramfs in wasmvisor and ${qemu ?? 'QEMU (not installed)'}`,
   );
   const sink = await HostSink.open();
+  const source = await HostSource.open();
   const tmp = mkdtempSync(join(tmpdir(), 'wasmvisor-netbench-'));
   try {
-    const ours = {} as Record<NicModel, Figures>;
-    const theirs = {} as Record<NicModel, Figures>;
+    const ours = {} as Record<NicModel, UserRows>;
+    const theirs = {} as Record<NicModel, UserRows>;
     const kernel = qemu ? unpackKernel(tmp) : '';
-    for (const model of MODELS) {
-      ours[model] = await wasmvisorToHost(model, sink);
-      if (qemu) theirs[model] = await qemuToHost(model, kernel, sink);
+    for (const model of ONLY === 'switch' ? [] : MODELS) {
+      ours[model] = await wasmvisorUser(model, sink, source);
+      if (qemu) theirs[model] = await qemuUser(model, kernel, sink, source);
     }
-    table('guest → host over user networking, wasmvisor', ours);
-    if (qemu) {
-      table(`guest → host over user networking, QEMU TCG (${QEMU} -M virt)`, theirs);
+    const pick = (rows: Record<NicModel, UserRows>, dir: keyof UserRows) =>
+      ({ e1000: rows.e1000[dir], virtio: rows.virtio[dir] }) as Record<NicModel, Figures>;
+    for (const [dir, what] of [
+      ['up', 'guest → host'],
+      ['down', `host → guest (${recvCmd('10.0.2.2', 0).replace(' 0 ', ' PORT ')})`],
+    ] as const) {
+      if (ONLY === 'switch') break;
+      table(`${what} over user networking, wasmvisor`, pick(ours, dir));
+      if (!qemu) continue;
+      table(`${what} over user networking, QEMU TCG (${QEMU} -M virt)`, pick(theirs, dir));
       const perCpu = (f: Figures): number | undefined => (f.cpuS ? f.mb / f.cpuS : undefined);
       console.log('');
-      console.log('wasmvisor / QEMU TCG               e1000  virtio-net');
+      console.log(
+        `wasmvisor / QEMU TCG, ${dir === 'up' ? 'upload' : 'download'}`.padEnd(35) +
+          'e1000  virtio-net',
+      );
       for (const [label, f] of [
         ['throughput', (x: Figures) => x.mbps],
         ['MB per host CPU s', perCpu],
       ] as const) {
         console.log(
-          `${label.padEnd(20)}${ratio(f(ours.e1000), f(theirs.e1000))}` +
-            `${ratio(f(ours.virtio), f(theirs.virtio))}`,
+          `${label.padEnd(20)}${ratio(f(ours.e1000[dir]), f(theirs.e1000[dir]))}` +
+            `${ratio(f(ours.virtio[dir]), f(theirs.virtio[dir]))}`,
         );
       }
     }
-    table(
-      'guest A → guest B over switch:NAME, two wasmvisor VMs in one thread',
-      await switchRows(),
-    );
+    if (ONLY !== 'user') {
+      table(
+        'guest A → guest B over switch:NAME, two wasmvisor VMs in one thread',
+        await switchRows(),
+      );
+    }
   } finally {
     sink.close();
+    source.close();
     rmSync(tmp, { recursive: true, force: true });
   }
 }
