@@ -4,22 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlockError, openDisk } from '../../../devices/block/index.js';
 import { LatencyHistogram } from '../../../devices/block/latency-histogram.js';
-import { parseDiskSpec, type DiskConfig } from '../../../main/vm/config.js';
+import { parseDiskSpec } from '../../../main/vm/config.js';
+import { diskConfig } from './disk-config.js';
 
 let dir: string;
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'wasmvisor-disk-'));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-const cfgFor = (path: string, over: Partial<DiskConfig> = {}): DiskConfig => ({
-  path,
-  format: 'raw',
-  readOnly: false,
-  cache: 'writeback',
-  sched: 'noop',
-  ...over,
-});
 
 describe('openDisk', () => {
   it('builds raw file + scheduler from a --disk spec and reports both in stats', async () => {
@@ -53,7 +45,7 @@ describe('openDisk', () => {
   it('opens read-only disks read-only', async () => {
     const p = join(dir, 'ro.img');
     writeFileSync(p, Buffer.alloc(4096));
-    const disk = await openDisk(cfgFor(p, { readOnly: true }));
+    const disk = await openDisk(diskConfig(p, { readOnly: true }));
     expect(disk.readOnly).toBe(true);
     await expect(disk.write(0, new Uint8Array(512))).rejects.toMatchObject({ kind: 'read-only' });
     expect(disk.stats().errors).toBe(1);
@@ -62,8 +54,8 @@ describe('openDisk', () => {
 
   it('names the file on errors, and refuses formats it does not know', async () => {
     const p = join(dir, 'missing.img');
-    await expect(openDisk(cfgFor(p))).rejects.toThrow(`disk image ${p}: no such file`);
-    const q = cfgFor(p, { format: 'qcow2' as 'raw' });
+    await expect(openDisk(diskConfig(p))).rejects.toThrow(`disk image ${p}: no such file`);
+    const q = diskConfig(p, { format: 'qcow2' as 'raw' });
     await expect(openDisk(q)).rejects.toBeInstanceOf(BlockError);
   });
 });

@@ -8,23 +8,14 @@ import { openDisk, type Disk } from '../../../devices/block/index.js';
 import { lockImage } from '../../../devices/block/image-lock.js';
 import { createQcow2 } from '../../../devices/block/qcow2/index.js';
 import { loadHostNative } from '../../../devices/host-native.js';
-import type { DiskConfig } from '../../../main/vm/config.js';
 import { img } from './img-run.js';
+import { diskConfig } from './disk-config.js';
 
 let dir: string;
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'wasmvisor-lock-'));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-const cfg = (path: string, over: Partial<DiskConfig> = {}): DiskConfig => ({
-  path,
-  format: 'raw',
-  readOnly: false,
-  cache: 'writeback',
-  sched: 'noop',
-  ...over,
-});
 
 const rawImage = (name: string): string => {
   const p = join(dir, name);
@@ -38,28 +29,28 @@ const haveQemu = spawnSync('qemu-img', ['--version']).status === 0;
 describe('image locks within one process', () => {
   it('a second read-write opening of an image fails, naming the file; closing frees it', async () => {
     const p = rawImage('rw.img');
-    const a = await openDisk(cfg(p));
-    await expect(openDisk(cfg(p))).rejects.toThrow(
+    const a = await openDisk(diskConfig(p));
+    await expect(openDisk(diskConfig(p))).rejects.toThrow(
       new RegExp(`${p}: failed to get "write" lock: is another process`),
     );
     // A reader keeps writers out too (it does not share "write"), as in QEMU.
-    await expect(openDisk(cfg(p, { readOnly: true }))).rejects.toThrow(
+    await expect(openDisk(diskConfig(p, { readOnly: true }))).rejects.toThrow(
       /failed to get shared "write" lock/,
     );
     await a.close();
-    const b = await openDisk(cfg(p));
+    const b = await openDisk(diskConfig(p));
     await b.close();
   });
 
   it('read-only openings share; a writer waits until they are closed', async () => {
     const p = rawImage('ro.img');
-    const r1 = await openDisk(cfg(p, { readOnly: true }));
-    const r2 = await openDisk(cfg(p, { readOnly: true }));
-    await expect(openDisk(cfg(p))).rejects.toThrow(/"write" lock/);
+    const r1 = await openDisk(diskConfig(p, { readOnly: true }));
+    const r2 = await openDisk(diskConfig(p, { readOnly: true }));
+    await expect(openDisk(diskConfig(p))).rejects.toThrow(/"write" lock/);
     await r1.close();
-    await expect(openDisk(cfg(p))).rejects.toThrow(/"write" lock/);
+    await expect(openDisk(diskConfig(p))).rejects.toThrow(/"write" lock/);
     await r2.close();
-    await (await openDisk(cfg(p))).close();
+    await (await openDisk(diskConfig(p))).close();
   });
 
   it('qcow2: one base backs many overlays (shared), but cannot be written while they run', async () => {
@@ -68,27 +59,27 @@ describe('image locks within one process', () => {
     const o2 = join(dir, 'o2.qcow2');
     await createQcow2(o1, { backingFile: base, backingFormat: 'raw' });
     await createQcow2(o2, { backingFile: base, backingFormat: 'raw' });
-    const d1 = await openDisk(cfg(o1, { format: 'qcow2' }));
-    const d2 = await openDisk(cfg(o2, { format: 'qcow2' }));
-    await expect(openDisk(cfg(o1, { format: 'qcow2' }))).rejects.toThrow(
+    const d1 = await openDisk(diskConfig(o1, { format: 'qcow2' }));
+    const d2 = await openDisk(diskConfig(o2, { format: 'qcow2' }));
+    await expect(openDisk(diskConfig(o1, { format: 'qcow2' }))).rejects.toThrow(
       new RegExp(`${o1}: failed to get "write" lock`),
     );
-    await expect(openDisk(cfg(base))).rejects.toThrow(/"write" lock/);
+    await expect(openDisk(diskConfig(base))).rejects.toThrow(/"write" lock/);
     // snapshot=on opens the image read-only under its overlay: it shares with the others...
-    const snap = await openDisk(cfg(base, { snapshot: true }));
+    const snap = await openDisk(diskConfig(base, { snapshot: true }));
     // ...but not with a writer: a running overlay is no base for another.
-    await expect(openDisk(cfg(o1, { format: 'qcow2', snapshot: true }))).rejects.toThrow(
+    await expect(openDisk(diskConfig(o1, { format: 'qcow2', snapshot: true }))).rejects.toThrow(
       /shared "write" lock/,
     );
     await Promise.all([d1.close(), d2.close(), snap.close()]);
-    await (await openDisk(cfg(base))).close();
+    await (await openDisk(diskConfig(base))).close();
   });
 
   it('img commit writes the base under its overlay, but not while a VM runs on the overlay', async () => {
     const base = rawImage('cbase.img');
     const ov = join(dir, 'cov.qcow2');
     await createQcow2(ov, { backingFile: base, backingFormat: 'raw' });
-    const d = await openDisk(cfg(ov, { format: 'qcow2' }));
+    const d = await openDisk(diskConfig(ov, { format: 'qcow2' }));
     await d.write(0, new Uint8Array(4096).fill(9));
     const busy = await img('commit', ov);
     expect(busy.status).not.toBe(0);
@@ -97,7 +88,7 @@ describe('image locks within one process', () => {
     const done = await img('commit', ov);
     expect(done.err).toBe('');
     expect(done.status).toBe(0);
-    const b = await openDisk(cfg(base, { readOnly: true }));
+    const b = await openDisk(diskConfig(base, { readOnly: true }));
     const got = new Uint8Array(4096);
     await b.read(0, got);
     await b.close();
@@ -130,7 +121,7 @@ describe.skipIf(!haveOfd || !haveQemu)('image locks against QEMU (fcntl OFD, the
   it('qemu-img cannot open an image we write; -U (force-share) can', async () => {
     const p = join(dir, 'q.qcow2');
     await createQcow2(p, { size: 1 << 20 });
-    const d: Disk = await openDisk(cfg(p, { format: 'qcow2' }));
+    const d: Disk = await openDisk(diskConfig(p, { format: 'qcow2' }));
     try {
       const info = spawnSync('qemu-img', ['info', p], { encoding: 'utf-8' });
       expect(info.status).not.toBe(0);
@@ -152,18 +143,18 @@ describe.skipIf(!haveOfd || !haveQemu)('image locks against QEMU (fcntl OFD, the
       let err: Error | undefined;
       for (let i = 0; i < 100 && !err; i++) {
         await new Promise((r) => setTimeout(r, 50));
-        err = await openDisk(cfg(p, { format: 'qcow2', readOnly: true })).then(
+        err = await openDisk(diskConfig(p, { format: 'qcow2', readOnly: true })).then(
           (d) => d.close().then(() => undefined),
           (e: Error) => e,
         );
       }
       expect(err?.message).toMatch(new RegExp(`${p}: failed to get shared "write" lock`));
-      await expect(openDisk(cfg(p, { format: 'qcow2' }))).rejects.toThrow(/"write" lock/);
+      await expect(openDisk(diskConfig(p, { format: 'qcow2' }))).rejects.toThrow(/"write" lock/);
     } finally {
       q.kill('SIGKILL');
       await gone;
     }
     // Its locks died with it.
-    await (await openDisk(cfg(p, { format: 'qcow2' }))).close();
+    await (await openDisk(diskConfig(p, { format: 'qcow2' }))).close();
   });
 });

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { openDisk } from '../../../devices/block/index.js';
 import { createQcow2, openImage } from '../../../devices/block/qcow2/index.js';
 import { parseDiskSpec, ConfigError, validateVmConfig } from '../../../main/vm/config.js';
+import { diskConfig } from './disk-config.js';
 
 const haveQemuImg = spawnSync('qemu-img', ['--version']).status === 0;
 const MiB = 1 << 20;
@@ -74,14 +75,7 @@ describe.skipIf(!haveQemuImg)('copy-on-read, judged by qemu-img', () => {
     const raw = base('base.raw', 8 * MiB);
     const top = join(dir, 'top.qcow2');
     await createQcow2(top, { backingFile: raw, backingFormat: 'raw' });
-    const disk = await openDisk({
-      path: top,
-      format: 'qcow2',
-      readOnly: false,
-      cache: 'writeback',
-      sched: 'noop',
-      cor: true,
-    });
+    const disk = await openDisk(diskConfig(top, { format: 'qcow2', cor: true }));
     const b = new Uint8Array(MiB);
     await disk.read(0, b);
     await disk.read(6 * MiB, new Uint8Array(MiB));
