@@ -9,24 +9,16 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseImgArgs, runImg, type ImgIo } from '../../../main/cli/img.js';
+import { parseImgArgs } from '../../../main/cli/img.js';
 import { parseDiskSpec, validateVmConfig } from '../../../main/vm/config.js';
 import { openDisk } from '../../../devices/block/index.js';
 import { diskImageInfo } from '../../../main/worker/controls/disk-snapshots.js';
+import { haveQemuImg, img } from './img-run.js';
 
-const haveQemuImg = spawnSync('qemu-img', ['--version']).status === 0;
 let dir: string;
 let keyFile: string;
 let n = 0;
 const tmp = (name: string) => join(dir, `${n++}-${name}`);
-
-async function img(...argv: string[]): Promise<{ status: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io: ImgIo = { out: (s) => (out += s), err: (s) => (err += s) };
-  const status = await runImg(parseImgArgs(argv), io);
-  return { status, out, err };
-}
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'wasmvisor-luks-disk-'));

@@ -11,9 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createQcow2, openImage } from '../../../devices/block/qcow2/index.js';
 import { createLuks } from '../../../devices/block/luks/create.js';
+import { haveQemuImg } from './img-run.js';
 
 const MiB = 1 << 20;
-const haveQemuImg = spawnSync('qemu-img', ['--version']).status === 0;
 const PASS = 'open sesame, 42';
 let dir: string;
 let keyFile: string;

@@ -12,15 +12,10 @@ import { openDisk } from '../../../devices/block/index.js';
 import { createQcow2, openImage } from '../../../devices/block/qcow2/index.js';
 import { parseDiskSpec, ConfigError, validateVmConfig } from '../../../main/vm/config.js';
 import { diskConfig } from './disk-config.js';
+import { haveQemuImg, qemuImg } from './img-run.js';
 
-const haveQemuImg = spawnSync('qemu-img', ['--version']).status === 0;
 const MiB = 1 << 20;
 let dir: string;
-
-function qemuImg(...args: string[]): { status: number | null; out: string } {
-  const r = spawnSync('qemu-img', args, { encoding: 'utf-8' });
-  return { status: r.status, out: r.stdout + r.stderr };
-}
 
 interface MapEntry {
   start: number;

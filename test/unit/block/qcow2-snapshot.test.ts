@@ -10,7 +10,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, openSync, rmSync, statSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseImgArgs, runImg, type ImgIo } from '../../../main/cli/img.js';
+import { parseImgArgs } from '../../../main/cli/img.js';
 import {
   applySnapshot,
   checkQcow2,
@@ -19,25 +19,12 @@ import {
   openImage,
   type Qcow2Image,
 } from '../../../devices/block/qcow2/index.js';
+import { haveQemuImg, img, qemuImg } from './img-run.js';
 
-const haveQemuImg = spawnSync('qemu-img', ['--version']).status === 0;
 const MiB = 1 << 20;
 let dir: string;
 let n = 0;
 const tmp = (name: string) => join(dir, `${n++}-${name}`);
-
-async function img(...argv: string[]): Promise<{ status: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io: ImgIo = { out: (s) => (out += s), err: (s) => (err += s) };
-  const status = await runImg(parseImgArgs(argv), io);
-  return { status, out, err };
-}
-
-function qemuImg(...args: string[]): { status: number | null; out: string } {
-  const r = spawnSync('qemu-img', args, { encoding: 'utf-8' });
-  return { status: r.status, out: r.stdout + r.stderr };
-}
 
 /** qemu-img check: no corruption, no leak (exit 0). */
 function clean(file: string): void {

@@ -9,9 +9,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createQcow2, openImage } from '../../../devices/block/qcow2/index.js';
+import { haveQemuImg } from './img-run.js';
 
 const MiB = 1 << 20;
-const haveQemuImg = spawnSync('qemu-img', ['--version']).status === 0;
 let dir: string;
 let n = 0;
 const tmp = (name: string) => join(dir, `${n++}-${name}`);
