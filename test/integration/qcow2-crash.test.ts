@@ -32,6 +32,7 @@ import {
   openImage,
   type Qcow2Image,
 } from '../../devices/block/qcow2/index.js';
+import { xorshift } from '../seeded-random.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const haveQemuImg = spawnSync('qemu-img', ['--version']).status === 0;
@@ -40,16 +41,6 @@ const KILLS_ENV = process.env.QCOW2_CRASH_KILLS;
 const kills = (): number => (KILLS_ENV ? Number(KILLS_ENV) : 100);
 const SEED = Number(process.env.QCOW2_CRASH_SEED ?? 1);
 const SIZE = 32 << 20;
-
-function xorshift(seed: number): (n: number) => number {
-  let s = seed >>> 0 || 1;
-  return (n) => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) % n;
-  };
-}
 
 /** The child as one plain JavaScript file (node starts it in a fraction of tsx's time). */
 async function bundleChild(dir: string): Promise<string> {

@@ -19,6 +19,7 @@ import { createQcow2 } from '../../devices/block/qcow2/index.js';
 import { SerialSession } from './serial-session.js';
 import { images, missingTools } from './root-disk.js';
 import { qemuImageArgs } from '../unit/block/img-run.js';
+import { xorshift } from '../seeded-random.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const KILLS = Number(process.env.QCOW2_GUEST_KILLS ?? 100);
@@ -27,16 +28,6 @@ const SEED = Number(process.env.QCOW2_CRASH_SEED ?? 1);
 const BLOCKS = 4096;
 const blockOf = (n: number): number => (n * 7919) % BLOCKS;
 const tools = missingTools(['qemu-img']);
-
-function xorshift(seed: number): (n: number) => number {
-  let s = seed >>> 0 || 1;
-  return (n) => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) % n;
-  };
-}
 
 /** The number a block holds: 4095 digits and a newline, or 0 for a block never written. */
 function blockValue(data: Buffer, b: number): number | 'torn' {

@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { BlockError, type BlockBackend } from '../../../devices/block/backend.js';
 import { checkQcow2, openImage } from '../../../devices/block/qcow2/index.js';
 import { img } from './img-run.js';
+import { xorshift } from '../../seeded-random.js';
 
 const haveQemu =
   spawnSync('qemu-img', ['--version']).status === 0 &&
@@ -186,16 +187,6 @@ function makeBases(): Layout[] {
   return ['plain', 'snap', 'over', 'c', 'v2', 'r1', 'r64'].map((n) =>
     layoutOf(`${n}.qcow2`, new Uint8Array(readFileSync(join(dir, `${n}.qcow2`)))),
   );
-}
-
-function xorshift(seed: number): (n: number) => number {
-  let s = seed >>> 0 || 1;
-  return (n: number) => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) % n;
-  };
 }
 
 /** Header fields: [offset, width in bytes]. */
