@@ -21,6 +21,8 @@ export interface NicFrontend {
   receive(p: NetPacket): boolean;
   /** The carrier the guest should see changed. */
   carrierChanged(up: boolean): void;
+  /** The NIC is on another network now (setBackend): a NIC that can, has the guest announce itself. */
+  networkChanged?(): void;
 }
 
 export interface NetPortStats {
@@ -113,6 +115,7 @@ export class NetPort {
     this.attach(next);
     this.backlog.length = 0;
     this.carrierMaybeChanged();
+    this.frontend?.networkChanged?.();
   }
 
   /**

@@ -7,8 +7,10 @@
  * take is finished in software (devices/net/offload.ts): a receiver that did not negotiate the
  * guest offloads gets wire-sized frames with complete checksums.
  *
- * No control queue: Linux works without it (no runtime MAC/promisc filtering: every frame the
- * back end delivers is given to the guest, as QEMU does when it has no filter to apply).
+ * A control queue (ctrl.ts) lets the driver set the rx modes, its MAC and a MAC table; the
+ * receive filter (rx-filter.ts) then drops, and counts, frames not for the guest before they
+ * take a receive buffer. GUEST_ANNOUNCE: `announce()` asks the guest to send gratuitous packets
+ * (ARP) through STATUS.ANNOUNCE, e.g. after the NIC moved to another network.
  */
 import { DEVICE_ID, F, bit } from '../constants.js';
 import type { VirtioContext, VirtioDevice } from '../device.js';
@@ -24,6 +26,8 @@ import {
   type NetPacket,
 } from '../../net/packet.js';
 import { finishChecksum, segmentTcp } from '../../net/offload.js';
+import { serveControlQueue, type ControlTarget } from './ctrl.js';
+import { RxFilter, macFromState, type RxFilterState } from './rx-filter.js';
 
 /** Feature bits of §5.1.3. */
 export const NET_F = {
@@ -36,6 +40,11 @@ export const NET_F = {
   hostTso6: 12,
   mrgRxbuf: 15,
   status: 16,
+  ctrlVq: 17,
+  ctrlRx: 18,
+  ctrlRxExtra: 20,
+  guestAnnounce: 21,
+  ctrlMacAddr: 23,
 } as const;
 
 const HDR_LEN = 12;
@@ -43,8 +52,12 @@ const HDR_F_NEEDS_CSUM = 1;
 const HDR_F_DATA_VALID = 2;
 const GSO_ECN = 0x80;
 const STATUS_LINK_UP = 1;
+const STATUS_ANNOUNCE = 2;
 const RX = 0;
 const TX = 1;
+const CTRL = 2;
+/** Commands are small and Linux has one in flight at a time; QEMU's control queue is 64 too. */
+const CTRL_QUEUE_SIZE = 64;
 
 export interface VirtioNetMetrics {
   [name: string]: number;
@@ -63,11 +76,25 @@ export interface VirtioNetMetrics {
   /** Receive chains with no room for a header (read-only, or too short): returned unused. */
   rx_bad_buffers: number;
   link_changes: number;
+  /** Frames the receive filter kept from the guest (not its MAC, table, modes). */
+  rx_filtered: number;
+  ctrl_commands: number;
+  ctrl_errors: number;
+  ctrl_malformed: number;
+  /** Announce requests made to the guest, and the acks it sent. */
+  announces: number;
+  announce_acks: number;
 }
 
+/** Version 1 (before the control queue) had the MAC only; it restores as a reset filter. */
 export interface VirtioNetState {
-  version: 1;
+  version: 2;
+  /** The configured MAC (what a device reset goes back to). */
   mac: number[];
+  /** Rx modes, the MAC the driver set, the MAC table. */
+  filter: RxFilterState;
+  /** STATUS.ANNOUNCE is set, not yet acknowledged. */
+  announce: boolean;
 }
 
 export class VirtioNet implements VirtioDevice, NicFrontend {
@@ -81,7 +108,12 @@ export class VirtioNet implements VirtioDevice, NicFrontend {
     bit(NET_F.hostTso4) |
     bit(NET_F.hostTso6) |
     bit(NET_F.mrgRxbuf) |
-    bit(NET_F.status);
+    bit(NET_F.status) |
+    bit(NET_F.ctrlVq) |
+    bit(NET_F.ctrlRx) |
+    bit(NET_F.ctrlRxExtra) |
+    bit(NET_F.guestAnnounce) |
+    bit(NET_F.ctrlMacAddr);
   readonly queueMaxSizes: readonly number[];
   readonly metrics: VirtioNetMetrics = {
     tx_packets: 0,
@@ -98,9 +130,19 @@ export class VirtioNet implements VirtioDevice, NicFrontend {
     rx_buffers_used: 0,
     rx_bad_buffers: 0,
     link_changes: 0,
+    rx_filtered: 0,
+    ctrl_commands: 0,
+    ctrl_errors: 0,
+    ctrl_malformed: 0,
+    announces: 0,
+    announce_acks: 0,
   };
   onConfigChange?: () => void;
+  /** The configured MAC; the one in use (config space, filter) is `filter.mac`. */
   readonly mac: Uint8Array;
+  readonly filter: RxFilter;
+  private announcing = false;
+  private readonly control: ControlTarget;
   private ctx: VirtioContext | undefined;
   private feats = 0n;
   /** Heads of sent chains not yet returned to the driver (returned when the slice ends). */
@@ -114,14 +156,31 @@ export class VirtioNet implements VirtioDevice, NicFrontend {
     queueSize = 256,
   ) {
     this.mac = mac.slice(0, 6);
-    this.queueMaxSizes = [queueSize, queueSize];
+    this.filter = new RxFilter(this.mac);
+    const has = (f: number): boolean => this.has(f);
+    this.control = {
+      filter: this.filter,
+      get features() {
+        return {
+          rx: has(NET_F.ctrlRx),
+          rxExtra: has(NET_F.ctrlRxExtra),
+          macAddr: has(NET_F.ctrlMacAddr),
+          announce: has(NET_F.guestAnnounce),
+        };
+      },
+      announceAcked: () => {
+        this.announcing = false;
+        this.metrics.announce_acks++;
+      },
+    };
+    this.queueMaxSizes = [queueSize, queueSize, CTRL_QUEUE_SIZE];
     port.frontend = this;
   }
 
   readConfig(offset: number, size: number): number {
     const cfg = new Uint8Array(8);
-    cfg.set(this.mac);
-    cfg[6] = this.port.carrier ? STATUS_LINK_UP : 0;
+    cfg.set(this.filter.mac);
+    cfg[6] = (this.port.carrier ? STATUS_LINK_UP : 0) | (this.announcing ? STATUS_ANNOUNCE : 0);
     let v = 0;
     for (let i = size - 1; i >= 0; i--) {
       const o = offset + i;
@@ -144,6 +203,8 @@ export class VirtioNet implements VirtioDevice, NicFrontend {
     if (!this.ctx) return;
     if (queue === TX) this.transmit(this.ctx);
     else if (queue === RX) this.port.flush();
+    else if (queue === CTRL)
+      serveControlQueue(this.ctx, this.ctx.queues[CTRL], this.control, this.metrics);
   }
 
   reset(): void {
@@ -151,6 +212,8 @@ export class VirtioNet implements VirtioDevice, NicFrontend {
     this.feats = 0n;
     this.txDone.length = 0;
     this.port.clearBacklog();
+    this.filter.reset(this.mac);
+    this.announcing = false;
   }
 
   carrierChanged(): void {
@@ -158,19 +221,54 @@ export class VirtioNet implements VirtioDevice, NicFrontend {
     this.onConfigChange?.();
   }
 
+  /**
+   * Asks the guest to announce itself (gratuitous ARP) to the network: STATUS.ANNOUNCE and a
+   * configuration interrupt. False when the driver did not negotiate GUEST_ANNOUNCE.
+   */
+  announce(): boolean {
+    if (!this.ctx || !this.has(NET_F.guestAnnounce)) return false;
+    this.announcing = true;
+    this.metrics.announces++;
+    this.onConfigChange?.();
+    return true;
+  }
+
+  /** From the port: the NIC is on another network now; its neighbours there must learn it. */
+  networkChanged(): void {
+    if (this.port.carrier) this.announce();
+  }
+
   get stats(): Record<string, number> {
     const out: Record<string, number> = { ...this.metrics };
     for (const [k, v] of Object.entries(this.port.stats)) out[`net_${k}`] = v;
+    // Gauges of what the driver asked for.
+    const f = this.filter;
+    out.rx_mode_promisc = f.promisc ? 1 : 0;
+    out.rx_mode_allmulti = f.allmulti ? 1 : 0;
+    out.mac_table_unicast = f.unicastEntries;
+    out.mac_table_multicast = f.multicastEntries;
+    out.mac_table_overflow = (f.overflowed.unicast ? 1 : 0) | (f.overflowed.multicast ? 2 : 0);
     return out;
   }
 
   saveState(): VirtioNetState {
-    return { version: 1, mac: Array.from(this.mac) };
+    return {
+      version: 2,
+      mac: Array.from(this.mac),
+      filter: this.filter.save(),
+      announce: this.announcing,
+    };
   }
 
   restoreState(s: unknown): void {
-    const st = s as VirtioNetState;
-    if (st?.version !== 1) throw new Error(`${this.name}: unsupported state`);
+    const st = s as VirtioNetState | { version: 1; mac: number[] };
+    if (st?.version !== 1 && st?.version !== 2) throw new Error(`${this.name}: unsupported state`);
+    const configured = macFromState(st.mac);
+    const filter = st.version === 2 ? st.filter : new RxFilter(configured).save();
+    new RxFilter(configured).restore(filter); // throws on a bad state before anything changes
+    this.mac.set(configured);
+    this.filter.restore(filter);
+    this.announcing = st.version === 2 && st.announce === true;
   }
 
   private has(f: number): boolean {
@@ -259,6 +357,10 @@ export class VirtioNet implements VirtioDevice, NicFrontend {
   receive(p: NetPacket): boolean {
     const ctx = this.ctx;
     if (!ctx) return false;
+    if (!this.filter.accepts(p.data)) {
+      this.metrics.rx_filtered++;
+      return true; // taken: not for this guest, it must not wait for receive buffers
+    }
     const q = ctx.queues[RX];
     if (q.pending === 0) {
       this.metrics.rx_no_buffers++;

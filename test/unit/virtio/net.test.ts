@@ -113,7 +113,7 @@ describe('virtio-net', () => {
     const mac = Array.from({ length: 6 }, (_, i) => d.transport.read(MMIO.config + i, 1));
     expect(mac).toEqual(Array.from(MAC));
     expect(d.transport.read(MMIO.config + 6, 2)).toBe(1); // VIRTIO_NET_S_LINK_UP
-    expect(d.queues).toHaveLength(2);
+    expect(d.queues).toHaveLength(3); // receive, transmit, control
   });
 
   it('transmits header + frame (split over buffers) at once, returns the chains when the slice ends', async () => {
