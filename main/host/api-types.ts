@@ -182,7 +182,10 @@ export interface HostMethods {
   createVm(p: { config: unknown }): VmSummary;
   updateVm(p: { name: string; config: unknown }): VmSummary;
   deleteVm(p: { name: string }): void;
-  startVm(p: { name: string }): void;
+  /** Encrypted disks without a key file: startVm needs their passphrases (by disk index). */
+  diskKeysNeeded(p: { name: string }): { index: number; path: string }[];
+  /** `passphrases[i]`: disk i's passphrase (null or absent: none given). */
+  startVm(p: { name: string; passphrases?: (string | null)[] }): void;
   stopVm(p: { name: string; force?: boolean }): void;
   pauseVm(p: { name: string }): void;
   resumeVm(p: { name: string }): void;

@@ -3,6 +3,7 @@
  * definitions and one VmRunner (worker thread) per running VM, and pushes events to subscribers.
  */
 import { ConfigError, type VmConfig } from '../vm/config.js';
+import { MAX_PASSPHRASE_BYTES, disksNeedingKeys } from '../vm/disk-encryption.js';
 import {
   consoleStreams,
   controlAccepts,
@@ -142,11 +143,35 @@ export class HostApi {
     return r;
   }
 
-  startVm(name: string): void {
+  /**
+   * The disks of `name` whose passphrases must be given to startVm: encrypted (raw LUKS or qcow2
+   * with LUKS) and with no key file in the definition.
+   */
+  async diskKeysNeeded(name: string): Promise<{ index: number; path: string }[]> {
+    const disks = this.config(name).disks;
+    return (await disksNeedingKeys(disks)).map((index) => ({ index, path: disks[index]!.path }));
+  }
+
+  /**
+   * Starts `name`. `passphrases[i]` is the passphrase of disk i (see diskKeysNeeded); they go to
+   * the VM's worker only, are never stored or logged, and a wrong one ends the start with
+   * "wrong passphrase for PATH" as the VM's exit.
+   */
+  startVm(name: string, passphrases?: readonly (string | null)[]): void {
     const cfg = this.config(name);
     const r = this.runner(name);
     if (r.running) throw new HostError(`"${name}" is already running`);
-    r.start(cfg, this.dataDir);
+    let keys: (Uint8Array | null)[] | undefined;
+    if (passphrases?.length) {
+      if (passphrases.length > cfg.disks.length) {
+        throw new HostError(`"${name}" has ${cfg.disks.length} disks, not ${passphrases.length}`);
+      }
+      keys = passphrases.map((p) => (typeof p === 'string' ? new TextEncoder().encode(p) : null));
+      if (keys.some((k) => k && (k.length === 0 || k.length > MAX_PASSPHRASE_BYTES))) {
+        throw new HostError(`a passphrase must be 1 to ${MAX_PASSPHRASE_BYTES} bytes`);
+      }
+    }
+    r.start(cfg, this.dataDir, keys);
   }
 
   stopVm(name: string, force = false): void {

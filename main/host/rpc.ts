@@ -29,6 +29,20 @@ function str(p: Record<string, unknown>, k: string): string {
 const STREAMS: readonly ConsoleStream[] = ['ttyS0', 'hvc0'];
 
 /** An optional console stream name; the host then checks that the VM has it. */
+/** `passphrases`: absent, or an array (one per disk at most) of strings or nulls. */
+function passphrases(p: Record<string, unknown>): (string | null)[] | undefined {
+  const v = p.passphrases;
+  if (v === undefined) return undefined;
+  if (
+    !Array.isArray(v) ||
+    v.length > 64 ||
+    !v.every((x) => x === null || (typeof x === 'string' && x.length <= 4096))
+  ) {
+    throw new RpcError('"passphrases" must be an array of strings (or nulls), one per disk');
+  }
+  return v as (string | null)[];
+}
+
 function stream(p: Record<string, unknown>): ConsoleStream | undefined {
   const v = p.stream;
   if (v === undefined) return undefined;
@@ -94,8 +108,10 @@ export class RpcSession {
         return h.updateVm(str(p, 'name'), p.config);
       case 'deleteVm':
         return h.deleteVm(str(p, 'name'));
+      case 'diskKeysNeeded':
+        return h.diskKeysNeeded(str(p, 'name'));
       case 'startVm':
-        return h.startVm(str(p, 'name'));
+        return h.startVm(str(p, 'name'), passphrases(p));
       case 'stopVm':
         return h.stopVm(str(p, 'name'), p.force === true);
       case 'pauseVm':

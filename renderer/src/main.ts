@@ -13,6 +13,7 @@ import { ConsoleView } from './console-view.js';
 import { StatsCharts, HISTORY_SECONDS } from './charts.js';
 import { renderDevices, type ControlOutcome } from './devices-view.js';
 import { editVmDialog } from './vm-dialog.js';
+import { askPassphrases } from './passphrase-dialog.js';
 import { clear, h } from './dom.js';
 import { initTheme, toggleTheme } from './theme.js';
 
@@ -134,9 +135,17 @@ function vmButtons(name: string, state: VmState): HTMLElement[] {
   return out;
 }
 
+/** Starts a VM, first asking for the passphrases of its encrypted disks (if any lack key files). */
 async function startVm(name: string): Promise<void> {
+  const need = await host.call('diskKeysNeeded', { name });
+  let passphrases: (string | null)[] | undefined;
+  if (need.length) {
+    const disks = vms.get(name)?.config.disks.length ?? 0;
+    passphrases = await askPassphrases(name, need, disks);
+    if (!passphrases) return;
+  }
   stats.set(name, []);
-  await host.call('startVm', { name });
+  await host.call('startVm', { name, ...(passphrases ? { passphrases } : {}) });
   select(name);
 }
 

@@ -13,7 +13,7 @@ function field(label: string, input: HTMLElement, hint?: string): HTMLElement {
   );
 }
 
-const FORMATS = ['raw', 'qcow2'];
+const FORMATS = ['raw', 'qcow2', 'luks'];
 const CACHE_MODES = ['writeback', 'writethrough', 'unsafe'];
 const SCHEDULERS = ['noop', 'sstf', 'scan', 'deadline', 'lifo', 'random', 'cfq'];
 
@@ -33,8 +33,9 @@ function flag(name: string, label: string, title: string, on: boolean): HTMLElem
 }
 
 /**
- * One virtio-blk disk: image path and format, cache mode, scheduler, read-only, snapshot=on and
- * cor=on (the first disk is /dev/vda).
+ * One virtio-blk disk: image path and format, the key file of an encrypted image (none: the
+ * passphrase is asked at start), cache mode, scheduler, read-only, snapshot=on and cor=on (the
+ * first disk is /dev/vda).
  */
 function diskRow(d: Partial<DiskConfig> = {}): HTMLElement {
   const row = h(
@@ -47,6 +48,14 @@ function diskRow(d: Partial<DiskConfig> = {}): HTMLElement {
       spellcheck: 'false',
     }),
     select('format', FORMATS, d.format ?? 'raw'),
+    h('input', {
+      name: 'keyFile',
+      class: 'disk-key',
+      value: d.keyFile ?? '',
+      placeholder: 'key file',
+      title: 'encrypted images: a file holding the passphrase (empty: asked at start)',
+      spellcheck: 'false',
+    }),
     select('cache', CACHE_MODES, d.cache ?? 'writeback'),
     select('sched', SCHEDULERS, d.sched ?? 'noop'),
     flag('ro', 'ro', 'read-only', d.readOnly ?? false),
@@ -76,6 +85,7 @@ function readDisks(list: HTMLElement): Partial<DiskConfig>[] {
       return {
         path: v('path').value.trim(),
         format: v('format').value as DiskConfig['format'],
+        ...(v('keyFile').value.trim() ? { keyFile: v('keyFile').value.trim() } : {}),
         cache: v('cache').value as DiskConfig['cache'],
         sched: v('sched').value as DiskConfig['sched'],
         readOnly: v('ro').checked,

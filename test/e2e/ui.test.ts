@@ -14,11 +14,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { createLuks } from '../../devices/block/luks/create.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const root = join(import.meta.dirname, '..', '..');
 const artifacts = join(root, 'test-artifacts');
 const haveChromium = existsSync(CHROMIUM);
+const PASS = 'e2e passphrase ☂';
 if (!haveChromium) {
   console.warn(`e2e: skipped — ${CHROMIUM} not found (Debian: apt-get install chromium)`);
 }
@@ -52,6 +54,10 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
       disks: [{ path: img, sched: 'noop' }],
       balloon: { enabled: true, freePageReporting: true, deflateOnOom: false, statsPeriodS: 1 },
     });
+    // An encrypted disk with no key file: its passphrase is asked when the VM starts.
+    const luks = join(dataDir, 'secret.luks');
+    await createLuks(luks, 1 << 20, { passphrase: new TextEncoder().encode(PASS), iterTimeMs: 10 });
+    def('secret', { memMiB: 128, disks: [{ path: luks, format: 'luks' }] });
     server = spawn(process.execPath, [join(root, 'bin', 'wasmvisor.mjs'), 'ui'], {
       env: { ...process.env, WASMVISOR_DATA_DIR: dataDir },
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -229,6 +235,46 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     }
     await page.locator('#toolbar [data-action=stop]').click();
     await page.locator('.vm-item[data-vm=hvcdisk][data-state=stopped]').waitFor();
+    expect(pageErrors).toEqual([]);
+  }, 120_000);
+  it('asks for the passphrase of an encrypted disk at start; a wrong one is the exit reason', async () => {
+    const item = page.locator('.vm-item[data-vm=secret]');
+    const dialog = page.locator('dialog.passphrase-dialog');
+    const field = dialog.locator('input[name=passphrase-0]');
+    // Cancel: nothing starts.
+    await item.locator('[data-action=start]').click();
+    await dialog.waitFor();
+    expect(await field.getAttribute('type')).toBe('password');
+    expect(await dialog.innerText()).toContain('secret.luks');
+    await page.screenshot({ path: join(artifacts, 'ui-passphrase-dialog.png') });
+    await dialog.locator('[data-action=cancel]').click();
+    await dialog.waitFor({ state: 'detached' });
+    expect(await item.getAttribute('data-state')).toBe('stopped');
+    // A wrong passphrase: the VM stops again and says why.
+    await item.locator('[data-action=start]').click();
+    await field.fill('not it');
+    await dialog.locator('button[type=submit]').click();
+    await expect
+      .poll(
+        () =>
+          item
+            .locator('.vm-item-exit')
+            .innerText()
+            .catch(() => ''),
+        { timeout: 20_000 },
+      )
+      .toMatch(/wrong passphrase for .*secret\.luks/);
+    // The right one: the guest boots with the disk.
+    await item.locator('[data-action=start]').click();
+    await field.fill(PASS);
+    await dialog.locator('button[type=submit]').click();
+    await page.locator('.vm-item[data-vm=secret][data-state=running]').waitFor();
+    await expect.poll(() => consoleText('secret'), { timeout: 60_000 }).toMatch(/:~# /);
+    const disk = page.locator('#devices tr[data-device=virtio-blk0]');
+    await expect.poll(() => disk.innerText(), { timeout: 10_000 }).toMatch(/secret\.luks/);
+    expect(await page.content()).not.toContain(PASS);
+    await page.locator('#toolbar [data-action=stop]').click();
+    await page.locator('.vm-item[data-vm=secret][data-state=stopped]').waitFor();
     expect(pageErrors).toEqual([]);
   }, 120_000);
 });

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HostApi, HostError } from '../../../main/host/host-api.js';
 import type { VmStats } from '../../../main/host/api-types.js';
+import { createLuks } from '../../../devices/block/luks/create.js';
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 
@@ -240,6 +241,52 @@ describe('running VMs in workers', () => {
     expect(h.listVms().find((v) => v.config.name === 'disk')!.lastExit).toEqual({
       kind: 'stopped',
     });
+  });
+
+  it('an encrypted disk without a key file: listed as needing a passphrase, which start takes', async () => {
+    const h = newHost();
+    const img = join(h.dataDir, 'secret.luks');
+    const keyFile = join(h.dataDir, 'key');
+    writeFileSync(keyFile, 'open sesame');
+    await createLuks(img, 1 << 20, { passphrase: enc('open sesame'), iterTimeMs: 10 });
+    const plain = join(h.dataDir, 'plain.img');
+    writeFileSync(plain, Buffer.alloc(1 << 20));
+    h.createVm({
+      name: 'enc',
+      memMiB: 128,
+      disks: [{ path: plain }, { path: img, format: 'luks' }],
+    });
+    expect(await h.diskKeysNeeded('enc')).toEqual([{ index: 1, path: img }]);
+
+    // No passphrase, then a wrong one: the start ends with an error naming the image.
+    h.startVm('enc');
+    await h.waitForState('enc', 'stopped');
+    const exitOf = () => h.listVms().find((v) => v.config.name === 'enc')!.lastExit;
+    expect(exitOf()).toMatchObject({ kind: 'error', message: expect.stringContaining(img) });
+    h.startVm('enc', [null, 'open says me']);
+    await h.waitForState('enc', 'stopped');
+    expect(exitOf()).toMatchObject({
+      kind: 'error',
+      message: expect.stringMatching(/wrong passphrase for .*secret\.luks/),
+    });
+    expect(() => h.startVm('enc', [null, null, 'x'])).toThrow(HostError);
+    expect(() => h.startVm('enc', [null, ''])).toThrow(/passphrase must be 1 to/);
+
+    // The right one: the guest boots with the disk; the passphrase shows nowhere.
+    h.startVm('enc', [null, 'open sesame']);
+    const con = consoleText(h, 'enc');
+    await con.waitFor(PROMPT);
+    expect(h.listDevices('enc').find((d) => d.name === 'virtio-blk1')?.backend).toContain(img);
+    expect(JSON.stringify(h.listVms()) + con.text).not.toContain('open sesame');
+    h.stopVm('enc');
+    await h.waitForState('enc', 'stopped');
+
+    // A key file in the definition: nothing to ask.
+    h.updateVm('enc', {
+      ...h.listVms().find((v) => v.config.name === 'enc')!.config,
+      disks: [{ path: img, format: 'luks', keyFile }],
+    });
+    expect(await h.diskKeysNeeded('enc')).toEqual([]);
   });
 
   it('reports a missing kernel as the exit reason, naming the file', async () => {

@@ -101,6 +101,12 @@ describe('UI server token check', () => {
     // Untrusted input gets an error, not a crash.
     expect(await rpc(sock, 'startVm', { name: 42 })).toMatchObject({ error: /"name"/ });
     expect(await rpc(sock, 'nope')).toMatchObject({ error: /unknown method/ });
+    for (const passphrases of ['x', [1], new Array(65).fill(null), ['x'.repeat(4097)]]) {
+      expect(await rpc(sock, 'startVm', { name: 'bundled', passphrases })).toMatchObject({
+        error: /"passphrases"/,
+      });
+    }
+    expect(await rpc(sock, 'diskKeysNeeded', { name: 'bundled' })).toMatchObject({ result: [] });
     expect(await rpc(sock, 'createVm', { config: { name: 'x', memMiB: -1 } })).toMatchObject({
       error: /memMiB/,
     });
