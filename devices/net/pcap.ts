@@ -9,7 +9,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 
 const PCAP_MAGIC = 0xa1b2c3d4;
 const LINKTYPE_ETHERNET = 1;
-/** Large enough for a 64 KiB GSO frame as the NIC saw it. */
+/** Large enough for any frame (NetPort records large segments cut, but a frame may be up to 64 KiB). */
 const SNAPLEN = 262_144;
 /** Bytes queued in the stream before frames are dropped. */
 const MAX_BACKLOG = 16 * 1024 * 1024;

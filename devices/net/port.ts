@@ -13,6 +13,7 @@
  */
 import { PcapWriter } from './pcap.js';
 import type { NetBackend } from './backend.js';
+import { toWireFrames } from './offload.js';
 import type { NetPacket } from './packet.js';
 
 /** What a NIC model offers its port. */
@@ -120,7 +121,10 @@ export class NetPort {
 
   /**
    * Tees every frame the NIC sends or receives to a pcap file, from the next frame on. A
-   * capture already running is stopped first (and its file completed).
+   * capture already running is stopped first (and its file completed). The file holds wire
+   * frames: a large segment (TSO/GSO) is recorded cut into its MSS-sized frames and a partial
+   * checksum finished, so a reader sees the packets a physical link would carry, each with
+   * checksums that verify.
    */
   async startCapture(path: string): Promise<void> {
     const w = await PcapWriter.open(path);
@@ -138,7 +142,7 @@ export class NetPort {
 
   /** The NIC transmits a frame (its data must not be written afterwards). */
   transmit(p: NetPacket): void {
-    this.capture?.write(p.data);
+    if (this.capture) this.tee(this.capture, p);
     if (!this.carrier) {
       this.counters.tx_link_down++;
       return;
@@ -194,7 +198,7 @@ export class NetPort {
       this.counters.rx_dropped++;
       return;
     }
-    this.capture?.write(p.data);
+    if (this.capture) this.tee(this.capture, p);
     const f = this.frontend;
     if (this.backlog.length === 0 && f && f.receive(p)) {
       this.countRx(p);
@@ -205,6 +209,14 @@ export class NetPort {
       return;
     }
     this.backlog.push(p);
+  }
+
+  private tee(w: PcapWriter, p: NetPacket): void {
+    if (!p.gso && !p.csum) return w.write(p.data);
+    const frames = toWireFrames(p);
+    // Headers that do not parse: record the frame as it is rather than lose it.
+    if (frames.length === 0) return w.write(p.data);
+    for (const f of frames) w.write(f.data);
   }
 
   private countRx(p: NetPacket): void {

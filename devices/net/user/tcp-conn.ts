@@ -10,8 +10,11 @@
  *
  * Host → guest: socket data waits in a queue of at most `tcpSendBuffer` bytes (the socket is
  * paused beyond that) until the guest acknowledges it; segments go out within the guest's
- * window and MSS, at most MAX_FLIGHT segments at once (the NIC's receive backlog is bounded),
- * resent from the first unacknowledged byte on timeout or after three duplicate ACKs.
+ * window, at most MAX_FLIGHT frames at once (the NIC's receive backlog is bounded), resent from
+ * the first unacknowledged byte on timeout or after three duplicate ACKs. A segment carries up
+ * to 64 KiB, as a TSO frame whose gso size is the guest's MSS (tcp-segment.ts): a virtio-net
+ * guest that negotiated GUEST_TSO4 takes it in one piece, so a download crosses the ring in
+ * large frames; other receivers cut it into MSS frames with full checksums.
  */
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -21,6 +24,7 @@ import type { Counters } from './counters.js';
 import {
   ACK,
   FIN,
+  MAX_TSO_PAYLOAD,
   PSH,
   RST,
   SYN,
@@ -57,7 +61,10 @@ export type ConnState =
 export const OUR_MSS = 1460;
 /** The window scale we use when the guest offers scaling (windows up to 8 MiB). */
 const OUR_WSCALE = 7;
-/** Segments in flight towards the guest at most (the NIC backlog holds 256 frames). */
+/**
+ * Frames in flight towards the guest at most (the NIC backlog holds 256 frames). Each is up to
+ * 64 KiB, so the guest's window and `tcpSendBuffer` are what bound the bytes.
+ */
 const MAX_FLIGHT = 48;
 const RTO_MIN_MS = 200;
 const RTO_MAX_MS = 10_000;
@@ -81,7 +88,11 @@ export class TcpConn {
   private readonly queue: Buffer[] = [];
   private qHead = 0;
   private qBytes = 0;
+  /** Where each frame in flight ends (sequence numbers, oldest first): MAX_FLIGHT counts them. */
+  private readonly flightEnds: number[] = [];
   private hostEof = false;
+  /** Host data arrived since the last flush (pumped then, with what else the loop reads). */
+  private hostPending = false;
   private finSent = false;
   private finAcked = false;
   private ackPending = false;
@@ -163,11 +174,18 @@ export class TcpConn {
     this.maybeFinished();
   }
 
-  /** Coalesced work after a burst of guest frames: push socket writes, send one ACK. */
+  /**
+   * Coalesced work after a burst of guest frames or host reads: push socket writes, send what
+   * the host gave meanwhile (as few large segments), send one ACK unless data carried it.
+   */
   flush(): void {
     if (this.corked) {
       this.corked = false;
       this.sock.uncork();
+    }
+    if (this.hostPending) {
+      this.hostPending = false;
+      this.pump();
     }
     if (this.ackPending && this.state === 'open') this.sendAck();
   }
@@ -232,6 +250,8 @@ export class TcpConn {
       if (this.state === 'syn-rcvd') bytes--; // our SYN
       this.consume(Math.min(bytes, this.qBytes));
       this.sndUna = s.ack;
+      const ends = this.flightEnds;
+      while (ends.length > 0 && ((ends[0] - s.ack) | 0) <= 0) ends.shift();
       this.retries = 0;
       this.rto = RTO_MIN_MS;
       this.dupAcks = 0;
@@ -347,7 +367,13 @@ export class TcpConn {
       this.sockPaused = true;
       this.sock.pause();
     }
-    this.pump();
+    // A socket read brings at most 64 KiB, and one turn of the event loop often reads several:
+    // sending after the turn makes them one large segment each 64 KiB, not one plus a sliver
+    // per read.
+    if (!this.hostPending) {
+      this.hostPending = true;
+      this.owner.wantFlush(this);
+    }
   }
 
   private hostEnd(): void {
@@ -384,16 +410,22 @@ export class TcpConn {
 
   // ---- sending ----------------------------------------------------------------------------
 
+  /** The largest segment we send: a whole number of MSS-sized pieces in one IPv4 packet. */
+  private get segMax(): number {
+    return Math.floor(MAX_TSO_PAYLOAD / this.mss) * this.mss;
+  }
+
   /** Sends what the guest's window allows, then a FIN once the host is done. */
   private pump(): void {
     if (this.state !== 'open') return;
-    const wnd = Math.min(this.sndWnd, MAX_FLIGHT * this.mss);
+    const wnd = this.sndWnd;
     while (!this.finSent) {
       const off = (this.sndNxt - this.sndUna) >>> 0;
       const avail = this.qBytes - off;
       const room = wnd - off;
       if (avail > 0 && room > 0) {
-        const n = Math.min(avail, room, this.mss);
+        if (this.flightEnds.length >= MAX_FLIGHT) break;
+        const n = Math.min(avail, room, this.segMax);
         this.sendData(off, n, avail === n);
         continue;
       }
@@ -411,15 +443,17 @@ export class TcpConn {
     }
   }
 
-  /** Sends queue bytes [off, off+n) from sndUna as one segment. */
+  /** Sends queue bytes [off, off+n) from sndUna as one segment (a TSO frame beyond the MSS). */
   private sendData(off: number, n: number, last: boolean): void {
     const seq = (this.sndUna + off) >>> 0;
     this.owner.emit((gm, om) => {
-      const p = tcpPacket(gm, om, this.header(ACK | (last ? PSH : 0), seq), n);
+      const p = tcpPacket(gm, om, this.header(ACK | (last ? PSH : 0), seq), n, this.mss);
       this.copyOut(p.data, tcpPayloadAt(false, false), off, n);
       return p;
     });
+    if (n > this.mss) this.owner.counters.count('tcp_tso_out');
     this.sndNxt = (seq + n) >>> 0;
+    this.flightEnds.push(this.sndNxt);
   }
 
   private copyOut(f: Uint8Array, at: number, off: number, n: number): void {
@@ -455,6 +489,7 @@ export class TcpConn {
   /** Resends from the first unacknowledged byte. */
   private goBack(): void {
     this.sndNxt = this.sndUna;
+    this.flightEnds.length = 0;
     if (!this.finAcked) this.finSent = false;
     this.pump();
   }
@@ -529,6 +564,7 @@ export class TcpConn {
       // beyond the window makes it restate the window.
       this.rto = Math.min(this.rto * 2, RTO_MAX_MS);
       this.sndNxt = this.sndUna;
+      this.flightEnds.length = 0;
       this.sendData(0, 1, true);
       this.arm(this.rto);
       return;

@@ -3,10 +3,12 @@
  * MSS and window scale, checksum unless offloaded) and building what we send. Our segments
  * leave with a partial checksum (the pseudo-header sum in the field, `csum` metadata on the
  * packet), as a host stack hands them to a NIC: the NIC model or the guest's stack finishes it,
- * so the payload is not summed here.
+ * so the payload is not summed here. A segment larger than the guest's MSS leaves as a TSO
+ * frame (`gso` metadata), as a guest's own TSO frames do: a virtio-net whose driver took
+ * GUEST_TSO4 passes it up whole, any other receiver cuts it (devices/net/offload.ts).
  */
 import { get16, put16 } from '../offload.js';
-import type { NetPacket } from '../packet.js';
+import { GSO_TCPV4, type NetPacket } from '../packet.js';
 import type { Ip4 } from './config.js';
 import {
   L4_OFF,
@@ -90,15 +92,21 @@ export interface SegmentOut extends TcpFields {
 export const tcpPayloadAt = (hasMss: boolean, hasWscale: boolean): number =>
   L4_OFF + 20 + (hasMss ? 4 : 0) + (hasWscale ? 4 : 0);
 
+/** Most payload one segment (a TSO frame) carries: an IPv4 packet is at most 65535 bytes. */
+export const MAX_TSO_PAYLOAD = 65_535 - 20 - 20;
+
 /**
  * A segment with room for `payloadLen` bytes (the caller copies them in at tcpPayloadAt), as a
- * packet with partial-checksum metadata.
+ * packet with partial-checksum metadata; with `gsoSize` below payloadLen, a TSO frame to be cut
+ * into gsoSize-byte segments. The checksum seed covers the whole TCP length, as Linux seeds a
+ * TSO frame (segmentation adjusts it per segment).
  */
 export function tcpPacket(
   dstMac: Uint8Array,
   srcMac: Uint8Array,
   h: SegmentOut,
   payloadLen: number,
+  gsoSize = 0,
 ): NetPacket {
   const hdr = tcpPayloadAt(h.mss !== undefined, h.wscale !== undefined) - L4_OFF;
   const f = ipv4Frame(dstMac, srcMac, h.src, h.dst, PROTO_TCP, hdr + payloadLen);
@@ -121,5 +129,9 @@ export function tcpPacket(
     f.set([1, 3, 3, h.wscale], o);
   }
   seedL4Checksum(f, 16, h.src, h.dst, PROTO_TCP);
-  return { data: f, csum: { start: L4_OFF, offset: 16 } };
+  const csum = { start: L4_OFF, offset: 16 };
+  if (gsoSize > 0 && payloadLen > gsoSize) {
+    return { data: f, csum, gso: { type: GSO_TCPV4, size: gsoSize, hdrLen: L4_OFF + hdr } };
+  }
+  return { data: f, csum };
 }

@@ -124,6 +124,43 @@ describe('switch:NAME', () => {
     expect(f2.length).toBe(24 + 16 + 90);
     expect(a.port.stats.captured).toBe(3);
   });
+
+  it('records a large segment as the MSS frames it stands for, each with checksums that verify', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wv-pcap-'));
+    const a = nic('switch:t5');
+    nic('switch:t5');
+    await a.port.startCapture(join(dir, 'gso.pcap'));
+    const big = tcpPacket(10_000);
+    a.port.transmit({
+      data: big,
+      csum: { start: 34, offset: 16 },
+      gso: { type: GSO_TCPV4, size: 1448, hdrLen: 54 },
+    });
+    await a.port.stopCapture();
+    const f = readFileSync(join(dir, 'gso.pcap'));
+    const frames: Uint8Array[] = [];
+    for (let o = 24; o < f.length; o += 16 + f.readUInt32LE(o + 8)) {
+      frames.push(new Uint8Array(f.subarray(o + 16, o + 16 + f.readUInt32LE(o + 8))));
+    }
+    expect(frames).toHaveLength(Math.ceil(10_000 / 1448));
+    expect(a.port.stats.captured).toBe(frames.length);
+    let payload = 0;
+    for (const d of frames) {
+      expect(d.length).toBeLessThanOrEqual(54 + 1448);
+      expect(internetChecksum(d, 14, 34)).toBe(0);
+      const ph = new Uint8Array([
+        ...d.subarray(26, 34),
+        0,
+        6,
+        (d.length - 34) >> 8,
+        (d.length - 34) & 0xff,
+      ]);
+      expect(internetChecksum(d, 34, d.length, 0xffff - internetChecksum(ph, 0, 12))).toBe(0);
+      expect(d.subarray(54)).toEqual(big.subarray(54 + payload, 54 + payload + d.length - 54));
+      payload += d.length - 54;
+    }
+    expect(payload).toBe(10_000);
+  });
 });
 
 describe('offloads', () => {
