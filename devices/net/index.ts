@@ -1,6 +1,7 @@
 /**
  * Network back ends (see README.md): `none` (no cable), `user[,...]` (user-mode NAT) and
- * `switch:NAME` (an L2 switch shared by the VMs of this process, across worker threads), the
+ * `switch:NAME` (an L2 switch shared by the VMs of this process, across worker threads, and with
+ * the user's other host processes once `shareSwitchesBetweenProcesses` is called), the
  * port a NIC uses to reach them, capture, and software offloads.
  */
 import { NetSpecError, type NetBackend } from './backend.js';
@@ -14,6 +15,12 @@ export { NetSpecError, type NetBackend } from './backend.js';
 export type { NetPacket } from './packet.js';
 export { netSwitch, NetSwitch } from './switch.js';
 export { attachSwitchLink, switchLinkConnector } from './switch-link.js';
+export {
+  shareSwitchesBetweenProcesses,
+  stopSharingSwitches,
+  sharedSwitchStats,
+  type SharedSwitchStats,
+} from './switch-socket.js';
 export { NoNetwork } from './none.js';
 export { PcapWriter } from './pcap.js';
 export { UserNetwork } from './user/index.js';

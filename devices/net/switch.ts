@@ -12,7 +12,10 @@
  * partial checksum) travels with the frame, as between two taps with vnet_hdr: two virtio-nets
  * exchange 64 KiB segments without cutting them.
  *
- * Switches live in a per-thread registry and disappear when their last port leaves.
+ * Switches live in a per-thread registry and disappear when their last port leaves. When the
+ * host shares switches with its other processes (switch-socket.ts), a switch is told to its
+ * `SwitchUplinks` when it gets its first NIC and when its last NIC leaves; the links to other
+ * processes are `peer` members, which neither keep a switch alive nor forward to each other.
  */
 import type { NetBackend } from './backend.js';
 import type { NetPacket } from './packet.js';
@@ -30,6 +33,25 @@ export interface SwitchStats {
 /** Something plugged into a switch port: takes the frames the switch forwards to it. */
 export interface SwitchMember {
   deliver(p: NetPacket): void;
+  /**
+   * A link to the same switch in another host process (switch-socket.ts). The processes of a
+   * switch are fully meshed, each reaching every other directly, so a frame that came from one
+   * peer never goes out to another (split horizon: no loops, no duplicates), and peers alone do
+   * not keep a switch alive.
+   */
+  readonly peer?: boolean;
+}
+
+/** Told when a switch gets its first NIC (not a peer) and when its last one leaves. */
+export interface SwitchUplinks {
+  active(sw: NetSwitch): void;
+  idle(sw: NetSwitch): void;
+}
+let uplinks: SwitchUplinks | undefined;
+
+/** Sets (or with undefined, clears) what joins this thread's switches to other processes. */
+export function setSwitchUplinks(u: SwitchUplinks | undefined): void {
+  uplinks = u;
 }
 
 export class NetSwitch {
@@ -37,6 +59,8 @@ export class NetSwitch {
   /** MAC (48-bit number) → port. */
   private readonly macs = new Map<number, SwitchMember>();
   readonly counters = { forwarded: 0, flooded: 0 };
+  /** Members that are not peers (NICs, links to worker threads). */
+  private locals = 0;
 
   constructor(readonly name: string) {}
 
@@ -49,7 +73,9 @@ export class NetSwitch {
 
   /** Plugs any member in (a NIC of another thread, through its link). */
   join(m: SwitchMember): void {
+    if (this.ports.has(m)) return;
     this.ports.add(m);
+    if (!m.peer && this.locals++ === 0) uplinks?.active(this);
   }
 
   get stats(): SwitchStats {
@@ -58,9 +84,11 @@ export class NetSwitch {
 
   /** Unplugs a member: it is forgotten in the MAC table; the last one removes the switch. */
   leave(p: SwitchMember): void {
-    this.ports.delete(p);
+    if (!this.ports.delete(p)) return;
     for (const [mac, q] of this.macs) if (q === p) this.macs.delete(mac);
-    if (this.ports.size === 0 && registry.get(this.name) === this) registry.delete(this.name);
+    if (p.peer || --this.locals > 0) return;
+    if (registry.get(this.name) === this) registry.delete(this.name);
+    uplinks?.idle(this);
   }
 
   /** A frame `from` sent: learn its source, deliver to the port of its destination or flood. */
@@ -76,7 +104,7 @@ export class NetSwitch {
     if ((d[0] & 1) === 0) {
       const to = this.macs.get(mac48(d, 0));
       if (to) {
-        if (to !== from) {
+        if (to !== from && !(to.peer && from.peer)) {
           this.counters.forwarded++;
           to.deliver(pkt);
         }
@@ -84,7 +112,7 @@ export class NetSwitch {
       }
     }
     this.counters.flooded++;
-    for (const p of this.ports) if (p !== from) p.deliver(pkt);
+    for (const p of this.ports) if (p !== from && !(p.peer && from.peer)) p.deliver(pkt);
   }
 }
 

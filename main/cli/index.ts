@@ -14,6 +14,7 @@ import { MonitorSession } from './monitor.js';
 import type { MachineStats } from '../vm/machine.js';
 import { WorkerVm } from '../host/worker-vm.js';
 import { runElf, RunElfError } from '../vm/run-elf.js';
+import { shareSwitchesBetweenProcesses } from '../../devices/net/index.js';
 
 /** A problem the user can fix: printed as one line, no stack trace. */
 class UserError extends Error {}
@@ -66,6 +67,8 @@ async function cmdRun(o: RunOptions): Promise<number> {
   } catch (e) {
     throw new UserError((e as Error).message);
   }
+  // switch:NAME reaches the user's other wasmvisor processes (two terminals, one LAN).
+  shareSwitchesBetweenProcesses({ log });
   const vm = new WorkerVm(o.vm, {
     output: (b) => out.write(b),
     log,
@@ -152,6 +155,7 @@ async function cmdUi(o: UiCliOptions): Promise<number> {
   const { HostApi } = await import('../host/host-api.js');
   const { startUiServer } = await import('../server/ui-server.js');
   const host = new HostApi();
+  shareSwitchesBetweenProcesses({ log: (m) => process.stderr.write(`wasmvisor: ${m}\n`) });
   for (const e of host.definitionErrors()) process.stderr.write(`wasmvisor: ${e.message}\n`);
   let server;
   try {

@@ -16,6 +16,7 @@ import {
   type ElectronMain,
 } from './electron-api.js';
 import { loadWindowState, saveWindowState } from './window-state.js';
+import { shareSwitchesBetweenProcesses } from '../../devices/net/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const {
@@ -29,6 +30,8 @@ if (!app.requestSingleInstanceLock()) {
 } else {
   let win: BrowserWindow | undefined;
   const host = new HostApi();
+  // switch:NAME reaches the user's other wasmvisor processes (a CLI VM joins the app's LAN).
+  shareSwitchesBetweenProcesses({ log: (m) => console.error(`wasmvisor: ${m}`) });
   const sessions = new Map<number, RpcSession>();
   const pageUrl = pathToFileURL(join(rendererDir(), 'index.html')).href;
 
