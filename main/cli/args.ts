@@ -61,8 +61,9 @@ commands:
       --nic e1000|virtio[,net=none|user|switch:NAME][,mac=52:54:00:..][,capture=FILE.pcap]
                       a network card (repeatable): e1000 on PCIe or virtio-net; net=user is NAT
                       (DHCP 10.0.2.15, host at 10.0.2.2) with [,hostfwd=tcp|udp::HOSTPORT-:GUESTPORT]
-                      (repeatable) and [,restrict=on]; net=switch:NAME joins the VMs of this
-                      process on one L2 switch; capture tees its frames
+                      (repeatable) and [,restrict=on]; net=switch:NAME puts it on one L2
+                      switch with every NIC on switch:NAME, in this and your other wasmvisor
+                      processes; capture tees its frames
       --balloon[,free-page-reporting=on|off][,deflate-on-oom=on|off][,stats=SECONDS]
                       add a virtio-balloon (defaults: reporting on, deflate-on-oom off,
                       stats every 2 s); Ctrl-A C opens the monitor: "balloon MIB"
