@@ -66,6 +66,12 @@ const OUR_WSCALE = 7;
  * 64 KiB, so the guest's window and `tcpSendBuffer` are what bound the bytes.
  */
 const MAX_FLIGHT = 48;
+/**
+ * MSS pieces per TSO frame at most: what 64 KiB holds at a 1460-byte MSS. A receiver that cuts
+ * the frame needs a buffer per piece at once (an e1000 descriptor each), so a guest announcing a
+ * small MSS gets smaller frames rather than one that needs more buffers than its ring has.
+ */
+const MAX_TSO_SEGS = 44;
 const RTO_MIN_MS = 200;
 const RTO_MAX_MS = 10_000;
 /** Smallest MSS we honour: a guest announcing less would make us cut data into slivers. */
@@ -412,7 +418,7 @@ export class TcpConn {
 
   /** The largest segment we send: a whole number of MSS-sized pieces in one IPv4 packet. */
   private get segMax(): number {
-    return Math.floor(MAX_TSO_PAYLOAD / this.mss) * this.mss;
+    return Math.min(Math.floor(MAX_TSO_PAYLOAD / this.mss), MAX_TSO_SEGS) * this.mss;
   }
 
   /** Sends what the guest's window allows, then a FIN once the host is done. */

@@ -196,11 +196,11 @@ describe('net=user large segments to the guest', () => {
 
 describe('net=user large segments: loss and windows', () => {
   /** The guest's handshake to 10.0.2.2:port with the NAT's output collected raw. */
-  async function open(port: number, win: number, wscale?: number) {
+  async function open(port: number, win: number, wscale?: number, mss = MSS) {
     const h = harness();
     cleanup.push(() => h.net.close());
     const sport = 40200;
-    h.send(tcp({ sport, dport: port, seq: 1, flags: F.SYN, mss: MSS, wscale, win }));
+    h.send(tcp({ sport, dport: port, seq: 1, flags: F.SYN, mss, wscale, win }));
     await until(() => h.got.length > 0);
     const iss = tcpOut(h.take()[0]).seq;
     const ack = (n: number, w = win) =>
@@ -268,5 +268,26 @@ describe('net=user large segments: loss and windows', () => {
     got = data();
     expect(got[0].off).toBe(35_000);
     expect(got.at(-1)!.off + got.at(-1)!.bytes.length).toBe(35_000 + 65535);
+  });
+
+  it('cuts at the MSS the guest announced, at most 44 pieces per frame', async () => {
+    const body = randomBytes(300_000);
+    const s = await source(body);
+    const { h, ack, data } = await open(s.port, 65535, 7, 536);
+    const got: ReturnType<typeof data> = [];
+    const tso = new Set<NetPacket>();
+    await until(() => {
+      for (const p of h.got) if (p.gso) tso.add(p);
+      got.push(...data());
+      return got.length > 0 && got.at(-1)!.off + got.at(-1)!.bytes.length === body.length;
+    });
+    expect(Buffer.concat(got.map((d) => d.bytes)).equals(body)).toBe(true);
+    expect(tso.size).toBeGreaterThan(0);
+    for (const p of tso) {
+      expect(p.gso!.size).toBe(536);
+      expect(p.data.length - 54).toBeLessThanOrEqual(44 * 536);
+    }
+    expect(got.every((d) => d.bytes.length <= 536)).toBe(true);
+    ack(body.length + 1);
   });
 });
