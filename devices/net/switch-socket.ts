@@ -41,6 +41,8 @@ const RESCAN_MS = 1000;
 const STALE_AFTER_MS = 3000;
 /** Longest socket path (sun_path is 108 bytes on Linux, 104 on macOS, NUL included). */
 const MAX_SOCKET_PATH = 103;
+/** At most one warning about broken links per switch in this long. */
+const WARN_EVERY_MS = 60_000;
 const SOCKET_RE = /^(\d{1,10})-[0-9a-f]{8}\.sock$/;
 
 export interface SharedSwitchStats extends PeerLinkStats {
@@ -98,6 +100,18 @@ class SwitchMesh {
     private readonly base: string,
     private readonly log: (m: string) => void,
   ) {}
+
+  /**
+   * Tells the user about a broken link, at most once per WARN_EVERY_MS: a process that keeps
+   * breaking the protocol is found again by every rescan, and the terminal is the guest's too.
+   */
+  private warn(m: string): void {
+    const now = Date.now();
+    if (now - this.lastWarn < WARN_EVERY_MS) return;
+    this.lastWarn = now;
+    this.log(`switch ${this.sw.name}: ${m}`);
+  }
+  private lastWarn = -Infinity;
 
   start(): void {
     try {
@@ -204,7 +218,7 @@ class SwitchMesh {
         this.stats.peers = this.peers.size;
         this.sw.leave(p.member);
       }
-      if (failed) this.log(`switch ${this.sw.name}: closed a link to another process: ${why}`);
+      if (failed) this.warn(`closed a link to another process: ${why}`);
     };
   }
 

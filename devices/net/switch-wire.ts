@@ -152,8 +152,9 @@ function parseBody(b: Uint8Array): WireMessage | string {
       const n = len - FRAME_HDR;
       const flags = b[5];
       if (n < ETH_HLEN || (flags & ~(F_CSUM | F_GSO | F_VALID)) !== 0) return 'frame header';
-      // The frame gets a buffer of its own: the packet owns it, nothing else holds the chunk.
-      const data = b.slice(4 + FRAME_HDR);
+      // `b` was allocated for this message alone (WireReader starts a new one), so the packet
+      // may own a view of it: no copy.
+      const data = b.subarray(4 + FRAME_HDR);
       let csum: NetPacket['csum'];
       if (flags & F_CSUM) {
         csum = { start: v.getUint16(6, true), offset: v.getUint16(8, true) };

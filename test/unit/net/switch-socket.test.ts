@@ -2,7 +2,8 @@
  * `switch:NAME` between host processes (devices/net/switch-socket.ts): this test process and
  * child node processes (switch-socket-child.ts), each with one NIC on the same switch in a
  * private runtime directory, exchange frames; learning keeps unicast to its process; offload
- * metadata crosses; a killed process leaves a stale socket that is removed while the others keep
+ * metadata crosses; a worker thread's NIC (through its hub) reaches another process; two
+ * processes that connected both ways keep exactly the link the smaller id opened; a killed process leaves a stale socket that is removed while the others keep
  * their LAN and a newcomer joins; processes starting at once end in one LAN without duplicate
  * links; hostile and truncated bytes on the socket are counted and end that connection only; a
  * peer that reads nothing costs bounded memory (drops counted); an unsafe runtime dir is refused.
@@ -10,7 +11,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { createConnection, type Socket } from 'node:net';
+import { createConnection, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -25,7 +26,13 @@ import {
 import { privateDir, runtimeBase, RuntimeDirError } from '../../../devices/net/runtime-dir.js';
 import { GSO_TCPV4, type NetPacket } from '../../../devices/net/packet.js';
 import { MAX_BYTES } from '../../../devices/net/frame-link.js';
-import { encodeFrameHeader, encodeHello } from '../../../devices/net/switch-wire.js';
+import {
+  encodeFrameHeader,
+  encodeHello,
+  WireReader,
+  type WireMessage,
+} from '../../../devices/net/switch-wire.js';
+import { attachSwitchLink, switchLinkConnector } from '../../../devices/net/switch-link.js';
 
 const mac = (n: number): number[] => (n === 0xff ? Array(6).fill(0xff) : [0x52, 0x54, 0, 0, 0, n]);
 function frame(dst: number, src: number, len = 60): Uint8Array {
@@ -197,6 +204,75 @@ describe('switch:NAME between processes', () => {
     // Learnt unicast: a did not see b's segment to this process.
     await sleep(200);
     expect(a.rx).toHaveLength(1);
+  });
+
+  it('a NIC in a worker thread (linked to its hub) and a NIC of another process share the LAN', async () => {
+    const { name, child } = setup();
+    // The hub side as VmRunner does it; the MessageChannel stands in for the worker's.
+    const worker = switchLinkConnector((n, port) => attachSwitchLink(n, port))(name);
+    const got: NetPacket[] = [];
+    worker.onReceive = (p) => got.push(p);
+    const a = child(1);
+    await until('linked', () => a.peers === 1);
+    a.cmd({ send: { dst: 0xff, len: 300 } });
+    await until('the worker NIC got it', () => got.length === 1);
+    expect(got[0].data[11]).toBe(1);
+    worker.send({ data: frame(1, 5, 1514) });
+    await until('a got the worker', () => a.rx.some((r) => r.src === 5 && r.len === 1514));
+    worker.close();
+    // The hub's last NIC left: this process leaves the mesh and removes its socket.
+    await until('a alone', () => a.peers === 0);
+    expect(sharedSwitchStats(name)).toBeUndefined();
+  });
+
+  it('two processes that connected both ways keep one link, the one the smaller id opened', async () => {
+    // Either link may be greeted first: the one t opened (then t replaces it) or the fake's
+    // (then t refuses its own when its hello comes).
+    for (const tGreetedFirst of [true, false]) {
+      const { dir, name } = setup();
+      // A stand-in process whose id sorts before any real one ("1-" < "<pid>-"): it listens and
+      // dials, and records the frames each of its connections receives.
+      const fakeId = '1-00000000';
+      const sdir = privateDir(join(dir, `net-${name}`));
+      type Conn = { s: Socket; frames: number; closed: boolean; tOpened: boolean };
+      const conns: Conn[] = [];
+      const track = (s: Socket, tOpened: boolean): void => {
+        const c = { s, frames: 0, closed: false, tOpened };
+        conns.push(c);
+        const r = new WireReader();
+        s.on('data', (d: Buffer) => {
+          const out: WireMessage[] = [];
+          r.push(d, out);
+          c.frames += out.filter((m) => m.t === 'frame').length;
+        });
+        s.on('close', () => (c.closed = true));
+        s.on('error', () => {});
+        if (!tOpened || tGreetedFirst) s.write(encodeHello(fakeId, name));
+      };
+      const srv = createServer((s) => track(s, true));
+      await new Promise<void>((r) => srv.listen(join(sdir, `${fakeId}.sock`), () => r()));
+      const t = local(name);
+      const path = await until('listening', () => sharedSwitchSocket(name));
+      await until('t dialed the fake', () => conns.length === 1);
+      if (tGreetedFirst) await until('linked', () => sharedSwitchStats(name)?.peers === 1);
+      track(createConnection(path), false);
+      await until('linked', () => sharedSwitchStats(name)?.peers === 1);
+      if (!tGreetedFirst) conns[0].s.write(encodeHello(fakeId, name));
+      await until('two connections', () => conns.length === 2, 5000);
+      // Whichever came first, t closes the connection it opened and keeps the fake's.
+      const opened = conns.find((c) => c.tOpened)!;
+      const kept = conns.find((c) => !c.tOpened)!;
+      await until('t closed its own', () => opened.closed);
+      expect(kept.closed).toBe(false);
+      expect(sharedSwitchStats(name)!.peers).toBe(1);
+      t.port.send({ data: frame(0xff, 9) });
+      await until('the kept link carries frames', () => kept.frames === 1);
+      expect(sharedSwitchStats(name)!.malformed).toBe(0);
+      srv.close();
+      for (const c of conns) c.s.destroy();
+      t.port.close();
+      stopSharingSwitches();
+    }
   });
 
   it('a killed process leaves a stale socket that is removed; the rest keep their LAN; a third joins', async () => {
