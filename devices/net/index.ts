@@ -19,6 +19,7 @@ export {
   shareSwitchesBetweenProcesses,
   stopSharingSwitches,
   sharedSwitchStats,
+  sharedSwitches,
   type SharedSwitchStats,
 } from './switch-socket.js';
 export { NoNetwork } from './none.js';

@@ -315,6 +315,11 @@ export function stopSharingSwitches(): void {
   meshes.clear();
 }
 
+/** The switches of this thread that are shared now, with their counters (the monitor's `info network`). */
+export function sharedSwitches(): { name: string; stats: SharedSwitchStats }[] {
+  return [...meshes].map(([sw, m]) => ({ name: sw.name, stats: { ...m.stats } }));
+}
+
 /** The cross-process counters of switch `name` in this thread, if it is shared. */
 export function sharedSwitchStats(name: string): SharedSwitchStats | undefined {
   for (const [sw, m] of meshes) if (sw.name === name) return { ...m.stats };

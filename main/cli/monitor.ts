@@ -6,6 +6,7 @@
  */
 import type { VmControl } from '../host/worker-vm.js';
 import type { DeviceControl, VmStats } from '../host/api-types.js';
+import { sharedSwitches } from '../../devices/net/index.js';
 
 /** What the monitor drives: the CLI's WorkerVm satisfies it, a test a fake. */
 export type MonitorTarget = Pick<
@@ -27,6 +28,7 @@ export const MONITOR_HELP = [
   'info devices         the devices the guest sees',
   'info stats           MIPS, exits, interrupts, memory',
   'info balloon         balloon size and the guest memory statistics',
+  'info network         switches shared with other wasmvisor processes, their links and drops',
   'balloon MIB          ask the guest to keep MIB of RAM (the balloon takes the rest)',
   'set_link NIC on|off  connect or disconnect a network card',
   'stop                 pause the VM',
@@ -117,6 +119,21 @@ function infoStats(s: VmStats | undefined): string {
   return lines.join('\n');
 }
 
+/** The switches this process shares with the user's other processes (switch-socket.ts). */
+function infoNetwork(): string {
+  const list = sharedSwitches();
+  if (list.length === 0) return 'no switch is shared with other processes';
+  return list
+    .map(
+      ({ name, stats: s }) =>
+        `switch:${name}: linked to ${s.peers} other process${s.peers === 1 ? '' : 'es'}; ` +
+        `frames sent ${s.sent}, received ${s.received}, dropped (peer behind) ${s.dropped}, ` +
+        `bad ${s.bad_frames}; links broken by the peer ${s.malformed + s.truncated}, ` +
+        `stale sockets removed ${s.stale_removed}`,
+    )
+    .join('\n');
+}
+
 /** Runs one monitor command line. Never throws: errors become the output. */
 export async function runMonitorCommand(t: MonitorTarget, line: string): Promise<MonitorResult> {
   const [cmd, ...args] = line.trim().split(/\s+/);
@@ -145,8 +162,10 @@ export async function runMonitorCommand(t: MonitorTarget, line: string): Promise
             return { output: infoStats(t.stats()) };
           case 'balloon':
             return { output: infoBalloon(t, t.stats()) };
+          case 'network':
+            return { output: infoNetwork() };
           default:
-            return { output: 'info status|devices|stats|balloon' };
+            return { output: 'info status|devices|stats|balloon|network' };
         }
       case 'balloon': {
         const b = balloonControl(t);

@@ -6,6 +6,17 @@ import {
   type MonitorTarget,
 } from '../../../main/cli/monitor.js';
 import type { DeviceRow, VmState, VmStats } from '../../../main/host/api-types.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { netSwitch } from '../../../devices/net/switch.js';
+import {
+  sharedSwitchSocket,
+  shareSwitchesBetweenProcesses,
+  stopSharingSwitches,
+} from '../../../devices/net/switch-socket.js';
+import { encodeFrameHeader, encodeHello } from '../../../devices/net/switch-wire.js';
 
 function fake(withBalloon = true) {
   const calls: string[] = [];
@@ -145,6 +156,36 @@ describe('monitor commands', () => {
     expect((await runMonitorCommand(t, 'info stats')).output).toMatch(/120\.0 MIPS/);
     expect((await runMonitorCommand(t, 'help')).output).toMatch(/set_link/);
     expect((await runMonitorCommand(t, 'frobnicate')).output).toMatch(/unknown command/);
+  });
+
+  it('info network: the switches shared with other processes, their links and counters', async () => {
+    const { t } = fake();
+    expect((await runMonitorCommand(t, 'info network')).output).toBe(
+      'no switch is shared with other processes',
+    );
+    const dir = mkdtempSync(join(tmpdir(), 'wasmvisor-monitor-net-'));
+    shareSwitchesBetweenProcesses({ runtimeDir: dir });
+    const nic = netSwitch('mon-lab').connect();
+    try {
+      let path: string | undefined;
+      while (!(path = sharedSwitchSocket('mon-lab'))) await new Promise((r) => setTimeout(r, 10));
+      // Another "process": it says hello and sends one broadcast frame.
+      const peer = createConnection(path);
+      const f = new Uint8Array(60).fill(0xff, 0, 6);
+      peer.write(encodeHello('1-00000001', 'mon-lab'));
+      peer.write(encodeFrameHeader({ data: f }));
+      peer.write(f);
+      await new Promise<void>((r) => (nic.onReceive = () => r()));
+      expect((await runMonitorCommand(t, 'info network')).output).toBe(
+        'switch:mon-lab: linked to 1 other process; frames sent 0, received 1, dropped (peer ' +
+          'behind) 0, bad 0; links broken by the peer 0, stale sockets removed 0',
+      );
+      peer.destroy();
+    } finally {
+      nic.close();
+      stopSharingSwitches();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('the line editor echoes, handles backspace, and prompts after each command', async () => {
