@@ -116,32 +116,72 @@ interface TcpLayout {
   v4: boolean;
   tcpOff: number;
   hdrEnd: number;
+  /** End of the IP packet: bytes after it (link-layer padding) are not TCP payload. */
+  end: number;
+}
+
+/** IPv6 extension headers we can step over when cutting: their contents do not change. */
+const IPV6_HOP_BY_HOP = 0;
+const IPV6_DEST_OPTS = 60;
+/** Extension headers followed at most (a real stack sends none or one before TCP). */
+const MAX_IPV6_EXT = 4;
+
+/**
+ * The end of the IP packet from its length field: 0 means "the rest of the frame" (e1000's
+ * driver clears IPv4 tot_len and IPv6 payload_len for TSO); a length beyond the frame is a
+ * truncated or lying header (undefined); a shorter one leaves padding after the packet.
+ */
+function ipEnd(d: Uint8Array, ipOff: number, hdr: number, stated: number): number | undefined {
+  if (stated === 0) return d.length;
+  const end = ipOff + hdr + stated;
+  return end > d.length ? undefined : end;
+}
+
+/**
+ * Where TCP starts after the IPv6 header: hop-by-hop (first only) and destination options
+ * are stepped over; a routing header (the pseudo-header would name its final destination),
+ * a fragment, AH/ESP or anything else is refused.
+ */
+function ipv6TcpOffset(d: Uint8Array, ipOff: number, end: number): number | undefined {
+  let next = d[ipOff + 6];
+  let off = ipOff + 40;
+  for (let i = 0; next !== PROTO_TCP; i++) {
+    if (i >= MAX_IPV6_EXT) return undefined;
+    if (next === IPV6_HOP_BY_HOP ? i !== 0 : next !== IPV6_DEST_OPTS) return undefined;
+    if (off + 8 > end) return undefined;
+    next = d[off];
+    off += (d[off + 1] + 1) * 8;
+  }
+  return off;
 }
 
 function parseTcp(d: Uint8Array): TcpLayout | undefined {
   const l3 = l3Offset(d);
   if (!l3) return undefined;
   const ipOff = l3.off;
-  let tcpOff: number;
+  let tcpOff: number | undefined;
+  let end: number | undefined;
   let v4: boolean;
   if (l3.type === ETHERTYPE_IPV4) {
     if (d.length < ipOff + 20 || d[ipOff] >> 4 !== 4) return undefined;
     const ihl = (d[ipOff] & 0xf) * 4;
     if (ihl < 20 || d[ipOff + 9] !== PROTO_TCP) return undefined;
+    const totLen = get16(d, ipOff + 2);
+    if (totLen !== 0 && totLen < ihl) return undefined;
+    end = ipEnd(d, ipOff, 0, totLen);
     tcpOff = ipOff + ihl;
     v4 = true;
   } else if (l3.type === ETHERTYPE_IPV6) {
-    // Extension headers are not followed: Linux sends TSO6 with TCP right after the header.
-    if (d.length < ipOff + 40 || d[ipOff] >> 4 !== 6 || d[ipOff + 6] !== PROTO_TCP) {
-      return undefined;
-    }
-    tcpOff = ipOff + 40;
+    if (d.length < ipOff + 40 || d[ipOff] >> 4 !== 6) return undefined;
+    end = ipEnd(d, ipOff, 40, get16(d, ipOff + 4));
+    if (end === undefined) return undefined;
+    tcpOff = ipv6TcpOffset(d, ipOff, end);
     v4 = false;
   } else return undefined;
-  if (d.length < tcpOff + 20) return undefined;
+  if (end === undefined || tcpOff === undefined || end < tcpOff + 20) return undefined;
   const thl = (d[tcpOff + 12] >> 4) * 4;
-  if (thl < 20 || d.length < tcpOff + thl) return undefined;
-  return { ipOff, v4, tcpOff, hdrEnd: tcpOff + thl };
+  if (thl < 20 || end < tcpOff + thl) return undefined;
+  return { ipOff, v4, tcpOff, hdrEnd: tcpOff + thl, end };
 }
 
 /** Writes IP lengths and checksums and the TCP checksum of one complete frame. */
@@ -154,6 +194,8 @@ function fixTcpFrame(f: Uint8Array, L: TcpLayout): void {
     put16(f, L.ipOff + 10, internetChecksum(f, L.ipOff, L.tcpOff));
     pseudo = onesSum(f, L.ipOff + 12, L.ipOff + 20) + PROTO_TCP + tcpLen;
   } else {
+    // payload_len counts extension headers too; the pseudo-header (RFC 8200 8.1) has both
+    // addresses, the TCP length and next header 6, whatever extension headers come first.
     put16(f, L.ipOff + 4, f.length - L.ipOff - 40);
     pseudo = onesSum(f, L.ipOff + 8, L.ipOff + 40) + PROTO_TCP + tcpLen;
   }
@@ -162,19 +204,22 @@ function fixTcpFrame(f: Uint8Array, L: TcpLayout): void {
 }
 
 /**
- * Cuts a TCP packet into frames of at most `mss` payload bytes. Lengths, IPv4 IDs, sequence
- * numbers and both checksums are computed from scratch, so neither the IP total length nor the
- * TCP checksum seed the sender left matters (e1000's driver leaves tot_len 0). FIN and PSH stay
- * on the last frame only, CWR on the first only.
+ * Cuts a TCP packet (IPv4, or IPv6 with at most hop-by-hop/destination options before TCP)
+ * into frames of at most `mss` payload bytes. Lengths, IPv4 IDs, sequence numbers and both
+ * checksums are computed from scratch, so the TCP checksum seed the sender left does not
+ * matter. An IP length of 0 means "up to the end of the frame" (e1000's driver clears tot_len
+ * and payload_len for TSO); a non-zero one is believed if it fits (what follows is padding)
+ * and refused if it claims more than the frame holds. FIN and PSH stay on the last frame
+ * only, CWR on the first only.
  */
 export function segmentTcp(d: Uint8Array, mss: number): NetPacket[] {
   if (d.length > MAX_PACKET) return [];
   const L = parseTcp(d);
   if (!L) return [];
-  const payload = d.length - L.hdrEnd;
+  const payload = L.end - L.hdrEnd;
   if (payload <= 0 || mss < MIN_MSS) {
     if (payload > 0) return [];
-    const f = d.slice();
+    const f = d.slice(0, L.end);
     fixTcpFrame(f, L);
     return [{ data: f, csumValid: true }];
   }
@@ -187,7 +232,7 @@ export function segmentTcp(d: Uint8Array, mss: number): NetPacket[] {
   const flags = d[L.tcpOff + 13];
   for (let i = 0; i < n; i++) {
     const start = L.hdrEnd + i * mss;
-    const len = Math.min(mss, d.length - start);
+    const len = Math.min(mss, L.end - start);
     const f = new Uint8Array(L.hdrEnd + len);
     f.set(hdr);
     f.set(d.subarray(start, start + len), L.hdrEnd);
