@@ -57,10 +57,13 @@ const BYTES = BLOCK * COUNT;
 const MB = BYTES / 1e6;
 /** NET_BENCH_ONLY=user or =switch runs only those rows (a shorter run while working). */
 const ONLY = process.env.NET_BENCH_ONLY;
-const MODELS: readonly NicModel[] = ['e1000', 'virtio'];
+/** The user rows compare all three; the switch rows the two transports of old. */
+const MODELS: readonly NicModel[] = ['e1000', 'virtio', 'virtio-pci'];
+const SWITCH_MODELS: readonly NicModel[] = ['e1000', 'virtio'];
 const QEMU_DEVICE: Record<NicModel, string> = {
   e1000: 'e1000', // on the virt board's PCIe bus, as ours
   virtio: 'virtio-net-device', // virtio-mmio, as ours
+  'virtio-pci': 'virtio-net-pci,disable-legacy=on,vectors=0', // modern-only, INTx, as ours
 };
 /** What the guest types to send: nc runs dd on the connected socket. */
 const sendCmd = (host: string, port: number): string =>
@@ -97,7 +100,7 @@ interface NicProbe {
 
 function probeOf(vm: VirtMachine, model: NicModel): NicProbe {
   const nic = vm.nics.find((n) => n.model === model)!;
-  if (model === 'e1000') {
+  if (model === 'e1000' || model === 'virtio-pci') {
     const f = vm.pci.functions().find((x) => x.fn.name === nic.name)!;
     return { vm, regions: [nic.name, `${nic.name}.io`], irq: PciHost.irqOf(f.slot, 1) };
   }
@@ -380,11 +383,11 @@ const macOf = (model: NicModel, vm: number): string =>
   `52:54:00:00:0${model === 'e1000' ? 1 : 2}:0${vm}`;
 const subnet = (model: NicModel): string => (model === 'e1000' ? '10.0.1' : '10.0.2');
 
-async function switchRows(): Promise<Record<NicModel, Figures>> {
+async function switchRows(): Promise<Partial<Record<NicModel, Figures>>> {
   const guests: Guest[] = [];
   try {
     for (const i of [1, 2]) {
-      const nics = MODELS.map((model) => ({
+      const nics = SWITCH_MODELS.map((model) => ({
         model,
         net: `switch:bench-${model}`,
         mac: macOf(model, i),
@@ -394,7 +397,7 @@ async function switchRows(): Promise<Record<NicModel, Figures>> {
     const [a, b] = guests;
     for (const g of guests) await g.expect(/~# /, 120_000);
     for (const [i, g] of guests.entries()) {
-      for (const model of MODELS) {
+      for (const model of SWITCH_MODELS) {
         // Find the interface by its MAC (probe order decides eth0/eth1).
         await sh(
           g,
@@ -403,11 +406,11 @@ async function switchRows(): Promise<Record<NicModel, Figures>> {
         );
       }
     }
-    const out = {} as Record<NicModel, Figures>;
-    for (const model of MODELS) {
+    const out: Partial<Record<NicModel, Figures>> = {};
+    for (const model of SWITCH_MODELS) {
       await sh(a, `ping -c 1 -W 5 ${subnet(model)}.2 >/dev/null`);
       const peer = `${subnet(model)}.2`;
-      const port = 5000 + MODELS.indexOf(model);
+      const port = 5000 + SWITCH_MODELS.indexOf(model);
       const transfer = async (send: string, bytes: number): Promise<Figures> => {
         const rxName = b.vm.nics.find((n) => n.model === model)!.name;
         const rxBytes = (): number => b.vm.stats().nics?.[rxName]?.net_rx_bytes ?? 0;
@@ -425,11 +428,12 @@ async function switchRows(): Promise<Record<NicModel, Figures>> {
         }
         return figures(bytes / 1e6, seconds, before, count(probes));
       };
-      out[model] = await transfer(sendCmd(peer, port), BYTES);
+      const f = await transfer(sendCmd(peer, port), BYTES);
       // The same through a pipe: nc writes what it reads from the pipe, a few KiB at a time.
       const pipeCount = Math.max(1, COUNT >> 2);
       const pipe = `dd if=/dev/zero bs=${BLOCK} count=${pipeCount} 2>/dev/null | nc ${peer} ${port}`;
-      out[model].pipeMbps = (await transfer(pipe, pipeCount * BLOCK)).mbps;
+      f.pipeMbps = (await transfer(pipe, pipeCount * BLOCK)).mbps;
+      out[model] = f;
     }
     return out;
   } finally {
@@ -446,13 +450,19 @@ const num = (x: number | undefined, d = 0): string =>
 const ratio = (a: number | undefined, b: number | undefined): string =>
   (a === undefined || b === undefined || !b ? '-' : `${(a / b).toFixed(2)}x`).padStart(14);
 
-function table(title: string, rows: Record<NicModel, Figures>): void {
-  const { e1000: e, virtio: v } = rows;
+function table(title: string, rows: Partial<Record<NicModel, Figures>>): void {
+  const { e1000: e, virtio: v, 'virtio-pci': p } = rows;
+  if (!e || !v) return;
   console.log('');
   console.log(title);
-  console.log('figure                       e1000  virtio-net  virtio/e1000');
+  console.log(
+    'figure                       e1000  virtio-net  virtio/e1000' + (p ? '  virtio-pci' : ''),
+  );
   const line = (label: string, f: (x: Figures) => number | undefined, d = 0): void =>
-    console.log(`${label.padEnd(20)}${num(f(e), d)}${num(f(v), d)}${ratio(f(v), f(e))}`);
+    console.log(
+      `${label.padEnd(20)}${num(f(e), d)}${num(f(v), d)}${ratio(f(v), f(e))}` +
+        (p ? num(f(p), d) : ''),
+    );
   line('throughput (MB/s)', (x) => x.mbps, 2);
   line('MMIO exits/s', (x) => (x.exits === undefined ? undefined : x.exits / x.seconds));
   line('interrupts/s', (x) => (x.irqs === undefined ? undefined : x.irqs / x.seconds));
@@ -483,7 +493,7 @@ async function main(): Promise<void> {
       if (qemu) theirs[model] = await qemuUser(model, kernel, sink, source);
     }
     const pick = (rows: Record<NicModel, UserRows>, dir: keyof UserRows) =>
-      ({ e1000: rows.e1000[dir], virtio: rows.virtio[dir] }) as Record<NicModel, Figures>;
+      Object.fromEntries(MODELS.map((m) => [m, rows[m][dir]])) as Record<NicModel, Figures>;
     for (const [dir, what] of [
       ['up', 'guest → host'],
       ['down', `host → guest (${recvCmd('10.0.2.2', 0).replace(' 0 ', ' PORT ')})`],

@@ -81,10 +81,26 @@ export interface PciBusHooks {
 
 const CAP_START = 0x40;
 
+/**
+ * Configuration bytes a device model answers itself instead of the stored image (virtio-pci's
+ * PCI_CFG access window, whose reads and writes reach into a BAR).
+ */
+export interface ConfigWindow {
+  /** Offset in configuration space. */
+  start: number;
+  length: number;
+  read(offset: number, size: number): number;
+  write(offset: number, size: number, value: number): void;
+}
+
 export class PciFunction {
   readonly name: string;
   readonly bars: readonly (BarSpec | undefined)[];
   hooks: PciBusHooks | undefined;
+  /** Where each capability of the options landed in configuration space, in order. */
+  readonly capabilityOffsets: readonly number[];
+  /** Set by a device model that answers some configuration bytes itself. */
+  configWindow: ConfigWindow | undefined;
   private readonly cfg = new Uint8Array(256);
   private readonly wmask = new Uint8Array(256);
   private readonly initial: Uint8Array;
@@ -119,16 +135,19 @@ export class PciFunction {
     });
     let next = CAP_START;
     let prevPtr = CFG.capPtr;
+    const offsets: number[] = [];
     for (const cap of o.capabilities ?? []) {
       const len = (2 + cap.body.length + 3) & ~3;
       if (next + len > 256) throw new RangeError(`${o.name}: capabilities overflow`);
       c[prevPtr] = next;
+      offsets.push(next);
       c[next] = cap.id;
       cap.body.forEach((v, i) => (c[next + 2 + i] = v));
       cap.writable?.forEach((m, i) => (w[next + 2 + i] = m));
       prevPtr = next + 1;
       next += len;
     }
+    this.capabilityOffsets = offsets;
     if (o.capabilities?.length) put(c, CFG.status, 2, STATUS_CAP_LIST);
     this.initial = c.slice();
   }
@@ -173,11 +192,18 @@ export class PciFunction {
 
   readConfig(off: number, size: number): number {
     if (off + size > 256) return 0; // extended space: no extended capabilities
+    const w = this.configWindow;
+    if (w && off < w.start + w.length && off + size > w.start) return w.read(off - w.start, size);
     return get(this.cfg, off, size);
   }
 
   writeConfig(off: number, size: number, value: number): void {
     if (off + size > 256) return;
+    const w = this.configWindow;
+    if (w && off < w.start + w.length && off + size > w.start) {
+      w.write(off - w.start, size, value);
+      return;
+    }
     const before = this.command;
     for (let i = 0; i < size; i++) {
       const m = this.wmask[off + i];

@@ -7,5 +7,6 @@ export {
   CMD_BUS_MASTER,
   CMD_INTX_DISABLE,
   type BarSpec,
+  type ConfigWindow,
   type PciFunctionOptions,
 } from './function.js';

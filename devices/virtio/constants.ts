@@ -77,3 +77,49 @@ export const DEVICE_ID = {
   rng: 4,
   balloon: 5,
 } as const;
+
+/** virtio-pci (virtio 1.2 §4.1): PCI vendor, the modern device IDs start at 0x1040 + device ID. */
+export const PCI_VENDOR_VIRTIO = 0x1af4;
+export const PCI_DEVICE_ID_BASE = 0x1040;
+
+/** cfg_type of the vendor-specific capabilities that locate the transport's structures. */
+export const PCI_CAP = {
+  vendorId: 0x09,
+  common: 1,
+  notify: 2,
+  isr: 3,
+  device: 4,
+  pciCfg: 5,
+} as const;
+
+/** Fields of the common configuration structure, byte offsets (§4.1.4.3). */
+export const PCI_COMMON = {
+  deviceFeatureSelect: 0x00,
+  deviceFeature: 0x04,
+  driverFeatureSelect: 0x08,
+  driverFeature: 0x0c,
+  configMsixVector: 0x10,
+  numQueues: 0x12,
+  deviceStatus: 0x14,
+  configGeneration: 0x15,
+  queueSelect: 0x16,
+  queueSize: 0x18,
+  queueMsixVector: 0x1a,
+  queueEnable: 0x1c,
+  queueNotifyOff: 0x1e,
+  queueDescLow: 0x20,
+  queueDescHigh: 0x24,
+  queueDriverLow: 0x28,
+  queueDriverHigh: 0x2c,
+  queueDeviceLow: 0x30,
+  queueDeviceHigh: 0x34,
+  queueNotifyData: 0x38,
+  queueReset: 0x3a,
+  /** Admin virtqueue fields (not offered: VIRTIO_F_ADMIN_VQ is off), read as zero. */
+  adminQueueIndex: 0x3c,
+  adminQueueNum: 0x3e,
+  size: 0x40,
+} as const;
+
+/** "No MSI-X vector": what the vector fields read, as the transport has no MSI-X. */
+export const PCI_NO_VECTOR = 0xffff;

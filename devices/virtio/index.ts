@@ -15,6 +15,7 @@ import { VirtioMmioTransport } from './mmio-transport.js';
 import { RingProcessor, type RingHost } from './ring.js';
 
 export { VirtioMmioTransport } from './mmio-transport.js';
+export { VirtioPciTransport } from './pci-transport.js';
 export type { VirtioDevice } from './device.js';
 export { RingProcessor } from './ring.js';
 export { VirtioRng } from './rng/device.js';
@@ -29,6 +30,8 @@ export interface VirtioSlotsOptions {
   core: RingHost;
   /** Devices in probe order (the first becomes slot 7). At most 8. */
   devices: readonly VirtioDevice[];
+  /** The core's ring processor, when other transports (virtio-pci) share it. */
+  rings?: RingProcessor;
   log?: LogSink;
 }
 
@@ -44,7 +47,7 @@ export function mapVirtioSlots(o: VirtioSlotsOptions): VirtioMmioTransport[] {
       `at most ${VIRT.virtio.count} virtio-mmio devices (got ${o.devices.length})`,
     );
   }
-  const rings = new RingProcessor(o.core);
+  const rings = o.rings ?? new RingProcessor(o.core);
   const slots: VirtioMmioTransport[] = [];
   for (let slot = 0; slot < VIRT.virtio.count; slot++) {
     const n = VIRT.virtio.count - 1 - slot;

@@ -53,6 +53,10 @@ export class Virtqueue {
    */
   enable(eventIdx: boolean, indirect: boolean): string | undefined {
     if (this.size > this.maxSize) return `queue ${this.index}: size ${this.size} > ${this.maxSize}`;
+    // Split rings only (RING_PACKED is not offered), whose size the spec requires to be a power of 2.
+    if (this.size & (this.size - 1)) {
+      return `queue ${this.index}: size ${this.size} is not a power of 2`;
+    }
     const feats = (eventIdx ? RING_FEAT_EVENT_IDX : 0) | (indirect ? RING_FEAT_INDIRECT : 0);
     const r = this.rings.setup(this.handle, this.size, this.desc, this.avail, this.used, feats);
     if (r < 0) return `queue ${this.index}: ${ringErrorText(r)}`;

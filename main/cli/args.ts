@@ -58,8 +58,9 @@ commands:
                       key-file: the passphrase of an encrypted (LUKS) image; without it, asked
       --console ttyS0|hvc0  the console this terminal attaches to (default ttyS0)
       --rng           add a virtio-rng device
-      --nic e1000|virtio[,net=none|user|switch:NAME][,mac=52:54:00:..][,capture=FILE.pcap]
-                      a network card (repeatable): e1000 on PCIe or virtio-net; net=user is NAT
+      --nic e1000|virtio|virtio-pci[,net=none|user|switch:NAME][,mac=..][,capture=FILE.pcap]
+                      a network card (repeatable): e1000 on PCIe, virtio-net on virtio-mmio
+                      (virtio) or on PCIe (virtio-pci, modern, INTx); net=user is NAT
                       (DHCP 10.0.2.15, host at 10.0.2.2) with [,hostfwd=tcp|udp::HOSTPORT-:GUESTPORT]
                       (repeatable) and [,restrict=on]; net=switch:NAME puts it on one L2
                       switch with every NIC on switch:NAME, in this and your other wasmvisor

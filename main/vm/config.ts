@@ -55,7 +55,8 @@ export interface BalloonConfig {
   statsPeriodS: number;
 }
 
-export type NicModel = 'e1000' | 'virtio';
+/** e1000 on PCIe, virtio-net on virtio-mmio, virtio-net on PCIe (virtio-pci). */
+export type NicModel = 'e1000' | 'virtio' | 'virtio-pci';
 
 /** One network card: its model, the network it is plugged into, and optional MAC/capture. */
 export interface NicConfig {
@@ -86,7 +87,7 @@ export interface VmConfig {
   rng: boolean;
   /** Add a virtio-balloon (absent or enabled: false: none). */
   balloon?: BalloonConfig;
-  /** Network cards in order (e1000s on PCIe, virtio-nets on virtio-mmio); [] = none. */
+  /** Network cards in order (e1000s and virtio-pci on PCIe, virtio-nets on virtio-mmio); [] = none. */
   nics: NicConfig[];
 }
 
@@ -219,14 +220,16 @@ function validateBalloon(v: unknown, where: string): BalloonConfig | undefined {
   };
 }
 
-export const NIC_MODELS: readonly NicModel[] = ['e1000', 'virtio'];
+export const NIC_MODELS: readonly NicModel[] = ['e1000', 'virtio', 'virtio-pci'];
 const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 const NET_RE = /^(none|switch:[\w.-]{1,64})$/;
 
 /** Checks one NIC's fields; `w` names it in errors. */
 function checkNic(n: NicConfig, w: string): NicConfig {
   if (!NIC_MODELS.includes(n.model)) {
-    throw new ConfigError(`${w}: model "${String(n.model)}" is not ${NIC_MODELS.join(' or ')}`);
+    throw new ConfigError(
+      `${w}: model "${String(n.model)}" is not one of ${NIC_MODELS.join(', ')}`,
+    );
   }
   if (typeof n.net === 'string' && (n.net === 'user' || n.net.startsWith('user,'))) {
     try {

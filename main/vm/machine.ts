@@ -17,6 +17,7 @@ import { buildNics, startConfiguredCaptures, type Nic } from './nics.js';
 import { loadBootImages, ImageError, type NamedImage } from './images.js';
 import {
   mapVirtioSlots,
+  RingProcessor,
   VirtioBlk,
   VirtioConsole,
   VirtioRng,
@@ -31,6 +32,7 @@ import {
 } from '../../devices/block/index.js';
 import { basename } from 'node:path';
 import type { VirtioMmioTransport } from '../../devices/virtio/mmio-transport.js';
+import type { VirtioPciTransport } from '../../devices/virtio/pci-transport.js';
 import { VirtioBalloon, type BalloonInfo } from '../../devices/virtio/balloon/device.js';
 import { hostPageReleaser, processRssBytes } from '../../devices/virtio/balloon/host-memory.js';
 
@@ -55,7 +57,10 @@ export interface MachineConfig {
   console?: 'ttyS0' | 'hvc0';
   /** Add a virtio-balloon with these settings (when enabled). */
   balloon?: BalloonConfig;
-  /** Network cards: e1000s on PCIe, virtio-nets on virtio-mmio after the other devices. */
+  /**
+   * Network cards: e1000s and virtio-pci on PCIe, virtio-nets on virtio-mmio after the other
+   * devices.
+   */
   nics?: NicConfig[];
   log?: (msg: string) => void;
 }
@@ -112,6 +117,8 @@ export class VirtMachine {
   readonly boot: BootInfo;
   /** The eight virtio-mmio transports, by slot (slot 7 holds the first device). */
   readonly virtio: readonly VirtioMmioTransport[];
+  /** The virtio-pci transports (NICs with model virtio-pci), on the PCIe host bridge. */
+  readonly virtioPci: readonly VirtioPciTransport[];
   /** The virtio-console the terminal is attached to (console: 'hvc0'). */
   private readonly hvc: VirtioConsole | undefined;
   /** The virtio-balloon (config balloon.enabled). */
@@ -275,14 +282,23 @@ export class VirtMachine {
     }
     this.pci = new PciHost({ bus, irq: (n) => this.board.plic.line(n), log: cfg.log });
     bus.map(VIRT.pcieEcam.base, VIRT.pcieEcam.size, this.pci);
-    const built = buildNics(cfg.nics ?? [], { pci: this.pci, memory: core, log: cfg.log });
+    // One ring processor per core: its queue handles are shared by both transports.
+    const rings = new RingProcessor(core);
+    const built = buildNics(cfg.nics ?? [], {
+      pci: this.pci,
+      memory: core,
+      rings,
+      log: cfg.log,
+    });
     this.nics = built.nics;
+    this.virtioPci = built.virtioPci;
     virtioDevices.push(...built.virtio);
     this.virtio = mapVirtioSlots({
       bus,
       plic: this.board.plic,
       core,
       devices: virtioDevices,
+      rings,
       log: cfg.log,
     });
     this.boot = loadBoot({
@@ -473,9 +489,10 @@ export class VirtMachine {
       exits,
       interrupts,
       traps: this.core.traps,
-      virtio: Object.fromEntries(
-        this.virtio.filter((t) => t.device).map((t) => [t.name, t.stats()]),
-      ),
+      virtio: Object.fromEntries([
+        ...this.virtio.filter((t) => t.device).map((t) => [t.name, t.stats()]),
+        ...this.virtioPci.map((t) => [t.name, t.stats()]),
+      ]),
       balloon: this.balloon?.info(),
       nics: Object.fromEntries(this.nics.map((n) => [n.name, n.stats()])),
       hostRssBytes: processRssBytes(),

@@ -1,18 +1,21 @@
 /**
  * The VM's network cards, built from its NicConfig list: each gets a NetPort on its back end;
- * e1000s are plugged into the PCIe host bridge (slots 1, 2, ... as QEMU's -device e1000 does),
- * virtio-nets become virtio-mmio devices. The returned `Nic`s are what the host API switches
- * while the guest runs (port.setLink / setBackend / startCapture / stopCapture).
+ * e1000s and virtio-pci NICs are plugged into the PCIe host bridge in config order (slots 1, 2,
+ * ... as QEMU's -device e1000 / virtio-net-pci do), virtio-nets become virtio-mmio devices. The
+ * returned `Nic`s are what the host API switches while the guest runs (port.setLink /
+ * setBackend / startCapture / stopCapture), whatever the model.
  */
 import { randomBytes } from 'node:crypto';
 import { E1000 } from '../../devices/e1000/device.js';
 import { NetPort, openNetBackend } from '../../devices/net/index.js';
 import type { PciHost } from '../../devices/pci/host.js';
 import { VirtioNet } from '../../devices/virtio/net/device.js';
+import { VirtioPciTransport } from '../../devices/virtio/pci-transport.js';
+import type { RingProcessor } from '../../devices/virtio/ring.js';
 import type { NicConfig, NicModel } from './config.js';
 
 export interface Nic {
-  /** "e1000-0", "virtio-net0". */
+  /** "e1000-0", "virtio-net0" (virtio-nets are numbered across both transports). */
   readonly name: string;
   readonly model: NicModel;
   /** "52:54:00:12:34:56". */
@@ -21,6 +24,8 @@ export interface Nic {
   readonly port: NetPort;
   /** The NIC's own counters plus its port's (net_*). */
   stats(): Record<string, number>;
+  /** virtio-pci: the device status the driver wrote (for the device list's state). */
+  virtioStatus?(): number;
   reset(): void;
 }
 
@@ -42,15 +47,25 @@ export interface BuiltNics {
   nics: Nic[];
   /** The virtio-nets, to be placed on virtio-mmio slots. */
   virtio: VirtioNet[];
+  /** The virtio-pci transports, already plugged into the host bridge. */
+  virtioPci: VirtioPciTransport[];
 }
 
 export function buildNics(
   configs: readonly NicConfig[],
-  o: { pci: PciHost; memory: { ram: Uint8Array; ramBase: number }; log?: (m: string) => void },
+  o: {
+    pci: PciHost;
+    memory: { ram: Uint8Array; ramBase: number };
+    /** The core's ring processor, which virtio-pci queues are allocated from. */
+    rings: RingProcessor;
+    log?: (m: string) => void;
+  },
 ): BuiltNics {
   const nics: Nic[] = [];
   const virtio: VirtioNet[] = [];
+  const virtioPci: VirtioPciTransport[] = [];
   let e1000s = 0;
+  let virtioNets = 0;
   for (const c of configs) {
     const mac = parseMac(c.mac);
     if (c.model === 'e1000') {
@@ -66,8 +81,24 @@ export function buildNics(
         stats: () => dev.stats,
         reset: () => dev.reset(),
       });
+    } else if (c.model === 'virtio-pci') {
+      const name = `virtio-net${virtioNets++}`;
+      const port = new NetPort(name, openNetBackend(c.net), openNetBackend);
+      const dev = new VirtioNet(name, mac, port);
+      const t = new VirtioPciTransport({ device: dev, rings: o.rings, log: o.log });
+      o.pci.plug(o.pci.freeSlot(), t.pci);
+      virtioPci.push(t);
+      nics.push({
+        name,
+        model: 'virtio-pci',
+        mac: formatMac(mac),
+        port,
+        stats: () => dev.stats,
+        virtioStatus: () => t.deviceStatus,
+        reset: () => t.reset(),
+      });
     } else {
-      const name = `virtio-net${virtio.length}`;
+      const name = `virtio-net${virtioNets++}`;
       const port = new NetPort(name, openNetBackend(c.net), openNetBackend);
       const dev = new VirtioNet(name, mac, port);
       virtio.push(dev);
@@ -81,7 +112,7 @@ export function buildNics(
       });
     }
   }
-  return { nics, virtio };
+  return { nics, virtio, virtioPci };
 }
 
 /** Starts the captures the configs ask for (capture=FILE); rejects naming the file. */

@@ -107,11 +107,14 @@ export interface NicView {
     readonly carrier: boolean;
     readonly capturePath: string | undefined;
   };
+  /** virtio-pci NICs: the device status their driver wrote. */
+  virtioStatus?(): number;
 }
 
 /**
- * Rows for the NICs on PCIe (e1000): address and size of BAR0 once the guest assigned it, the
- * INTx line of the slot's pin A. (virtio-nets are listed with the virtio-mmio slots.)
+ * Rows for the NICs on PCIe (e1000, virtio-pci): address and size of BAR0 once the guest
+ * assigned it, the INTx line of the slot's pin A; a virtio-pci NIC's state follows its driver as
+ * on virtio-mmio. (virtio-nets on virtio-mmio are listed with the virtio-mmio slots.)
  */
 export function pciNicRows(
   functions: readonly { slot: number; fn: PciFunctionView }[],
@@ -122,14 +125,16 @@ export function pciNicRows(
     const nic = nics.find((n) => n.name === fn.name);
     if (!nic) continue;
     const mapped = fn.barEnabled(0);
+    const chip = nic.model === 'virtio-pci' ? 'virtio-net 1af4:1041' : '82540EM';
+    const status = nic.virtioStatus?.();
     rows.push({
       name: nic.name,
-      model: `pci 00:${slot.toString(16).padStart(2, '0')}.0 ${nic.model} (82540EM)`,
+      model: `pci 00:${slot.toString(16).padStart(2, '0')}.0 ${nic.model} (${chip})`,
       address: mapped ? '0x' + fn.barAddress(0).toString(16).padStart(8, '0') : 'unassigned',
       size: fn.bars[0]?.size ?? 0,
       irq: PciHost.irqOf(slot, 1),
       backend: '',
-      state: mapped ? 'active' : 'no driver yet',
+      state: status !== undefined ? virtioState(status) : mapped ? 'active' : 'no driver yet',
     });
   }
   return rows;

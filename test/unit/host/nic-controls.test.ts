@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { VirtMachine } from '../../../main/vm/machine.js';
-import { defaultVmConfig, type VmConfig } from '../../../main/vm/config.js';
+import { defaultVmConfig, parseNicSpec, type VmConfig } from '../../../main/vm/config.js';
 import { applyControl, withControls } from '../../../main/worker/device-controls.js';
 import { pciNicRows, virtioRows, withNicBackends } from '../../../main/worker/device-rows.js';
 import { captureFileName } from '../../../main/worker/controls/nic-controls.js';
@@ -52,6 +52,41 @@ const control = (rows: DeviceRow[], dev: string, id: string) =>
   rows.find((r) => r.name === dev)?.controls?.find((c) => c.id === id);
 
 describe('NIC controls', () => {
+  it('a virtio-pci NIC is a PCI row whose state follows its driver, with the same controls', async () => {
+    expect(parseNicSpec('virtio-pci,net=user')).toMatchObject({ model: 'virtio-pci', net: 'user' });
+    const dataDir = mkdtempSync(join(tmpdir(), 'wasmvisor-nic-'));
+    dirs.push(dataDir);
+    const config: VmConfig = {
+      ...defaultVmConfig('vpcivm'),
+      nics: [
+        { model: 'e1000', net: 'none', mac: '52:54:00:00:00:01' },
+        { model: 'virtio-pci', net: 'none', mac: '52:54:00:00:00:03' },
+      ],
+    };
+    const vm = await VirtMachine.open(config);
+    open.push(vm);
+    const ctx = { machine: vm, config, dataDir };
+    const rows = (): DeviceRow[] =>
+      withControls(withNicBackends(pciNicRows(vm.pci.functions(), vm.nics), vm.nics), ctx);
+    const r = rows().find((x) => x.name === 'virtio-net0')!;
+    expect(r.model).toBe('pci 00:02.0 virtio-pci (virtio-net 1af4:1041)');
+    expect(r.irq).toBe(34); // slot 2, INTA → PLIC 32 + 2
+    expect(r.state).toBe('no driver yet');
+    expect(r.controls?.map((c) => c.id)).toEqual(['link', 'backend', 'capture']);
+    await expect(applyControl('virtio-net0', 'backend', 'switch:vpci', ctx)).resolves.toBe(
+      'virtio-net0: network switch:vpci',
+    );
+    await expect(applyControl('virtio-net0', 'link', 'off', ctx)).resolves.toBe(
+      'virtio-net0: link down',
+    );
+    expect(vm.nic('virtio-net0').port.carrier).toBe(false);
+    expect(rows().find((x) => x.name === 'virtio-net0')!.backend).toMatch(
+      /^switch:vpci \(link down/,
+    );
+    // Its transport's counters are in the machine's virtio stats, as a virtio-mmio device's.
+    expect(vm.stats().virtio['virtio-net0']).toMatchObject({ needs_reset: 0, resets: 0 });
+  });
+
   it('lists both NICs with link, network and capture, and what they are plugged into', async () => {
     const { rows } = await machine();
     const r = rows();

@@ -113,10 +113,13 @@ describe('virtio-mmio transport', () => {
     }
   });
 
-  it('a queue size above QueueNumMax is refused', () => {
+  it('a queue size above QueueNumMax, or not a power of 2 (split rings), is refused', () => {
     const d = rng();
     expect(() => d.init({ queueSizes: [32] })).not.toThrow();
     expect(d.needsReset).toBe(true);
+    const e = rng();
+    expect(() => e.init({ queueSizes: [12] })).not.toThrow();
+    expect(e.needsReset).toBe(true);
   });
 
   it('DRIVER_OK without FEATURES_OK, and clearing status bits, are violations', () => {
