@@ -1,7 +1,8 @@
 /**
  * Emulation vs paravirtualization on the wire: the same TCP transfer over an emulated e1000
- * (PCIe) and over virtio-net (virtio-mmio), in wasmvisor and in `qemu-system-riscv64 -M virt`
- * (TCG), on the same kernel and initramfs (bench/qemu-virt.ts).
+ * (PCIe), over virtio-net (virtio-mmio) and, in the user rows, over virtio-net on PCIe
+ * (virtio-pci, INTx; QEMU: virtio-net-pci without legacy or MSI-X vectors), in wasmvisor and in
+ * `qemu-system-riscv64 -M virt` (TCG), on the same kernel and initramfs (bench/qemu-virt.ts).
  *
  * The transfer is what the issue's QEMU figures were taken with: busybox `nc` connects and runs
  * `dd if=/dev/zero bs=64k count=N` on the socket (`nc … -e dd`), so dd writes 64 KiB per system
@@ -25,10 +26,10 @@
  *
  * Exits, interrupts and guest instructions (wasmvisor only), over the same interval as the
  * throughput:
- *   - MMIO exits/s: bus reads + writes of the NIC's own regions (e1000: its BARs; virtio-net:
- *     its virtio-mmio slot), in every guest of the row together;
- *   - interrupts/s: PLIC injections of the NIC's source (e1000: its INTx line; virtio-net: its
- *     slot's line);
+ *   - MMIO exits/s: bus reads + writes of the NIC's own regions (e1000, virtio-pci: its BARs;
+ *     virtio-net: its virtio-mmio slot), in every guest of the row together;
+ *   - interrupts/s: PLIC injections of the NIC's source (e1000, virtio-pci: its INTx line;
+ *     virtio-net: its slot's line);
  *   - per MB: exits, interrupts and guest instructions (every guest of the row) per MB moved
  *     (1 MB = 1e6 bytes), independent of host speed: the guests are CPU-bound on the
  *     interpreter, so instructions per MB is what a device model's efficiency changes.
@@ -506,7 +507,7 @@ async function main(): Promise<void> {
       console.log('');
       console.log(
         `wasmvisor / QEMU TCG, ${dir === 'up' ? 'upload' : 'download'}`.padEnd(35) +
-          'e1000  virtio-net',
+          'e1000  virtio-net  virtio-pci',
       );
       for (const [label, f] of [
         ['throughput', (x: Figures) => x.mbps],
@@ -514,7 +515,8 @@ async function main(): Promise<void> {
       ] as const) {
         console.log(
           `${label.padEnd(20)}${ratio(f(ours.e1000[dir]), f(theirs.e1000[dir]))}` +
-            `${ratio(f(ours.virtio[dir]), f(theirs.virtio[dir]))}`,
+            `${ratio(f(ours.virtio[dir]), f(theirs.virtio[dir]))}` +
+            `${ratio(f(ours['virtio-pci'][dir]), f(theirs['virtio-pci'][dir]))}`,
         );
       }
     }
