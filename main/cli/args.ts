@@ -51,8 +51,9 @@ commands:
       --bios FILE     firmware (OpenSBI fw_dynamic.bin or fw_jump.bin); default: bundled
       --append TEXT   kernel command line (default "console=ttyS0")
       --mem SIZE      guest RAM, e.g. 256M or 1G (default 256M)
-      --disk PATH[,format=raw|qcow2|luks][,key-file=PATH][,ro][,snapshot=on][,cor=on][,cache=writeback|writethrough|unsafe][,sched=noop|sstf|scan|deadline]
-                      a virtio-blk disk (repeatable; the first is /dev/vda); snapshot=on:
+      --disk PATH[,format=raw|qcow2|luks][,key-file=PATH][,ro][,snapshot=on][,cor=on][,cache=writeback|writethrough|unsafe][,sched=noop|sstf|scan|deadline][,bus=mmio|pci]
+                      a virtio-blk disk (repeatable; the first is /dev/vda); bus=pci: on PCIe
+                      (virtio-pci) instead of virtio-mmio; snapshot=on:
                       writes go to a temporary overlay thrown away at exit (the image is untouched);
                       cor=on: clusters read from the backing chain are copied into the overlay
                       key-file: the passphrase of an encrypted (LUKS) image; without it, asked

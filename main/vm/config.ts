@@ -33,6 +33,11 @@ export interface DiskConfig {
    * Only the path is kept in a definition; the key itself is read when the disk opens.
    */
   keyFile?: string;
+  /**
+   * 'pci': the virtio-blk sits on the PCIe bus (virtio-pci, as QEMU's virtio-blk-pci) instead of
+   * a virtio-mmio slot (absent or 'mmio').
+   */
+  bus?: 'mmio' | 'pci';
 }
 
 /** cor=on needs an overlay to copy into: a qcow2 image (with a backing file) or snapshot=on. */
@@ -117,7 +122,7 @@ export function effectiveAppend(cfg: VmConfig): string {
 
 /**
  * Parses a `--disk` argument:
- * PATH[,format=raw|qcow2][,ro][,cache=MODE][,sched=POLICY][,snapshot=on][,cor=on].
+ * PATH[,format=raw|qcow2][,ro][,cache=MODE][,sched=POLICY][,snapshot=on][,cor=on][,bus=mmio|pci].
  * (A path containing a comma cannot be given this way, as with QEMU's -drive without escaping.)
  */
 export function parseDiskSpec(spec: string): DiskConfig {
@@ -145,6 +150,10 @@ export function parseDiskSpec(spec: string): DiskConfig {
       throw new ConfigError(
         `--disk ${path}: a key on the command line is visible to every user of this host; use key-file=PATH (or leave it out to be asked)`,
       );
+    } else if (k === 'bus') {
+      if (v !== 'mmio' && v !== 'pci')
+        throw new ConfigError(`--disk ${path}: bus must be mmio or pci`);
+      if (v === 'pci') d.bus = 'pci';
     } else if (k === 'cache') {
       if (!CACHE_MODES.includes(v as CacheMode)) {
         throw new ConfigError(`--disk ${path}: cache must be one of ${CACHE_MODES.join(', ')}`);
@@ -347,6 +356,9 @@ export function validateVmConfig(v: unknown, where = 'VM definition'): VmConfig 
     if (d.keyFile !== undefined && (typeof d.keyFile !== 'string' || !d.keyFile)) {
       throw new ConfigError(`${w}: "keyFile" must be a path`);
     }
+    const bus = d.bus ?? 'mmio';
+    if (bus !== 'mmio' && bus !== 'pci')
+      throw new ConfigError(`${w}: "bus" must be "mmio" or "pci"`);
     const disk: DiskConfig = {
       path: d.path,
       format: fmt as DiskFormat,
@@ -356,6 +368,7 @@ export function validateVmConfig(v: unknown, where = 'VM definition'): VmConfig 
       ...(snap ? { snapshot: true } : {}),
       ...(cor ? { cor: true } : {}),
       ...(typeof d.keyFile === 'string' ? { keyFile: d.keyFile } : {}),
+      ...(bus === 'pci' ? { bus: 'pci' as const } : {}),
     };
     checkCor(disk, w);
     return disk;

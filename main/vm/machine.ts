@@ -32,7 +32,7 @@ import {
 } from '../../devices/block/index.js';
 import { basename } from 'node:path';
 import type { VirtioMmioTransport } from '../../devices/virtio/mmio-transport.js';
-import type { VirtioPciTransport } from '../../devices/virtio/pci-transport.js';
+import { VirtioPciTransport } from '../../devices/virtio/pci-transport.js';
 import { VirtioBalloon, type BalloonInfo } from '../../devices/virtio/balloon/device.js';
 import { hostPageReleaser, processRssBytes } from '../../devices/virtio/balloon/host-memory.js';
 
@@ -48,6 +48,8 @@ export interface MachineConfig {
   sliceInsns?: number;
   /** Opened disk back ends, one virtio-blk each, in order: the first is /dev/vda. */
   disks?: BlockBackend[];
+  /** Which disks (by index) sit on PCIe (virtio-pci) rather than on a virtio-mmio slot. */
+  disksOnPci?: boolean[];
   /** Add a virtio-rng (bytes from the host's CSPRNG). */
   rng?: boolean;
   /**
@@ -117,7 +119,7 @@ export class VirtMachine {
   readonly boot: BootInfo;
   /** The eight virtio-mmio transports, by slot (slot 7 holds the first device). */
   readonly virtio: readonly VirtioMmioTransport[];
-  /** The virtio-pci transports (NICs with model virtio-pci), on the PCIe host bridge. */
+  /** The virtio-pci transports (disks with bus=pci, then NICs virtio-pci), on PCIe. */
   readonly virtioPci: readonly VirtioPciTransport[];
   /** The virtio-console the terminal is attached to (console: 'hvc0'). */
   private readonly hvc: VirtioConsole | undefined;
@@ -165,6 +167,7 @@ export class VirtMachine {
         balloon: cfg.balloon,
         nics: cfg.nics,
         disks,
+        disksOnPci: cfg.disks.map((d) => d.bus === 'pci'),
         log,
       });
     } catch (e) {
@@ -256,10 +259,27 @@ export class VirtMachine {
       hostTicks: () => this.clock.ticks(),
     });
     this.core = core;
-    const virtioDevices: VirtioDevice[] = (cfg.disks ?? []).map(
-      (backend, i) =>
-        new VirtioBlk({ backend, name: `virtio-blk${i}`, serial: basename(backend.name) }),
-    );
+    this.pci = new PciHost({ bus, irq: (n) => this.board.plic.line(n), log: cfg.log });
+    bus.map(VIRT.pcieEcam.base, VIRT.pcieEcam.size, this.pci);
+    // One ring processor per core: its queue handles are shared by both transports.
+    const rings = new RingProcessor(core);
+    const virtioDevices: VirtioDevice[] = [];
+    const virtioPci: VirtioPciTransport[] = [];
+    (cfg.disks ?? []).forEach((backend, i) => {
+      const blk = new VirtioBlk({
+        backend,
+        name: `virtio-blk${i}`,
+        serial: basename(backend.name),
+      });
+      if (!cfg.disksOnPci?.[i]) {
+        virtioDevices.push(blk);
+        return;
+      }
+      // PCIe slots in config order, disks before NICs (as QEMU's -device order decides).
+      const t = new VirtioPciTransport({ device: blk, rings, log: cfg.log });
+      this.pci.plug(this.pci.freeSlot(), t.pci);
+      virtioPci.push(t);
+    });
     if (cfg.console === 'hvc0') {
       this.hvc = new VirtioConsole();
       this.hvc.onOutput = (bytes) => this.emitConsole('hvc0', bytes);
@@ -280,10 +300,6 @@ export class VirtMachine {
       });
       virtioDevices.push(this.balloon);
     }
-    this.pci = new PciHost({ bus, irq: (n) => this.board.plic.line(n), log: cfg.log });
-    bus.map(VIRT.pcieEcam.base, VIRT.pcieEcam.size, this.pci);
-    // One ring processor per core: its queue handles are shared by both transports.
-    const rings = new RingProcessor(core);
     const built = buildNics(cfg.nics ?? [], {
       pci: this.pci,
       memory: core,
@@ -291,7 +307,7 @@ export class VirtMachine {
       log: cfg.log,
     });
     this.nics = built.nics;
-    this.virtioPci = built.virtioPci;
+    this.virtioPci = [...virtioPci, ...built.virtioPci];
     virtioDevices.push(...built.virtio);
     this.virtio = mapVirtioSlots({
       bus,

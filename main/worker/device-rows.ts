@@ -140,6 +140,37 @@ export function pciNicRows(
   return rows;
 }
 
+/**
+ * Rows for virtio devices on PCIe other than NICs (disks with bus=pci): the function's slot,
+ * BAR0 and INTx line, the device's back end, and its driver's state as for virtio-mmio.
+ */
+export function pciVirtioRows(
+  functions: readonly { slot: number; fn: PciFunctionView }[],
+  transports: readonly VirtioSlotView[],
+  disks: readonly DiskConfig[] = [],
+): DeviceRow[] {
+  const rows: DeviceRow[] = [];
+  for (const { slot, fn } of functions) {
+    const t = transports.find((x) => x.name === fn.name);
+    if (!t?.device) continue;
+    const type = VIRTIO_TYPES[t.device.deviceId] ?? `device ${t.device.deviceId}`;
+    const mapped = fn.barEnabled(0);
+    rows.push({
+      name: t.name,
+      model: `pci 00:${slot.toString(16).padStart(2, '0')}.0 virtio-pci ${type}`,
+      address: mapped ? '0x' + fn.barAddress(0).toString(16).padStart(8, '0') : 'unassigned',
+      size: fn.bars[0]?.size ?? 0,
+      irq: PciHost.irqOf(slot, 1),
+      backend:
+        diskBackend(t.device.name, disks) ??
+        VIRTIO_BACKENDS[t.device.deviceId] ??
+        'TypeScript model',
+      state: virtioState(t.deviceStatus),
+    });
+  }
+  return rows;
+}
+
 /** What a NIC is plugged into, for its row: "switch:lab, link up, mac …, capture FILE". */
 export function nicBackend(n: NicView): string {
   const p = n.port;

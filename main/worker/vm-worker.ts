@@ -19,7 +19,13 @@ import type { FromWorker, ToWorker, VmWorkerData } from './protocol.js';
 import { setProcessCfq } from '../../devices/block/cfq.js';
 import { SharedCfqCoordinator } from '../../devices/block/cfq-shared.js';
 import { StatsSampler } from './stats-sampler.js';
-import { deviceRows, pciNicRows, virtioRows, withNicBackends } from './device-rows.js';
+import {
+  deviceRows,
+  pciNicRows,
+  pciVirtioRows,
+  virtioRows,
+  withNicBackends,
+} from './device-rows.js';
 import { VIRT } from '../../devices/platform/memory-map.js';
 import { SnapshotOverlays } from '../../devices/block/index.js';
 import { setSwitchConnector, switchLinkConnector } from '../../devices/net/index.js';
@@ -135,6 +141,11 @@ async function runVm(cfg: VmConfig, diskKeys?: (Uint8Array | null)[]): Promise<v
             [
               ...deviceRows(vm.devices(), 'active'),
               ...virtioRows(vm.virtio, VIRT.virtio, cfg.disks),
+              ...pciVirtioRows(
+                vm.pci.functions(),
+                vm.virtioPci.filter((t) => !vm.nics.some((n) => n.name === t.name)),
+                cfg.disks,
+              ),
               ...pciNicRows(vm.pci.functions(), vm.nics),
             ],
             vm.nics,

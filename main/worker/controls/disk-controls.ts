@@ -69,7 +69,9 @@ export function findDisk(device: string, ctx: ControlContext): DiskHandle | unde
   const m = /^virtio-blk(\d+)$/.exec(device);
   const cfg = m ? ctx.config.disks[Number(m[1])] : undefined;
   if (!cfg) return undefined;
-  const t = ctx.machine.virtio.find((x) => x.device?.name === device);
+  const t = [...ctx.machine.virtio, ...ctx.machine.virtioPci].find(
+    (x) => x.device?.name === device,
+  );
   const dev = t?.device;
   if (!(dev instanceof VirtioBlk) || !(dev.backend instanceof SwitchableDisk)) return undefined;
   return { sw: dev.backend, cfg };

@@ -4,6 +4,8 @@ import {
   ConfigError,
   effectiveAppend,
   defaultVmConfig,
+  parseDiskSpec,
+  parseNicSpec,
 } from '../../../main/vm/config.js';
 
 describe('VM definitions', () => {
@@ -25,6 +27,8 @@ describe('VM definitions', () => {
       [{ name: 'a', memMiB: 256, disks: {} }, /"disks" must be a list/],
       [{ name: 'a', memMiB: 256, disks: [{}] }, /disks\[0\]: "path"/],
       [{ name: 'a', memMiB: 256, disks: [{ path: 'x', cache: 'fast' }] }, /"cache"/],
+      [{ name: 'a', memMiB: 256, disks: [{ path: 'x', bus: 'isa' }] }, /"bus"/],
+      [{ name: 'a', memMiB: 256, nics: [{ model: 'rtl8139', net: 'none' }] }, /virtio-pci/],
       [{ name: 'a', memMiB: 256, kernel: 7 }, /"kernel"/],
       [{ name: 'a', memMiB: 256, rng: 'yes' }, /"rng"/],
     ];
@@ -32,5 +36,20 @@ describe('VM definitions', () => {
       expect(() => validateVmConfig(input), JSON.stringify(input)).toThrow(ConfigError);
       expect(() => validateVmConfig(input)).toThrow(msg);
     }
+  });
+
+  it('puts virtio devices on PCI when asked: --disk ...,bus=pci and --nic virtio-pci', () => {
+    expect(parseDiskSpec('a.img,bus=pci').bus).toBe('pci');
+    expect(parseDiskSpec('a.img,bus=mmio').bus).toBeUndefined();
+    expect(() => parseDiskSpec('a.img,bus=usb')).toThrow(/bus must be mmio or pci/);
+    expect(parseNicSpec('virtio-pci,net=user').model).toBe('virtio-pci');
+    const c = validateVmConfig({
+      name: 'a',
+      memMiB: 256,
+      disks: [{ path: 'x', bus: 'pci' }, { path: 'y' }],
+      nics: [{ model: 'virtio-pci', net: 'none' }],
+    });
+    expect(c.disks.map((d) => d.bus)).toEqual(['pci', undefined]);
+    expect(c.nics[0].model).toBe('virtio-pci');
   });
 });
