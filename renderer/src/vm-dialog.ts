@@ -34,8 +34,8 @@ function flag(name: string, label: string, title: string, on: boolean): HTMLElem
 
 /**
  * One virtio-blk disk: image path and format, the key file of an encrypted image (none: the
- * passphrase is asked at start), cache mode, scheduler, read-only, snapshot=on and cor=on (the
- * first disk is /dev/vda).
+ * passphrase is asked at start), cache mode, scheduler, read-only, snapshot=on, cor=on and
+ * bus=pci (the first disk is /dev/vda).
  */
 function diskRow(d: Partial<DiskConfig> = {}): HTMLElement {
   const row = h(
@@ -61,6 +61,12 @@ function diskRow(d: Partial<DiskConfig> = {}): HTMLElement {
     flag('ro', 'ro', 'read-only', d.readOnly ?? false),
     flag('snapshot', 'snap', 'snapshot=on: writes go to a temporary overlay', d.snapshot ?? false),
     flag('cor', 'cor', 'cor=on: copy what is read from the backing chain', d.cor ?? false),
+    flag(
+      'pci',
+      'pci',
+      'bus=pci: on the PCIe bus (virtio-pci) instead of virtio-mmio',
+      d.bus === 'pci',
+    ),
   );
   row.append(
     h(
@@ -91,6 +97,7 @@ function readDisks(list: HTMLElement): Partial<DiskConfig>[] {
         readOnly: v('ro').checked,
         ...(v('snapshot').checked ? { snapshot: true } : {}),
         ...(v('cor').checked ? { cor: true } : {}),
+        ...(v('pci').checked ? { bus: 'pci' as const } : {}),
       };
     })
     .filter((d) => d.path);
