@@ -282,6 +282,24 @@ describe('virtio-pci transport', () => {
       expect(d.queues[0].takeUsed()).toHaveLength(1);
     });
 
+    it('virtio-net reset between the kick and the transmit completion: nothing lands after it', async () => {
+      const { d, wire } = net();
+      d.init();
+      const tx = d.queues[1];
+      const frame = new Uint8Array(12 + 60);
+      frame.set([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, ...MAC, 0x08, 0x06], 12);
+      tx.add([{ addr: d.mem.put(frame), len: frame.length }]);
+      d.kick(1);
+      d.status = 0; // the completion is still queued (returned when the slice ends)
+      await new Promise((r) => setImmediate(r));
+      expect(wire.sent).toHaveLength(1); // it did leave
+      expect(tx.takeUsed()).toEqual([]); // but the reset ring is left alone
+      expect(d.irq.level).toBe(false);
+      expect(d.readIsr()).toBe(0);
+      d.init();
+      expect(d.needsReset).toBe(false);
+    });
+
     it('a malformed ring: NEEDS_RESET, counted, a config interrupt, kicks ignored until reset', () => {
       const d = rng().init();
       const q = d.queues[0];
