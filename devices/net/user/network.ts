@@ -2,7 +2,8 @@
  * `net=user`: user-mode NAT, QEMU's "slirp" network in TypeScript. The NIC's frames end here:
  * ARP and ICMP echo for the gateway, DHCP, DNS forwarded to the host's resolver, UDP and TCP
  * proxied over host sockets (10.0.2.2 is the host's 127.0.0.1), port forwards from the host.
- * With restrict=on the guest reaches only the built-in services; forwards still work.
+ * IPv6 on fec0::/64: neighbour discovery and router advertisements (the guest autoconfigures),
+ * ping6 to the gateway, TCP to fec0::2 proxied to the host's ::1. With restrict=on the guest reaches only the built-in services; forwards still work.
  *
  * Every frame is untrusted: it is checked layer by layer and anything malformed, unsupported or
  * over a limit is dropped and counted (`stats()`), never thrown past send().
@@ -45,6 +46,18 @@ import {
 } from './ethernet.js';
 import { PortForwards } from './hostfwd.js';
 import { icmpReply } from './icmp.js';
+import { ICMPV6_ECHO_REQUEST, checkIcmpv6, icmpv6EchoReply } from './icmpv6.js';
+import {
+  ETHERTYPE_IPV6,
+  GATEWAY6,
+  HOST_LOOPBACK6,
+  PROTO_ICMPV6,
+  isOurIp6,
+  parseIpv6,
+  sameIp6,
+  type Ip6,
+} from './ipv6.js';
+import { ND_ROUTER_SOLICIT, handleNdp, isNdp } from './ndp.js';
 import { PROTO_ICMP, PROTO_TCP, PROTO_UDP, parseIpv4, type Ipv4 } from './ipv4.js';
 import { TcpNat, type TcpTarget } from './tcp-nat.js';
 import { parseTcp } from './tcp-segment.js';
@@ -162,17 +175,18 @@ export class UserNetwork implements NetBackend {
       }
       return;
     }
-    if (type !== ETHERTYPE_IPV4) return this.drop('ethertype');
     // Checksums the NIC computed (TSO), or left for the far end to compute (partial), are not
     // checked again: the guest's stack asked for the offload and owns the result.
     const offloaded = p.csumValid === true || p.csum !== undefined || p.gso !== undefined;
+    if (type === ETHERTYPE_IPV6) return this.ipv6Input(p, this.guestMac, offloaded);
+    if (type !== ETHERTYPE_IPV4) return this.drop('ethertype');
     const ip = parseIpv4(d, ETH_HLEN, { verify: p.csumValid !== true && !p.gso, gso: !!p.gso });
     if (typeof ip === 'string') return this.drop(ip);
     if (ip.proto === PROTO_UDP) return this.udpInput(d, ip, !offloaded);
     if (ip.proto === PROTO_TCP) {
       const s = parseTcp(d, ip, !offloaded);
       if (typeof s === 'string') return this.drop(s);
-      return this.tcp.input(ip, s, (dst, dport) => this.tcpTarget(dst, dport));
+      return this.tcp.input(ip, s, (dst, dport) => this.tcpTarget(dst as Ip4, dport));
     }
     if (ip.proto === PROTO_ICMP) {
       if (ip.dst !== GATEWAY && ip.dst !== DNS) return this.drop('icmp_not_relayed');
@@ -182,6 +196,49 @@ export class UserNetwork implements NetBackend {
       return this.toGuest({ data: r });
     }
     this.drop('ip_protocol');
+  }
+
+  /**
+   * IPv6 (fec0::/64): neighbour discovery and router advertisements, echo from the gateway's
+   * addresses, TCP to fec0::2 proxied to the host's ::1. UDP over IPv6 is not relayed.
+   */
+  private ipv6Input(p: NetPacket, guestMac: Uint8Array, offloaded: boolean): void {
+    const d = p.data;
+    const ip = parseIpv6(d, ETH_HLEN, !!p.gso);
+    if (typeof ip === 'string') return this.drop(ip);
+    if (ip.proto === PROTO_ICMPV6) {
+      const c = checkIcmpv6(d, ip);
+      if (c !== true) return this.drop(c);
+      const type = d[ip.l4];
+      if (isNdp(type)) {
+        const r = handleNdp(d, ip, GATEWAY_MAC, guestMac);
+        if (typeof r === 'string') return this.drop(r);
+        if (!r.reply) return this.counters.count('ndp_no_answer');
+        this.counters.count(
+          type === ND_ROUTER_SOLICIT ? 'ndp_router_adverts' : 'ndp_neighbor_adverts',
+        );
+        return this.toGuest({ data: r.reply });
+      }
+      if (type !== ICMPV6_ECHO_REQUEST) return this.drop('icmp6_unhandled');
+      if (!isOurIp6(ip.dst)) return this.drop('icmp6_not_relayed');
+      const r = icmpv6EchoReply(d, ip, GATEWAY_MAC, guestMac);
+      if (typeof r === 'string') return this.drop(r);
+      this.counters.count('icmp6_echo_replies');
+      return this.toGuest({ data: r });
+    }
+    if (ip.proto === PROTO_TCP) {
+      const s = parseTcp(d, ip, !offloaded);
+      if (typeof s === 'string') return this.drop(s);
+      return this.tcp.input(ip, s, (dst, dport) => this.tcpTarget6(dst as Ip6, dport));
+    }
+    if (ip.proto === PROTO_UDP) return this.drop('udp6_not_relayed');
+    this.drop('ip6_protocol');
+  }
+
+  /** Only fec0::2 leads anywhere over IPv6: the host's ::1, as slirp does. */
+  private tcpTarget6(dst: Ip6, dport: number): TcpTarget | undefined {
+    if (this.config.restrict || !sameIp6(GATEWAY6, dst)) return undefined;
+    return { host: HOST_LOOPBACK6, port: dport };
   }
 
   private udpInput(d: Uint8Array, ip: Ipv4, verify: boolean): void {

@@ -19,7 +19,7 @@
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { NetPacket } from '../packet.js';
-import type { Ip4, UserNetLimits } from './config.js';
+import type { UserNetLimits } from './config.js';
 import type { Counters } from './counters.js';
 import {
   ACK,
@@ -29,7 +29,7 @@ import {
   RST,
   SYN,
   tcpPacket,
-  tcpPayloadAt,
+  type IpAddr,
   type TcpSegment,
 } from './tcp-segment.js';
 
@@ -59,6 +59,8 @@ export type ConnState =
 
 /** Our MSS towards the guest's stack (a 1500-byte MTU). */
 export const OUR_MSS = 1460;
+/** The same over IPv6 (its header is 20 bytes longer). */
+export const OUR_MSS6 = 1440;
 /** The window scale we use when the guest offers scaling (windows up to 8 MiB). */
 const OUR_WSCALE = 7;
 /**
@@ -113,10 +115,10 @@ export class TcpConn {
   constructor(
     private readonly owner: ConnOwner,
     readonly key: string,
-    readonly guestIp: Ip4,
+    readonly guestIp: IpAddr,
     readonly guestPort: number,
-    /** The host end as the guest sees it (10.0.2.2 for the host's loopback). */
-    readonly peerIp: Ip4,
+    /** The host end as the guest sees it (10.0.2.2 or fec0::2 for the host's loopback). */
+    readonly peerIp: IpAddr,
     readonly peerPort: number,
     readonly sock: Socket,
     syn: TcpSegment | undefined,
@@ -204,8 +206,13 @@ export class TcpConn {
 
   // ---- guest side -------------------------------------------------------------------------
 
+  /** The MSS we announce: what a 1500-byte MTU leaves in the connection's address family. */
+  private get ourMss(): number {
+    return typeof this.guestIp === 'number' ? OUR_MSS : OUR_MSS6;
+  }
+
   private takeSynOptions(s: TcpSegment): void {
-    this.mss = Math.max(MIN_MSS, Math.min(s.mss ?? 536, OUR_MSS));
+    this.mss = Math.max(MIN_MSS, Math.min(s.mss ?? 536, this.ourMss));
     if (s.wscale !== undefined) {
       this.sndWscale = s.wscale;
       this.rcvWscale = OUR_WSCALE;
@@ -454,7 +461,7 @@ export class TcpConn {
     const seq = (this.sndUna + off) >>> 0;
     this.owner.emit((gm, om) => {
       const p = tcpPacket(gm, om, this.header(ACK | (last ? PSH : 0), seq), n, this.mss);
-      this.copyOut(p.data, tcpPayloadAt(false, false), off, n);
+      this.copyOut(p.data, p.data.length - n, off, n); // the payload ends the frame
       return p;
     });
     if (n > this.mss) this.owner.counters.count('tcp_tso_out');
@@ -526,7 +533,7 @@ export class TcpConn {
 
   private sendSyn(): void {
     this.owner.emit((gm, om) =>
-      tcpPacket(gm, om, { ...this.header(SYN, this.iss), mss: OUR_MSS, wscale: OUR_WSCALE }, 0),
+      tcpPacket(gm, om, { ...this.header(SYN, this.iss), mss: this.ourMss, wscale: OUR_WSCALE }, 0),
     );
     this.sndNxt = (this.iss + 1) >>> 0;
     this.rcvWscale = OUR_WSCALE; // until the guest's SYN-ACK says whether it scales
@@ -534,7 +541,7 @@ export class TcpConn {
   }
 
   private sendSynAck(): void {
-    const h = { ...this.header(SYN | ACK, this.iss), mss: OUR_MSS };
+    const h = { ...this.header(SYN | ACK, this.iss), mss: this.ourMss };
     // The window in a SYN is never scaled.
     h.win = Math.min(0xffff, this.recvWindow());
     const wscale = this.sndWscale || this.rcvWscale ? OUR_WSCALE : undefined;

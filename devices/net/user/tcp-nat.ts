@@ -11,8 +11,9 @@ import type { NetPacket } from '../packet.js';
 import { GATEWAY, GATEWAY_MAC, type Ip4, type UserNetLimits } from './config.js';
 import type { Counters } from './counters.js';
 import type { Ipv4 } from './ipv4.js';
+import { formatIp6, type Ipv6 } from './ipv6.js';
 import { TcpConn, type ConnOwner } from './tcp-conn.js';
-import { ACK, FIN, RST, SYN, tcpPacket, type TcpSegment } from './tcp-segment.js';
+import { ACK, FIN, RST, SYN, tcpPacket, type IpAddr, type TcpSegment } from './tcp-segment.js';
 
 /** Where a guest connection goes on the host. */
 export interface TcpTarget {
@@ -51,7 +52,7 @@ export class TcpNat implements ConnOwner {
   }
 
   /** The connection a guest 4-tuple belongs to (tests). */
-  connection(guestIp: Ip4, gport: number, peer: Ip4, pport: number): TcpConn | undefined {
+  connection(guestIp: IpAddr, gport: number, peer: IpAddr, pport: number): TcpConn | undefined {
     return this.conns.get(key(guestIp, gport, peer, pport));
   }
 
@@ -59,7 +60,11 @@ export class TcpNat implements ConnOwner {
    * A segment from the guest. `target` says where a new connection to (dst, dport) goes on the
    * host, or undefined to refuse it with a RST.
    */
-  input(ip: Ipv4, s: TcpSegment, target: (dst: Ip4, dport: number) => TcpTarget | undefined) {
+  input(
+    ip: Ipv4 | Ipv6,
+    s: TcpSegment,
+    target: (dst: IpAddr, dport: number) => TcpTarget | undefined,
+  ) {
     const k = key(ip.src, s.sport, ip.dst, s.dport);
     const c = this.conns.get(k);
     if (c) return c.segment(s);
@@ -146,7 +151,7 @@ export class TcpNat implements ConnOwner {
   }
 
   /** A RST for a segment that belongs to no connection (RFC 793's reset generation). */
-  private reset(ip: Ipv4, s: TcpSegment): void {
+  private reset(ip: Ipv4 | Ipv6, s: TcpSegment): void {
     const len = s.payload.length + (s.flags & SYN ? 1 : 0) + (s.flags & FIN ? 1 : 0);
     const h = {
       src: ip.dst,
@@ -162,5 +167,7 @@ export class TcpNat implements ConnOwner {
   }
 }
 
-const key = (guestIp: Ip4, gport: number, peer: Ip4, pport: number): string =>
-  `${guestIp}:${gport}>${peer}:${pport}`;
+const addrKey = (a: IpAddr): string => (typeof a === 'number' ? String(a) : `[${formatIp6(a)}]`);
+
+const key = (guestIp: IpAddr, gport: number, peer: IpAddr, pport: number): string =>
+  `${addrKey(guestIp)}:${gport}>${addrKey(peer)}:${pport}`;

@@ -5,11 +5,13 @@
  * packet), as a host stack hands them to a NIC: the NIC model or the guest's stack finishes it,
  * so the payload is not summed here. A segment larger than the guest's MSS leaves as a TSO
  * frame (`gso` metadata), as a guest's own TSO frames do: a virtio-net whose driver took
- * GUEST_TSO4 passes it up whole, any other receiver cuts it (devices/net/offload.ts).
+ * GUEST_TSO4 (GUEST_TSO6 for IPv6) passes it up whole, any other receiver cuts it
+ * (devices/net/offload.ts). Both address families: the IP header follows the addresses.
  */
 import { get16, put16 } from '../offload.js';
-import { GSO_TCPV4, type NetPacket } from '../packet.js';
+import { GSO_TCPV4, GSO_TCPV6, type NetPacket } from '../packet.js';
 import type { Ip4 } from './config.js';
+import { L4_OFF6, ipv6Frame, l4ChecksumOk6, seedL4Checksum6, type Ip6, type Ipv6 } from './ipv6.js';
 import {
   L4_OFF,
   PROTO_TCP,
@@ -45,12 +47,12 @@ export interface TcpSegment extends TcpFields {
 }
 
 /** Parses a TCP header; a string is the reason to drop the segment (a counter name). */
-export function parseTcp(d: Uint8Array, ip: Ipv4, verify: boolean): TcpSegment | string {
+export function parseTcp(d: Uint8Array, ip: Ipv4 | Ipv6, verify: boolean): TcpSegment | string {
   const t = ip.l4;
   if (ip.end - t < 20) return 'tcp_runt';
   const doff = (d[t + 12] >> 4) * 4;
   if (doff < 20 || doff > ip.end - t) return 'tcp_header_length';
-  if (verify && !l4ChecksumOk(d, ip)) return 'tcp_checksum';
+  if (verify && !(isV4(ip) ? l4ChecksumOk(d, ip) : l4ChecksumOk6(d, ip))) return 'tcp_checksum';
   const s: TcpSegment = {
     sport: get16(d, t),
     dport: get16(d, t + 2),
@@ -82,13 +84,18 @@ function readOptions(d: Uint8Array, i: number, end: number, s: TcpSegment): void
   }
 }
 
-/** The header of a segment we send, with the addresses for the IP header. */
+/** A connection's address: IPv4 as a number, IPv6 as 16 bytes. */
+export type IpAddr = Ip4 | Ip6;
+
+const isV4 = (ip: Ipv4 | Ipv6): ip is Ipv4 => typeof ip.src === 'number';
+
+/** The header of a segment we send, with the addresses for the IP header (both one family). */
 export interface SegmentOut extends TcpFields {
-  src: Ip4;
-  dst: Ip4;
+  src: IpAddr;
+  dst: IpAddr;
 }
 
-/** Where a built segment's payload goes in its frame. */
+/** Where a built IPv4 segment's payload goes in its frame (it ends the frame in both families). */
 export const tcpPayloadAt = (hasMss: boolean, hasWscale: boolean): number =>
   L4_OFF + 20 + (hasMss ? 4 : 0) + (hasWscale ? 4 : 0);
 
@@ -109,8 +116,11 @@ export function tcpPacket(
   gsoSize = 0,
 ): NetPacket {
   const hdr = tcpPayloadAt(h.mss !== undefined, h.wscale !== undefined) - L4_OFF;
-  const f = ipv4Frame(dstMac, srcMac, h.src, h.dst, PROTO_TCP, hdr + payloadLen);
-  const t = L4_OFF;
+  const v4 = typeof h.src === 'number';
+  const f = v4
+    ? ipv4Frame(dstMac, srcMac, h.src as Ip4, h.dst as Ip4, PROTO_TCP, hdr + payloadLen)
+    : ipv6Frame(dstMac, srcMac, h.src as Ip6, h.dst as Ip6, PROTO_TCP, hdr + payloadLen);
+  const t = v4 ? L4_OFF : L4_OFF6;
   put16(f, t, h.sport);
   put16(f, t + 2, h.dport);
   put32(f, t + 4, h.seq);
@@ -128,10 +138,12 @@ export function tcpPacket(
   if (h.wscale !== undefined) {
     f.set([1, 3, 3, h.wscale], o);
   }
-  seedL4Checksum(f, 16, h.src, h.dst, PROTO_TCP);
-  const csum = { start: L4_OFF, offset: 16 };
+  if (v4) seedL4Checksum(f, 16, h.src as Ip4, h.dst as Ip4, PROTO_TCP);
+  else seedL4Checksum6(f, 16, h.src as Ip6, h.dst as Ip6, PROTO_TCP);
+  const csum = { start: t, offset: 16 };
   if (gsoSize > 0 && payloadLen > gsoSize) {
-    return { data: f, csum, gso: { type: GSO_TCPV4, size: gsoSize, hdrLen: L4_OFF + hdr } };
+    const type = v4 ? GSO_TCPV4 : GSO_TCPV6;
+    return { data: f, csum, gso: { type, size: gsoSize, hdrLen: t + hdr } };
   }
   return { data: f, csum };
 }

@@ -134,7 +134,8 @@ describe('net=user hostile frames', () => {
     const cases: [Uint8Array, string][] = [
       [new Uint8Array(6), 'drop_runt'],
       [new Uint8Array(70_000), 'drop_giant'],
-      [eth(0x86dd, new Uint8Array(40)), 'drop_ethertype'],
+      [eth(0x88cc, new Uint8Array(40)), 'drop_ethertype'],
+      [eth(0x86dd, new Uint8Array(40)), 'drop_ip6_version'],
       [eth(0x0800, new Uint8Array(10)), 'drop_ip_runt'],
       [eth(0x0800, ipv4(1, ipBody.subarray(20), { ihl: 4 })), 'drop_ip_header_length'],
       [eth(0x0800, ipv4(1, new Uint8Array(8), { ihl: 15 })), 'drop_ip_header_length'],

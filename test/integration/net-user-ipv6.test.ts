@@ -1,0 +1,72 @@
+/**
+ * IPv6 on net=user with the bundled guest, as QEMU's slirp does it: the guest's router
+ * solicitation gets our advertisement of fec0::/64 and it autoconfigures an address (SLAAC),
+ * `ping6 fec0::2` is answered by the gateway, and busybox wget reaches an HTTP server this test
+ * runs on the host's ::1 as http://[fec0::2]:PORT/ — a small page and 2 MiB of random bytes
+ * whose md5sum must match, on a virtio-net (TSO6 frames towards the guest) and on an e1000
+ * (the same frames cut to the MSS by its receive path).
+ */
+import { describe, it, expect } from 'vitest';
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { VirtMachine } from '../../main/vm/machine.js';
+import { defaultVmConfig } from '../../main/vm/config.js';
+import { InProcessGuest as Guest } from '../../bench/in-process-guest.js';
+
+const BIG = randomBytes(2 * 1024 * 1024);
+
+function hostServer(page: string): Promise<Server> {
+  const s = createServer((req, res) => {
+    res.setHeader('content-type', 'application/octet-stream');
+    res.end(req.url === '/big' ? BIG : req.url === '/page' ? page : 'nope');
+  });
+  return new Promise((r) => s.listen(0, '::1', () => r(s)));
+}
+
+describe.each(['virtio', 'e1000'] as const)('net=user over IPv6 on %s', (model) => {
+  it('SLAAC gives a fec0:: address, ping6 fec0::2, wget http://[fec0::2]:PORT/ from the host', async () => {
+    const page = `hello over IPv6 ${process.pid}`;
+    const server = await hostServer(page);
+    const port = (server.address() as AddressInfo).port;
+    const mac = '52:54:00:12:36:01';
+    const cfg = {
+      ...defaultVmConfig(`nat6-${model}`),
+      nics: [{ model, net: 'user', mac }],
+    };
+    const g = new Guest(await VirtMachine.open(cfg));
+    try {
+      await g.expect(/~# /, 120_000);
+      await g.run('ip link set eth0 up; echo ok$((40+2))', /ok42/);
+      // The address SLAAC builds from the prefix and the MAC (EUI-64), once DAD is done.
+      await g.run(
+        'for i in $(seq 60); do ip -6 addr show dev eth0 | grep -q "inet6 fec0::5054:ff:fe12:3601/64 scope site" && ! ip -6 addr show dev eth0 | grep -q tentative && break; sleep 0.5; done; ip -6 addr show dev eth0 | grep -o "inet6 fec0::[0-9a-f:]*/64"',
+        /inet6 fec0::5054:ff:fe12:3601\/64/,
+        60_000,
+      );
+      await g.run('ip -6 route show default', /default via fe80::2 dev eth0/);
+      await g.run('ping6 -c 2 fec0::2', /2 packets transmitted, 2 packets received/, 30_000);
+      await g.run(`wget -q -O - 'http://[fec0::2]:${port}/page'; echo`, new RegExp(page), 30_000);
+      const sum = createHash('md5').update(BIG).digest('hex');
+      const got = await g.run(
+        `wget -q -O - 'http://[fec0::2]:${port}/big' | md5sum`,
+        /^([0-9a-f]{32})\s+-\r?$/m,
+        120_000,
+      );
+      expect(got[1]).toBe(sum);
+      const s = g.vm.stats().nics![g.vm.nic(0).name];
+      expect(s.net_backend_ndp_router_adverts).toBeGreaterThan(0);
+      expect(s.net_backend_ndp_neighbor_adverts).toBeGreaterThan(0);
+      expect(s.net_backend_icmp6_echo_replies).toBe(2);
+      expect(s.net_backend_tcp_established).toBe(2);
+      // The download left the user network as TSO6 frames; a virtio-net took them whole.
+      expect(s.net_backend_tcp_tso_out).toBeGreaterThan(0);
+      if (model === 'virtio') expect(s.rx_gso).toBeGreaterThan(0);
+    } finally {
+      g.vm.stop();
+      await g.done;
+      await g.vm.close();
+      server.close();
+    }
+  }, 180_000);
+});

@@ -1,0 +1,423 @@
+/**
+ * net=user's IPv6 with hand-built guest frames, layer by layer: addresses and the IPv6 header
+ * (ipv6.ts), ICMPv6 echo (icmpv6.ts), neighbour discovery and router advertisements (ndp.ts),
+ * TCP over IPv6 proxied to a host server on ::1 — and hostile frames at each layer, dropped and
+ * counted, never thrown (drop_internal_error would show a throw caught by send()).
+ * Checksums are computed here independently of the code under test.
+ */
+import { describe, it, expect, afterEach } from 'vitest';
+import { createServer, type Server, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { get16, put16 } from '../../../devices/net/offload.js';
+import { GSO_TCPV6, type NetPacket } from '../../../devices/net/packet.js';
+import { formatIp6, parseIp6, parseIpv6, type Ip6 } from '../../../devices/net/user/ipv6.js';
+import { F, GUEST_MAC, GW_MAC, eth, harness, until } from './user-frames.js';
+
+const GUEST6 = parseIp6('fec0::5054:ff:fe12:3456')!;
+const GUEST_LL = parseIp6('fe80::5054:ff:fe12:3456')!;
+const GW6 = parseIp6('fec0::2')!;
+const GW_LL = parseIp6('fe80::2')!;
+const UNSPEC = new Uint8Array(16);
+const ETH = 14;
+
+/** Folded one's-complement sum (no complement), written independently of offload.ts. */
+function sum16(...parts: ArrayLike<number>[]): number {
+  let s = 0;
+  for (const p of parts) {
+    for (let i = 0; i < p.length; i += 2) s += (p[i] << 8) | (i + 1 < p.length ? p[i + 1] : 0);
+  }
+  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+  return s;
+}
+
+const pseudo = (src: Ip6, dst: Ip6, proto: number, len: number): number[] => [
+  ...src,
+  ...dst,
+  (len >>> 24) & 0xff,
+  (len >>> 16) & 0xff,
+  (len >>> 8) & 0xff,
+  len & 0xff,
+  0,
+  0,
+  0,
+  proto,
+];
+
+interface V6Opts {
+  src?: Ip6;
+  dst?: Ip6;
+  hop?: number;
+  payloadLen?: number;
+  badChecksum?: boolean;
+}
+
+/** Ethernet + IPv6 around `l4`, whose checksum (at `csumAt`, -1: none) is filled in. */
+function ipv6(proto: number, l4: Uint8Array, csumAt: number, o: V6Opts = {}): Uint8Array {
+  const src = o.src ?? GUEST6;
+  const dst = o.dst ?? GW6;
+  const p = new Uint8Array(40 + l4.length);
+  p[0] = 0x60;
+  put16(p, 4, o.payloadLen ?? l4.length);
+  p[6] = proto;
+  p[7] = o.hop ?? 64;
+  p.set(src, 8);
+  p.set(dst, 24);
+  const t = l4.slice();
+  if (csumAt >= 0) {
+    put16(t, csumAt, 0);
+    put16(t, csumAt, ~sum16(pseudo(src, dst, proto, t.length), t) & 0xffff);
+    if (o.badChecksum) t[csumAt] ^= 1;
+  }
+  p.set(t, 40);
+  return eth(0x86dd, p);
+}
+
+const icmp6 = (type: number, body: number[], o: V6Opts = {}) =>
+  ipv6(58, Uint8Array.of(type, 0, 0, 0, ...body), 2, o);
+
+/** A frame we sent, checked: IPv6 header sane, transport checksum right (partial finished). */
+function checked(p: NetPacket) {
+  const d = p.data.slice();
+  expect(get16(d, 12)).toBe(0x86dd);
+  expect(d[ETH] >> 4).toBe(6);
+  const len = get16(d, ETH + 4);
+  expect(ETH + 40 + len).toBe(d.length);
+  const src = d.slice(ETH + 8, ETH + 24);
+  const dst = d.slice(ETH + 24, ETH + 40);
+  const proto = d[ETH + 6];
+  const l4 = d.subarray(ETH + 40);
+  if (p.csum) {
+    // partial: the field holds the pseudo-header sum; finish it as a NIC would
+    const at = p.csum.start + p.csum.offset - ETH - 40;
+    put16(l4, at, 0);
+    put16(l4, at, ~sum16(pseudo(src, dst, proto, l4.length), l4) & 0xffff);
+  }
+  expect(sum16(pseudo(src, dst, proto, l4.length), l4)).toBe(0xffff);
+  return { d, src, dst, proto, hop: d[ETH + 7], l4: l4.slice() };
+}
+
+const cleanup: (() => void)[] = [];
+afterEach(() => {
+  for (const c of cleanup.splice(0)) c();
+});
+
+function net(spec = 'user') {
+  const h = harness(spec);
+  cleanup.push(() => h.net.close());
+  return h;
+}
+
+const noThrows = (h: ReturnType<typeof harness>) =>
+  expect(h.net.stats().drop_internal_error ?? 0).toBe(0);
+
+describe('ipv6.ts', () => {
+  it('parses and formats addresses; refuses malformed ones', () => {
+    expect(formatIp6(parseIp6('fec0::2')!)).toBe('fec0:0:0:0:0:0:0:2');
+    expect(formatIp6(parseIp6('::')!)).toBe('0:0:0:0:0:0:0:0');
+    expect(formatIp6(parseIp6('1:2:3:4:5:6:7:8')!)).toBe('1:2:3:4:5:6:7:8');
+    for (const bad of [
+      '1::2::3',
+      '1:2:3',
+      '12345::',
+      'g::1',
+      '1:2:3:4:5:6:7:8:9',
+      '1:2:3:4::5:6:7:8',
+    ])
+      expect(parseIp6(bad)).toBeUndefined();
+  });
+
+  it('checks the header: runt, version, payload length, extension headers, GSO length 0', () => {
+    const ok = icmp6(128, [0, 1, 0, 1]);
+    const p = parseIpv6(ok, ETH, false);
+    expect(typeof p).toBe('object');
+    if (typeof p === 'object') expect([p.proto, p.l4, p.end]).toEqual([58, ETH + 40, ok.length]);
+    expect(parseIpv6(ok.subarray(0, ETH + 39), ETH, false)).toBe('ip6_runt');
+    const v4 = ok.slice();
+    v4[ETH] = 0x45;
+    expect(parseIpv6(v4, ETH, false)).toBe('ip6_version');
+    expect(parseIpv6(icmp6(128, [0, 1, 0, 1], { payloadLen: 9 }), ETH, false)).toBe(
+      'ip6_payload_length',
+    );
+    expect(parseIpv6(icmp6(128, [0, 1, 0, 1], { payloadLen: 0 }), ETH, true)).toMatchObject({
+      end: ok.length,
+    });
+    for (const ext of [0, 43, 44, 50, 51, 60]) {
+      expect(parseIpv6(ipv6(ext, new Uint8Array(16), -1), ETH, false)).toBe('ip6_extension_header');
+    }
+  });
+});
+
+describe('ICMPv6 echo (icmpv6.ts)', () => {
+  it('answers ping6 to fec0::2, fec0::3 and fe80::2 with the same id, sequence and data', () => {
+    const h = net();
+    for (const to of ['fec0::2', 'fec0::3', 'fe80::2']) {
+      h.send(icmp6(128, [0x12, 0x34, 0, 7, 1, 2, 3, 4, 5], { dst: parseIp6(to) }));
+      const [r] = h.take();
+      const c = checked(r);
+      expect(formatIp6(c.src)).toBe(formatIp6(parseIp6(to)!));
+      expect(formatIp6(c.dst)).toBe(formatIp6(GUEST6));
+      expect(Array.from(c.l4)).toEqual([129, 0, c.l4[2], c.l4[3], 0x12, 0x34, 0, 7, 1, 2, 3, 4, 5]);
+      expect(Array.from(c.d.subarray(0, 6))).toEqual(Array.from(GUEST_MAC));
+    }
+    expect(h.net.stats().icmp6_echo_replies).toBe(3);
+  });
+
+  it('drops bad checksums, runts, echo to other hosts and unknown types, counting each', () => {
+    const h = net();
+    h.send(icmp6(128, [0, 1, 0, 1], { badChecksum: true }));
+    h.send(icmp6(128, [0, 1, 0, 1], { dst: parseIp6('2001:db8::1') }));
+    h.send(icmp6(130, [0, 0, 0, 0])); // an MLD query: nothing for us
+    h.send(ipv6(58, Uint8Array.of(128, 0), -1)); // 2 bytes of ICMPv6
+    h.send(icmp6(128, [])); // an echo request without id/sequence
+    expect(h.take()).toHaveLength(0);
+    expect(h.net.stats()).toMatchObject({
+      drop_icmp6_checksum: 1,
+      drop_icmp6_not_relayed: 1,
+      drop_icmp6_unhandled: 1,
+      drop_icmp6_runt: 2,
+    });
+    noThrows(h);
+  });
+});
+
+describe('neighbour discovery (ndp.ts)', () => {
+  const solicitedNode = (a: Ip6) => parseIp6(`ff02::1:ff00:0`)!.map((b, i) => (i >= 13 ? a[i] : b));
+  const ns = (target: Ip6, o: V6Opts = {}, opts: number[] = [1, 1, ...GUEST_MAC]) =>
+    icmp6(135, [0, 0, 0, 0, ...target, ...opts], { hop: 255, dst: solicitedNode(target), ...o });
+
+  it('a router solicitation gets an advertisement of fec0::/64 (SLAAC) and the MTU, from fe80::2', () => {
+    const h = net();
+    h.send(
+      icmp6(133, [0, 0, 0, 0, 1, 1, ...GUEST_MAC], {
+        hop: 255,
+        src: GUEST_LL,
+        dst: parseIp6('ff02::2'),
+      }),
+    );
+    const [r] = h.take();
+    const c = checked(r);
+    expect([c.hop, formatIp6(c.src), formatIp6(c.dst)]).toEqual([
+      255,
+      formatIp6(GW_LL),
+      formatIp6(GUEST_LL),
+    ]);
+    const l4 = c.l4;
+    expect([l4[0], l4[1], l4[4], get16(l4, 6)]).toEqual([134, 0, 64, 1800]);
+    // options: source link-layer address, MTU, prefix information, RDNSS
+    const opts = new Map<number, Uint8Array>();
+    for (let o = 16; o < l4.length; o += l4[o + 1] * 8)
+      opts.set(l4[o], l4.subarray(o, o + l4[o + 1] * 8));
+    expect(Array.from(opts.get(1)!.subarray(2))).toEqual(Array.from(GW_MAC));
+    expect(get16(opts.get(5)!, 6)).toBe(1500);
+    const pi = opts.get(3)!;
+    expect([pi[2], pi[3] & 0xc0]).toEqual([64, 0xc0]); // /64, on-link + autonomous
+    expect(formatIp6(pi.slice(16, 32))).toBe(formatIp6(parseIp6('fec0::')!));
+    expect(opts.has(25)).toBe(false); // no RDNSS: nothing answers DNS at fec0::3 yet
+    // from the unspecified address (no SLLA allowed then): to all nodes
+    h.send(icmp6(133, [0, 0, 0, 0], { hop: 255, src: UNSPEC, dst: parseIp6('ff02::2') }));
+    expect(formatIp6(checked(h.take()[0]).dst)).toBe(formatIp6(parseIp6('ff02::1')!));
+    expect(h.net.stats().ndp_router_adverts).toBe(2);
+  });
+
+  it('a neighbour solicitation for a gateway address gets an advertisement with the gateway MAC', () => {
+    const h = net();
+    for (const target of [GW6, GW_LL, parseIp6('fec0::3')!]) {
+      h.send(ns(target));
+      const [r] = h.take();
+      const c = checked(r);
+      expect([c.l4[0], c.hop]).toEqual([136, 255]);
+      expect(c.l4[4]).toBe(0x80 | 0x40 | 0x20); // router, solicited, override
+      expect(formatIp6(c.l4.slice(8, 24))).toBe(formatIp6(target));
+      expect(Array.from(c.l4.subarray(24, 32))).toEqual([2, 1, ...GW_MAC]);
+      expect(formatIp6(c.dst)).toBe(formatIp6(GUEST6));
+    }
+    // unicast to the target works too; someone else's address (or the guest's own DAD) gets nothing
+    h.send(ns(GW6, { dst: GW6 }));
+    expect(h.take()).toHaveLength(1);
+    h.send(ns(parseIp6('fec0::99')!));
+    h.send(ns(GUEST6, { src: UNSPEC }, []));
+    expect(h.take()).toHaveLength(0);
+    // DAD for our address: the answer goes to all nodes, not solicited
+    h.send(ns(GW6, { src: UNSPEC }, []));
+    const dad = checked(h.take()[0]);
+    expect(formatIp6(dad.dst)).toBe(formatIp6(parseIp6('ff02::1')!));
+    expect(dad.l4[4] & 0x40).toBe(0);
+    expect(h.net.stats().ndp_no_answer).toBe(2);
+    noThrows(h);
+  });
+
+  it('drops hostile NDP: forwarded (hop limit < 255), bad code, short, bad options, wrong destination', () => {
+    const h = net();
+    h.send(ns(GW6, { hop: 254 }));
+    // code 1, with a right checksum
+    const nsBody = Uint8Array.of(135, 1, 0, 0, 0, 0, 0, 0, ...GW6, 1, 1, ...GUEST_MAC);
+    h.send(ipv6(58, nsBody, 2, { hop: 255, dst: solicitedNode(GW6) }));
+    h.send(icmp6(135, [0, 0, 0, 0, ...GW6.subarray(0, 8)], { hop: 255, dst: solicitedNode(GW6) })); // truncated target
+    h.send(ns(GW6, {}, [1, 0, 0, 0, 0, 0, 0, 0])); // option length 0
+    h.send(ns(GW6, {}, [1, 2, ...GUEST_MAC])); // option runs past the end
+    h.send(ns(parseIp6('ff02::1')!, { dst: parseIp6('ff02::1:ff00:1') })); // multicast target
+    h.send(ns(GW6, { dst: parseIp6('ff02::1:ff00:99') })); // not the target's group
+    h.send(ns(GW6, { src: UNSPEC })); // DAD with a source link-layer address
+    h.send(
+      icmp6(133, [0, 0, 0, 0, 1, 1, ...GUEST_MAC], {
+        hop: 255,
+        src: UNSPEC,
+        dst: parseIp6('ff02::2'),
+      }),
+    );
+    h.send(icmp6(133, [0, 0], { hop: 255, dst: parseIp6('ff02::2') })); // RS shorter than 8
+    expect(h.take()).toHaveLength(0);
+    const s = h.net.stats();
+    expect(s.drop_ndp_hop_limit).toBe(1);
+    expect(s.drop_ndp_code).toBe(1);
+    expect(s.drop_ndp_malformed).toBe(7);
+    expect(s.drop_ndp_bad_destination).toBe(1);
+    noThrows(h);
+  });
+});
+
+describe('TCP over IPv6 to fec0::2 → the host ::1', () => {
+  async function host6(onConn: (s: Socket) => void): Promise<{ srv: Server; port: number }> {
+    const srv = createServer({ allowHalfOpen: true }, (s) => {
+      s.on('error', () => {});
+      onConn(s);
+    });
+    await new Promise<void>((r) => srv.listen(0, '::1', r));
+    cleanup.push(() => srv.close());
+    return { srv, port: (srv.address() as AddressInfo).port };
+  }
+
+  function seg(o: {
+    sport: number;
+    dport: number;
+    seq: number;
+    ack?: number;
+    flags: number;
+    mss?: number;
+    payload?: number[];
+    dst?: Ip6;
+    bad?: boolean;
+  }) {
+    const opts = o.mss ? [2, 4, o.mss >> 8, o.mss & 0xff] : [];
+    const payload = o.payload ?? [];
+    const t = new Uint8Array(20 + opts.length + payload.length);
+    put16(t, 0, o.sport);
+    put16(t, 2, o.dport);
+    t.set([o.seq >>> 24, (o.seq >>> 16) & 0xff, (o.seq >>> 8) & 0xff, o.seq & 0xff], 4);
+    const a = o.ack ?? 0;
+    t.set([a >>> 24, (a >>> 16) & 0xff, (a >>> 8) & 0xff, a & 0xff], 8);
+    t[12] = ((20 + opts.length) / 4) << 4;
+    t[13] = o.flags;
+    put16(t, 14, 65535);
+    t.set(opts, 20);
+    t.set(payload, 20 + opts.length);
+    return ipv6(6, t, 16, { dst: o.dst, badChecksum: o.bad });
+  }
+
+  const tcpFields = (p: NetPacket) => {
+    const c = checked(p);
+    const l4 = c.l4;
+    const seq = ((l4[4] << 24) | (l4[5] << 16) | (l4[6] << 8) | l4[7]) >>> 0;
+    return {
+      ...c,
+      sport: get16(l4, 0),
+      dport: get16(l4, 2),
+      seq,
+      flags: l4[13],
+      hl: (l4[12] >> 4) * 4,
+    };
+  };
+
+  it('proxies a connection both ways with IPv6 headers, MSS 1440, TSO6 frames towards the guest', async () => {
+    const big = Buffer.alloc(20_000, 0x5a);
+    let hostGot = '';
+    const { port } = await host6((s) => {
+      s.on('data', (b) => {
+        hostGot += b.toString();
+        if (hostGot === 'hello') s.end(big);
+      });
+    });
+    const h = net();
+    h.send(seg({ sport: 40000, dport: port, seq: 1000, flags: F.SYN, mss: 1440 }));
+    await until(() => h.got.length > 0);
+    const synAck = tcpFields(h.take()[0]);
+    expect(synAck.flags).toBe(F.SYN | F.ACK);
+    expect([formatIp6(synAck.src), synAck.sport]).toEqual([formatIp6(GW6), port]);
+    expect(Array.from(synAck.l4.subarray(20, 24))).toEqual([2, 4, 1440 >> 8, 1440 & 0xff]);
+    const ack = (synAck.seq + 1) >>> 0;
+    h.send(seg({ sport: 40000, dport: port, seq: 1001, ack, flags: F.ACK }));
+    h.send(
+      seg({
+        sport: 40000,
+        dport: port,
+        seq: 1001,
+        ack,
+        flags: F.ACK | F.PSH,
+        payload: [...Buffer.from('hello')],
+      }),
+    );
+    h.net.tcp.flush();
+    await until(() => hostGot === 'hello');
+    // the host's reply: data frames, large ones as TSO6 with the MSS as gso size
+    let bytes = 0;
+    await until(() => {
+      for (const p of h.take()) {
+        const f = tcpFields(p);
+        const n = f.l4.length - f.hl;
+        if (n > 1440) expect(p.gso).toMatchObject({ type: GSO_TCPV6, size: 1440 });
+        bytes += n;
+        if (n > 0)
+          h.send(
+            seg({ sport: 40000, dport: port, seq: 1006, ack: (f.seq + n) >>> 0, flags: F.ACK }),
+          );
+      }
+      return bytes >= big.length;
+    });
+    expect(bytes).toBe(big.length);
+    expect(h.net.stats().tcp_established).toBe(1);
+    noThrows(h);
+  });
+
+  it('refuses other IPv6 destinations and restrict=on with a RST; drops bad checksums', async () => {
+    const { port } = await host6(() => {});
+    const h = net();
+    h.send(seg({ sport: 40001, dport: port, seq: 5, flags: F.SYN, dst: parseIp6('2001:db8::1') }));
+    const rst = tcpFields(h.take()[0]);
+    expect(rst.flags & F.RST).toBe(F.RST);
+    expect(formatIp6(rst.src)).toBe('2001:db8:0:0:0:0:0:1');
+    h.send(seg({ sport: 40002, dport: port, seq: 5, flags: F.SYN, bad: true }));
+    expect(h.take()).toHaveLength(0);
+    expect(h.net.stats()).toMatchObject({ tcp_refused: 1, drop_tcp_checksum: 1 });
+    const r = net('user,restrict=on');
+    r.send(seg({ sport: 40003, dport: port, seq: 5, flags: F.SYN }));
+    expect(tcpFields(r.take()[0]).flags & F.RST).toBe(F.RST);
+    // UDP over IPv6 is not relayed
+    h.send(ipv6(17, new Uint8Array(12), 6));
+    expect(h.net.stats().drop_udp6_not_relayed).toBe(1);
+  });
+});
+
+describe('hostile IPv6 frames in bulk', () => {
+  it('random corruption of valid IPv6 frames is dropped and counted, never thrown', () => {
+    const h = net();
+    const bases = [
+      icmp6(128, [0, 1, 0, 1, 9, 9]),
+      icmp6(133, [0, 0, 0, 0, 1, 1, ...GUEST_MAC], { hop: 255, dst: parseIp6('ff02::2') }),
+      icmp6(135, [0, 0, 0, 0, ...GW6, 1, 1, ...GUEST_MAC], { hop: 255, dst: GW6 }),
+      ipv6(6, new Uint8Array(20).fill(0x11), 16),
+    ];
+    let seed = 7;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    for (let i = 0; i < 4000; i++) {
+      const b = bases[i % bases.length];
+      const d = b.slice(0, ETH + rnd(b.length - ETH + 1));
+      for (let k = rnd(4); k >= 0; k--) if (d.length > ETH) d[ETH + rnd(d.length - ETH)] = rnd(256);
+      h.send(d);
+      h.take();
+    }
+    noThrows(h);
+  });
+});
