@@ -1,13 +1,15 @@
 /**
  * IPv6 on net=user with the bundled guest, as QEMU's slirp does it: the guest's router
  * solicitation gets our advertisement of fec0::/64 and it autoconfigures an address (SLAAC),
- * `ping6 fec0::2` is answered by the gateway, and busybox wget reaches an HTTP server this test
+ * `ping6 fec0::2` is answered by the gateway, busybox nslookup asks a DNS server this test runs
+ * on the host's ::1 through [fec0::2]:PORT (UDP over IPv6), and busybox wget reaches an HTTP server this test
  * runs on the host's ::1 as http://[fec0::2]:PORT/ — a small page and 2 MiB of random bytes
  * whose md5sum must match, on a virtio-net (TSO6 frames towards the guest) and on an e1000
  * (the same frames cut to the MSS by its receive path).
  */
 import { describe, it, expect } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
+import { createSocket, type Socket } from 'node:dgram';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { VirtMachine } from '../../main/vm/machine.js';
@@ -24,8 +26,27 @@ function hostServer(page: string): Promise<Server> {
   return new Promise((r) => s.listen(0, '::1', () => r(s)));
 }
 
+/** A DNS server on the host's ::1 that answers every A query with 192.0.2.7 (UDP over IPv6). */
+function hostDns(): Promise<Socket> {
+  const sock = createSocket('udp6');
+  sock.on('message', (q, r) => {
+    let end = 12;
+    while (end < q.length && q[end] !== 0) end += q[end] + 1;
+    end += 5; // the name's final 0, its type and class
+    if (q.length < 17 || end > q.length) return;
+    const isA = q.readUInt16BE(end - 4) === 1;
+    const answer = Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 7]);
+    const a = Buffer.concat([q.subarray(0, end), isA ? answer : Buffer.alloc(0)]);
+    a.writeUInt16BE(0x8180, 2); // a response, recursion available
+    a.writeUInt16BE(isA ? 1 : 0, 6); // answers
+    a.writeUInt32BE(0, 8); // no authority or additional records
+    sock.send(a, r.port, r.address);
+  });
+  return new Promise((ok) => sock.bind(0, '::1', () => ok(sock)));
+}
+
 describe.each(['virtio', 'e1000'] as const)('net=user over IPv6 on %s', (model) => {
-  it('SLAAC gives a fec0:: address, ping6 fec0::2, wget http://[fec0::2]:PORT/ from the host', async () => {
+  it('SLAAC gives a fec0:: address, ping6 fec0::2, nslookup and wget via fec0::2 reach the host ::1', async () => {
     const page = `hello over IPv6 ${process.pid}`;
     const server = await hostServer(page);
     const port = (server.address() as AddressInfo).port;
@@ -34,6 +55,7 @@ describe.each(['virtio', 'e1000'] as const)('net=user over IPv6 on %s', (model) 
       ...defaultVmConfig(`nat6-${model}`),
       nics: [{ model, net: 'user', mac }],
     };
+    const dns = await hostDns();
     const g = new Guest(await VirtMachine.open(cfg));
     try {
       await g.expect(/~# /, 120_000);
@@ -47,6 +69,12 @@ describe.each(['virtio', 'e1000'] as const)('net=user over IPv6 on %s', (model) 
       await g.run('ip -6 route show default', /default via fe80::2 dev eth0/);
       await g.run('ping6 -c 2 fec0::2', /2 packets transmitted, 2 packets received/, 30_000);
       await g.run(`wget -q -O - 'http://[fec0::2]:${port}/page'; echo`, new RegExp(page), 30_000);
+      // UDP over IPv6: busybox nslookup asks the host's ::1 DNS server through fec0::2
+      await g.run(
+        `nslookup -type=a wasmvisor.test '[fec0::2]:${dns.address().port}'`,
+        /Address:\s+192\.0\.2\.7/,
+        30_000,
+      );
       const sum = createHash('md5').update(BIG).digest('hex');
       const got = await g.run(
         `wget -q -O - 'http://[fec0::2]:${port}/big' | md5sum`,
@@ -58,6 +86,7 @@ describe.each(['virtio', 'e1000'] as const)('net=user over IPv6 on %s', (model) 
       expect(s.net_backend_ndp_router_adverts).toBeGreaterThan(0);
       expect(s.net_backend_ndp_neighbor_adverts).toBeGreaterThan(0);
       expect(s.net_backend_icmp6_echo_replies).toBe(2);
+      expect(s.net_backend_udp_in).toBeGreaterThan(0);
       expect(s.net_backend_tcp_established).toBe(2);
       // The download left the user network as TSO6 frames; a virtio-net took them whole.
       expect(s.net_backend_tcp_tso_out).toBeGreaterThan(0);
@@ -67,6 +96,7 @@ describe.each(['virtio', 'e1000'] as const)('net=user over IPv6 on %s', (model) 
       await g.done;
       await g.vm.close();
       server.close();
+      dns.close();
     }
   }, 180_000);
 });

@@ -7,6 +7,7 @@
  * reports with hop-by-hop router alert, fragments) has nothing here to serve it.
  */
 import { get16, internetChecksum, put16 } from '../offload.js';
+import type { Ip4 } from './config.js';
 import { ETH_HLEN, ethFrame } from './ethernet.js';
 
 export const ETHERTYPE_IPV6 = 0x86dd;
@@ -16,6 +17,8 @@ export const L4_OFF6 = ETH_HLEN + 40;
 
 /** An IPv6 address: 16 bytes, network order. */
 export type Ip6 = Uint8Array;
+/** An address of either family (a connection's or a flow's): IPv4 as a number. */
+export type IpAddr = Ip4 | Ip6;
 
 /** Parses the textual forms we use (full, or with one `::`); undefined if it is not one. */
 export function parseIp6(s: string): Ip6 | undefined {
@@ -38,6 +41,10 @@ export function parseIp6(s: string): Ip6 | undefined {
 /** The full eight-group form (for keys and messages; not shortened). */
 export const formatIp6 = (a: Ip6): string =>
   Array.from({ length: 8 }, (_, i) => get16(a, i * 2).toString(16)).join(':');
+
+/** A map key for an address of either family. */
+export const addrKey = (a: IpAddr): string =>
+  typeof a === 'number' ? String(a) : `[${formatIp6(a)}]`;
 
 export function sameIp6(a: Ip6, d: Uint8Array, o = 0): boolean {
   for (let i = 0; i < 16; i++) if (a[i] !== d[o + i]) return false;

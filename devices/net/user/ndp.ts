@@ -2,8 +2,8 @@
  * Neighbour discovery (RFC 4861) for the user network's IPv6: neighbour solicitations for the
  * gateway's addresses (fec0::2, fec0::3, fe80::2) get an advertisement with the gateway MAC, and
  * a router solicitation gets a router advertisement of fec0::/64 (autonomous: the guest builds
- * its address by SLAAC) and an MTU of 1500, from fe80::2 — which the guest takes as its default
- * router. No RDNSS option: DNS over IPv6 (UDP to fec0::3) is not served yet. Messages are checked as the RFC says a host
+ * its address by SLAAC), an MTU of 1500 and fec0::3 as DNS server (RFC 8106 RDNSS), from
+ * fe80::2 — which the guest takes as its default router. Messages are checked as the RFC says a host
  * must (hop limit 255, code 0, lengths, well-formed options) and dropped, counted, otherwise.
  * What the guest advertises itself (its NAs, DAD probes for its own addresses) needs no answer.
  */
@@ -12,6 +12,7 @@ import { put32 } from './ipv4.js';
 import { setIcmpv6Checksum } from './icmpv6.js';
 import {
   ALL_NODES,
+  DNS6,
   GATEWAY6_LL,
   L4_OFF6,
   PREFIX6,
@@ -34,6 +35,7 @@ const OPT_SOURCE_LLADDR = 1;
 const OPT_TARGET_LLADDR = 2;
 const OPT_PREFIX_INFO = 3;
 const OPT_MTU = 5;
+const OPT_RDNSS = 25;
 
 /** What we advertise (slirp's values where it has them). */
 export const RA_ROUTER_LIFETIME_S = 1800;
@@ -115,7 +117,7 @@ export function handleNdp(
 
 /** Our router advertisement, to `dst` (the soliciting guest, or all nodes). */
 export function routerAdvert(ourMac: Uint8Array, guestMac: Uint8Array, dst: Ip6): Uint8Array {
-  const len = 16 + 8 + 8 + 32;
+  const len = 16 + 8 + 8 + 32 + 24;
   const f = ipv6Frame(guestMac, ourMac, GATEWAY6_LL, dst, PROTO_ICMPV6, len, 255);
   const t = L4_OFF6;
   f[t] = ND_ROUTER_ADVERT;
@@ -131,6 +133,10 @@ export function routerAdvert(ourMac: Uint8Array, guestMac: Uint8Array, dst: Ip6)
   put32(f, o + 4, RA_VALID_LIFETIME_S);
   put32(f, o + 8, RA_PREFERRED_LIFETIME_S);
   f.set(PREFIX6, o + 16);
+  o += 32;
+  f.set([OPT_RDNSS, 3], o);
+  put32(f, o + 4, RA_ROUTER_LIFETIME_S);
+  f.set(DNS6, o + 8);
   setIcmpv6Checksum(f, GATEWAY6_LL, dst);
   return f;
 }

@@ -3,7 +3,8 @@
  * ARP and ICMP echo for the gateway, DHCP, DNS forwarded to the host's resolver, UDP and TCP
  * proxied over host sockets (10.0.2.2 is the host's 127.0.0.1), port forwards from the host.
  * IPv6 on fec0::/64: neighbour discovery and router advertisements (the guest autoconfigures),
- * ping6 to the gateway, TCP to fec0::2 proxied to the host's ::1. With restrict=on the guest reaches only the built-in services; forwards still work.
+ * ping6 to the gateway, TCP and UDP to fec0::2 proxied to the host's ::1, DNS at fec0::3.
+ * With restrict=on the guest reaches only the built-in services; forwards still work.
  *
  * Every frame is untrusted: it is checked layer by layer and anything malformed, unsupported or
  * over a limit is dropped and counted (`stats()`), never thrown past send().
@@ -48,6 +49,7 @@ import { PortForwards } from './hostfwd.js';
 import { icmpReply } from './icmp.js';
 import { ICMPV6_ECHO_REQUEST, checkIcmpv6, icmpv6EchoReply } from './icmpv6.js';
 import {
+  DNS6,
   ETHERTYPE_IPV6,
   GATEWAY6,
   HOST_LOOPBACK6,
@@ -56,6 +58,7 @@ import {
   parseIpv6,
   sameIp6,
   type Ip6,
+  type IpAddr,
 } from './ipv6.js';
 import { ND_ROUTER_SOLICIT, handleNdp, isNdp } from './ndp.js';
 import { PROTO_ICMP, PROTO_TCP, PROTO_UDP, parseIpv4, type Ipv4 } from './ipv4.js';
@@ -200,7 +203,7 @@ export class UserNetwork implements NetBackend {
 
   /**
    * IPv6 (fec0::/64): neighbour discovery and router advertisements, echo from the gateway's
-   * addresses, TCP to fec0::2 proxied to the host's ::1. UDP over IPv6 is not relayed.
+   * addresses, TCP and UDP to fec0::2 proxied to the host's ::1, DNS at fec0::3 forwarded.
    */
   private ipv6Input(p: NetPacket, guestMac: Uint8Array, offloaded: boolean): void {
     const d = p.data;
@@ -231,7 +234,15 @@ export class UserNetwork implements NetBackend {
       if (typeof s === 'string') return this.drop(s);
       return this.tcp.input(ip, s, (dst, dport) => this.tcpTarget6(dst as Ip6, dport));
     }
-    if (ip.proto === PROTO_UDP) return this.drop('udp6_not_relayed');
+    if (ip.proto === PROTO_UDP) {
+      const u = parseUdp(d, ip, !offloaded);
+      if (typeof u === 'string') return this.drop(u);
+      if (sameIp6(DNS6, ip.dst) && u.dport === DNS_PORT) return this.dns(ip.src, DNS6, u);
+      if (this.config.restrict) return this.drop('restricted');
+      if (!sameIp6(GATEWAY6, ip.dst)) return this.drop('udp6_no_route');
+      const to = { host: HOST_LOOPBACK6, port: u.dport };
+      return this.udp.send(ip.src, u.sport, ip.dst, u.dport, to, u.payload);
+    }
     this.drop('ip6_protocol');
   }
 
@@ -247,7 +258,7 @@ export class UserNetwork implements NetBackend {
     if (u.dport === DHCP_SERVER_PORT && (ip.dst === BROADCAST || ip.dst === GATEWAY)) {
       return this.dhcp(u);
     }
-    if (ip.dst === DNS && u.dport === DNS_PORT) return this.dns(ip, u);
+    if (ip.dst === DNS && u.dport === DNS_PORT) return this.dns(ip.src, DNS, u);
     if (ip.dst === GATEWAY && this.udpForwards.fromGuest(ip.src, u.sport, u.dport, u.payload)) {
       return;
     }
@@ -273,17 +284,18 @@ export class UserNetwork implements NetBackend {
     this.toGuest({ data: f });
   }
 
-  private dns(ip: Ipv4, u: Udp): void {
+  /** A query from the guest's `src` to our DNS address `dns` (10.0.2.3 or fec0::3). */
+  private dns(src: IpAddr, dns: IpAddr, u: Udp): void {
     const rcode = this.config.restrict ? RCODE_REFUSED : this.resolver ? 0 : RCODE_SERVFAIL;
     if (rcode === 0) {
       this.counters.count('dns_forwarded');
-      return this.udp.send(ip.src, u.sport, DNS, DNS_PORT, this.resolver!, u.payload);
+      return this.udp.send(src, u.sport, dns, DNS_PORT, this.resolver!, u.payload);
     }
     const r = dnsErrorReply(u.payload, rcode);
     if (!r) return this.drop('dns_malformed');
     this.counters.count(rcode === RCODE_REFUSED ? 'dns_refused' : 'dns_servfail');
     this.toGuest({
-      data: udpFrame(this.guestMac!, GATEWAY_MAC, DNS, DNS_PORT, ip.src, u.sport, r),
+      data: udpFrame(this.guestMac!, GATEWAY_MAC, dns, DNS_PORT, src, u.sport, r),
     });
   }
 

@@ -11,7 +11,7 @@ import type { NetPacket } from '../packet.js';
 import { GATEWAY, GATEWAY_MAC, type Ip4, type UserNetLimits } from './config.js';
 import type { Counters } from './counters.js';
 import type { Ipv4 } from './ipv4.js';
-import { formatIp6, type Ipv6 } from './ipv6.js';
+import { addrKey, type Ipv6 } from './ipv6.js';
 import { TcpConn, type ConnOwner } from './tcp-conn.js';
 import { ACK, FIN, RST, SYN, tcpPacket, type IpAddr, type TcpSegment } from './tcp-segment.js';
 
@@ -166,8 +166,6 @@ export class TcpNat implements ConnOwner {
     this.emit((gm, om) => tcpPacket(gm, om, h, 0));
   }
 }
-
-const addrKey = (a: IpAddr): string => (typeof a === 'number' ? String(a) : `[${formatIp6(a)}]`);
 
 const key = (guestIp: IpAddr, gport: number, peer: IpAddr, pport: number): string =>
   `${addrKey(guestIp)}:${gport}>${addrKey(peer)}:${pport}`;

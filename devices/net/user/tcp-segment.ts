@@ -11,7 +11,15 @@
 import { get16, put16 } from '../offload.js';
 import { GSO_TCPV4, GSO_TCPV6, type NetPacket } from '../packet.js';
 import type { Ip4 } from './config.js';
-import { L4_OFF6, ipv6Frame, l4ChecksumOk6, seedL4Checksum6, type Ip6, type Ipv6 } from './ipv6.js';
+import {
+  L4_OFF6,
+  ipv6Frame,
+  l4ChecksumOk6,
+  seedL4Checksum6,
+  type Ip6,
+  type IpAddr,
+  type Ipv6,
+} from './ipv6.js';
 import {
   L4_OFF,
   PROTO_TCP,
@@ -84,8 +92,7 @@ function readOptions(d: Uint8Array, i: number, end: number, s: TcpSegment): void
   }
 }
 
-/** A connection's address: IPv4 as a number, IPv6 as 16 bytes. */
-export type IpAddr = Ip4 | Ip6;
+export type { IpAddr };
 
 const isV4 = (ip: Ipv4 | Ipv6): ip is Ipv4 => typeof ip.src === 'number';
 

@@ -6,9 +6,11 @@
  * open one more is dropped and counted.
  */
 import { createSocket, type Socket } from 'node:dgram';
+import { isIPv6 } from 'node:net';
 import type { Counters } from './counters.js';
-import type { Ip4, UserNetLimits } from './config.js';
-import { MAX_UDP_TO_GUEST } from './udp.js';
+import type { UserNetLimits } from './config.js';
+import { addrKey, type IpAddr } from './ipv6.js';
+import { MAX_UDP6_TO_GUEST, MAX_UDP_TO_GUEST } from './udp.js';
 
 /** Where a flow's host socket sends, and what the guest sees as the peer. */
 export interface UdpTarget {
@@ -17,7 +19,13 @@ export interface UdpTarget {
 }
 
 /** A datagram for the guest: from (src, sport) to (dst, dport). */
-export type UdpDeliver = (src: Ip4, sport: number, dst: Ip4, dport: number, data: Buffer) => void;
+export type UdpDeliver = (
+  src: IpAddr,
+  sport: number,
+  dst: IpAddr,
+  dport: number,
+  data: Buffer,
+) => void;
 
 interface Flow {
   sock: Socket;
@@ -38,15 +46,22 @@ export class UdpNat {
   }
 
   /** Sends a guest datagram (guestIp:gport → peer:pport as the guest sees it) to `to`. */
-  send(guestIp: Ip4, gport: number, peer: Ip4, pport: number, to: UdpTarget, data: Uint8Array) {
-    const key = `${guestIp}:${gport}>${peer}:${pport}`;
+  send(
+    guestIp: IpAddr,
+    gport: number,
+    peer: IpAddr,
+    pport: number,
+    to: UdpTarget,
+    data: Uint8Array,
+  ) {
+    const key = `${addrKey(guestIp)}:${gport}>${addrKey(peer)}:${pport}`;
     let f = this.flows.get(key);
     if (!f) {
       if (this.flows.size >= this.limits.udpFlows) {
         this.counters.count('drop_udp_flow_limit');
         return;
       }
-      f = this.open(key, guestIp, gport, peer, pport);
+      f = this.open(key, guestIp, gport, peer, pport, isIPv6(to.host));
     } else f.timer.refresh();
     this.counters.count('udp_out');
     // The frame is not written after the NIC hands it over, so the socket may keep a view.
@@ -60,10 +75,19 @@ export class UdpNat {
     for (const key of [...this.flows.keys()]) this.drop(key);
   }
 
-  private open(key: string, guestIp: Ip4, gport: number, peer: Ip4, pport: number): Flow {
-    const sock = createSocket('udp4');
+  private open(
+    key: string,
+    guestIp: IpAddr,
+    gport: number,
+    peer: IpAddr,
+    pport: number,
+    hostV6: boolean,
+  ): Flow {
+    // The host socket's family follows the host end (an IPv6 guest's DNS may be an IPv4 server).
+    const sock = createSocket(hostV6 ? 'udp6' : 'udp4');
+    const max = typeof guestIp === 'number' ? MAX_UDP_TO_GUEST : MAX_UDP6_TO_GUEST;
     sock.on('message', (msg) => {
-      if (msg.length > MAX_UDP_TO_GUEST) {
+      if (msg.length > max) {
         this.counters.count('drop_udp_too_big');
         return;
       }

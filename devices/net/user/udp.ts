@@ -2,6 +2,15 @@
 import { get16, put16 } from '../offload.js';
 import type { Ip4 } from './config.js';
 import { L4_OFF, PROTO_UDP, ipv4Frame, l4ChecksumOk, setL4Checksum, type Ipv4 } from './ipv4.js';
+import {
+  L4_OFF6,
+  ipv6Frame,
+  l4ChecksumOk6,
+  setL4Checksum6,
+  type Ip6,
+  type IpAddr,
+  type Ipv6,
+} from './ipv6.js';
 
 export interface Udp {
   sport: number;
@@ -12,13 +21,21 @@ export interface Udp {
 
 /** Largest datagram we send to the guest: one 1500-byte IP packet (we never fragment). */
 export const MAX_UDP_TO_GUEST = 1500 - 20 - 8;
+/** The same over IPv6. */
+export const MAX_UDP6_TO_GUEST = 1500 - 40 - 8;
 
 /** Parses a UDP header; a string is the reason to drop the datagram. */
-export function parseUdp(d: Uint8Array, ip: Ipv4, verify: boolean): Udp | string {
+export function parseUdp(d: Uint8Array, ip: Ipv4 | Ipv6, verify: boolean): Udp | string {
   if (ip.end - ip.l4 < 8) return 'udp_runt';
   const len = get16(d, ip.l4 + 4);
   if (len < 8 || len > ip.end - ip.l4) return 'udp_length';
-  if (verify && get16(d, ip.l4 + 6) !== 0 && !l4ChecksumOk(d, { ...ip, end: ip.l4 + len })) {
+  const sum = get16(d, ip.l4 + 6);
+  if (typeof ip.src === 'number') {
+    if (verify && sum !== 0 && !l4ChecksumOk(d, { ...(ip as Ipv4), end: ip.l4 + len })) {
+      return 'udp_checksum';
+    }
+  } else if (sum === 0 || (verify && !l4ChecksumOk6(d, { ...(ip as Ipv6), end: ip.l4 + len }))) {
+    // RFC 8200 8.1: a zero UDP checksum is not allowed over IPv6.
     return 'udp_checksum';
   }
   return {
@@ -32,17 +49,22 @@ export function parseUdp(d: Uint8Array, ip: Ipv4, verify: boolean): Udp | string
 export function udpFrame(
   dstMac: Uint8Array,
   srcMac: Uint8Array,
-  src: Ip4,
+  src: IpAddr,
   sport: number,
-  dst: Ip4,
+  dst: IpAddr,
   dport: number,
   payload: Uint8Array,
 ): Uint8Array {
-  const f = ipv4Frame(dstMac, srcMac, src, dst, PROTO_UDP, 8 + payload.length);
-  put16(f, L4_OFF, sport);
-  put16(f, L4_OFF + 2, dport);
-  put16(f, L4_OFF + 4, 8 + payload.length);
-  f.set(payload, L4_OFF + 8);
-  setL4Checksum(f, 6, src, dst, PROTO_UDP);
+  const v4 = typeof src === 'number';
+  const f = v4
+    ? ipv4Frame(dstMac, srcMac, src, dst as Ip4, PROTO_UDP, 8 + payload.length)
+    : ipv6Frame(dstMac, srcMac, src, dst as Ip6, PROTO_UDP, 8 + payload.length);
+  const o = v4 ? L4_OFF : L4_OFF6;
+  put16(f, o, sport);
+  put16(f, o + 2, dport);
+  put16(f, o + 4, 8 + payload.length);
+  f.set(payload, o + 8);
+  if (v4) setL4Checksum(f, 6, src, dst as Ip4, PROTO_UDP);
+  else setL4Checksum6(f, 6, src, dst as Ip6, PROTO_UDP);
   return f;
 }

@@ -1,11 +1,12 @@
 /**
  * net=user's IPv6 with hand-built guest frames, layer by layer: addresses and the IPv6 header
  * (ipv6.ts), ICMPv6 echo (icmpv6.ts), neighbour discovery and router advertisements (ndp.ts),
- * TCP over IPv6 proxied to a host server on ::1 — and hostile frames at each layer, dropped and
+ * TCP and UDP over IPv6 proxied to host servers on ::1, DNS at fec0::3 — and hostile frames at each layer, dropped and
  * counted, never thrown (drop_internal_error would show a throw caught by send()).
  * Checksums are computed here independently of the code under test.
  */
 import { describe, it, expect, afterEach } from 'vitest';
+import { createSocket } from 'node:dgram';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { get16, put16 } from '../../../devices/net/offload.js';
@@ -185,7 +186,7 @@ describe('neighbour discovery (ndp.ts)', () => {
   const ns = (target: Ip6, o: V6Opts = {}, opts: number[] = [1, 1, ...GUEST_MAC]) =>
     icmp6(135, [0, 0, 0, 0, ...target, ...opts], { hop: 255, dst: solicitedNode(target), ...o });
 
-  it('a router solicitation gets an advertisement of fec0::/64 (SLAAC) and the MTU, from fe80::2', () => {
+  it('a router solicitation gets an advertisement of fec0::/64 (SLAAC), MTU and DNS, from fe80::2', () => {
     const h = net();
     h.send(
       icmp6(133, [0, 0, 0, 0, 1, 1, ...GUEST_MAC], {
@@ -212,7 +213,7 @@ describe('neighbour discovery (ndp.ts)', () => {
     const pi = opts.get(3)!;
     expect([pi[2], pi[3] & 0xc0]).toEqual([64, 0xc0]); // /64, on-link + autonomous
     expect(formatIp6(pi.slice(16, 32))).toBe(formatIp6(parseIp6('fec0::')!));
-    expect(opts.has(25)).toBe(false); // no RDNSS: nothing answers DNS at fec0::3 yet
+    expect(formatIp6(opts.get(25)!.slice(8, 24))).toBe(formatIp6(parseIp6('fec0::3')!)); // RDNSS
     // from the unspecified address (no SLLA allowed then): to all nodes
     h.send(icmp6(133, [0, 0, 0, 0], { hop: 255, src: UNSPEC, dst: parseIp6('ff02::2') }));
     expect(formatIp6(checked(h.take()[0]).dst)).toBe(formatIp6(parseIp6('ff02::1')!));
@@ -391,9 +392,91 @@ describe('TCP over IPv6 to fec0::2 → the host ::1', () => {
     const r = net('user,restrict=on');
     r.send(seg({ sport: 40003, dport: port, seq: 5, flags: F.SYN }));
     expect(tcpFields(r.take()[0]).flags & F.RST).toBe(F.RST);
-    // UDP over IPv6 is not relayed
-    h.send(ipv6(17, new Uint8Array(12), 6));
-    expect(h.net.stats().drop_udp6_not_relayed).toBe(1);
+  });
+});
+
+describe('UDP over IPv6: fec0::2 → the host ::1, DNS at fec0::3', () => {
+  const udp6 = (sport: number, dport: number, data: number[], o: V6Opts = {}) => {
+    const u = new Uint8Array(8 + data.length);
+    put16(u, 0, sport);
+    put16(u, 2, dport);
+    put16(u, 4, u.length);
+    u.set(data, 8);
+    return ipv6(17, u, 6, o);
+  };
+  const query = [0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0x61, 0, 0, 1, 0, 1]; // "a" IN A
+
+  async function udpServer(family: 'udp4' | 'udp6', host: string, reply: (m: Buffer) => Buffer) {
+    const sock = createSocket(family);
+    sock.on('message', (m, r) => sock.send(reply(m), r.port, r.address));
+    await new Promise<void>((ok) => sock.bind(0, host, ok));
+    cleanup.push(() => sock.close());
+    return sock.address().port;
+  }
+
+  it('a datagram to fec0::2 reaches the host ::1 and the answer comes back from fec0::2', async () => {
+    const port = await udpServer('udp6', '::1', (m) => Buffer.from(m.toString().toUpperCase()));
+    const h = net();
+    h.send(udp6(5555, port, [...Buffer.from('ping')]));
+    await until(() => h.got.length > 0);
+    const c = checked(h.take()[0]);
+    expect([c.proto, formatIp6(c.src), formatIp6(c.dst)]).toEqual([
+      17,
+      formatIp6(GW6),
+      formatIp6(GUEST6),
+    ]);
+    expect([get16(c.l4, 0), get16(c.l4, 2)]).toEqual([port, 5555]);
+    expect(Buffer.from(c.l4.subarray(8)).toString()).toBe('PING');
+  });
+
+  it('forwards DNS at fec0::3 to the resolver (even an IPv4 one); SERVFAIL without, REFUSED restricted', async () => {
+    const port = await udpServer('udp4', '127.0.0.1', (m) => {
+      const r = Buffer.from(m);
+      r[2] |= 0x80;
+      return r;
+    });
+    const h = harness('user', { resolver: { host: '127.0.0.1', port } });
+    cleanup.push(() => h.net.close());
+    const dns6 = parseIp6('fec0::3')!;
+    h.send(udp6(4444, 53, query, { dst: dns6 }));
+    await until(() => h.got.length > 0);
+    const c = checked(h.take()[0]);
+    expect([formatIp6(c.src), get16(c.l4, 0), get16(c.l4, 2)]).toEqual([formatIp6(dns6), 53, 4444]);
+    expect(c.l4[8 + 2] & 0x80).toBe(0x80);
+    expect(h.net.stats().dns_forwarded).toBe(1);
+    const none = net(); // no resolver
+    none.send(udp6(4444, 53, query, { dst: dns6 }));
+    const sf = checked(none.take()[0]);
+    expect(sf.l4[8 + 3] & 0xf).toBe(2);
+    const r = harness('user,restrict=on', { resolver: { host: '127.0.0.1', port } });
+    cleanup.push(() => r.net.close());
+    r.send(udp6(4444, 53, query, { dst: dns6 }));
+    expect(checked(r.take()[0]).l4[8 + 3] & 0xf).toBe(5);
+    r.send(udp6(4444, 9, [1], { dst: GW6 }));
+    expect(r.net.stats().drop_restricted).toBe(1);
+  });
+
+  it('drops a zero checksum (not allowed over IPv6), bad lengths and other destinations', () => {
+    const h = net();
+    const zero = udp6(1, 2, [1, 2, 3]);
+    zero[ETH + 40 + 6] = zero[ETH + 40 + 7] = 0;
+    h.send(zero);
+    const bad = udp6(1, 2, [1, 2, 3]);
+    bad[ETH + 40 + 7] ^= 0xff;
+    h.send(bad);
+    const long = udp6(1, 2, [1, 2, 3]);
+    put16(long, ETH + 40 + 4, 40); // UDP length beyond the packet
+    h.send(long);
+    h.send(ipv6(17, new Uint8Array(5), -1)); // shorter than a UDP header
+    h.send(udp6(1, 2, [1], { dst: parseIp6('2001:db8::1') }));
+    expect(h.take()).toHaveLength(0);
+    expect(h.net.stats()).toMatchObject({
+      drop_udp_checksum: 2,
+      drop_udp_length: 1,
+      drop_udp_runt: 1,
+      drop_udp6_no_route: 1,
+    });
+    noThrows(h);
   });
 });
 
