@@ -15,6 +15,7 @@ import type { MachineStats } from '../vm/machine.js';
 import { WorkerVm } from '../host/worker-vm.js';
 import { runElf, RunElfError } from '../vm/run-elf.js';
 import { shareSwitchesBetweenProcesses } from '../../devices/net/index.js';
+import { startupMark } from '../host/startup-trace.js';
 
 /** A problem the user can fix: printed as one line, no stack trace. */
 class UserError extends Error {}
@@ -178,6 +179,8 @@ async function cmdUi(o: UiCliOptions): Promise<number> {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  startupMark('process start', 0);
+  startupMark('cli loaded');
   try {
     const cmd = parseCommand(argv);
     switch (cmd.kind) {

@@ -15,6 +15,7 @@ import type {
 import type { MachineStats } from '../vm/machine.js';
 import type { FromWorker, ToWorker, VmWorkerData } from '../worker/protocol.js';
 import { ByteRing } from './byte-ring.js';
+import { startupMark } from './startup-trace.js';
 import { attachSwitchLink, checkNetSpec } from '../../devices/net/index.js';
 import { createCfqMemory, releaseCfqThread } from '../../devices/block/cfq-shared.js';
 
@@ -90,6 +91,7 @@ export class VmRunner {
     this.exitFromWorker = undefined;
     const workerData: VmWorkerData = { cfqMemory };
     const w = new Worker(this.workerPath, { workerData });
+    startupMark('worker spawned');
     const thread = w.threadId;
     this.worker = w;
     w.on('message', (m: FromWorker) => this.onMessage(m));

@@ -29,6 +29,9 @@ import {
 import { VIRT } from '../../devices/platform/memory-map.js';
 import { SnapshotOverlays } from '../../devices/block/index.js';
 import { setSwitchConnector, switchLinkConnector } from '../../devices/net/index.js';
+import { startupMark } from '../host/startup-trace.js';
+
+startupMark('worker loaded');
 
 const STATS_INTERVAL_MS = 250;
 /** Console bytes are sent at most this often (and sooner when this many are queued). */
@@ -129,6 +132,7 @@ async function runVm(cfg: VmConfig, diskKeys?: (Uint8Array | null)[]): Promise<v
         post({ type: 'exit', exit: { kind: 'stopped' } });
         return;
       }
+      startupMark('machine built');
       machine = vm;
       vm.onStreamOutput = queueConsole;
       const sampler = new StatsSampler(cfg.memMiB);
@@ -173,6 +177,7 @@ async function runVm(cfg: VmConfig, diskKeys?: (Uint8Array | null)[]): Promise<v
       if (statsTimer) clearInterval(statsTimer);
       statsTimer = setInterval(sample, STATS_INTERVAL_MS);
       post({ type: 'state', state: 'running' });
+      startupMark('first slice');
       const exit = await vm.run().finally(() => vm.close());
       flushConsole();
       sample();
