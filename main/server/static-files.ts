@@ -8,9 +8,11 @@ const here = dirname(fileURLToPath(import.meta.url));
 export function rendererDir(): string {
   const candidates = [
     join(here, '..', '..', 'renderer'), // dist/main/server → dist/renderer
+    join(here, '..', 'renderer'), // dist/bundle (the bundled CLI) → dist/renderer
     join(here, '..', '..', 'dist', 'renderer'), // main/server (sources, under vitest)
   ];
-  const found = candidates.find((d) => existsSync(join(d, 'index.html')));
+  // app.js, not index.html: from dist/bundle the first candidate is the renderer's sources.
+  const found = candidates.find((d) => existsSync(join(d, 'app.js')));
   if (!found) throw new Error('dist/renderer/index.html not found: run `npm run build` first');
   return found;
 }
