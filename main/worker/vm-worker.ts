@@ -34,7 +34,10 @@ import { startupMark } from '../host/startup-trace.js';
 startupMark('worker loaded');
 
 const STATS_INTERVAL_MS = 250;
-/** Console bytes are sent at most this often (and sooner when this many are queued). */
+/**
+ * Console bytes are sent at most this often (and sooner when this many are queued); output after
+ * a quiet spell of this long (the boot's first line, an echoed key, a prompt) goes at once.
+ */
 const CONSOLE_FLUSH_MS = 16;
 const CONSOLE_FLUSH_BYTES = 32 * 1024;
 
@@ -77,11 +80,14 @@ let stopEarly = false;
 let pending: { stream: ConsoleStream; data: Uint8Array }[] = [];
 let pendingBytes = 0;
 let flushTimer: ReturnType<typeof setTimeout> | undefined;
+/** When console bytes were last sent (performance.now()). */
+let lastFlushAt = -Infinity;
 
 function flushConsole(): void {
   if (flushTimer) clearTimeout(flushTimer);
   flushTimer = undefined;
   if (!pendingBytes) return;
+  lastFlushAt = performance.now();
   // One message per run of the same stream.
   for (let i = 0; i < pending.length;) {
     const stream = pending[i]!.stream;
@@ -104,7 +110,14 @@ function queueConsole(stream: ConsoleStream, bytes: Uint8Array): void {
   pending.push({ stream, data: bytes.slice() }); // the UART may reuse its buffer
   pendingBytes += bytes.length;
   if (pendingBytes >= CONSOLE_FLUSH_BYTES) flushConsole();
-  else flushTimer ??= setTimeout(flushConsole, CONSOLE_FLUSH_MS);
+  // Throttled, not debounced: the timer ends the current slice's batch if the last send was
+  // long enough ago, so a lone line is not held back 16 ms (it was, before the boot's first byte).
+  else {
+    flushTimer ??= setTimeout(
+      flushConsole,
+      Math.max(0, lastFlushAt + CONSOLE_FLUSH_MS - performance.now()),
+    );
+  }
 }
 
 async function runVm(cfg: VmConfig, diskKeys?: (Uint8Array | null)[]): Promise<void> {
