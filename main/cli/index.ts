@@ -1,213 +1,24 @@
-/** `wasmvisor` command line: boot a VM on the terminal, or run a bare-metal ELF. */
-import {
-  parseCommand,
-  UsageError,
-  USAGE,
-  type RunOptions,
-  type RunElfCliOptions,
-  type UiCliOptions,
-} from './args.js';
-import { attachTerminal } from './terminal.js';
-import { runImg } from './img.js';
-import { askDiskKeys } from './disk-keys.js';
-import { MonitorSession } from './monitor.js';
-import type { MachineStats } from '../vm/machine.js';
-import { WorkerVm } from '../host/worker-vm.js';
-import { runElf, RunElfError } from '../vm/run-elf.js';
-import { shareSwitchesBetweenProcesses } from '../../devices/net/index.js';
+/**
+ * `wasmvisor` command line entry. `run` starts its VM's worker thread first, so that the
+ * worker's start (~30 ms of thread and module loading) overlaps the main thread loading the
+ * commands (commands.ts); the worker waits for the VM's definition.
+ */
+import { startVmWorkerAhead } from '../host/worker-spawn.js';
+import { vmWorkerPath } from '../host/worker-path.js';
 import { startupMark } from '../host/startup-trace.js';
-
-/** A problem the user can fix: printed as one line, no stack trace. */
-class UserError extends Error {}
-
-function formatStats(s: MachineStats): string {
-  const lines = [
-    `instructions retired: ${s.instret}`,
-    `time: ${s.seconds.toFixed(2)} s, ${s.mips.toFixed(1)} MIPS`,
-    `traps taken: ${s.traps}`,
-    'MMIO exits per device:',
-    ...Object.entries(s.exits).map(
-      ([d, e]) => `  ${d.padEnd(8)} ${e.reads} reads, ${e.writes} writes`,
-    ),
-    'interrupts per source:',
-    ...Object.entries(s.interrupts).map(([src, n]) => `  ${src.padEnd(8)} ${n}`),
-    ...Object.entries(s.virtio).flatMap(([dev, counters]) => [
-      `${dev}:`,
-      ...Object.entries(counters).map(([k, n]) => `  ${k.padEnd(20)} ${n}`),
-    ]),
-  ];
-  const b = s.balloon;
-  if (b) {
-    const m = (x: number | undefined): string => (x === undefined ? '?' : (x / 2 ** 20).toFixed(0));
-    lines.push(
-      `balloon: actual ${m(b.actualBytes)} MiB of ${m(b.ramBytes)} MiB, ` +
-        (b.returnedToHost
-          ? `${m(b.bytesReleased)} MiB given back to the host`
-          : (b.notReturned ?? 'memory not returned to host')),
-      `guest memory: free ${m(b.stats.memFree)} MiB, available ${m(b.stats.memAvailable)} MiB, ` +
-        `total ${m(b.stats.memTotal)} MiB`,
-    );
-  }
-  if (s.hostRssBytes !== undefined) {
-    lines.push(`host RSS: ${(s.hostRssBytes / 2 ** 20).toFixed(0)} MiB`);
-  }
-  return lines.join('\n');
-}
-
-async function cmdRun(o: RunOptions): Promise<number> {
-  const log = (m: string): boolean => process.stderr.write(`wasmvisor: ${m}\r\n`);
-  const out = process.stdout;
-  let quit = false;
-  // The VM runs in a worker thread; this thread only relays the terminal. Every console the
-  // machine has (UART, hvc0) prints here, as before. `vm` is a VmControl: what a Ctrl-A
-  // monitor drives (pause, resume, reset, stop, devices, stats, device controls).
-  // Encrypted disks without a key file: asked for here, before the terminal goes raw.
-  let diskKeys;
-  try {
-    diskKeys = await askDiskKeys(o.vm.disks);
-  } catch (e) {
-    throw new UserError((e as Error).message);
-  }
-  // switch:NAME reaches the user's other wasmvisor processes (two terminals, one LAN).
-  shareSwitchesBetweenProcesses({ log });
-  const vm = new WorkerVm(o.vm, {
-    output: (b) => out.write(b),
-    log,
-    ...(diskKeys ? { diskKeys } : {}),
-  });
-  // Ctrl-A C: keystrokes go to the (wasmvisor) monitor instead of the guest until pressed again.
-  let inMonitor = false;
-  const monitor = new MonitorSession(
-    vm,
-    (t) => out.write(t),
-    () => {
-      quit = true;
-    },
-  );
-  const detach = attachTerminal({
-    input: (b) => (inMonitor ? monitor.feed(b) : vm.input(b)),
-    quit: () => {
-      quit = true;
-      vm.stop();
-    },
-    help: (t) => out.write(t),
-    monitor: () => {
-      inMonitor = !inMonitor;
-      if (inMonitor) monitor.enter();
-      else out.write('\r\n');
-    },
-  });
-  try {
-    const { exit, stats } = await vm.run();
-    if (o.stats && stats)
-      process.stderr.write('\r\n' + formatStats(stats).replace(/\n/g, '\r\n') + '\r\n');
-    if (quit) {
-      process.stderr.write('\r\nwasmvisor: terminated by Ctrl-A X\r\n');
-      return 0;
-    }
-    switch (exit.kind) {
-      case 'fail':
-        process.stderr.write(`\r\nwasmvisor: guest reported failure (code ${exit.code})\r\n`);
-        return exit.code || 1;
-      case 'error': // a file the user named is unusable: the message names it
-        throw new UserError(exit.message);
-      case 'killed':
-        throw new UserError('the VM worker ended unexpectedly');
-      default:
-        return 0;
-    }
-  } finally {
-    detach();
-  }
-}
-
-async function cmdRunElf(o: RunElfCliOptions): Promise<number> {
-  const t0 = performance.now();
-  let r;
-  try {
-    r = await runElf(o.file, {
-      timeoutMs: o.timeoutMs,
-      maxInsns: o.maxInsns,
-      onOutput: (t) => process.stdout.write(t),
-    });
-  } catch (e) {
-    if (e instanceof RunElfError) throw new UserError(e.message);
-    throw e;
-  }
-  const secs = (performance.now() - t0) / 1000;
-  if (o.stats) {
-    process.stderr.write(
-      `instructions retired: ${r.instret}\ntime: ${secs.toFixed(3)} s, ${(Number(r.instret) / secs / 1e6).toFixed(1)} MIPS\n`,
-    );
-  }
-  if (r.reason === 'timeout') {
-    process.stderr.write(`wasmvisor: ${o.file}: timed out after ${r.instret} instructions\n`);
-    return 124;
-  }
-  if (r.reason === 'max-insns') {
-    process.stderr.write(`wasmvisor: ${o.file}: instruction limit reached\n`);
-    return 124;
-  }
-  return r.status;
-}
-
-/** Web mode: VMs run in workers behind the host API, the UI is served on loopback. */
-async function cmdUi(o: UiCliOptions): Promise<number> {
-  const { HostApi } = await import('../host/host-api.js');
-  const { startUiServer } = await import('../server/ui-server.js');
-  const host = new HostApi();
-  shareSwitchesBetweenProcesses({ log: (m) => process.stderr.write(`wasmvisor: ${m}\n`) });
-  for (const e of host.definitionErrors()) process.stderr.write(`wasmvisor: ${e.message}\n`);
-  let server;
-  try {
-    server = await startUiServer({ host, port: o.port });
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE') throw new UserError(`port ${o.port} is already in use`);
-    throw e;
-  }
-  process.stdout.write(
-    `wasmvisor: UI at ${server.url}\n(VM definitions in ${host.dataDir}; Ctrl-C quits)\n`,
-  );
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
-  await host.shutdown();
-  await server.close();
-  return 0;
-}
 
 export async function main(argv: string[]): Promise<number> {
   startupMark('process start', 0);
   startupMark('cli loaded');
-  try {
-    const cmd = parseCommand(argv);
-    switch (cmd.kind) {
-      case 'help':
-        process.stdout.write(USAGE);
-        return 0;
-      case 'version':
-        process.stdout.write('wasmvisor 0.1.0\n');
-        return 0;
-      case 'run':
-        return await cmdRun(cmd);
-      case 'run-elf':
-        return await cmdRunElf(cmd);
-      case 'ui':
-        return await cmdUi(cmd);
-      case 'img':
-        return await runImg(cmd);
+  // A speculative start: if `run`'s options turn out wrong, the unused worker does not keep the
+  // process alive. Without a build there is no worker to start; the command says so later.
+  if (argv[0] === 'run') {
+    try {
+      startVmWorkerAhead(vmWorkerPath());
+    } catch {
+      // the command reports the missing build when it needs the worker
     }
-  } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`wasmvisor: ${e.message}\n\n${USAGE}`);
-      return 2;
-    }
-    if (e instanceof UserError) {
-      process.stderr.write(`wasmvisor: ${e.message}\n`);
-      return 1;
-    }
-    throw e;
   }
+  const { runCommand } = await import('./commands.js');
+  return runCommand(argv);
 }

@@ -2,7 +2,7 @@
  * The host side of one VM: its worker thread, state, console scrollback, stats history and
  * device list. The worker runs the guest; this object only relays messages.
  */
-import { MessagePort, Worker } from 'node:worker_threads';
+import { MessagePort, type Worker } from 'node:worker_threads';
 import type { VmConfig } from '../vm/config.js';
 import type {
   ConsoleStream,
@@ -13,11 +13,12 @@ import type {
   VmStats,
 } from './api-types.js';
 import type { MachineStats } from '../vm/machine.js';
-import type { FromWorker, ToWorker, VmWorkerData } from '../worker/protocol.js';
+import type { FromWorker, ToWorker } from '../worker/protocol.js';
 import { ByteRing } from './byte-ring.js';
 import { startupMark } from './startup-trace.js';
 import { attachSwitchLink, checkNetSpec } from '../../devices/net/index.js';
-import { createCfqMemory, releaseCfqThread } from '../../devices/block/cfq-shared.js';
+import { releaseCfqThread } from '../../devices/block/cfq-shared.js';
+import { cfqMemory, spawnVmWorker } from './worker-spawn.js';
 
 /** Stats kept for the charts: 5 minutes at 4 Hz. */
 const HISTORY_SAMPLES = 5 * 60 * 4;
@@ -31,9 +32,6 @@ export interface VmRunnerEvents {
   console(bytes: Uint8Array, stream: ConsoleStream): void;
   log(message: string): void;
 }
-
-/** cfq's slices span the disks of every VM this process runs: one memory for all workers. */
-const cfqMemory = createCfqMemory();
 
 /** How long a device control may take before the caller is told it did not answer. */
 const CONTROL_TIMEOUT_MS = 10_000;
@@ -89,8 +87,7 @@ export class VmRunner {
     this.history = [];
     this.lastExit = undefined;
     this.exitFromWorker = undefined;
-    const workerData: VmWorkerData = { cfqMemory };
-    const w = new Worker(this.workerPath, { workerData });
+    const w = spawnVmWorker(this.workerPath);
     startupMark('worker spawned');
     const thread = w.threadId;
     this.worker = w;
