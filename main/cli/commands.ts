@@ -14,6 +14,7 @@ import { MonitorSession } from './monitor.js';
 import type { MachineStats } from '../vm/machine.js';
 import { WorkerVm } from '../host/worker-vm.js';
 import { runElf, RunElfError } from '../vm/run-elf.js';
+import { preloadBootImages } from '../vm/images.js';
 import { shareSwitchesBetweenProcesses } from '../../devices/net/index.js';
 
 /** A problem the user can fix: printed as one line, no stack trace. */
@@ -57,6 +58,8 @@ async function cmdRun(o: RunOptions): Promise<number> {
   const log = (m: string): boolean => process.stderr.write(`wasmvisor: ${m}\r\n`);
   const out = process.stdout;
   let quit = false;
+  // Read (and a gzip'd kernel decompressed) while the worker started ahead loads its modules.
+  const preload = preloadBootImages(o.vm);
   // The VM runs in a worker thread; this thread only relays the terminal. Every console the
   // machine has (UART, hvc0) prints here, as before. `vm` is a VmControl: what a Ctrl-A
   // monitor drives (pause, resume, reset, stop, devices, stats, device controls).
@@ -69,10 +72,12 @@ async function cmdRun(o: RunOptions): Promise<number> {
   }
   // switch:NAME reaches the user's other wasmvisor processes (two terminals, one LAN).
   shareSwitchesBetweenProcesses({ log });
+  const bootImages = await preload;
   const vm = new WorkerVm(o.vm, {
     output: (b) => out.write(b),
     log,
     ...(diskKeys ? { diskKeys } : {}),
+    ...(bootImages ? { bootImages } : {}),
   });
   // Ctrl-A C: keystrokes go to the (wasmvisor) monitor instead of the guest until pressed again.
   let inMonitor = false;

@@ -13,6 +13,7 @@ import type {
   VmStats,
 } from './api-types.js';
 import type { MachineStats } from '../vm/machine.js';
+import type { BootImages } from '../vm/images.js';
 import type { FromWorker, ToWorker } from '../worker/protocol.js';
 import { ByteRing } from './byte-ring.js';
 import { startupMark } from './startup-trace.js';
@@ -80,7 +81,13 @@ export class VmRunner {
     this.events.state(s, this.lastExit);
   }
 
-  start(cfg: VmConfig, dataDir?: string, diskKeys?: (Uint8Array | null)[]): void {
+  /** `bootImages`: the config's boot files already read (preloadBootImages), moved to the worker. */
+  start(
+    cfg: VmConfig,
+    dataDir?: string,
+    diskKeys?: (Uint8Array | null)[],
+    bootImages?: BootImages,
+  ): void {
     if (this.worker) throw new Error('already running');
     this.scrollbacks.clear();
     this.finalStats = undefined;
@@ -101,7 +108,22 @@ export class VmRunner {
       this.onWorkerExit(w);
     });
     this.setState('starting');
-    this.send({ type: 'start', config: cfg, dataDir, ...(diskKeys ? { diskKeys } : {}) });
+    const images = bootImages ? [bootImages.firmware, bootImages.kernel, bootImages.initrd] : [];
+    this.worker.postMessage(
+      {
+        type: 'start',
+        config: cfg,
+        dataDir,
+        ...(diskKeys ? { diskKeys } : {}),
+        ...(bootImages ? { bootImages } : {}),
+      } satisfies ToWorker,
+      // Moved, not copied, where a file's bytes own their whole buffer.
+      images.flatMap((i) =>
+        i && i.data.byteOffset === 0 && i.data.byteLength === i.data.buffer.byteLength
+          ? [i.data.buffer as ArrayBuffer]
+          : [],
+      ),
+    );
   }
 
   private onMessage(m: FromWorker): void {

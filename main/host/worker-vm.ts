@@ -5,6 +5,7 @@
  */
 import type { VmConfig } from '../vm/config.js';
 import type { MachineStats } from '../vm/machine.js';
+import type { BootImages } from '../vm/images.js';
 import type { ConsoleStream, DeviceRow, VmExit, VmState, VmStats } from './api-types.js';
 import { VmRunner } from './vm-runner.js';
 import { vmWorkerPath } from './worker-path.js';
@@ -34,6 +35,8 @@ export interface WorkerVmOptions {
   workerPath?: string;
   /** Passphrases of encrypted disks asked for on the terminal, by disk index. */
   diskKeys?: (Uint8Array | null)[];
+  /** The config's boot files, already read (preloadBootImages). */
+  bootImages?: BootImages;
 }
 
 export interface WorkerVmEnd {
@@ -47,12 +50,14 @@ export class WorkerVm implements VmControl {
   private latest: VmStats | undefined;
   private ended: ((end: WorkerVmEnd) => void) | undefined;
   private readonly diskKeys: (Uint8Array | null)[] | undefined;
+  private readonly bootImages: BootImages | undefined;
 
   constructor(
     private readonly cfg: VmConfig,
     o: WorkerVmOptions,
   ) {
     this.diskKeys = o.diskKeys;
+    this.bootImages = o.bootImages;
     this.runner = new VmRunner(o.workerPath ?? vmWorkerPath(), {
       state: (state, lastExit) => {
         if (state !== 'stopped') return;
@@ -68,7 +73,7 @@ export class WorkerVm implements VmControl {
   /** Starts the worker; resolves when the VM has ended, with why. */
   run(): Promise<WorkerVmEnd> {
     const done = new Promise<WorkerVmEnd>((r) => (this.ended = r));
-    this.runner.start(this.cfg, undefined, this.diskKeys);
+    this.runner.start(this.cfg, undefined, this.diskKeys, this.bootImages);
     return done;
   }
 

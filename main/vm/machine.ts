@@ -14,7 +14,13 @@ import { BootError } from '../../devices/platform/boot-loader.js';
 import { effectiveAppend, type BalloonConfig, type NicConfig, type VmConfig } from './config.js';
 import { PciHost } from '../../devices/pci/host.js';
 import { buildNics, startConfiguredCaptures, type Nic } from './nics.js';
-import { loadBootImages, ImageError, type NamedImage } from './images.js';
+import {
+  loadBootImages,
+  maybeGunzip,
+  ImageError,
+  type BootImages,
+  type NamedImage,
+} from './images.js';
 import {
   mapVirtioSlots,
   RingProcessor,
@@ -106,6 +112,8 @@ export interface OpenHooks {
   overlays?: SnapshotOverlays;
   /** The passphrase typed for disk `index`, if it is encrypted and has no key file. */
   diskKey?(index: number): Uint8Array | undefined;
+  /** The config's boot files, already read (preloadBootImages): not read again. */
+  bootImages?: BootImages;
 }
 
 const DEFAULT_SLICE = 300_000;
@@ -151,13 +159,16 @@ export class VirtMachine {
     cfg: VmConfig,
     log?: (msg: string) => void,
     disks?: BlockBackend[],
+    bootImages?: BootImages,
   ): VirtMachine {
     if (cfg.disks.length !== (disks?.length ?? 0)) {
       // Opening an image is asynchronous; VirtMachine.open() does it before building.
       throw new MachineConfigError('disks must be opened first: use VirtMachine.open()');
     }
     try {
-      const images = loadBootImages(cfg);
+      const images = bootImages
+        ? { ...bootImages, firmware: maybeGunzip(bootImages.firmware) }
+        : loadBootImages(cfg);
       return new VirtMachine({
         memMiB: cfg.memMiB,
         ...images,
@@ -198,7 +209,7 @@ export class VirtMachine {
         });
         disks.push(hooks.wrapDisk?.(disk, disks.length) ?? disk);
       }
-      const vm = VirtMachine.fromConfig(cfg, log, disks);
+      const vm = VirtMachine.fromConfig(cfg, log, disks, hooks.bootImages);
       await startConfiguredCaptures(vm.nics, cfg.nics ?? []).catch(async (e: Error) => {
         await vm.close();
         throw new MachineConfigError(e.message);

@@ -9,6 +9,7 @@ import type {
   VmStats,
 } from '../host/api-types.js';
 import type { MachineStats } from '../vm/machine.js';
+import type { BootImages } from '../vm/images.js';
 
 /** What a VM worker gets at creation (`workerData`). */
 export interface VmWorkerData {
@@ -22,7 +23,14 @@ export type ToWorker =
    * `diskKeys`: passphrases of encrypted disks typed at a terminal, by disk index (a disk with a
    * key file reads it itself) — only ever held in memory, never logged.
    */
-  | { type: 'start'; config: VmConfig; dataDir?: string; diskKeys?: (Uint8Array | null)[] }
+  /** `bootImages`: the config's boot files, read by the host while the worker started. */
+  | {
+      type: 'start';
+      config: VmConfig;
+      dataDir?: string;
+      diskKeys?: (Uint8Array | null)[];
+      bootImages?: BootImages;
+    }
   /** Keyboard input to one console (default: the VM's console). */
   | { type: 'input'; data: Uint8Array; stream?: ConsoleStream }
   /** A device control change; answered by 'control-result' with the same id. */

@@ -6,6 +6,7 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { VirtMachine, MachineConfigError, type ConsoleStream } from '../vm/machine.js';
 import type { VmConfig } from '../vm/config.js';
+import type { BootImages } from '../vm/images.js';
 import {
   applyControl,
   ControlError,
@@ -120,11 +121,16 @@ function queueConsole(stream: ConsoleStream, bytes: Uint8Array): void {
   }
 }
 
-async function runVm(cfg: VmConfig, diskKeys?: (Uint8Array | null)[]): Promise<void> {
+async function runVm(
+  cfg: VmConfig,
+  diskKeys?: (Uint8Array | null)[],
+  preloaded?: BootImages,
+): Promise<void> {
   const log = (message: string): void => post({ type: 'log', message });
   let statsTimer: ReturnType<typeof setInterval> | undefined;
   // snapshot=on overlays outlive resets and reboots, as QEMU's do; thrown away when the VM ends.
   const overlays = new SnapshotOverlays();
+  let bootImages = preloaded;
   try {
     for (;;) {
       let vm: VirtMachine;
@@ -134,7 +140,10 @@ async function runVm(cfg: VmConfig, diskKeys?: (Uint8Array | null)[]): Promise<v
           wrapDisk: (d) => new SwitchableDisk(d),
           overlays,
           diskKey: (i) => diskKeys?.[i] ?? undefined,
+          // The host's copy serves the first boot; resets read the files again, as before.
+          ...(bootImages ? { bootImages } : {}),
         });
+        bootImages = undefined;
       } catch (e) {
         const message = e instanceof MachineConfigError ? e.message : String(e);
         post({ type: 'exit', exit: { kind: 'error', message } });
@@ -222,7 +231,7 @@ port.on('message', (m: ToWorker) => {
       started = true;
       config = m.config;
       dataDir = m.dataDir;
-      void runVm(m.config, m.diskKeys);
+      void runVm(m.config, m.diskKeys, m.bootImages);
       return;
     case 'input':
       machine?.consoleInput(m.data, m.stream);
