@@ -14,6 +14,8 @@ const ETHERTYPE_IPV4 = 0x0800;
 const ETHERTYPE_IPV6 = 0x86dd;
 const ETHERTYPE_VLAN = 0x8100;
 const PROTO_TCP = 6;
+/** Where a UDP header keeps its checksum: a partial checksum at this offset is UDP's. */
+const UDP_CSUM_OFFSET = 6;
 const TCP_FIN = 0x01;
 const TCP_PSH = 0x08;
 const TCP_CWR = 0x80;
@@ -89,8 +91,10 @@ export function finishChecksum(d: Uint8Array, start: number, offset: number): bo
   if (start < 0 || offset < 0 || field + 2 > d.length) return false;
   const sum = onesSum(d, start, d.length);
   let c = ~fold(sum) & 0xffff;
-  // A UDP checksum of 0 means "none": send all ones instead (same value in one's complement).
-  if (c === 0) c = 0xffff;
+  // A UDP checksum (the field 6 bytes into its header) of 0 would mean "none": send all ones
+  // instead, the same value in one's complement. TCP and ICMPv6 keep 0: a sender never
+  // computes 0xffff for them, and checkers (Wireshark) flag it.
+  if (c === 0 && offset === UDP_CSUM_OFFSET) c = 0xffff;
   put16(d, field, c);
   return true;
 }

@@ -170,6 +170,34 @@ describe('IPv6 TCP segmentation (TSO6 / GSO in software)', () => {
     expect(finishChecksum(d, t, d.length)).toBe(false);
   });
 
+  it('a TCP checksum that comes out 0 stays 0; a UDP one becomes all ones (0 is "none")', () => {
+    for (const [proto, at, want] of [
+      [6, 16, 0x0000],
+      [17, 6, 0xffff],
+    ] as const) {
+      const d = tcp6(40);
+      const t = ETH + IP6;
+      d[ETH + 6] = proto;
+      const field = t + at;
+      d[field] = d[field + 1] = 0;
+      // Make the whole sum (pseudo-header included) 0xffff with the last two payload bytes,
+      // so the complemented checksum is 0.
+      d[d.length - 2] = d[d.length - 1] = 0;
+      const rest = sum16(
+        pseudo(d, d.length - t).map((b, i) => (i === 39 ? proto : b)),
+        d.subarray(t),
+      );
+      const fix = 0xffff - rest;
+      d[d.length - 2] = fix >> 8;
+      d[d.length - 1] = fix & 0xff;
+      const seed = sum16(pseudo(d, d.length - t).map((b, i) => (i === 39 ? proto : b)));
+      d[field] = seed >> 8;
+      d[field + 1] = seed & 0xff;
+      expect(finishChecksum(d, t, at)).toBe(true);
+      expect((d[field] << 8) | d[field + 1]).toBe(want);
+    }
+  });
+
   it('refuses hostile IPv6 headers instead of throwing', () => {
     const refused = (d: Uint8Array, mss = 1000) => segmentTcp(d, mss).length === 0;
     // extension headers it cannot or must not step over
