@@ -73,32 +73,45 @@ async function cmdRun(o: RunOptions): Promise<number> {
   // switch:NAME reaches the user's other wasmvisor processes (two terminals, one LAN).
   shareSwitchesBetweenProcesses({ log });
   const bootImages = await preload;
+  // A reader that goes away (`wasmvisor run | head`) closes stdout: writes then fail with EPIPE.
+  // The VM is stopped as Ctrl-A X would (its disks flushed on the way out), not crashed.
+  let outputClosed = false;
+  const write = (b: Uint8Array | string): void => {
+    if (!outputClosed) out.write(b);
+  };
   const vm = new WorkerVm(o.vm, {
-    output: (b) => out.write(b),
+    output: write,
     log,
     ...(diskKeys ? { diskKeys } : {}),
     ...(bootImages ? { bootImages } : {}),
   });
+  const onOutputError = (e: NodeJS.ErrnoException): void => {
+    if (outputClosed) return;
+    outputClosed = true;
+    log(
+      e.code === 'EPIPE'
+        ? 'output closed by its reader: stopping the VM'
+        : `output failed (${e.message}): stopping the VM`,
+    );
+    vm.stop();
+  };
+  out.on('error', onOutputError);
   // Ctrl-A C: keystrokes go to the (wasmvisor) monitor instead of the guest until pressed again.
   let inMonitor = false;
-  const monitor = new MonitorSession(
-    vm,
-    (t) => out.write(t),
-    () => {
-      quit = true;
-    },
-  );
+  const monitor = new MonitorSession(vm, write, () => {
+    quit = true;
+  });
   const detach = attachTerminal({
     input: (b) => (inMonitor ? monitor.feed(b) : vm.input(b)),
     quit: () => {
       quit = true;
       vm.stop();
     },
-    help: (t) => out.write(t),
+    help: write,
     monitor: () => {
       inMonitor = !inMonitor;
       if (inMonitor) monitor.enter();
-      else out.write('\r\n');
+      else write('\r\n');
     },
   });
   try {
@@ -109,6 +122,7 @@ async function cmdRun(o: RunOptions): Promise<number> {
       process.stderr.write('\r\nwasmvisor: terminated by Ctrl-A X\r\n');
       return 0;
     }
+    if (outputClosed) return 0;
     switch (exit.kind) {
       case 'fail':
         process.stderr.write(`\r\nwasmvisor: guest reported failure (code ${exit.code})\r\n`);
@@ -121,6 +135,7 @@ async function cmdRun(o: RunOptions): Promise<number> {
         return 0;
     }
   } finally {
+    out.off('error', onOutputError);
     detach();
   }
 }

@@ -6,6 +6,7 @@ import { describe, it, expect } from 'vitest';
 import { join } from 'node:path';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
 import { SerialSession } from './serial-session.js';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -44,6 +45,32 @@ describe('wasmvisor run (bundled guest)', () => {
     } finally {
       await s.close();
     }
+  }, 60_000);
+});
+
+describe('wasmvisor run | a reader that stops early', () => {
+  it('stops the VM and exits quietly when its output pipe closes (as `| head` does)', async () => {
+    const p = spawn(process.execPath, [cli, 'run'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
+    // Read until the kernel's banner, then close our end of the pipe while the guest still prints.
+    await new Promise<void>((resolve) => {
+      p.stdout.on('data', (d: Buffer) => {
+        out += d.toString('latin1');
+        if (/Linux version/.test(out)) {
+          p.stdout.destroy();
+          resolve();
+        }
+      });
+    });
+    const timer = setTimeout(() => p.kill('SIGKILL'), 20_000);
+    const code = await exited;
+    clearTimeout(timer);
+    expect(code).toBe(0);
+    expect(err).toMatch(/output closed/);
+    expect(err).not.toMatch(/\n\s+at |EPIPE/);
   }, 60_000);
 });
 
