@@ -52,6 +52,8 @@ export interface E1000Metrics {
   rx_packets: number;
   rx_bytes: number;
   rx_filtered: number;
+  /** Frames with offload metadata whose headers the software offload could not cut or finish. */
+  rx_offload_dropped: number;
   rx_no_buffers: number;
   rx_bad_descriptors: number;
   rx_disabled: number;
@@ -124,6 +126,7 @@ export class E1000 implements NicFrontend {
     rx_packets: 0,
     rx_bytes: 0,
     rx_filtered: 0,
+    rx_offload_dropped: 0,
     rx_no_buffers: 0,
     rx_bad_descriptors: 0,
     rx_disabled: 0,
@@ -603,7 +606,7 @@ export class E1000 implements NicFrontend {
     }
     const frames = p.gso || p.csum ? toWireFrames(p) : [p];
     if (frames.length === 0) {
-      this.metrics.rx_filtered++; // a large segment whose headers do not parse: nothing to place
+      this.metrics.rx_offload_dropped++; // a large segment whose headers do not parse
       return true;
     }
     const ring = this.ring(REG.RDBAL, REG.RDBAH, REG.RDLEN);

@@ -78,6 +78,8 @@ export interface VirtioNetMetrics {
   link_changes: number;
   /** Frames the receive filter kept from the guest (not its MAC, table, modes). */
   rx_filtered: number;
+  /** Frames with offload metadata whose headers the software offload could not cut or finish. */
+  rx_offload_dropped: number;
   ctrl_commands: number;
   ctrl_errors: number;
   ctrl_malformed: number;
@@ -131,6 +133,7 @@ export class VirtioNet implements VirtioDevice, NicFrontend {
     rx_bad_buffers: 0,
     link_changes: 0,
     rx_filtered: 0,
+    rx_offload_dropped: 0,
     ctrl_commands: 0,
     ctrl_errors: 0,
     ctrl_malformed: 0,
@@ -379,6 +382,10 @@ export class VirtioNet implements VirtioDevice, NicFrontend {
     } else if (p.csum && !guestCsum) {
       const d = p.data.slice();
       frames = finishChecksum(d, p.csum.start, p.csum.offset) ? [{ data: d, csumValid: true }] : [];
+    }
+    if (frames.length === 0) {
+      this.metrics.rx_offload_dropped++; // headers that do not parse: nothing to place
+      return true;
     }
     const snapshot = q.saveState();
     for (const f of frames) {

@@ -240,6 +240,20 @@ describe('virtio-net', () => {
     expect(internetChecksum(f0, 34, f0.length, seed)).toBe(0);
   });
 
+  it('a GSO segment whose headers cannot be cut is dropped and counted, not left in the backlog', () => {
+    const { d, dev, wire, rx, port } = netDriver(without(NET_F.guestTso4, NET_F.guestTso6));
+    postRx(d, rx, 8, 1526);
+    const bad = tcpFrame(4000);
+    bad[46] = 0x20; // TCP data offset 2 words: shorter than a TCP header
+    wire.onReceive!({ data: bad, gso: { type: GSO_TCPV4, size: 1448, hdrLen: 54 } });
+    expect(rx.takeUsed()).toHaveLength(0);
+    expect(dev.metrics.rx_offload_dropped).toBe(1);
+    expect(port.stats.rx_backlog).toBe(0);
+    // The next good frame still arrives.
+    wire.onReceive!({ data: tcpFrame(10) });
+    expect(rx.takeUsed()).toHaveLength(1);
+  });
+
   it('link down and up: STATUS follows and each change raises a configuration interrupt', () => {
     const { d, dev, port, wire, tx } = netDriver();
     d.ack();
