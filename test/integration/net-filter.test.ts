@@ -8,30 +8,8 @@
  * gratuitous ARP that repairs the peer's entry.
  */
 import { describe, it, expect } from 'vitest';
-import { VirtMachine } from '../../main/vm/machine.js';
-import { defaultVmConfig } from '../../main/vm/config.js';
-import { InProcessGuest as Guest } from '../../bench/in-process-guest.js';
-
-const SWITCH = 'switch:filter';
-
-async function twoGuests(): Promise<Guest[]> {
-  const guests: Guest[] = [];
-  for (const i of [1, 2]) {
-    const cfg = {
-      ...defaultVmConfig(`filter${i}`),
-      nics: [{ model: 'virtio' as const, net: SWITCH, mac: `52:54:00:00:03:0${i}` }],
-    };
-    guests.push(new Guest(await VirtMachine.open(cfg)));
-  }
-  for (const g of guests) await g.expect(/~# /, 120_000);
-  for (const [i, g] of guests.entries()) {
-    await g.run(
-      `ip addr add 10.0.0.${i + 1}/24 dev eth0 && ip link set eth0 up; echo ok$((40+2))`,
-      /ok42/,
-    );
-  }
-  return guests;
-}
+import type { InProcessGuest as Guest } from '../../bench/in-process-guest.js';
+import { guestsOnSwitch, ipv4Up, shutdown } from './switch-guests.js';
 
 /** The guest's own count of frames its NIC gave it. */
 async function rxPackets(g: Guest): Promise<number> {
@@ -51,7 +29,13 @@ const nicStats = (g: Guest): Record<string, number> => g.vm.stats().nics![g.vm.n
 
 describe('virtio-net receive filter with the Linux driver', () => {
   it('promisc, multicast, a MAC change and an announce, as a guest sees them', async () => {
-    const [a, b] = await twoGuests();
+    const [a, b] = await guestsOnSwitch({
+      models: ['virtio', 'virtio'],
+      sw: 'filter',
+      name: 'filter',
+      macByte: '03',
+      ...ipv4Up,
+    });
     try {
       await b.run('ping -c 2 10.0.0.1', /2 packets transmitted, 2 packets received/);
       // Linux turned promiscuous mode off at `ip link set up` and put its groups in the table.
@@ -105,7 +89,7 @@ describe('virtio-net receive filter with the Linux driver', () => {
       await a.run('ip link set eth0 address 02:00:00:00:03:11; echo ok$((40+2))', /ok42/);
       await b.run('ping -c 1 -W 1 10.0.0.1', /1 packets transmitted, 0 packets received/);
       const acks = nicStats(a).announce_acks;
-      a.vm.nic(0).port.setBackend(SWITCH);
+      a.vm.nic(0).port.setBackend('switch:filter');
       // (The guest answers from a work item: allow it a few seconds of a loaded host.)
       await b.run(
         'for i in $(seq 20); do arp -n | grep -q 03:11 && break; sleep 0.5; done; arp -n',
@@ -117,9 +101,7 @@ describe('virtio-net receive filter with the Linux driver', () => {
       expect(nicStats(a).ctrl_errors).toBe(0);
       expect(nicStats(a).ctrl_malformed).toBe(0);
     } finally {
-      for (const g of [a, b]) g.vm.stop();
-      await Promise.all([a.done, b.done]);
-      for (const g of [a, b]) await g.vm.close();
+      await shutdown([a, b]);
     }
   }, 300_000);
 });

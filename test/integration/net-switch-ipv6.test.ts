@@ -14,22 +14,12 @@ import { describe, it, expect } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { VirtMachine } from '../../main/vm/machine.js';
-import { defaultVmConfig, type NicModel } from '../../main/vm/config.js';
-import { InProcessGuest as Guest } from '../../bench/in-process-guest.js';
+import type { InProcessGuest as Guest } from '../../bench/in-process-guest.js';
+import { guestsOnSwitch, hasTshark, shutdown } from './switch-guests.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const artifacts = join(root, 'test-artifacts');
 const MIB = 4;
-
-function hasTshark(): boolean {
-  try {
-    execFileSync('tshark', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function tshark(pcap: string, filter: string): string {
   return execFileSync('tshark', ['-r', pcap, '-Y', filter], {
@@ -38,39 +28,13 @@ function tshark(pcap: string, filter: string): string {
   });
 }
 
-/** Boots one VM per model on switch:`sw`; guest i gets fd00::i/64 (DAD off: no 1 s wait). */
-async function guestsOn(models: NicModel[], sw: string, capture: string): Promise<Guest[]> {
-  const guests: Guest[] = [];
-  for (const [i, model] of models.entries()) {
-    const cfg = {
-      ...defaultVmConfig(`v6-${i + 1}`),
-      nics: [
-        {
-          model,
-          net: `switch:${sw}`,
-          mac: `52:54:00:00:06:0${i + 1}`,
-          capture: i === 0 ? capture : undefined,
-        },
-      ],
-    };
-    guests.push(new Guest(await VirtMachine.open(cfg)));
-  }
-  for (const g of guests) await g.expect(/~# /, 120_000);
-  for (const [i, g] of guests.entries()) {
-    await g.run(
-      'echo 0 >/proc/sys/net/ipv6/conf/eth0/accept_dad && ip link set eth0 up && ' +
-        `ip -6 addr add fd00::${i + 1}/64 dev eth0 && ip -6 addr show dev eth0 | grep -c 'inet6 fd00::${i + 1}/64'`,
-      /^1\r?$/m,
-    );
-  }
-  return guests;
-}
-
-async function shutdown(guests: Guest[]): Promise<void> {
-  for (const g of guests) g.vm.stop();
-  await Promise.all(guests.map((g) => g.done));
-  for (const g of guests) await g.vm.close();
-}
+/** Guest i gets fd00::(i+1)/64 (DAD off: no 1 s wait). */
+const ipv6Up = {
+  up: (i: number): string =>
+    'echo 0 >/proc/sys/net/ipv6/conf/eth0/accept_dad && ip link set eth0 up && ' +
+    `ip -6 addr add fd00::${i + 1}/64 dev eth0 && ip -6 addr show dev eth0 | grep -c 'inet6 fd00::${i + 1}/64'`,
+  ready: /^1\r?$/m,
+};
 
 const nicStats = (g: Guest) => g.vm.stats().nics![g.vm.nic(0).name];
 
@@ -92,11 +56,14 @@ describe.each([
     mkdirSync(artifacts, { recursive: true });
     const pcap = join(artifacts, `net-switch-ipv6-${senderModel}-${receiverModel}.pcap`);
     // guest 1 (fd00::1) receives, guest 2 (fd00::2) serves the file
-    const guests = await guestsOn(
-      [receiverModel, senderModel],
-      `v6-${senderModel}-${receiverModel}`,
-      pcap,
-    );
+    const guests = await guestsOnSwitch({
+      models: [receiverModel, senderModel],
+      sw: `v6-${senderModel}-${receiverModel}`,
+      name: 'v6',
+      macByte: '06',
+      capture: pcap,
+      ...ipv6Up,
+    });
     const [rx, tx] = guests;
     try {
       if (receiverModel === 'e1000') await rx.seen(/e1000: eth0 NIC Link is Up/, 20_000);

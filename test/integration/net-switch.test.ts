@@ -8,59 +8,23 @@ import { describe, it, expect } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { VirtMachine } from '../../main/vm/machine.js';
-import { defaultVmConfig, type NicModel } from '../../main/vm/config.js';
-import { InProcessGuest as Guest } from '../../bench/in-process-guest.js';
+import { guestsOnSwitch, hasTshark, ipv4Up, shutdown } from './switch-guests.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const artifacts = join(root, 'test-artifacts');
-
-function hasTshark(): boolean {
-  try {
-    execFileSync('tshark', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function twoGuests(model: NicModel, sw: string, capture?: string): Promise<Guest[]> {
-  const guests: Guest[] = [];
-  for (const i of [1, 2]) {
-    const cfg = {
-      ...defaultVmConfig(`net${i}`),
-      nics: [
-        {
-          model,
-          net: `switch:${sw}`,
-          mac: `52:54:00:00:0${model === 'e1000' ? 1 : 2}:0${i}`,
-          capture: i === 1 ? capture : undefined,
-        },
-      ],
-    };
-    guests.push(new Guest(await VirtMachine.open(cfg)));
-  }
-  for (const g of guests) await g.expect(/~# /, 120_000);
-  for (const [i, g] of guests.entries()) {
-    await g.run(
-      `ip addr add 10.0.0.${i + 1}/24 dev eth0 && ip link set eth0 up; echo ok$((40+2))`,
-      /ok42/,
-    );
-  }
-  return guests;
-}
-
-async function shutdown(guests: Guest[]): Promise<void> {
-  for (const g of guests) g.vm.stop();
-  await Promise.all(guests.map((g) => g.done));
-  for (const g of guests) await g.vm.close();
-}
 
 describe.each(['e1000', 'virtio'] as const)('two VMs on switch:lab over %s', (model) => {
   it('ping each other, survive a pulled cable, move a 2 MB file; tshark reads the capture', async () => {
     mkdirSync(artifacts, { recursive: true });
     const pcap = join(artifacts, `net-switch-${model}.pcap`);
-    const guests = await twoGuests(model, `lab-${model}`, pcap);
+    const guests = await guestsOnSwitch({
+      models: [model, model],
+      sw: `lab-${model}`,
+      name: 'net',
+      macByte: model === 'e1000' ? '01' : '02',
+      capture: pcap,
+      ...ipv4Up,
+    });
     const [a, b] = guests;
     try {
       if (model === 'e1000')

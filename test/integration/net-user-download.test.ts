@@ -18,18 +18,10 @@ import { join } from 'node:path';
 import { VirtMachine } from '../../main/vm/machine.js';
 import { defaultVmConfig } from '../../main/vm/config.js';
 import { InProcessGuest as Guest } from '../../bench/in-process-guest.js';
+import { hasTshark } from './switch-guests.js';
 
 const FILE_BYTES = 6 << 20;
 const MACS = { virtio: '52:54:00:12:35:01', e1000: '52:54:00:12:35:02' } as const;
-
-function hasTshark(): boolean {
-  try {
-    execFileSync('tshark', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function fileServer(body: Buffer): Promise<Server> {
   const s = createServer((req, res) => {
