@@ -55,6 +55,14 @@ export interface UserNetLimits {
   tcpConnectMs: number;
   /** Retransmissions of one segment before the connection is reset. */
   tcpRetries: number;
+  /** IP datagrams being reassembled at once (both families); a new one evicts the oldest. */
+  fragDatagrams: number;
+  /** Fragments one datagram may have (45 at MTU 1500 make 64 KiB); beyond, it is dropped. */
+  fragPerDatagram: number;
+  /** Fragment bytes held by all datagrams in progress; beyond, the oldest are evicted. */
+  fragBytes: number;
+  /** A datagram not complete in this many ms is dropped (Linux's ipfrag_time: 30 s). */
+  fragTimeoutMs: number;
 }
 
 export const DEFAULT_LIMITS: UserNetLimits = {
@@ -67,6 +75,10 @@ export const DEFAULT_LIMITS: UserNetLimits = {
   udpIdleMs: 60_000,
   tcpConnectMs: 20_000,
   tcpRetries: 8,
+  fragDatagrams: 64,
+  fragPerDatagram: 128,
+  fragBytes: 2 << 20,
+  fragTimeoutMs: 30_000,
 };
 
 export interface HostForward {

@@ -1,9 +1,8 @@
 /**
  * IPv4 for the user network: header checks on what the guest sends (version, header and total
- * lengths, checksum unless the NIC vouched for it), and headers for what we send. Fragments
- * are refused (counted and dropped): the guest's TCP uses path-MTU-sized segments with DF, and
- * the small UDP the services see (DHCP, DNS) is never fragmented, so reassembly would only be a
- * memory sink for a hostile guest.
+ * lengths, checksum unless the NIC vouched for it), and headers for what we send. A fragment is
+ * parsed like any packet and marked (`frag`): reassembly.ts puts the datagram together before
+ * any transport sees it.
  */
 import { get16, internetChecksum, put16 } from '../offload.js';
 import type { Ip4 } from './config.js';
@@ -34,6 +33,8 @@ export interface Ipv4 {
   ipOff: number;
   l4: number;
   end: number;
+  /** Set on a fragment: its payload's byte offset, more fragments follow, the IP identification. */
+  frag?: { offset: number; more: boolean; id: number };
 }
 
 export interface Ipv4Checks {
@@ -53,8 +54,8 @@ export function parseIpv4(d: Uint8Array, ipOff: number, c: Ipv4Checks): Ipv4 | s
   if (c.gso && (end === ipOff || end > d.length)) end = d.length;
   if (end < ipOff + ihl || end > d.length) return 'ip_total_length';
   if (c.verify && internetChecksum(d, ipOff, ipOff + ihl) !== 0) return 'ip_checksum';
-  if (get16(d, ipOff + 6) & 0x3fff) return 'ip_fragment';
-  return {
+  const ff = get16(d, ipOff + 6);
+  const ip: Ipv4 = {
     src: get32(d, ipOff + 12),
     dst: get32(d, ipOff + 16),
     proto: d[ipOff + 9],
@@ -62,6 +63,12 @@ export function parseIpv4(d: Uint8Array, ipOff: number, c: Ipv4Checks): Ipv4 | s
     l4: ipOff + ihl,
     end,
   };
+  if (ff & 0x3fff) {
+    // A TSO segment is never a fragment: the NIC would cut it into fragments of one datagram.
+    if (c.gso) return 'ip_fragment_offloaded';
+    ip.frag = { offset: (ff & 0x1fff) * 8, more: (ff & 0x2000) !== 0, id: get16(d, ipOff + 4) };
+  }
+  return ip;
 }
 
 /** The one's-complement sum of the TCP/UDP pseudo-header (not folded). */

@@ -3,8 +3,9 @@
  * fec0::2 (and the router's link-local fe80::2), DNS at fec0::3; the guest autoconfigures from
  * our router advertisement (ndp.ts). Header checks on what the guest sends (version, payload
  * length, hop limit for NDP), and headers for what we send. Extension headers are refused
- * (counted and dropped): the guest's TCP and ICMPv6 to us carry none, and what does (MLD
- * reports with hop-by-hop router alert, fragments) has nothing here to serve it.
+ * (counted and dropped) but for the fragment header (44, returned as `proto` for
+ * reassembly.ts): the guest's TCP and ICMPv6 to us carry none, and what does (MLD reports with
+ * hop-by-hop router alert) has nothing here to serve it.
  */
 import { get16, internetChecksum, put16 } from '../offload.js';
 import type { Ip4 } from './config.js';
@@ -70,7 +71,7 @@ export const isOurIp6 = (a: Uint8Array, o = 0): boolean =>
 export interface Ipv6 {
   src: Ip6;
   dst: Ip6;
-  /** The next header after the fixed header (no extension headers are accepted). */
+  /** The next header after the fixed header (no extension header but a fragment header, 44). */
   proto: number;
   hopLimit: number;
   ipOff: number;
@@ -90,8 +91,7 @@ export function parseIpv6(d: Uint8Array, ipOff: number, gso: boolean): Ipv6 | st
   if (gso && plen === 0) end = d.length;
   if (end > d.length) return 'ip6_payload_length';
   const proto = d[ipOff + 6];
-  if (proto === 0 || proto === 43 || proto === 44 || proto === 60 || proto === 51 || proto === 50)
-    return 'ip6_extension_header';
+  if (isExtensionHeader(proto)) return 'ip6_extension_header';
   return {
     src: d.slice(ipOff + 8, ipOff + 24),
     dst: d.slice(ipOff + 24, ipOff + 40),
@@ -102,6 +102,10 @@ export function parseIpv6(d: Uint8Array, ipOff: number, gso: boolean): Ipv6 | st
     end,
   };
 }
+
+/** Extension headers we refuse: hop-by-hop, routing, destination options, AH, ESP. */
+export const isExtensionHeader = (p: number): boolean =>
+  p === 0 || p === 43 || p === 60 || p === 51 || p === 50;
 
 /** The one's-complement sum of the IPv6 pseudo-header (RFC 8200 8.1), not folded. */
 export function pseudoSum6(src: Ip6, dst: Ip6, proto: number, len: number): number {

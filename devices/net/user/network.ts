@@ -4,12 +4,15 @@
  * proxied over host sockets (10.0.2.2 is the host's 127.0.0.1), port forwards from the host.
  * IPv6 on fec0::/64: neighbour discovery and router advertisements (the guest autoconfigures),
  * ping6 to the gateway, TCP and UDP to fec0::2 proxied to the host's ::1, DNS at fec0::3.
+ * The guest's IP fragments are reassembled (bounded: reassembly.ts), and what we send it that is
+ * larger than its MTU is fragmented (fragment.ts).
  * With restrict=on the guest reaches only the built-in services; forwards still work.
  *
  * Every frame is untrusted: it is checked layer by layer and anything malformed, unsupported or
  * over a limit is dropped and counted (`stats()`), never thrown past send().
  */
 import type { NetBackend } from '../backend.js';
+import { finishChecksum, get16, internetChecksum, put16 } from '../offload.js';
 import { MAX_PACKET, type NetPacket } from '../packet.js';
 import { arpRequest, handleArp } from './arp.js';
 import {
@@ -45,6 +48,7 @@ import {
   isForUs,
   sameMac,
 } from './ethernet.js';
+import { GUEST_MTU, PROTO_FRAGMENT6, fragmentForGuest } from './fragment.js';
 import { PortForwards } from './hostfwd.js';
 import { icmpReply } from './icmp.js';
 import { ICMPV6_ECHO_REQUEST, checkIcmpv6, icmpv6EchoReply } from './icmpv6.js';
@@ -54,14 +58,18 @@ import {
   GATEWAY6,
   HOST_LOOPBACK6,
   PROTO_ICMPV6,
+  formatIp6,
+  isExtensionHeader,
   isOurIp6,
   parseIpv6,
   sameIp6,
   type Ip6,
   type IpAddr,
+  type Ipv6,
 } from './ipv6.js';
 import { ND_ROUTER_SOLICIT, handleNdp, isNdp } from './ndp.js';
-import { PROTO_ICMP, PROTO_TCP, PROTO_UDP, parseIpv4, type Ipv4 } from './ipv4.js';
+import { PROTO_ICMP, PROTO_TCP, PROTO_UDP, get32, parseIpv4, type Ipv4 } from './ipv4.js';
+import { Reassembly } from './reassembly.js';
 import { TcpNat, type TcpTarget } from './tcp-nat.js';
 import { parseTcp } from './tcp-segment.js';
 import { parseUdp, udpFrame, type Udp } from './udp.js';
@@ -85,6 +93,8 @@ export class UserNetwork implements NetBackend {
   readonly tcp: TcpNat;
   readonly forwards: PortForwards;
   readonly udpForwards: UdpForwards;
+  /** The guest's IP fragments (both families) waiting for the rest of their datagram. */
+  readonly reassembly: Reassembly;
   private readonly resolver: Resolver | undefined;
   private guestMac: Uint8Array | undefined;
   private closed = false;
@@ -97,6 +107,7 @@ export class UserNetwork implements NetBackend {
     this.config = parseUserSpec(spec);
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
     this.resolver = opts.resolver === undefined ? hostResolver() : (opts.resolver ?? undefined);
+    this.reassembly = new Reassembly(this.limits, this.counters);
     const out = (p: NetPacket): void => this.toGuest(p);
     const deliverUdp: UdpDeliver = (src, sport, dst, dport, data) => {
       if (this.guestMac)
@@ -137,7 +148,13 @@ export class UserNetwork implements NetBackend {
   /** What the network did and dropped, plus its live connection counts. */
   stats(): Record<string, number> {
     const udp = this.udp.size + this.udpForwards.size;
-    return { ...this.counters.values, tcp_connections: this.tcp.size, udp_flows: udp };
+    return {
+      ...this.counters.values,
+      tcp_connections: this.tcp.size,
+      udp_flows: udp,
+      frag_datagrams: this.reassembly.size,
+      frag_bytes: this.reassembly.bytes,
+    };
   }
 
   /** Closes every host socket and listener. Idempotent. */
@@ -148,12 +165,25 @@ export class UserNetwork implements NetBackend {
     this.tcp.close();
     this.udp.close();
     this.udpForwards.close();
+    this.reassembly.close();
   }
 
+  /** A frame for the guest; an IP packet beyond its MTU leaves as fragments (not TSO frames). */
   private toGuest(p: NetPacket): void {
     if (this.closed) return;
-    this.counters.count('frames_to_guest');
-    this.onReceive?.(p);
+    if (p.gso || p.data.length <= ETH_HLEN + GUEST_MTU) {
+      this.counters.count('frames_to_guest');
+      this.onReceive?.(p);
+      return;
+    }
+    // Cut after the checksum is final: the guest checks it over the reassembled datagram.
+    if (p.csum) finishChecksum(p.data, p.csum.start, p.csum.offset);
+    this.counters.count('frag_out_datagrams');
+    for (const data of fragmentForGuest(p.data)) {
+      this.counters.count('frames_to_guest');
+      this.counters.count('frag_out');
+      this.onReceive?.({ data });
+    }
   }
 
   private drop(reason: string): void {
@@ -185,6 +215,42 @@ export class UserNetwork implements NetBackend {
     if (type !== ETHERTYPE_IPV4) return this.drop('ethertype');
     const ip = parseIpv4(d, ETH_HLEN, { verify: p.csumValid !== true && !p.gso, gso: !!p.gso });
     if (typeof ip === 'string') return this.drop(ip);
+    if (ip.frag) return this.fragment4(p, ip, ip.frag);
+    this.ipv4Input(d, ip, offloaded);
+  }
+
+  /**
+   * A guest IPv4 fragment: held until its datagram is complete, which then goes where an
+   * unfragmented packet would (transport checksums checked over the whole datagram).
+   */
+  private fragment4(p: NetPacket, ip: Ipv4, frag: NonNullable<Ipv4['frag']>): void {
+    // A partial checksum cannot be finished over one piece of a datagram.
+    if (p.csum) return this.drop('ip_fragment_offloaded');
+    const d = p.data;
+    const r = this.reassembly.add({
+      key: `4:${ip.src}>${ip.dst}/${ip.proto}#${frag.id}`,
+      offset: frag.offset,
+      more: frag.more,
+      data: d.subarray(ip.l4, ip.end),
+      head: frag.offset === 0 ? d.subarray(0, ip.l4) : undefined,
+      maxPayload: 65535 - (ip.l4 - ip.ipOff),
+      minL4: minTransportHeader(ip.proto, d, ip.l4, ip.end),
+    });
+    if (typeof r === 'string') return this.drop(r);
+    if (!r) return;
+    const f = r.frame;
+    const o = ETH_HLEN;
+    put16(f, o + 2, f.length - o);
+    put16(f, o + 6, 0);
+    put16(f, o + 10, 0);
+    put16(f, o + 10, internetChecksum(f, o, r.headLen));
+    const whole = parseIpv4(f, o, { verify: false, gso: false });
+    if (typeof whole === 'string') return this.drop(whole);
+    this.ipv4Input(f, whole, false);
+  }
+
+  /** A whole IPv4 packet from the guest (`offloaded`: the NIC vouched for its checksums). */
+  private ipv4Input(d: Uint8Array, ip: Ipv4, offloaded: boolean): void {
     if (ip.proto === PROTO_UDP) return this.udpInput(d, ip, !offloaded);
     if (ip.proto === PROTO_TCP) {
       const s = parseTcp(d, ip, !offloaded);
@@ -193,7 +259,7 @@ export class UserNetwork implements NetBackend {
     }
     if (ip.proto === PROTO_ICMP) {
       if (ip.dst !== GATEWAY && ip.dst !== DNS) return this.drop('icmp_not_relayed');
-      const r = icmpReply(d, ip, GATEWAY_MAC, this.guestMac);
+      const r = icmpReply(d, ip, GATEWAY_MAC, this.guestMac!);
       if (typeof r === 'string') return this.drop(r);
       this.counters.count('icmp_echo_replies');
       return this.toGuest({ data: r });
@@ -209,11 +275,66 @@ export class UserNetwork implements NetBackend {
     const d = p.data;
     const ip = parseIpv6(d, ETH_HLEN, !!p.gso);
     if (typeof ip === 'string') return this.drop(ip);
+    if (ip.proto === PROTO_FRAGMENT6) {
+      if (p.gso || p.csum) return this.drop('ip6_fragment_offloaded');
+      return this.fragment6(d, ip, guestMac);
+    }
+    this.ipv6Dispatch(d, ip, guestMac, offloaded, false);
+  }
+
+  /**
+   * A guest IPv6 fragment (RFC 8200 4.5): held until its datagram is complete, which then goes
+   * where an unfragmented packet would. Only the fixed header precedes the fragment header (we
+   * refuse other extension headers), so it is the whole unfragmentable part.
+   */
+  private fragment6(d: Uint8Array, ip: Ipv6, guestMac: Uint8Array): void {
+    if (ip.end - ip.l4 < 8) return this.drop('ip6_fragment_runt');
+    const next = d[ip.l4];
+    if (isExtensionHeader(next) || next === PROTO_FRAGMENT6)
+      return this.drop('ip6_extension_header');
+    const field = get16(d, ip.l4 + 2);
+    const offset = field & ~7;
+    const more = (field & 1) !== 0;
+    const data = d.subarray(ip.l4 + 8, ip.end);
+    let head: Uint8Array | undefined;
+    if (offset === 0) {
+      head = d.slice(0, ip.l4);
+      head[ETH_HLEN + 6] = next;
+    }
+    // An atomic fragment (offset 0, no more: RFC 6946) is a whole packet already.
+    const r = this.reassembly.add({
+      key: `6:${formatIp6(ip.src)}>${formatIp6(ip.dst)}#${get32(d, ip.l4 + 4)}`,
+      offset,
+      more,
+      data,
+      head,
+      maxPayload: 65535,
+      minL4: minTransportHeader(next, d, ip.l4 + 8, ip.end),
+    });
+    if (typeof r === 'string') return this.drop(r);
+    if (!r) return;
+    const f = r.frame;
+    put16(f, ETH_HLEN + 4, f.length - ETH_HLEN - 40);
+    const whole = parseIpv6(f, ETH_HLEN, false);
+    if (typeof whole === 'string') return this.drop(whole);
+    this.ipv6Dispatch(f, whole, guestMac, false, true);
+  }
+
+  /** A whole IPv6 packet from the guest; `reassembled`: it came in fragments. */
+  private ipv6Dispatch(
+    d: Uint8Array,
+    ip: Ipv6,
+    guestMac: Uint8Array,
+    offloaded: boolean,
+    reassembled: boolean,
+  ): void {
     if (ip.proto === PROTO_ICMPV6) {
       const c = checkIcmpv6(d, ip);
       if (c !== true) return this.drop(c);
       const type = d[ip.l4];
       if (isNdp(type)) {
+        // RFC 6980: neighbour discovery never comes in fragments.
+        if (reassembled) return this.drop('ndp_fragmented');
         const r = handleNdp(d, ip, GATEWAY_MAC, guestMac);
         if (typeof r === 'string') return this.drop(r);
         if (!r.reply) return this.counters.count('ndp_no_answer');
@@ -305,6 +426,15 @@ export class UserNetwork implements NetBackend {
     const host = hostFor(dst);
     return host === undefined ? undefined : { host, port: dport };
   }
+}
+
+/**
+ * Bytes of transport header a first fragment must carry (all of TCP's, options included, when
+ * its data offset is in the fragment; 8 for UDP, ICMP, ICMPv6 and anything else).
+ */
+function minTransportHeader(proto: number, d: Uint8Array, l4: number, end: number): number {
+  if (proto !== PROTO_TCP) return 8;
+  return end - l4 > 12 ? Math.max(20, (d[l4 + 12] >> 4) * 4) : 20;
 }
 
 /** The host address a guest destination maps to; undefined when there is none to reach. */

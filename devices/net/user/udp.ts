@@ -19,10 +19,10 @@ export interface Udp {
   payload: Uint8Array;
 }
 
-/** Largest datagram we send to the guest: one 1500-byte IP packet (we never fragment). */
-export const MAX_UDP_TO_GUEST = 1500 - 20 - 8;
-/** The same over IPv6. */
-export const MAX_UDP6_TO_GUEST = 1500 - 40 - 8;
+/** Largest datagram we send to the guest: one 64 KiB IP packet (fragment.ts cuts it). */
+export const MAX_UDP_TO_GUEST = 65535 - 20 - 8;
+/** The same over IPv6 (the payload length excludes the fixed header). */
+export const MAX_UDP6_TO_GUEST = 65535 - 8;
 
 /** Parses a UDP header; a string is the reason to drop the datagram. */
 export function parseUdp(d: Uint8Array, ip: Ipv4 | Ipv6, verify: boolean): Udp | string {

@@ -127,7 +127,7 @@ describe('net=user ARP and ICMP', () => {
 });
 
 describe('net=user hostile frames', () => {
-  it('drops runts, giants, bad IP headers, checksums and fragments, and counts each', () => {
+  it('drops runts, giants, bad IP headers, checksums and bad fragments, and counts each', () => {
     const h = harness();
     const good = echo('10.0.2.2');
     const ipBody = good.subarray(14);
@@ -142,8 +142,10 @@ describe('net=user hostile frames', () => {
       [eth(0x0800, ipv4(1, ipBody.subarray(20), { totLen: 5000 })), 'drop_ip_total_length'],
       [eth(0x0800, ipv4(1, ipBody.subarray(20), { totLen: 10 })), 'drop_ip_total_length'],
       [eth(0x0800, ipv4(1, ipBody.subarray(20), { badChecksum: true })), 'drop_ip_checksum'],
-      [eth(0x0800, ipv4(1, ipBody.subarray(20), { flagsFrag: 0x2000 })), 'drop_ip_fragment'],
-      [eth(0x0800, ipv4(1, ipBody.subarray(20), { flagsFrag: 0x0010 })), 'drop_ip_fragment'],
+      // 64 bytes at offset 65480 (8185 × 8): beyond 65535 once the 20-byte header is added.
+      [eth(0x0800, ipv4(1, ipBody.subarray(20), { flagsFrag: 8185 })), 'drop_frag_too_big'],
+      // a middle fragment whose length is not a multiple of 8 (64 + 8 header bytes: 72 is; 66 not)
+      [eth(0x0800, ipv4(1, new Uint8Array(66), { flagsFrag: 0x2000 })), 'drop_frag_length'],
       [eth(0x0800, ipv4(99, new Uint8Array(8))), 'drop_ip_protocol'],
       [eth(0x0800, ipv4(17, new Uint8Array(4))), 'drop_udp_runt'],
       [eth(0x0800, ipv4(6, new Uint8Array(12))), 'drop_tcp_runt'],
@@ -163,11 +165,18 @@ describe('net=user hostile frames', () => {
   });
 
   it('survives a fragment flood and random mutations of valid frames without throwing', () => {
-    const h = harness('user', { limits: { udpFlows: 4, tcpConnections: 4 } });
+    const fragBytes = 64 * 1024;
+    const h = harness('user', { limits: { udpFlows: 4, tcpConnections: 4, fragBytes } });
+    // One datagram (same addresses, protocol, identification), 5,000 pieces that overlap
+    // their predecessors: each overlap drops what was held, nothing is ever dispatched.
     for (let i = 0; i < 5000; i++) {
       h.send(eth(0x0800, ipv4(17, new Uint8Array(1400), { flagsFrag: 0x2000 | (i & 0x1fff) })));
+      expect(h.net.stats().frag_bytes).toBeLessThanOrEqual(fragBytes);
     }
-    expect(h.net.stats().drop_ip_fragment).toBe(5000);
+    const st = h.net.stats();
+    expect(st.drop_frag_overlap).toBeGreaterThan(2000);
+    expect(st.frag_datagrams).toBeLessThanOrEqual(1);
+    expect(h.take()).toHaveLength(0);
     const seeds = [
       echo('10.0.2.2'),
       arpRequest('10.0.2.2'),

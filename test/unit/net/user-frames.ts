@@ -122,7 +122,8 @@ export function tcp(o: TcpOpts): Uint8Array {
 export function wire(p: NetPacket): Uint8Array {
   const d = p.data.slice();
   if (p.csum) finishChecksum(d, p.csum.start, p.csum.offset);
-  if (get16(d, 12) === 0x0800) {
+  // A fragment's transport checksum covers the whole datagram: see reassembleOut.
+  if (get16(d, 12) === 0x0800 && (get16(d, 20) & 0x3fff) === 0) {
     const ihl = (d[14] & 0xf) * 4;
     if (internetChecksum(d, 14, 14 + ihl) !== 0) throw new Error('bad IP checksum from the NAT');
     const proto = d[23];
@@ -164,4 +165,88 @@ export async function until(cond: () => boolean, ms = 5000): Promise<void> {
     if (Date.now() - t0 > ms) throw new Error('condition not reached in time');
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/** An ICMP echo request (id 0x1234, sequence `seq`) with `size` bytes of patterned data. */
+export function ping(dst = GATEWAY, size = 56, seq = 1): Uint8Array {
+  const m = new Uint8Array(8 + size);
+  m[0] = 8;
+  m.set([0x12, 0x34, seq >> 8, seq & 0xff], 4);
+  for (let i = 8; i < m.length; i++) m[i] = (i * 7) & 0xff;
+  put16(m, 2, internetChecksum(m, 0, m.length));
+  return eth(0x0800, ipv4(1, m, { dst }));
+}
+
+/**
+ * A fragment of the IPv4 packet in `frame` (as udp(), tcp(), ping() build it): bytes
+ * [offset, offset + len) of its payload, with the given identification; `more` defaults to
+ * "not the end of the payload". Header checksum right, flags DF clear.
+ */
+export function fragment4(
+  frame: Uint8Array,
+  offset: number,
+  len: number,
+  id: number,
+  more = offset + len < frame.length - 34,
+): Uint8Array {
+  const p = frame.slice(14, 34);
+  const body = frame.subarray(34 + offset, 34 + offset + len);
+  const f = new Uint8Array(20 + body.length);
+  f.set(p, 0);
+  put16(f, 2, f.length);
+  put16(f, 4, id);
+  put16(f, 6, (more ? 0x2000 : 0) | (offset >> 3));
+  put16(f, 10, 0);
+  put16(f, 10, internetChecksum(f, 0, 20));
+  f.set(body, 20);
+  return eth(0x0800, f, frame.slice(0, 6), frame.slice(6, 12));
+}
+
+/** The IPv4 packet in `frame` cut into fragments of `size` payload bytes (a multiple of 8). */
+export function fragments4(frame: Uint8Array, size: number, id: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let o = 0; o < frame.length - 34; o += size) {
+    out.push(fragment4(frame, o, Math.min(size, frame.length - 34 - o), id));
+  }
+  return out;
+}
+
+/**
+ * The NAT's IPv4 fragments put back together as the guest's stack would (written here, not
+ * taken from the code under test): each fragment's header checked, no gaps or overlaps, the
+ * rebuilt frame's checksums verified by wire(). Throws if they do not make one datagram.
+ */
+export function reassembleOut(frames: NetPacket[]): Uint8Array {
+  const parts = frames.map((p) => {
+    const d = p.data;
+    if (p.gso || p.csum) throw new Error('a fragment with offload metadata');
+    if (d.length > 1514) throw new Error(`fragment of ${d.length} bytes exceeds the MTU`);
+    if (internetChecksum(d, 14, 34) !== 0) throw new Error('bad fragment header checksum');
+    const ff = get16(d, 20);
+    return { d, id: get16(d, 18), off: (ff & 0x1fff) * 8, more: (ff & 0x2000) !== 0 };
+  });
+  if (new Set(parts.map((p) => p.id)).size !== 1) throw new Error('fragments of several datagrams');
+  parts.sort((a, b) => a.off - b.off);
+  let at = 0;
+  const body: Uint8Array[] = [];
+  for (const [i, p] of parts.entries()) {
+    if (p.off !== at) throw new Error(`gap or overlap at ${at}`);
+    if (p.more !== i < parts.length - 1) throw new Error('MF wrong');
+    const b = p.d.subarray(34, 14 + get16(p.d, 16));
+    if (p.more && b.length % 8) throw new Error('a middle fragment not a multiple of 8');
+    body.push(b);
+    at += b.length;
+  }
+  const f = new Uint8Array(34 + at);
+  f.set(parts[0].d.subarray(0, 34), 0);
+  let o = 34;
+  for (const b of body) {
+    f.set(b, o);
+    o += b.length;
+  }
+  put16(f, 16, 20 + at);
+  put16(f, 20, 0);
+  put16(f, 24, 0);
+  put16(f, 24, internetChecksum(f, 14, 34));
+  return wire({ data: f });
 }
