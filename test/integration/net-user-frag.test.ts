@@ -1,11 +1,13 @@
 /**
- * IP fragments over net=user with the bundled guest, as QEMU's slirp handles them: `ping -s
- * 4000 10.0.2.2` leaves the guest in three fragments, is reassembled and answered, and the
- * 4008-byte reply comes back fragmented to the guest's MTU. Busybox's nc has no UDP mode, so
- * the large UDP datagrams come from its tftp with 8 KiB blocks (RFC 2348), against a small TFTP
- * server this test runs on the host's 127.0.0.1: the guest's put is one 8196-byte datagram
- * (reassembled by the NAT, seen whole by the host socket), its get brings the same bytes back
- * as one 8196-byte datagram from the host (fragmented to the guest); md5sums must match.
+ * IP fragments over net=user with the bundled guest (virtio-net and e1000), as QEMU's slirp
+ * does: `ping -s 4000 10.0.2.2` leaves the guest in three fragments, is reassembled and
+ * answered, and the 4008-byte reply comes back fragmented to the guest's MTU; the largest ping
+ * (65507 bytes of ICMP, 45 fragments each way) and `ping6 -s 4000 fec0::2` (IPv6 fragment
+ * headers both ways) too. Busybox's nc has no UDP mode, so the large UDP datagrams come from
+ * its tftp with 8 KiB blocks (RFC 2348), against a small TFTP server this test runs on the
+ * host's 127.0.0.1: the guest's put is one 8196-byte datagram (reassembled by the NAT, seen
+ * whole by the host socket), its get brings the same bytes back as one 8196-byte datagram from
+ * the host (fragmented to the guest); md5sums must match.
  */
 import { describe, it, expect } from 'vitest';
 import { createHash } from 'node:crypto';
@@ -67,12 +69,12 @@ async function tftpServer() {
   return { sock, files, got, sent, port: (sock.address() as AddressInfo).port };
 }
 
-describe('net=user IP fragments', () => {
-  it('ping -s 4000 10.0.2.2 is answered; 8 KiB UDP datagrams round-trip through a host TFTP server', async () => {
+describe.each(['virtio', 'e1000'] as const)('net=user IP fragments on %s', (model) => {
+  it('ping -s 4000 and -s 65499 10.0.2.2, ping6 -s 4000 fec0::2 answered; 8 KiB UDP datagrams round-trip via host TFTP', async () => {
     const tftp = await tftpServer();
     const cfg = {
       ...defaultVmConfig('natfrag'),
-      nics: [{ model: 'virtio' as const, net: 'user', mac: '52:54:00:12:37:01' }],
+      nics: [{ model, net: 'user', mac: '52:54:00:12:37:01' }],
     };
     const g = new Guest(await VirtMachine.open(cfg));
     try {
@@ -86,6 +88,18 @@ describe('net=user IP fragments', () => {
         'ping -c 2 -s 4000 10.0.2.2',
         /2 packets transmitted, 2 packets received/,
         30_000,
+      );
+      // The largest there is: 65507 bytes of ICMP in 45 fragments each way.
+      await g.run(
+        'ping -c 1 -s 65499 10.0.2.2',
+        /1 packets transmitted, 1 packets received/,
+        30_000,
+      );
+      // IPv6: the guest's fragment headers (RFC 8200 4.5), and ours on the reply.
+      await g.run(
+        'for i in $(seq 60); do ip -6 addr show dev eth0 | grep -q "inet6 fec0::" && ! ip -6 addr show dev eth0 | grep -q tentative && break; sleep 0.5; done; ping6 -c 2 -s 4000 fec0::2',
+        /2 packets transmitted, 2 packets received/,
+        60_000,
       );
       const sent = await g.run(
         'dd if=/dev/urandom of=/tmp/u bs=8192 count=1 2>/dev/null; md5sum /tmp/u',
@@ -108,10 +122,11 @@ describe('net=user IP fragments', () => {
       expect(back[1]).toBe('8192');
       expect(back[2]).toBe(sent[1]);
       const s = g.vm.stats().nics![g.vm.nic(0).name];
-      // Two pings and the put's block reassembled; two replies and the get's block fragmented.
-      expect(s.net_backend_frag_reassembled).toBe(3);
-      expect(s.net_backend_icmp_echo_replies).toBe(2);
-      expect(s.net_backend_frag_out_datagrams).toBe(3);
+      // Five pings and the put's block reassembled; five replies and the get's block fragmented.
+      expect(s.net_backend_frag_reassembled).toBe(6);
+      expect(s.net_backend_icmp_echo_replies).toBe(3);
+      expect(s.net_backend_icmp6_echo_replies).toBe(2);
+      expect(s.net_backend_frag_out_datagrams).toBe(6);
       expect(s.net_backend_frag_datagrams).toBe(0);
     } finally {
       g.vm.stop();
