@@ -5,12 +5,13 @@
  * on the host's ::1 through [fec0::2]:PORT (UDP over IPv6), and busybox wget reaches an HTTP server this test
  * runs on the host's ::1 as http://[fec0::2]:PORT/ — a small page and 2 MiB of random bytes
  * whose md5sum must match, on a virtio-net (TSO6 frames towards the guest) and on an e1000
- * (the same frames cut to the MSS by its receive path).
+ * (the same frames cut to the MSS by its receive path). Last, `hostfwd=tcp:[::1]:PORT-:80`: a
+ * host client on [::1]:PORT reaches busybox httpd in the guest at its SLAAC address.
  */
 import { describe, it, expect } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
-import { createServer, type Server } from 'node:http';
+import { createServer, get, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { VirtMachine } from '../../main/vm/machine.js';
 import { defaultVmConfig } from '../../main/vm/config.js';
@@ -45,15 +46,36 @@ function hostDns(): Promise<Socket> {
   return new Promise((ok) => sock.bind(0, '::1', () => ok(sock)));
 }
 
+/** A port nobody listens on right now on ::1 (the OS picks it). */
+async function freePort6(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '::1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+function fetch6(port: number, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    get({ host: '::1', port, path }, (res) => {
+      let b = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (b += c));
+      res.on('end', () => resolve(b));
+    }).on('error', reject);
+  });
+}
+
 describe.each(['virtio', 'e1000'] as const)('net=user over IPv6 on %s', (model) => {
-  it('SLAAC gives a fec0:: address, ping6 fec0::2, nslookup and wget via fec0::2 reach the host ::1', async () => {
+  it('SLAAC gives a fec0:: address, ping6 fec0::2, nslookup and wget via fec0::2 reach the host ::1, hostfwd from [::1] reaches the guest', async () => {
     const page = `hello over IPv6 ${process.pid}`;
     const server = await hostServer(page);
     const port = (server.address() as AddressInfo).port;
     const mac = '52:54:00:12:36:01';
+    const fwd = await freePort6();
     const cfg = {
       ...defaultVmConfig(`nat6-${model}`),
-      nics: [{ model, net: 'user', mac }],
+      nics: [{ model, net: `user,hostfwd=tcp:[::1]:${fwd}-:80`, mac }],
     };
     const dns = await hostDns();
     const g = new Guest(await VirtMachine.open(cfg));
@@ -82,12 +104,19 @@ describe.each(['virtio', 'e1000'] as const)('net=user over IPv6 on %s', (model) 
         120_000,
       );
       expect(got[1]).toBe(sum);
+      // A host client on [::1]:fwd reaches the guest's httpd at fec0::5054:ff:fe12:3601.
+      await g.run(
+        'mkdir -p /tmp/www && echo "guest page over IPv6" > /tmp/www/index.html && httpd -h /tmp/www && echo up',
+        /^up\r?$/m,
+      );
+      expect(await fetch6(fwd, '/index.html')).toBe('guest page over IPv6\n');
       const s = g.vm.stats().nics![g.vm.nic(0).name];
       expect(s.net_backend_ndp_router_adverts).toBeGreaterThan(0);
       expect(s.net_backend_ndp_neighbor_adverts).toBeGreaterThan(0);
       expect(s.net_backend_icmp6_echo_replies).toBe(2);
       expect(s.net_backend_udp_in).toBeGreaterThan(0);
-      expect(s.net_backend_tcp_established).toBe(2);
+      expect(s.net_backend_tcp_established).toBe(3);
+      expect(s.net_backend_hostfwd_connections).toBe(1);
       // The download left the user network as TSO6 frames; a virtio-net took them whole.
       expect(s.net_backend_tcp_tso_out).toBeGreaterThan(0);
       if (model === 'virtio') expect(s.rx_gso).toBeGreaterThan(0);

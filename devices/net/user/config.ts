@@ -1,9 +1,11 @@
 /**
  * What `net=user` is made of: QEMU's user-network addresses (10.0.2.0/24, gateway .2, DNS .3,
  * guest .15), the limits that keep a guest from exhausting host memory, and the spec syntax
- * `user[,restrict=on][,hostfwd=tcp|udp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT]...`.
+ * `user[,restrict=on][,hostfwd=tcp|udp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT]...` (an IPv6
+ * forward: `tcp:[HOST6]:HOSTPORT-[[GUEST6]]:GUESTPORT`).
  */
 import { NetSpecError } from '../backend.js';
+import { PREFIX6, parseIp6, type Ip6 } from './ipv6.js';
 
 /** An IPv4 address as an unsigned 32-bit number. */
 export type Ip4 = number;
@@ -86,9 +88,14 @@ export interface HostForward {
   /** Host address to listen on (default 127.0.0.1). */
   hostAddr: string;
   hostPort: number;
-  /** Guest address to connect to (default the DHCP address, 10.0.2.15). */
+  /** Guest address to connect to (default the DHCP address, 10.0.2.15); unused over IPv6. */
   guestAddr: Ip4;
   guestPort: number;
+  /**
+   * Set for an IPv6 rule (`tcp:[::1]:H-:G`, host address in brackets): the guest's IPv6 address
+   * to connect to, or 'auto' for the one it autoconfigured in fec0::/64 (SLAAC).
+   */
+  guestAddr6?: Ip6 | 'auto';
 }
 
 export interface UserNetSpec {
@@ -106,8 +113,14 @@ function port(s: string, what: string): number {
   return n;
 }
 
-/** Parses one `hostfwd=` value: `[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT`. */
+/**
+ * Parses one `hostfwd=` value: `[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT`; an IPv6
+ * host address in brackets (`tcp:[::1]:H-:G`) makes an IPv6 forward (TCP only) to the guest's
+ * autoconfigured fec0:: address, or to `[fec0::...]` when given.
+ */
 export function parseHostForward(v: string): HostForward {
+  const m6 = /^(tcp|udp)?:\[([^\]]*)\]:(\d*)-(?:\[([^\]]*)\])?:(\d*)$/.exec(v);
+  if (m6) return parseHostForward6(v, m6);
   const m = /^(tcp|udp)?:([^:]*):(\d*)-([^:]*):(\d*)$/.exec(v);
   if (!m) {
     throw new NetSpecError(
@@ -128,6 +141,28 @@ export function parseHostForward(v: string): HostForward {
     hostPort: port(m[3], 'host port'),
     guestAddr,
     guestPort: port(m[5], 'guest port'),
+  };
+}
+
+function parseHostForward6(v: string, m: RegExpExecArray): HostForward {
+  if (m[1] === 'udp') throw new NetSpecError(`hostfwd=${v}: IPv6 forwards are TCP only`);
+  const hostAddr = parseIp6(m[2]);
+  if (!hostAddr) throw new NetSpecError(`hostfwd=${v}: host address "[${m[2]}]" is not IPv6`);
+  let guestAddr6: Ip6 | 'auto' = 'auto';
+  if (m[4] !== undefined) {
+    const g = parseIp6(m[4]);
+    if (!g || !g.subarray(0, 8).every((b, i) => b === PREFIX6[i])) {
+      throw new NetSpecError(`hostfwd=${v}: guest address "[${m[4]}]" is not in fec0::/64`);
+    }
+    guestAddr6 = g;
+  }
+  return {
+    proto: 'tcp',
+    hostAddr: m[2],
+    hostPort: port(m[3], 'host port'),
+    guestAddr: GUEST,
+    guestPort: port(m[5], 'guest port'),
+    guestAddr6,
   };
 }
 

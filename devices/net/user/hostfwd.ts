@@ -2,7 +2,9 @@
  * Port forwards (`hostfwd=tcp|udp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT`): a listener on the
  * host (127.0.0.1 unless the rule names an address). A TCP connection is offered to the guest as
  * a SYN from 10.0.2.2; a UDP datagram goes to the guest from 10.0.2.2 and a port standing for
- * its sender (udp-forward.ts). They work with restrict=on, as in QEMU. A port already in use is
+ * its sender (udp-forward.ts). A TCP rule with an IPv6 host address (`tcp:[::1]:H-:G`) listens
+ * there and offers its connections from fec0::2 to the guest's IPv6 address (network.ts picks
+ * it). They work with restrict=on, as in QEMU. A port already in use is
  * retried a few times (a back end being replaced may still hold it), then counted and given up.
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';

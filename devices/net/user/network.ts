@@ -57,6 +57,7 @@ import {
   ETHERTYPE_IPV6,
   GATEWAY6,
   HOST_LOOPBACK6,
+  PREFIX6,
   PROTO_ICMPV6,
   formatIp6,
   isExtensionHeader,
@@ -97,6 +98,8 @@ export class UserNetwork implements NetBackend {
   readonly reassembly: Reassembly;
   private readonly resolver: Resolver | undefined;
   private guestMac: Uint8Array | undefined;
+  /** The last fec0::/64 address the guest sent from (its SLAAC address, for IPv6 forwards). */
+  private guestAddr6: Ip6 | undefined;
   private closed = false;
 
   /** Opens the network a `user[,...]` spec describes; throws NetSpecError on a bad spec. */
@@ -126,7 +129,15 @@ export class UserNetwork implements NetBackend {
     );
     this.udpForwards = new UdpForwards(this.limits, this.counters, deliverUdp, () => this.udp.size);
     this.forwards = new PortForwards(this.config.hostfwd, this.counters, {
-      tcp: (sock, rule) => this.tcp.fromHost(sock, rule.guestAddr, rule.guestPort),
+      tcp: (sock, rule) => {
+        if (!rule.guestAddr6) return this.tcp.fromHost(sock, rule.guestAddr, rule.guestPort);
+        const to = rule.guestAddr6 === 'auto' ? this.guestIp6() : rule.guestAddr6;
+        if (!to || !this.guestMac) {
+          this.counters.count('drop_hostfwd6_no_guest_address');
+          return sock.destroy();
+        }
+        this.tcp.fromHost(sock, to, rule.guestPort);
+      },
       udp: (msg, from, rule, sock) => this.udpForwards.fromHost(msg, from, rule, sock),
     });
   }
@@ -275,6 +286,7 @@ export class UserNetwork implements NetBackend {
     const d = p.data;
     const ip = parseIpv6(d, ETH_HLEN, !!p.gso);
     if (typeof ip === 'string') return this.drop(ip);
+    if (inPrefix6(ip.src) && !isOurIp6(ip.src)) this.guestAddr6 = ip.src;
     if (ip.proto === PROTO_FRAGMENT6) {
       if (p.gso || p.csum) return this.drop('ip6_fragment_offloaded');
       return this.fragment6(d, ip, guestMac);
@@ -367,6 +379,19 @@ export class UserNetwork implements NetBackend {
     this.drop('ip6_protocol');
   }
 
+  /**
+   * The guest's address in fec0::/64 for an IPv6 forward: the one it sends from, else the one
+   * SLAAC makes from its MAC (EUI-64, Linux's default), e.g. before it sent anything over it.
+   */
+  private guestIp6(): Ip6 | undefined {
+    if (this.guestAddr6) return this.guestAddr6;
+    const m = this.guestMac;
+    if (!m) return undefined;
+    const a = PREFIX6.slice();
+    a.set([m[0] ^ 2, m[1], m[2], 0xff, 0xfe, m[3], m[4], m[5]], 8);
+    return a;
+  }
+
   /** Only fec0::2 leads anywhere over IPv6: the host's ::1, as slirp does. */
   private tcpTarget6(dst: Ip6, dport: number): TcpTarget | undefined {
     if (this.config.restrict || !sameIp6(GATEWAY6, dst)) return undefined;
@@ -436,6 +461,9 @@ function minTransportHeader(proto: number, d: Uint8Array, l4: number, end: numbe
   if (proto !== PROTO_TCP) return 8;
   return end - l4 > 12 ? Math.max(20, (d[l4 + 12] >> 4) * 4) : 20;
 }
+
+/** Whether `a` is in fec0::/64. */
+const inPrefix6 = (a: Ip6): boolean => a.subarray(0, 8).every((b, i) => b === PREFIX6[i]);
 
 /** The host address a guest destination maps to; undefined when there is none to reach. */
 function hostFor(dst: Ip4): string | undefined {

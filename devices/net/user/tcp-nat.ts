@@ -11,7 +11,7 @@ import type { NetPacket } from '../packet.js';
 import { GATEWAY, GATEWAY_MAC, type Ip4, type UserNetLimits } from './config.js';
 import type { Counters } from './counters.js';
 import type { Ipv4 } from './ipv4.js';
-import { addrKey, type Ipv6 } from './ipv6.js';
+import { GATEWAY6, addrKey, type Ipv6 } from './ipv6.js';
 import { TcpConn, type ConnOwner } from './tcp-conn.js';
 import { ACK, FIN, RST, SYN, tcpPacket, type IpAddr, type TcpSegment } from './tcp-segment.js';
 
@@ -94,8 +94,11 @@ export class TcpNat implements ConnOwner {
     sock.connect(t.port, t.host);
   }
 
-  /** A host connection accepted on a port forward: offer it to the guest's (addr, port). */
-  fromHost(sock: Socket, guestIp: Ip4, guestPort: number): void {
+  /**
+   * A host connection accepted on a port forward: offer it to the guest's (addr, port), from
+   * 10.0.2.2 or, for an IPv6 address, from fec0::2.
+   */
+  fromHost(sock: Socket, guestIp: IpAddr, guestPort: number): void {
     if (this.conns.size >= this.limits.tcpConnections) {
       this.counters.count('drop_tcp_connection_limit');
       sock.destroy();
@@ -103,17 +106,19 @@ export class TcpNat implements ConnOwner {
     }
     // Our SYN needs the guest's MAC: until an ARP reply brings it, the SYN's retransmissions
     // are dropped (and the connection reset if it never comes).
-    if (!this.guestMac()) this.askGuestMac(guestIp);
+    // (Over IPv6 the guest has sent its router solicitation, so its MAC is known.)
+    if (!this.guestMac() && typeof guestIp === 'number') this.askGuestMac(guestIp);
+    const gw = typeof guestIp === 'number' ? GATEWAY : GATEWAY6;
     let port = 0;
     for (let i = 0; i < FWD_PORTS && !port; i++) {
       const p = FWD_PORT_FIRST + ((this.nextFwdPort + i) % FWD_PORTS);
-      if (!this.conns.has(key(guestIp, guestPort, GATEWAY, p))) port = p;
+      if (!this.conns.has(key(guestIp, guestPort, gw, p))) port = p;
     }
     this.nextFwdPort = (port - FWD_PORT_FIRST + 1) % FWD_PORTS;
     this.counters.count('hostfwd_connections');
-    const k = key(guestIp, guestPort, GATEWAY, port);
+    const k = key(guestIp, guestPort, gw, port);
     // Registered before the constructor's SYN, whose answer may come back synchronously.
-    const conn = new TcpConn(this, k, guestIp, guestPort, GATEWAY, port, sock, undefined);
+    const conn = new TcpConn(this, k, guestIp, guestPort, gw, port, sock, undefined);
     if (conn.state !== 'closed') this.conns.set(k, conn);
   }
 

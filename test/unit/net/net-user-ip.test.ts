@@ -69,12 +69,29 @@ describe('net=user spec', () => {
     expect(
       parseUserSpec('user,hostfwd=udp::5353-:53,hostfwd=tcp::5353-:53').hostfwd.map((f) => f.proto),
     ).toEqual(['udp', 'tcp']);
+    // IPv6: to the guest's autoconfigured address, or the one given.
+    expect(
+      parseUserSpec(
+        'user,hostfwd=tcp:[::1]:2222-:22,hostfwd=tcp:[::]:2223-[fec0::15]:22',
+      ).hostfwd.map((f) => [
+        f.hostAddr,
+        f.hostPort,
+        f.guestAddr6 === 'auto' ? 'auto' : f.guestAddr6?.[15],
+        f.guestPort,
+      ]),
+    ).toEqual([
+      ['::1', 2222, 'auto', 22],
+      ['::', 2223, 0x15, 22],
+    ]);
     const bad: [string, RegExp][] = [
       ['user,hostfwd=tcp::8080-:80,hostfwd=tcp::8080-:81', /forwarded twice/],
       ['user,hostfwd=tcp::70000-:80', /not 1\.\.65535/],
       ['user,hostfwd=sctp::53-:53', /expected tcp:/],
       ['user,hostfwd=tcp:example:1-:2', /not an IPv4 address/],
       ['user,hostfwd=tcp::1-192.168.0.1:2', /not in 10\.0\.2\.0\/24/],
+      ['user,hostfwd=udp:[::1]:1-:2', /IPv6 forwards are TCP only/],
+      ['user,hostfwd=tcp:[::g]:1-:2', /is not IPv6/],
+      ['user,hostfwd=tcp:[::1]:1-[fe80::1]:2', /not in fec0::\/64/],
       ['user,restrict=1', /restrict=on or restrict=off/],
       ['user,tftp=/srv', /unknown option "tftp=\/srv"/],
     ];

@@ -7,7 +7,7 @@
  */
 import { describe, it, expect, afterEach } from 'vitest';
 import { createSocket } from 'node:dgram';
-import { createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { get16, put16 } from '../../../devices/net/offload.js';
 import { GSO_TCPV6, type NetPacket } from '../../../devices/net/packet.js';
@@ -376,6 +376,47 @@ describe('TCP over IPv6 to fec0::2 → the host ::1', () => {
     });
     expect(bytes).toBe(big.length);
     expect(h.net.stats().tcp_established).toBe(1);
+    noThrows(h);
+  });
+
+  it('hostfwd=tcp:[::1]:H-:G: a host connection becomes a SYN from fec0::2 to the guest SLAAC address', async () => {
+    const { srv, port } = await host6(() => {});
+    await new Promise((r) => srv.close(r));
+    const h = net(`user,hostfwd=tcp:[::1]:${port}-:22`);
+    await h.net.forwards.ready;
+    expect(h.net.forwards.failed).toEqual([]);
+    // Before the guest sent anything: no MAC, no address: the connection is refused.
+    const early = connect(port, '::1');
+    early.on('error', () => {});
+    await until(() => early.destroyed || early.readyState === 'closed');
+    expect(h.net.stats().drop_hostfwd6_no_guest_address).toBe(1);
+    // Its router solicitation (from the link-local address) gives its MAC: the SYN goes to the
+    // address SLAAC makes from it (EUI-64).
+    h.send(icmp6(133, [0, 0, 0, 0], { src: GUEST_LL, dst: parseIp6('ff02::2')!, hop: 255 }));
+    h.take();
+    const client = connect(port, '::1');
+    cleanup.push(() => client.destroy());
+    let got = '';
+    client.setEncoding('latin1');
+    client.on('data', (d: string) => (got += d));
+    await until(() => h.got.length > 0);
+    const syn = tcpFields(h.take()[0]);
+    expect(syn.flags).toBe(F.SYN);
+    expect([formatIp6(syn.src), formatIp6(syn.dst), syn.dport]).toEqual([
+      formatIp6(GW6),
+      formatIp6(GUEST6),
+      22,
+    ]);
+    expect(Array.from(syn.l4.subarray(20, 24))).toEqual([2, 4, 1440 >> 8, 1440 & 0xff]);
+    // The guest accepts and sends; the host client reads it.
+    const ack = (syn.seq + 1) >>> 0;
+    const back = { sport: 22, dport: syn.sport, dst: GW6 };
+    h.send(seg({ ...back, seq: 500, ack, flags: F.SYN | F.ACK, mss: 1440 }));
+    expect(tcpFields(h.take()[0]).flags).toBe(F.ACK);
+    h.send(seg({ ...back, seq: 501, ack, flags: F.ACK | F.PSH, payload: [...Buffer.from('ssh')] }));
+    h.net.tcp.flush();
+    await until(() => got === 'ssh');
+    expect(h.net.stats()).toMatchObject({ hostfwd_connections: 1, tcp_established: 1 });
     noThrows(h);
   });
 
