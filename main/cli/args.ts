@@ -62,8 +62,10 @@ commands:
       --nic e1000|virtio|virtio-pci[,net=none|user|switch:NAME][,mac=..][,capture=FILE.pcap]
                       a network card (repeatable): e1000 on PCIe, virtio-net on virtio-mmio
                       (virtio) or on PCIe (virtio-pci, modern, INTx); net=user is NAT
-                      (DHCP 10.0.2.15, host at 10.0.2.2) with [,hostfwd=tcp|udp::HOSTPORT-:GUESTPORT]
-                      (repeatable) and [,restrict=on]; net=switch:NAME puts it on one L2
+                      (DHCP 10.0.2.15, host at 10.0.2.2; IPv6 fec0::/64 by SLAAC, host at
+                      fec0::2) with [,hostfwd=tcp|udp::HOSTPORT-:GUESTPORT] (IPv6:
+                      hostfwd=tcp:[::1]:HOSTPORT-:GUESTPORT) (repeatable) and [,restrict=on];
+                      net=switch:NAME puts it on one L2
                       switch with every NIC on switch:NAME, in this and your other wasmvisor
                       processes; capture tees its frames
       --balloon[,free-page-reporting=on|off][,deflate-on-oom=on|off][,stats=SECONDS]

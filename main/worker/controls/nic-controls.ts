@@ -66,7 +66,10 @@ export const nicControls: DeviceControlProvider = {
           label: s === 'none' ? 'none (no cable)' : s,
         })),
         value: spec,
-        free: { pattern: BACKEND_RE, hint: 'switch:NAME or user[,hostfwd=tcp::PORT-:PORT]' },
+        free: {
+          pattern: BACKEND_RE,
+          hint: 'switch:NAME or user[,hostfwd=tcp::PORT-:PORT][,hostfwd=tcp:[::1]:PORT-:PORT]',
+        },
       },
       {
         id: 'capture',
