@@ -25,6 +25,8 @@ export class FakeBackend implements VectoredBlockBackend {
   closed = false;
   /** Fails any data call whose range covers this offset. */
   failOffset: number | undefined;
+  /** Called as each call reaches the back end (when the scheduler dispatches it). */
+  onCall: ((call: FakeCall) => void) | undefined;
 
   constructor(
     readonly size = 1 << 24,
@@ -106,6 +108,7 @@ export class FakeBackend implements VectoredBlockBackend {
 
   private schedule(call: FakeCall, effect: () => void): Promise<void> {
     this.calls.push(call);
+    this.onCall?.(call);
     this.running++;
     this.maxRunning = Math.max(this.maxRunning, this.running);
     return new Promise<void>((resolve, reject) => {
