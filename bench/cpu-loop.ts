@@ -27,8 +27,8 @@ export interface LoopResult {
   mips: number;
 }
 
-/** Runs the loop once in a fresh core and returns its speed. */
-export function runCpuLoop(): LoopResult {
+/** Runs the loop once in a fresh core (interpreter only, or with the JIT) and returns its speed. */
+export function runCpuLoop(jit = false): LoopResult {
   const clock = new HostClock();
   let core: Core | undefined = undefined;
   core = new Core(RAM_BASE, 4 << 20, {
@@ -38,7 +38,7 @@ export function runCpuLoop(): LoopResult {
     },
     mmioWrite: () => core!.busFault(),
     hostTicks: () => clock.ticks(),
-  });
+  }, { jit });
   core.ram.set(Buffer.from(CODE_HEX, 'hex'), 0);
   core.setTohost(BigInt(TOHOST));
   core.pc = BigInt(RAM_BASE);

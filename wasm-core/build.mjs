@@ -24,6 +24,7 @@ const common = [
   '--enable', 'bulk-memory',
   '--enable', 'sign-extension',
   '--enable', 'nontrapping-f2i',
+  '--exportTable',
 ];
 
 for (const t of targets) {

@@ -8,7 +8,9 @@ import { run as interpret, Counters } from './cpu/interpreter';
 import { TrapCounters } from './cpu/trap';
 import { initExpandedTable } from './cpu/compressed';
 import { Phys, RAM_HOST_OFFSET, ROM_SIZE, romHostOffset } from './mmu/physical';
-import { tlbFlushAll, updateContext } from './mmu/mmu';
+import { tlbFlushAll, updateContext, TLB_LOAD, TLB_STORE } from './mmu/mmu';
+import { Jit, JIT_MAP, JIT_QUEUE, JIT_STATE, jitFlush as jitFlushAll } from './jit/jit';
+import { EXPANDED } from './cpu/compressed';
 import { MIP_MEIP, MIP_SEIP } from './cpu/clint';
 
 export { XREGS, FREGS };
@@ -43,6 +45,7 @@ export function reset(): void {
   Phys.tohostHit = false;
   updateContext();
   tlbFlushAll();
+  jitFlushAll();
   requestAttention();
 }
 
@@ -161,3 +164,35 @@ export function getCsrSepc(): u64 {
 
 // The virtio split-ring processor (devices/virtio/ring.ts is its TypeScript side).
 export * from './ring/split';
+
+// ---- the JIT's hooks (main/vm/jit translates; wasm-core/jit holds the map and slow paths) ----
+export { jitLoadSlow, jitStoreSlow, jitFlush } from './jit/jit';
+
+export function jitEnable(on: bool, threshold: u32, batch: u32): void {
+  Jit.enabled = on;
+  Jit.threshold = threshold;
+  Jit.batch = batch;
+  jitFlushAll();
+}
+export function jitLayout(what: u32): usize {
+  if (what == 0) return XREGS;
+  if (what == 1) return JIT_MAP;
+  if (what == 2) return JIT_QUEUE;
+  if (what == 3) return JIT_STATE;
+  if (what == 4) return TLB_LOAD;
+  if (what == 5) return TLB_STORE;
+  if (what == 6) return EXPANDED;
+  return 0;
+}
+export function jitQueued(): u32 {
+  return Jit.queued;
+}
+export function jitTakeQueue(): void {
+  Jit.queued = 0;
+}
+export function jitFlushes(): u32 {
+  return Jit.flushes;
+}
+export function jitBlockCalls(): u64 {
+  return Jit.blockCalls;
+}

@@ -72,6 +72,7 @@ commands:
                       add a virtio-balloon (defaults: reporting on, deflate-on-oom off,
                       stats every 2 s); Ctrl-A C opens the monitor: "balloon MIB"
       --stats         print instructions, MIPS, exits and interrupts at exit
+      --jit           translate hot guest code to WebAssembly (experimental, integer code only)
   run-elf FILE        run a bare-metal ELF (riscv-tests tohost protocol); exit status = test result
       --timeout SEC   give up after SEC seconds of host time (default 10)
       --max-insns N   give up after N instructions
@@ -123,6 +124,7 @@ export function parseCommand(argv: string[]): Command {
           rng: { type: 'boolean', default: false },
           nic: { type: 'string', multiple: true },
           stats: { type: 'boolean', default: false },
+          jit: { type: 'boolean', default: false },
         },
       });
       if (positionals.length) throw new UsageError(`run: unexpected argument "${positionals[0]}"`);
@@ -146,6 +148,7 @@ export function parseCommand(argv: string[]): Command {
         rng: values.rng ?? false,
         nics: (values.nic ?? []).map(parseNicSpec),
         ...(balloon ? { balloon } : {}),
+        ...(values.jit ? { jit: true } : {}),
       };
       return { kind: 'run', vm, stats: values.stats ?? false };
     }

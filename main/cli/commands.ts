@@ -29,6 +29,12 @@ function formatStats(s: MachineStats): string {
     ...Object.entries(s.exits).map(
       ([d, e]) => `  ${d.padEnd(8)} ${e.reads} reads, ${e.writes} writes`,
     ),
+    ...(s.jit
+      ? [
+          `jit: ${s.jit.blockCalls} block calls, ${s.jit.blocks} blocks in ${s.jit.modules} ` +
+            `modules (${s.jit.compileMs.toFixed(0)} ms), ${s.jit.flushes} flushes`,
+        ]
+      : []),
     'interrupts per source:',
     ...Object.entries(s.interrupts).map(([src, n]) => `  ${src.padEnd(8)} ${n}`),
     ...Object.entries(s.virtio).flatMap(([dev, counters]) => [

@@ -94,6 +94,8 @@ export interface VmConfig {
   balloon?: BalloonConfig;
   /** Network cards in order (e1000s and virtio-pci on PCIe, virtio-nets on virtio-mmio); [] = none. */
   nics: NicConfig[];
+  /** Translate hot guest code to WebAssembly (experimental; default off, or WASMVISOR_JIT=1). */
+  jit?: boolean;
 }
 
 export class ConfigError extends Error {}

@@ -5,6 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Jit, type JitCoreExports, type JitOptions } from './jit/jit.js';
 
 /** Why `run` returned (mirrors wasm-core/cpu/signals.ts). */
 export const enum ExitReason {
@@ -20,6 +21,11 @@ export interface CoreImports {
   mmioWrite(addr: number, size: number, value: number): void;
   /** Current time in 10 MHz ticks. */
   hostTicks(): number;
+}
+
+/** True when WASMVISOR_JIT=1 asks every core to translate hot blocks (tests use it). */
+export function jitFromEnv(): boolean {
+  return process.env.WASMVISOR_JIT === '1';
 }
 
 interface CoreExports {
@@ -82,13 +88,22 @@ export class Core {
   /** Boot ROM at physical 0x1000. */
   readonly rom: Uint8Array;
 
-  constructor(ramBase: number, ramSize: number, imports: CoreImports) {
+  /** The block translator, when on (opt-in: the `jit` option or WASMVISOR_JIT=1). */
+  readonly jit: Jit | undefined;
+
+  constructor(
+    ramBase: number,
+    ramSize: number,
+    imports: CoreImports,
+    opts: { jit?: boolean; jitOptions?: JitOptions } = {},
+  ) {
     this.ramBase = ramBase;
     this.ramSize = ramSize;
     const env = {
       mmioRead: (a: number, s: number) => imports.mmioRead(a >>> 0, s) >>> 0,
       mmioWrite: (a: number, s: number, v: number) => imports.mmioWrite(a >>> 0, s, v >>> 0),
       hostTicks: () => imports.hostTicks(),
+      jitDrain: () => this.jit?.drain(),
       abort: () => {
         throw new Error('wasm core aborted');
       },
@@ -101,6 +116,7 @@ export class Core {
     const buf = this.x.memory.buffer;
     this.ram = new Uint8Array(buf, this.x.ramHostOffset(), ramSize);
     this.rom = new Uint8Array(buf, this.x.romHostOffsetExport(), Number(this.x.romSize()));
+    if (opts.jit ?? jitFromEnv()) this.jit = new Jit(this.x as unknown as JitCoreExports, opts.jitOptions);
   }
 
   /**
@@ -115,7 +131,9 @@ export class Core {
     this.x.reset();
   }
   run(budget: number): ExitReason {
-    return this.x.run(budget) as ExitReason;
+    const r = this.x.run(budget) as ExitReason;
+    this.jit?.drain();
+    return r;
   }
   get pc(): bigint {
     return this.x.getPc();

@@ -3,6 +3,7 @@
  * loop that executes the core in slices and yields to the event loop between them, sleeping
  * while the guest waits in WFI.
  */
+import type { JitStats } from './jit/jit.js';
 import { Core, ExitReason } from './core.js';
 import { HostClock } from './clock.js';
 import { VirtBoard, type DeviceInfo } from '../../devices/platform/board.js';
@@ -52,6 +53,8 @@ export interface MachineConfig {
   bootargs: string;
   /** Instructions per slice between event-loop turns. */
   sliceInsns?: number;
+  /** Translate hot guest blocks to WebAssembly (main/vm/jit); default: WASMVISOR_JIT=1. */
+  jit?: boolean;
   /** Opened disk back ends, one virtio-blk each, in order: the first is /dev/vda. */
   disks?: BlockBackend[];
   /** Which disks (by index) sit on PCIe (virtio-pci) rather than on a virtio-mmio slot. */
@@ -94,6 +97,8 @@ export interface MachineStats {
   hostRssBytes?: number;
   /** Each network card's counters (the NIC's and its port's net_*), by name. */
   nics?: Record<string, Record<string, number>>;
+  /** What the block translator did, when it is on. */
+  jit?: JitStats;
 }
 
 /** A VM definition or boot file the user must fix; the message says what and where. */
@@ -177,6 +182,7 @@ export class VirtMachine {
         console: cfg.console,
         balloon: cfg.balloon,
         nics: cfg.nics,
+        jit: cfg.jit,
         disks,
         disksOnPci: cfg.disks.map((d) => d.bus === 'pci'),
         log,
@@ -268,7 +274,7 @@ export class VirtMachine {
         if (bus.fault) core.busFault();
       },
       hostTicks: () => this.clock.ticks(),
-    });
+    }, { jit: cfg.jit });
     this.core = core;
     this.pci = new PciHost({ bus, irq: (n) => this.board.plic.line(n), log: cfg.log });
     bus.map(VIRT.pcieEcam.base, VIRT.pcieEcam.size, this.pci);
@@ -523,6 +529,7 @@ export class VirtMachine {
       balloon: this.balloon?.info(),
       nics: Object.fromEntries(this.nics.map((n) => [n.name, n.stats()])),
       hostRssBytes: processRssBytes(),
+      jit: this.core.jit?.currentStats(),
     };
   }
 }

@@ -7,12 +7,15 @@ import { readFileSync } from 'node:fs';
 import { Core, ExitReason } from './core.js';
 import { parseElf, ElfError } from './elf.js';
 import { HostClock, sleepSync } from './clock.js';
+import type { JitOptions, JitStats } from './jit/jit.js';
 
 export interface RunElfResult {
   status: number;
   output: string;
   instret: bigint;
   reason: 'tohost' | 'timeout' | 'max-insns' | 'shutdown';
+  /** What the block translator did, when it was on. */
+  jit?: JitStats;
 }
 
 export interface RunElfOptions {
@@ -21,6 +24,9 @@ export interface RunElfOptions {
   ramMiB?: number;
   /** Receives console bytes as they are printed. */
   onOutput?: (text: string) => void;
+  /** Translate hot blocks (default: WASMVISOR_JIT=1), and when (see JitOptions). */
+  jit?: boolean;
+  jitOptions?: JitOptions;
 }
 
 export class RunElfError extends Error {}
@@ -64,7 +70,7 @@ export async function runElf(path: string, opts: RunElfOptions = {}): Promise<Ru
       core!.busFault();
     },
     hostTicks: () => clock.ticks(),
-  });
+  }, { jit: opts.jit, jitOptions: opts.jitOptions });
   for (const seg of elf.segments) {
     const off = Number(seg.paddr) - RAM_BASE;
     if (off < 0 || off + seg.memSize > ramSize) {
@@ -92,13 +98,13 @@ export async function runElf(path: string, opts: RunElfOptions = {}): Promise<Ru
   for (let slices = 0; ; slices++) {
     const reason = core.run(SLICE);
     if (shutdown !== undefined) {
-      return { status: shutdown, output, instret: core.instret, reason: 'shutdown' };
+      return { status: shutdown, output, instret: core.instret, jit: core.jit?.currentStats(), reason: 'shutdown' };
     }
     if (reason === ExitReason.Tohost) {
       const v = view.getBigUint64(tohostOff, true);
       core.clearTohost();
       if (v & 1n)
-        return { status: Number(v >> 1n), output, instret: core.instret, reason: 'tohost' };
+        return { status: Number(v >> 1n), output, instret: core.instret, jit: core.jit?.currentStats(), reason: 'tohost' };
       const device = Number(v >> 56n);
       const cmd = Number((v >> 48n) & 0xffn);
       if (device === 1 && cmd === 1) {
@@ -116,10 +122,10 @@ export async function runElf(path: string, opts: RunElfOptions = {}): Promise<Ru
       sleepSync(Math.min(ms, 10));
     }
     if (maxInsns !== undefined && core.instret >= maxInsns) {
-      return { status: -1, output, instret: core.instret, reason: 'max-insns' };
+      return { status: -1, output, instret: core.instret, jit: core.jit?.currentStats(), reason: 'max-insns' };
     }
     if ((slices & 7) === 0 && Date.now() - start > timeoutMs) {
-      return { status: -1, output, instret: core.instret, reason: 'timeout' };
+      return { status: -1, output, instret: core.instret, jit: core.jit?.currentStats(), reason: 'timeout' };
     }
   }
 }

@@ -120,6 +120,30 @@ describe.skipIf(!haveCc)('ISA tests in wasmvisor (runElf)', () => {
   }
 });
 
+// The same programs with the block translator on, translating every block before its first
+// execution and at once (threshold and batch 1), so that nearly all code runs translated.
+describe.skipIf(!haveCc)('ISA tests in wasmvisor with the JIT (runElf)', () => {
+  for (const src of SOURCES) {
+    it(
+      src,
+      async () => {
+        const elf = elfFor(src);
+        const r = await runElf(elf, {
+          timeoutMs: RUN_TIMEOUT_MS - 5_000,
+          jit: true,
+          jitOptions: { threshold: 1, batch: 1 },
+        });
+        const why = explain(src, r);
+        expect(r.reason, why).toBe('tohost');
+        expect(r.status, why).toBe(0);
+        // Translated code ran (every program has loops and repeated helpers).
+        expect(r.jit?.blockCalls ?? 0n).toBeGreaterThan(0n);
+      },
+      RUN_TIMEOUT_MS,
+    );
+  }
+});
+
 describe.skipIf(!haveQemu)('ISA tests on QEMU virt (reference)', () => {
   for (const src of SOURCES) {
     it(

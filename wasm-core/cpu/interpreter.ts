@@ -47,6 +47,7 @@ import {
   raiseFault,
 } from '../mmu/mmu';
 import { Phys, physLoad, physStore } from '../mmu/physical';
+import { Jit, JIT_STATE, jitEntry, jitCount, jitFlush } from '../jit/jit';
 
 @inline function rx(i: u32): u64 {
   return load<u64>(XREGS + ((<usize>i) << 3));
@@ -131,6 +132,9 @@ export function run(budget: i32): i32 {
   let codeBase: u64 = NO_CODE_BASE;
   let codeHost: usize = ZERO_PAGE;
   requestAttention(); // look at interrupts and exits before the first instruction
+  // Set after a branch or jump (and after a translated block) when the JIT is on: pc starts a
+  // block, so look it up in the JIT map before interpreting it.
+  let jitHere = false;
   while (true) {
     if (Clint.instret >= Signals.stopAt) {
       // The budget is spent, or something asked for attention.
@@ -168,6 +172,38 @@ export function run(budget: i32): i32 {
           limit--;
         requestAttention();
           pc = takeTrap(pc, Fault.cause, Fault.tval, false);
+          continue;
+        }
+      }
+    }
+    if (jitHere) {
+      jitHere = false;
+      if (codeBase == (pc & ~(<u64>0xfff)) && codeBase != NO_CODE_BASE) {
+        const host = codeHost + <usize>(pc & 0xfff);
+        const e = jitEntry(host);
+        let state = load<i32>(e, 4);
+        if (state == 0 || load<u32>(e) != <u32>host) {
+          jitCount(e, host, pc);
+          state = load<i32>(e, 4); // translated now if that filled the queue
+        }
+        if (state > 0) {
+          // A block may run past the slice's end by its own length, never loop past it.
+          const stop = Signals.stopAt;
+          const now = Clint.instret;
+          const left = stop > now ? stop - now : 0;
+          const budget: i32 = left > 0x7fff_ffff ? 0x7fff_ffff : <i32>left;
+          Jit.blockCalls++;
+          const n = call_indirect<i32>(<u32>state, pc, Ctx.data, budget);
+          Clint.instret += <u64>n;
+          pc = load<u64>(JIT_STATE);
+          if (load<u32>(JIT_STATE, 8) != 0) {
+            // A load or store faulted: pc is that instruction's (which instret counts, as here).
+            store<u32>(JIT_STATE, 0, 8);
+            Fault.pending = false;
+            if (n == 0) limit--;
+            pc = takeTrap(pc, Fault.cause, Fault.tval, false);
+          }
+          jitHere = true;
           continue;
         }
       }
@@ -309,6 +345,7 @@ export function run(budget: i32): i32 {
             (<i32>(insn & 0x80000000) >> 19) | ((insn << 4) & 0x800) | ((insn >> 20) & 0x7e0) | ((insn >> 7) & 0x1e);
           npc = pc + <u64>(<i64>imm);
         }
+        jitHere = Jit.enabled;
         break;
       }
       case 0x33: {
@@ -387,6 +424,7 @@ export function run(budget: i32): i32 {
           (<i32>(insn & 0x80000000) >> 11) | (insn & 0xff000) | ((insn >> 9) & 0x800) | ((insn >> 20) & 0x7fe);
         wx(rd, npc);
         npc = pc + <u64>(<i64>imm);
+        jitHere = Jit.enabled;
         break;
       }
       case 0x67: {
@@ -398,6 +436,7 @@ export function run(budget: i32): i32 {
         const t = (rx(rs1) + <u64>(<i64>(<i32>insn >> 20))) & ~(<u64>1);
         wx(rd, npc);
         npc = t;
+        jitHere = Jit.enabled;
         break;
       }
       case 0x37: // LUI
@@ -625,8 +664,9 @@ export function run(budget: i32): i32 {
         wx(rd, old);
         break;
       }
-      case 0x0f: // FENCE, FENCE.I: one hart, no decoded-instruction cache — nothing to do.
+      case 0x0f: // FENCE, FENCE.I: one hart; FENCE.I drops the JIT's translations.
         if (f3 > 1) illegal = true;
+        else if (f3 == 1 && Jit.enabled) jitFlush();
         break;
       case 0x07: {
         // FLW / FLD

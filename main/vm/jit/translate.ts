@@ -1,0 +1,386 @@
+/**
+ * Translates one guest basic block (RV64I + M + C, integer only) into the body of a Wasm
+ * function `(vpc: i64, ctx: i64, budget: i32) -> i32`:
+ *  - vpc is the block's virtual pc (pc-relative values are computed from it, so the same
+ *    physical code serves every mapping of it), ctx the data TLB context tag, budget how many
+ *    instructions the block may retire before the core must look at interrupts again;
+ *  - it returns how many instructions retired and leaves the next pc at JIT_STATE. A load or
+ *    store that faults leaves that instruction's pc there and the core's fault flag set (and
+ *    counts it, as the interpreter does).
+ * Guest registers used by the block live in Wasm locals between its entry and its exits.
+ * Loads and stores check the core's TLB inline, as the interpreter does, and call the core's
+ * slow paths otherwise (and then leave the block, so MMIO side effects are seen at once).
+ * Everything else (CSRs, system, fences, atomics, FP, MULH*) ends the block before it.
+ */
+import { ByteWriter, I32, I64, Op, VOID } from './wasm-emitter.js';
+
+/** Addresses in the core's memory (wasm-core/index.ts jitLayout). */
+export interface CoreLayout {
+  xregs: number;
+  jitState: number;
+  tlbLoad: number;
+  tlbStore: number;
+  expanded: number;
+}
+
+/** Import indices of the core's slow paths in the translated module. */
+export const IMPORT_LOAD_SLOW = 0;
+export const IMPORT_STORE_SLOW = 1;
+
+export const MAX_BLOCK_INSNS = 128;
+const TLB_INDEX_MASK = 1023 << 4;
+const PAGE_MASK = ~0xfffn;
+
+// Locals: params 0..2, then these.
+const L_VPC = 0;
+const L_CTX = 1;
+const L_BUDGET = 2;
+const L_RETIRED = 3; // i32
+const L_ENTRY = 4; // i32
+const L_ADDR = 5; // i64
+const L_VAL = 6; // i64
+const L_A = 7; // i64
+const L_B = 8; // i64
+const L_REG0 = 8; // x[i] is local L_REG0 + i, i = 1..31
+export const BLOCK_LOCALS = [I32, I32, I64, I64, I64, I64, ...Array<number>(31).fill(I64)];
+
+interface Insn {
+  bits: number;
+  off: number; // byte offset from the block start
+  len: number;
+}
+
+export interface TranslatedBlock {
+  code: ByteWriter;
+  insns: number;
+}
+
+const sext = (v: number, bits: number) => (v << (32 - bits)) >> (32 - bits);
+
+function supported(i: number): boolean {
+  const op = i & 0x7f;
+  const f3 = (i >>> 12) & 7;
+  const f7 = i >>> 25;
+  switch (op) {
+    case 0x37:
+    case 0x17:
+    case 0x6f:
+      return true;
+    case 0x67:
+      return f3 === 0;
+    case 0x03:
+      return f3 !== 7;
+    case 0x23:
+      return f3 <= 3;
+    case 0x63:
+      return f3 !== 2 && f3 !== 3;
+    case 0x13:
+      if (f3 === 1) return i >>> 26 === 0;
+      if (f3 === 5) return i >>> 26 === 0 || i >>> 26 === 0x10;
+      return true;
+    case 0x1b:
+      if (f3 === 0) return true;
+      if (f3 === 1) return f7 === 0;
+      if (f3 === 5) return f7 === 0 || f7 === 0x20;
+      return false;
+    case 0x33:
+      if (f7 === 0) return true;
+      if (f7 === 0x20) return f3 === 0 || f3 === 5;
+      if (f7 === 1) return f3 === 0 || f3 >= 4; // MULH, MULHSU, MULHU need a 128-bit product
+      return false;
+    case 0x3b:
+      if (f7 === 0) return f3 === 0 || f3 === 1 || f3 === 5;
+      if (f7 === 0x20) return f3 === 0 || f3 === 5;
+      if (f7 === 1) return f3 === 0 || f3 >= 4;
+      return false;
+    default:
+      return false;
+  }
+}
+
+const isTerminator = (i: number) => {
+  const op = i & 0x7f;
+  return op === 0x63 || op === 0x6f || op === 0x67;
+};
+
+/** Reads the block at page offset `pageOff` of the code page at host address `host`. */
+export function decodeBlock(mem: DataView, host: number, layout: CoreLayout): Insn[] {
+  const insns: Insn[] = [];
+  let off = 0;
+  const pageOff = host & 0xfff;
+  while (insns.length < MAX_BLOCK_INSNS) {
+    if (pageOff + off + 2 > 4096) break;
+    const lo = mem.getUint16(host + off, true);
+    let bits: number;
+    let len: number;
+    if ((lo & 3) !== 3) {
+      bits = mem.getUint32(layout.expanded + lo * 4, true);
+      len = 2;
+      if (bits === 0) break;
+    } else {
+      if (pageOff + off + 4 > 4096) break;
+      bits = mem.getUint32(host + off, true);
+      len = 4;
+    }
+    if (!supported(bits)) break;
+    insns.push({ bits, off, len });
+    off += len;
+    if (isTerminator(bits)) break;
+  }
+  return insns;
+}
+
+/** Emits the function body for `insns` (non-empty, from decodeBlock). */
+export function emitBlock(insns: Insn[], layout: CoreLayout): ByteWriter {
+  const w = new ByteWriter();
+  const used = new Set<number>();
+  const written = new Set<number>();
+  for (const { bits } of insns) {
+    const op = bits & 0x7f;
+    const rd = (bits >>> 7) & 31;
+    const rs1 = (bits >>> 15) & 31;
+    const rs2 = (bits >>> 20) & 31;
+    if (op !== 0x37 && op !== 0x17 && op !== 0x6f) used.add(rs1);
+    if (op === 0x23 || op === 0x63 || op === 0x33 || op === 0x3b) used.add(rs2);
+    if (op !== 0x23 && op !== 0x63 && rd !== 0) {
+      used.add(rd);
+      written.add(rd);
+    }
+  }
+  used.delete(0);
+  for (const r of used) {
+    w.i32c(layout.xregs + r * 8).mem(Op.i64_load, 3, 0).set(L_REG0 + r);
+  }
+
+  const get = (r: number) => (r === 0 ? w.i64c(0n) : w.get(L_REG0 + r));
+  const pcPlus = (d: number) => () => {
+    w.get(L_VPC);
+    if (d !== 0) w.i64c(BigInt(d)).op(Op.i64_add);
+  };
+  /** Leaves the block: registers back to memory, next pc, retired count. */
+  const exit = (k: number, pc: () => void) => {
+    for (const r of written) w.i32c(layout.xregs + r * 8).get(L_REG0 + r).mem(Op.i64_store, 3, 0);
+    w.i32c(layout.jitState);
+    pc();
+    w.mem(Op.i64_store, 3, 0);
+    w.get(L_RETIRED);
+    if (k !== 0) w.i32c(k).op(Op.i32_add);
+    w.op(Op.return);
+  };
+  /** Computes a value (pushed by `value`) into rd; for rd = x0 only what must happen happens. */
+  const setRd = (rd: number, value: () => void) => {
+    if (rd === 0) return;
+    value();
+    w.set(L_REG0 + rd);
+  };
+  const tlbCheck = (tlb: number, size: number) => {
+    w.i32c(tlb).get(L_ADDR).i64c(8n).op(Op.i64_shr_u).op(Op.i32_wrap_i64).i32c(TLB_INDEX_MASK);
+    w.op(Op.i32_and).op(Op.i32_add).byte(Op.local_tee).u32(L_ENTRY).mem(Op.i64_load, 3, 0);
+    w.get(L_ADDR).i64c(PAGE_MASK | BigInt(size - 1)).op(Op.i64_and).get(L_CTX).op(Op.i64_or);
+    w.op(Op.i64_eq).byte(Op.if).byte(VOID);
+    w.get(L_ENTRY).mem(Op.i64_load, 3, 8).get(L_ADDR).op(Op.i64_add).op(Op.i32_wrap_i64);
+  };
+  // The interpreter counts a load or store that faults in instret (it undoes the count only for
+  // illegal instructions), so a faulting access counts here too: both agree to the instruction.
+  const faultCheck = (k: number, o: number) => {
+    w.i32c(layout.jitState).mem(Op.i32_load, 2, 8).byte(Op.if).byte(VOID);
+    exit(k + 1, pcPlus(o));
+    w.op(Op.end);
+  };
+
+  const last = insns[insns.length - 1]!;
+  const selfLoop =
+    (last.bits & 0x7f) === 0x63 && last.off + branchImm(last.bits) === 0 && insns.length > 0;
+  if (selfLoop) w.byte(Op.loop).byte(VOID);
+
+  insns.forEach(({ bits, off, len }, k) => {
+    const op = bits & 0x7f;
+    const rd = (bits >>> 7) & 31;
+    const rs1 = (bits >>> 15) & 31;
+    const rs2 = (bits >>> 20) & 31;
+    const f3 = (bits >>> 12) & 7;
+    const f7 = bits >>> 25;
+    const immI = bits >> 20;
+    switch (op) {
+      case 0x37:
+        setRd(rd, () => w.i64c(BigInt(bits & 0xfffff000) << 32n >> 32n));
+        break;
+      case 0x17:
+        setRd(rd, pcPlus(off + (bits & 0xfffff000)));
+        break;
+      case 0x13: {
+        const shamt = (bits >>> 20) & 63;
+        setRd(rd, () => {
+          get(rs1);
+          if (f3 === 1 || f3 === 5) w.i64c(BigInt(shamt));
+          else w.i64c(BigInt(immI));
+          if (f3 === 0) w.op(Op.i64_add);
+          else if (f3 === 1) w.op(Op.i64_shl);
+          else if (f3 === 2) w.op(Op.i64_lt_s).op(Op.i64_extend_i32_u);
+          else if (f3 === 3) w.op(Op.i64_lt_u).op(Op.i64_extend_i32_u);
+          else if (f3 === 4) w.op(Op.i64_xor);
+          else if (f3 === 5) w.op(bits >>> 26 === 0 ? Op.i64_shr_u : Op.i64_shr_s);
+          else if (f3 === 6) w.op(Op.i64_or);
+          else w.op(Op.i64_and);
+        });
+        break;
+      }
+      case 0x1b: {
+        const shamt = (bits >>> 20) & 31;
+        setRd(rd, () => {
+          if (f3 === 0) get(rs1).i64c(BigInt(immI)).op(Op.i64_add).op(Op.i64_extend32_s);
+          else if (f3 === 1) get(rs1).i64c(BigInt(shamt)).op(Op.i64_shl).op(Op.i64_extend32_s);
+          else {
+            get(rs1).op(Op.i32_wrap_i64).i32c(shamt);
+            w.op(f7 === 0 ? Op.i32_shr_u : Op.i32_shr_s).op(Op.i64_extend_i32_s);
+          }
+        });
+        break;
+      }
+      case 0x33:
+        setRd(rd, () => {
+          get(rs1).set(L_A);
+          get(rs2).set(L_B);
+          if (f7 === 1 && f3 >= 4) return emitDiv64(w, f3);
+          w.get(L_A).get(L_B);
+          if (f7 === 1) w.op(Op.i64_mul);
+          else if (f7 === 0x20) w.op(f3 === 0 ? Op.i64_sub : Op.i64_shr_s);
+          else {
+            const ops = [Op.i64_add, Op.i64_shl, Op.i64_lt_s, Op.i64_lt_u, Op.i64_xor, Op.i64_shr_u, Op.i64_or, Op.i64_and];
+            w.op(ops[f3]!);
+            if (f3 === 2 || f3 === 3) w.op(Op.i64_extend_i32_u);
+          }
+        });
+        break;
+      case 0x3b:
+        setRd(rd, () => {
+          get(rs1).set(L_A);
+          get(rs2).set(L_B);
+          if (f7 === 1 && f3 >= 4) return emitDiv32(w, f3);
+          w.get(L_A).op(Op.i32_wrap_i64).get(L_B).op(Op.i32_wrap_i64);
+          if (f7 === 1) w.op(Op.i32_mul);
+          else if (f7 === 0x20) w.op(f3 === 0 ? 0x6b /* i32.sub */ : Op.i32_shr_s);
+          else w.op(f3 === 0 ? Op.i32_add : f3 === 1 ? Op.i32_shl : Op.i32_shr_u);
+          w.op(Op.i64_extend_i32_s);
+        });
+        break;
+      case 0x03: {
+        const size = 1 << (f3 & 3);
+        get(rs1).i64c(BigInt(immI)).op(Op.i64_add).set(L_ADDR);
+        tlbCheck(layout.tlbLoad, size);
+        const loads = [Op.i64_load8_s, Op.i64_load16_s, Op.i64_load32_s, Op.i64_load, Op.i64_load8_u, Op.i64_load16_u, Op.i64_load32_u];
+        w.mem(loads[f3]!, 0, 0).set(L_VAL);
+        w.op(Op.else);
+        w.get(L_ADDR).i32c(size).byte(Op.call).u32(IMPORT_LOAD_SLOW).set(L_VAL);
+        faultCheck(k, off);
+        setRd(rd, () => {
+          w.get(L_VAL);
+          if (f3 < 3) w.op([Op.i64_extend8_s, Op.i64_extend16_s, Op.i64_extend32_s][f3]!);
+        });
+        exit(k + 1, pcPlus(off + len));
+        w.op(Op.end);
+        setRd(rd, () => w.get(L_VAL));
+        break;
+      }
+      case 0x23: {
+        const size = 1 << f3;
+        const imm = ((bits >> 25) << 5) | ((bits >>> 7) & 31);
+        get(rs1).i64c(BigInt(imm)).op(Op.i64_add).set(L_ADDR);
+        tlbCheck(layout.tlbStore, size);
+        get(rs2);
+        w.mem([Op.i64_store8, Op.i64_store16, Op.i64_store32, Op.i64_store][f3]!, 0, 0);
+        w.op(Op.else);
+        w.get(L_ADDR).i32c(size);
+        get(rs2);
+        w.byte(Op.call).u32(IMPORT_STORE_SLOW);
+        faultCheck(k, off);
+        exit(k + 1, pcPlus(off + len));
+        w.op(Op.end);
+        break;
+      }
+      case 0x63: {
+        const target = off + branchImm(bits);
+        get(rs1);
+        get(rs2);
+        w.op([Op.i64_eq, Op.i64_ne, 0, 0, Op.i64_lt_s, Op.i64_ge_s, Op.i64_lt_u, Op.i64_ge_u][f3]!);
+        w.byte(Op.if).byte(VOID);
+        if (selfLoop && target === 0) {
+          const n = insns.length;
+          w.get(L_RETIRED).i32c(n).op(Op.i32_add).set(L_RETIRED);
+          w.get(L_RETIRED).i32c(n).op(Op.i32_add).get(L_BUDGET).op(Op.i32_le_s).byte(Op.br_if).u32(1);
+          exit(0, pcPlus(0));
+        } else {
+          exit(k + 1, pcPlus(target));
+        }
+        w.op(Op.end);
+        exit(k + 1, pcPlus(off + len));
+        break;
+      }
+      case 0x6f: {
+        const imm = sext(((bits >>> 31) << 20) | (bits & 0xff000) | (((bits >>> 20) & 1) << 11) | (((bits >>> 21) & 0x3ff) << 1), 21);
+        setRd(rd, pcPlus(off + len));
+        exit(k + 1, pcPlus(off + imm));
+        break;
+      }
+      case 0x67: {
+        get(rs1).i64c(BigInt(immI)).op(Op.i64_add).i64c(-2n).op(Op.i64_and).set(L_ADDR);
+        setRd(rd, pcPlus(off + len));
+        exit(k + 1, () => w.get(L_ADDR));
+        break;
+      }
+    }
+  });
+  if (!isTerminator(last.bits)) exit(insns.length, pcPlus(last.off + last.len));
+  if (selfLoop) w.op(Op.end);
+  w.byte(0x00); // unreachable: every path above returned
+  return w;
+}
+
+function branchImm(b: number): number {
+  return sext(((b >>> 31) << 12) | (((b >>> 7) & 1) << 11) | (((b >>> 25) & 0x3f) << 5) | (((b >>> 8) & 0xf) << 1), 13);
+}
+
+const I32_EQ = 0x46;
+
+/** DIV, DIVU, REM, REMU of L_A by L_B with RISC-V's results for /0 and overflow. */
+function emitDiv64(w: ByteWriter, f3: number): void {
+  const signed = f3 === 4 || f3 === 6;
+  const rem = f3 >= 6;
+  w.get(L_B).op(Op.i64_eqz).byte(Op.if).byte(I64);
+  if (rem) w.get(L_A);
+  else w.i64c(-1n);
+  w.op(Op.else);
+  if (signed) {
+    w.get(L_A).i64c(-(1n << 63n)).op(Op.i64_eq).get(L_B).i64c(-1n).op(Op.i64_eq).op(Op.i32_and);
+    w.byte(Op.if).byte(I64);
+    if (rem) w.i64c(0n);
+    else w.get(L_A);
+    w.op(Op.else);
+  }
+  w.get(L_A).get(L_B).op(rem ? (signed ? Op.i64_rem_s : Op.i64_rem_u) : signed ? Op.i64_div_s : Op.i64_div_u);
+  if (signed) w.op(Op.end);
+  w.op(Op.end);
+}
+
+/** DIVW, DIVUW, REMW, REMUW (results sign-extended from 32 bits). */
+function emitDiv32(w: ByteWriter, f3: number): void {
+  const signed = f3 === 4 || f3 === 6;
+  const rem = f3 >= 6;
+  w.get(L_B).op(Op.i32_wrap_i64).op(Op.i32_eqz).byte(Op.if).byte(I64);
+  if (rem) w.get(L_A).op(Op.i64_extend32_s);
+  else w.i64c(-1n);
+  w.op(Op.else);
+  if (signed) {
+    w.get(L_A).op(Op.i32_wrap_i64).i32c(-0x8000_0000).op(I32_EQ);
+    w.get(L_B).op(Op.i32_wrap_i64).i32c(-1).op(I32_EQ).op(Op.i32_and);
+    w.byte(Op.if).byte(I64);
+    if (rem) w.i64c(0n);
+    else w.get(L_A).op(Op.i64_extend32_s);
+    w.op(Op.else);
+  }
+  w.get(L_A).op(Op.i32_wrap_i64).get(L_B).op(Op.i32_wrap_i64);
+  w.op(rem ? (signed ? Op.i32_rem_s : Op.i32_rem_u) : signed ? Op.i32_div_s : Op.i32_div_u);
+  w.op(Op.i64_extend_i32_s);
+  if (signed) w.op(Op.end);
+  w.op(Op.end);
+}
