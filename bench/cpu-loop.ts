@@ -31,14 +31,19 @@ export interface LoopResult {
 export function runCpuLoop(jit = false): LoopResult {
   const clock = new HostClock();
   let core: Core | undefined = undefined;
-  core = new Core(RAM_BASE, 4 << 20, {
-    mmioRead: () => {
-      core!.busFault();
-      return 0;
+  core = new Core(
+    RAM_BASE,
+    4 << 20,
+    {
+      mmioRead: () => {
+        core!.busFault();
+        return 0;
+      },
+      mmioWrite: () => core!.busFault(),
+      hostTicks: () => clock.ticks(),
     },
-    mmioWrite: () => core!.busFault(),
-    hostTicks: () => clock.ticks(),
-  }, { jit });
+    { jit },
+  );
   core.ram.set(Buffer.from(CODE_HEX, 'hex'), 0);
   core.setTohost(BigInt(TOHOST));
   core.pc = BigInt(RAM_BASE);
@@ -50,4 +55,21 @@ export function runCpuLoop(jit = false): LoopResult {
   const seconds = (performance.now() - t0) / 1000;
   const instructions = Number(core.instret);
   return { instructions, seconds, mips: instructions / seconds / 1e6 };
+}
+
+/** `node dist/bench/cpu-loop.js`: the loop with the interpreter and with the JIT, alternately. */
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const RUNS = 5;
+  const int: number[] = [];
+  const jit: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    int.push(runCpuLoop(false).mips);
+    jit.push(runCpuLoop(true).mips);
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  console.log(`cpu-loop (${RUNS} runs each, alternating; median MIPS)`);
+  console.log(`  interpreter  ${median(int).toFixed(0).padStart(6)}`);
+  console.log(
+    `  JIT          ${median(jit).toFixed(0).padStart(6)}   (x${(median(jit) / median(int)).toFixed(1)})`,
+  );
 }

@@ -13,6 +13,7 @@ mkdirSync(outDir, { recursive: true });
 /** Each target is one entry file compiled to one module. */
 const targets = [
   { entry: 'wasm-core/index.ts', out: 'core.wasm' },
+  { entry: 'wasm-core/index-jit.ts', out: 'core-jit.wasm' },
   { entry: 'wasm-core/harness/fpu.ts', out: 'fpu-harness.wasm' },
 ];
 
@@ -24,7 +25,6 @@ const common = [
   '--enable', 'bulk-memory',
   '--enable', 'sign-extension',
   '--enable', 'nontrapping-f2i',
-  '--exportTable',
 ];
 
 for (const t of targets) {

@@ -32,7 +32,8 @@ function formatStats(s: MachineStats): string {
     ...(s.jit
       ? [
           `jit: ${s.jit.blockCalls} block calls, ${s.jit.blocks} blocks in ${s.jit.modules} ` +
-            `modules (${s.jit.compileMs.toFixed(0)} ms), ${s.jit.flushes} flushes`,
+            `modules (${s.jit.compileMs.toFixed(0)} ms), ${s.jit.epochs} FENCE.I ` +
+            `(${s.jit.revalidated} kept, ${s.jit.stale} stale), ${s.jit.flushes} flushes`,
         ]
       : []),
     'interrupts per source:',

@@ -331,6 +331,8 @@ export function validateVmConfig(v: unknown, where = 'VM definition'): VmConfig 
   }
   const rng = v.rng ?? false;
   if (typeof rng !== 'boolean') throw new ConfigError(`${where}: "rng" must be true or false`);
+  const jit = v.jit ?? false;
+  if (typeof jit !== 'boolean') throw new ConfigError(`${where}: "jit" must be true or false`);
   const disksIn = v.disks ?? [];
   if (!Array.isArray(disksIn)) throw new ConfigError(`${where}: "disks" must be a list`);
   const disks = disksIn.map((d: unknown, i: number): DiskConfig => {
@@ -394,5 +396,6 @@ export function validateVmConfig(v: unknown, where = 'VM definition'): VmConfig 
     rng,
     ...(v.balloon !== undefined ? { balloon: validateBalloon(v.balloon, where) } : {}),
     nics,
+    ...(jit ? { jit: true } : {}),
   };
 }

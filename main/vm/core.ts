@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Jit, type JitCoreExports, type JitOptions } from './jit/jit.js';
+import { buildDispatcher } from './jit/dispatcher.js';
 
 /** Why `run` returned (mirrors wasm-core/cpu/signals.ts). */
 export const enum ExitReason {
@@ -62,21 +63,29 @@ interface CoreExports {
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-/** Finds dist/wasm/core.wasm from both the TypeScript sources and the compiled dist/ tree. */
-export function coreWasmPath(): string {
+/**
+ * Finds dist/wasm/core.wasm (or core-jit.wasm, the build with the JIT's hooks) from both the
+ * TypeScript sources and the compiled dist/ tree.
+ */
+export function coreWasmPath(jit = false): string {
+  const file = jit ? 'core-jit.wasm' : 'core.wasm';
   const candidates = [
-    join(here, '..', '..', 'dist', 'wasm', 'core.wasm'),
-    join(here, '..', '..', 'wasm', 'core.wasm'),
+    join(here, '..', '..', 'dist', 'wasm', file),
+    join(here, '..', '..', 'wasm', file),
   ];
   for (const c of candidates) if (existsSync(c)) return c;
-  throw new Error('dist/wasm/core.wasm not found: run `npm run build` first');
+  throw new Error(`dist/wasm/${file} not found: run \`npm run build\` first`);
 }
 
-let compiled: WebAssembly.Module | undefined;
+const compiled = new Map<boolean, WebAssembly.Module>();
 
-function compile(): WebAssembly.Module {
-  compiled ??= new WebAssembly.Module(readFileSync(coreWasmPath()));
-  return compiled;
+function compile(jit: boolean): WebAssembly.Module {
+  let m = compiled.get(jit);
+  if (!m) {
+    m = new WebAssembly.Module(readFileSync(coreWasmPath(jit)));
+    compiled.set(jit, m);
+  }
+  return m;
 }
 
 export class Core {
@@ -99,16 +108,20 @@ export class Core {
   ) {
     this.ramBase = ramBase;
     this.ramSize = ramSize;
+    const jitOn = opts.jit ?? jitFromEnv();
+    const dispatcher = jitOn ? buildDispatcher() : undefined;
     const env = {
       mmioRead: (a: number, s: number) => imports.mmioRead(a >>> 0, s) >>> 0,
       mmioWrite: (a: number, s: number, v: number) => imports.mmioWrite(a >>> 0, s, v >>> 0),
       hostTicks: () => imports.hostTicks(),
       jitDrain: () => this.jit?.drain(),
+      // Never called with the JIT off (the core has no translated block to call).
+      jitCall: dispatcher?.call ?? (() => 0),
       abort: () => {
         throw new Error('wasm core aborted');
       },
     };
-    const inst = new WebAssembly.Instance(compile(), { env });
+    const inst = new WebAssembly.Instance(compile(jitOn), { env });
     this.x = inst.exports as unknown as CoreExports;
     if (!this.x.init(BigInt(ramBase), BigInt(ramSize))) {
       throw new Error(`cannot allocate ${ramSize >> 20} MiB of guest RAM`);
@@ -116,7 +129,8 @@ export class Core {
     const buf = this.x.memory.buffer;
     this.ram = new Uint8Array(buf, this.x.ramHostOffset(), ramSize);
     this.rom = new Uint8Array(buf, this.x.romHostOffsetExport(), Number(this.x.romSize()));
-    if (opts.jit ?? jitFromEnv()) this.jit = new Jit(this.x as unknown as JitCoreExports, opts.jitOptions);
+    if (dispatcher)
+      this.jit = new Jit(this.x as unknown as JitCoreExports, dispatcher, opts.jitOptions);
   }
 
   /**

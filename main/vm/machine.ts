@@ -261,20 +261,25 @@ export class VirtMachine {
       log: cfg.log,
     });
     const bus = this.board.bus;
-    const core = new Core(VIRT.ram.base, ramSize, {
-      mmioRead: (addr, size) => {
-        bus.fault = false;
-        const v = bus.read(addr, size);
-        if (bus.fault) core.busFault();
-        return v;
+    const core = new Core(
+      VIRT.ram.base,
+      ramSize,
+      {
+        mmioRead: (addr, size) => {
+          bus.fault = false;
+          const v = bus.read(addr, size);
+          if (bus.fault) core.busFault();
+          return v;
+        },
+        mmioWrite: (addr, size, value) => {
+          bus.fault = false;
+          bus.write(addr, size, value);
+          if (bus.fault) core.busFault();
+        },
+        hostTicks: () => this.clock.ticks(),
       },
-      mmioWrite: (addr, size, value) => {
-        bus.fault = false;
-        bus.write(addr, size, value);
-        if (bus.fault) core.busFault();
-      },
-      hostTicks: () => this.clock.ticks(),
-    }, { jit: cfg.jit });
+      { jit: cfg.jit },
+    );
     this.core = core;
     this.pci = new PciHost({ bus, irq: (n) => this.board.plic.line(n), log: cfg.log });
     bus.map(VIRT.pcieEcam.base, VIRT.pcieEcam.size, this.pci);

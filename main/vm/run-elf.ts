@@ -53,24 +53,29 @@ export async function runElf(path: string, opts: RunElfOptions = {}): Promise<Ru
   const clock = new HostClock();
   let shutdown: number | undefined;
   let core: Core | undefined = undefined;
-  core = new Core(RAM_BASE, ramSize, {
-    mmioRead: () => {
-      core!.busFault();
-      return 0;
+  core = new Core(
+    RAM_BASE,
+    ramSize,
+    {
+      mmioRead: () => {
+        core!.busFault();
+        return 0;
+      },
+      mmioWrite: (addr, _size, value) => {
+        // The sifive test device, so that programs written for QEMU's virt also end here.
+        if (addr === TEST_DEVICE) {
+          const code = value & 0xffff;
+          if (code === 0x5555) shutdown = 0;
+          else if (code === 0x3333) shutdown = value >>> 16 || 1;
+          if (shutdown !== undefined) core!.requestExit();
+          return;
+        }
+        core!.busFault();
+      },
+      hostTicks: () => clock.ticks(),
     },
-    mmioWrite: (addr, _size, value) => {
-      // The sifive test device, so that programs written for QEMU's virt also end here.
-      if (addr === TEST_DEVICE) {
-        const code = value & 0xffff;
-        if (code === 0x5555) shutdown = 0;
-        else if (code === 0x3333) shutdown = value >>> 16 || 1;
-        if (shutdown !== undefined) core!.requestExit();
-        return;
-      }
-      core!.busFault();
-    },
-    hostTicks: () => clock.ticks(),
-  }, { jit: opts.jit, jitOptions: opts.jitOptions });
+    { jit: opts.jit, jitOptions: opts.jitOptions },
+  );
   for (const seg of elf.segments) {
     const off = Number(seg.paddr) - RAM_BASE;
     if (off < 0 || off + seg.memSize > ramSize) {
@@ -98,13 +103,25 @@ export async function runElf(path: string, opts: RunElfOptions = {}): Promise<Ru
   for (let slices = 0; ; slices++) {
     const reason = core.run(SLICE);
     if (shutdown !== undefined) {
-      return { status: shutdown, output, instret: core.instret, jit: core.jit?.currentStats(), reason: 'shutdown' };
+      return {
+        status: shutdown,
+        output,
+        instret: core.instret,
+        jit: core.jit?.currentStats(),
+        reason: 'shutdown',
+      };
     }
     if (reason === ExitReason.Tohost) {
       const v = view.getBigUint64(tohostOff, true);
       core.clearTohost();
       if (v & 1n)
-        return { status: Number(v >> 1n), output, instret: core.instret, jit: core.jit?.currentStats(), reason: 'tohost' };
+        return {
+          status: Number(v >> 1n),
+          output,
+          instret: core.instret,
+          jit: core.jit?.currentStats(),
+          reason: 'tohost',
+        };
       const device = Number(v >> 56n);
       const cmd = Number((v >> 48n) & 0xffn);
       if (device === 1 && cmd === 1) {
@@ -122,10 +139,22 @@ export async function runElf(path: string, opts: RunElfOptions = {}): Promise<Ru
       sleepSync(Math.min(ms, 10));
     }
     if (maxInsns !== undefined && core.instret >= maxInsns) {
-      return { status: -1, output, instret: core.instret, jit: core.jit?.currentStats(), reason: 'max-insns' };
+      return {
+        status: -1,
+        output,
+        instret: core.instret,
+        jit: core.jit?.currentStats(),
+        reason: 'max-insns',
+      };
     }
     if ((slices & 7) === 0 && Date.now() - start > timeoutMs) {
-      return { status: -1, output, instret: core.instret, jit: core.jit?.currentStats(), reason: 'timeout' };
+      return {
+        status: -1,
+        output,
+        instret: core.instret,
+        jit: core.jit?.currentStats(),
+        reason: 'timeout',
+      };
     }
   }
 }

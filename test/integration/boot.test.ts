@@ -34,6 +34,28 @@ describe('wasmvisor run (bundled guest)', () => {
     }
   }, 120_000);
 
+  it('boots to a shell that computes with the JIT on (--jit), and powers off', async () => {
+    const s = SerialSession.spawn(process.execPath, [cli, 'run', '--jit', '--stats'], {
+      logFile: join(root, 'test-artifacts', 'boot-bundled-jit.log'),
+    });
+    try {
+      await s.expect(/Linux version 6\.1/, 30_000);
+      await s.expect(/# /, 90_000);
+      s.sendLine('i=0; while [ $i -lt 300 ]; do i=$((i+1)); done; echo $((i*7+6*7))');
+      await s.expect(/^2142\r?$/m, 30_000);
+      s.sendLine('poweroff');
+      const exit = await s.waitForExit(30_000);
+      expect(exit.code).toBe(0);
+      // Translated blocks ran: the stats line counts their calls.
+      const m = /jit: (\d+) block calls, (\d+) blocks/.exec(s.stderr);
+      expect(m, s.stderr).not.toBeNull();
+      expect(Number(m![1])).toBeGreaterThan(100_000);
+      expect(Number(m![2])).toBeGreaterThan(100);
+    } finally {
+      await s.close();
+    }
+  }, 150_000);
+
   it('Ctrl-A X quits the VM', async () => {
     const s = SerialSession.spawn(process.execPath, [cli, 'run']);
     try {

@@ -6,12 +6,24 @@
 // code (a page of RAM or the boot ROM) independently of the virtual mapping: the same code
 // mapped twice shares one translation, and a satp write or sfence.vma invalidates nothing.
 // Translated code computes pc-relative values from the virtual pc it is called with. RISC-V
-// requires FENCE.I between writing code and executing it, so FENCE.I drops every translation.
+// requires FENCE.I between writing code and executing it; Linux issues hundreds while booting,
+// mostly without changing code that was translated, so FENCE.I only starts a new epoch: a
+// translation from an older epoch is checked against the copy of the guest bytes it was made
+// from before its next run, and dropped if they changed.
 import { Fault, vloadSlow, vstoreSlow } from '../mmu/mmu';
 
 // The host translates the queued blocks now (main/vm/jit/jit.ts drain).
 @external('env', 'jitDrain')
 declare function hostJitDrain(): void;
+
+/**
+ * Calls translated block `fn` (a slot of the dispatcher's table, main/vm/jit/dispatcher.ts): a
+ * Wasm function imported from the dispatcher module, so no call leaves WebAssembly. The core
+ * has no table of its own because exporting one cost the interpreter ~15% (the optimizer then
+ * keeps every function's table entry and indirect-callability).
+ */
+@external('env', 'jitCall')
+export declare function jitCall(fn: i32, pc: u64, ctx: u64, budget: i32): i32;
 
 export class Jit {
   static enabled: bool = false;
@@ -21,17 +33,26 @@ export class Jit {
   static batch: u32 = 16;
   static queued: u32 = 0;
   static flushes: u32 = 0;
+  /** Incremented by FENCE.I; a translation made in an older one is checked before it runs. */
+  static epoch: u32 = 1;
+  static revalidated: u32 = 0;
+  static stale: u32 = 0;
   static blockCalls: u64 = 0;
 }
 
-const MAP_BITS: u32 = 14;
+export const MAP_BITS: u32 = 16;
 const MAP_MASK: u32 = (1 << MAP_BITS) - 1;
 /**
- * Block map, direct-mapped on the host address: u32 tag (host address, 0 = empty), i32 state
- * (> 0: table index of the compiled function; 0: counting; -1: queued; -2: not translatable),
- * u32 execution count, u32 unused.
+ * Block map, direct-mapped on the host address, 32 bytes an entry: u32 tag (host address, 0 =
+ * empty), i32 state (> 0: table index of the compiled function; 0: counting; -1: queued; -2:
+ * not translatable), u32 execution count, u32 epoch of the translation, u32 offset in
+ * JIT_COPIES and u32 length of the guest bytes it was made from (written by the host).
  */
-export const JIT_MAP: usize = memory.data(<i32>((1 << MAP_BITS) * 16), 16);
+export const MAP_ENTRY_SHIFT: u32 = 5;
+export const JIT_MAP: usize = memory.data(<i32>((1 << MAP_BITS) << MAP_ENTRY_SHIFT), 16);
+/** Copies of translated guest code, for the check after FENCE.I (host-managed, bump allocated). */
+export const JIT_COPIES_SIZE: u32 = 1 << 21;
+export const JIT_COPIES: usize = memory.data(<i32>JIT_COPIES_SIZE, 16);
 export const QUEUE_MAX: u32 = 256;
 /** Blocks waiting for the host: u32 host address, u32 unused, u64 virtual pc. */
 export const JIT_QUEUE: usize = memory.data(<i32>(QUEUE_MAX * 16), 16);
@@ -43,7 +64,41 @@ export const STATE_QUEUED: i32 = -1;
 
 @inline
 export function jitEntry(host: usize): usize {
-  return JIT_MAP + ((<usize>((<u32>host >> 1) & MAP_MASK)) << 4);
+  // Kernel text spans megabytes: fold the high bits in so that code 128 KiB apart does not collide.
+  const h = <u32>host;
+  return JIT_MAP + ((<usize>(((h >> 1) ^ (h >> 17)) & MAP_MASK)) << MAP_ENTRY_SHIFT);
+}
+
+/**
+ * For a translation from an older epoch: true when the guest code still matches the copy it was
+ * translated from (it then belongs to this epoch); false drops it (the block counts afresh).
+ */
+export function jitRevalidate(e: usize, host: usize): bool {
+  const copy = JIT_COPIES + <usize>load<u32>(e, 16);
+  const len = <usize>load<u32>(e, 20);
+  let i: usize = 0;
+  let same = true;
+  for (; i + 8 <= len; i += 8) {
+    if (load<u64>(host + i) != load<u64>(copy + i)) {
+      same = false;
+      break;
+    }
+  }
+  for (; same && i < len; i += 2) if (load<u16>(host + i) != load<u16>(copy + i)) same = false;
+  if (same) {
+    store<u32>(e, Jit.epoch, 12);
+    Jit.revalidated++;
+    return true;
+  }
+  store<i32>(e, 0, 4);
+  store<u32>(e, 0, 8);
+  Jit.stale++;
+  return false;
+}
+
+/** FENCE.I: translations must be checked against the guest code before they run again. */
+export function jitNewEpoch(): void {
+  Jit.epoch++;
 }
 
 /**
@@ -68,9 +123,9 @@ export function jitCount(e: usize, host: usize, pc: u64): void {
   }
 }
 
-/** Drops every translation (FENCE.I, reset). The host reuses its table slots after this. */
+/** Drops every translation (reset; the host when its table or copy area is full). */
 export function jitFlush(): void {
-  memory.fill(JIT_MAP, 0, (1 << MAP_BITS) * 16);
+  memory.fill(JIT_MAP, 0, (1 << MAP_BITS) << MAP_ENTRY_SHIFT);
   Jit.queued = 0;
   Jit.flushes++;
 }

@@ -149,7 +149,9 @@ export function emitBlock(insns: Insn[], layout: CoreLayout): ByteWriter {
   }
   used.delete(0);
   for (const r of used) {
-    w.i32c(layout.xregs + r * 8).mem(Op.i64_load, 3, 0).set(L_REG0 + r);
+    w.i32c(layout.xregs + r * 8)
+      .mem(Op.i64_load, 3, 0)
+      .set(L_REG0 + r);
   }
 
   const get = (r: number) => (r === 0 ? w.i64c(0n) : w.get(L_REG0 + r));
@@ -159,7 +161,10 @@ export function emitBlock(insns: Insn[], layout: CoreLayout): ByteWriter {
   };
   /** Leaves the block: registers back to memory, next pc, retired count. */
   const exit = (k: number, pc: () => void) => {
-    for (const r of written) w.i32c(layout.xregs + r * 8).get(L_REG0 + r).mem(Op.i64_store, 3, 0);
+    for (const r of written)
+      w.i32c(layout.xregs + r * 8)
+        .get(L_REG0 + r)
+        .mem(Op.i64_store, 3, 0);
     w.i32c(layout.jitState);
     pc();
     w.mem(Op.i64_store, 3, 0);
@@ -176,7 +181,11 @@ export function emitBlock(insns: Insn[], layout: CoreLayout): ByteWriter {
   const tlbCheck = (tlb: number, size: number) => {
     w.i32c(tlb).get(L_ADDR).i64c(8n).op(Op.i64_shr_u).op(Op.i32_wrap_i64).i32c(TLB_INDEX_MASK);
     w.op(Op.i32_and).op(Op.i32_add).byte(Op.local_tee).u32(L_ENTRY).mem(Op.i64_load, 3, 0);
-    w.get(L_ADDR).i64c(PAGE_MASK | BigInt(size - 1)).op(Op.i64_and).get(L_CTX).op(Op.i64_or);
+    w.get(L_ADDR)
+      .i64c(PAGE_MASK | BigInt(size - 1))
+      .op(Op.i64_and)
+      .get(L_CTX)
+      .op(Op.i64_or);
     w.op(Op.i64_eq).byte(Op.if).byte(VOID);
     w.get(L_ENTRY).mem(Op.i64_load, 3, 8).get(L_ADDR).op(Op.i64_add).op(Op.i32_wrap_i64);
   };
@@ -203,7 +212,7 @@ export function emitBlock(insns: Insn[], layout: CoreLayout): ByteWriter {
     const immI = bits >> 20;
     switch (op) {
       case 0x37:
-        setRd(rd, () => w.i64c(BigInt(bits & 0xfffff000) << 32n >> 32n));
+        setRd(rd, () => w.i64c((BigInt(bits & 0xfffff000) << 32n) >> 32n));
         break;
       case 0x17:
         setRd(rd, pcPlus(off + (bits & 0xfffff000)));
@@ -246,7 +255,16 @@ export function emitBlock(insns: Insn[], layout: CoreLayout): ByteWriter {
           if (f7 === 1) w.op(Op.i64_mul);
           else if (f7 === 0x20) w.op(f3 === 0 ? Op.i64_sub : Op.i64_shr_s);
           else {
-            const ops = [Op.i64_add, Op.i64_shl, Op.i64_lt_s, Op.i64_lt_u, Op.i64_xor, Op.i64_shr_u, Op.i64_or, Op.i64_and];
+            const ops = [
+              Op.i64_add,
+              Op.i64_shl,
+              Op.i64_lt_s,
+              Op.i64_lt_u,
+              Op.i64_xor,
+              Op.i64_shr_u,
+              Op.i64_or,
+              Op.i64_and,
+            ];
             w.op(ops[f3]!);
             if (f3 === 2 || f3 === 3) w.op(Op.i64_extend_i32_u);
           }
@@ -268,7 +286,15 @@ export function emitBlock(insns: Insn[], layout: CoreLayout): ByteWriter {
         const size = 1 << (f3 & 3);
         get(rs1).i64c(BigInt(immI)).op(Op.i64_add).set(L_ADDR);
         tlbCheck(layout.tlbLoad, size);
-        const loads = [Op.i64_load8_s, Op.i64_load16_s, Op.i64_load32_s, Op.i64_load, Op.i64_load8_u, Op.i64_load16_u, Op.i64_load32_u];
+        const loads = [
+          Op.i64_load8_s,
+          Op.i64_load16_s,
+          Op.i64_load32_s,
+          Op.i64_load,
+          Op.i64_load8_u,
+          Op.i64_load16_u,
+          Op.i64_load32_u,
+        ];
         w.mem(loads[f3]!, 0, 0).set(L_VAL);
         w.op(Op.else);
         w.get(L_ADDR).i32c(size).byte(Op.call).u32(IMPORT_LOAD_SLOW).set(L_VAL);
@@ -307,7 +333,13 @@ export function emitBlock(insns: Insn[], layout: CoreLayout): ByteWriter {
         if (selfLoop && target === 0) {
           const n = insns.length;
           w.get(L_RETIRED).i32c(n).op(Op.i32_add).set(L_RETIRED);
-          w.get(L_RETIRED).i32c(n).op(Op.i32_add).get(L_BUDGET).op(Op.i32_le_s).byte(Op.br_if).u32(1);
+          w.get(L_RETIRED)
+            .i32c(n)
+            .op(Op.i32_add)
+            .get(L_BUDGET)
+            .op(Op.i32_le_s)
+            .byte(Op.br_if)
+            .u32(1);
           exit(0, pcPlus(0));
         } else {
           exit(k + 1, pcPlus(target));
@@ -317,7 +349,13 @@ export function emitBlock(insns: Insn[], layout: CoreLayout): ByteWriter {
         break;
       }
       case 0x6f: {
-        const imm = sext(((bits >>> 31) << 20) | (bits & 0xff000) | (((bits >>> 20) & 1) << 11) | (((bits >>> 21) & 0x3ff) << 1), 21);
+        const imm = sext(
+          ((bits >>> 31) << 20) |
+            (bits & 0xff000) |
+            (((bits >>> 20) & 1) << 11) |
+            (((bits >>> 21) & 0x3ff) << 1),
+          21,
+        );
         setRd(rd, pcPlus(off + len));
         exit(k + 1, pcPlus(off + imm));
         break;
@@ -337,7 +375,13 @@ export function emitBlock(insns: Insn[], layout: CoreLayout): ByteWriter {
 }
 
 function branchImm(b: number): number {
-  return sext(((b >>> 31) << 12) | (((b >>> 7) & 1) << 11) | (((b >>> 25) & 0x3f) << 5) | (((b >>> 8) & 0xf) << 1), 13);
+  return sext(
+    ((b >>> 31) << 12) |
+      (((b >>> 7) & 1) << 11) |
+      (((b >>> 25) & 0x3f) << 5) |
+      (((b >>> 8) & 0xf) << 1),
+    13,
+  );
 }
 
 const I32_EQ = 0x46;
@@ -351,13 +395,21 @@ function emitDiv64(w: ByteWriter, f3: number): void {
   else w.i64c(-1n);
   w.op(Op.else);
   if (signed) {
-    w.get(L_A).i64c(-(1n << 63n)).op(Op.i64_eq).get(L_B).i64c(-1n).op(Op.i64_eq).op(Op.i32_and);
+    w.get(L_A)
+      .i64c(-(1n << 63n))
+      .op(Op.i64_eq)
+      .get(L_B)
+      .i64c(-1n)
+      .op(Op.i64_eq)
+      .op(Op.i32_and);
     w.byte(Op.if).byte(I64);
     if (rem) w.i64c(0n);
     else w.get(L_A);
     w.op(Op.else);
   }
-  w.get(L_A).get(L_B).op(rem ? (signed ? Op.i64_rem_s : Op.i64_rem_u) : signed ? Op.i64_div_s : Op.i64_div_u);
+  w.get(L_A)
+    .get(L_B)
+    .op(rem ? (signed ? Op.i64_rem_s : Op.i64_rem_u) : signed ? Op.i64_div_s : Op.i64_div_u);
   if (signed) w.op(Op.end);
   w.op(Op.end);
 }

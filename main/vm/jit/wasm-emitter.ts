@@ -15,6 +15,7 @@ export const Op = {
   br_if: 0x0d,
   return: 0x0f,
   call: 0x10,
+  call_indirect: 0x11,
   drop: 0x1a,
   local_get: 0x20,
   local_set: 0x21,
@@ -172,7 +173,11 @@ function name(w: ByteWriter, s: string): void {
 }
 
 /** Builds a module importing env.memory and `imports` (as env.NAME), exporting `funcs`. */
-export function buildModule(types: FuncType[], imports: FuncImport[], funcs: FuncBody[]): Uint8Array<ArrayBuffer> {
+export function buildModule(
+  types: FuncType[],
+  imports: FuncImport[],
+  funcs: FuncBody[],
+): Uint8Array<ArrayBuffer> {
   const out = new ByteWriter();
   out.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
   const section = (id: number, body: ByteWriter) => out.byte(id).sized(body);

@@ -43,6 +43,12 @@ describe('wasmvisor command line', () => {
     expect(() => parseCommand(['run', '--console', 'ttyS1'])).toThrow(/ttyS0 or hvc0/);
   });
 
+  it('turns the JIT on only with --jit', () => {
+    expect(parseCommand(['run', '--jit'])).toMatchObject({ vm: { jit: true } });
+    const c = parseCommand(['run']);
+    expect(c.kind === 'run' && c.vm.jit).toBeFalsy();
+  });
+
   it('parses repeatable --disk specs in order', () => {
     const c = parseCommand([
       'run',

@@ -17,6 +17,11 @@ describe('VM definitions', () => {
     expect(effectiveAppend({ ...c, append: 'quiet' })).toBe('quiet');
   });
 
+  it('keeps the opt-in JIT flag of a saved definition (off unless true)', () => {
+    expect(validateVmConfig({ name: 'a', memMiB: 256, jit: true }).jit).toBe(true);
+    expect(validateVmConfig({ name: 'a', memMiB: 256, jit: false }).jit).toBeUndefined();
+  });
+
   it('rejects malformed definitions naming the field', () => {
     const bad: [unknown, RegExp][] = [
       [null, /expected an object/],
@@ -31,6 +36,7 @@ describe('VM definitions', () => {
       [{ name: 'a', memMiB: 256, nics: [{ model: 'rtl8139', net: 'none' }] }, /virtio-pci/],
       [{ name: 'a', memMiB: 256, kernel: 7 }, /"kernel"/],
       [{ name: 'a', memMiB: 256, rng: 'yes' }, /"rng"/],
+      [{ name: 'a', memMiB: 256, jit: 1 }, /"jit"/],
     ];
     for (const [input, msg] of bad) {
       expect(() => validateVmConfig(input), JSON.stringify(input)).toThrow(ConfigError);

@@ -17,11 +17,25 @@ const ITERATIONS = 7;
 const iType = (op: number, rd: number, f3: number, rs1: number, imm: number) =>
   (((imm & 0xfff) << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | op) >>> 0;
 const sType = (f3: number, rs1: number, rs2: number, imm: number) =>
-  ((((imm >> 5) & 0x7f) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | ((imm & 31) << 7) | 0x23) >>> 0;
+  ((((imm >> 5) & 0x7f) << 25) |
+    (rs2 << 20) |
+    (rs1 << 15) |
+    (f3 << 12) |
+    ((imm & 31) << 7) |
+    0x23) >>>
+  0;
 const bType = (f3: number, rs1: number, rs2: number, imm: number) =>
-  ((((imm >> 12) & 1) << 31) | (((imm >> 5) & 0x3f) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) |
-    (((imm >> 1) & 0xf) << 8) | (((imm >> 11) & 1) << 7) | 0x63) >>> 0;
-const uType = (op: number, rd: number, imm20: number) => (((imm20 & 0xfffff) << 12) | (rd << 7) | op) >>> 0;
+  ((((imm >> 12) & 1) << 31) |
+    (((imm >> 5) & 0x3f) << 25) |
+    (rs2 << 20) |
+    (rs1 << 15) |
+    (f3 << 12) |
+    (((imm >> 1) & 0xf) << 8) |
+    (((imm >> 11) & 1) << 7) |
+    0x63) >>>
+  0;
+const uType = (op: number, rd: number, imm20: number) =>
+  (((imm20 & 0xfffff) << 12) | (rd << 7) | op) >>> 0;
 
 /** One random translatable instruction; never writes x30 (loop counter) or x31 (data pointer). */
 function randomInsn(rnd: (n: number) => number): number {

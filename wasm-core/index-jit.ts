@@ -1,0 +1,61 @@
+// The core module with the JIT's hooks (dist/wasm/core-jit.wasm): the interpreter looks hot
+// blocks up in the JIT map and calls their translations (main/vm/jit translates them).
+import { interpret } from './cpu/interpreter';
+import { XREGS } from './cpu/state';
+import { TLB_LOAD, TLB_STORE } from './mmu/mmu';
+import { EXPANDED } from './cpu/compressed';
+import { Jit, JIT_MAP, JIT_QUEUE, JIT_STATE, JIT_COPIES, JIT_COPIES_SIZE, jitFlush as jitFlushAll } from './jit/jit';
+
+export * from './core-exports';
+
+/** Runs up to `budget` instructions; returns the exit reason (EXIT_* in cpu/signals.ts). */
+export function run(budget: i32): i32 {
+  return interpret<u16>(budget);
+}
+
+// ---- the JIT's hooks (main/vm/jit translates; wasm-core/jit holds the map and slow paths) ----
+export { jitLoadSlow, jitStoreSlow, jitFlush } from './jit/jit';
+
+export function jitEnable(on: bool, threshold: u32, batch: u32): void {
+  Jit.enabled = on;
+  Jit.threshold = threshold;
+  Jit.batch = batch;
+  jitFlushAll();
+}
+export function jitLayout(what: u32): usize {
+  if (what == 0) return XREGS;
+  if (what == 1) return JIT_MAP;
+  if (what == 2) return JIT_QUEUE;
+  if (what == 3) return JIT_STATE;
+  if (what == 4) return TLB_LOAD;
+  if (what == 5) return TLB_STORE;
+  if (what == 6) return EXPANDED;
+  return 0;
+}
+export function jitQueued(): u32 {
+  return Jit.queued;
+}
+export function jitTakeQueue(): void {
+  Jit.queued = 0;
+}
+export function jitFlushes(): u32 {
+  return Jit.flushes;
+}
+export function jitEpoch(): u32 {
+  return Jit.epoch;
+}
+export function jitCopies(): usize {
+  return JIT_COPIES;
+}
+export function jitCopiesSize(): u32 {
+  return JIT_COPIES_SIZE;
+}
+export function jitRevalidated(): u32 {
+  return Jit.revalidated;
+}
+export function jitStale(): u32 {
+  return Jit.stale;
+}
+export function jitBlockCalls(): u64 {
+  return Jit.blockCalls;
+}
