@@ -17,6 +17,7 @@ import {
   missingTools,
   tool,
 } from './root-disk.js';
+import { qemuImgMakingKeySlot } from '../unit/block/img-run.js';
 
 const tools = missingTools(['mke2fs', 'debugfs', 'e2fsck', 'cpio', 'qemu-img']);
 const PASS = 'luks-root-passphrase-7f3a';
@@ -38,29 +39,25 @@ describe.skipIf(tools.length > 0)(`encrypted root file system (needs ${tools.joi
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  /** qemu-img convert into an encrypted image; its PBKDF2 benchmark flakes at times: retried. */
+  /** qemu-img convert into an encrypted image (its PBKDF2 benchmark's flakes retried). */
   function encrypt(format: 'qcow2' | 'luks', out: string): void {
     const o =
       format === 'luks'
         ? 'key-secret=sec0,iter-time=200'
         : 'encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=200';
-    let r = { out: '', status: null as number | null };
-    for (let i = 0; i < 20; i++) {
-      r = tool('qemu-img', [
-        'convert',
-        '--object',
-        secret(),
-        '-f',
-        'raw',
-        '-O',
-        format,
-        '-o',
-        o,
-        raw,
-        out,
-      ]);
-      if (!r.out.includes('accurate CPU usage')) break;
-    }
+    const r = qemuImgMakingKeySlot(
+      'convert',
+      '--object',
+      secret(),
+      '-f',
+      'raw',
+      '-O',
+      format,
+      '-o',
+      o,
+      raw,
+      out,
+    );
     expect(r.status, r.out).toBe(0);
   }
 

@@ -44,3 +44,18 @@ export function qemuIo(file: string, ...cmds: string[]): void {
     throw new Error(`qemu-io ${file}: ${r.stdout}${r.stderr}`);
   }
 }
+
+/**
+ * qemu-img for a command that makes a LUKS key slot (create or convert into an encrypted image).
+ * Its PBKDF2 benchmark reads the thread's CPU time and gives up when one round measures 0 ms
+ * ("Unable to get accurate CPU usage"), which a loaded host does now and then, several times in
+ * a row: retried up to 30 times, waiting a little longer before each.
+ */
+export function qemuImgMakingKeySlot(...args: string[]): { status: number | null; out: string } {
+  let r = qemuImg(...args);
+  for (let i = 1; i < 30 && r.out.includes('accurate CPU usage'); i++) {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Math.min(50 * i, 500));
+    r = qemuImg(...args);
+  }
+  return r;
+}

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createQcow2, openImage } from '../../../devices/block/qcow2/index.js';
 import { createLuks } from '../../../devices/block/luks/create.js';
-import { haveQemuImg } from './img-run.js';
+import { haveQemuImg, qemuImgMakingKeySlot } from './img-run.js';
 
 const MiB = 1 << 20;
 const PASS = 'open sesame, 42';
@@ -68,20 +68,24 @@ const pattern = (len: number, seed: number): Uint8Array => {
   return b;
 };
 
-/**
- * qemu-img create with a short iter-time. Its PBKDF2 benchmark sometimes measures 0 ms of CPU
- * on a fast host and gives up ("Unable to get accurate CPU usage"): that is retried.
- */
+/** qemu-img create with a short iter-time (its PBKDF2 benchmark's flakes retried). */
 const qemuCreate = (fmt: 'luks' | 'qcow2', path: string, size: string) => {
   const o =
     fmt === 'luks'
       ? 'key-secret=sec0,iter-time=200'
       : 'encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=200';
-  let r = { status: null as number | null, out: '' };
-  for (let i = 0; i < 8; i++) {
-    r = qemu('qemu-img', ['create', '-q', '-f', fmt, '--object', SECRET(), '-o', o, path, size]);
-    if (!r.out.includes('accurate CPU usage')) break;
-  }
+  const r = qemuImgMakingKeySlot(
+    'create',
+    '-q',
+    '-f',
+    fmt,
+    '--object',
+    SECRET(),
+    '-o',
+    o,
+    path,
+    size,
+  );
   expect(r.status, r.out).toBe(0);
 };
 
