@@ -24,6 +24,9 @@ export interface CoreImports {
   hostTicks(): number;
 }
 
+/** Hot blocks worth a module at a slice's end (fewer wait for the next slice or a full queue). */
+const SLICE_END_DRAIN = 16;
+
 /** True when WASMVISOR_JIT=1 asks every core to translate hot blocks (tests use it). */
 export function jitFromEnv(): boolean {
   return process.env.WASMVISOR_JIT === '1';
@@ -146,7 +149,7 @@ export class Core {
   }
   run(budget: number): ExitReason {
     const r = this.x.run(budget) as ExitReason;
-    this.jit?.drain();
+    this.jit?.drain(SLICE_END_DRAIN);
     return r;
   }
   get pc(): bigint {

@@ -47,6 +47,9 @@ const ENTRY_SHIFT = 5;
 const DEFAULT_THRESHOLD = 1000;
 const DEFAULT_BATCH = 64;
 
+/** How long after the last translation a short queue waits at most before it is translated. */
+const MAX_WAIT_MS = 5;
+
 const STATE_UNTRANSLATABLE = -2;
 const STATE_QUEUED = -1;
 
@@ -86,6 +89,9 @@ export class Jit {
   };
 
   private readonly table: WebAssembly.Table;
+  private readonly batch: number;
+  /** When the queue was last translated (a short queue waits until MAX_WAIT_MS after it). */
+  private lastDrain = performance.now();
 
   constructor(
     private readonly x: JitCoreExports,
@@ -105,19 +111,28 @@ export class Jit {
     this.firstSlot = 1; // slot 0 is the dispatcher's empty entry (state 0 means untranslated)
     this.nextSlot = this.firstSlot;
     const env = (name: string) => Number(process.env[name]) || undefined;
+    this.batch = opts.batch ?? env('WASMVISOR_JIT_BATCH') ?? DEFAULT_BATCH;
     x.jitEnable(
       1,
       opts.threshold ?? env('WASMVISOR_JIT_THRESHOLD') ?? DEFAULT_THRESHOLD,
-      opts.batch ?? env('WASMVISOR_JIT_BATCH') ?? DEFAULT_BATCH,
+      this.batch,
     );
     this.seenFlushes = x.jitFlushes();
   }
 
-  /** Called by the core when its queue is full (env.jitDrain) and after every slice. */
-  drain(): void {
+  /**
+   * Called by the core when its queue is full (env.jitDrain), and after every slice with
+   * `atLeast`: a module costs ~0.3 ms to instantiate whatever its size, so a slice's end waits
+   * for a few blocks (the stock kernel's boot made 3700 modules of 3 blocks without this), or
+   * for a few milliseconds (a program with only a few hot blocks must still get them).
+   */
+  drain(atLeast = 1): void {
     this.noteFlushes();
     const n = this.x.jitQueued();
     if (n === 0) return;
+    const now = performance.now();
+    if (n < Math.min(atLeast, this.batch) && now - this.lastDrain < MAX_WAIT_MS) return;
+    this.lastDrain = now;
     if (
       this.nextSlot + n - this.firstSlot > MAX_SLOTS ||
       this.copyNext + n * 512 > this.x.jitCopiesSize()
