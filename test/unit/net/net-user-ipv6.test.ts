@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { get16, put16 } from '../../../devices/net/offload.js';
 import { GSO_TCPV6, type NetPacket } from '../../../devices/net/packet.js';
 import { formatIp6, parseIp6, parseIpv6, type Ip6 } from '../../../devices/net/user/ipv6.js';
-import { F, GUEST_MAC, GW_MAC, eth, harness, until } from './user-frames.js';
+import { sum16, F, GUEST_MAC, GW_MAC, eth, harness, until } from './user-frames.js';
 
 const GUEST6 = parseIp6('fec0::5054:ff:fe12:3456')!;
 const GUEST_LL = parseIp6('fe80::5054:ff:fe12:3456')!;
@@ -20,16 +20,6 @@ const GW6 = parseIp6('fec0::2')!;
 const GW_LL = parseIp6('fe80::2')!;
 const UNSPEC = new Uint8Array(16);
 const ETH = 14;
-
-/** Folded one's-complement sum (no complement), written independently of offload.ts. */
-function sum16(...parts: ArrayLike<number>[]): number {
-  let s = 0;
-  for (const p of parts) {
-    for (let i = 0; i < p.length; i += 2) s += (p[i] << 8) | (i + 1 < p.length ? p[i + 1] : 0);
-  }
-  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-  return s;
-}
 
 const pseudo = (src: Ip6, dst: Ip6, proto: number, len: number): number[] => [
   ...src,

@@ -12,21 +12,12 @@ import {
   tcpGsoType,
   toWireFrames,
 } from '../../../devices/net/offload.js';
+import { sum16 } from './user-frames.js';
 
 const SRC = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]; // fd00::1
 const DST = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]; // fd00::2
 const ETH = 14;
 const IP6 = 40;
-
-/** Plain 16-bit one's-complement sum over byte arrays, folded (no complement). */
-function sum16(...parts: ArrayLike<number>[]): number {
-  let s = 0;
-  for (const p of parts) {
-    for (let i = 0; i < p.length; i += 2) s += (p[i] << 8) | (i + 1 < p.length ? p[i + 1] : 0);
-  }
-  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-  return s;
-}
 
 /** The IPv6 pseudo-header of RFC 8200 section 8.1 for a TCP segment of `len` bytes. */
 function pseudo(f: Uint8Array, len: number): number[] {

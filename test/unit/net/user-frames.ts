@@ -250,3 +250,13 @@ export function reassembleOut(frames: NetPacket[]): Uint8Array {
   put16(f, 24, internetChecksum(f, 14, 34));
   return wire({ data: f });
 }
+
+/** Folded one's-complement sum (no complement), written independently of offload.ts. */
+export function sum16(...parts: ArrayLike<number>[]): number {
+  let s = 0;
+  for (const p of parts) {
+    for (let i = 0; i < p.length; i += 2) s += (p[i] << 8) | (i + 1 < p.length ? p[i + 1] : 0);
+  }
+  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+  return s;
+}
