@@ -59,3 +59,6 @@ export function jitStale(): u32 {
 export function jitBlockCalls(): u64 {
   return Jit.blockCalls;
 }
+export function jitBlockInsns(): u64 {
+  return Jit.blockInsns;
+}

@@ -20,6 +20,9 @@ import { shareSwitchesBetweenProcesses } from '../../devices/net/index.js';
 /** A problem the user can fix: printed as one line, no stack trace. */
 class UserError extends Error {}
 
+const perCall = (insns: bigint, calls: bigint): string =>
+  calls === 0n ? '0' : (Number(insns) / Number(calls)).toFixed(1);
+
 function formatStats(s: MachineStats): string {
   const lines = [
     `instructions retired: ${s.instret}`,
@@ -33,7 +36,9 @@ function formatStats(s: MachineStats): string {
       ? [
           `jit: ${s.jit.blockCalls} block calls, ${s.jit.blocks} blocks in ${s.jit.modules} ` +
             `modules (${s.jit.compileMs.toFixed(0)} ms), ${s.jit.epochs} FENCE.I ` +
-            `(${s.jit.revalidated} kept, ${s.jit.stale} stale), ${s.jit.flushes} flushes`,
+            `(${s.jit.revalidated} kept, ${s.jit.stale} stale), ${s.jit.flushes} flushes, ` +
+            `${perCall(s.jit.blockInsns, s.jit.blockCalls)} instructions per call, ` +
+            `${(s.jit.insns / Math.max(1, s.jit.blocks)).toFixed(1)} per translated block`,
         ]
       : []),
     'interrupts per source:',

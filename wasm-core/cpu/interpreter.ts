@@ -200,6 +200,7 @@ export function interpret<J>(budget: i32): i32 {
           Jit.blockCalls++;
           const n = jitCall(state, pc, Ctx.data, budget);
           Clint.instret += <u64>n;
+          Jit.blockInsns += <u64>n;
           pc = load<u64>(JIT_STATE);
           if (load<u32>(JIT_STATE, 8) != 0) {
             // A load or store faulted: pc is that instruction's (which instret counts, as here).

@@ -38,6 +38,8 @@ export class Jit {
   static revalidated: u32 = 0;
   static stale: u32 = 0;
   static blockCalls: u64 = 0;
+  /** Instructions those calls retired (their mean length is the JIT's reach). */
+  static blockInsns: u64 = 0;
 }
 
 export const MAP_BITS: u32 = 16;

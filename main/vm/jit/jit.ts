@@ -17,6 +17,7 @@ export interface JitCoreExports {
   jitTakeQueue(): void;
   jitFlushes(): number;
   jitBlockCalls(): bigint;
+  jitBlockInsns(): bigint;
   jitFlush(): void;
   jitEpoch(): number;
   jitCopies(): number;
@@ -64,6 +65,10 @@ export interface JitStats {
   revalidated: number;
   stale: number;
   blockCalls: bigint;
+  /** Instructions retired by translated code (÷ blockCalls: the mean run per call). */
+  blockInsns: bigint;
+  /** Instructions in the translated blocks (÷ blocks: the mean block length). */
+  insns: number;
   compileMs: number;
 }
 
@@ -85,6 +90,8 @@ export class Jit {
     revalidated: 0,
     stale: 0,
     blockCalls: 0n,
+    blockInsns: 0n,
+    insns: 0,
     compileMs: 0,
   };
 
@@ -165,6 +172,7 @@ export class Jit {
       mem.setUint32(entry + 16, this.copyNext, true);
       mem.setUint32(entry + 20, len, true);
       this.copyNext += (len + 7) & ~7;
+      this.stats.insns += insns.length;
       entries.push({ entry, code: emitBlock(insns, this.layout) });
     }
     this.x.jitTakeQueue();
@@ -221,6 +229,7 @@ export class Jit {
       revalidated: this.x.jitRevalidated(),
       stale: this.x.jitStale(),
       blockCalls: this.x.jitBlockCalls(),
+      blockInsns: this.x.jitBlockInsns(),
     };
   }
 }
