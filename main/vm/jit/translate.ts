@@ -10,7 +10,7 @@
  * Guest registers used by the block live in Wasm locals between its entry and its exits.
  * Loads and stores check the core's TLB inline, as the interpreter does, and call the core's
  * slow paths otherwise (and then leave the block, so MMIO side effects are seen at once).
- * Everything else (CSRs, system, fences, atomics, FP, MULH*) ends the block before it.
+ * Everything else (CSRs, system, fences, atomics, FP) ends the block before it.
  */
 import { ByteWriter, I32, I64, Op, VOID } from './wasm-emitter.js';
 
@@ -42,7 +42,8 @@ const L_VAL = 6; // i64
 const L_A = 7; // i64
 const L_B = 8; // i64
 const L_REG0 = 8; // x[i] is local L_REG0 + i, i = 1..31
-export const BLOCK_LOCALS = [I32, I32, I64, I64, I64, I64, ...Array<number>(31).fill(I64)];
+const L_T = 40; // i64 scratch
+export const BLOCK_LOCALS = [I32, I32, I64, I64, I64, I64, ...Array<number>(31).fill(I64), I64];
 
 interface Insn {
   bits: number;
@@ -86,8 +87,7 @@ function supported(i: number): boolean {
     case 0x33:
       if (f7 === 0) return true;
       if (f7 === 0x20) return f3 === 0 || f3 === 5;
-      if (f7 === 1) return f3 === 0 || f3 >= 4; // MULH, MULHSU, MULHU need a 128-bit product
-      return false;
+      return f7 === 1;
     case 0x3b:
       if (f7 === 0) return f3 === 0 || f3 === 1 || f3 === 5;
       if (f7 === 0x20) return f3 === 0 || f3 === 5;
@@ -251,6 +251,7 @@ export function emitBlock(insns: Insn[], layout: CoreLayout): ByteWriter {
           get(rs1).set(L_A);
           get(rs2).set(L_B);
           if (f7 === 1 && f3 >= 4) return emitDiv64(w, f3);
+          if (f7 === 1 && f3 !== 0) return emitMulHigh(w, f3);
           w.get(L_A).get(L_B);
           if (f7 === 1) w.op(Op.i64_mul);
           else if (f7 === 0x20) w.op(f3 === 0 ? Op.i64_sub : Op.i64_shr_s);
@@ -385,6 +386,47 @@ function branchImm(b: number): number {
 }
 
 const I32_EQ = 0x46;
+const LOW32 = 0xffff_ffffn;
+
+/**
+ * MULH (f3 1), MULHSU (2), MULHU (3): the high 64 bits of L_A × L_B. Wasm has no 64×64→128
+ * multiply, so the unsigned product is built from 32-bit halves (each partial product fits in 64
+ * bits), then corrected for signed operands as the interpreter does: a negative operand, read as
+ * unsigned, adds 2^64 × the other, so the high word loses the other operand once.
+ */
+function emitMulHigh(w: ByteWriter, f3: number): void {
+  const lo = (l: number) => w.get(l).i64c(LOW32).op(Op.i64_and);
+  const hi = (l: number) => w.get(l).i64c(32n).op(Op.i64_shr_u);
+  lo(L_A);
+  lo(L_B);
+  w.op(Op.i64_mul).i64c(32n).op(Op.i64_shr_u).set(L_VAL); // carry out of aL·bL
+  lo(L_A);
+  hi(L_B);
+  w.op(Op.i64_mul).set(L_ADDR); // aL·bH
+  hi(L_A);
+  lo(L_B);
+  w.op(Op.i64_mul).set(L_T); // aH·bL
+  w.get(L_VAL);
+  lo(L_ADDR);
+  w.op(Op.i64_add);
+  lo(L_T);
+  w.op(Op.i64_add).set(L_VAL); // bits 32..95 of the product, below 3·2^32
+  hi(L_A);
+  hi(L_B);
+  w.op(Op.i64_mul);
+  hi(L_ADDR);
+  w.op(Op.i64_add);
+  hi(L_T);
+  w.op(Op.i64_add);
+  hi(L_VAL);
+  w.op(Op.i64_add);
+  if (f3 === 1 || f3 === 2) {
+    w.get(L_A).i64c(63n).op(Op.i64_shr_s).get(L_B).op(Op.i64_and).op(Op.i64_sub);
+  }
+  if (f3 === 1) {
+    w.get(L_B).i64c(63n).op(Op.i64_shr_s).get(L_A).op(Op.i64_and).op(Op.i64_sub);
+  }
+}
 
 /** DIV, DIVU, REM, REMU of L_A by L_B with RISC-V's results for /0 and overflow. */
 function emitDiv64(w: ByteWriter, f3: number): void {
