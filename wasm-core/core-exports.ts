@@ -159,3 +159,10 @@ export function getCsrSepc(): u64 {
 
 // The virtio split-ring processor (devices/virtio/ring.ts is its TypeScript side).
 export * from './ring/split';
+
+// Saving and restoring the hart (cpu/snapshot.ts): the host reads/writes the slots directly.
+export { hartSave, hartRestore } from './cpu/snapshot';
+import { HART_STATE, HART_STATE_SLOTS } from './cpu/snapshot';
+export function hartStateLayout(what: u32): usize {
+  return what == 0 ? HART_STATE : <usize>HART_STATE_SLOTS;
+}

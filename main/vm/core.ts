@@ -62,7 +62,19 @@ interface CoreExports {
   getCsrMepc(): bigint;
   getCsrScause(): bigint;
   getCsrSepc(): bigint;
+  hartSave(): void;
+  hartRestore(): number;
+  hartStateLayout(what: number): number;
 }
+
+/** Why hartRestore refused a saved hart (wasm-core/cpu/snapshot.ts). */
+const HART_RESTORE_ERRORS: Record<number, string> = {
+  1: 'a CPU state version this build does not know',
+  2: 'an invalid privilege level',
+  3: 'an invalid satp mode',
+  4: 'a CPU with other extensions (misa)',
+  5: 'a CPU state of another layout',
+};
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -206,6 +218,38 @@ export class Core {
   setX(i: number, v: bigint): void {
     this.x.setX(i, v);
   }
+  /**
+   * The hart's architectural state (registers, CSRs, CLINT, the guest's mtime): the bytes of
+   * the core's state slots (wasm-core/cpu/snapshot.ts), copied out.
+   */
+  saveHart(): Uint8Array {
+    this.x.hartSave();
+    return new Uint8Array(
+      this.x.memory.buffer,
+      this.x.hartStateLayout(0),
+      this.hartStateBytes,
+    ).slice();
+  }
+
+  /**
+   * Loads a hart saved by saveHart; the guest's mtime continues from the saved value. Returns
+   * undefined, or why the bytes are not a hart state this core takes (nothing changed then).
+   */
+  restoreHart(bytes: Uint8Array): string | undefined {
+    if (bytes.length !== this.hartStateBytes) {
+      return `a CPU state of ${bytes.length} bytes (this build's is ${this.hartStateBytes})`;
+    }
+    new Uint8Array(this.x.memory.buffer, this.x.hartStateLayout(0), bytes.length).set(bytes);
+    const r = this.x.hartRestore();
+    // The JIT sees the flush through its counter (Jit.noteFlushes) before it translates again.
+    if (r === 0) return undefined;
+    return HART_RESTORE_ERRORS[r] ?? `CPU state error ${r}`;
+  }
+
+  private get hartStateBytes(): number {
+    return this.x.hartStateLayout(1) * 8;
+  }
+
   get mcause(): bigint {
     return this.x.getCsrMcause();
   }

@@ -41,13 +41,15 @@ import { basename } from 'node:path';
 import type { VirtioMmioTransport } from '../../devices/virtio/mmio-transport.js';
 import { VirtioPciTransport } from '../../devices/virtio/pci-transport.js';
 import { VirtioBalloon, type BalloonInfo } from '../../devices/virtio/balloon/device.js';
+import type { E1000 } from '../../devices/e1000/device.js';
 import { hostPageReleaser, processRssBytes } from '../../devices/virtio/balloon/host-memory.js';
 
 export type { NamedImage };
 
 export interface MachineConfig {
   memMiB: number;
-  firmware: NamedImage;
+  /** Absent only when `restoring`. */
+  firmware?: NamedImage;
   kernel?: NamedImage;
   initrd?: NamedImage;
   bootargs: string;
@@ -73,6 +75,11 @@ export interface MachineConfig {
    * devices.
    */
   nics?: NicConfig[];
+  /**
+   * The machine is built to take a saved state (main/vm/vmstate): nothing is loaded into RAM or
+   * the boot ROM, and `boot` is undefined.
+   */
+  restoring?: boolean;
   log?: (msg: string) => void;
 }
 
@@ -119,6 +126,8 @@ export interface OpenHooks {
   diskKey?(index: number): Uint8Array | undefined;
   /** The config's boot files, already read (preloadBootImages): not read again. */
   bootImages?: BootImages;
+  /** Build the machine for a saved state (vmstate/): no boot files are read or loaded. */
+  restoring?: boolean;
 }
 
 const DEFAULT_SLICE = 300_000;
@@ -129,7 +138,8 @@ export class VirtMachine {
   readonly core: Core;
   readonly board: VirtBoard;
   readonly clock = new HostClock();
-  readonly boot: BootInfo;
+  /** Where the boot files went; undefined for a machine built to take a saved state. */
+  readonly boot: BootInfo | undefined;
   /** The eight virtio-mmio transports, by slot (slot 7 holds the first device). */
   readonly virtio: readonly VirtioMmioTransport[];
   /** The virtio-pci transports (disks with bus=pci, then NICs virtio-pci), on PCIe. */
@@ -142,6 +152,8 @@ export class VirtMachine {
   readonly pci: PciHost;
   /** Network cards in config order: setLink / setBackend / startCapture on `port`. */
   readonly nics: readonly Nic[];
+  /** The e1000s among them (their model state is saved apart from the PCIe host's). */
+  readonly e1000s: readonly E1000[];
   /** Output of every console, merged (the CLI's terminal shows them all). */
   onConsoleOutput: ((bytes: Uint8Array) => void) | undefined;
   /** Output of each console on its own, for hosts that keep one scrollback per console. */
@@ -165,15 +177,18 @@ export class VirtMachine {
     log?: (msg: string) => void,
     disks?: BlockBackend[],
     bootImages?: BootImages,
+    restoring = false,
   ): VirtMachine {
     if (cfg.disks.length !== (disks?.length ?? 0)) {
       // Opening an image is asynchronous; VirtMachine.open() does it before building.
       throw new MachineConfigError('disks must be opened first: use VirtMachine.open()');
     }
     try {
-      const images = bootImages
-        ? { ...bootImages, firmware: maybeGunzip(bootImages.firmware) }
-        : loadBootImages(cfg);
+      const images = restoring
+        ? {}
+        : bootImages
+          ? { ...bootImages, firmware: maybeGunzip(bootImages.firmware) }
+          : loadBootImages(cfg);
       return new VirtMachine({
         memMiB: cfg.memMiB,
         ...images,
@@ -185,6 +200,7 @@ export class VirtMachine {
         jit: cfg.jit,
         disks,
         disksOnPci: cfg.disks.map((d) => d.bus === 'pci'),
+        restoring,
         log,
       });
     } catch (e) {
@@ -215,7 +231,7 @@ export class VirtMachine {
         });
         disks.push(hooks.wrapDisk?.(disk, disks.length) ?? disk);
       }
-      const vm = VirtMachine.fromConfig(cfg, log, disks, hooks.bootImages);
+      const vm = VirtMachine.fromConfig(cfg, log, disks, hooks.bootImages, hooks.restoring);
       await startConfiguredCaptures(vm.nics, cfg.nics ?? []).catch(async (e: Error) => {
         await vm.close();
         throw new MachineConfigError(e.message);
@@ -230,11 +246,30 @@ export class VirtMachine {
 
   /** Waits for outstanding disk requests and closes the disk back ends. */
   async close(): Promise<void> {
-    const blks = this.virtio.map((t) => t.device).filter((d) => d instanceof VirtioBlk);
+    const blks = this.blks();
     await Promise.allSettled(blks.map((b) => b.drain()));
     await Promise.allSettled(blks.map((b) => b.backend.close()));
     // Leave the switches and complete the captures.
     await Promise.allSettled(this.nics.map((n) => n.port.close()));
+  }
+
+  /** The virtio-blk disks, on either transport. */
+  blks(): VirtioBlk[] {
+    return [...this.virtio, ...this.virtioPci]
+      .map((t) => t.device)
+      .filter((d): d is VirtioBlk => d instanceof VirtioBlk);
+  }
+
+  /**
+   * Brings the devices to a state that can be saved: waits until no disk request is in flight
+   * and flushes every disk, so the images hold what the guest was told is written. Call it
+   * while the machine is paused (no new requests start then).
+   */
+  async quiesce(): Promise<void> {
+    const blks = this.blks();
+    await Promise.all(blks.map((b) => b.drain()));
+    await Promise.all(blks.filter((b) => !b.backend.readOnly).map((b) => b.backend.flush()));
+    this.board.uart.flush();
   }
 
   /** A network card by name ("e1000-0", "virtio-net0") or index. */
@@ -329,6 +364,7 @@ export class VirtMachine {
       log: cfg.log,
     });
     this.nics = built.nics;
+    this.e1000s = built.e1000s;
     this.virtioPci = [...virtioPci, ...built.virtioPci];
     virtioDevices.push(...built.virtio);
     this.virtio = mapVirtioSlots({
@@ -339,6 +375,11 @@ export class VirtMachine {
       rings,
       log: cfg.log,
     });
+    if (cfg.restoring || !cfg.firmware) {
+      if (!cfg.restoring) throw new MachineConfigError('no firmware');
+      this.boot = undefined;
+      return;
+    }
     this.boot = loadBoot({
       ram: core.ram,
       ramBase: VIRT.ram.base,

@@ -49,6 +49,8 @@ export interface BuiltNics {
   virtio: VirtioNet[];
   /** The virtio-pci transports, already plugged into the host bridge. */
   virtioPci: VirtioPciTransport[];
+  /** The e1000s, already plugged into the host bridge. */
+  e1000s: E1000[];
 }
 
 export function buildNics(
@@ -64,6 +66,7 @@ export function buildNics(
   const nics: Nic[] = [];
   const virtio: VirtioNet[] = [];
   const virtioPci: VirtioPciTransport[] = [];
+  const e1000Devices: E1000[] = [];
   let e1000s = 0;
   let virtioNets = 0;
   for (const c of configs) {
@@ -73,6 +76,7 @@ export function buildNics(
       const port = new NetPort(name, openNetBackend(c.net), openNetBackend);
       const dev = new E1000({ name, mac, port, memory: o.memory, log: o.log });
       o.pci.plug(o.pci.freeSlot(), dev.pci);
+      e1000Devices.push(dev);
       nics.push({
         name,
         model: 'e1000',
@@ -112,7 +116,7 @@ export function buildNics(
       });
     }
   }
-  return { nics, virtio, virtioPci };
+  return { nics, virtio, virtioPci, e1000s: e1000Devices };
 }
 
 /** Starts the captures the configs ask for (capture=FILE); rejects naming the file. */

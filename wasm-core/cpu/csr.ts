@@ -53,7 +53,7 @@ export const SATP_MODE_SV48: u64 = 9;
 
 const PMP_ENTRIES: u32 = 16;
 /** pmpaddr0..15 then pmpcfg0, pmpcfg2 */
-const PMP: usize = memory.data(8 * 18, 8);
+export const PMP: usize = memory.data(8 * 18, 8);
 
 export class Csr {
   static misa: u64 = MISA;

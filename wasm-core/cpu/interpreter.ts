@@ -87,7 +87,7 @@ const ZERO_PAGE: usize = memory.data(4096, 16);
 /** Code-page window: an instruction at page offset 0xffe may straddle into the next page. */
 const CODE_WINDOW: u64 = 0xffe;
 
-class Reservation {
+export class Reservation {
   static valid: bool = false;
   static addr: u64 = 0;
 }

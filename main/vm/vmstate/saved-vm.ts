@@ -1,0 +1,268 @@
+/**
+ * Saving a running VM to a file and building a VM from one: the "vm" section (the definition the
+ * VM was built from, with what changed while it ran — NIC addresses and networks, disk cache
+ * modes — and a record of each disk image), then the machine's sections (machine-state.ts).
+ *
+ * Disk images are not in the file: they must be the same files, unchanged, when the VM resumes.
+ * Each disk's path, format, size and modification time are recorded after the save flushed it;
+ * a restore refuses an image that differs, since the guest's page cache and file systems would
+ * not match what is on the disk.
+ */
+import { readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { VirtMachine, type OpenHooks } from '../machine.js';
+import { validateVmConfig, ConfigError, type VmConfig } from '../config.js';
+import {
+  decodeJson,
+  decodeStateFile,
+  encodeJson,
+  encodeStateFile,
+  StateFileError,
+  type Section,
+} from './file-format.js';
+import { applyMachine, captureMachine } from './machine-state.js';
+
+export const VM_SECTION_VERSION = 1;
+
+/** What the file records of one disk image, to recognise it when the VM resumes. */
+export interface DiskRecord {
+  path: string;
+  format: string;
+  /** The guest-visible capacity in bytes. */
+  size: number;
+  /** The image file's length and modification time (ms) when the state was saved. */
+  fileBytes: number;
+  mtimeMs: number;
+}
+
+export interface SavedVmInfo {
+  version: 1;
+  config: VmConfig;
+  disks: DiskRecord[];
+  savedAt: string;
+  /** The guest's uptime when saved, in ms of its own clock (informational). */
+  guestMs: number;
+}
+
+/** A saved-VM file read and checked, not yet applied. */
+export interface SavedVm {
+  file: string;
+  info: SavedVmInfo;
+  sections: Section[];
+}
+
+/**
+ * Why a VM cannot be saved as it is (a disk whose writes live in a temporary overlay), or
+ * undefined.
+ */
+export function unsaveableReason(cfg: VmConfig): string | undefined {
+  const d = cfg.disks.find((x) => x.snapshot);
+  if (d) {
+    return `disk ${d.path} is snapshot=on: its writes live in a temporary overlay that ends with this VM, so it cannot resume from a file`;
+  }
+  return undefined;
+}
+
+/**
+ * The definition as the VM runs now: NIC MACs fixed (a random one must not change on resume),
+ * networks and captures as switched while it ran, paths absolute.
+ */
+function liveConfig(vm: VirtMachine, cfg: VmConfig): VmConfig {
+  const abs = (p: string | undefined): string | undefined => (p ? resolve(p) : p);
+  return {
+    ...cfg,
+    firmware: abs(cfg.firmware),
+    kernel: abs(cfg.kernel),
+    initrd: abs(cfg.initrd),
+    disks: cfg.disks.map((d) => ({
+      ...d,
+      path: resolve(d.path),
+      ...(d.keyFile ? { keyFile: resolve(d.keyFile) } : {}),
+    })),
+    nics: cfg.nics.map((n, i) => {
+      const nic = vm.nics[i];
+      const capture = nic?.port.capturePath;
+      const rest = { ...n };
+      delete rest.capture;
+      return {
+        ...rest,
+        mac: nic?.mac ?? n.mac,
+        net: nic?.port.backendSpec ?? n.net,
+        ...(capture ? { capture } : {}),
+      };
+    }),
+  };
+}
+
+/**
+ * Saves a paused VM to `path` (written to a temporary file, then renamed into place, so an
+ * existing file is replaced only by a complete one). Waits for disk requests in flight and
+ * flushes the disks first. Returns the file's size in bytes.
+ */
+export async function saveVm(vm: VirtMachine, cfg: VmConfig, path: string): Promise<number> {
+  const why = unsaveableReason(cfg);
+  if (why) throw new StateFileError(`cannot save: ${why}`);
+  if (!vm.paused) throw new Error('saveVm: pause the VM first');
+  await vm.quiesce();
+  const config = liveConfig(vm, cfg);
+  // Captured synchronously, before anything else can run on this thread.
+  const machine = captureMachine(vm);
+  const disks: DiskRecord[] = [];
+  for (const [i, d] of config.disks.entries()) {
+    const st = await stat(d.path);
+    disks.push({
+      path: d.path,
+      format: d.format,
+      size: diskSize(vm, i) ?? 0,
+      fileBytes: st.size,
+      mtimeMs: st.mtimeMs,
+    });
+  }
+  const info: SavedVmInfo = {
+    version: 1,
+    config,
+    disks,
+    savedAt: new Date().toISOString(),
+    guestMs: Number(vm.core.time / 10_000n),
+  };
+  const bytes = encodeStateFile([
+    { name: 'vm', version: VM_SECTION_VERSION, data: encodeJson(info) },
+    ...machine,
+  ]);
+  const tmp = `${path}.tmp-${process.pid}`;
+  try {
+    await writeFile(tmp, bytes);
+    await rename(tmp, path);
+  } catch (e) {
+    await unlink(tmp).catch(() => {});
+    throw new StateFileError(`cannot write ${path}: ${(e as Error).message}`);
+  }
+  return bytes.length;
+}
+
+/** The guest-visible size of the config's disk `i` (virtio-blk`i`, on either transport). */
+function diskSize(vm: VirtMachine, i: number): number | undefined {
+  return vm.blks().find((b) => b.name === `virtio-blk${i}`)?.backend.size;
+}
+
+/**
+ * Builds the VM a saved file describes and puts its state in: checks the disks, opens them
+ * (`hooks` as for VirtMachine.open), applies the state. Throws StateFileError (or
+ * MachineConfigError for a disk that cannot be opened); nothing is left open then.
+ */
+export async function openSavedVm(
+  saved: SavedVm,
+  log?: (msg: string) => void,
+  hooks: OpenHooks = {},
+): Promise<VirtMachine> {
+  await checkDisks(saved);
+  const vm = await VirtMachine.open(saved.info.config, log, { ...hooks, restoring: true });
+  try {
+    applySavedVm(vm, saved);
+  } catch (e) {
+    await vm.close();
+    throw e;
+  }
+  return vm;
+}
+
+function checkInfo(x: unknown, file: string): SavedVmInfo {
+  const fail = (why: string): never => {
+    throw new StateFileError(`${file}: ${why}`);
+  };
+  const o = x as Partial<SavedVmInfo> | null;
+  if (!o || typeof o !== 'object' || o.version !== 1) fail('unsupported "vm" section');
+  let config: VmConfig;
+  try {
+    config = validateVmConfig(o!.config, 'the VM definition in it');
+  } catch (e) {
+    if (e instanceof ConfigError) return fail(e.message);
+    throw e;
+  }
+  const disks = o!.disks;
+  if (!Array.isArray(disks) || disks.length !== config.disks.length) fail('bad disk records');
+  for (const d of disks!) {
+    const ok =
+      d &&
+      typeof d.path === 'string' &&
+      typeof d.format === 'string' &&
+      [d.size, d.fileBytes, d.mtimeMs].every((n) => typeof n === 'number' && Number.isFinite(n));
+    if (!ok) fail('bad disk records');
+  }
+  return {
+    version: 1,
+    config: config!,
+    disks: disks!,
+    savedAt: typeof o!.savedAt === 'string' ? o!.savedAt : '',
+    guestMs: typeof o!.guestMs === 'number' ? o!.guestMs : 0,
+  };
+}
+
+/** Reads and checks a saved-VM file (not its disks: checkDisks does). */
+export async function readSavedVm(path: string): Promise<SavedVm> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new StateFileError(
+      `${path}: ${code === 'ENOENT' ? 'no such file' : (e as Error).message}`,
+    );
+  }
+  return parseSavedVm(bytes, path);
+}
+
+/** The same for a file already in memory; `file` names it in messages. */
+export function parseSavedVm(bytes: Uint8Array, file: string): SavedVm {
+  const sections = decodeStateFile(bytes, file);
+  const vm = sections.find((s) => s.name === 'vm');
+  if (!vm) throw new StateFileError(`${file}: no "vm" section`);
+  if (vm.version !== VM_SECTION_VERSION) {
+    throw new StateFileError(`${file}: "vm" section version ${vm.version} is not supported`);
+  }
+  let json: unknown;
+  try {
+    json = decodeJson(vm.data);
+  } catch {
+    throw new StateFileError(`${file}: the "vm" section is not valid JSON`);
+  }
+  return { file, info: checkInfo(json, file), sections };
+}
+
+/**
+ * Checks that the disk images are the ones the state was saved with: same size, not modified
+ * since. A changed image would not match the guest's caches and file systems.
+ */
+export async function checkDisks(saved: SavedVm): Promise<void> {
+  for (const d of saved.info.disks) {
+    let st;
+    try {
+      st = await stat(d.path);
+    } catch {
+      throw new StateFileError(`${saved.file}: disk ${d.path} is missing`);
+    }
+    if (st.size !== d.fileBytes || Math.abs(st.mtimeMs - d.mtimeMs) > 1) {
+      throw new StateFileError(
+        `${saved.file}: disk ${d.path} changed since the state was saved ` +
+          `(${st.size} bytes, modified ${st.mtime.toISOString()}; saved: ${d.fileBytes} bytes, ` +
+          `modified ${new Date(d.mtimeMs).toISOString()}): resuming would corrupt the guest's file systems`,
+      );
+    }
+  }
+}
+
+/**
+ * Puts the saved machine into `vm`, which was built (restoring: true) from saved.info.config.
+ * Also checks each opened disk's capacity. Throws StateFileError; the VM must then be closed.
+ */
+export function applySavedVm(vm: VirtMachine, saved: SavedVm): void {
+  saved.info.disks.forEach((d, i) => {
+    const size = diskSize(vm, i);
+    if (size !== d.size) {
+      throw new StateFileError(
+        `${saved.file}: disk ${d.path} holds ${size} bytes for the guest; it held ${d.size} when saved`,
+      );
+    }
+  });
+  applyMachine(vm, saved.sections, saved.file);
+}

@@ -1,0 +1,209 @@
+/**
+ * Saving a whole running machine and resuming it: the bundled guest boots to its shell with a
+ * disk, three NICs (e1000, virtio-mmio, virtio-pci), rng, hvc0 and a balloon; a shell variable
+ * is set; the VM is saved to a file and a second machine built from that file answers with the
+ * variable. Save → restore → save gives the same bytes for every device, RAM and ROM. Files that
+ * do not fit the VM they describe (RAM size, device list, versions, CPU) are refused with a
+ * message naming the file and the problem.
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync, utimesSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { VirtMachine } from '../../../main/vm/machine.js';
+import { defaultVmConfig, type VmConfig } from '../../../main/vm/config.js';
+import { captureMachine } from '../../../main/vm/vmstate/machine-state.js';
+import {
+  openSavedVm,
+  parseSavedVm,
+  readSavedVm,
+  saveVm,
+  type SavedVm,
+} from '../../../main/vm/vmstate/saved-vm.js';
+import {
+  encodeJson,
+  encodeStateFile,
+  StateFileError,
+  type Section,
+} from '../../../main/vm/vmstate/file-format.js';
+import { readFileSync } from 'node:fs';
+
+const te = new TextDecoder();
+
+/** Runs a machine, collecting its console output. */
+let lastOut = '';
+function start(vm: VirtMachine): { out: () => string; done: Promise<unknown> } {
+  let out = '';
+  vm.onConsoleOutput = (b) => (lastOut = out += te.decode(b));
+  return { out: () => out, done: vm.run() };
+}
+
+async function until(pred: () => boolean, ms: number, what: string): Promise<void> {
+  const t0 = Date.now();
+  while (!pred()) {
+    if (Date.now() - t0 > ms)
+      throw new Error(`timed out waiting for ${what}: ${lastOut.slice(-600)}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** The CPU section without the mtime slot (the clock runs on between two captures). */
+const cpuWithoutTime = (b: Uint8Array): Uint8Array => {
+  const c = b.slice();
+  c.fill(0, 115 * 8, 116 * 8);
+  return c;
+};
+
+describe('saving and resuming a whole VM', () => {
+  let dir: string;
+  let cfg: VmConfig;
+  let file: string;
+  let first: VirtMachine;
+  let firstSections: Section[];
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'wasmvisor-vmstate-'));
+    const disk = join(dir, 'disk.img');
+    writeFileSync(disk, new Uint8Array(1 << 20));
+    cfg = {
+      ...defaultVmConfig('state'),
+      memMiB: 64,
+      rng: true,
+      disks: [{ path: disk, format: 'raw', readOnly: false, cache: 'writeback', sched: 'noop' }],
+      nics: [
+        { model: 'e1000', net: 'none' },
+        { model: 'virtio', net: 'none' },
+        { model: 'virtio-pci', net: 'none' },
+      ],
+      balloon: { enabled: true, freePageReporting: true, deflateOnOom: false, statsPeriodS: 0 },
+    };
+    file = join(dir, 'saved.vm');
+    first = await VirtMachine.open(cfg, () => {});
+    const r = start(first);
+    await until(() => /wasmvisor:[^\r\n]*# /.test(r.out()), 60_000, 'the shell prompt');
+    first.consoleInput(new TextEncoder().encode('X=4242; echo set-$X\r'));
+    await until(() => r.out().includes('set-4242'), 10_000, 'the variable');
+    await new Promise((res) => setTimeout(res, 100));
+    first.pause();
+    await new Promise((res) => setTimeout(res, 20));
+    await saveVm(first, cfg, file);
+    firstSections = captureMachine(first);
+    // As `save` does: the saved VM ends, its disk images close (and their locks go).
+    first.stop();
+    await r.done;
+    await first.close();
+  }, 90_000);
+
+  afterAll(async () => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('resumes from the file: same RAM, ROM, CPU and device bytes, and the same shell answers', async () => {
+    const saved = await readSavedVm(file);
+    expect(saved.info.config.nics.every((n) => /^52:54:00:/.test(n.mac ?? ''))).toBe(true);
+    const vm = await openSavedVm(saved, () => {});
+    try {
+      const again = captureMachine(vm);
+      expect(again.map((s) => s.name)).toEqual(firstSections.map((s) => s.name));
+      for (const [i, s] of again.entries()) {
+        const want = firstSections[i];
+        const [a, b] =
+          s.name === 'cpu'
+            ? [cpuWithoutTime(s.data), cpuWithoutTime(want.data)]
+            : [s.data, want.data];
+        expect(Buffer.compare(a, b), `section ${s.name}`).toBe(0);
+        expect(s.version).toBe(want.version);
+      }
+      // The guest's clock continues from where it was saved, not from the host's.
+      const savedMs = saved.info.guestMs;
+      expect(Number(vm.core.time / 10_000n)).toBeGreaterThanOrEqual(savedMs);
+      expect(Number(vm.core.time / 10_000n)).toBeLessThan(savedMs + 5_000);
+      const r = start(vm);
+      vm.consoleInput(new TextEncoder().encode('echo got-$X\r'));
+      await until(() => r.out().includes('got-4242'), 20_000, 'the answer after resuming');
+      vm.stop();
+      await r.done;
+    } finally {
+      await vm.close();
+    }
+  }, 60_000);
+
+  /** The saved file with `edit` applied to its sections, CRCs recomputed. */
+  function edited(edit: (s: Section[]) => Section[]): SavedVm {
+    const bytes = readFileSync(file);
+    const base = parseSavedVm(bytes, file);
+    return parseSavedVm(encodeStateFile(edit(base.sections.map((s) => ({ ...s })))), file);
+  }
+  const withConfig = (change: (c: VmConfig) => VmConfig) => (ss: Section[]) => {
+    const vmSec = ss.find((s) => s.name === 'vm')!;
+    const info = JSON.parse(te.decode(vmSec.data));
+    info.config = change(info.config);
+    vmSec.data = encodeJson(info);
+    return ss;
+  };
+
+  async function refused(saved: SavedVm): Promise<string> {
+    try {
+      const vm = await openSavedVm(saved, () => {});
+      await vm.close();
+    } catch (e) {
+      expect(e).toBeInstanceOf(StateFileError);
+      expect((e as Error).message.startsWith(`${file}: `)).toBe(true);
+      return (e as Error).message;
+    }
+    throw new Error('restored');
+  }
+
+  it('refuses a RAM size other than the saved one', async () => {
+    const m = await refused(edited(withConfig((c) => ({ ...c, memMiB: 128 }))));
+    expect(m).toMatch(/RAM: saved with 64 MiB of RAM, this VM has 128 MiB/);
+  });
+
+  it('refuses another device list, naming the devices that differ', async () => {
+    const m = await refused(edited(withConfig((c) => ({ ...c, rng: false }))));
+    expect(m).toMatch(
+      /its devices do not match this VM's; not in the file: .*; not in this VM: .*virtio-mmio\d:virtio-rng0/,
+    );
+  });
+
+  it('refuses a device state of another version, and a CPU from another build', async () => {
+    const m = await refused(
+      edited((ss) =>
+        ss.map((s) =>
+          s.name === 'dev:plic' ? { ...s, data: encodeJson({ version: 9 }), version: 9 } : s,
+        ),
+      ),
+    );
+    expect(m).toMatch(/device plic: plic: unsupported state version 9/);
+    const cpu = await refused(
+      edited((ss) =>
+        ss.map((s) => (s.name === 'cpu' ? { ...s, data: s.data.subarray(0, 100) } : s)),
+      ),
+    );
+    expect(cpu).toMatch(/CPU state: a CPU state of 100 bytes/);
+    const misa = await refused(
+      edited((ss) =>
+        ss.map((s) => {
+          if (s.name !== 'cpu') return s;
+          const d = s.data.slice();
+          d[70 * 8] ^= 1; // misa without A
+          return { ...s, data: d };
+        }),
+      ),
+    );
+    expect(misa).toMatch(/CPU state: a CPU with other extensions \(misa\)/);
+  });
+
+  it('refuses a disk image that changed since the save', async () => {
+    const saved = await readSavedVm(file);
+    const path = saved.info.config.disks[0].path;
+    utimesSync(path, new Date(), new Date(Date.now() + 60_000));
+    const m = await refused(saved);
+    expect(m).toMatch(/disk .*disk\.img changed since the state was saved/);
+  });
+
+  it('refuses a VM whose disk is snapshot=on, before pausing anything', async () => {
+    const snap: VmConfig = { ...cfg, disks: [{ ...cfg.disks[0], snapshot: true }] };
+    await expect(saveVm(first, snap, join(dir, 'x.vm'))).rejects.toThrow(/disk .* is snapshot=on/);
+  });
+});
