@@ -1,8 +1,9 @@
 // The core module with the JIT's hooks (dist/wasm/core-jit.wasm): the interpreter looks hot
 // blocks up in the JIT map and calls their translations (main/vm/jit translates them).
 import { interpret } from './cpu/interpreter';
-import { XREGS } from './cpu/state';
+import { XREGS, RESERVATION } from './cpu/state';
 import { TLB_LOAD, TLB_STORE } from './mmu/mmu';
+import { RAM_HOST_OFFSET } from './mmu/physical';
 import { EXPANDED } from './cpu/compressed';
 import { Jit, JIT_MAP, JIT_QUEUE, JIT_STATE, JIT_COPIES, JIT_COPIES_SIZE, jitFlush as jitFlushAll } from './jit/jit';
 
@@ -14,7 +15,7 @@ export function run(budget: i32): i32 {
 }
 
 // ---- the JIT's hooks (main/vm/jit translates; wasm-core/jit holds the map and slow paths) ----
-export { jitLoadSlow, jitStoreSlow, jitFlush } from './jit/jit';
+export { jitLoadSlow, jitStoreSlow, jitAtomicSlow, jitPhysMinusHost, jitFlush } from './jit/jit';
 
 export function jitEnable(on: bool, threshold: u32, batch: u32): void {
   Jit.enabled = on;
@@ -30,6 +31,8 @@ export function jitLayout(what: u32): usize {
   if (what == 4) return TLB_LOAD;
   if (what == 5) return TLB_STORE;
   if (what == 6) return EXPANDED;
+  if (what == 7) return RESERVATION;
+  if (what == 8) return RAM_HOST_OFFSET;
   return 0;
 }
 export function jitQueued(): u32 {

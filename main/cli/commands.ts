@@ -22,6 +22,8 @@ class UserError extends Error {}
 
 const perCall = (insns: bigint, calls: bigint): string =>
   calls === 0n ? '0' : (Number(insns) / Number(calls)).toFixed(1);
+const percent = (part: bigint, whole: bigint | number): string =>
+  `${((100 * Number(part)) / Math.max(1, Number(whole))).toFixed(1)}%`;
 
 function formatStats(s: MachineStats): string {
   const lines = [
@@ -38,7 +40,9 @@ function formatStats(s: MachineStats): string {
             `modules (${s.jit.compileMs.toFixed(0)} ms), ${s.jit.epochs} FENCE.I ` +
             `(${s.jit.revalidated} kept, ${s.jit.stale} stale), ${s.jit.flushes} flushes, ` +
             `${perCall(s.jit.blockInsns, s.jit.blockCalls)} instructions per call, ` +
-            `${(s.jit.insns / Math.max(1, s.jit.blocks)).toFixed(1)} per translated block`,
+            `${(s.jit.insns / Math.max(1, s.jit.blocks)).toFixed(1)} per translated block, ` +
+            `${s.jit.untranslatable} hot blocks untranslatable, ` +
+            `${percent(s.jit.blockInsns, s.instret)} of instructions retired in translated code`,
         ]
       : []),
     'interrupts per source:',

@@ -1,7 +1,7 @@
 // The interpreter: fetch (through the fetch TLB), expand compressed instructions, decode and
 // execute RV64IMAFDC + Zicsr + Zifencei, in slices of a fixed instruction budget. Nothing here
 // allocates or calls into JS except through MMIO slow paths and the host clock.
-import { Hart, XREGS, PRV_M, PRV_S, PRV_U, MSTATUS_FS, setF, getF } from './state';
+import { Hart, XREGS, RESERVATION, PRV_M, PRV_S, PRV_U, MSTATUS_FS, setF, getF } from './state';
 import { Csr, CsrResult, csrRead, csrWrite, MSTATUS_TSR, MSTATUS_TVM, MSTATUS_TW } from './csr';
 import { Clint } from './clint';
 import { Signals, EXIT_WFI, EXIT_TOHOST, requestAttention } from './signals';
@@ -86,11 +86,6 @@ const NO_CODE_BASE: u64 = 0x8000_0000_0000_0000;
 const ZERO_PAGE: usize = memory.data(4096, 16);
 /** Code-page window: an instruction at page offset 0xffe may straddle into the next page. */
 const CODE_WINDOW: u64 = 0xffe;
-
-export class Reservation {
-  static valid: bool = false;
-  static addr: u64 = 0;
-}
 
 /** Fetches the (possibly compressed, possibly page-straddling) instruction at pc the slow way. */
 function fetchSlow(pc: u64): u32 {
@@ -593,8 +588,8 @@ export function interpret<J>(budget: i32): i32 {
             continue;
           }
           if (size == 4) v = sext32(v);
-          Reservation.valid = true;
-          Reservation.addr = pa;
+          store<u64>(RESERVATION, pa);
+          store<u32>(RESERVATION, 1, 8);
           wx(rd, v);
           break;
         }
@@ -606,8 +601,8 @@ export function interpret<J>(budget: i32): i32 {
         const pa = Xlate.pa;
         if (f5 == 3) {
           // SC
-          let ok = Reservation.valid && Reservation.addr == pa;
-          Reservation.valid = false;
+          let ok = load<u32>(RESERVATION, 8) != 0 && load<u64>(RESERVATION) == pa;
+          store<u32>(RESERVATION, 0, 8);
           if (ok) {
             Phys.busFault = false;
             physStore(pa, size, src);

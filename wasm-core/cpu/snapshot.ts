@@ -5,10 +5,9 @@
 //
 // Time is saved as the guest's mtime, not as the host clock's offset: a restore sets the offset
 // so that mtime continues from the saved value, whatever the host clock says then.
-import { Hart, XREGS, FREGS, PRV_U, PRV_S, PRV_M, MSTATUS_FS, MSTATUS_SD } from './state';
+import { Hart, XREGS, FREGS, RESERVATION, PRV_U, PRV_S, PRV_M, MSTATUS_FS, MSTATUS_SD } from './state';
 import { Csr, PMP, MISA, SATP_MODE_BARE, SATP_MODE_SV39, SATP_MODE_SV48 } from './csr';
 import { Clint, readTime } from './clint';
-import { Reservation } from './interpreter';
 import { requestAttention } from './signals';
 import { tlbFlushAll, updateContext } from '../mmu/mmu';
 import { jitFlush } from '../jit/jit';
@@ -149,7 +148,7 @@ export function hartRestore(): u32 {
   // mtime continues from the saved value: the offset absorbs whatever the clock reads now.
   Clint.timeOffset = 0;
   Clint.timeOffset = get(S_CLINT + 2) - readTime();
-  Reservation.valid = false;
+  store<u32>(RESERVATION, 0, 8); // no LR/SC reservation survives a restore
   updateContext();
   tlbFlushAll();
   jitFlush();

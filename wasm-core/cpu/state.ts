@@ -6,6 +6,12 @@
 export const XREGS: usize = memory.data(32 * 8, 16);
 /** Floating-point registers f0..f31 as raw 64-bit patterns (f32 values are NaN-boxed). */
 export const FREGS: usize = memory.data(32 * 8, 16);
+/**
+ * The LR/SC reservation: u64 physical address, then u32 valid (0/1). In linear memory rather than
+ * in globals so that translated blocks (main/vm/jit) share it with the interpreter: an LR run by
+ * one and its SC by the other must pair.
+ */
+export const RESERVATION: usize = memory.data(16, 16);
 
 export const PRV_U: u32 = 0;
 export const PRV_S: u32 = 1;

@@ -10,7 +10,21 @@
 // mostly without changing code that was translated, so FENCE.I only starts a new epoch: a
 // translation from an older epoch is checked against the copy of the guest bytes it was made
 // from before its next run, and dropped if they changed.
-import { Fault, vloadSlow, vstoreSlow } from '../mmu/mmu';
+import {
+  Fault,
+  vloadSlow,
+  vstoreSlow,
+  tlbFill,
+  raiseFault,
+  Xlate,
+  ACCESS_LOAD,
+  ACCESS_STORE,
+  CAUSE_LOAD_ACCESS,
+  CAUSE_STORE_ACCESS,
+} from '../mmu/mmu';
+import { Phys, physLoad, physStore, RAM_HOST_OFFSET, ROM_BASE, romHostOffset } from '../mmu/physical';
+import { RESERVATION } from '../cpu/state';
+import { CAUSE_MISALIGNED_LOAD, CAUSE_MISALIGNED_STORE } from '../cpu/trap';
 
 // The host translates the queued blocks now (main/vm/jit/jit.ts drain).
 @external('env', 'jitDrain')
@@ -144,4 +158,88 @@ export function jitLoadSlow(va: u64, size: u32): u64 {
 export function jitStoreSlow(va: u64, size: u32, v: u64): void {
   vstoreSlow(va, size, v);
   if (Fault.pending) store<u32>(JIT_STATE, 1, 8);
+}
+
+/**
+ * An AMO, LR or SC that missed the block's inline TLB check (misaligned, not in the TLB, or not
+ * plain RAM): what the interpreter does for it (cpu/interpreter.ts, the A extension), returning
+ * rd's new value; a fault sets the flag. The translation goes through tlbFill, which walks and
+ * sets A/D exactly as translate() does and also caches a RAM page, so the next access to it takes
+ * the block's inline path. Only encodings the translator accepts arrive here.
+ */
+export function jitAtomicSlow(insn: u32, addr: u64, src: u64): u64 {
+  const f5 = insn >> 27;
+  const size: u32 = ((insn >> 12) & 7) == 2 ? 4 : 8;
+  if ((addr & (<u64>size - 1)) != 0) {
+    raiseFault(f5 == 2 ? CAUSE_MISALIGNED_LOAD : CAUSE_MISALIGNED_STORE, addr);
+    store<u32>(JIT_STATE, 1, 8);
+    return 0;
+  }
+  tlbFill(addr, f5 == 2 ? ACCESS_LOAD : ACCESS_STORE);
+  if (Fault.pending) {
+    store<u32>(JIT_STATE, 1, 8);
+    return 0;
+  }
+  const pa = Xlate.pa;
+  Phys.busFault = false;
+  if (f5 == 2) {
+    // LR
+    let v = physLoad(pa, size);
+    if (Phys.busFault) return atomicBusFault(CAUSE_LOAD_ACCESS, addr);
+    store<u64>(RESERVATION, pa);
+    store<u32>(RESERVATION, 1, 8);
+    return size == 4 ? <u64>(<i64>(<i32>v)) : v;
+  }
+  if (f5 == 3) {
+    // SC
+    const ok = load<u32>(RESERVATION, 8) != 0 && load<u64>(RESERVATION) == pa;
+    store<u32>(RESERVATION, 0, 8);
+    if (!ok) return 1;
+    physStore(pa, size, src);
+    if (Phys.busFault) return atomicBusFault(CAUSE_STORE_ACCESS, addr);
+    return 0;
+  }
+  let old = physLoad(pa, size);
+  if (Phys.busFault) return atomicBusFault(CAUSE_STORE_ACCESS, addr);
+  if (size == 4) old = <u64>(<i64>(<i32>old));
+  physStore(pa, size, amoResult(f5, size, old, src));
+  if (Phys.busFault) return atomicBusFault(CAUSE_STORE_ACCESS, addr);
+  return old;
+}
+
+function atomicBusFault(cause: u64, addr: u64): u64 {
+  Phys.busFault = false;
+  raiseFault(cause, addr);
+  store<u32>(JIT_STATE, 1, 8);
+  return 0;
+}
+
+/** The value an AMO stores (old is sign-extended for .W, whose store keeps the low 32 bits). */
+function amoResult(f5: u32, size: u32, old: u64, src: u64): u64 {
+  switch (f5) {
+    case 0x01:
+      return src;
+    case 0x00:
+      return old + src;
+    case 0x04:
+      return old ^ src;
+    case 0x0c:
+      return old & src;
+    case 0x08:
+      return old | src;
+    case 0x10:
+      return size == 4 ? (<i32>old < <i32>src ? old : src) : <i64>old < <i64>src ? old : src;
+    case 0x14:
+      return size == 4 ? (<i32>old > <i32>src ? old : src) : <i64>old > <i64>src ? old : src;
+    case 0x18:
+      return size == 4 ? (<u32>old < <u32>src ? old : src) : old < src ? old : src;
+    default:
+      return size == 4 ? (<u32>old > <u32>src ? old : src) : old > src ? old : src;
+  }
+}
+
+/** Physical address minus host address for RAM (rom = false) or the boot ROM, for LR/SC. */
+export function jitPhysMinusHost(rom: bool): u64 {
+  if (rom) return ROM_BASE - <u64>romHostOffset();
+  return Phys.ramBase - <u64>RAM_HOST_OFFSET;
 }

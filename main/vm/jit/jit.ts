@@ -26,6 +26,8 @@ export interface JitCoreExports {
   jitStale(): number;
   jitLoadSlow: (...args: never[]) => unknown;
   jitStoreSlow: (...args: never[]) => unknown;
+  jitAtomicSlow: (...args: never[]) => unknown;
+  jitPhysMinusHost(rom: number): bigint;
 }
 
 export interface JitOptions {
@@ -112,6 +114,10 @@ export class Jit {
       tlbLoad: x.jitLayout(4),
       tlbStore: x.jitLayout(5),
       expanded: x.jitLayout(6),
+      reservation: x.jitLayout(7),
+      ramHost: x.jitLayout(8),
+      ramPa: x.jitPhysMinusHost(0),
+      romPa: x.jitPhysMinusHost(1),
     };
     this.map = x.jitLayout(1);
     this.queue = x.jitLayout(2);
@@ -188,17 +194,24 @@ export class Jit {
       { params: [I64, I64, I32], results: [I32] }, // a block
       { params: [I64, I32], results: [I64] }, // jitLoadSlow
       { params: [I64, I32, I64], results: [] }, // jitStoreSlow
+      { params: [I32, I64, I64], results: [I64] }, // jitAtomicSlow
     ];
     const bytes = buildModule(
       types,
       [
         { name: 'loadSlow', type: 1 },
         { name: 'storeSlow', type: 2 },
+        { name: 'atomicSlow', type: 3 },
       ],
       entries.map((e, i) => ({ type: 0, locals: BLOCK_LOCALS, code: e.code, exportName: `b${i}` })),
     );
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
-      env: { memory: this.x.memory, loadSlow: this.x.jitLoadSlow, storeSlow: this.x.jitStoreSlow },
+      env: {
+        memory: this.x.memory,
+        loadSlow: this.x.jitLoadSlow,
+        storeSlow: this.x.jitStoreSlow,
+        atomicSlow: this.x.jitAtomicSlow,
+      },
     });
     const table = this.table;
     const need = this.nextSlot + entries.length - table.length;

@@ -1,5 +1,5 @@
 /**
- * Translates one guest basic block (RV64I + M + C, integer only) into the body of a Wasm
+ * Translates one guest basic block (RV64I + M + A + C, integer only) into the body of a Wasm
  * function `(vpc: i64, ctx: i64, budget: i32) -> i32`:
  *  - vpc is the block's virtual pc (pc-relative values are computed from it, so the same
  *    physical code serves every mapping of it), ctx the data TLB context tag, budget how many
@@ -10,7 +10,8 @@
  * Guest registers used by the block live in Wasm locals between its entry and its exits.
  * Loads and stores check the core's TLB inline, as the interpreter does, and call the core's
  * slow paths otherwise (and then leave the block, so MMIO side effects are seen at once).
- * Everything else (CSRs, system, fences, atomics, FP) ends the block before it.
+ * AMOs, LR and SC take the same inline path (the reservation lives in core memory, shared with
+ * the interpreter). Everything else (CSRs, system, fences, FP) ends the block before it.
  */
 import { ByteWriter, I32, I64, Op, VOID } from './wasm-emitter.js';
 
@@ -21,11 +22,19 @@ export interface CoreLayout {
   tlbLoad: number;
   tlbStore: number;
   expanded: number;
+  /** The LR/SC reservation (wasm-core/cpu/state.ts RESERVATION). */
+  reservation: number;
+  /** Where RAM starts in the core's memory (below it: the boot ROM). */
+  ramHost: number;
+  /** Physical address minus host address in RAM and in the boot ROM (for the reservation). */
+  ramPa: bigint;
+  romPa: bigint;
 }
 
 /** Import indices of the core's slow paths in the translated module. */
 export const IMPORT_LOAD_SLOW = 0;
 export const IMPORT_STORE_SLOW = 1;
+export const IMPORT_ATOMIC_SLOW = 2;
 
 export const MAX_BLOCK_INSNS = 128;
 const TLB_INDEX_MASK = 1023 << 4;
@@ -43,7 +52,12 @@ const L_A = 7; // i64
 const L_B = 8; // i64
 const L_REG0 = 8; // x[i] is local L_REG0 + i, i = 1..31
 const L_T = 40; // i64 scratch
-export const BLOCK_LOCALS = [I32, I32, I64, I64, I64, I64, ...Array<number>(31).fill(I64), I64];
+const L_HOST = 41; // i32: host address of an atomic access
+// L_RETIRED, L_ENTRY; L_ADDR, L_VAL, L_A, L_B (x0's slot), x1..x31, L_T; L_HOST.
+export const BLOCK_LOCALS = [I32, I32, ...Array<number>(4 + 31 + 1).fill(I64), I32];
+
+/** AMO funct5 values (LR = 2 and SC = 3 aside) the A extension defines. */
+const AMO_OPS = new Set([0x00, 0x01, 0x04, 0x08, 0x0c, 0x10, 0x14, 0x18, 0x1c]);
 
 interface Insn {
   bits: number;
@@ -93,6 +107,12 @@ function supported(i: number): boolean {
       if (f7 === 0x20) return f3 === 0 || f3 === 5;
       if (f7 === 1) return f3 === 0 || f3 >= 4;
       return false;
+    case 0x2f: {
+      if (f3 !== 2 && f3 !== 3) return false;
+      const f5 = i >>> 27;
+      if (f5 === 2) return ((i >>> 20) & 31) === 0; // LR with rs2 != 0 is illegal
+      return f5 === 3 || AMO_OPS.has(f5);
+    }
     default:
       return false;
   }
@@ -141,7 +161,7 @@ export function emitBlock(insns: Insn[], layout: CoreLayout): ByteWriter {
     const rs1 = (bits >>> 15) & 31;
     const rs2 = (bits >>> 20) & 31;
     if (op !== 0x37 && op !== 0x17 && op !== 0x6f) used.add(rs1);
-    if (op === 0x23 || op === 0x63 || op === 0x33 || op === 0x3b) used.add(rs2);
+    if (op === 0x23 || op === 0x63 || op === 0x33 || op === 0x3b || op === 0x2f) used.add(rs2);
     if (op !== 0x23 && op !== 0x63 && rd !== 0) {
       used.add(rd);
       written.add(rd);
@@ -195,6 +215,38 @@ export function emitBlock(insns: Insn[], layout: CoreLayout): ByteWriter {
     w.i32c(layout.jitState).mem(Op.i32_load, 2, 8).byte(Op.if).byte(VOID);
     exit(k + 1, pcPlus(o));
     w.op(Op.end);
+  };
+
+  /** Pushes the physical address of host address L_HOST (in RAM, or also the boot ROM). */
+  const physOfHost = (mayBeRom: boolean) => {
+    w.get(L_HOST).op(Op.i64_extend_i32_u).i64c(layout.ramPa).op(Op.i64_add);
+    if (!mayBeRom) return;
+    w.get(L_HOST).op(Op.i64_extend_i32_u).i64c(layout.romPa).op(Op.i64_add);
+    w.get(L_HOST).i32c(layout.ramHost).op(Op.i32_ge_u).op(Op.select);
+  };
+  /** Pushes the value an AMO stores, from the old value (L_VAL, sign-extended for .W) and rs2. */
+  const amoValue = (f5: number, rs2: number, word: boolean) => {
+    const both = () => {
+      w.get(L_VAL);
+      get(rs2);
+    };
+    if (f5 === 0x01) get(rs2);
+    else if (f5 === 0x00 || f5 === 0x04 || f5 === 0x08 || f5 === 0x0c) {
+      both();
+      w.op(f5 === 0 ? Op.i64_add : f5 === 4 ? Op.i64_xor : f5 === 8 ? Op.i64_or : Op.i64_and);
+    } else {
+      // MIN, MAX, MINU, MAXU: keep the old value when it compares as wanted, else rs2.
+      both();
+      if (word) {
+        w.get(L_VAL).op(Op.i32_wrap_i64);
+        get(rs2).op(Op.i32_wrap_i64);
+        w.op({ 0x10: Op.i32_lt_s, 0x14: Op.i32_gt_s, 0x18: Op.i32_lt_u }[f5] ?? Op.i32_gt_u);
+      } else {
+        both();
+        w.op({ 0x10: Op.i64_lt_s, 0x14: Op.i64_gt_s, 0x18: Op.i64_lt_u }[f5] ?? Op.i64_gt_u);
+      }
+      w.op(Op.select);
+    }
   };
 
   const last = insns[insns.length - 1]!;
@@ -323,6 +375,56 @@ export function emitBlock(insns: Insn[], layout: CoreLayout): ByteWriter {
         faultCheck(k, off);
         exit(k + 1, pcPlus(off + len));
         w.op(Op.end);
+        break;
+      }
+      case 0x2f: {
+        // LR, SC, AMOs. The inline path needs the page in the TLB (load TLB for LR, store TLB,
+        // whose pages are plain RAM with D set, for the others) and natural alignment (the tag
+        // compare checks both); everything else goes to the core's jitAtomicSlow, which does
+        // what the interpreter does and faults like it, and then the block is left.
+        const f5 = bits >>> 27;
+        const word = f3 === 2;
+        const [load, store, align] = word
+          ? [Op.i64_load32_s, Op.i64_store32, 2]
+          : [Op.i64_load, Op.i64_store, 3];
+        get(rs1).set(L_ADDR);
+        tlbCheck(f5 === 2 ? layout.tlbLoad : layout.tlbStore, word ? 4 : 8);
+        w.set(L_HOST);
+        const res = layout.reservation;
+        if (f5 === 2) {
+          w.get(L_HOST).mem(load, align, 0).set(L_VAL);
+          w.i32c(res);
+          physOfHost(true);
+          w.mem(Op.i64_store, 3, 0);
+          w.i32c(res).i32c(1).mem(Op.i32_store, 2, 8);
+        } else if (f5 === 3) {
+          // Succeeds only with a valid reservation of this physical address; clears it anyway.
+          w.i32c(res).mem(Op.i32_load, 2, 8);
+          w.i32c(res).mem(Op.i64_load, 3, 0);
+          physOfHost(false);
+          w.op(Op.i64_eq).op(Op.i32_and).set(L_ENTRY);
+          w.i32c(res).i32c(0).mem(Op.i32_store, 2, 8);
+          w.get(L_ENTRY).byte(Op.if).byte(VOID);
+          w.get(L_HOST);
+          get(rs2);
+          w.mem(store, align, 0);
+          w.op(Op.end);
+          w.get(L_ENTRY).op(Op.i32_eqz).op(Op.i64_extend_i32_u).set(L_VAL);
+        } else {
+          w.get(L_HOST).mem(load, align, 0).set(L_VAL);
+          w.get(L_HOST);
+          amoValue(f5, rs2, word);
+          w.mem(store, align, 0);
+        }
+        w.op(Op.else);
+        w.i32c(bits).get(L_ADDR);
+        get(rs2);
+        w.byte(Op.call).u32(IMPORT_ATOMIC_SLOW).set(L_VAL);
+        faultCheck(k, off);
+        setRd(rd, () => w.get(L_VAL));
+        exit(k + 1, pcPlus(off + len));
+        w.op(Op.end);
+        setRd(rd, () => w.get(L_VAL));
         break;
       }
       case 0x63: {

@@ -1,8 +1,12 @@
 /**
  * The block translator against the interpreter: random straight-line blocks of the integer
- * instructions it translates (ALU, M with MULH*, loads and stores of every width, LUI/AUIPC) inside a
- * counted loop, run by a core with the JIT translating every block before its first run and
- * by one without; registers, memory and instret must come out the same.
+ * instructions it translates (ALU, M with MULH*, loads and stores of every width, LUI/AUIPC,
+ * AMOs, LR/SC) inside a counted loop, run by a core with the JIT translating every block
+ * before its first run and by one without; registers, memory and instret must come out the same.
+ * Blocks also hold instructions the JIT does not translate (a CSR read), which end the
+ * translated part: what follows runs in the interpreter, so an LR and its SC land on either side.
+ * A trap handler skips faulting instructions (misaligned AMOs) and folds mcause and mtval into
+ * x28, so a wrong cause or address shows too.
  */
 import { describe, expect, it } from 'vitest';
 import { Core, ExitReason } from '../../../main/vm/core.js';
@@ -37,12 +41,54 @@ const bType = (f3: number, rs1: number, rs2: number, imm: number) =>
 const uType = (op: number, rd: number, imm20: number) =>
   (((imm20 & 0xfffff) << 12) | (rd << 7) | op) >>> 0;
 
-/** One random translatable instruction; never writes x30 (loop counter) or x31 (data pointer). */
-function randomInsn(rnd: (n: number) => number): number {
+const CSRR_MSCRATCH = 0x34002073; // csrrs x0, mscratch, x0: not translated, ends a block
+/** Offsets from x31 of the few doublewords the atomics use, so that LR and SC often pair. */
+const ATOMIC_SLOTS = [-2048, -2040, -8, 0, 8, 2040];
+
+/** x29 = an atomic's address (aligned, or 1 in 8 times misaligned), then `insn` with rs1 = x29. */
+function atomicAt(rnd: (n: number) => number, size: number, insn: number): number[] {
+  let off = ATOMIC_SLOTS[rnd(ATOMIC_SLOTS.length)]! + (size === 4 ? 4 * rnd(2) : 0);
+  if (rnd(8) === 0) off += 1 + rnd(size - 1);
+  return [iType(0x13, 29, 0, 31, off), (insn | (29 << 15)) >>> 0];
+}
+
+/** An AMO (f5 < 0x20), LR or SC of either width, aq/rl random; rs1 is filled in by atomicAt. */
+const amo = (f5: number, size: number, rd: number, rs2: number, aqrl: number) =>
+  ((f5 << 27) | (aqrl << 25) | (rs2 << 20) | ((size === 4 ? 2 : 3) << 12) | (rd << 7) | 0x2f) >>> 0;
+
+/**
+ * One random translatable instruction (with what sets up its address for an atomic, or a CSR
+ * read the JIT does not translate); never writes x30 (loop counter) or x31 (data pointer).
+ */
+function randomInsn(rnd: (n: number) => number): number[] {
   const rd = 1 + rnd(29);
   const rs1 = rnd(30);
   const rs2 = rnd(30);
   const imm = rnd(4096) - 2048;
+  const size = rnd(2) ? 4 : 8;
+  switch (rnd(14)) {
+    case 9:
+    case 10: {
+      const f5 = [0x00, 0x01, 0x04, 0x08, 0x0c, 0x10, 0x14, 0x18, 0x1c][rnd(9)]!;
+      return atomicAt(rnd, size, amo(f5, size, rnd(30), rs2, rnd(4)));
+    }
+    case 11:
+      return atomicAt(rnd, size, amo(2, size, rnd(30), 0, rnd(4)));
+    case 12:
+      return atomicAt(rnd, size, amo(3, size, rnd(30), rs2, rnd(4)));
+    case 13:
+      return [CSRR_MSCRATCH];
+  }
+  return [randomPlain(rnd, rd, rs1, rs2, imm)];
+}
+
+function randomPlain(
+  rnd: (n: number) => number,
+  rd: number,
+  rs1: number,
+  rs2: number,
+  imm: number,
+): number {
   switch (rnd(9)) {
     case 0: {
       const f3 = rnd(8);
@@ -129,6 +175,48 @@ function run(program: number[], init: bigint[], jit: boolean): Outcome {
   };
 }
 
+const csrrw = (rd: number, csr: number, rs1: number) => iType(0x73, rd, 1, rs1, csr);
+const csrr = (rd: number, csr: number) => iType(0x73, rd, 2, 0, csr);
+const MSCRATCH = 0x340;
+const MEPC = 0x341;
+const MCAUSE = 0x342;
+const MTVAL = 0x343;
+
+/**
+ * `body` in a loop of ITERATIONS, between a prologue that points mtvec at a handler (which folds
+ * mcause ^ mtval into x28 and skips the instruction) and an epilogue that writes tohost.
+ */
+function loopProgram(body: number[]): number[] {
+  const prologueLen = 3;
+  const tail = [
+    iType(0x13, 30, 0, 30, -1), // addi x30, x30, -1
+    bType(1, 30, 0, -(body.length + 1) * 4), // bne x30, x0, start
+    iType(0x13, 29, 0, 31, 2047), // x29 = tohost - 1
+    iType(0x13, 28, 0, 0, 1),
+    sType(3, 29, 28, 1), // sd x28, 1(x29): tohost = 1, passed
+    0x0000006f, // j .
+  ];
+  const handlerAt = (prologueLen + body.length + tail.length) * 4;
+  const handler = [
+    csrrw(29, MSCRATCH, 29),
+    csrr(29, MCAUSE),
+    rType(0x33, 28, 0, 28, 29, 0), // add x28, x28, x29
+    csrr(29, MTVAL),
+    rType(0x33, 28, 4, 28, 29, 0), // xor x28, x28, x29
+    csrr(29, MEPC),
+    iType(0x13, 29, 0, 29, 4),
+    csrrw(0, MEPC, 29),
+    csrrw(29, MSCRATCH, 29),
+    0x30200073, // mret
+  ];
+  const prologue = [
+    uType(0x17, 29, 0), // auipc x29, 0
+    iType(0x13, 29, 0, 29, handlerAt),
+    csrrw(0, 0x305, 29), // mtvec
+  ];
+  return [...prologue, ...body, ...tail, ...handler];
+}
+
 describe('JIT: translated blocks compute what the interpreter computes', () => {
   it('random integer blocks in a loop (150 programs)', () => {
     const rnd = xorshift(0x5eed);
@@ -136,16 +224,8 @@ describe('JIT: translated blocks compute what the interpreter computes', () => {
     for (let p = 0; p < 150; p++) {
       const body: number[] = [];
       const n = 1 + rnd(40);
-      for (let i = 0; i < n; i++) body.push(randomInsn(rnd));
-      const program = [
-        ...body,
-        iType(0x13, 30, 0, 30, -1), // addi x30, x30, -1
-        bType(1, 30, 0, -(n + 1) * 4), // bne x30, x0, start
-        iType(0x13, 29, 0, 31, 2047), // x29 = tohost - 1
-        iType(0x13, 28, 0, 0, 1),
-        sType(3, 29, 28, 1), // sd x28, 1(x29): tohost = 1, passed
-        0x0000006f, // j .
-      ];
+      for (let i = 0; i < n; i++) body.push(...randomInsn(rnd));
+      const program = loopProgram(body);
       const init = [0n];
       for (let i = 1; i < 30; i++) {
         const pick = rnd(4);
@@ -167,5 +247,43 @@ describe('JIT: translated blocks compute what the interpreter computes', () => {
       translated += b.blockCalls;
     }
     expect(translated).toBeGreaterThan(150n);
+  });
+});
+
+describe('JIT: LR/SC reservations are shared between translated blocks and the interpreter', () => {
+  // x31 points at a doubleword; the CSR read ends the translated part of the block, so each
+  // pair below has its LR on one side and its SC on the other.
+  const lr = (rd: number) => (amo(2, 8, rd, 0, 0) | (31 << 15)) >>> 0;
+  const sc = (rd: number, rs2: number) => (amo(3, 8, rd, rs2, 0) | (31 << 15)) >>> 0;
+  const add = (rd: number, rs1: number, rs2: number) => rType(0x33, rd, 0, rs1, rs2, 0);
+  const body = [
+    lr(5), // in the block
+    CSRR_MSCRATCH,
+    sc(6, 7), // interpreted: pairs with the block's LR, succeeds (0)
+    add(10, 10, 6),
+    sc(8, 7), // no reservation left: fails (1)
+    add(11, 11, 8),
+    lr(12), // interpreted; the SC that pairs with it is the loop's first below
+    iType(0x13, 7, 0, 7, 3),
+    bType(1, 0, 7, 8), // bne x0, x7, +8: always taken, so the SC starts a block
+    0x00000013,
+    sc(13, 7), // in a block: pairs with the interpreter's LR, succeeds
+    add(10, 10, 13),
+    sc(14, 7), // in the same block: fails
+    add(11, 11, 14),
+  ];
+
+  it('an SC succeeds once after an LR on the other side, then fails', () => {
+    const init = Array<bigint>(30).fill(0n);
+    init[7] = 5n; // never 0, so the bne above is always taken
+    for (const jit of [false, true]) {
+      const r = run(loopProgram(body), init, jit);
+      expect(r.regs[28], 'reached tohost').toBe(1n);
+      expect(r.regs[10], 'failed SCs that should have succeeded').toBe(0n);
+      expect(r.regs[11], 'SCs without reservation').toBe(BigInt(2 * ITERATIONS));
+      // The last successful SC stored x7 of its iteration.
+      expect(r.data.readBigUInt64LE(2048)).toBe(5n + 3n * BigInt(ITERATIONS));
+      if (jit) expect(r.blockCalls).toBeGreaterThan(BigInt(ITERATIONS));
+    }
   });
 });
