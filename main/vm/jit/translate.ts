@@ -1,6 +1,6 @@
 /**
- * Translates one guest basic block (RV64I + M + A + C, integer only) into the body of a Wasm
- * function `(vpc: i64, ctx: i64, budget: i32) -> i32`:
+ * Translates one guest basic block (RV64I + M + A + C, integer only, and FENCE) into the body
+ * of a Wasm function `(vpc: i64, ctx: i64, budget: i32) -> i32`:
  *  - vpc is the block's virtual pc (pc-relative values are computed from it, so the same
  *    physical code serves every mapping of it), ctx the data TLB context tag, budget how many
  *    instructions the block may retire before the core must look at interrupts again;
@@ -11,7 +11,8 @@
  * Loads and stores check the core's TLB inline, as the interpreter does, and call the core's
  * slow paths otherwise (and then leave the block, so MMIO side effects are seen at once).
  * AMOs, LR and SC take the same inline path (the reservation lives in core memory, shared with
- * the interpreter). Everything else (CSRs, system, fences, FP) ends the block before it.
+ * the interpreter); FENCE and FENCE.TSO are no-ops, as in the interpreter.
+ * Everything else (CSRs, system, FENCE.I, FP) ends the block before it.
  */
 import { ByteWriter, I32, I64, Op, VOID } from './wasm-emitter.js';
 
@@ -113,6 +114,8 @@ function supported(i: number): boolean {
       if (f5 === 2) return ((i >>> 20) & 31) === 0; // LR with rs2 != 0 is illegal
       return f5 === 3 || AMO_OPS.has(f5);
     }
+    case 0x0f:
+      return f3 === 0; // FENCE and FENCE.TSO: no-ops on one hart, as in the interpreter
     default:
       return false;
   }
@@ -160,6 +163,7 @@ export function emitBlock(insns: Insn[], layout: CoreLayout): ByteWriter {
     const rd = (bits >>> 7) & 31;
     const rs1 = (bits >>> 15) & 31;
     const rs2 = (bits >>> 20) & 31;
+    if (op === 0x0f) continue;
     if (op !== 0x37 && op !== 0x17 && op !== 0x6f) used.add(rs1);
     if (op === 0x23 || op === 0x63 || op === 0x33 || op === 0x3b || op === 0x2f) used.add(rs2);
     if (op !== 0x23 && op !== 0x63 && rd !== 0) {

@@ -1,7 +1,7 @@
 /**
  * The block translator against the interpreter: random straight-line blocks of the integer
  * instructions it translates (ALU, M with MULH*, loads and stores of every width, LUI/AUIPC,
- * AMOs, LR/SC) inside a counted loop, run by a core with the JIT translating every block
+ * AMOs, LR/SC, FENCE) inside a counted loop, run by a core with the JIT translating every block
  * before its first run and by one without; registers, memory and instret must come out the same.
  * Blocks also hold instructions the JIT does not translate (a CSR read), which end the
  * translated part: what follows runs in the interpreter, so an LR and its SC land on either side.
@@ -42,6 +42,8 @@ const uType = (op: number, rd: number, imm20: number) =>
   (((imm20 & 0xfffff) << 12) | (rd << 7) | op) >>> 0;
 
 const CSRR_MSCRATCH = 0x34002073; // csrrs x0, mscratch, x0: not translated, ends a block
+const FENCE = 0x0ff0000f; // fence iorw, iorw
+const FENCE_TSO = 0x8330000f;
 /** Offsets from x31 of the few doublewords the atomics use, so that LR and SC often pair. */
 const ATOMIC_SLOTS = [-2048, -2040, -8, 0, 8, 2040];
 
@@ -77,7 +79,7 @@ function randomInsn(rnd: (n: number) => number): number[] {
     case 12:
       return atomicAt(rnd, size, amo(3, size, rnd(30), rs2, rnd(4)));
     case 13:
-      return [CSRR_MSCRATCH];
+      return [[CSRR_MSCRATCH, FENCE, FENCE_TSO][rnd(3)]!];
   }
   return [randomPlain(rnd, rd, rs1, rs2, imm)];
 }
@@ -138,6 +140,7 @@ interface Outcome {
   data: Buffer;
   instret: bigint;
   blockCalls: bigint;
+  blockInsns: bigint;
 }
 
 function run(program: number[], init: bigint[], jit: boolean): Outcome {
@@ -172,6 +175,7 @@ function run(program: number[], init: bigint[], jit: boolean): Outcome {
     data: Buffer.from(core.ram.subarray(DATA - RAM_BASE, DATA - RAM_BASE + 4096)),
     instret: core.instret,
     blockCalls: core.jit?.currentStats().blockCalls ?? 0n,
+    blockInsns: core.jit?.currentStats().blockInsns ?? 0n,
   };
 }
 
@@ -285,5 +289,21 @@ describe('JIT: LR/SC reservations are shared between translated blocks and the i
       expect(r.data.readBigUInt64LE(2048)).toBe(5n + 3n * BigInt(ITERATIONS));
       if (jit) expect(r.blockCalls).toBeGreaterThan(BigInt(ITERATIONS));
     }
+  });
+});
+
+describe('JIT: FENCE and FENCE.TSO are translated as the no-ops they are', () => {
+  it('a loop with fences in its body runs wholly translated and computes the same', () => {
+    const addi = (rd: number, rs1: number, imm: number) => iType(0x13, rd, 0, rs1, imm);
+    const body = [addi(5, 5, 3), FENCE, addi(6, 5, 1), FENCE_TSO, sType(3, 31, 6, 0)];
+    const init = Array<bigint>(30).fill(0n);
+    const a = run(loopProgram(body), init, false);
+    const b = run(loopProgram(body), init, true);
+    expect(b.regs).toEqual(a.regs);
+    expect(b.instret).toBe(a.instret);
+    expect(b.regs[6]).toBe(3n * BigInt(ITERATIONS) + 1n);
+    // Every iteration but the first (entered by falling through, so interpreted) ran its body,
+    // addi and bne inside translated code: no fence ended the block.
+    expect(b.blockInsns).toBeGreaterThanOrEqual(BigInt((ITERATIONS - 1) * (body.length + 2)));
   });
 });
