@@ -18,6 +18,8 @@ export interface RunOptions {
   kind: 'run';
   vm: VmConfig;
   stats: boolean;
+  /** Resume the VM saved in this file (its definition replaces `vm`). */
+  restore?: string;
 }
 
 export interface RunElfCliOptions {
@@ -73,6 +75,8 @@ commands:
                       stats every 2 s); Ctrl-A C opens the monitor: "balloon MIB"
       --stats         print instructions, MIPS, exits and interrupts at exit
       --jit           translate hot guest code to WebAssembly (experimental, integer code only)
+      --restore FILE  resume a VM saved with the monitor's "save FILE" (its definition, disks
+                      and NICs come from FILE, so no other VM option goes with it)
   run-elf FILE        run a bare-metal ELF (riscv-tests tohost protocol); exit status = test result
       --timeout SEC   give up after SEC seconds of host time (default 10)
       --max-insns N   give up after N instructions
@@ -125,9 +129,28 @@ export function parseCommand(argv: string[]): Command {
           nic: { type: 'string', multiple: true },
           stats: { type: 'boolean', default: false },
           jit: { type: 'boolean', default: false },
+          restore: { type: 'string' },
         },
       });
       if (positionals.length) throw new UsageError(`run: unexpected argument "${positionals[0]}"`);
+      if (values.restore !== undefined) {
+        const shaping = ['kernel', 'initrd', 'bios', 'append', 'mem', 'disk', 'console', 'nic']
+          .filter((k) => values[k as keyof typeof values] !== undefined)
+          .concat(values.rng ? ['rng'] : [], values.jit ? ['jit'] : [])
+          .concat(balloonArgs.length ? ['balloon'] : []);
+        if (shaping.length) {
+          throw new UsageError(
+            `--restore takes the VM's definition from the file; --${shaping[0]} cannot go with it`,
+          );
+        }
+        if (!values.restore) throw new UsageError('--restore: give the saved VM file');
+        return {
+          kind: 'run',
+          vm: defaultVmConfig(),
+          stats: values.stats ?? false,
+          restore: values.restore,
+        };
+      }
       // --balloon takes its options glued on ("--balloon,stats=5"), as QEMU's -device does;
       // parseArgs would not know that option name, so it is taken out first.
       let balloon: VmConfig['balloon'];

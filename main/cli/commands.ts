@@ -16,6 +16,8 @@ import { WorkerVm } from '../host/worker-vm.js';
 import { runElf, RunElfError } from '../vm/run-elf.js';
 import { preloadBootImages } from '../vm/images.js';
 import { shareSwitchesBetweenProcesses } from '../../devices/net/index.js';
+import { readFile } from 'node:fs/promises';
+import type { VmConfig } from '../vm/config.js';
 
 /** A problem the user can fix: printed as one line, no stack trace. */
 class UserError extends Error {}
@@ -70,12 +72,41 @@ function formatStats(s: MachineStats): string {
   return lines.join('\n');
 }
 
-async function cmdRun(o: RunOptions): Promise<number> {
+/**
+ * `--restore FILE`: the file read and checked here, so that a bad file is one line before the
+ * terminal changes; its bytes then move to the worker, which builds the VM from them.
+ */
+async function readRestore(
+  file: string,
+): Promise<{ config: VmConfig; restore: { file: string; bytes: Uint8Array } }> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UserError(`${file}: ${code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+  }
+  // Loaded only for a restore: a plain boot's start-up does not pay for them.
+  const { checkDisks, parseSavedVm } = await import('../vm/vmstate/saved-vm.js');
+  const { StateFileError } = await import('../vm/vmstate/file-format.js');
+  try {
+    const saved = parseSavedVm(bytes, file);
+    await checkDisks(saved);
+    return { config: saved.info.config, restore: { file, bytes } };
+  } catch (e) {
+    if (e instanceof StateFileError) throw new UserError(e.message);
+    throw e;
+  }
+}
+
+async function cmdRun(opts: RunOptions): Promise<number> {
   const log = (m: string): boolean => process.stderr.write(`wasmvisor: ${m}\r\n`);
   const out = process.stdout;
   let quit = false;
+  const resumed = opts.restore ? await readRestore(opts.restore) : undefined;
+  const o = resumed ? { ...opts, vm: resumed.config } : opts;
   // Read (and a gzip'd kernel decompressed) while the worker started ahead loads its modules.
-  const preload = preloadBootImages(o.vm);
+  const preload = resumed ? Promise.resolve(undefined) : preloadBootImages(o.vm);
   // The VM runs in a worker thread; this thread only relays the terminal. Every console the
   // machine has (UART, hvc0) prints here, as before. `vm` is a VmControl: what a Ctrl-A
   // monitor drives (pause, resume, reset, stop, devices, stats, device controls).
@@ -100,6 +131,7 @@ async function cmdRun(o: RunOptions): Promise<number> {
     log,
     ...(diskKeys ? { diskKeys } : {}),
     ...(bootImages ? { bootImages } : {}),
+    ...(resumed ? { restore: resumed.restore } : {}),
   });
   const onOutputError = (e: NodeJS.ErrnoException): void => {
     if (outputClosed) return;
@@ -147,6 +179,9 @@ async function cmdRun(o: RunOptions): Promise<number> {
         throw new UserError(exit.message);
       case 'killed':
         throw new UserError('the VM worker ended unexpectedly');
+      case 'saved':
+        process.stderr.write(`\r\nwasmvisor: VM saved to ${exit.path}\r\n`);
+        return 0;
       default:
         return 0;
     }

@@ -7,11 +7,20 @@
 import type { VmControl } from '../host/worker-vm.js';
 import type { DeviceControl, VmStats } from '../host/api-types.js';
 import { sharedSwitches } from '../../devices/net/index.js';
+import { resolve } from 'node:path';
 
 /** What the monitor drives: the CLI's WorkerVm satisfies it, a test a fake. */
 export type MonitorTarget = Pick<
   VmControl,
-  'state' | 'pause' | 'resume' | 'reset' | 'stop' | 'devices' | 'stats' | 'setDeviceControl'
+  | 'state'
+  | 'pause'
+  | 'resume'
+  | 'reset'
+  | 'stop'
+  | 'devices'
+  | 'stats'
+  | 'setDeviceControl'
+  | 'saveVm'
 >;
 
 export interface MonitorResult {
@@ -34,6 +43,7 @@ export const MONITOR_HELP = [
   'stop                 pause the VM',
   'cont                 resume the VM',
   'system_reset         reset the VM (the guest reboots)',
+  'save FILE            save the whole VM to FILE and end it (resume: wasmvisor run --restore FILE)',
   'quit                 end the VM and wasmvisor',
   'help                 this text',
   'Ctrl-A C switches back to the console.',
@@ -196,6 +206,15 @@ export async function runMonitorCommand(t: MonitorTarget, line: string): Promise
       case 'system_reset':
         t.reset();
         return { output: '' };
+      case 'save':
+      case 'savevm': {
+        // One argument, the rest of the line: a path may hold spaces.
+        const file = line.trim().slice(cmd.length).trim();
+        if (!file) return { output: 'usage: save FILE (the VM ends once it is saved)' };
+        const path = resolve(file);
+        const outcome = await t.saveVm(path);
+        return { output: `${outcome}\nresume it with: wasmvisor run --restore ${path}` };
+      }
       case 'quit':
       case 'q':
         t.stop();

@@ -16,7 +16,9 @@ export type VmExit =
   | { kind: 'stopped' }
   | { kind: 'killed' }
   | { kind: 'fail'; code: number }
-  | { kind: 'error'; message: string };
+  | { kind: 'error'; message: string }
+  /** Saved to a file (saveVm / the monitor's `save`), then stopped; it resumes from `path`. */
+  | { kind: 'saved'; path: string };
 
 export interface VmSummary {
   config: VmConfig;

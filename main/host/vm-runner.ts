@@ -36,6 +36,8 @@ export interface VmRunnerEvents {
 
 /** How long a device control may take before the caller is told it did not answer. */
 const CONTROL_TIMEOUT_MS = 10_000;
+/** Saving a VM (RAM up to 2 GiB, compressed, and disks flushed) may take longer. */
+const SAVE_TIMEOUT_MS = 120_000;
 
 /** Plugs a worker's switch port into this thread's switch (the hub of every VM's workers). */
 function joinSwitch(name: unknown, port: unknown): void {
@@ -81,12 +83,16 @@ export class VmRunner {
     this.events.state(s, this.lastExit);
   }
 
-  /** `bootImages`: the config's boot files already read (preloadBootImages), moved to the worker. */
+  /**
+   * `bootImages`: the config's boot files already read (preloadBootImages), moved to the worker.
+   * `restore`: resume from a saved-VM file (its bytes, if already read, are moved too).
+   */
   start(
     cfg: VmConfig,
     dataDir?: string,
     diskKeys?: (Uint8Array | null)[],
     bootImages?: BootImages,
+    restore?: { file: string; bytes?: Uint8Array },
   ): void {
     if (this.worker) throw new Error('already running');
     this.scrollbacks.clear();
@@ -116,9 +122,10 @@ export class VmRunner {
         dataDir,
         ...(diskKeys ? { diskKeys } : {}),
         ...(bootImages ? { bootImages } : {}),
+        ...(restore ? { restore } : {}),
       } satisfies ToWorker,
       // Moved, not copied, where a file's bytes own their whole buffer.
-      images.flatMap((i) =>
+      [...images, restore?.bytes ? { data: restore.bytes } : undefined].flatMap((i) =>
         i && i.data.byteOffset === 0 && i.data.byteLength === i.data.buffer.byteLength
           ? [i.data.buffer as ArrayBuffer]
           : [],
@@ -226,20 +233,32 @@ export class VmRunner {
     return this.request(device, (id) => ({ type: 'control', id, device, control, value }));
   }
 
+  /**
+   * Saves the VM to `path` in the worker, which then stops it; resolves to the outcome. Saving
+   * waits for disk requests in flight and writes the whole RAM, so it may take seconds.
+   */
+  save(path: string): Promise<string> {
+    return this.request('save', (id) => ({ type: 'save', id, path }), SAVE_TIMEOUT_MS);
+  }
+
   /** A disk snapshot operation in the worker (the VM paused); resolves to the outcome. */
   diskSnapshot(device: string, action: DiskSnapshotAction, snapshot: string): Promise<string> {
     return this.request(device, (id) => ({ type: 'disk-snapshot', id, device, action, snapshot }));
   }
 
   /** Sends a request the worker answers with a 'control-result' of the same id. */
-  private request(device: string, msg: (id: number) => ToWorker): Promise<string> {
+  private request(
+    device: string,
+    msg: (id: number) => ToWorker,
+    timeoutMs = CONTROL_TIMEOUT_MS,
+  ): Promise<string> {
     if (!this.worker) return Promise.reject(new Error('the VM is not running'));
     const id = this.nextControlId++;
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => {
         this.controls.delete(id);
-        reject(new Error(`${device}: no answer within ${CONTROL_TIMEOUT_MS / 1000} s`));
-      }, CONTROL_TIMEOUT_MS);
+        reject(new Error(`${device}: no answer within ${timeoutMs / 1000} s`));
+      }, timeoutMs);
       this.controls.set(id, {
         resolve: (m) => (clearTimeout(t), resolve(m)),
         reject: (e) => (clearTimeout(t), reject(e)),

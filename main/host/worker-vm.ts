@@ -26,6 +26,8 @@ export interface VmControl {
   stats(): VmStats | undefined;
   /** Changes a device control (see DeviceRow.controls); resolves to the outcome. */
   setDeviceControl(device: string, control: string, value: string): Promise<string>;
+  /** Saves the VM to a file and stops it (it resumes with `run --restore FILE`). */
+  saveVm(path: string): Promise<string>;
 }
 
 export interface WorkerVmOptions {
@@ -37,6 +39,8 @@ export interface WorkerVmOptions {
   diskKeys?: (Uint8Array | null)[];
   /** The config's boot files, already read (preloadBootImages). */
   bootImages?: BootImages;
+  /** Resume from this saved-VM file (the config is the file's), its bytes if already read. */
+  restore?: { file: string; bytes?: Uint8Array };
 }
 
 export interface WorkerVmEnd {
@@ -51,6 +55,7 @@ export class WorkerVm implements VmControl {
   private ended: ((end: WorkerVmEnd) => void) | undefined;
   private readonly diskKeys: (Uint8Array | null)[] | undefined;
   private readonly bootImages: BootImages | undefined;
+  private readonly restore: WorkerVmOptions['restore'];
 
   constructor(
     private readonly cfg: VmConfig,
@@ -58,6 +63,7 @@ export class WorkerVm implements VmControl {
   ) {
     this.diskKeys = o.diskKeys;
     this.bootImages = o.bootImages;
+    this.restore = o.restore;
     this.runner = new VmRunner(o.workerPath ?? vmWorkerPath(), {
       state: (state, lastExit) => {
         if (state !== 'stopped') return;
@@ -73,7 +79,7 @@ export class WorkerVm implements VmControl {
   /** Starts the worker; resolves when the VM has ended, with why. */
   run(): Promise<WorkerVmEnd> {
     const done = new Promise<WorkerVmEnd>((r) => (this.ended = r));
-    this.runner.start(this.cfg, undefined, this.diskKeys, this.bootImages);
+    this.runner.start(this.cfg, undefined, this.diskKeys, this.bootImages, this.restore);
     return done;
   }
 
@@ -103,5 +109,8 @@ export class WorkerVm implements VmControl {
   }
   setDeviceControl(device: string, control: string, value: string): Promise<string> {
     return this.runner.setControl(device, control, value);
+  }
+  saveVm(path: string): Promise<string> {
+    return this.runner.save(path);
   }
 }

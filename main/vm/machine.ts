@@ -497,6 +497,11 @@ export class VirtMachine {
     this.startedAt = performance.now();
     try {
       for (;;) {
+        // No slice after stop(): a VM saved to a file must not run on past the saved state.
+        if (this.stopRequested) {
+          this.board.uart.flush();
+          return { kind: 'stopped' };
+        }
         // Checked before each slice: pause() arrives between slices, so none runs after it.
         if (this.pauseRequested && !this.stopRequested) {
           await this.waitWhilePaused();

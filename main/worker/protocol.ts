@@ -24,9 +24,14 @@ export type ToWorker =
    * key file reads it itself) — only ever held in memory, never logged.
    */
   /** `bootImages`: the config's boot files, read by the host while the worker started. */
+  /**
+   * `restore`: resume from a saved-VM file instead of booting (its definition replaces
+   * `config`, whose name must match); `bytes`, when the host already read the file.
+   */
   | {
       type: 'start';
       config: VmConfig;
+      restore?: { file: string; bytes?: Uint8Array };
       dataDir?: string;
       diskKeys?: (Uint8Array | null)[];
       bootImages?: BootImages;
@@ -43,6 +48,11 @@ export type ToWorker =
       action: DiskSnapshotAction;
       snapshot: string;
     }
+  /**
+   * Saves the VM to `path` (pausing it first) and, once the file is complete, stops it: the
+   * exit is { kind: 'saved' }. Answered by 'control-result' with the same id.
+   */
+  | { type: 'save'; id: number; path: string }
   /** Ends the run loop at the next slice boundary; the worker then exits by itself. */
   | { type: 'stop' }
   | { type: 'pause' }

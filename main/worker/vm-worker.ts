@@ -28,9 +28,12 @@ import {
   withNicBackends,
 } from './device-rows.js';
 import { VIRT } from '../../devices/platform/memory-map.js';
-import { SnapshotOverlays } from '../../devices/block/index.js';
+import { SnapshotOverlays, type Disk } from '../../devices/block/index.js';
 import { setSwitchConnector, switchLinkConnector } from '../../devices/net/index.js';
 import { startupMark } from '../host/startup-trace.js';
+import { parseSavedVm, readSavedVm, saveVm, type SavedVm } from '../vm/vmstate/saved-vm.js';
+import { openSavedVm } from '../vm/vmstate/resume.js';
+import { StateFileError } from '../vm/vmstate/file-format.js';
 
 startupMark('worker loaded');
 
@@ -77,6 +80,15 @@ let started = false;
 let resetRequested = false;
 /** A stop that arrived while the disks were still opening. */
 let stopEarly = false;
+/**
+ * Keys typed before the machine exists (disks opening, a saved VM being read): delivered once it
+ * does, so a line typed at once after `run --restore` reaches the resumed shell. Bounded.
+ */
+let earlyInput: { data: Uint8Array; stream?: ConsoleStream }[] = [];
+let earlyInputBytes = 0;
+const EARLY_INPUT_MAX = 64 * 1024;
+/** Where the VM was saved: it then ends with { kind: 'saved' }. */
+let savedTo: string | undefined;
 /** Console output of all streams in the order it came, so a merged view (CLI) stays in order. */
 let pending: { stream: ConsoleStream; data: Uint8Array }[] = [];
 let pendingBytes = 0;
@@ -121,31 +133,61 @@ function queueConsole(stream: ConsoleStream, bytes: Uint8Array): void {
   }
 }
 
-async function runVm(
+/** Reads a saved-VM file for a start; its definition must be the one the host named. */
+async function savedVmFor(
   cfg: VmConfig,
+  restore: { file: string; bytes?: Uint8Array },
+): Promise<SavedVm> {
+  const saved = restore.bytes
+    ? parseSavedVm(restore.bytes, restore.file)
+    : await readSavedVm(restore.file);
+  if (saved.info.config.name !== cfg.name) {
+    throw new StateFileError(
+      `${restore.file}: saved from VM "${saved.info.config.name}", not "${cfg.name}"`,
+    );
+  }
+  return saved;
+}
+
+async function runVm(
+  cfgIn: VmConfig,
   diskKeys?: (Uint8Array | null)[],
   preloaded?: BootImages,
+  restore?: { file: string; bytes?: Uint8Array },
 ): Promise<void> {
   const log = (message: string): void => post({ type: 'log', message });
+  let cfg = cfgIn;
   let statsTimer: ReturnType<typeof setInterval> | undefined;
   // snapshot=on overlays outlive resets and reboots, as QEMU's do; thrown away when the VM ends.
   const overlays = new SnapshotOverlays();
   let bootImages = preloaded;
+  let resumeFrom = restore;
   try {
     for (;;) {
       let vm: VirtMachine;
       try {
-        // Opens the disk images first; each gets the live read-only switch.
-        vm = await VirtMachine.open(cfg, log, {
-          wrapDisk: (d) => new SwitchableDisk(d),
+        const hooks = {
+          // Opens the disk images first; each gets the live read-only switch.
+          wrapDisk: (d: Disk) => new SwitchableDisk(d),
           overlays,
-          diskKey: (i) => diskKeys?.[i] ?? undefined,
+          diskKey: (i: number) => diskKeys?.[i] ?? undefined,
           // The host's copy serves the first boot; resets read the files again, as before.
           ...(bootImages ? { bootImages } : {}),
-        });
+        };
+        if (resumeFrom) {
+          // The saved definition is the VM's from now on (resets boot it from its files).
+          const saved = await savedVmFor(cfg, resumeFrom);
+          resumeFrom = undefined;
+          cfg = config = saved.info.config;
+          vm = await openSavedVm(saved, log, hooks);
+          log(`resumed from ${saved.file} (saved ${saved.info.savedAt})`);
+        } else {
+          vm = await VirtMachine.open(cfg, log, hooks);
+        }
         bootImages = undefined;
       } catch (e) {
-        const message = e instanceof MachineConfigError ? e.message : String(e);
+        const message =
+          e instanceof MachineConfigError || e instanceof StateFileError ? e.message : String(e);
         post({ type: 'exit', exit: { kind: 'error', message } });
         return;
       }
@@ -157,6 +199,8 @@ async function runVm(
       startupMark('machine built');
       machine = vm;
       vm.onStreamOutput = queueConsole;
+      for (const k of earlyInput) vm.consoleInput(k.data, k.stream);
+      earlyInput = [];
       const sampler = new StatsSampler(cfg.memMiB);
       // Devices change state as the guest's drivers bind (virtio DRIVER_OK): resent on change.
       let lastRows = '';
@@ -203,6 +247,10 @@ async function runVm(
       const exit = await vm.run().finally(() => vm.close());
       flushConsole();
       sample();
+      if (savedTo) {
+        post({ type: 'exit', exit: { kind: 'saved', path: savedTo }, stats: vm.stats() });
+        return;
+      }
       if (resetRequested || exit.kind === 'reset') {
         resetRequested = false;
         log(exit.kind === 'reset' ? 'the guest rebooted' : 'reset');
@@ -231,10 +279,14 @@ port.on('message', (m: ToWorker) => {
       started = true;
       config = m.config;
       dataDir = m.dataDir;
-      void runVm(m.config, m.diskKeys, m.bootImages);
+      void runVm(m.config, m.diskKeys, m.bootImages, m.restore);
       return;
     case 'input':
-      machine?.consoleInput(m.data, m.stream);
+      if (machine) machine.consoleInput(m.data, m.stream);
+      else if (earlyInputBytes + m.data.length <= EARLY_INPUT_MAX) {
+        earlyInput.push({ data: m.data, stream: m.stream });
+        earlyInputBytes += m.data.length;
+      }
       return;
     case 'control':
       void respond(m.id, m.device, (ctx) => applyControl(m.device, m.control, m.value, ctx));
@@ -247,6 +299,9 @@ port.on('message', (m: ToWorker) => {
           await refreshDisks?.();
         }
       });
+      return;
+    case 'save':
+      void saveTo(m.id, m.path);
       return;
     case 'stop':
       stopEarly = true;
@@ -271,6 +326,33 @@ port.on('message', (m: ToWorker) => {
       return;
   }
 });
+
+/**
+ * Saves the VM to `path` and stops it (a VM that ran on after its save would write to disks the
+ * file expects unchanged). On failure the VM runs on as before (paused if it was).
+ */
+async function saveTo(id: number, path: string): Promise<void> {
+  const vm = machine;
+  if (!vm || !config || savedTo) {
+    post({ type: 'control-result', id, ok: false, message: 'the VM is not running' });
+    return;
+  }
+  const wasPaused = vm.paused;
+  vm.pause();
+  flushConsole();
+  try {
+    const bytes = await saveVm(vm, config, path);
+    savedTo = path;
+    vm.stop();
+    const message = `saved to ${path} (${(bytes / 2 ** 20).toFixed(1)} MiB); the VM stopped`;
+    post({ type: 'control-result', id, ok: true, message });
+  } catch (e) {
+    if (!wasPaused) vm.resume();
+    const message =
+      e instanceof StateFileError ? e.message : `cannot save: ${(e as Error).message}`;
+    post({ type: 'control-result', id, ok: false, message });
+  }
+}
 
 /** Runs a device request and answers it with a 'control-result' of the same id. */
 async function respond(

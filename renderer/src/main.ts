@@ -93,6 +93,8 @@ function exitText(v: VmSummary): string {
       return `guest failure (code ${e.code})`;
     case 'error':
       return e.message;
+    case 'saved':
+      return `saved to ${e.path}`;
   }
 }
 

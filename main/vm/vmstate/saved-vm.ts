@@ -10,7 +10,7 @@
  */
 import { readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { VirtMachine, type OpenHooks } from '../machine.js';
+import type { VirtMachine } from '../machine.js';
 import { validateVmConfig, ConfigError, type VmConfig } from '../config.js';
 import {
   decodeJson,
@@ -143,27 +143,6 @@ export async function saveVm(vm: VirtMachine, cfg: VmConfig, path: string): Prom
 /** The guest-visible size of the config's disk `i` (virtio-blk`i`, on either transport). */
 function diskSize(vm: VirtMachine, i: number): number | undefined {
   return vm.blks().find((b) => b.name === `virtio-blk${i}`)?.backend.size;
-}
-
-/**
- * Builds the VM a saved file describes and puts its state in: checks the disks, opens them
- * (`hooks` as for VirtMachine.open), applies the state. Throws StateFileError (or
- * MachineConfigError for a disk that cannot be opened); nothing is left open then.
- */
-export async function openSavedVm(
-  saved: SavedVm,
-  log?: (msg: string) => void,
-  hooks: OpenHooks = {},
-): Promise<VirtMachine> {
-  await checkDisks(saved);
-  const vm = await VirtMachine.open(saved.info.config, log, { ...hooks, restoring: true });
-  try {
-    applySavedVm(vm, saved);
-  } catch (e) {
-    await vm.close();
-    throw e;
-  }
-  return vm;
 }
 
 function checkInfo(x: unknown, file: string): SavedVmInfo {

@@ -9,7 +9,7 @@ import type { DeviceRow, VmState, VmStats } from '../../../main/host/api-types.j
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { netSwitch } from '../../../devices/net/switch.js';
 import {
   sharedSwitchSocket,
@@ -93,11 +93,30 @@ function fake(withBalloon = true) {
       calls.push(`${d} ${c}=${v}`);
       return `${d}: guest memory target ${v} MiB`;
     },
+    saveVm: async (path) => {
+      calls.push(`save ${path}`);
+      if (path.endsWith('readonly/x.vm')) throw new Error(`cannot write ${path}: EACCES`);
+      return `saved to ${path} (3.0 MiB); the VM stopped`;
+    },
   };
   return { t, calls };
 }
 
 describe('monitor commands', () => {
+  it('save FILE saves the VM to an absolute path and says how to resume it', async () => {
+    const { t, calls } = fake();
+    const r = await runMonitorCommand(t, 'save  my vm.state ');
+    const abs = resolve('my vm.state');
+    expect(calls).toEqual([`save ${abs}`]);
+    expect(r.output).toBe(
+      `saved to ${abs} (3.0 MiB); the VM stopped\nresume it with: wasmvisor run --restore ${abs}`,
+    );
+    expect((await runMonitorCommand(t, 'save')).output).toMatch(/usage: save FILE/);
+    expect((await runMonitorCommand(t, 'save /readonly/x.vm')).output).toBe(
+      'cannot write /readonly/x.vm: EACCES',
+    );
+  });
+
   it('balloon MIB sets the balloon device control the UI uses', async () => {
     const { t, calls } = fake();
     const r = await runMonitorCommand(t, 'balloon 256');

@@ -13,8 +13,8 @@ import { join } from 'node:path';
 import { VirtMachine } from '../../../main/vm/machine.js';
 import { defaultVmConfig, type VmConfig } from '../../../main/vm/config.js';
 import { captureMachine } from '../../../main/vm/vmstate/machine-state.js';
+import { openSavedVm } from '../../../main/vm/vmstate/resume.js';
 import {
-  openSavedVm,
   parseSavedVm,
   readSavedVm,
   saveVm,

@@ -1,0 +1,28 @@
+/**
+ * Resuming a saved VM: the machine built from the file's definition (no boot files loaded),
+ * then its state put in. Apart from saved-vm.ts so that reading a file (the CLI's main thread)
+ * does not load the machine.
+ */
+import { VirtMachine, type OpenHooks } from '../machine.js';
+import { applySavedVm, checkDisks, type SavedVm } from './saved-vm.js';
+
+/**
+ * Builds the VM a saved file describes and puts its state in: checks the disks, opens them
+ * (`hooks` as for VirtMachine.open), applies the state. Throws StateFileError (or
+ * MachineConfigError for a disk that cannot be opened); nothing is left open then.
+ */
+export async function openSavedVm(
+  saved: SavedVm,
+  log?: (msg: string) => void,
+  hooks: OpenHooks = {},
+): Promise<VirtMachine> {
+  await checkDisks(saved);
+  const vm = await VirtMachine.open(saved.info.config, log, { ...hooks, restoring: true });
+  try {
+    applySavedVm(vm, saved);
+  } catch (e) {
+    await vm.close();
+    throw e;
+  }
+  return vm;
+}
