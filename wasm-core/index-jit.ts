@@ -1,7 +1,7 @@
 // The core module with the JIT's hooks (dist/wasm/core-jit.wasm): the interpreter looks hot
 // blocks up in the JIT map and calls their translations (main/vm/jit translates them).
 import { interpret } from './cpu/interpreter';
-import { XREGS, RESERVATION } from './cpu/state';
+import { XREGS, FREGS, RESERVATION } from './cpu/state';
 import { TLB_LOAD, TLB_STORE } from './mmu/mmu';
 import { RAM_HOST_OFFSET } from './mmu/physical';
 import { EXPANDED } from './cpu/compressed';
@@ -15,7 +15,15 @@ export function run(budget: i32): i32 {
 }
 
 // ---- the JIT's hooks (main/vm/jit translates; wasm-core/jit holds the map and slow paths) ----
-export { jitLoadSlow, jitStoreSlow, jitAtomicSlow, jitPhysMinusHost, jitFlush } from './jit/jit';
+export {
+  jitLoadSlow,
+  jitStoreSlow,
+  jitAtomicSlow,
+  jitPhysMinusHost,
+  jitFpCheck,
+  jitFpDirty,
+  jitFlush,
+} from './jit/jit';
 
 export function jitEnable(on: bool, threshold: u32, batch: u32): void {
   Jit.enabled = on;
@@ -33,6 +41,7 @@ export function jitLayout(what: u32): usize {
   if (what == 6) return EXPANDED;
   if (what == 7) return RESERVATION;
   if (what == 8) return RAM_HOST_OFFSET;
+  if (what == 9) return FREGS;
   return 0;
 }
 export function jitQueued(): u32 {

@@ -23,8 +23,8 @@ import {
   CAUSE_STORE_ACCESS,
 } from '../mmu/mmu';
 import { Phys, physLoad, physStore, RAM_HOST_OFFSET, ROM_BASE, romHostOffset } from '../mmu/physical';
-import { RESERVATION } from '../cpu/state';
-import { CAUSE_MISALIGNED_LOAD, CAUSE_MISALIGNED_STORE } from '../cpu/trap';
+import { Hart, RESERVATION, MSTATUS_FS, MSTATUS_SD } from '../cpu/state';
+import { CAUSE_ILLEGAL_INSN, CAUSE_MISALIGNED_LOAD, CAUSE_MISALIGNED_STORE } from '../cpu/trap';
 
 // The host translates the queued blocks now (main/vm/jit/jit.ts drain).
 @external('env', 'jitDrain')
@@ -242,4 +242,22 @@ function amoResult(f5: u32, size: u32, old: u64, src: u64): u64 {
 export function jitPhysMinusHost(rom: bool): u64 {
   if (rom) return ROM_BASE - <u64>romHostOffset();
   return Phys.ramBase - <u64>RAM_HOST_OFFSET;
+}
+
+/**
+ * Called before a block's first FP load or store: with mstatus.FS Off it raises the illegal
+ * instruction trap the interpreter would (mtval = the instruction's encoding, `tval`) and returns
+ * 0; the block then leaves without counting the instruction, as the interpreter does not. Nothing
+ * inside a block can turn FS off, so one check serves all of its FP instructions.
+ */
+export function jitFpCheck(tval: u32): u32 {
+  if ((Hart.mstatus & MSTATUS_FS) != 0) return 1;
+  raiseFault(CAUSE_ILLEGAL_INSN, <u64>tval);
+  store<u32>(JIT_STATE, 1, 8);
+  return 0;
+}
+
+/** After an FP load wrote its register: mstatus.FS = Dirty, as the interpreter's setF does. */
+export function jitFpDirty(): void {
+  Hart.mstatus |= MSTATUS_FS | MSTATUS_SD;
 }

@@ -28,6 +28,8 @@ export interface JitCoreExports {
   jitStoreSlow: (...args: never[]) => unknown;
   jitAtomicSlow: (...args: never[]) => unknown;
   jitPhysMinusHost(rom: number): bigint;
+  jitFpCheck: (...args: never[]) => unknown;
+  jitFpDirty: (...args: never[]) => unknown;
 }
 
 export interface JitOptions {
@@ -118,6 +120,7 @@ export class Jit {
       ramHost: x.jitLayout(8),
       ramPa: x.jitPhysMinusHost(0),
       romPa: x.jitPhysMinusHost(1),
+      fregs: x.jitLayout(9),
     };
     this.map = x.jitLayout(1);
     this.queue = x.jitLayout(2);
@@ -195,6 +198,8 @@ export class Jit {
       { params: [I64, I32], results: [I64] }, // jitLoadSlow
       { params: [I64, I32, I64], results: [] }, // jitStoreSlow
       { params: [I32, I64, I64], results: [I64] }, // jitAtomicSlow
+      { params: [I32], results: [I32] }, // jitFpCheck
+      { params: [], results: [] }, // jitFpDirty
     ];
     const bytes = buildModule(
       types,
@@ -202,6 +207,8 @@ export class Jit {
         { name: 'loadSlow', type: 1 },
         { name: 'storeSlow', type: 2 },
         { name: 'atomicSlow', type: 3 },
+        { name: 'fpCheck', type: 4 },
+        { name: 'fpDirty', type: 5 },
       ],
       entries.map((e, i) => ({ type: 0, locals: BLOCK_LOCALS, code: e.code, exportName: `b${i}` })),
     );
@@ -211,6 +218,8 @@ export class Jit {
         loadSlow: this.x.jitLoadSlow,
         storeSlow: this.x.jitStoreSlow,
         atomicSlow: this.x.jitAtomicSlow,
+        fpCheck: this.x.jitFpCheck,
+        fpDirty: this.x.jitFpDirty,
       },
     });
     const table = this.table;

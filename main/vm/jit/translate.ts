@@ -1,6 +1,6 @@
 /**
- * Translates one guest basic block (RV64I + M + A + C, integer only, and FENCE) into the body
- * of a Wasm function `(vpc: i64, ctx: i64, budget: i32) -> i32`:
+ * Translates one guest basic block (RV64I + M + A + C, FENCE, and FP loads and stores) into
+ * the body of a Wasm function `(vpc: i64, ctx: i64, budget: i32) -> i32`:
  *  - vpc is the block's virtual pc (pc-relative values are computed from it, so the same
  *    physical code serves every mapping of it), ctx the data TLB context tag, budget how many
  *    instructions the block may retire before the core must look at interrupts again;
@@ -11,8 +11,9 @@
  * Loads and stores check the core's TLB inline, as the interpreter does, and call the core's
  * slow paths otherwise (and then leave the block, so MMIO side effects are seen at once).
  * AMOs, LR and SC take the same inline path (the reservation lives in core memory, shared with
- * the interpreter); FENCE and FENCE.TSO are no-ops, as in the interpreter.
- * Everything else (CSRs, system, FENCE.I, FP) ends the block before it.
+ * the interpreter); FENCE and FENCE.TSO are no-ops, as in the interpreter. FP loads and stores
+ * move raw bits between memory and the core's FP registers, after the interpreter's
+ * mstatus.FS check. Everything else (CSRs, system, FENCE.I, FP arithmetic) ends the block.
  */
 import { ByteWriter, I32, I64, Op, VOID } from './wasm-emitter.js';
 
@@ -30,12 +31,16 @@ export interface CoreLayout {
   /** Physical address minus host address in RAM and in the boot ROM (for the reservation). */
   ramPa: bigint;
   romPa: bigint;
+  /** The FP registers (raw 64-bit patterns, f32 NaN-boxed). */
+  fregs: number;
 }
 
 /** Import indices of the core's slow paths in the translated module. */
 export const IMPORT_LOAD_SLOW = 0;
 export const IMPORT_STORE_SLOW = 1;
 export const IMPORT_ATOMIC_SLOW = 2;
+export const IMPORT_FP_CHECK = 3;
+export const IMPORT_FP_DIRTY = 4;
 
 export const MAX_BLOCK_INSNS = 128;
 const TLB_INDEX_MASK = 1023 << 4;
@@ -61,7 +66,8 @@ export const BLOCK_LOCALS = [I32, I32, ...Array<number>(4 + 31 + 1).fill(I64), I
 const AMO_OPS = new Set([0x00, 0x01, 0x04, 0x08, 0x0c, 0x10, 0x14, 0x18, 0x1c]);
 
 interface Insn {
-  bits: number;
+  bits: number; // the 32-bit form (compressed instructions expanded)
+  raw: number; // the encoding in memory (mtval of an illegal instruction)
   off: number; // byte offset from the block start
   len: number;
 }
@@ -116,6 +122,9 @@ function supported(i: number): boolean {
     }
     case 0x0f:
       return f3 === 0; // FENCE and FENCE.TSO: no-ops on one hart, as in the interpreter
+    case 0x07: // FLW, FLD (and C.FLD, C.FLDSP)
+    case 0x27: // FSW, FSD (and C.FSD, C.FSDSP)
+      return f3 === 2 || f3 === 3;
     default:
       return false;
   }
@@ -136,6 +145,7 @@ export function decodeBlock(mem: DataView, host: number, layout: CoreLayout): In
     const lo = mem.getUint16(host + off, true);
     let bits: number;
     let len: number;
+    let raw = lo;
     if ((lo & 3) !== 3) {
       bits = mem.getUint32(layout.expanded + lo * 4, true);
       len = 2;
@@ -143,10 +153,11 @@ export function decodeBlock(mem: DataView, host: number, layout: CoreLayout): In
     } else {
       if (pageOff + off + 4 > 4096) break;
       bits = mem.getUint32(host + off, true);
+      raw = bits;
       len = 4;
     }
     if (!supported(bits)) break;
-    insns.push({ bits, off, len });
+    insns.push({ bits, raw, off, len });
     off += len;
     if (isTerminator(bits)) break;
   }
@@ -164,6 +175,10 @@ export function emitBlock(insns: Insn[], layout: CoreLayout): ByteWriter {
     const rs1 = (bits >>> 15) & 31;
     const rs2 = (bits >>> 20) & 31;
     if (op === 0x0f) continue;
+    if (op === 0x07 || op === 0x27) {
+      used.add(rs1); // the address; the data register is an FP one (kept in memory)
+      continue;
+    }
     if (op !== 0x37 && op !== 0x17 && op !== 0x6f) used.add(rs1);
     if (op === 0x23 || op === 0x63 || op === 0x33 || op === 0x3b || op === 0x2f) used.add(rs2);
     if (op !== 0x23 && op !== 0x63 && rd !== 0) {
@@ -258,7 +273,24 @@ export function emitBlock(insns: Insn[], layout: CoreLayout): ByteWriter {
     (last.bits & 0x7f) === 0x63 && last.off + branchImm(last.bits) === 0 && insns.length > 0;
   if (selfLoop) w.byte(Op.loop).byte(VOID);
 
-  insns.forEach(({ bits, off, len }, k) => {
+  // mstatus.FS is checked once, before the block's first FP access: nothing in a block can turn
+  // it off. The first FP load marks it Dirty (the check and the marking are calls into the core).
+  let fpChecked = false;
+  let fpDirtied = false;
+  const fpCheck = (k: number, off: number, raw: number) => {
+    if (fpChecked) return;
+    fpChecked = true;
+    w.i32c(raw).byte(Op.call).u32(IMPORT_FP_CHECK).op(Op.i32_eqz).byte(Op.if).byte(VOID);
+    exit(k, pcPlus(off)); // illegal instruction: not counted, the core takes the trap
+    w.op(Op.end);
+  };
+  const setFreg = (rd: number, word: boolean) => {
+    w.i32c(layout.fregs + rd * 8).get(L_VAL);
+    if (word) w.i64c(-(1n << 32n)).op(Op.i64_or); // NaN-boxed
+    w.mem(Op.i64_store, 3, 0);
+  };
+
+  insns.forEach(({ bits, raw, off, len }, k) => {
     const op = bits & 0x7f;
     const rd = (bits >>> 7) & 31;
     const rs1 = (bits >>> 15) & 31;
@@ -429,6 +461,46 @@ export function emitBlock(insns: Insn[], layout: CoreLayout): ByteWriter {
         exit(k + 1, pcPlus(off + len));
         w.op(Op.end);
         setRd(rd, () => w.get(L_VAL));
+        break;
+      }
+      case 0x07: {
+        const word = f3 === 2;
+        fpCheck(k, off, raw);
+        get(rs1).i64c(BigInt(immI)).op(Op.i64_add).set(L_ADDR);
+        tlbCheck(layout.tlbLoad, word ? 4 : 8);
+        w.mem(word ? Op.i64_load32_u : Op.i64_load, 0, 0).set(L_VAL);
+        w.op(Op.else);
+        w.get(L_ADDR)
+          .i32c(word ? 4 : 8)
+          .byte(Op.call)
+          .u32(IMPORT_LOAD_SLOW)
+          .set(L_VAL);
+        faultCheck(k, off);
+        setFreg(rd, word);
+        w.byte(Op.call).u32(IMPORT_FP_DIRTY);
+        exit(k + 1, pcPlus(off + len));
+        w.op(Op.end);
+        setFreg(rd, word);
+        if (!fpDirtied) w.byte(Op.call).u32(IMPORT_FP_DIRTY);
+        fpDirtied = true;
+        break;
+      }
+      case 0x27: {
+        const word = f3 === 2;
+        const imm = ((bits >> 25) << 5) | ((bits >>> 7) & 31);
+        const freg = () => w.i32c(layout.fregs + rs2 * 8).mem(Op.i64_load, 3, 0);
+        fpCheck(k, off, raw);
+        get(rs1).i64c(BigInt(imm)).op(Op.i64_add).set(L_ADDR);
+        tlbCheck(layout.tlbStore, word ? 4 : 8);
+        freg();
+        w.mem(word ? Op.i64_store32 : Op.i64_store, 0, 0);
+        w.op(Op.else);
+        w.get(L_ADDR).i32c(word ? 4 : 8);
+        freg();
+        w.byte(Op.call).u32(IMPORT_STORE_SLOW);
+        faultCheck(k, off);
+        exit(k + 1, pcPlus(off + len));
+        w.op(Op.end);
         break;
       }
       case 0x63: {
