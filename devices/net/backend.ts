@@ -16,6 +16,14 @@ export interface NetBackend {
   onReceive: ((p: NetPacket) => void) | undefined;
   /** Carrier changes (a switch going away); set by the port. */
   onCarrier: ((up: boolean) => void) | undefined;
+  /**
+   * Set by the port: where byte 0 of a frame for the NIC lands in the guest's receive buffer,
+   * modulo 8, when the NIC model knows (virtio-net: after its 12-byte header). A back end that
+   * chooses where a byte stream is cut (net=user's TCP) can then make the payload's guest
+   * address agree with its stream offset modulo 8, so a guest reading into an aligned buffer
+   * copies by words.
+   */
+  rxFrameAlign?: () => number | undefined;
   /** The back end's own counters (drops and why, connections), shown as `net_backend_*`. */
   stats?(): Record<string, number>;
   /** Leaves the network (unplugs from the switch). Idempotent. */

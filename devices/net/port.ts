@@ -24,6 +24,12 @@ export interface NicFrontend {
   carrierChanged(up: boolean): void;
   /** The NIC is on another network now (setBackend): a NIC that can, has the guest announce itself. */
   networkChanged?(): void;
+  /**
+   * Where byte 0 of a received frame lands in guest memory, modulo 8, as the NIC saw it on the
+   * frames it placed last (undefined: unknown, or the driver's buffers disagree). See
+   * `NetBackend.rxFrameAlign`.
+   */
+  rxFrameAlign?(): number | undefined;
 }
 
 export interface NetPortStats {
@@ -191,6 +197,7 @@ export class NetPort {
   private attach(b: NetBackend): void {
     b.onReceive = (p) => this.fromBackend(p);
     b.onCarrier = () => this.carrierMaybeChanged();
+    b.rxFrameAlign = () => this.frontend?.rxFrameAlign?.();
   }
 
   private fromBackend(p: NetPacket): void {

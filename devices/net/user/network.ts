@@ -90,6 +90,7 @@ export class UserNetwork implements NetBackend {
   readonly limits: UserNetLimits;
   onReceive: ((p: NetPacket) => void) | undefined;
   onCarrier: ((up: boolean) => void) | undefined;
+  rxFrameAlign: (() => number | undefined) | undefined;
   readonly udp: UdpNat;
   readonly tcp: TcpNat;
   readonly forwards: PortForwards;
@@ -126,6 +127,7 @@ export class UserNetwork implements NetBackend {
         this.counters.count('arp_requests');
         out({ data: arpRequest(GATEWAY_MAC, GATEWAY, ip) });
       },
+      () => this.rxFrameAlign?.(),
     );
     this.udpForwards = new UdpForwards(this.limits, this.counters, deliverUdp, () => this.udp.size);
     this.forwards = new PortForwards(this.config.hostfwd, this.counters, {

@@ -38,6 +38,8 @@ export class TcpNat implements ConnOwner {
     private readonly out: (p: NetPacket) => void,
     private readonly guestMac: () => Uint8Array | undefined,
     private readonly askGuestMac: (ip: Ip4) => void,
+    /** The NIC's `rxFrameAlign` (NetBackend), for where connections cut their streams. */
+    private readonly frameAlign: () => number | undefined = () => undefined,
   ) {}
 
   get size(): number {
@@ -133,6 +135,10 @@ export class TcpNat implements ConnOwner {
   emit(build: (guestMac: Uint8Array, ourMac: Uint8Array) => NetPacket): void {
     const mac = this.guestMac();
     if (mac) this.out(build(mac, GATEWAY_MAC));
+  }
+
+  rxFrameAlign(): number | undefined {
+    return this.frameAlign();
   }
 
   removed(c: TcpConn): void {

@@ -151,6 +151,10 @@ export class VirtioNet implements VirtioDevice, NicFrontend {
   /** Heads of sent chains not yet returned to the driver (returned when the slice ends). */
   private readonly txDone: number[] = [];
   private txCompletionQueued = false;
+  /** Guest address of byte 0 of the last frame placed, modulo 8; -1: its buffers disagreed. */
+  private lastAlign: number | undefined;
+  /** lastAlign when the frame before agreed with it (see rxFrameAlign). */
+  private rxAlign: number | undefined;
 
   constructor(
     readonly name: string,
@@ -214,6 +218,8 @@ export class VirtioNet implements VirtioDevice, NicFrontend {
     this.ctx = undefined;
     this.feats = 0n;
     this.txDone.length = 0;
+    this.rxAlign = undefined;
+    this.lastAlign = undefined;
     this.port.clearBacklog();
     this.filter.reset(this.mac);
     this.announcing = false;
@@ -234,6 +240,16 @@ export class VirtioNet implements VirtioDevice, NicFrontend {
     this.metrics.announces++;
     this.onConfigChange?.();
     return true;
+  }
+
+  /**
+   * Where the driver's receive buffers put byte 0 of a frame, modulo 8: known when every buffer
+   * of the first frame, or of the last two frames, agreed (Linux posts 64-byte aligned buffers, so with MRG_RXBUF this
+   * is 4: after the 12-byte header). net=user uses it to cut its TCP stream where the payload
+   * lands word-aligned relative to the stream (devices/net/user/tcp-conn.ts).
+   */
+  rxFrameAlign(): number | undefined {
+    return this.rxAlign;
   }
 
   /** From the port: the NIC is on another network now; its neighbours there must learn it. */
@@ -425,6 +441,8 @@ export class VirtioNet implements VirtioDevice, NicFrontend {
     const heads: { head: number; len: number }[] = [];
     let firstSegs: readonly Segment[] | undefined;
     let written = 0;
+    /** Byte 0's address mod 8 as each buffer with frame bytes puts it; -1: they disagree. */
+    let align: number | undefined;
     while (written < total) {
       const c = q.pop();
       if (!c) return 'full';
@@ -447,6 +465,11 @@ export class VirtioNet implements VirtioDevice, NicFrontend {
         if (!s.writable || written >= total) continue;
         const n = Math.min(s.view.length, total - written);
         copyOut(s.view, hdr, f.data, written, n);
+        if (written + n > HDR_LEN) {
+          // Frame byte (written - HDR_LEN) is at s.addr (`&` keeps the low bits of any address).
+          const a = (s.addr - written + HDR_LEN) & 7;
+          align = align === undefined || align === a ? a : -1;
+        }
         written += n;
         len += n;
       }
@@ -459,6 +482,9 @@ export class VirtioNet implements VirtioDevice, NicFrontend {
       writeHeaderField(firstSegs!, hdr, 10, 2);
     }
     for (const h of heads) q.push(h.head, h.len);
+    const a = align ?? -1;
+    this.rxAlign = a >= 0 && (this.lastAlign ?? a) === a ? a : undefined;
+    this.lastAlign = a;
     this.metrics.rx_buffers_used += heads.length;
     this.metrics.rx_packets++;
     this.metrics.rx_bytes += f.data.length;
