@@ -24,6 +24,16 @@ export interface VmSummary {
   config: VmConfig;
   state: VmState;
   lastExit?: VmExit;
+  /** The VM's saved state (saveVm without a path), which startVm({ resume: true }) resumes. */
+  savedState?: SavedStateInfo;
+}
+
+/** A VM saved by the host (its "managed" saved state, in the data directory). */
+export interface SavedStateInfo {
+  path: string;
+  /** ISO time the file was written. */
+  savedAt: string;
+  bytes: number;
 }
 
 /** One row of the device list. */
@@ -187,7 +197,10 @@ export interface HostMethods {
   /** Encrypted disks without a key file: startVm needs their passphrases (by disk index). */
   diskKeysNeeded(p: { name: string }): { index: number; path: string }[];
   /** `passphrases[i]`: disk i's passphrase (null or absent: none given). */
-  startVm(p: { name: string; passphrases?: (string | null)[] }): void;
+  /** `resume`: from the VM's saved state (savedState) instead of booting; the file goes once resumed. */
+  startVm(p: { name: string; passphrases?: (string | null)[]; resume?: boolean }): void;
+  /** Saves the running VM to its saved state (a file in the data dir) and stops it. */
+  saveVm(p: { name: string }): { message: string };
   stopVm(p: { name: string; force?: boolean }): void;
   pauseVm(p: { name: string }): void;
   resumeVm(p: { name: string }): void;

@@ -18,6 +18,9 @@ import {
   type VmSummary,
 } from './api-types.js';
 import { DefinitionStore } from './definitions.js';
+import { mkdirSync, statSync, unlinkSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+import type { SavedStateInfo } from './api-types.js';
 import { userDataDir } from './data-dir.js';
 import { VmRunner } from './vm-runner.js';
 import { vmWorkerPath } from './worker-path.js';
@@ -45,6 +48,8 @@ export class HostApi {
   private readonly workerPath: string;
   private readonly runners = new Map<string, VmRunner>();
   private readonly listeners = new Set<(e: HostEvent) => void>();
+  /** VMs resuming from their managed saved state: the file goes once the VM runs. */
+  private readonly resuming = new Set<string>();
   /** Console listeners by "vm\0stream". */
   private readonly consoles = new Map<string, Set<ConsoleListener>>();
 
@@ -81,8 +86,49 @@ export class HostApi {
   listVms(): VmSummary[] {
     return this.store.list().map((config) => {
       const r = this.runners.get(config.name);
-      return { config, state: r?.state ?? 'stopped', lastExit: r?.lastExit };
+      const savedState = this.savedState(config.name);
+      return {
+        config,
+        state: r?.state ?? 'stopped',
+        lastExit: r?.lastExit,
+        ...(savedState ? { savedState } : {}),
+      };
     });
+  }
+
+  /** Where saveVm puts a VM's state when no path is given (libvirt's "managed save"). */
+  savedStatePath(name: string): string {
+    return join(this.dataDir, 'saved', `${name}.vm`);
+  }
+
+  /** The VM's managed saved state, if there is one. */
+  savedState(name: string): SavedStateInfo | undefined {
+    try {
+      const st = statSync(this.savedStatePath(name));
+      return { path: this.savedStatePath(name), savedAt: st.mtime.toISOString(), bytes: st.size };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Saves a running VM to `path` (absolute; default: its managed saved state, which the UI's
+   * Resume and startVm(name, …, { resume: true }) use) and stops it; resolves to the outcome.
+   */
+  async saveVm(name: string, path?: string): Promise<string> {
+    const r = this.active(name);
+    if (path !== undefined && !isAbsolute(path)) {
+      throw new HostError(`the saved-state path must be absolute: ${path}`);
+    }
+    const file = path ?? this.savedStatePath(name);
+    if (path === undefined) mkdirSync(join(this.dataDir, 'saved'), { recursive: true });
+    try {
+      const message = await r.save(file);
+      this.emitList();
+      return message;
+    } catch (e) {
+      throw new HostError((e as Error).message);
+    }
   }
 
   definitionErrors(): DefinitionError[] {
@@ -123,7 +169,21 @@ export class HostApi {
     let r = this.runners.get(name);
     if (!r) {
       r = new VmRunner(this.workerPath, {
-        state: (state, lastExit) => this.emit({ type: 'state', name, state, lastExit }),
+        state: (state, lastExit) => {
+          this.emit({ type: 'state', name, state, lastExit });
+          if (!this.resuming.has(name) || state === 'starting') return;
+          // Resumed (running): the managed file is used up, as libvirt's managed save is. A
+          // resume that failed keeps it, with the reason as the VM's exit.
+          this.resuming.delete(name);
+          if (state === 'running' || state === 'paused') {
+            try {
+              unlinkSync(this.savedStatePath(name));
+            } catch {
+              // already gone
+            }
+          }
+          this.emitList();
+        },
         stats: (stats) => this.emit({ type: 'stats', name, stats }),
         devices: (devices) => this.emit({ type: 'devices', name, devices }),
         console: (bytes, stream) => {
@@ -157,10 +217,27 @@ export class HostApi {
    * the VM's worker only, are never stored or logged, and a wrong one ends the start with
    * "wrong passphrase for PATH" as the VM's exit.
    */
-  startVm(name: string, passphrases?: readonly (string | null)[]): void {
+  /**
+   * `opts.resume`: from the VM's managed saved state (see saveVm); `opts.restore`: from that
+   * saved-VM file (absolute path). The file's definition must be this VM's (same name); a file
+   * that does not fit ends the start with the reason as the VM's exit.
+   */
+  startVm(
+    name: string,
+    passphrases?: readonly (string | null)[],
+    opts: { resume?: boolean; restore?: string } = {},
+  ): void {
     const cfg = this.config(name);
     const r = this.runner(name);
     if (r.running) throw new HostError(`"${name}" is already running`);
+    let restore: string | undefined = opts.restore;
+    if (restore !== undefined && !isAbsolute(restore)) {
+      throw new HostError(`the saved-state path must be absolute: ${restore}`);
+    }
+    if (opts.resume) {
+      if (!this.savedState(name)) throw new HostError(`"${name}" has no saved state`);
+      restore = this.savedStatePath(name);
+    }
     let keys: (Uint8Array | null)[] | undefined;
     if (passphrases?.length) {
       if (passphrases.length > cfg.disks.length) {
@@ -171,7 +248,8 @@ export class HostApi {
         throw new HostError(`a passphrase must be 1 to ${MAX_PASSPHRASE_BYTES} bytes`);
       }
     }
-    r.start(cfg, this.dataDir, keys);
+    if (opts.resume) this.resuming.add(name);
+    r.start(cfg, this.dataDir, keys, undefined, restore ? { file: restore } : undefined);
   }
 
   stopVm(name: string, force = false): void {

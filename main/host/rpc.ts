@@ -111,7 +111,12 @@ export class RpcSession {
       case 'diskKeysNeeded':
         return h.diskKeysNeeded(str(p, 'name'));
       case 'startVm':
-        return h.startVm(str(p, 'name'), passphrases(p));
+        if (p.resume !== undefined && typeof p.resume !== 'boolean') {
+          throw new RpcError('"resume" must be true or false');
+        }
+        return h.startVm(str(p, 'name'), passphrases(p), { resume: p.resume === true });
+      case 'saveVm':
+        return h.saveVm(str(p, 'name')).then((message) => ({ message }));
       case 'stopVm':
         return h.stopVm(str(p, 'name'), p.force === true);
       case 'pauseVm':

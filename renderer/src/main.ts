@@ -122,12 +122,33 @@ function button(
 function vmButtons(name: string, state: VmState): HTMLElement[] {
   const out: HTMLElement[] = [];
   if (!isUp(state) && state !== 'stopping') {
-    out.push(button('▶ Start', 'start', () => void act(startVm(name)), { primary: true }));
+    const saved = vms.get(name)?.savedState;
+    if (saved) {
+      out.push(
+        button('⏵ Resume saved', 'resume-saved', () => void act(startVm(name, true)), {
+          primary: true,
+          title: `Resume the state saved ${new Date(saved.savedAt).toLocaleString()}`,
+        }),
+      );
+    }
+    out.push(
+      button('▶ Start', 'start', () => void act(startVm(name)), {
+        primary: !saved,
+        ...(saved
+          ? { title: 'Boot afresh (the saved state stays, but a changed disk makes it unusable)' }
+          : {}),
+      }),
+    );
   } else {
     if (state === 'paused')
       out.push(button('▶ Resume', 'resume', () => void act(host.call('resumeVm', { name }))));
     else out.push(button('‖ Pause', 'pause', () => void act(host.call('pauseVm', { name }))));
     out.push(button('↻ Reset', 'reset', () => void act(host.call('resetVm', { name }))));
+    out.push(
+      button('⤓ Save', 'save', () => void act(host.call('saveVm', { name })), {
+        title: 'Save the whole VM (RAM, CPU, devices) and stop it; Resume saved brings it back',
+      }),
+    );
     out.push(
       button('■ Stop', 'stop', (e) => void act(host.call('stopVm', { name, force: e.shiftKey })), {
         title: 'Stop at the next slice (Shift-click: force)',
@@ -138,7 +159,7 @@ function vmButtons(name: string, state: VmState): HTMLElement[] {
 }
 
 /** Starts a VM, first asking for the passphrases of its encrypted disks (if any lack key files). */
-async function startVm(name: string): Promise<void> {
+async function startVm(name: string, resume = false): Promise<void> {
   const need = await host.call('diskKeysNeeded', { name });
   let passphrases: (string | null)[] | undefined;
   if (need.length) {
@@ -147,7 +168,11 @@ async function startVm(name: string): Promise<void> {
     if (!passphrases) return;
   }
   stats.set(name, []);
-  await host.call('startVm', { name, ...(passphrases ? { passphrases } : {}) });
+  await host.call('startVm', {
+    name,
+    ...(passphrases ? { passphrases } : {}),
+    ...(resume ? { resume: true } : {}),
+  });
   select(name);
 }
 

@@ -277,4 +277,37 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     await page.locator('.vm-item[data-vm=secret][data-state=stopped]').waitFor();
     expect(pageErrors).toEqual([]);
   }, 120_000);
+
+  it('saves a running VM with Save and brings the same shell back with Resume saved', async () => {
+    await page.goto(url);
+    const item = page.locator('.vm-item[data-vm=bundled]');
+    await item.locator('[data-action=start]').click();
+    await page.locator('.vm-item[data-vm=bundled][data-state=running]').waitFor();
+    await expect.poll(() => consoleText(), { timeout: 60_000 }).toMatch(/:~# /);
+    await page.locator('.console[data-vm=bundled] .xterm').click();
+    await page.keyboard.type('S=kept-$((7*6)); echo set-$S\n');
+    await expect.poll(() => consoleText(), { timeout: 10_000 }).toMatch(/set-kept-42/);
+    await page.locator('#toolbar [data-action=save]').click();
+    await page
+      .locator('.vm-item[data-vm=bundled][data-state=stopped]')
+      .waitFor({ timeout: 30_000 });
+    await expect
+      .poll(() =>
+        item
+          .locator('.vm-item-exit')
+          .innerText()
+          .catch(() => ''),
+      )
+      .toMatch(/saved to .*bundled\.vm/);
+    await item.locator('[data-action=resume-saved]').click();
+    await page.locator('.vm-item[data-vm=bundled][data-state=running]').waitFor();
+    await page.locator('.console[data-vm=bundled] .xterm').click();
+    await page.keyboard.type('echo got-$S\n');
+    await expect.poll(() => consoleText(), { timeout: 20_000 }).toMatch(/got-kept-42/);
+    // Used up once resumed: only Start is offered after the VM stops.
+    await page.locator('#toolbar [data-action=stop]').click();
+    await page.locator('.vm-item[data-vm=bundled][data-state=stopped]').waitFor();
+    expect(await item.locator('[data-action=resume-saved]').count()).toBe(0);
+    expect(pageErrors).toEqual([]);
+  }, 120_000);
 });

@@ -177,6 +177,34 @@ describe('running VMs in workers', () => {
     expect(() => h.stopVm('bundled')).toThrow(/not running/);
   });
 
+  it('saves a VM to its saved state, lists it, and resumes the same shell from it', async () => {
+    const h = newHost();
+    expect(() => h.startVm('bundled', undefined, { resume: true })).toThrow(/has no saved state/);
+    h.startVm('bundled');
+    await h.waitForState('bundled', 'running');
+    const c = consoleText(h, 'bundled');
+    await c.waitFor(PROMPT);
+    h.consoleInput('bundled', enc('V=saved-$((6*7)); echo set-$V\n'));
+    await c.waitFor(/set-saved-42/);
+    await expect(h.saveVm('bundled', 'relative.vm')).rejects.toThrow(/must be absolute/);
+    const msg = await h.saveVm('bundled');
+    expect(msg).toMatch(/^saved to .*saved\/bundled\.vm \([\d.]+ MiB\); the VM stopped$/);
+    await h.waitForState('bundled', 'stopped');
+    const [vm] = h.listVms();
+    expect(vm!.lastExit).toEqual({ kind: 'saved', path: h.savedStatePath('bundled') });
+    expect(vm!.savedState?.path).toBe(h.savedStatePath('bundled'));
+    expect(vm!.savedState!.bytes).toBeGreaterThan(100_000);
+    c.detach();
+
+    h.startVm('bundled', undefined, { resume: true });
+    await h.waitForState('bundled', 'running');
+    const d = consoleText(h, 'bundled');
+    h.consoleInput('bundled', enc('echo got-$V\n'));
+    await d.waitFor(/got-saved-42/);
+    // Resumed: the saved state is used up (as libvirt's managed save).
+    expect(h.listVms()[0]!.savedState).toBeUndefined();
+  });
+
   it('runs two VMs at once with independent consoles', async () => {
     const h = newHost();
     h.createVm({ name: 'second', memMiB: 128, rng: true });
