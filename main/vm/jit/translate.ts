@@ -13,7 +13,8 @@
  * AMOs, LR and SC take the same inline path (the reservation lives in core memory, shared with
  * the interpreter); FENCE and FENCE.TSO are no-ops, as in the interpreter. FP loads and stores
  * move raw bits between memory and the core's FP registers, after the interpreter's
- * mstatus.FS check. Everything else (CSRs, system, FENCE.I, FP arithmetic) ends the block.
+ * mstatus.FS check, as do the FP moves and sign injections (no rounding, no flags). Everything
+ * else (CSRs, system, FENCE.I, FP arithmetic, compares and conversions) ends the block.
  */
 import { ByteWriter, I32, I64, Op, VOID } from './wasm-emitter.js';
 
@@ -125,6 +126,14 @@ function supported(i: number): boolean {
     case 0x07: // FLW, FLD (and C.FLD, C.FLDSP)
     case 0x27: // FSW, FSD (and C.FSD, C.FSDSP)
       return f3 === 2 || f3 === 3;
+    case 0x53: {
+      // Only what needs no rounding and raises no flags: FSGNJ[N|X], FMV.X.[WD], FMV.[WD].X.
+      const f5 = i >>> 27;
+      if (((i >>> 25) & 3) > 1) return false; // fmt S or D
+      if (f5 === 0x04) return f3 <= 2;
+      if (f5 === 0x1c || f5 === 0x1e) return f3 === 0 && ((i >>> 20) & 31) === 0;
+      return false;
+    }
     default:
       return false;
   }
@@ -178,6 +187,14 @@ export function emitBlock(insns: Insn[], layout: CoreLayout): ByteWriter {
     if (op === 0x07 || op === 0x27) {
       used.add(rs1); // the address; the data register is an FP one (kept in memory)
       continue;
+    }
+    if (op === 0x53) {
+      if (bits >>> 27 === 0x1e) used.add(rs1); // FMV.[WD].X reads x[rs1]
+      if (bits >>> 27 === 0x1c && rd !== 0) {
+        used.add(rd); // FMV.X.[WD] writes x[rd]
+        written.add(rd);
+      }
+      continue; // FSGNJ* touches FP registers only
     }
     if (op !== 0x37 && op !== 0x17 && op !== 0x6f) used.add(rs1);
     if (op === 0x23 || op === 0x63 || op === 0x33 || op === 0x3b || op === 0x2f) used.add(rs2);
@@ -288,6 +305,25 @@ export function emitBlock(insns: Insn[], layout: CoreLayout): ByteWriter {
     w.i32c(layout.fregs + rd * 8).get(L_VAL);
     if (word) w.i64c(-(1n << 32n)).op(Op.i64_or); // NaN-boxed
     w.mem(Op.i64_store, 3, 0);
+  };
+  /** After an FP register write that cannot fault: FS = Dirty, once per block. */
+  const markDirty = () => {
+    if (!fpDirtied) w.byte(Op.call).u32(IMPORT_FP_DIRTY);
+    fpDirtied = true;
+  };
+  const rawFreg = (r: number) => w.i32c(layout.fregs + r * 8).mem(Op.i64_load, 3, 0);
+  /** Pushes f[r] as an operand (fpu.ts readF): a badly NaN-boxed single reads as the canonical NaN. */
+  const readFreg = (r: number, single: boolean) => {
+    rawFreg(r);
+    if (!single) return;
+    w.set(L_T);
+    w.get(L_T).i64c(LOW32).op(Op.i64_and).i64c(CANON_NAN_S);
+    w.get(L_T)
+      .i64c(-(1n << 32n))
+      .op(Op.i64_and)
+      .i64c(-(1n << 32n))
+      .op(Op.i64_eq);
+    w.op(Op.select);
   };
 
   insns.forEach(({ bits, raw, off, len }, k) => {
@@ -481,8 +517,43 @@ export function emitBlock(insns: Insn[], layout: CoreLayout): ByteWriter {
         exit(k + 1, pcPlus(off + len));
         w.op(Op.end);
         setFreg(rd, word);
-        if (!fpDirtied) w.byte(Op.call).u32(IMPORT_FP_DIRTY);
-        fpDirtied = true;
+        markDirty();
+        break;
+      }
+      case 0x53: {
+        const f5 = bits >>> 27;
+        const single = ((bits >>> 25) & 3) === 0;
+        fpCheck(k, off, raw);
+        if (f5 === 0x1c) {
+          // FMV.X.W takes the raw low 32 bits (no unboxing), sign-extended. FS stays as it is.
+          setRd(rd, () => {
+            rawFreg(rs1);
+            if (single) w.op(Op.i64_extend32_s);
+          });
+          break;
+        }
+        if (f5 === 0x1e) {
+          get(rs1).set(L_VAL);
+          setFreg(rd, single);
+          markDirty();
+          break;
+        }
+        // FSGNJ (f3 0), FSGNJN (1), FSGNJX (2): the sign from rs2, its complement, or their xor.
+        const sign = single ? 0x8000_0000n : -(1n << 63n);
+        readFreg(rs1, single);
+        w.set(L_A);
+        readFreg(rs2, single);
+        w.set(L_B);
+        if (f3 === 2) {
+          w.get(L_A).get(L_B).i64c(sign).op(Op.i64_and).op(Op.i64_xor);
+        } else {
+          w.get(L_A).i64c(~sign).op(Op.i64_and).get(L_B);
+          if (f3 === 1) w.i64c(-1n).op(Op.i64_xor);
+          w.i64c(sign).op(Op.i64_and).op(Op.i64_or);
+        }
+        w.set(L_VAL);
+        setFreg(rd, single);
+        markDirty();
         break;
       }
       case 0x27: {
@@ -565,6 +636,7 @@ function branchImm(b: number): number {
 
 const I32_EQ = 0x46;
 const LOW32 = 0xffff_ffffn;
+const CANON_NAN_S = 0x7fc0_0000n;
 
 /**
  * MULH (f3 1), MULHSU (2), MULHU (3): the high 64 bits of L_A × L_B. Wasm has no 64×64→128

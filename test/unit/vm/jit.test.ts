@@ -1,7 +1,7 @@
 /**
  * The block translator against the interpreter: random straight-line blocks of the integer
  * instructions it translates (ALU, M with MULH*, loads and stores of every width, LUI/AUIPC,
- * AMOs, LR/SC, FENCE, FP loads and stores with the FPU on or off) inside a counted loop, run by a core with the JIT translating every block
+ * AMOs, LR/SC, FENCE, FP loads, stores, moves and sign injection with the FPU on or off) inside a counted loop, run by a core with the JIT translating every block
  * before its first run and by one without; registers, memory and instret must come out the same.
  * Blocks also hold instructions the JIT does not translate (a CSR read), which end the
  * translated part: what follows runs in the interpreter, so an LR and its SC land on either side.
@@ -68,7 +68,18 @@ function randomInsn(rnd: (n: number) => number): number[] {
   const rs2 = rnd(30);
   const imm = rnd(4096) - 2048;
   const size = rnd(2) ? 4 : 8;
-  switch (rnd(16)) {
+  switch (rnd(18)) {
+    case 16: {
+      // FSGNJ/FSGNJN/FSGNJX.S/D on f registers holding whatever was loaded (boxed or not).
+      const fmt = rnd(2);
+      return [rType(0x53, rnd(32), rnd(3), rnd(32), rnd(32), (0x04 << 2) | fmt)];
+    }
+    case 17: {
+      const fmt = rnd(2);
+      return rnd(2)
+        ? [rType(0x53, rd, 0, rnd(32), 0, (0x1c << 2) | fmt)] // FMV.X.W/D
+        : [rType(0x53, rnd(32), 0, rs1, 0, (0x1e << 2) | fmt)]; // FMV.W/D.X
+    }
     case 14: {
       // FLW/FLD from the data page (1 in 8 misaligned: the slow path), f0..f31.
       const off = rnd(4096 / size) * size - 2048 + (rnd(8) === 0 ? 1 : 0);
