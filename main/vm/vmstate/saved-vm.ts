@@ -23,6 +23,8 @@ import {
 import { applyMachine, captureMachine } from './machine-state.js';
 
 export const VM_SECTION_VERSION = 1;
+/** How long a save waits for disk requests in flight and the disks' flushes. */
+const QUIESCE_TIMEOUT_MS = 30_000;
 
 /** What the file records of one disk image, to recognise it when the VM resumes. */
 export interface DiskRecord {
@@ -103,7 +105,25 @@ export async function saveVm(vm: VirtMachine, cfg: VmConfig, path: string): Prom
   const why = unsaveableReason(cfg);
   if (why) throw new StateFileError(`cannot save: ${why}`);
   if (!vm.paused) throw new Error('saveVm: pause the VM first');
-  await vm.quiesce();
+  // A disk request that never completes (a hung network file system) refuses the save rather
+  // than hanging it; the VM then runs on.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new StateFileError(
+            `cannot save: disk requests did not finish within ${QUIESCE_TIMEOUT_MS / 1000} s`,
+          ),
+        ),
+      QUIESCE_TIMEOUT_MS,
+    );
+  });
+  try {
+    await Promise.race([vm.quiesce(), late]);
+  } finally {
+    clearTimeout(timer);
+  }
   const config = liveConfig(vm, cfg);
   // Captured synchronously, before anything else can run on this thread.
   const machine = captureMachine(vm);

@@ -27,6 +27,7 @@ import {
   type Section,
 } from '../../../main/vm/vmstate/file-format.js';
 import { readFileSync } from 'node:fs';
+import { createQcow2 } from '../../../devices/block/qcow2/create.js';
 
 const te = new TextDecoder();
 
@@ -65,11 +66,23 @@ describe('saving and resuming a whole VM', () => {
     dir = mkdtempSync(join(tmpdir(), 'wasmvisor-vmstate-'));
     const disk = join(dir, 'disk.img');
     writeFileSync(disk, new Uint8Array(1 << 20));
+    const qcow = join(dir, 'disk.qcow2');
+    await createQcow2(qcow, { size: 4 << 20 });
     cfg = {
       ...defaultVmConfig('state'),
       memMiB: 64,
       rng: true,
-      disks: [{ path: disk, format: 'raw', readOnly: false, cache: 'writeback', sched: 'noop' }],
+      disks: [
+        { path: disk, format: 'raw', readOnly: false, cache: 'writeback', sched: 'noop' },
+        {
+          path: qcow,
+          format: 'qcow2',
+          readOnly: false,
+          cache: 'writeback',
+          sched: 'noop',
+          bus: 'pci',
+        },
+      ],
       nics: [
         { model: 'e1000', net: 'none' },
         { model: 'virtio', net: 'none' },
@@ -81,7 +94,12 @@ describe('saving and resuming a whole VM', () => {
     first = await VirtMachine.open(cfg, () => {});
     const r = start(first);
     await until(() => /wasmvisor:[^\r\n]*# /.test(r.out()), 60_000, 'the shell prompt');
-    first.consoleInput(new TextEncoder().encode('X=4242; echo set-$X\r'));
+    // The guest writes both disks (through its page cache; the qcow2 one allocates on writeback).
+    first.consoleInput(
+      new TextEncoder().encode(
+        'X=4242; echo disk-a > /dev/vda; echo disk-b > /dev/vdb; echo set-$X\r',
+      ),
+    );
     await until(() => r.out().includes('set-4242'), 10_000, 'the variable');
     await new Promise((res) => setTimeout(res, 100));
     first.pause();
@@ -119,8 +137,9 @@ describe('saving and resuming a whole VM', () => {
       expect(Number(vm.core.time / 10_000n)).toBeGreaterThanOrEqual(savedMs);
       expect(Number(vm.core.time / 10_000n)).toBeLessThan(savedMs + 5_000);
       const r = start(vm);
-      vm.consoleInput(new TextEncoder().encode('echo got-$X\r'));
+      vm.consoleInput(new TextEncoder().encode('echo got-$X; head -c 6 /dev/vdb; echo\r'));
       await until(() => r.out().includes('got-4242'), 20_000, 'the answer after resuming');
+      await until(() => /^disk-b\r?$/m.test(r.out()), 20_000, 'the qcow2 disk read back');
       vm.stop();
       await r.done;
     } finally {
@@ -153,6 +172,25 @@ describe('saving and resuming a whole VM', () => {
     }
     throw new Error('restored');
   }
+
+  it('a real file cut at every section boundary is refused as truncated', () => {
+    const bytes = readFileSync(file);
+    const v = new DataView(bytes.buffer, bytes.byteOffset);
+    let o = 32;
+    const cuts: number[] = [];
+    for (let i = 0; i < v.getUint32(12, true); i++) {
+      cuts.push(o);
+      const n = v.getUint32(o, true);
+      o += 4 + n + 16 + Number(v.getBigUint64(o + 4 + n + 4, true));
+    }
+    expect(o).toBe(bytes.length);
+    expect(cuts.length).toBeGreaterThan(15);
+    for (const at of cuts) {
+      expect(() => parseSavedVm(bytes.subarray(0, at), file)).toThrow(
+        new StateFileError(`${file}: truncated: ${at} of ${bytes.length} bytes`),
+      );
+    }
+  });
 
   it('refuses a RAM size other than the saved one', async () => {
     const m = await refused(edited(withConfig((c) => ({ ...c, memMiB: 128 }))));
