@@ -119,6 +119,51 @@ describe('ring processor: well-formed chains', () => {
     expect(rings.publish(h)).toBe(false);
   });
 
+  it('event idx across the 16-bit wrap, and used_event values a hostile driver picks', () => {
+    const { mem, rings, h, q, pop } = setup();
+    // Both rings 6 entries short of the wrap, as after 65530 completions.
+    const start = 0xfffa;
+    q.availIdx = q.lastUsed = start;
+    mem.setU16(q.avail + 2, start);
+    mem.setU16(q.used + 2, start);
+    rings.restore(h, start | (start << 16), start | (1 << 16));
+    const buf = (): Buf => ({ addr: mem.alloc(8), len: 8, write: true });
+    /** Completes one chain and publishes: whether the device would interrupt. */
+    const complete = (): boolean => {
+      q.add([buf()]);
+      const c = pop() as DescriptorChain;
+      rings.push(h, c.head, 8);
+      return rings.publish(h);
+    };
+    // "Interrupt me once used.idx passes 1": silent through 0xfffb..0x0001, then one interrupt.
+    q.setUsedEvent(1);
+    const fired: boolean[] = [];
+    for (let i = 0; i < 9; i++) fired.push(complete()); // used.idx 0xfffb ... 0x0003
+    expect(fired).toEqual([false, false, false, false, false, false, false, true, false]);
+    expect(q.takeUsed()).toHaveLength(9);
+    expect(mem.u16(q.used + 2)).toBe(3);
+    // Asking to be kicked at the next entry, past the wrap.
+    expect(pop()).toBe(null);
+    expect(q.availEvent).toBe(3);
+    // A threshold far ahead (half the index space): never crossed by these, so no interrupt;
+    // the driver starves itself, the device carries on.
+    q.setUsedEvent(3 + 0x8000);
+    expect([complete(), complete()]).toEqual([false, false]);
+    // A stale threshold (already passed): not crossed again, no interrupt.
+    q.setUsedEvent(2);
+    expect(complete()).toBe(false);
+    // Several completions published at once that cross the threshold: one interrupt.
+    q.setUsedEvent(7);
+    for (let i = 0; i < 3; i++) {
+      q.add([buf()]);
+      const c = pop() as DescriptorChain;
+      rings.push(h, c.head, 8);
+    }
+    expect(rings.publish(h)).toBe(true); // used.idx 6 -> 9 passed 7
+    expect(rings.publish(h)).toBe(false); // nothing new
+    expect(q.takeUsed()).toHaveLength(6);
+  });
+
   it('indices survive save/restore', () => {
     const { mem, rings, h, q, pop } = setup();
     q.add([{ addr: mem.alloc(8), len: 8 }]);
