@@ -164,6 +164,8 @@ export class VirtMachine {
   private wake: (() => void) | undefined;
   private readonly slice: number;
   private startedAt = 0;
+  /** instret when run() began: a VM resumed from a file starts with the saved count. */
+  private instretAtStart = 0n;
   private running = false;
   private pauseRequested = false;
   private resumeWaiter: (() => void) | undefined;
@@ -495,6 +497,7 @@ export class VirtMachine {
     if (this.running) throw new Error('machine is already running');
     this.running = true;
     this.startedAt = performance.now();
+    this.instretAtStart = this.core.instret;
     try {
       for (;;) {
         // No slice after stop(): a VM saved to a file must not run on past the saved state.
@@ -569,7 +572,7 @@ export class VirtMachine {
     return {
       instret,
       seconds,
-      mips: seconds > 0 ? Number(instret) / seconds / 1e6 : 0,
+      mips: seconds > 0 ? Number(instret - this.instretAtStart) / seconds / 1e6 : 0,
       exits,
       interrupts,
       traps: this.core.traps,

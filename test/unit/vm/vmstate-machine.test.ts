@@ -28,6 +28,7 @@ import {
 } from '../../../main/vm/vmstate/file-format.js';
 import { readFileSync } from 'node:fs';
 import { createQcow2 } from '../../../devices/block/qcow2/create.js';
+import type { BlockBackend } from '../../../devices/block/backend.js';
 
 const te = new TextDecoder();
 
@@ -244,4 +245,69 @@ describe('saving and resuming a whole VM', () => {
     const snap: VmConfig = { ...cfg, disks: [{ ...cfg.disks[0], snapshot: true }] };
     await expect(saveVm(first, snap, join(dir, 'x.vm'))).rejects.toThrow(/disk .* is snapshot=on/);
   });
+});
+
+describe('saving while disk requests are in flight', () => {
+  let dir: string;
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('waits for them: the file holds their completions and the guest sees them after resuming', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'wasmvisor-vmstate-io-'));
+    const disk = join(dir, 'slow.img');
+    writeFileSync(disk, new Uint8Array(1 << 20));
+    const cfg: VmConfig = {
+      ...defaultVmConfig('io'),
+      memMiB: 64,
+      disks: [{ path: disk, format: 'raw', readOnly: false, cache: 'writeback', sched: 'noop' }],
+    };
+    // Every write takes 150 ms on the host, so the guest's writes are still out when we save.
+    const slow = (d: BlockBackend): BlockBackend => ({
+      name: d.name,
+      size: d.size,
+      readOnly: d.readOnly,
+      read: (o, b) => d.read(o, b),
+      write: async (o, b) => {
+        await new Promise((r) => setTimeout(r, 150));
+        return d.write(o, b);
+      },
+      flush: () => d.flush(),
+      discard: (o, l) => d.discard(o, l),
+      writeZeroes: (o, l, u) => d.writeZeroes(o, l, u),
+      close: () => d.close(),
+    });
+    const vm = await VirtMachine.open(cfg, () => {}, { wrapDisk: slow });
+    const r = start(vm);
+    await until(() => /wasmvisor:[^\r\n]*# /.test(r.out()), 60_000, 'the shell prompt');
+    vm.consoleInput(
+      new TextEncoder().encode(
+        "printf 'blk-%.0s' $(seq 1 4000) | dd of=/dev/vda bs=4k conv=fsync 2>/dev/null; echo dd-done\r",
+      ),
+    );
+    const inFlight = (): number => vm.stats().virtio['virtio-blk0']?.in_flight ?? 0;
+    await until(() => inFlight() > 0, 10_000, 'a disk request in flight');
+    vm.pause();
+    const file = join(dir, 'io.vm');
+    const t0 = performance.now();
+    await saveVm(vm, cfg, file);
+    expect(performance.now() - t0).toBeGreaterThan(100); // it waited for the slow writes
+    expect(inFlight()).toBe(0);
+    expect(r.out()).not.toMatch(/^dd-done\r?$/m);
+    vm.stop();
+    await r.done;
+    await vm.close();
+    // What the guest wrote before the save is on the disk the file expects.
+    expect(readFileSync(disk).subarray(0, 8).toString()).toBe('blk-blk-');
+
+    const vm2 = await openSavedVm(await readSavedVm(file), () => {});
+    try {
+      const r2 = start(vm2);
+      await until(() => /^dd-done\r?$/m.test(r2.out()), 20_000, "the guest's dd to finish");
+      vm2.stop();
+      await r2.done;
+    } finally {
+      await vm2.close();
+    }
+  }, 90_000);
 });
