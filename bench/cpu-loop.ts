@@ -29,6 +29,11 @@ export interface LoopResult {
 
 /** Runs the loop once in a fresh core (interpreter only, or with the JIT) and returns its speed. */
 export function runCpuLoop(jit = false): LoopResult {
+  return runGuestLoop(CODE_HEX, jit);
+}
+
+/** Runs bare-metal code (hex, loaded at RAM_BASE, ends by storing to TOHOST) in a fresh core. */
+export function runGuestLoop(codeHex: string, jit: boolean): LoopResult {
   const clock = new HostClock();
   let core: Core | undefined = undefined;
   core = new Core(
@@ -44,7 +49,7 @@ export function runCpuLoop(jit = false): LoopResult {
     },
     { jit },
   );
-  core.ram.set(Buffer.from(CODE_HEX, 'hex'), 0);
+  core.ram.set(Buffer.from(codeHex, 'hex'), 0);
   core.setTohost(BigInt(TOHOST));
   core.pc = BigInt(RAM_BASE);
   const t0 = performance.now();
