@@ -164,9 +164,19 @@ interface Outcome {
   blockInsns: bigint;
   /** The whole hart (pc, privilege, mstatus, x and f registers, CSRs, counters). */
   hart: Uint8Array;
+  priv: number;
 }
 
-function run(program: number[], init: bigint[], jit: boolean): Outcome {
+interface RunOptions {
+  /** x31's initial value (default: the middle of DATA). */
+  x31?: bigint;
+  /** Prepares memory before the run (page tables). */
+  setup?: (ram: Uint8Array) => void;
+  /** Physical range compared as `data` (default: DATA's 4 KiB). */
+  watch?: [number, number];
+}
+
+function run(program: number[], init: bigint[], jit: boolean, opts: RunOptions = {}): Outcome {
   let core: Core | undefined = undefined;
   core = new Core(
     RAM_BASE,
@@ -185,21 +195,24 @@ function run(program: number[], init: bigint[], jit: boolean): Outcome {
   program.forEach((w, i) => code.writeUInt32LE(w, i * 4));
   core.ram.set(code, 0);
   for (let i = 0; i < 4096; i++) core.ram[DATA - RAM_BASE + i] = (i * 37 + 11) & 0xff;
+  opts.setup?.(core.ram);
   for (let i = 1; i < 30; i++) core.setX(i, init[i]!);
   core.setX(30, BigInt(ITERATIONS));
-  core.setX(31, BigInt(DATA + 2048));
+  core.setX(31, opts.x31 ?? BigInt(DATA + 2048));
   core.setTohost(BigInt(TOHOST));
   core.pc = BigInt(RAM_BASE);
   for (let n = 0; n < 100 && core.run(100_000) !== ExitReason.Tohost; n++);
   const regs: bigint[] = [];
   for (let i = 0; i < 32; i++) regs.push(core.getX(i));
+  const [from, to] = opts.watch ?? [DATA, DATA + 4096];
   return {
     regs,
-    data: Buffer.from(core.ram.subarray(DATA - RAM_BASE, DATA - RAM_BASE + 4096)),
+    data: Buffer.from(core.ram.subarray(from - RAM_BASE, to - RAM_BASE)),
     instret: core.instret,
     blockCalls: core.jit?.currentStats().blockCalls ?? 0n,
     blockInsns: core.jit?.currentStats().blockInsns ?? 0n,
     hart: core.saveHart(),
+    priv: core.priv,
   };
 }
 
@@ -212,18 +225,42 @@ const MTVAL = 0x343;
 
 /**
  * `body` in a loop of ITERATIONS, between a prologue that points mtvec at a handler (which folds
- * mcause ^ mtval into x28 and skips the instruction) and an epilogue that writes tohost.
+ * mcause ^ mtval into x28 and skips the instruction) and an epilogue that writes tohost. With
+ * `satp`, the prologue turns paging on and the loop runs in S-mode (its traps still go to M).
  */
-function loopProgram(body: number[], fpOn = false): number[] {
+function loopProgram(body: number[], fpOn = false, satp?: { rootPpn: number }): number[] {
   // FS = Initial turns the FPU on; with it off, FP loads and stores trap (illegal instruction).
   const fp = fpOn ? [uType(0x37, 29, 2), iType(0x73, 0, 2, 29, 0x300)] : []; // csrrs mstatus
-  const prologueLen = 4 + fp.length;
+  const sMode = satp
+    ? [
+        iType(0x13, 29, 0, 0, 8),
+        iType(0x13, 29, 1, 29, 60), // Sv39
+        uType(0x37, 28, satp.rootPpn >>> 12),
+        iType(0x13, 28, 0, 28, satp.rootPpn & 0xfff),
+        rType(0x33, 29, 6, 29, 28, 0),
+        csrrw(0, 0x180, 29), // satp
+        iType(0x13, 29, 0, 0, 1),
+        iType(0x13, 29, 1, 29, 12),
+        iType(0x73, 0, 3, 29, 0x300), // csrrc mstatus: MPP bit 12
+        iType(0x13, 29, 0, 0, 1),
+        iType(0x13, 29, 1, 29, 11),
+        iType(0x73, 0, 2, 29, 0x300), // csrrs mstatus: MPP = S
+        uType(0x17, 29, 0),
+        iType(0x13, 29, 0, 29, 16),
+        csrrw(0, MEPC, 29), // the instruction after mret
+        0x30200073, // mret
+      ]
+    : [];
+  const prologueLen = 4 + fp.length + sMode.length;
   const tail = [
     iType(0x13, 30, 0, 30, -1), // addi x30, x30, -1
     bType(1, 30, 0, -(body.length + 1) * 4), // bne x30, x0, start
-    iType(0x13, 29, 0, 31, 2047), // x29 = tohost - 1
+    iType(0x13, 29, 0, 0, 1),
+    iType(0x13, 29, 1, 29, 31),
+    uType(0x37, 28, (TOHOST - RAM_BASE) >>> 12),
+    rType(0x33, 29, 0, 29, 28, 0), // x29 = TOHOST (mapped to itself under paging)
     iType(0x13, 28, 0, 0, 1),
-    sType(3, 29, 28, 1), // sd x28, 1(x29): tohost = 1, passed
+    sType(3, 29, 28, 0), // sd x28, 0(x29): tohost = 1, passed
     0x0000006f, // j .
   ];
   const handlerAt = (prologueLen + body.length + tail.length) * 4;
@@ -246,7 +283,7 @@ function loopProgram(body: number[], fpOn = false): number[] {
   ];
   // A jump into the loop makes its first iteration a block start too (translated).
   const enter = 0x0040006f; // jal x0, +4
-  return [...prologue, ...fp, enter, ...body, ...tail, ...handler];
+  return [...prologue, ...fp, ...sMode, enter, ...body, ...tail, ...handler];
 }
 
 describe('JIT: translated blocks compute what the interpreter computes', () => {
@@ -333,5 +370,96 @@ describe('JIT: FENCE and FENCE.TSO are translated as the no-ops they are', () =>
     expect(b.regs[6]).toBe(3n * BigInt(ITERATIONS) + 1n);
     // Every iteration ran its body, addi and bne inside translated code: no fence ended it.
     expect(b.blockInsns).toBeGreaterThanOrEqual(BigInt(ITERATIONS * (body.length + 2)));
+  });
+});
+
+describe('JIT: atomics under Sv39 paging follow the interpreter (TLBs, A/D bits, faults)', () => {
+  // Physical pages: the page table (root, level 1, level 0) and three data pages, mapped at
+  // virtual pages 1, 2 and 3: read-write with A and D clear (the walk sets them), read-only, and
+  // read-write with A and D set. Code, the handler and tohost are a 1 GiB page mapped to itself.
+  const ROOT = 0x8000_a000;
+  const L1 = 0x8000_b000;
+  const L0 = 0x8000_c000;
+  const PAGES = [0x8000_d000, 0x8000_e000, 0x8000_f000];
+  const [V, R, W, X, A, D] = [1n, 2n, 4n, 8n, 64n, 128n];
+  const pte = (pa: number, flags: bigint) => (BigInt(pa >>> 12) << 10n) | flags;
+  const setup = (ram: Uint8Array) => {
+    const view = new DataView(ram.buffer, ram.byteOffset, ram.byteLength);
+    const put = (pa: number, v: bigint) => view.setBigUint64(pa - RAM_BASE, v, true);
+    put(ROOT + 2 * 8, pte(RAM_BASE, V | R | W | X | A | D));
+    put(ROOT, pte(L1, V));
+    put(L1, pte(L0, V));
+    put(L0 + 8, pte(PAGES[0]!, V | R | W));
+    put(L0 + 16, pte(PAGES[1]!, V | R));
+    put(L0 + 24, pte(PAGES[2]!, V | R | W | A | D));
+    for (const p of PAGES)
+      for (let i = 0; i < 4096; i++) ram[p - RAM_BASE + i] = (i * 29 + 7) & 0xff;
+  };
+  const CSRR_SSCRATCH = 0x14002073; // not translated: ends a block
+
+  /** An atomic, load or store at one of a few slots of virtual page 1, 2 or 3 (via x29). */
+  function pagedOp(rnd: (n: number) => number): number[] {
+    const page = 1 + rnd(3);
+    const size = rnd(2) ? 4 : 8;
+    let off = [0, 8, 16, 0x7f8][rnd(4)]! + (size === 4 ? 4 * rnd(2) : 0);
+    if (rnd(10) === 0) off += 1 + rnd(size - 1);
+    const rd = rnd(30);
+    const rs2 = rnd(30);
+    const at = (insn: number) => [
+      uType(0x37, 29, page),
+      iType(0x13, 29, 0, 29, off),
+      (insn | (29 << 15)) >>> 0,
+    ];
+    const f3 = size === 4 ? 2 : 3;
+    switch (rnd(6)) {
+      case 0:
+      case 1: {
+        const f5 = [0x00, 0x01, 0x04, 0x08, 0x0c, 0x10, 0x14, 0x18, 0x1c][rnd(9)]!;
+        return at(amo(f5, size, rd, rs2, rnd(4)));
+      }
+      case 2:
+        return at(amo(2, size, rd, 0, rnd(4)));
+      case 3:
+        return at(amo(3, size, rd, rs2, rnd(4)));
+      case 4:
+        return at(iType(0x03, rd, f3, 0, 0));
+      default:
+        return at(sType(f3, 0, rs2, 0));
+    }
+  }
+
+  it('random blocks of atomics, loads and stores over three kinds of pages (60 programs)', () => {
+    const rnd = xorshift(0x9a9e);
+    let translated = 0n;
+    let walksSetD = 0;
+    for (let p = 0; p < 60; p++) {
+      const body: number[] = [];
+      const n = 1 + rnd(24);
+      for (let i = 0; i < n; i++) {
+        const k = rnd(8);
+        if (k < 5) body.push(...pagedOp(rnd));
+        else if (k < 7) body.push(...randomInsn(rnd).filter((w) => (w & 0x7f) !== 0x73));
+        else body.push(CSRR_SSCRATCH);
+      }
+      const program = loopProgram(body, false, { rootPpn: ROOT >>> 12 });
+      const init = [0n];
+      for (let i = 1; i < 30; i++) init.push(BigInt(rnd(1 << 30)) * 0x1_0000_0001n);
+      // x31 in the middle of pages 1 and 2, for the plain loads and stores randomInsn makes.
+      const opts: RunOptions = { x31: 0x2000n, setup, watch: [ROOT, PAGES[2]! + 4096] };
+      const a = run(program, init, false, opts);
+      const b = run(program, init, true, opts);
+      expect(a.regs[28], 'reached tohost').toBe(1n);
+      expect(a.priv, 'ran in S-mode').toBe(1);
+      const where = `program ${p}: ${body.map((w) => w.toString(16)).join(' ')}`;
+      expect(b.regs, where).toEqual(a.regs);
+      expect(b.instret, where).toBe(a.instret);
+      if ((a.data.readBigUInt64LE(L0 + 8 - ROOT) & D) !== 0n) walksSetD++;
+      // Page tables (A/D bits) and data pages alike.
+      expect(b.data.equals(a.data), where).toBe(true);
+      expect(Buffer.from(b.hart).equals(Buffer.from(a.hart)), `${where}: hart state`).toBe(true);
+      translated += b.blockCalls;
+    }
+    expect(translated).toBeGreaterThan(60n);
+    expect(walksSetD, 'programs whose accesses set page 1 D bit').toBeGreaterThan(10);
   });
 });
