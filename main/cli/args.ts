@@ -20,6 +20,8 @@ export interface RunOptions {
   stats: boolean;
   /** Resume the VM saved in this file (its definition replaces `vm`). */
   restore?: string;
+  /** With `restore`: translate hot code even if the saved definition did not. */
+  jit?: boolean;
 }
 
 export interface RunElfCliOptions {
@@ -76,7 +78,7 @@ commands:
       --stats         print instructions, MIPS, exits and interrupts at exit
       --jit           translate hot guest code to WebAssembly (experimental, integer code only)
       --restore FILE  resume a VM saved with the monitor's "save FILE" (its definition, disks
-                      and NICs come from FILE, so no other VM option goes with it)
+                      and NICs come from FILE, so no other VM option goes with it but --jit)
   run-elf FILE        run a bare-metal ELF (riscv-tests tohost protocol); exit status = test result
       --timeout SEC   give up after SEC seconds of host time (default 10)
       --max-insns N   give up after N instructions
@@ -136,7 +138,7 @@ export function parseCommand(argv: string[]): Command {
       if (values.restore !== undefined) {
         const shaping = ['kernel', 'initrd', 'bios', 'append', 'mem', 'disk', 'console', 'nic']
           .filter((k) => values[k as keyof typeof values] !== undefined)
-          .concat(values.rng ? ['rng'] : [], values.jit ? ['jit'] : [])
+          .concat(values.rng ? ['rng'] : [])
           .concat(balloonArgs.length ? ['balloon'] : []);
         if (shaping.length) {
           throw new UsageError(
@@ -149,6 +151,8 @@ export function parseCommand(argv: string[]): Command {
           vm: defaultVmConfig(),
           stats: values.stats ?? false,
           restore: values.restore,
+          // The JIT changes how, not what, the guest runs: it may be turned on for a resume.
+          ...(values.jit ? { jit: true } : {}),
         };
       }
       // --balloon takes its options glued on ("--balloon,stats=5"), as QEMU's -device does;

@@ -104,7 +104,9 @@ async function cmdRun(opts: RunOptions): Promise<number> {
   const out = process.stdout;
   let quit = false;
   const resumed = opts.restore ? await readRestore(opts.restore) : undefined;
-  const o = resumed ? { ...opts, vm: resumed.config } : opts;
+  const o = resumed
+    ? { ...opts, vm: { ...resumed.config, ...(opts.jit ? { jit: true } : {}) } }
+    : opts;
   // Read (and a gzip'd kernel decompressed) while the worker started ahead loads its modules.
   const preload = resumed ? Promise.resolve(undefined) : preloadBootImages(o.vm);
   // The VM runs in a worker thread; this thread only relays the terminal. Every console the

@@ -73,6 +73,31 @@ describe('wasmvisor command line', () => {
     expect(() => parseCommand(['run', '--disk', 'x.img,bogus'])).toThrow(/unknown option/);
   });
 
+  it('--restore takes the definition from the file: VM options conflict, --stats and --jit do not', () => {
+    expect(parseCommand(['run', '--restore', 'vm.state', '--stats', '--jit'])).toMatchObject({
+      kind: 'run',
+      restore: 'vm.state',
+      stats: true,
+      jit: true,
+    });
+    for (const [flag, ...rest] of [
+      ['--mem', '512M'],
+      ['--disk', 'x.img'],
+      ['--nic', 'e1000'],
+      ['--kernel', 'Image'],
+      ['--rng'],
+      ['--balloon'],
+      ['--console', 'hvc0'],
+    ]) {
+      expect(() => parseCommand(['run', '--restore', 'vm.state', flag!, ...rest])).toThrow(
+        new UsageError(
+          `--restore takes the VM's definition from the file; ${flag!.replace(/,.*/, '')} cannot go with it`,
+        ),
+      );
+    }
+    expect(() => parseCommand(['run', '--restore', ''])).toThrow(/give the saved VM file/);
+  });
+
   it('reads memory sizes the way users write them', () => {
     expect(parseMemMiB('512')).toBe(512);
     expect(parseMemMiB('512M')).toBe(512);

@@ -1,6 +1,7 @@
 /**
- * Saving a whole running machine and resuming it: the bundled guest boots to its shell with a
- * disk, three NICs (e1000, virtio-mmio, virtio-pci), rng, hvc0 and a balloon; a shell variable
+ * Saving a whole running machine and resuming it: the bundled guest boots to its shell on hvc0
+ * with two disks (raw on virtio-mmio, qcow2 on virtio-pci), three NICs (e1000, virtio-mmio,
+ * virtio-pci), rng and a balloon; a shell variable
  * is set; the VM is saved to a file and a second machine built from that file answers with the
  * variable. Save → restore → save gives the same bytes for every device, RAM and ROM. Files that
  * do not fit the VM they describe (RAM size, device list, versions, CPU) are refused with a
@@ -73,6 +74,8 @@ describe('saving and resuming a whole VM', () => {
       ...defaultVmConfig('state'),
       memMiB: 64,
       rng: true,
+      // The shell on the virtio-console, so its state is in the round trip too.
+      console: 'hvc0',
       disks: [
         { path: disk, format: 'raw', readOnly: false, cache: 'writeback', sched: 'noop' },
         {
