@@ -12,6 +12,7 @@ import { readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { VirtMachine } from '../machine.js';
 import { validateVmConfig, ConfigError, type VmConfig } from '../config.js';
+import { backingChain } from '../../../devices/block/qcow2/inspect.js';
 import {
   decodeJson,
   decodeStateFile,
@@ -35,6 +36,50 @@ export interface DiskRecord {
   /** The image file's length and modification time (ms) when the state was saved. */
   fileBytes: number;
   mtimeMs: number;
+  /** A qcow2's backing files, nearest first: the guest reads them as much as the image. */
+  backing?: FileRecord[];
+}
+
+/** A file as it was when the state was saved. */
+export interface FileRecord {
+  path: string;
+  fileBytes: number;
+  mtimeMs: number;
+}
+
+/** The backing files below a qcow2 (headers only, as `img info --backing-chain`). */
+async function backingRecords(path: string): Promise<FileRecord[]> {
+  const chain = await backingChain(path, 'qcow2');
+  const out: FileRecord[] = [];
+  for (const b of chain.slice(1)) {
+    const st = await stat(b.filename);
+    out.push({ path: resolve(b.filename), fileBytes: st.size, mtimeMs: st.mtimeMs });
+  }
+  return out;
+}
+
+const isFileRecord = (f: unknown): f is FileRecord => {
+  const r = f as FileRecord | null;
+  return (
+    !!r &&
+    typeof r.path === 'string' &&
+    [r.fileBytes, r.mtimeMs].every((n) => typeof n === 'number' && Number.isFinite(n))
+  );
+};
+
+/** Why a file differs from its record, or undefined. */
+async function changed(r: FileRecord): Promise<string | undefined> {
+  let st;
+  try {
+    st = await stat(r.path);
+  } catch {
+    return 'is missing';
+  }
+  if (st.size === r.fileBytes && Math.abs(st.mtimeMs - r.mtimeMs) <= 1) return undefined;
+  return (
+    `changed since the state was saved (${st.size} bytes, modified ${st.mtime.toISOString()}; ` +
+    `saved: ${r.fileBytes} bytes, modified ${new Date(r.mtimeMs).toISOString()})`
+  );
 }
 
 export interface SavedVmInfo {
@@ -130,12 +175,14 @@ export async function saveVm(vm: VirtMachine, cfg: VmConfig, path: string): Prom
   const disks: DiskRecord[] = [];
   for (const [i, d] of config.disks.entries()) {
     const st = await stat(d.path);
+    const backing = d.format === 'qcow2' ? await backingRecords(d.path) : [];
     disks.push({
       path: d.path,
       format: d.format,
       size: diskSize(vm, i) ?? 0,
       fileBytes: st.size,
       mtimeMs: st.mtimeMs,
+      ...(backing.length ? { backing } : {}),
     });
   }
   const info: SavedVmInfo = {
@@ -182,10 +229,10 @@ function checkInfo(x: unknown, file: string): SavedVmInfo {
   if (!Array.isArray(disks) || disks.length !== config.disks.length) fail('bad disk records');
   for (const d of disks!) {
     const ok =
-      d &&
-      typeof d.path === 'string' &&
+      isFileRecord(d) &&
       typeof d.format === 'string' &&
-      [d.size, d.fileBytes, d.mtimeMs].every((n) => typeof n === 'number' && Number.isFinite(n));
+      typeof d.size === 'number' &&
+      (d.backing === undefined || (Array.isArray(d.backing) && d.backing.every(isFileRecord)));
     if (!ok) fail('bad disk records');
   }
   return {
@@ -233,19 +280,20 @@ export function parseSavedVm(bytes: Uint8Array, file: string): SavedVm {
  * since. A changed image would not match the guest's caches and file systems.
  */
 export async function checkDisks(saved: SavedVm): Promise<void> {
+  const harm = ": resuming would corrupt the guest's file systems";
   for (const d of saved.info.disks) {
-    let st;
-    try {
-      st = await stat(d.path);
-    } catch {
-      throw new StateFileError(`${saved.file}: disk ${d.path} is missing`);
-    }
-    if (st.size !== d.fileBytes || Math.abs(st.mtimeMs - d.mtimeMs) > 1) {
+    const why = await changed(d);
+    if (why)
       throw new StateFileError(
-        `${saved.file}: disk ${d.path} changed since the state was saved ` +
-          `(${st.size} bytes, modified ${st.mtime.toISOString()}; saved: ${d.fileBytes} bytes, ` +
-          `modified ${new Date(d.mtimeMs).toISOString()}): resuming would corrupt the guest's file systems`,
+        `${saved.file}: disk ${d.path} ${why}${why === 'is missing' ? '' : harm}`,
       );
+    for (const b of d.backing ?? []) {
+      const whyB = await changed(b);
+      if (whyB) {
+        throw new StateFileError(
+          `${saved.file}: backing file ${b.path} of disk ${d.path} ${whyB}${whyB === 'is missing' ? '' : harm}`,
+        );
+      }
     }
   }
 }

@@ -8,7 +8,7 @@
  * message naming the file and the problem.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync, utimesSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VirtMachine } from '../../../main/vm/machine.js';
@@ -68,8 +68,10 @@ describe('saving and resuming a whole VM', () => {
     dir = mkdtempSync(join(tmpdir(), 'wasmvisor-vmstate-'));
     const disk = join(dir, 'disk.img');
     writeFileSync(disk, new Uint8Array(1 << 20));
+    const base = join(dir, 'base.raw');
+    writeFileSync(base, new Uint8Array(4 << 20));
     const qcow = join(dir, 'disk.qcow2');
-    await createQcow2(qcow, { size: 4 << 20 });
+    await createQcow2(qcow, { backingFile: base, backingFormat: 'raw' });
     cfg = {
       ...defaultVmConfig('state'),
       memMiB: 64,
@@ -234,6 +236,22 @@ describe('saving and resuming a whole VM', () => {
       ),
     );
     expect(misa).toMatch(/CPU state: a CPU with other extensions \(misa\)/);
+  });
+
+  it('refuses a qcow2 whose backing file changed since the save', async () => {
+    const saved = await readSavedVm(file);
+    const rec = saved.info.disks[1];
+    expect(rec.backing?.map((b) => b.path)).toEqual([join(dir, 'base.raw')]);
+    const st = statSync(rec.backing![0].path);
+    utimesSync(rec.backing![0].path, st.atime, new Date(Date.now() + 60_000));
+    try {
+      const m = await refused(saved);
+      expect(m).toMatch(
+        /backing file .*base\.raw of disk .*disk\.qcow2 changed since the state was saved/,
+      );
+    } finally {
+      utimesSync(rec.backing![0].path, st.atime, st.mtime);
+    }
   });
 
   it('refuses a disk image that changed since the save', async () => {
