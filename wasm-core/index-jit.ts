@@ -22,6 +22,7 @@ export {
   jitPhysMinusHost,
   jitFpCheck,
   jitFpDirty,
+  jitFpOp,
   jitFlush,
 } from './jit/jit';
 

@@ -24,6 +24,7 @@ import {
 } from '../mmu/mmu';
 import { Phys, physLoad, physStore, RAM_HOST_OFFSET, ROM_BASE, romHostOffset } from '../mmu/physical';
 import { Hart, RESERVATION, MSTATUS_FS, MSTATUS_SD } from '../cpu/state';
+import { execFp } from '../cpu/fpu';
 import { CAUSE_ILLEGAL_INSN, CAUSE_MISALIGNED_LOAD, CAUSE_MISALIGNED_STORE } from '../cpu/trap';
 
 // The host translates the queued blocks now (main/vm/jit/jit.ts drain).
@@ -260,4 +261,17 @@ export function jitFpCheck(tval: u32): u32 {
 /** After an FP load wrote its register: mstatus.FS = Dirty, as the interpreter's setF does. */
 export function jitFpDirty(): void {
   Hart.mstatus |= MSTATUS_FS | MSTATUS_SD;
+}
+
+/**
+ * An FP instruction a block does not translate inline (arithmetic, compares, conversions, fused
+ * multiply-adds): the interpreter's execFp, so the result, fflags and mstatus.FS are exactly
+ * the interpreter's. When execFp rejects the encoding (nothing changed then) this raises the
+ * illegal-instruction trap (mtval `tval`) and returns 0; the block leaves without counting it.
+ */
+export function jitFpOp(insn: u32, tval: u32): u32 {
+  if (execFp(insn)) return 1;
+  raiseFault(CAUSE_ILLEGAL_INSN, <u64>tval);
+  store<u32>(JIT_STATE, 1, 8);
+  return 0;
 }

@@ -30,6 +30,7 @@ export interface JitCoreExports {
   jitPhysMinusHost(rom: number): bigint;
   jitFpCheck: (...args: never[]) => unknown;
   jitFpDirty: (...args: never[]) => unknown;
+  jitFpOp: (...args: never[]) => unknown;
 }
 
 export interface JitOptions {
@@ -200,6 +201,7 @@ export class Jit {
       { params: [I32, I64, I64], results: [I64] }, // jitAtomicSlow
       { params: [I32], results: [I32] }, // jitFpCheck
       { params: [], results: [] }, // jitFpDirty
+      { params: [I32, I32], results: [I32] }, // jitFpOp
     ];
     const bytes = buildModule(
       types,
@@ -209,6 +211,7 @@ export class Jit {
         { name: 'atomicSlow', type: 3 },
         { name: 'fpCheck', type: 4 },
         { name: 'fpDirty', type: 5 },
+        { name: 'fpOp', type: 6 },
       ],
       entries.map((e, i) => ({ type: 0, locals: BLOCK_LOCALS, code: e.code, exportName: `b${i}` })),
     );
@@ -220,6 +223,7 @@ export class Jit {
         atomicSlow: this.x.jitAtomicSlow,
         fpCheck: this.x.jitFpCheck,
         fpDirty: this.x.jitFpDirty,
+        fpOp: this.x.jitFpOp,
       },
     });
     const table = this.table;

@@ -1,6 +1,6 @@
 /**
- * Translates one guest basic block (RV64I + M + A + C, FENCE, and FP loads and stores) into
- * the body of a Wasm function `(vpc: i64, ctx: i64, budget: i32) -> i32`:
+ * Translates one guest basic block (RV64GC but CSRs, system instructions and FENCE.I) into the
+ * body of a Wasm function `(vpc: i64, ctx: i64, budget: i32) -> i32`:
  *  - vpc is the block's virtual pc (pc-relative values are computed from it, so the same
  *    physical code serves every mapping of it), ctx the data TLB context tag, budget how many
  *    instructions the block may retire before the core must look at interrupts again;
@@ -13,8 +13,9 @@
  * AMOs, LR and SC take the same inline path (the reservation lives in core memory, shared with
  * the interpreter); FENCE and FENCE.TSO are no-ops, as in the interpreter. FP loads and stores
  * move raw bits between memory and the core's FP registers, after the interpreter's
- * mstatus.FS check, as do the FP moves and sign injections (no rounding, no flags). Everything
- * else (CSRs, system, FENCE.I, FP arithmetic, compares and conversions) ends the block.
+ * mstatus.FS check, as do the FP moves and sign injections (no rounding, no flags); the other
+ * FP instructions call the interpreter's own execFp. Everything else (CSRs, system, FENCE.I)
+ * ends the block before it.
  */
 import { ByteWriter, I32, I64, Op, VOID } from './wasm-emitter.js';
 
@@ -42,6 +43,7 @@ export const IMPORT_STORE_SLOW = 1;
 export const IMPORT_ATOMIC_SLOW = 2;
 export const IMPORT_FP_CHECK = 3;
 export const IMPORT_FP_DIRTY = 4;
+export const IMPORT_FP_OP = 5;
 
 export const MAX_BLOCK_INSNS = 128;
 const TLB_INDEX_MASK = 1023 << 4;
@@ -126,18 +128,31 @@ function supported(i: number): boolean {
     case 0x07: // FLW, FLD (and C.FLD, C.FLDSP)
     case 0x27: // FSW, FSD (and C.FSD, C.FSDSP)
       return f3 === 2 || f3 === 3;
-    case 0x53: {
-      // Only what needs no rounding and raises no flags: FSGNJ[N|X], FMV.X.[WD], FMV.[WD].X.
-      const f5 = i >>> 27;
-      if (((i >>> 25) & 3) > 1) return false; // fmt S or D
-      if (f5 === 0x04) return f3 <= 2;
-      if (f5 === 0x1c || f5 === 0x1e) return f3 === 0 && ((i >>> 20) & 31) === 0;
-      return false;
-    }
+    case 0x53: // OP-FP: moves and sign injection inline, the rest through the core's execFp
+    case 0x43: // FMADD
+    case 0x47: // FMSUB
+    case 0x4b: // FNMSUB
+    case 0x4f: // FNMADD
+      return true;
     default:
       return false;
   }
 }
+
+/** FSGNJ[N|X], FMV.X.[WD], FMV.[WD].X: no rounding, no flags, so translated inline. */
+function inlineFp(i: number): boolean {
+  if ((i & 0x7f) !== 0x53 || ((i >>> 25) & 3) > 1) return false; // fmt S or D
+  const f5 = i >>> 27;
+  const f3 = (i >>> 12) & 7;
+  if (f5 === 0x04) return f3 <= 2;
+  if (f5 === 0x1c || f5 === 0x1e) return f3 === 0 && ((i >>> 20) & 31) === 0;
+  return false;
+}
+
+/** OP-FP instructions (left to execFp) that read x[rs1] / write x[rd]. */
+const fpReadsX = (i: number) => (i & 0x7f) === 0x53 && i >>> 27 === 0x1a; // FCVT.[SD].[W|L][U]
+// FCMP, FCVT.[W|L][U].[SD], FCLASS (and FMV.X, whose illegal forms reach execFp too)
+const fpWritesX = (i: number) => (i & 0x7f) === 0x53 && [0x14, 0x18, 0x1c].includes(i >>> 27);
 
 const isTerminator = (i: number) => {
   const op = i & 0x7f;
@@ -188,13 +203,14 @@ export function emitBlock(insns: Insn[], layout: CoreLayout): ByteWriter {
       used.add(rs1); // the address; the data register is an FP one (kept in memory)
       continue;
     }
-    if (op === 0x53) {
-      if (bits >>> 27 === 0x1e) used.add(rs1); // FMV.[WD].X reads x[rs1]
-      if (bits >>> 27 === 0x1c && rd !== 0) {
-        used.add(rd); // FMV.X.[WD] writes x[rd]
+    if (op === 0x53 || op === 0x43 || op === 0x47 || op === 0x4b || op === 0x4f) {
+      const inline = inlineFp(bits);
+      if ((inline && bits >>> 27 === 0x1e) || fpReadsX(bits)) used.add(rs1);
+      if (((inline && bits >>> 27 === 0x1c) || fpWritesX(bits)) && rd !== 0) {
+        used.add(rd);
         written.add(rd);
       }
-      continue; // FSGNJ* touches FP registers only
+      continue; // everything else touches FP registers only
     }
     if (op !== 0x37 && op !== 0x17 && op !== 0x6f) used.add(rs1);
     if (op === 0x23 || op === 0x63 || op === 0x33 || op === 0x3b || op === 0x2f) used.add(rs2);
@@ -520,10 +536,33 @@ export function emitBlock(insns: Insn[], layout: CoreLayout): ByteWriter {
         markDirty();
         break;
       }
+      case 0x43:
+      case 0x47:
+      case 0x4b:
+      case 0x4f:
       case 0x53: {
         const f5 = bits >>> 27;
         const single = ((bits >>> 25) & 3) === 0;
         fpCheck(k, off, raw);
+        if (!inlineFp(bits)) {
+          // The interpreter's own execFp: the same bits, flags and FS marking. It works on the
+          // core's registers, so an x register it reads goes to memory first and one it writes
+          // comes back. An encoding it rejects (fmt, rm, frm) is an illegal instruction.
+          const x = (r: number) => layout.xregs + r * 8;
+          if (fpReadsX(bits) && rs1 !== 0)
+            w.i32c(x(rs1))
+              .get(L_REG0 + rs1)
+              .mem(Op.i64_store, 3, 0);
+          w.i32c(bits).i32c(raw).byte(Op.call).u32(IMPORT_FP_OP);
+          w.op(Op.i32_eqz).byte(Op.if).byte(VOID);
+          exit(k, pcPlus(off));
+          w.op(Op.end);
+          if (fpWritesX(bits) && rd !== 0)
+            w.i32c(x(rd))
+              .mem(Op.i64_load, 3, 0)
+              .set(L_REG0 + rd);
+          break;
+        }
         if (f5 === 0x1c) {
           // FMV.X.W takes the raw low 32 bits (no unboxing), sign-extended. FS stays as it is.
           setRd(rd, () => {

@@ -68,7 +68,34 @@ function randomInsn(rnd: (n: number) => number): number[] {
   const rs2 = rnd(30);
   const imm = rnd(4096) - 2048;
   const size = rnd(2) ? 4 : 8;
-  switch (rnd(18)) {
+  switch (rnd(21)) {
+    case 18:
+    case 19: {
+      // Any OP-FP operation (the JIT calls execFp): random rounding modes (5 and 6 are illegal,
+      // 7 takes frm, which the prologue may set illegal too) and, rarely, an illegal format.
+      const f5 = [0x00, 0x01, 0x02, 0x03, 0x05, 0x08, 0x0b, 0x14, 0x18, 0x1a, 0x1c][rnd(11)]!;
+      const fmt = rnd(16) === 0 ? 2 + rnd(2) : rnd(2);
+      const rm = rnd(8);
+      const r2 = f5 === 0x08 ? 1 - fmt : f5 === 0x18 || f5 === 0x1a ? rnd(4) : rnd(32);
+      const f3 = f5 === 0x05 || f5 === 0x1c ? rnd(2) : f5 === 0x14 ? rnd(3) : rm;
+      const d = f5 === 0x14 || f5 === 0x18 || f5 === 0x1c ? rd : rnd(32); // x or f destination
+      const op = rType(
+        0x53,
+        d,
+        f3,
+        f5 === 0x1a ? rd : rnd(32),
+        f5 === 0x0b ? 0 : r2,
+        (f5 << 2) | fmt,
+      );
+      // A conversion from x[rd] right after changing it: the block's copy is the current one.
+      return f5 === 0x1a ? [iType(0x13, rd, 0, rs1, imm), op] : [op];
+    }
+    case 20: {
+      // FMADD, FMSUB, FNMSUB, FNMADD .S/.D.
+      const op = [0x43, 0x47, 0x4b, 0x4f][rnd(4)]!;
+      const w = rType(op, rnd(32), rnd(8), rnd(32), rnd(32), (rnd(32) << 2) | rnd(2));
+      return [w];
+    }
     case 16: {
       // FSGNJ/FSGNJN/FSGNJX.S/D on f registers holding whatever was loaded (boxed or not).
       const fmt = rnd(2);
@@ -228,9 +255,15 @@ const MTVAL = 0x343;
  * mcause ^ mtval into x28 and skips the instruction) and an epilogue that writes tohost. With
  * `satp`, the prologue turns paging on and the loop runs in S-mode (its traps still go to M).
  */
-function loopProgram(body: number[], fpOn = false, satp?: { rootPpn: number }): number[] {
-  // FS = Initial turns the FPU on; with it off, FP loads and stores trap (illegal instruction).
-  const fp = fpOn ? [uType(0x37, 29, 2), iType(0x73, 0, 2, 29, 0x300)] : []; // csrrs mstatus
+function loopProgram(body: number[], fpOn = false, satp?: { rootPpn: number }, frm = 0): number[] {
+  // FS = Initial turns the FPU on; with it off, FP instructions trap (illegal instruction).
+  const fp = fpOn
+    ? [
+        uType(0x37, 29, 2),
+        iType(0x73, 0, 2, 29, 0x300), // csrrs mstatus
+        iType(0x73, 0, 5, frm, 0x002), // csrrwi frm
+      ]
+    : [];
   const sMode = satp
     ? [
         iType(0x13, 29, 0, 0, 8),
@@ -294,7 +327,8 @@ describe('JIT: translated blocks compute what the interpreter computes', () => {
       const body: number[] = [];
       const n = 1 + rnd(40);
       for (let i = 0; i < n; i++) body.push(...randomInsn(rnd));
-      const program = loopProgram(body, rnd(4) !== 0);
+      const frm = rnd(3) === 0 ? rnd(8) : 0; // 5..7: dynamic rounding is illegal
+      const program = loopProgram(body, rnd(4) !== 0, undefined, frm);
       const init = [0n];
       for (let i = 1; i < 30; i++) {
         const pick = rnd(4);
