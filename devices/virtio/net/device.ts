@@ -244,9 +244,10 @@ export class VirtioNet implements VirtioDevice, NicFrontend {
 
   /**
    * Where the driver's receive buffers put byte 0 of a frame, modulo 8: known when every buffer
-   * of the first frame, or of the last two frames, agreed (Linux posts 64-byte aligned buffers, so with MRG_RXBUF this
-   * is 4: after the 12-byte header). net=user uses it to cut its TCP stream where the payload
-   * lands word-aligned relative to the stream (devices/net/user/tcp-conn.ts).
+   * of the first frame, or of the last two frames, agreed (Linux posts 64-byte aligned
+   * buffers, so with MRG_RXBUF this is 4: after the 12-byte header). net=user uses it to cut
+   * its TCP stream where the payload lands word-aligned relative to the stream
+   * (devices/net/user/tcp-conn.ts). Not saved state: the next frames find it again.
    */
   rxFrameAlign(): number | undefined {
     return this.rxAlign;
