@@ -84,6 +84,17 @@ describe.skipIf(tools.length > 0)(`save and --restore (needs ${tools.join(', ')}
       t1 = performance.now();
       a.send('\x01c');
       await a.expect('(wasmvisor) ', 5_000);
+      // A save that cannot write its file says why, and the VM runs on.
+      a.sendLine(`save ${dir}/no-such-dir/x.vm`);
+      await a.expect(
+        /cannot write .*no-such-dir\/x\.vm: its directory does not exist\r?$/m,
+        30_000,
+      );
+      a.send('\x01c');
+      a.sendLine('echo still-$KEPT');
+      await a.expect(new RegExp(`^still-${token}\\r?$`, 'm'), 10_000);
+      a.send('\x01c');
+      await a.expect('(wasmvisor) ', 5_000);
       a.sendLine(`save ${file}`);
       await a.expect(/saved to .*saved\.vm \([\d.]+ MiB\); the VM stopped/, 60_000);
       const exit = await a.waitForExit(15_000);

@@ -202,7 +202,18 @@ export async function saveVm(vm: VirtMachine, cfg: VmConfig, path: string): Prom
     await rename(tmp, path);
   } catch (e) {
     await unlink(tmp).catch(() => {});
-    throw new StateFileError(`cannot write ${path}: ${(e as Error).message}`);
+    const code = (e as NodeJS.ErrnoException).code;
+    const why =
+      code === 'ENOENT'
+        ? 'its directory does not exist'
+        : code === 'EACCES' || code === 'EPERM'
+          ? 'permission denied'
+          : code === 'ENOSPC'
+            ? 'no space left on the device'
+            : code === 'EISDIR'
+              ? 'it is a directory'
+              : (e as Error).message;
+    throw new StateFileError(`cannot write ${path}: ${why}`);
   }
   return bytes.length;
 }
