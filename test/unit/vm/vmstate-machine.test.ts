@@ -198,6 +198,43 @@ describe('saving and resuming a whole VM', () => {
     }
   });
 
+  it('garbled device states (CRCs made to match) are refused with the device named, or taken', async () => {
+    // A seeded generator, so a failure can be replayed.
+    let seed = 12345;
+    const rnd = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    const base = parseSavedVm(readFileSync(file), file);
+    const devs = base.sections.filter((s) => s.name.startsWith('dev:'));
+    let refusedCount = 0;
+    for (let i = 0; i < 40; i++) {
+      const victim = devs[rnd(devs.length)];
+      const saved = edited((ss) =>
+        ss.map((s) => {
+          if (s.name !== victim.name) return s;
+          const json = te.decode(s.data);
+          // Replace one number or literal with something of another type or range.
+          const tokens = [...json.matchAll(/-?\d+|true|false|null/g)];
+          if (!tokens.length) return s;
+          const t = tokens[rnd(tokens.length)];
+          const repl = ['-1', '1e300', '"x"', 'null', '[]', '{}', '4294967296', 'true'][rnd(8)];
+          const out = json.slice(0, t.index) + repl + json.slice(t.index! + t[0].length);
+          return { ...s, data: new TextEncoder().encode(out) };
+        }),
+      );
+      try {
+        const vm = await openSavedVm(saved, () => {});
+        await vm.close();
+      } catch (e) {
+        expect(e, String(e)).toBeInstanceOf(StateFileError);
+        expect((e as Error).message).toMatch(new RegExp(`^${file}: device `));
+        refusedCount++;
+      }
+    }
+    expect(refusedCount).toBeGreaterThan(0);
+  });
+
   it('refuses a RAM size other than the saved one', async () => {
     const m = await refused(edited(withConfig((c) => ({ ...c, memMiB: 128 }))));
     expect(m).toMatch(/RAM: saved with 64 MiB of RAM, this VM has 128 MiB/);
