@@ -143,9 +143,30 @@ describe('saving and resuming a whole VM', () => {
       expect(Number(vm.core.time / 10_000n)).toBeGreaterThanOrEqual(savedMs);
       expect(Number(vm.core.time / 10_000n)).toBeLessThan(savedMs + 5_000);
       const r = start(vm);
-      vm.consoleInput(new TextEncoder().encode('echo got-$X; head -c 6 /dev/vdb; echo\r'));
+      // The page cache dropped first, so the read goes through the restored virtio-pci disk
+      // (its BAR mapping, queue and qcow2 image) and the bytes come from the image.
+      vm.consoleInput(
+        new TextEncoder().encode(
+          'echo got-$X; sync; echo 3 > /proc/sys/vm/drop_caches; head -c 6 /dev/vdb; echo\r',
+        ),
+      );
       await until(() => r.out().includes('got-4242'), 20_000, 'the answer after resuming');
       await until(() => /^disk-b\r?$/m.test(r.out()), 20_000, 'the qcow2 disk read back');
+      expect(vm.stats().virtio['virtio-blk1']?.read_bytes).toBeGreaterThan(0);
+      // The NICs' drivers program their restored devices (e1000 and virtio-pci through their
+      // BARs, virtio-mmio through its slot) when the interfaces come up.
+      vm.consoleInput(
+        new TextEncoder().encode(
+          'for n in /sys/class/net/eth*; do ip link set ${n##*/} up; done; echo nics-$((1+1))\r',
+        ),
+      );
+      await until(() => /^nics-2\r?$/m.test(r.out()), 20_000, 'the NICs to come up');
+      expect(r.out()).not.toMatch(/Oops|Unable to handle|BUG:|timed out/);
+      const exits = vm.stats().exits;
+      const e1000Exits = Object.entries(exits)
+        .filter(([name]) => name.startsWith('e1000'))
+        .reduce((t, [, x]) => t + x.reads + x.writes, 0);
+      expect(e1000Exits).toBeGreaterThan(0);
       vm.stop();
       await r.done;
     } finally {
