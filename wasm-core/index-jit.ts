@@ -5,7 +5,7 @@ import { XREGS, FREGS, RESERVATION } from './cpu/state';
 import { TLB_LOAD, TLB_STORE } from './mmu/mmu';
 import { RAM_HOST_OFFSET } from './mmu/physical';
 import { EXPANDED } from './cpu/compressed';
-import { Jit, JIT_MAP, JIT_QUEUE, JIT_STATE, JIT_COPIES, JIT_COPIES_SIZE, jitFlush as jitFlushAll } from './jit/jit';
+import { Jit, JIT_MAP, JIT_QUEUE, JIT_STATE, JIT_LEAVE, JIT_COPIES, JIT_COPIES_SIZE, jitFlush as jitFlushAll } from './jit/jit';
 
 export * from './core-exports';
 
@@ -23,6 +23,7 @@ export {
   jitFpCheck,
   jitFpDirty,
   jitFpOp,
+  jitCsr,
   jitFlush,
 } from './jit/jit';
 
@@ -43,6 +44,7 @@ export function jitLayout(what: u32): usize {
   if (what == 7) return RESERVATION;
   if (what == 8) return RAM_HOST_OFFSET;
   if (what == 9) return FREGS;
+  if (what == 10) return JIT_LEAVE;
   return 0;
 }
 export function jitQueued(): u32 {

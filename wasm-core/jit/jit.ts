@@ -25,6 +25,9 @@ import {
 import { Phys, physLoad, physStore, RAM_HOST_OFFSET, ROM_BASE, romHostOffset } from '../mmu/physical';
 import { Hart, RESERVATION, MSTATUS_FS, MSTATUS_SD } from '../cpu/state';
 import { execFp } from '../cpu/fpu';
+import { csrRead, csrWrite, CsrResult } from '../cpu/csr';
+import { Clint } from '../cpu/clint';
+import { Signals } from '../cpu/signals';
 import { CAUSE_ILLEGAL_INSN, CAUSE_MISALIGNED_LOAD, CAUSE_MISALIGNED_STORE } from '../cpu/trap';
 
 // The host translates the queued blocks now (main/vm/jit/jit.ts drain).
@@ -75,6 +78,8 @@ export const QUEUE_MAX: u32 = 256;
 export const JIT_QUEUE: usize = memory.data(<i32>(QUEUE_MAX * 16), 16);
 /** Block exit state: u64 next pc, u32 fault flag (set by the slow paths below). */
 export const JIT_STATE: usize = memory.data(16, 16);
+/** Set by jitCsr when the block must leave after the instruction (u32, 1 = leave). */
+export const JIT_LEAVE: usize = memory.data(8, 8);
 
 export const STATE_TRANSLATED_MIN: i32 = 1;
 export const STATE_QUEUED: i32 = -1;
@@ -274,4 +279,34 @@ export function jitFpOp(insn: u32, tval: u32): u32 {
   raiseFault(CAUSE_ILLEGAL_INSN, <u64>tval);
   store<u32>(JIT_STATE, 1, 8);
   return 0;
+}
+
+/**
+ * A CSR instruction (CSRRW/S/C and the immediate forms; `src` is x[rs1] or the immediate): what
+ * the interpreter does, with instret counting the `retired` instructions the block has run so
+ * far and this one, as the interpreter's would (counter CSRs and deterministic time read it).
+ * Returns rd's value. An illegal access raises the trap (mtval `tval`) with nothing changed.
+ * When the access asked the core for attention (mstatus, satp, interrupt enables, timers...)
+ * JIT_LEAVE tells the block to leave right after it, so interrupts, a new translation context
+ * or a new FS are seen exactly where the interpreter would see them.
+ */
+export function jitCsr(insn: u32, src: u64, retired: u32, tval: u32): u64 {
+  const csr = insn >> 20;
+  const rs1 = (insn >> 15) & 31;
+  const op = (insn >> 12) & 3;
+  const counted = <u64>retired + 1;
+  Clint.instret += counted;
+  let ok = csrRead(csr);
+  const old = CsrResult.value;
+  if (ok && (op == 1 || rs1 != 0)) {
+    ok = csrWrite(csr, op == 1 ? src : op == 2 ? old | src : old & ~src);
+  }
+  Clint.instret -= counted;
+  if (!ok) {
+    raiseFault(CAUSE_ILLEGAL_INSN, <u64>tval);
+    store<u32>(JIT_STATE, 1, 8);
+    return 0;
+  }
+  store<u32>(JIT_LEAVE, Signals.stopAt == 0 ? 1 : 0);
+  return old;
 }

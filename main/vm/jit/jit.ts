@@ -31,6 +31,7 @@ export interface JitCoreExports {
   jitFpCheck: (...args: never[]) => unknown;
   jitFpDirty: (...args: never[]) => unknown;
   jitFpOp: (...args: never[]) => unknown;
+  jitCsr: (...args: never[]) => unknown;
 }
 
 export interface JitOptions {
@@ -122,6 +123,7 @@ export class Jit {
       ramPa: x.jitPhysMinusHost(0),
       romPa: x.jitPhysMinusHost(1),
       fregs: x.jitLayout(9),
+      leave: x.jitLayout(10),
     };
     this.map = x.jitLayout(1);
     this.queue = x.jitLayout(2);
@@ -202,6 +204,7 @@ export class Jit {
       { params: [I32], results: [I32] }, // jitFpCheck
       { params: [], results: [] }, // jitFpDirty
       { params: [I32, I32], results: [I32] }, // jitFpOp
+      { params: [I32, I64, I32, I32], results: [I64] }, // jitCsr
     ];
     const bytes = buildModule(
       types,
@@ -212,6 +215,7 @@ export class Jit {
         { name: 'fpCheck', type: 4 },
         { name: 'fpDirty', type: 5 },
         { name: 'fpOp', type: 6 },
+        { name: 'csr', type: 7 },
       ],
       entries.map((e, i) => ({ type: 0, locals: BLOCK_LOCALS, code: e.code, exportName: `b${i}` })),
     );
@@ -224,6 +228,7 @@ export class Jit {
         fpCheck: this.x.jitFpCheck,
         fpDirty: this.x.jitFpDirty,
         fpOp: this.x.jitFpOp,
+        csr: this.x.jitCsr,
       },
     });
     const table = this.table;

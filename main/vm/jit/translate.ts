@@ -1,6 +1,6 @@
 /**
- * Translates one guest basic block (RV64GC but CSRs, system instructions and FENCE.I) into the
- * body of a Wasm function `(vpc: i64, ctx: i64, budget: i32) -> i32`:
+ * Translates one guest basic block (RV64GC and CSR instructions, but not the other system
+ * instructions nor FENCE.I) into the body of a Wasm function `(vpc: i64, ctx: i64, budget: i32) -> i32`:
  *  - vpc is the block's virtual pc (pc-relative values are computed from it, so the same
  *    physical code serves every mapping of it), ctx the data TLB context tag, budget how many
  *    instructions the block may retire before the core must look at interrupts again;
@@ -14,8 +14,9 @@
  * the interpreter); FENCE and FENCE.TSO are no-ops, as in the interpreter. FP loads and stores
  * move raw bits between memory and the core's FP registers, after the interpreter's
  * mstatus.FS check, as do the FP moves and sign injections (no rounding, no flags); the other
- * FP instructions call the interpreter's own execFp. Everything else (CSRs, system, FENCE.I)
- * ends the block before it.
+ * FP instructions call the interpreter's own execFp, CSR instructions its csrRead/csrWrite
+ * (leaving the block after one that asks for attention). ECALL, EBREAK, xRET, WFI, SFENCE.VMA
+ * and FENCE.I end the block before them.
  */
 import { ByteWriter, I32, I64, Op, VOID } from './wasm-emitter.js';
 
@@ -35,6 +36,8 @@ export interface CoreLayout {
   romPa: bigint;
   /** The FP registers (raw 64-bit patterns, f32 NaN-boxed). */
   fregs: number;
+  /** jitCsr's "leave the block now" flag (u32). */
+  leave: number;
 }
 
 /** Import indices of the core's slow paths in the translated module. */
@@ -44,6 +47,7 @@ export const IMPORT_ATOMIC_SLOW = 2;
 export const IMPORT_FP_CHECK = 3;
 export const IMPORT_FP_DIRTY = 4;
 export const IMPORT_FP_OP = 5;
+export const IMPORT_CSR = 6;
 
 export const MAX_BLOCK_INSNS = 128;
 const TLB_INDEX_MASK = 1023 << 4;
@@ -128,6 +132,8 @@ function supported(i: number): boolean {
     case 0x07: // FLW, FLD (and C.FLD, C.FLDSP)
     case 0x27: // FSW, FSD (and C.FSD, C.FSDSP)
       return f3 === 2 || f3 === 3;
+    case 0x73:
+      return f3 !== 0 && f3 !== 4; // CSR instructions (not ECALL, xRET, WFI, SFENCE.VMA)
     case 0x53: // OP-FP: moves and sign injection inline, the rest through the core's execFp
     case 0x43: // FMADD
     case 0x47: // FMSUB
@@ -199,6 +205,14 @@ export function emitBlock(insns: Insn[], layout: CoreLayout): ByteWriter {
     const rs1 = (bits >>> 15) & 31;
     const rs2 = (bits >>> 20) & 31;
     if (op === 0x0f) continue;
+    if (op === 0x73) {
+      if (((bits >>> 12) & 7) < 4) used.add(rs1); // the immediate forms read no register
+      if (rd !== 0) {
+        used.add(rd);
+        written.add(rd);
+      }
+      continue;
+    }
     if (op === 0x07 || op === 0x27) {
       used.add(rs1); // the address; the data register is an FP one (kept in memory)
       continue;
@@ -534,6 +548,21 @@ export function emitBlock(insns: Insn[], layout: CoreLayout): ByteWriter {
         w.op(Op.end);
         setFreg(rd, word);
         markDirty();
+        break;
+      }
+      case 0x73: {
+        // CSR instructions run in the core (jitCsr: the interpreter's csrRead/csrWrite). If the
+        // access asked for attention the block leaves after it, as the interpreter would look.
+        w.i32c(bits);
+        if (f3 >= 5) w.i64c(BigInt(rs1));
+        else get(rs1);
+        w.get(L_RETIRED).i32c(k).op(Op.i32_add); // retired so far (a self-loop adds up)
+        w.i32c(raw).byte(Op.call).u32(IMPORT_CSR).set(L_VAL);
+        faultCheck(k - 1, off); // illegal: not counted, so k retired
+        setRd(rd, () => w.get(L_VAL));
+        w.i32c(layout.leave).mem(Op.i32_load, 2, 0).byte(Op.if).byte(VOID);
+        exit(k + 1, pcPlus(off + len));
+        w.op(Op.end);
         break;
       }
       case 0x43:

@@ -41,7 +41,7 @@ const bType = (f3: number, rs1: number, rs2: number, imm: number) =>
 const uType = (op: number, rd: number, imm20: number) =>
   (((imm20 & 0xfffff) << 12) | (rd << 7) | op) >>> 0;
 
-const CSRR_MSCRATCH = 0x34002073; // csrrs x0, mscratch, x0: not translated, ends a block
+const FENCE_I = 0x0000100f; // not translated: ends a block
 const FENCE = 0x0ff0000f; // fence iorw, iorw
 const FENCE_TSO = 0x8330000f;
 /** Offsets from x31 of the few doublewords the atomics use, so that LR and SC often pair. */
@@ -59,6 +59,35 @@ const amo = (f5: number, size: number, rd: number, rs2: number, aqrl: number) =>
   ((f5 << 27) | (aqrl << 25) | (rs2 << 20) | ((size === 4 ? 2 : 3) << 12) | (rd << 7) | 0x2f) >>> 0;
 
 /**
+ * A CSR instruction in M-mode: scratch, FP status (illegal with the FPU off), counters (read,
+ * written, and instret, which is read-only), mstatus.MIE (nothing is pending), an unknown CSR.
+ */
+function mModeCsr(rnd: (n: number) => number): number {
+  if (rnd(12) === 0) return iType(0x73, rnd(30), rnd(2) ? 6 : 7, 8, 0x300); // csrrsi/ci MIE
+  const csrs = [0x340, 0x140, 0x001, 0x002, 0x003, 0xb00, 0xb02, 0xc00, 0xc01, 0xc02, 0x7c0];
+  const f3 = 1 + rnd(3) + (rnd(2) ? 4 : 0);
+  return iType(0x73, rnd(30), f3, rnd(30), csrs[rnd(csrs.length)]!);
+}
+
+/**
+ * A CSR instruction in S-mode: sscratch, sstatus.SIE and SUM (SUM changes how loads and stores
+ * translate, so the block must leave), and M-mode or counter CSRs, which are illegal there.
+ */
+function sModeCsr(rnd: (n: number) => number): number[] {
+  const rd = rnd(30);
+  switch (rnd(4)) {
+    case 0:
+      return [iType(0x73, rd, 1 + rnd(3) + (rnd(2) ? 4 : 0), rnd(30), 0x140)];
+    case 1:
+      return [iType(0x73, rd, rnd(2) ? 6 : 7, 2, 0x100)]; // csrrsi / csrrci sstatus, SIE
+    case 2:
+      return [uType(0x37, 29, 0x40), iType(0x73, rd, rnd(2) ? 2 : 3, 29, 0x100)]; // SUM
+    default:
+      return [iType(0x73, rd, 2, 0, [0x340, 0x300, 0xc00, 0xc02][rnd(4)]!)];
+  }
+}
+
+/**
  * One random translatable instruction (with what sets up its address for an atomic, or a CSR
  * read the JIT does not translate); never writes x30 (loop counter) or x31 (data pointer).
  */
@@ -68,7 +97,10 @@ function randomInsn(rnd: (n: number) => number): number[] {
   const rs2 = rnd(30);
   const imm = rnd(4096) - 2048;
   const size = rnd(2) ? 4 : 8;
-  switch (rnd(21)) {
+  switch (rnd(23)) {
+    case 21:
+    case 22:
+      return [mModeCsr(rnd)];
     case 18:
     case 19: {
       // Any OP-FP operation (the JIT calls execFp): random rounding modes (5 and 6 are illegal,
@@ -127,7 +159,7 @@ function randomInsn(rnd: (n: number) => number): number[] {
     case 12:
       return atomicAt(rnd, size, amo(3, size, rnd(30), rs2, rnd(4)));
     case 13:
-      return [[CSRR_MSCRATCH, FENCE, FENCE_TSO][rnd(3)]!];
+      return [[FENCE_I, FENCE, FENCE_TSO][rnd(3)]!];
   }
   return [randomPlain(rnd, rd, rs1, rs2, imm)];
 }
@@ -362,7 +394,7 @@ describe('JIT: LR/SC reservations are shared between translated blocks and the i
   const add = (rd: number, rs1: number, rs2: number) => rType(0x33, rd, 0, rs1, rs2, 0);
   const body = [
     lr(5), // in the block
-    CSRR_MSCRATCH,
+    FENCE_I,
     sc(6, 7), // interpreted: pairs with the block's LR, succeeds (0)
     add(10, 10, 6),
     sc(8, 7), // no reservation left: fails (1)
@@ -429,7 +461,6 @@ describe('JIT: atomics under Sv39 paging follow the interpreter (TLBs, A/D bits,
     for (const p of PAGES)
       for (let i = 0; i < 4096; i++) ram[p - RAM_BASE + i] = (i * 29 + 7) & 0xff;
   };
-  const CSRR_SSCRATCH = 0x14002073; // not translated: ends a block
 
   /** An atomic, load or store at one of a few slots of virtual page 1, 2 or 3 (via x29). */
   function pagedOp(rnd: (n: number) => number): number[] {
@@ -473,7 +504,7 @@ describe('JIT: atomics under Sv39 paging follow the interpreter (TLBs, A/D bits,
         const k = rnd(8);
         if (k < 5) body.push(...pagedOp(rnd));
         else if (k < 7) body.push(...randomInsn(rnd).filter((w) => (w & 0x7f) !== 0x73));
-        else body.push(CSRR_SSCRATCH);
+        else body.push(...(rnd(2) ? [FENCE_I] : sModeCsr(rnd)));
       }
       const program = loopProgram(body, false, { rootPpn: ROOT >>> 12 });
       const init = [0n];
@@ -495,5 +526,71 @@ describe('JIT: atomics under Sv39 paging follow the interpreter (TLBs, A/D bits,
     }
     expect(translated).toBeGreaterThan(60n);
     expect(walksSetD, 'programs whose accesses set page 1 D bit').toBeGreaterThan(10);
+  });
+});
+
+describe('JIT: a CSR write that asks for attention leaves the block', () => {
+  it('an interrupt enabled inside a block is taken right after the enabling instruction', () => {
+    // A software interrupt is made pending (CLINT msip, an MMIO store: the block leaves after
+    // it), then the next block turns mstatus.MIE on: the interpreter takes the interrupt right
+    // there, and so must translated code. The handler folds mcause, minstret and mepc into x25
+    // and clears msip.
+    const CLINT = 27;
+    const body = [
+      iType(0x73, 0, 7, 8, 0x300), // csrrci mstatus, MIE
+      iType(0x13, 26, 0, 0, 1),
+      sType(2, CLINT, 26, 0), // msip = 1
+      bType(1, 0, 0, 8), // bne x0, x0: never taken, so what follows starts a block
+      iType(0x13, 5, 0, 5, 1),
+      iType(0x73, 0, 6, 8, 0x300), // csrrsi mstatus, MIE: the interrupt comes here
+      iType(0x13, 6, 0, 6, 1),
+      iType(0x13, 7, 0, 7, 1),
+    ];
+    const tail = [
+      iType(0x13, 30, 0, 30, -1),
+      bType(1, 30, 0, -(body.length + 1) * 4),
+      iType(0x13, 29, 0, 0, 1),
+      iType(0x13, 29, 1, 29, 31),
+      uType(0x37, 28, (TOHOST - RAM_BASE) >>> 12),
+      rType(0x33, 29, 0, 29, 28, 0),
+      iType(0x13, 28, 0, 0, 1),
+      sType(3, 29, 28, 0), // tohost = 1
+      0x0000006f,
+    ];
+    const prologueLen = 7;
+    const handlerAt = (prologueLen + body.length + tail.length) * 4;
+    const prologue = [
+      uType(0x17, 29, 0),
+      iType(0x13, 29, 0, 29, handlerAt),
+      csrrw(0, 0x305, 29), // mtvec
+      uType(0x37, CLINT, 0x2000), // CLINT base
+      iType(0x13, 29, 0, 0, 8),
+      iType(0x73, 0, 2, 29, 0x304), // mie.MSIE
+      0x0040006f, // jal x0, +4: into the loop
+    ];
+    const handler = [
+      csrrw(29, MSCRATCH, 29),
+      csrr(29, MCAUSE),
+      rType(0x33, 25, 0, 25, 29, 0),
+      csrr(29, 0xb02), // minstret
+      rType(0x33, 25, 4, 25, 29, 0),
+      csrr(29, MEPC),
+      rType(0x33, 25, 4, 25, 29, 0),
+      sType(2, CLINT, 0, 0), // msip = 0
+      csrrw(29, MSCRATCH, 29),
+      0x30200073, // mret
+    ];
+    const program = [...prologue, ...body, ...tail, ...handler];
+    const init = Array<bigint>(30).fill(0n);
+    const opts: RunOptions = {};
+    const a = run(program, init, false, opts);
+    const b = run(program, init, true, opts);
+    expect(a.regs[28], 'reached tohost').toBe(1n);
+    expect(a.regs[5]).toBe(BigInt(ITERATIONS));
+    expect(a.regs[25], 'interrupts taken').not.toBe(0n);
+    expect(b.regs).toEqual(a.regs);
+    expect(b.instret).toBe(a.instret);
+    expect(Buffer.from(b.hart).equals(Buffer.from(a.hart))).toBe(true);
+    expect(b.blockInsns).toBeGreaterThan(BigInt(ITERATIONS * 4));
   });
 });
