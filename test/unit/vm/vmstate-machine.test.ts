@@ -367,11 +367,11 @@ describe('saving while disk requests are in flight', () => {
     const inFlight = (): number => vm.stats().virtio['virtio-blk0']?.in_flight ?? 0;
     await until(() => inFlight() > 0, 10_000, 'a disk request in flight');
     vm.pause();
+    // Still out (nothing ran since the check); the device refuses to save such a state itself.
+    expect(inFlight()).toBeGreaterThan(0);
     const file = join(dir, 'io.vm');
-    const t0 = performance.now();
     await saveVm(vm, cfg, file);
-    expect(performance.now() - t0).toBeGreaterThan(100); // it waited for the slow writes
-    expect(inFlight()).toBe(0);
+    expect(inFlight()).toBe(0); // it waited for the slow writes
     expect(r.out()).not.toMatch(/^dd-done\r?$/m);
     vm.stop();
     await r.done;
