@@ -2,7 +2,7 @@
 // blocks up in the JIT map and calls their translations (main/vm/jit translates them).
 import { interpret } from './cpu/interpreter';
 import { XREGS, FREGS, RESERVATION } from './cpu/state';
-import { TLB_LOAD, TLB_STORE } from './mmu/mmu';
+import { TLB_FETCH, TLB_LOAD, TLB_STORE } from './mmu/mmu';
 import { RAM_HOST_OFFSET } from './mmu/physical';
 import { EXPANDED } from './cpu/compressed';
 import { Jit, JIT_MAP, JIT_QUEUE, JIT_STATE, JIT_LEAVE, JIT_COPIES, JIT_COPIES_SIZE, jitFlush as jitFlushAll } from './jit/jit';
@@ -25,6 +25,7 @@ export {
   jitFpOp,
   jitCsr,
   jitFlush,
+  jitChained,
 } from './jit/jit';
 
 export function jitEnable(on: bool, threshold: u32, batch: u32): void {
@@ -45,6 +46,7 @@ export function jitLayout(what: u32): usize {
   if (what == 8) return RAM_HOST_OFFSET;
   if (what == 9) return FREGS;
   if (what == 10) return JIT_LEAVE;
+  if (what == 11) return TLB_FETCH;
   return 0;
 }
 export function jitQueued(): u32 {

@@ -38,7 +38,8 @@ function formatStats(s: MachineStats): string {
     ),
     ...(s.jit
       ? [
-          `jit: ${s.jit.blockCalls} block calls, ${s.jit.blocks} blocks in ${s.jit.modules} ` +
+          `jit: ${s.jit.blockCalls} block calls (+${s.jit.chained} chained), ` +
+            `${s.jit.blocks} blocks in ${s.jit.modules} ` +
             `modules (${s.jit.compileMs.toFixed(0)} ms), ${s.jit.epochs} FENCE.I ` +
             `(${s.jit.revalidated} kept, ${s.jit.stale} stale), ${s.jit.flushes} flushes, ` +
             `${perCall(s.jit.blockInsns, s.jit.blockCalls)} instructions per call, ` +

@@ -46,11 +46,13 @@ describe('wasmvisor run (bundled guest)', () => {
       s.sendLine('poweroff');
       const exit = await s.waitForExit(30_000);
       expect(exit.code).toBe(0);
-      // Translated blocks ran: the stats line counts their calls.
-      const m = /jit: (\d+) block calls, (\d+) blocks/.exec(s.stderr);
+      // Translated blocks ran: the stats line counts the core's calls of them and the blocks
+      // entered from another block (chaining), which should be most of them.
+      const m = /jit: (\d+) block calls \(\+(\d+) chained\), (\d+) blocks/.exec(s.stderr);
       expect(m, s.stderr).not.toBeNull();
-      expect(Number(m![1])).toBeGreaterThan(100_000);
-      expect(Number(m![2])).toBeGreaterThan(100);
+      expect(Number(m![1])).toBeGreaterThan(10_000);
+      expect(Number(m![2])).toBeGreaterThan(Number(m![1]));
+      expect(Number(m![3])).toBeGreaterThan(100);
     } finally {
       await s.close();
     }

@@ -47,7 +47,7 @@ import {
   raiseFault,
 } from '../mmu/mmu';
 import { Phys, physLoad, physStore } from '../mmu/physical';
-import { Jit, JIT_STATE, jitEntry, jitCount, jitNewEpoch, jitRevalidate, jitCall } from '../jit/jit';
+import { Jit, JIT_STATE, JIT_STATE_FETCH_CTX, JIT_STATE_BUDGET, jitEntry, jitCount, jitNewEpoch, jitRevalidate, jitCall } from '../jit/jit';
 
 @inline function rx(i: u32): u64 {
   return load<u64>(XREGS + ((<usize>i) << 3));
@@ -193,7 +193,11 @@ export function interpret<J>(budget: i32): i32 {
           const left = stop > now ? stop - now : 0;
           const budget: i32 = left > 0x7fff_ffff ? 0x7fff_ffff : <i32>left;
           Jit.blockCalls++;
-          const n = jitCall(state, pc, Ctx.data, budget);
+          // Translated code finds chained successors in the fetch TLB under this context, and
+          // counts what the chain retired from this budget (jitCsr's instret).
+          store<u64>(JIT_STATE, Ctx.fetch, JIT_STATE_FETCH_CTX);
+          store<i32>(JIT_STATE, budget, JIT_STATE_BUDGET);
+          const n = <i64>budget - <i64>jitCall(state, pc, Ctx.data, budget);
           Clint.instret += <u64>n;
           Jit.blockInsns += <u64>n;
           pc = load<u64>(JIT_STATE);

@@ -36,7 +36,9 @@ declare function hostJitDrain(): void;
 
 /**
  * Calls translated block `fn` (a slot of the dispatcher's table, main/vm/jit/dispatcher.ts): a
- * Wasm function imported from the dispatcher module, so no call leaves WebAssembly. The core
+ * Wasm function imported from the dispatcher module, so no call leaves WebAssembly. Returns
+ * `budget` minus the instructions retired (negative when the last block ran past it): the block
+ * may have continued into others by tail calls (main/vm/jit/translate.ts, "chaining"). The core
  * has no table of its own because exporting one cost the interpreter ~15% (the optimizer then
  * keeps every function's table entry and indirect-callability).
  */
@@ -60,6 +62,11 @@ export class Jit {
   static blockInsns: u64 = 0;
 }
 
+/** Blocks entered by chaining from another block (kept by translated code in JIT_STATE). */
+export function jitChained(): u64 {
+  return load<u64>(JIT_STATE, JIT_STATE_CHAINED);
+}
+
 export const MAP_BITS: u32 = 16;
 const MAP_MASK: u32 = (1 << MAP_BITS) - 1;
 /**
@@ -76,8 +83,18 @@ export const JIT_COPIES: usize = memory.data(<i32>JIT_COPIES_SIZE, 16);
 export const QUEUE_MAX: u32 = 256;
 /** Blocks waiting for the host: u32 host address, u32 unused, u64 virtual pc. */
 export const JIT_QUEUE: usize = memory.data(<i32>(QUEUE_MAX * 16), 16);
-/** Block exit state: u64 next pc, u32 fault flag (set by the slow paths below). */
-export const JIT_STATE: usize = memory.data(16, 16);
+/**
+ * Block exit state, shared with translated code: u64 next pc, u32 fault flag (set by the slow
+ * paths below), u32 the current FENCE.I epoch (a chained successor must be of this one), u64 the
+ * fetch TLB's context and u32 the budget given to the chain's first block (both written before
+ * each call: translated code looks successors up in the fetch TLB as the interpreter would, and
+ * counts what the chain retired so far), u64 count of blocks entered by chaining (statistics).
+ */
+export const JIT_STATE: usize = memory.data(40, 16);
+export const JIT_STATE_EPOCH: usize = 12;
+export const JIT_STATE_FETCH_CTX: usize = 16;
+export const JIT_STATE_CHAINED: usize = 24;
+export const JIT_STATE_BUDGET: usize = 32;
 /** Set by jitCsr when the block must leave after the instruction (u32, 1 = leave). */
 export const JIT_LEAVE: usize = memory.data(8, 8);
 
@@ -121,6 +138,7 @@ export function jitRevalidate(e: usize, host: usize): bool {
 /** FENCE.I: translations must be checked against the guest code before they run again. */
 export function jitNewEpoch(): void {
   Jit.epoch++;
+  store<u32>(JIT_STATE, Jit.epoch, JIT_STATE_EPOCH);
 }
 
 /**
@@ -148,6 +166,7 @@ export function jitCount(e: usize, host: usize, pc: u64): void {
 /** Drops every translation (reset; the host when its table or copy area is full). */
 export function jitFlush(): void {
   memory.fill(JIT_MAP, 0, (1 << MAP_BITS) << MAP_ENTRY_SHIFT);
+  store<u32>(JIT_STATE, Jit.epoch, JIT_STATE_EPOCH);
   Jit.queued = 0;
   Jit.flushes++;
 }

@@ -6,7 +6,17 @@
  */
 import { buildModule, I32, I64 } from './wasm-emitter.js';
 import type { Dispatcher } from './dispatcher.js';
-import { BLOCK_LOCALS, decodeBlock, emitBlock, type CoreLayout } from './translate.js';
+import {
+  BLOCK_LOCALS,
+  CHAIN_HELPER_LOCALS,
+  FUNC_CHAIN,
+  TYPE_BLOCK,
+  decodeBlock,
+  emitBlock,
+  emitChainHelper,
+  mapEntry,
+  type CoreLayout,
+} from './translate.js';
 
 /** The core's exports the JIT uses (wasm-core/index.ts). */
 export interface JitCoreExports {
@@ -24,6 +34,7 @@ export interface JitCoreExports {
   jitCopiesSize(): number;
   jitRevalidated(): number;
   jitStale(): number;
+  jitChained(): bigint;
   jitLoadSlow: (...args: never[]) => unknown;
   jitStoreSlow: (...args: never[]) => unknown;
   jitAtomicSlow: (...args: never[]) => unknown;
@@ -43,8 +54,6 @@ export interface JitOptions {
 
 /** Table slots the JIT may hold before it starts over (evicted map entries leak theirs). */
 const MAX_SLOTS = 1 << 16;
-const MAP_MASK = (1 << 16) - 1; // wasm-core/jit/jit.ts MAP_BITS
-const ENTRY_SHIFT = 5;
 
 /**
  * Defaults, tunable with WASMVISOR_JIT_THRESHOLD / WASMVISOR_JIT_BATCH. Booting the bundled
@@ -70,7 +79,9 @@ export interface JitStats {
   epochs: number;
   revalidated: number;
   stale: number;
+  /** Blocks called by the core; blocks entered from another block (chaining). */
   blockCalls: bigint;
+  chained: bigint;
   /** Instructions retired by translated code (÷ blockCalls: the mean run per call). */
   blockInsns: bigint;
   /** Instructions in the translated blocks (÷ blocks: the mean block length). */
@@ -96,6 +107,7 @@ export class Jit {
     revalidated: 0,
     stale: 0,
     blockCalls: 0n,
+    chained: 0n,
     blockInsns: 0n,
     insns: 0,
     compileMs: 0,
@@ -103,6 +115,8 @@ export class Jit {
 
   private readonly table: WebAssembly.Table;
   private readonly batch: number;
+  /** The chain helper's body: the same in every batch module. */
+  private readonly chainHelper: ReturnType<typeof emitChainHelper>;
   /** When the queue was last translated (a short queue waits until MAX_WAIT_MS after it). */
   private lastDrain = performance.now();
 
@@ -124,7 +138,10 @@ export class Jit {
       romPa: x.jitPhysMinusHost(1),
       fregs: x.jitLayout(9),
       leave: x.jitLayout(10),
+      tlbFetch: x.jitLayout(11),
+      map: x.jitLayout(1),
     };
+    this.chainHelper = emitChainHelper(this.layout);
     this.map = x.jitLayout(1);
     this.queue = x.jitLayout(2);
     this.firstSlot = 1; // slot 0 is the dispatcher's empty entry (state 0 means untranslated)
@@ -166,7 +183,7 @@ export class Jit {
     for (let i = 0; i < n; i++) {
       const q = this.queue + i * 16;
       const host = mem.getUint32(q, true);
-      const entry = this.map + ((((host >>> 1) ^ (host >>> 17)) & MAP_MASK) << ENTRY_SHIFT);
+      const entry = mapEntry(this.map, host);
       if (mem.getUint32(entry, true) !== host || mem.getInt32(entry + 4, true) !== STATE_QUEUED)
         continue;
       const insns = decodeBlock(mem, host, this.layout);
@@ -185,7 +202,7 @@ export class Jit {
       mem.setUint32(entry + 20, len, true);
       this.copyNext += (len + 7) & ~7;
       this.stats.insns += insns.length;
-      entries.push({ entry, code: emitBlock(insns, this.layout) });
+      entries.push({ entry, code: emitBlock(insns, this.layout, host) });
     }
     this.x.jitTakeQueue();
     if (entries.length > 0) this.install(mem, entries);
@@ -206,6 +223,12 @@ export class Jit {
       { params: [I32, I32], results: [I32] }, // jitFpOp
       { params: [I32, I64, I32, I32], results: [I64] }, // jitCsr
     ];
+    const table = this.table;
+    const first = this.nextSlot;
+    const need = first + entries.length - table.length;
+    if (need > 0) table.grow(Math.max(need, 1024));
+    // The module's element segment puts its blocks into slots first.. while it is instantiated
+    // (no exports, no table.set from JS); function FUNC_CHAIN is the chain helper.
     const bytes = buildModule(
       types,
       [
@@ -217,11 +240,16 @@ export class Jit {
         { name: 'fpOp', type: 6 },
         { name: 'csr', type: 7 },
       ],
-      entries.map((e, i) => ({ type: 0, locals: BLOCK_LOCALS, code: e.code, exportName: `b${i}` })),
+      [
+        { type: TYPE_BLOCK, locals: CHAIN_HELPER_LOCALS, code: this.chainHelper },
+        ...entries.map((e) => ({ type: TYPE_BLOCK, locals: BLOCK_LOCALS, code: e.code })),
+      ],
+      { offset: first, funcs: entries.map((_, i) => FUNC_CHAIN + 1 + i) },
     );
-    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
+    new WebAssembly.Instance(new WebAssembly.Module(bytes), {
       env: {
         memory: this.x.memory,
+        table,
         loadSlow: this.x.jitLoadSlow,
         storeSlow: this.x.jitStoreSlow,
         atomicSlow: this.x.jitAtomicSlow,
@@ -231,14 +259,7 @@ export class Jit {
         csr: this.x.jitCsr,
       },
     });
-    const table = this.table;
-    const need = this.nextSlot + entries.length - table.length;
-    if (need > 0) table.grow(Math.max(need, 1024));
-    entries.forEach((e, i) => {
-      const slot = this.nextSlot++;
-      table.set(slot, inst.exports[`b${i}`] as () => void);
-      mem.setInt32(e.entry + 4, slot, true);
-    });
+    entries.forEach((e) => mem.setInt32(e.entry + 4, this.nextSlot++, true));
     this.stats.blocks += entries.length;
     this.stats.modules++;
   }
@@ -260,6 +281,7 @@ export class Jit {
       revalidated: this.x.jitRevalidated(),
       stale: this.x.jitStale(),
       blockCalls: this.x.jitBlockCalls(),
+      chained: this.x.jitChained(),
       blockInsns: this.x.jitBlockInsns(),
     };
   }

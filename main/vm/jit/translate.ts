@@ -4,9 +4,21 @@
  *  - vpc is the block's virtual pc (pc-relative values are computed from it, so the same
  *    physical code serves every mapping of it), ctx the data TLB context tag, budget how many
  *    instructions the block may retire before the core must look at interrupts again;
- *  - it returns how many instructions retired and leaves the next pc at JIT_STATE. A load or
- *    store that faults leaves that instruction's pc there and the core's fault flag set (and
- *    counts it, as the interpreter does).
+ *  - it returns budget minus the instructions retired and leaves the next pc at JIT_STATE. A
+ *    load or store that faults leaves that instruction's pc there and the core's fault flag set
+ *    (and counts it, as the interpreter does).
+ * Chaining: where the block ends at a branch, a jump or its last instruction, and budget is left,
+ * it continues into the next block's translation by a tail call (return_call_indirect through
+ * the dispatcher's table, which each batch module imports) instead of returning to the
+ * interpreter: the rest of the chain then runs on the remaining budget and its last block
+ * returns to the core. The successor is found as the interpreter would find it: by the host
+ * address of its virtual pc, in the block map, translated in the current FENCE.I epoch. A target
+ * in the block's own page has a host address known at translation time (the page is mapped as
+ * it was when the block was entered: only the interpreter changes mappings or privilege); any
+ * other target (JALR, another page) goes through the module's chain helper, which looks the
+ * page up in the fetch TLB under the context the core stored in JIT_STATE. A miss anywhere
+ * returns to the interpreter. An exit after a slow-path access never chains, since the access
+ * may have made an interrupt pending or changed what the core must look at.
  * Guest registers used by the block live in Wasm locals between its entry and its exits.
  * Loads and stores check the core's TLB inline, as the interpreter does, and call the core's
  * slow paths otherwise (and then leave the block, so MMIO side effects are seen at once).
@@ -38,7 +50,28 @@ export interface CoreLayout {
   fregs: number;
   /** jitCsr's "leave the block now" flag (u32). */
   leave: number;
+  tlbFetch: number;
+  /** The block map (wasm-core/jit/jit.ts JIT_MAP). */
+  map: number;
 }
+
+/** JIT_STATE fields (wasm-core/jit/jit.ts). */
+const STATE_EPOCH = 12;
+const STATE_FETCH_CTX = 16;
+const STATE_CHAINED = 24;
+const STATE_BUDGET = 32;
+/** Block map geometry (wasm-core/jit/jit.ts MAP_BITS, MAP_ENTRY_SHIFT) and entry fields. */
+export const MAP_MASK = (1 << 16) - 1;
+export const MAP_ENTRY_SHIFT = 5;
+const ENTRY_STATE = 4;
+const ENTRY_EPOCH = 12;
+
+/** The block map entry of the block at host address `host` (wasm-core/jit/jit.ts jitEntry). */
+export const mapEntry = (map: number, host: number): number =>
+  map + ((((host >>> 1) ^ (host >>> 17)) & MAP_MASK) << MAP_ENTRY_SHIFT);
+
+/** Type index of a block, `(vpc: i64, ctx: i64, budget: i32) -> i32`, in a batch module. */
+export const TYPE_BLOCK = 0;
 
 /** Import indices of the core's slow paths in the translated module. */
 export const IMPORT_LOAD_SLOW = 0;
@@ -48,6 +81,8 @@ export const IMPORT_FP_CHECK = 3;
 export const IMPORT_FP_DIRTY = 4;
 export const IMPORT_FP_OP = 5;
 export const IMPORT_CSR = 6;
+/** Function index of the chain helper (emitChainHelper), the module's first function. */
+export const FUNC_CHAIN = 7;
 
 export const MAX_BLOCK_INSNS = 128;
 const TLB_INDEX_MASK = 1023 << 4;
@@ -67,7 +102,8 @@ const L_REG0 = 8; // x[i] is local L_REG0 + i, i = 1..31
 const L_T = 40; // i64 scratch
 const L_HOST = 41; // i32: host address of an atomic access
 // L_RETIRED, L_ENTRY; L_ADDR, L_VAL, L_A, L_B (x0's slot), x1..x31, L_T; L_HOST.
-export const BLOCK_LOCALS = [I32, I32, ...Array<number>(4 + 31 + 1).fill(I64), I32];
+const L_LEFT = 42; // i32: budget left at an exit
+export const BLOCK_LOCALS = [I32, I32, ...Array<number>(4 + 31 + 1).fill(I64), I32, I32];
 
 /** AMO funct5 values (LR = 2 and SC = 3 aside) the A extension defines. */
 const AMO_OPS = new Set([0x00, 0x01, 0x04, 0x08, 0x0c, 0x10, 0x14, 0x18, 0x1c]);
@@ -194,8 +230,11 @@ export function decodeBlock(mem: DataView, host: number, layout: CoreLayout): In
   return insns;
 }
 
-/** Emits the function body for `insns` (non-empty, from decodeBlock). */
-export function emitBlock(insns: Insn[], layout: CoreLayout): ByteWriter {
+/**
+ * Emits the function body for `insns` (non-empty, from decodeBlock), the block at host address
+ * `host` (where its successors in the same page are).
+ */
+export function emitBlock(insns: Insn[], layout: CoreLayout, host: number): ByteWriter {
   const w = new ByteWriter();
   const used = new Set<number>();
   const written = new Set<number>();
@@ -245,18 +284,70 @@ export function emitBlock(insns: Insn[], layout: CoreLayout): ByteWriter {
     w.get(L_VPC);
     if (d !== 0) w.i64c(BigInt(d)).op(Op.i64_add);
   };
-  /** Leaves the block: registers back to memory, next pc, retired count. */
-  const exit = (k: number, pc: () => void) => {
+  const writeBack = () => {
     for (const r of written)
       w.i32c(layout.xregs + r * 8)
         .get(L_REG0 + r)
         .mem(Op.i64_store, 3, 0);
+  };
+  /** Pushes the budget left after the first k instructions of this pass. */
+  const left = (k: number) => {
+    w.get(L_BUDGET).get(L_RETIRED);
+    if (k !== 0) w.i32c(k).op(Op.i32_add);
+    w.op(Op.i32_sub);
+  };
+  /** Leaves the block for the core: registers back to memory, next pc, budget left. */
+  const exit = (k: number, pc: () => void) => {
+    writeBack();
     w.i32c(layout.jitState);
     pc();
     w.mem(Op.i64_store, 3, 0);
-    w.get(L_RETIRED);
-    if (k !== 0) w.i32c(k).op(Op.i32_add);
+    left(k);
     w.op(Op.return);
+  };
+  /**
+   * Leaves the block after k instructions for pc-relative `target`, into its translation when
+   * it has a current one and budget is left (see "Chaining" above), else for the core.
+   */
+  const exitChained = (k: number, target: number) => {
+    writeBack();
+    left(k);
+    w.set(L_LEFT);
+    const pageOff = (host & 0xfff) + target;
+    if (pageOff < 0 || pageOff >= 4096) {
+      pcPlus(target)();
+      w.get(L_CTX).get(L_LEFT).byte(Op.return_call).u32(FUNC_CHAIN);
+      return;
+    }
+    const next = (host + target) >>> 0;
+    const e = mapEntry(layout.map, next);
+    w.i32c(e).mem(Op.i32_load, 2, ENTRY_STATE).byte(Op.local_tee).u32(L_ENTRY);
+    w.i32c(0).op(Op.i32_gt_s);
+    w.i32c(e)
+      .mem(Op.i32_load, 2, 0)
+      .i32c(next | 0)
+      .op(I32_EQ)
+      .op(Op.i32_and);
+    w.i32c(e).mem(Op.i32_load, 2, ENTRY_EPOCH);
+    w.i32c(layout.jitState).mem(Op.i32_load, 2, STATE_EPOCH).op(I32_EQ).op(Op.i32_and);
+    w.get(L_LEFT).i32c(0).op(Op.i32_gt_s).op(Op.i32_and);
+    w.byte(Op.if).byte(VOID);
+    countChained(w, layout);
+    pcPlus(target)();
+    w.get(L_CTX).get(L_LEFT).get(L_ENTRY);
+    w.byte(Op.return_call_indirect).u32(TYPE_BLOCK).u32(0);
+    w.op(Op.end);
+    w.i32c(layout.jitState);
+    pcPlus(target)();
+    w.mem(Op.i64_store, 3, 0);
+    w.get(L_LEFT).op(Op.return);
+  };
+  /** As exitChained for a computed target (in L_ADDR): the chain helper looks it up. */
+  const exitChainedTo = (k: number) => {
+    writeBack();
+    w.get(L_ADDR).get(L_CTX);
+    left(k);
+    w.byte(Op.return_call).u32(FUNC_CHAIN);
   };
   /** Computes a value (pushed by `value`) into rd; for rd = x0 only what must happen happens. */
   const setRd = (rd: number, value: () => void) => {
@@ -556,7 +647,11 @@ export function emitBlock(insns: Insn[], layout: CoreLayout): ByteWriter {
         w.i32c(bits);
         if (f3 >= 5) w.i64c(BigInt(rs1));
         else get(rs1);
-        w.get(L_RETIRED).i32c(k).op(Op.i32_add); // retired so far (a self-loop adds up)
+        // Retired so far: in this block (a self-loop adds up) and in the blocks of the chain
+        // before it, which is what the budget the core gave the chain lost until this block.
+        w.get(L_RETIRED).i32c(k).op(Op.i32_add);
+        w.i32c(layout.jitState).mem(Op.i32_load, 2, STATE_BUDGET).get(L_BUDGET).op(Op.i32_sub);
+        w.op(Op.i32_add);
         w.i32c(raw).byte(Op.call).u32(IMPORT_CSR).set(L_VAL);
         faultCheck(k - 1, off); // illegal: not counted, so k retired
         setRd(rd, () => w.get(L_VAL));
@@ -660,10 +755,10 @@ export function emitBlock(insns: Insn[], layout: CoreLayout): ByteWriter {
             .u32(1);
           exit(0, pcPlus(0));
         } else {
-          exit(k + 1, pcPlus(target));
+          exitChained(k + 1, target);
         }
         w.op(Op.end);
-        exit(k + 1, pcPlus(off + len));
+        exitChained(k + 1, off + len);
         break;
       }
       case 0x6f: {
@@ -675,20 +770,69 @@ export function emitBlock(insns: Insn[], layout: CoreLayout): ByteWriter {
           21,
         );
         setRd(rd, pcPlus(off + len));
-        exit(k + 1, pcPlus(off + imm));
+        exitChained(k + 1, off + imm);
         break;
       }
       case 0x67: {
         get(rs1).i64c(BigInt(immI)).op(Op.i64_add).i64c(-2n).op(Op.i64_and).set(L_ADDR);
         setRd(rd, pcPlus(off + len));
-        exit(k + 1, () => w.get(L_ADDR));
+        exitChainedTo(k + 1);
         break;
       }
     }
   });
-  if (!isTerminator(last.bits)) exit(insns.length, pcPlus(last.off + last.len));
+  if (!isTerminator(last.bits)) exitChained(insns.length, last.off + last.len);
   if (selfLoop) w.op(Op.end);
   w.byte(0x00); // unreachable: every path above returned
+  return w;
+}
+
+/** JIT_STATE's count of chained block entries, plus one. */
+function countChained(w: ByteWriter, layout: CoreLayout): void {
+  w.i32c(layout.jitState).i32c(layout.jitState).mem(Op.i64_load, 3, STATE_CHAINED);
+  w.i64c(1n).op(Op.i64_add).mem(Op.i64_store, 3, STATE_CHAINED);
+}
+
+// The chain helper's locals: params vpc, ctx, left; then these.
+const H_TLB = 3;
+const H_HOST = 4;
+const H_ENTRY = 5;
+const H_SLOT = 6;
+export const CHAIN_HELPER_LOCALS = [I32, I32, I32, I32];
+
+/**
+ * The body of the batch module's chain helper `(vpc, ctx, left) -> i32`, tail-called by a block
+ * exit whose target is computed or in another page: continues into the translation of the block
+ * at vpc if budget is left, vpc's page is in the fetch TLB under the core's fetch context, and
+ * the block map has a translation of this epoch for that host address; else stores vpc as the
+ * next pc and returns `left` to the core (which does a full fetch, page walk included).
+ */
+export function emitChainHelper(layout: CoreLayout): ByteWriter {
+  const w = new ByteWriter();
+  w.byte(Op.block).byte(VOID);
+  w.get(L_BUDGET).i32c(0).op(Op.i32_le_s).byte(Op.br_if).u32(0);
+  // The fetch TLB entry: tag (page | context), then host address minus virtual address.
+  w.i32c(layout.tlbFetch).get(L_VPC).i64c(8n).op(Op.i64_shr_u).op(Op.i32_wrap_i64);
+  w.i32c(TLB_INDEX_MASK).op(Op.i32_and).op(Op.i32_add).byte(Op.local_tee).u32(H_TLB);
+  w.mem(Op.i64_load, 3, 0).get(L_VPC).i64c(PAGE_MASK).op(Op.i64_and);
+  w.i32c(layout.jitState).mem(Op.i64_load, 3, STATE_FETCH_CTX).op(Op.i64_or);
+  w.op(Op.i64_ne).byte(Op.br_if).u32(0);
+  w.get(H_TLB).mem(Op.i64_load, 3, 8).get(L_VPC).op(Op.i64_add).op(Op.i32_wrap_i64).set(H_HOST);
+  // Its block map entry (mapEntry).
+  w.get(H_HOST).i32c(1).op(Op.i32_shr_u).get(H_HOST).i32c(17).op(Op.i32_shr_u).op(Op.i32_xor);
+  w.i32c(MAP_MASK).op(Op.i32_and).i32c(MAP_ENTRY_SHIFT).op(Op.i32_shl);
+  w.i32c(layout.map).op(Op.i32_add).byte(Op.local_tee).u32(H_ENTRY);
+  w.mem(Op.i32_load, 2, 0).get(H_HOST).op(Op.i32_ne).byte(Op.br_if).u32(0);
+  w.get(H_ENTRY).mem(Op.i32_load, 2, ENTRY_STATE).byte(Op.local_tee).u32(H_SLOT);
+  w.i32c(0).op(Op.i32_le_s).byte(Op.br_if).u32(0);
+  w.get(H_ENTRY).mem(Op.i32_load, 2, ENTRY_EPOCH);
+  w.i32c(layout.jitState).mem(Op.i32_load, 2, STATE_EPOCH).op(Op.i32_ne).byte(Op.br_if).u32(0);
+  countChained(w, layout);
+  w.get(L_VPC).get(L_CTX).get(L_BUDGET).get(H_SLOT);
+  w.byte(Op.return_call_indirect).u32(TYPE_BLOCK).u32(0);
+  w.op(Op.end);
+  w.i32c(layout.jitState).get(L_VPC).mem(Op.i64_store, 3, 0);
+  w.get(L_BUDGET);
   return w;
 }
 

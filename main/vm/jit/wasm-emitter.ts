@@ -16,6 +16,8 @@ export const Op = {
   return: 0x0f,
   call: 0x10,
   call_indirect: 0x11,
+  return_call: 0x12,
+  return_call_indirect: 0x13,
   drop: 0x1a,
   select: 0x1b,
   local_get: 0x20,
@@ -39,6 +41,7 @@ export const Op = {
   i32_eqz: 0x45,
   i32_lt_s: 0x48,
   i32_lt_u: 0x49,
+  i32_ne: 0x47,
   i32_gt_s: 0x4a,
   i32_gt_u: 0x4b,
   i32_le_s: 0x4c,
@@ -53,6 +56,7 @@ export const Op = {
   i64_ge_s: 0x59,
   i64_ge_u: 0x5a,
   i32_add: 0x6a,
+  i32_sub: 0x6b,
   i32_and: 0x71,
   i32_mul: 0x6c,
   i32_div_s: 0x6d,
@@ -62,6 +66,7 @@ export const Op = {
   i32_shl: 0x74,
   i32_shr_s: 0x75,
   i32_shr_u: 0x76,
+  i32_xor: 0x73,
   i64_add: 0x7c,
   i64_sub: 0x7d,
   i64_mul: 0x7e,
@@ -102,8 +107,18 @@ export class ByteWriter {
     return this;
   }
   bytes(bs: ArrayLike<number>): this {
-    for (let i = 0; i < bs.length; i++) this.byte(bs[i]!);
+    this.reserve(bs.length);
+    for (let i = 0; i < bs.length; i++) this.buf[this.length++] = bs[i]!;
     return this;
+  }
+  /** Room for n more bytes (translation time matters: a boot translates thousands of blocks). */
+  private reserve(n: number): void {
+    if (this.length + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.length + n) size *= 2;
+    const b = new Uint8Array(size);
+    b.set(this.buf.subarray(0, this.length));
+    this.buf = b;
   }
   u32(v: number): this {
     let x = v >>> 0;
@@ -116,6 +131,7 @@ export class ByteWriter {
   }
   /** Signed LEB128 of a value that fits in 64 bits. */
   s64(v: bigint): this {
+    if (v >= -0x8000_0000n && v <= 0x7fff_ffffn) return this.s32(Number(v));
     let x = BigInt.asIntN(64, v);
     for (;;) {
       const b = Number(x & 0x7fn);
@@ -125,8 +141,16 @@ export class ByteWriter {
       if (done) return this;
     }
   }
+  /** Signed LEB128 of a 32-bit value, in plain numbers (BigInt arithmetic is slow). */
   s32(v: number): this {
-    return this.s64(BigInt(v | 0));
+    let x = v | 0;
+    for (;;) {
+      const b = x & 0x7f;
+      x >>= 7;
+      const done = (x === 0 && (b & 0x40) === 0) || (x === -1 && (b & 0x40) !== 0);
+      this.byte(done ? b : b | 0x80);
+      if (done) return this;
+    }
   }
   op(o: number): this {
     return this.byte(o);
@@ -172,7 +196,15 @@ export interface FuncBody {
   /** Extra locals after the parameters, in order. */
   locals: number[];
   code: ByteWriter;
-  exportName: string;
+  exportName?: string;
+}
+
+/** Where the module's functions go in the imported table `env.table` at instantiation. */
+export interface TableInit {
+  /** First slot written. */
+  offset: number;
+  /** Function indices (imports first), in slot order. */
+  funcs: number[];
 }
 
 function name(w: ByteWriter, s: string): void {
@@ -180,11 +212,16 @@ function name(w: ByteWriter, s: string): void {
   w.u32(b.length).bytes(b);
 }
 
-/** Builds a module importing env.memory and `imports` (as env.NAME), exporting `funcs`. */
+/**
+ * Builds a module importing env.memory and `imports` (as env.NAME), exporting the `funcs` that
+ * have an export name; with `table`, it also imports env.table (a funcref table) and an active
+ * element segment puts functions into it while the module is instantiated.
+ */
 export function buildModule(
   types: FuncType[],
   imports: FuncImport[],
   funcs: FuncBody[],
+  table?: TableInit,
 ): Uint8Array<ArrayBuffer> {
   const out = new ByteWriter();
   out.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
@@ -196,10 +233,15 @@ export function buildModule(
   }
   section(1, t);
 
-  const im = new ByteWriter().u32(imports.length + 1);
+  const im = new ByteWriter().u32(imports.length + 1 + (table ? 1 : 0));
   name(im, 'env');
   name(im, 'memory');
   im.byte(0x02).byte(0x00).u32(1); // memory, min 1 page, no maximum
+  if (table) {
+    name(im, 'env');
+    name(im, 'table');
+    im.byte(0x01).byte(0x70).byte(0x00).u32(0); // funcref table, min 0, no maximum
+  }
   for (const i of imports) {
     name(im, 'env');
     name(im, i.name);
@@ -211,12 +253,21 @@ export function buildModule(
   for (const f of funcs) fs.u32(f.type);
   section(3, fs);
 
-  const ex = new ByteWriter().u32(funcs.length);
-  funcs.forEach((f, i) => {
-    name(ex, f.exportName);
+  const exported = funcs.flatMap((f, i) => (f.exportName ? [{ n: f.exportName, i }] : []));
+  const ex = new ByteWriter().u32(exported.length);
+  for (const { n, i } of exported) {
+    name(ex, n);
     ex.byte(0x00).u32(imports.length + i);
-  });
+  }
   section(7, ex);
+
+  if (table) {
+    // One active segment for table 0: offset expression, then the function indices.
+    const el = new ByteWriter().u32(1).u32(0).i32c(table.offset).byte(Op.end);
+    el.u32(table.funcs.length);
+    for (const f of table.funcs) el.u32(f);
+    section(9, el);
+  }
 
   const code = new ByteWriter().u32(funcs.length);
   for (const f of funcs) {

@@ -594,3 +594,323 @@ describe('JIT: a CSR write that asks for attention leaves the block', () => {
     expect(b.blockInsns).toBeGreaterThan(BigInt(ITERATIONS * 4));
   });
 });
+
+// ---- chaining: blocks that continue into the next block's translation (main/vm/jit) ----
+
+const jal = (rd: number, imm: number) =>
+  ((((imm >> 20) & 1) << 31) |
+    (((imm >> 1) & 0x3ff) << 21) |
+    (((imm >> 11) & 1) << 20) |
+    (((imm >> 12) & 0xff) << 12) |
+    (rd << 7) |
+    0x6f) >>>
+  0;
+const addi = (rd: number, rs1: number, imm: number) => iType(0x13, rd, 0, rs1, imm);
+const add = (rd: number, rs1: number, rs2: number) => rType(0x33, rd, 0, rs1, rs2, 0);
+const csrw = (csr: number, rs1: number) => iType(0x73, 0, 1, rs1, csr);
+const csrs = (csr: number, rs1: number) => iType(0x73, 0, 2, rs1, csr);
+const MRET = 0x30200073;
+const SFENCE_VMA = 0x12000073;
+const CSR = {
+  satp: 0x180,
+  mstatus: 0x300,
+  mie: 0x304,
+  mtvec: 0x305,
+  mepc: 0x341,
+  mcause: 0x342,
+  minstret: 0xb02,
+};
+const UNMAPPED = 0x1000_0000; // no device: the harness's MMIO answers with a bus fault
+
+interface Chained {
+  regs: bigint[];
+  instret: bigint;
+  calls: bigint;
+  chained: bigint;
+  /** instret after each core.run(budget), when a budget was given. */
+  steps: bigint[];
+}
+
+/**
+ * Runs a program to its tohost store: `words` at physical `at` (several pieces), registers
+ * from `regs`, optionally in slices of `budget` instructions. With the JIT every block is
+ * translated before its first run, so a block's second run already chains.
+ */
+function runChained(
+  pieces: { at: number; words: number[] }[],
+  regs: Record<number, bigint>,
+  jit: boolean,
+  setup?: (core: Core) => void,
+  budget = 100_000,
+): Chained {
+  let core: Core | undefined = undefined;
+  core = new Core(
+    RAM_BASE,
+    1 << 20,
+    {
+      mmioRead: () => {
+        core!.busFault();
+        return 0;
+      },
+      mmioWrite: () => core!.busFault(),
+      hostTicks: () => 0,
+    },
+    { jit, jitOptions: { threshold: 1, batch: 1 } },
+  );
+  for (const { at, words } of pieces) {
+    words.forEach((w, i) => {
+      const o = at - RAM_BASE + i * 4;
+      core.ram[o] = w & 0xff;
+      core.ram[o + 1] = (w >>> 8) & 0xff;
+      core.ram[o + 2] = (w >>> 16) & 0xff;
+      core.ram[o + 3] = w >>> 24;
+    });
+  }
+  for (const [r, v] of Object.entries(regs)) core.setX(Number(r), v);
+  setup?.(core);
+  core.setTohost(BigInt(TOHOST));
+  core.pc = BigInt(RAM_BASE);
+  const steps: bigint[] = [];
+  for (let n = 0; n < 100_000 && core.run(budget) !== ExitReason.Tohost; n++) {
+    steps.push(core.instret);
+  }
+  const regsOut: bigint[] = [];
+  for (let i = 0; i < 32; i++) regsOut.push(core.getX(i));
+  const s = core.jit?.currentStats();
+  return {
+    regs: regsOut,
+    instret: core.instret,
+    calls: s?.blockCalls ?? 0n,
+    chained: s?.chained ?? 0n,
+    steps,
+  };
+}
+
+/** Stores x28 (= 1) to tohost through x31, then spins: the end of every program below. */
+const PASS = [sType(3, 31, 28, 0), jal(0, 0)];
+const ENDING = { 28: 1n, 31: BigInt(TOHOST) };
+
+describe('JIT: chained blocks keep the guarantees of a return to the interpreter', () => {
+  it('chains most block entries in a loop of small blocks, and computes the same', () => {
+    // 16 blocks of 4 instructions, each jumping to the next, 50 times around.
+    const words: number[] = [];
+    for (let b = 0; b < 16; b++)
+      words.push(addi(10, 10, 1), add(11, 11, 10), addi(12, 11, 7), jal(0, 4));
+    words.push(addi(30, 30, -1), bType(1, 30, 0, -(words.length + 1) * 4), ...PASS);
+    const regs = { 30: 50n, ...ENDING };
+    const a = runChained([{ at: RAM_BASE, words }], regs, false);
+    const b = runChained([{ at: RAM_BASE, words }], regs, true);
+    expect(b.regs).toEqual(a.regs);
+    expect(b.instret).toBe(a.instret);
+    expect(a.regs[10]).toBe(16n * 50n);
+    // Without chaining every one of the 16 * 50 block runs would be a call from the core.
+    expect(b.chained).toBeGreaterThan(700n);
+    expect(b.calls).toBeLessThan(100n);
+  });
+
+  it('ends a chain when the slice budget is spent, within one block of it', () => {
+    const words: number[] = [];
+    for (let b = 0; b < 16; b++)
+      words.push(addi(10, 10, 1), addi(11, 11, 2), addi(12, 12, 3), jal(0, 4));
+    words.push(addi(30, 30, -1), bType(1, 30, 0, -(words.length + 1) * 4), ...PASS);
+    const regs = { 30: 40n, ...ENDING };
+    const a = runChained([{ at: RAM_BASE, words }], regs, false, undefined, 37);
+    const b = runChained([{ at: RAM_BASE, words }], regs, true, undefined, 37);
+    expect(b.regs).toEqual(a.regs);
+    expect(b.instret).toBe(a.instret);
+    expect(b.chained).toBeGreaterThan(500n);
+    // Every slice returned after its 37 instructions plus at most the rest of one block (4).
+    let prev = 0n;
+    for (const s of b.steps) {
+      expect(s - prev).toBeGreaterThanOrEqual(37n);
+      expect(s - prev).toBeLessThanOrEqual(37n + 3n);
+      prev = s;
+    }
+    expect(b.steps.length).toBeGreaterThan(40);
+  });
+
+  it('takes an interrupt made pending by a store before the next block, not after it', () => {
+    const HANDLER = RAM_BASE + 0x80;
+    const words = [
+      csrw(CSR.mtvec, 5),
+      csrw(CSR.mie, 6),
+      csrs(CSR.mstatus, 7),
+      // loop (0x0c): on the third pass from the end, msip = 1 (a store to the CLINT)
+      addi(10, 10, 1),
+      addi(11, 30, -3),
+      iType(0x13, 8, 3, 11, 1), // sltiu x8, x11, 1: x8 = (x30 == 3)
+      sType(2, 9, 8, 0), // sw x8, 0(x9): msip
+      jal(0, 0x40 - 0x1c),
+    ];
+    const b40 = [addi(12, 12, 1), addi(30, 30, -1), bType(1, 30, 0, 0x0c - 0x48), ...PASS];
+    const handler = [
+      csrr(13, CSR.mepc),
+      add(15, 12, 0), // how many times block B had run when the interrupt was taken
+      csrr(14, CSR.minstret),
+      sType(2, 9, 0, 0), // msip = 0
+      MRET,
+    ];
+    const pieces = [
+      { at: RAM_BASE, words },
+      { at: RAM_BASE + 0x40, words: b40 },
+      { at: HANDLER, words: handler },
+    ];
+    const regs = {
+      5: BigInt(HANDLER),
+      6: 1n << 3n,
+      7: 1n << 3n,
+      9: 0x200_0000n,
+      30: 8n,
+      ...ENDING,
+    };
+    const a = runChained(pieces, regs, false);
+    const b = runChained(pieces, regs, true);
+    expect(a.regs[13], 'mepc: the jump after the store').toBe(BigInt(RAM_BASE + 0x1c));
+    expect(a.regs[15]).toBe(5n);
+    expect(b.regs).toEqual(a.regs);
+    expect(b.instret).toBe(a.instret);
+    expect(b.chained).toBeGreaterThan(0n);
+  });
+
+  it('leaves the exact pc and instret for a fault in the second block of a chain', () => {
+    const HANDLER = RAM_BASE + 0x80;
+    const words = [
+      csrw(CSR.mtvec, 5),
+      addi(10, 10, 1), // loop (0x04): block A
+      jal(0, 0x20 - 0x08),
+    ];
+    const b20 = [
+      addi(12, 12, 3), // block B
+      addi(19, 19, 5),
+      iType(0x03, 13, 3, 9, 0), // ld x13, 0(x9): access fault
+      addi(30, 30, -1),
+      bType(1, 30, 0, 0x04 - 0x30),
+      ...PASS,
+    ];
+    const handler = [
+      csrr(14, CSR.mepc),
+      csrr(15, CSR.minstret),
+      add(16, 16, 15), // sum of instret at each fault
+      add(17, 17, 14), // sum of mepc
+      csrr(18, CSR.mcause),
+      add(20, 19, 0), // x19 as the fault saw it
+      addi(14, 14, 4),
+      csrw(CSR.mepc, 14),
+      MRET,
+    ];
+    const pieces = [
+      { at: RAM_BASE, words },
+      { at: RAM_BASE + 0x20, words: b20 },
+      { at: HANDLER, words: handler },
+    ];
+    const regs = { 5: BigInt(HANDLER), 9: BigInt(UNMAPPED), 30: 10n, ...ENDING };
+    const a = runChained(pieces, regs, false);
+    const b = runChained(pieces, regs, true);
+    expect(a.regs[18], 'load access fault').toBe(5n);
+    expect(a.regs[17]).toBe(10n * BigInt(RAM_BASE + 0x28));
+    expect(b.regs).toEqual(a.regs);
+    expect(b.instret).toBe(a.instret);
+    expect(b.chained).toBeGreaterThan(5n);
+  });
+
+  it('runs the new code of a chained successor that was changed and followed by FENCE.I', () => {
+    const B = RAM_BASE + 0x40;
+    const C = RAM_BASE + 0x60;
+    const words = [
+      addi(29, 0, 2), // two phases
+      addi(30, 0, 5), // 0x04: five passes each
+      addi(5, 5, 1), // 0x08: block A
+      jal(0, 0x40 - 0x0c),
+    ];
+    const b40 = [addi(10, 10, 1), jal(0, 0x60 - 0x44)]; // block B: x10 += 1, patched to += 100
+    const c60 = [
+      addi(30, 30, -1),
+      bType(1, 30, 0, 0x08 - 0x64),
+      addi(29, 29, -1),
+      bType(0, 29, 0, 0x80 - 0x6c), // beqz x29, done
+      sType(2, 6, 7, 0), // sw x7, 0(x6): B's first instruction := addi x10, x10, 100
+      FENCE_I,
+      jal(0, 0x04 - 0x78),
+    ];
+    const pieces = [
+      { at: RAM_BASE, words },
+      { at: B, words: b40 },
+      { at: C, words: c60 },
+      { at: RAM_BASE + 0x80, words: PASS },
+    ];
+    const regs = { 6: BigInt(B), 7: BigInt(addi(10, 10, 100)), ...ENDING };
+    const a = runChained(pieces, regs, false);
+    const b = runChained(pieces, regs, true);
+    expect(a.regs[10]).toBe(5n + 500n);
+    expect(b.regs).toEqual(a.regs);
+    expect(b.instret).toBe(a.instret);
+    expect(b.chained).toBeGreaterThan(5n);
+  });
+
+  it('finds a successor through the mapping of the current satp (same virtual pc, other code)', () => {
+    // Two Sv39 address spaces share the code page at VA 0x1000 and map VA 0x2000 to different
+    // functions: f1 adds 1, f2 adds 100. The code calls VA 0x2000 three times, switches satp,
+    // and goes around six times; the calls and returns chain through the fetch TLB.
+    const PT1 = RAM_BASE + 0x4_0000;
+    const PT2 = RAM_BASE + 0x4_3000;
+    const CODE = RAM_BASE + 0x1_0000;
+    // f1 sits right after the code page: a translation that assumed the next virtual page is
+    // the next host page would find f1 in both spaces.
+    const F1 = CODE + 0x1000;
+    const F2 = RAM_BASE + 0x3_0000;
+    const satp = (root: number) => (8n << 60n) | BigInt(root / 4096);
+    const boot = [csrw(CSR.satp, 21), csrw(CSR.mstatus, 5), csrw(CSR.mepc, 6), MRET];
+    const code = [
+      addi(29, 0, 3), // 0x1000 outer
+      jal(1, 0x2000 - 0x1004), // 0x1004 inner: call VA 0x2000
+      addi(29, 29, -1),
+      bType(1, 29, 0, -8),
+      csrw(CSR.satp, 20), // 0x1010: the other address space
+      add(22, 20, 0),
+      add(20, 21, 0),
+      add(21, 22, 0),
+      SFENCE_VMA,
+      addi(30, 30, -1),
+      bType(1, 30, 0, 0x1000 - 0x1028),
+      ...PASS,
+    ];
+    const ret = iType(0x67, 0, 0, 1, 0);
+    const pieces = [
+      { at: RAM_BASE, words: boot },
+      { at: CODE, words: code },
+      { at: F1, words: [addi(10, 10, 1), ret] },
+      { at: F2, words: [addi(10, 10, 100), ret] },
+    ];
+    const setup = (core: Core) => {
+      const view = new DataView(core.ram.buffer, core.ram.byteOffset, core.ram.byteLength);
+      const pte = (at: number, i: number, pa: number, flags: number) =>
+        view.setBigUint64(at - RAM_BASE + i * 8, (BigInt(pa / 4096) << 10n) | BigInt(flags), true);
+      const LEAF = 0xcf; // V R W X A D
+      for (const [root, f] of [
+        [PT1, F1],
+        [PT2, F2],
+      ] as const) {
+        pte(root, 0, root + 0x1000, 1); // VA 0..1 GiB -> level-1 table
+        pte(root + 0x1000, 0, root + 0x2000, 1); // VA 0..2 MiB -> level-0 table
+        pte(root + 0x2000, 1, CODE, LEAF); // VA 0x1000: the shared code
+        pte(root + 0x2000, 2, f, LEAF); // VA 0x2000: this space's function
+        pte(root + 0x2000, 3, TOHOST, LEAF); // VA 0x3000: tohost
+      }
+    };
+    const regs = {
+      5: 1n << 11n, // mstatus.MPP = S
+      6: 0x1000n,
+      20: satp(PT2),
+      21: satp(PT1),
+      30: 6n,
+      28: 1n,
+      31: 0x3000n,
+    };
+    const a = runChained(pieces, regs, false, setup);
+    const b = runChained(pieces, regs, true, setup);
+    expect(a.regs[10]).toBe(3n * (1n + 100n + 1n + 100n + 1n + 100n));
+    expect(b.regs).toEqual(a.regs);
+    expect(b.instret).toBe(a.instret);
+    expect(b.chained).toBeGreaterThan(10n);
+  });
+});
