@@ -6,6 +6,7 @@
  * a bounded backlog are dropped and counted rather than held in memory without limit.
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
+import { open as openFile } from 'node:fs/promises';
 
 const PCAP_MAGIC = 0xa1b2c3d4;
 const LINKTYPE_ETHERNET = 1;
@@ -28,8 +29,11 @@ export class PcapWriter {
   /** Wall-clock microseconds at performance.now() = 0: monotonic timestamps with µs detail. */
   private readonly originUs = Date.now() * 1000 - performance.now() * 1000;
 
-  private constructor(readonly path: string) {
-    this.out = createWriteStream(path);
+  private constructor(
+    readonly path: string,
+    append = false,
+  ) {
+    this.out = createWriteStream(path, { flags: append ? 'a' : 'w' });
     this.opened = new Promise((resolve, reject) => {
       this.out.once('open', () => resolve());
       this.out.once('error', (e) => {
@@ -38,22 +42,29 @@ export class PcapWriter {
       });
     });
     this.opened.catch(() => {});
+    if (!append) this.out.write(PcapWriter.header());
+  }
+
+  /**
+   * Opens `path` for writing (truncates). Rejects with the fs error if it cannot be created.
+   * `append`: a file that already starts with the header this writer writes gets the new
+   * frames after its own (a resumed VM goes on with its capture); any other file is truncated.
+   */
+  static async open(path: string, o: { append?: boolean } = {}): Promise<PcapWriter> {
+    const w = new PcapWriter(path, o.append === true && (await hasOurHeader(path)));
+    await w.opened;
+    return w;
+  }
+
+  /** The 24-byte file header this writer starts a file with. */
+  static header(): Buffer {
     const h = Buffer.alloc(24);
     h.writeUInt32LE(PCAP_MAGIC, 0);
     h.writeUInt16LE(2, 4);
     h.writeUInt16LE(4, 6);
-    h.writeInt32LE(0, 8);
-    h.writeUInt32LE(0, 12);
     h.writeUInt32LE(SNAPLEN, 16);
     h.writeUInt32LE(LINKTYPE_ETHERNET, 20);
-    this.out.write(h);
-  }
-
-  /** Opens `path` for writing (truncates). Rejects with the fs error if it cannot be created. */
-  static async open(path: string): Promise<PcapWriter> {
-    const w = new PcapWriter(path);
-    await w.opened;
-    return w;
+    return h;
   }
 
   /** Appends one frame with the current wall-clock time. */
@@ -82,5 +93,21 @@ export class PcapWriter {
       if (this.error) return reject(this.error);
       this.out.end(() => (this.error ? reject(this.error) : resolve()));
     });
+  }
+}
+
+/** True when `path` exists and begins with exactly the header PcapWriter writes. */
+async function hasOurHeader(path: string): Promise<boolean> {
+  try {
+    const fh = await openFile(path, 'r');
+    try {
+      const b = Buffer.alloc(24);
+      const { bytesRead } = await fh.read(b, 0, 24, 0);
+      return bytesRead === 24 && b.equals(PcapWriter.header());
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return false;
   }
 }

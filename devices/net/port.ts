@@ -130,10 +130,10 @@ export class NetPort {
    * capture already running is stopped first (and its file completed). The file holds wire
    * frames: a large segment (TSO/GSO) is recorded cut into its MSS-sized frames and a partial
    * checksum finished, so a reader sees the packets a physical link would carry, each with
-   * checksums that verify.
+   * checksums that verify. `append`: go on after the frames a file of ours already holds.
    */
-  async startCapture(path: string): Promise<void> {
-    const w = await PcapWriter.open(path);
+  async startCapture(path: string, o: { append?: boolean } = {}): Promise<void> {
+    const w = await PcapWriter.open(path, o);
     const old = this.capture;
     this.capture = w; // synchronous swap: no frame falls between the two files
     if (old) await this.finish(old);

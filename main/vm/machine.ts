@@ -234,7 +234,8 @@ export class VirtMachine {
         disks.push(hooks.wrapDisk?.(disk, disks.length) ?? disk);
       }
       const vm = VirtMachine.fromConfig(cfg, log, disks, hooks.bootImages, hooks.restoring);
-      await startConfiguredCaptures(vm.nics, cfg.nics ?? []).catch(async (e: Error) => {
+      const append = hooks.restoring === true;
+      await startConfiguredCaptures(vm.nics, cfg.nics ?? [], { append }).catch(async (e: Error) => {
         await vm.close();
         throw new MachineConfigError(e.message);
       });

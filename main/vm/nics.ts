@@ -119,16 +119,20 @@ export function buildNics(
   return { nics, virtio, virtioPci, e1000s: e1000Devices };
 }
 
-/** Starts the captures the configs ask for (capture=FILE); rejects naming the file. */
+/**
+ * Starts the captures the configs ask for (capture=FILE); rejects naming the file. `append`: a
+ * resumed VM goes on with the capture files it had (PcapWriter.open).
+ */
 export async function startConfiguredCaptures(
   nics: readonly Nic[],
   configs: readonly NicConfig[],
+  o: { append?: boolean } = {},
 ): Promise<void> {
   for (let i = 0; i < nics.length; i++) {
     const path = configs[i]?.capture;
     if (!path) continue;
     try {
-      await nics[i].port.startCapture(path);
+      await nics[i].port.startCapture(path, o);
     } catch (e) {
       throw new Error(`${nics[i].name}: cannot write capture ${path}: ${(e as Error).message}`);
     }

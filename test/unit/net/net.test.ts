@@ -1,6 +1,6 @@
 /** Back ends and offloads with hand-built frames: switch learning, link, capture, segmentation. */
 import { describe, it, expect } from 'vitest';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { netSwitch, NetPort, openNetBackend, checkNetSpec } from '../../../devices/net/index.js';
@@ -123,6 +123,27 @@ describe('switch:NAME', () => {
     expect(f1.length).toBe(24 + 16 + 70 + 16 + 80);
     expect(f2.length).toBe(24 + 16 + 90);
     expect(a.port.stats.captured).toBe(3);
+  });
+
+  it('a resumed capture appends to a pcap file of its own; any other file starts anew', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wv-pcap-'));
+    const a = nic('switch:t4b');
+    const f = join(dir, 'keep.pcap');
+    await a.port.startCapture(f);
+    a.port.transmit(frame(0xff, 1, 70));
+    await a.port.stopCapture();
+    await a.port.startCapture(f, { append: true });
+    a.port.transmit(frame(0xff, 1, 80));
+    await a.port.stopCapture();
+    expect(readFileSync(f).length).toBe(24 + 16 + 70 + 16 + 80); // one header, both frames
+    const other = join(dir, 'other.pcap');
+    writeFileSync(other, 'not a capture of ours, 24+ bytes long...');
+    await a.port.startCapture(other, { append: true });
+    a.port.transmit(frame(0xff, 1, 90));
+    await a.port.stopCapture();
+    const o = readFileSync(other);
+    expect(o.readUInt32LE(0)).toBe(0xa1b2c3d4);
+    expect(o.length).toBe(24 + 16 + 90);
   });
 
   it('records a large segment as the MSS frames it stands for, each with checksums that verify', async () => {
