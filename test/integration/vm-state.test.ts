@@ -1,11 +1,11 @@
 /**
  * Saving a running VM from the monitor and resuming it in a new process, through the CLI: the
  * bundled kernel with its root on a virtio-blk disk and a NIC on net=user (virtio-net, then
- * e1000) gets a DHCP
- * lease, sets a shell variable and writes a file; `save FILE` in the monitor ends the process;
- * after a pause, `wasmvisor run --restore FILE` brings back the same shell (the variable), the
- * file, the NIC's address (it pings the gateway), and a guest clock that moved on by the time
- * the VM ran, not by the time the file sat on disk. Bad files and conflicting flags are one line.
+ * e1000) gets a DHCP lease, sets a shell variable and writes a file; `save FILE` in the monitor
+ * ends the process; after a pause, `wasmvisor run --restore FILE` brings back the same shell
+ * (the variable), the file, the NIC's address (it pings the gateway), and a guest clock that
+ * moved on by the time the VM ran, not by the time the file sat on disk. Bad files and
+ * conflicting flags are one line.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawnSync } from 'node:child_process';
