@@ -9,7 +9,6 @@ import type { Dispatcher } from './dispatcher.js';
 import {
   BLOCK_LOCALS,
   CHAIN_HELPER_LOCALS,
-  FUNC_CHAIN,
   TYPE_BLOCK,
   decodeBlock,
   emitBlock,
@@ -214,7 +213,7 @@ export class Jit {
     entries: { entry: number; code: ReturnType<typeof emitBlock> }[],
   ): void {
     const types = [
-      { params: [I64, I64, I32], results: [I32] }, // a block
+      { params: [I64, I64, I32], results: [I64, I32, I32] }, // a block (translate.ts)
       { params: [I64, I32], results: [I64] }, // jitLoadSlow
       { params: [I64, I32, I64], results: [] }, // jitStoreSlow
       { params: [I32, I64, I64], results: [I64] }, // jitAtomicSlow
@@ -223,12 +222,7 @@ export class Jit {
       { params: [I32, I32], results: [I32] }, // jitFpOp
       { params: [I32, I64, I32, I32], results: [I64] }, // jitCsr
     ];
-    const table = this.table;
-    const first = this.nextSlot;
-    const need = first + entries.length - table.length;
-    if (need > 0) table.grow(Math.max(need, 1024));
-    // The module's element segment puts its blocks into slots first.. while it is instantiated
-    // (no exports, no table.set from JS); function FUNC_CHAIN is the chain helper.
+    // The chain helper (translate.ts FUNC_CHAIN) comes first; the blocks follow, exported.
     const bytes = buildModule(
       types,
       [
@@ -242,14 +236,17 @@ export class Jit {
       ],
       [
         { type: TYPE_BLOCK, locals: CHAIN_HELPER_LOCALS, code: this.chainHelper },
-        ...entries.map((e) => ({ type: TYPE_BLOCK, locals: BLOCK_LOCALS, code: e.code })),
+        ...entries.map((e, i) => ({
+          type: TYPE_BLOCK,
+          locals: BLOCK_LOCALS,
+          code: e.code,
+          exportName: `b${i}`,
+        })),
       ],
-      { offset: first, funcs: entries.map((_, i) => FUNC_CHAIN + 1 + i) },
     );
-    new WebAssembly.Instance(new WebAssembly.Module(bytes), {
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
       env: {
         memory: this.x.memory,
-        table,
         loadSlow: this.x.jitLoadSlow,
         storeSlow: this.x.jitStoreSlow,
         atomicSlow: this.x.jitAtomicSlow,
@@ -259,7 +256,14 @@ export class Jit {
         csr: this.x.jitCsr,
       },
     });
-    entries.forEach((e) => mem.setInt32(e.entry + 4, this.nextSlot++, true));
+    const table = this.table;
+    const need = this.nextSlot + entries.length - table.length;
+    if (need > 0) table.grow(Math.max(need, 1024));
+    entries.forEach((e, i) => {
+      const slot = this.nextSlot++;
+      table.set(slot, inst.exports[`b${i}`] as () => void);
+      mem.setInt32(e.entry + 4, slot, true);
+    });
     this.stats.blocks += entries.length;
     this.stats.modules++;
   }

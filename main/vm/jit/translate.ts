@@ -1,17 +1,19 @@
 /**
  * Translates one guest basic block (RV64GC and CSR instructions, but not the other system
- * instructions nor FENCE.I) into the body of a Wasm function `(vpc: i64, ctx: i64, budget: i32) -> i32`:
+ * instructions nor FENCE.I) into the body of a Wasm function
+ * `(vpc: i64, ctx: i64, budget: i32) -> (i64, i32, i32)`:
  *  - vpc is the block's virtual pc (pc-relative values are computed from it, so the same
  *    physical code serves every mapping of it), ctx the data TLB context tag, budget how many
  *    instructions the block may retire before the core must look at interrupts again;
- *  - it returns budget minus the instructions retired and leaves the next pc at JIT_STATE. A
- *    load or store that faults leaves that instruction's pc there and the core's fault flag set
- *    (and counts it, as the interpreter does).
+ *  - it returns budget minus the instructions retired (after a next vpc and before a next slot,
+ *    see "Chaining") and, when it returns to the core, leaves the next pc at JIT_STATE. A load
+ *    or store that faults leaves that instruction's pc there and the core's fault flag set (and
+ *    counts it, as the interpreter does).
  * Chaining: where the block ends at a branch, a jump or its last instruction, and budget is left,
- * it continues into the next block's translation by a tail call (return_call_indirect through
- * the dispatcher's table, which each batch module imports) instead of returning to the
- * interpreter: the rest of the chain then runs on the remaining budget and its last block
- * returns to the core. The successor is found as the interpreter would find it: by the host
+ * it returns the next block's table slot (else 0) with its virtual pc and the budget left, and
+ * the dispatcher's loop calls that block at once instead of returning to the interpreter: the
+ * chain runs on the remaining budget and ends with a block that returns slot 0 (the core then
+ * reads the next pc from JIT_STATE). The successor is found as the interpreter would find it: by the host
  * address of its virtual pc, in the block map, translated in the current FENCE.I epoch. A target
  * in the block's own page has a host address known at translation time (the page is mapped as
  * it was when the block was entered: only the interpreter changes mappings or privilege); any
@@ -70,7 +72,10 @@ const ENTRY_EPOCH = 12;
 export const mapEntry = (map: number, host: number): number =>
   map + ((((host >>> 1) ^ (host >>> 17)) & MAP_MASK) << MAP_ENTRY_SHIFT);
 
-/** Type index of a block, `(vpc: i64, ctx: i64, budget: i32) -> i32`, in a batch module. */
+/**
+ * Type index of a block, `(vpc: i64, ctx: i64, budget: i32) -> (next vpc: i64, budget left: i32,
+ * next slot: i32)`, in a batch module (dispatcher.ts has the same type).
+ */
 export const TYPE_BLOCK = 0;
 
 /** Import indices of the core's slow paths in the translated module. */
@@ -302,8 +307,9 @@ export function emitBlock(insns: Insn[], layout: CoreLayout, host: number): Byte
     w.i32c(layout.jitState);
     pc();
     w.mem(Op.i64_store, 3, 0);
+    w.i64c(0n);
     left(k);
-    w.op(Op.return);
+    w.i32c(0).op(Op.return);
   };
   /**
    * Leaves the block after k instructions for pc-relative `target`, into its translation when
@@ -334,13 +340,12 @@ export function emitBlock(insns: Insn[], layout: CoreLayout, host: number): Byte
     w.byte(Op.if).byte(VOID);
     countChained(w, layout);
     pcPlus(target)();
-    w.get(L_CTX).get(L_LEFT).get(L_ENTRY);
-    w.byte(Op.return_call_indirect).u32(TYPE_BLOCK).u32(0);
+    w.get(L_LEFT).get(L_ENTRY).op(Op.return);
     w.op(Op.end);
     w.i32c(layout.jitState);
     pcPlus(target)();
     w.mem(Op.i64_store, 3, 0);
-    w.get(L_LEFT).op(Op.return);
+    w.i64c(0n).get(L_LEFT).i32c(0).op(Op.return);
   };
   /** As exitChained for a computed target (in L_ADDR): the chain helper looks it up. */
   const exitChainedTo = (k: number) => {
@@ -801,11 +806,11 @@ const H_SLOT = 6;
 export const CHAIN_HELPER_LOCALS = [I32, I32, I32, I32];
 
 /**
- * The body of the batch module's chain helper `(vpc, ctx, left) -> i32`, tail-called by a block
- * exit whose target is computed or in another page: continues into the translation of the block
- * at vpc if budget is left, vpc's page is in the fetch TLB under the core's fetch context, and
- * the block map has a translation of this epoch for that host address; else stores vpc as the
- * next pc and returns `left` to the core (which does a full fetch, page walk included).
+ * The body of the batch module's chain helper (a block's type), tail-called by a block exit
+ * whose target is computed or in another page: returns the slot of the block at vpc if budget
+ * is left, vpc's page is in the fetch TLB under the core's fetch context, and the block map has
+ * a translation of this epoch for that host address; else stores vpc as the next pc and returns
+ * slot 0, for the core (which does a full fetch, page walk included).
  */
 export function emitChainHelper(layout: CoreLayout): ByteWriter {
   const w = new ByteWriter();
@@ -828,11 +833,10 @@ export function emitChainHelper(layout: CoreLayout): ByteWriter {
   w.get(H_ENTRY).mem(Op.i32_load, 2, ENTRY_EPOCH);
   w.i32c(layout.jitState).mem(Op.i32_load, 2, STATE_EPOCH).op(Op.i32_ne).byte(Op.br_if).u32(0);
   countChained(w, layout);
-  w.get(L_VPC).get(L_CTX).get(L_BUDGET).get(H_SLOT);
-  w.byte(Op.return_call_indirect).u32(TYPE_BLOCK).u32(0);
+  w.get(L_VPC).get(L_BUDGET).get(H_SLOT).op(Op.return);
   w.op(Op.end);
   w.i32c(layout.jitState).get(L_VPC).mem(Op.i64_store, 3, 0);
-  w.get(L_BUDGET);
+  w.i64c(0n).get(L_BUDGET).i32c(0);
   return w;
 }
 

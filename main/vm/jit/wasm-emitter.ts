@@ -17,7 +17,6 @@ export const Op = {
   call: 0x10,
   call_indirect: 0x11,
   return_call: 0x12,
-  return_call_indirect: 0x13,
   drop: 0x1a,
   select: 0x1b,
   local_get: 0x20,
@@ -199,14 +198,6 @@ export interface FuncBody {
   exportName?: string;
 }
 
-/** Where the module's functions go in the imported table `env.table` at instantiation. */
-export interface TableInit {
-  /** First slot written. */
-  offset: number;
-  /** Function indices (imports first), in slot order. */
-  funcs: number[];
-}
-
 function name(w: ByteWriter, s: string): void {
   const b = Buffer.from(s, 'utf8');
   w.u32(b.length).bytes(b);
@@ -214,14 +205,12 @@ function name(w: ByteWriter, s: string): void {
 
 /**
  * Builds a module importing env.memory and `imports` (as env.NAME), exporting the `funcs` that
- * have an export name; with `table`, it also imports env.table (a funcref table) and an active
- * element segment puts functions into it while the module is instantiated.
+ * have an export name.
  */
 export function buildModule(
   types: FuncType[],
   imports: FuncImport[],
   funcs: FuncBody[],
-  table?: TableInit,
 ): Uint8Array<ArrayBuffer> {
   const out = new ByteWriter();
   out.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
@@ -233,15 +222,10 @@ export function buildModule(
   }
   section(1, t);
 
-  const im = new ByteWriter().u32(imports.length + 1 + (table ? 1 : 0));
+  const im = new ByteWriter().u32(imports.length + 1);
   name(im, 'env');
   name(im, 'memory');
   im.byte(0x02).byte(0x00).u32(1); // memory, min 1 page, no maximum
-  if (table) {
-    name(im, 'env');
-    name(im, 'table');
-    im.byte(0x01).byte(0x70).byte(0x00).u32(0); // funcref table, min 0, no maximum
-  }
   for (const i of imports) {
     name(im, 'env');
     name(im, i.name);
@@ -260,14 +244,6 @@ export function buildModule(
     ex.byte(0x00).u32(imports.length + i);
   }
   section(7, ex);
-
-  if (table) {
-    // One active segment for table 0: offset expression, then the function indices.
-    const el = new ByteWriter().u32(1).u32(0).i32c(table.offset).byte(Op.end);
-    el.u32(table.funcs.length);
-    for (const f of table.funcs) el.u32(f);
-    section(9, el);
-  }
 
   const code = new ByteWriter().u32(funcs.length);
   for (const f of funcs) {
