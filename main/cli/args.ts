@@ -76,7 +76,8 @@ commands:
                       add a virtio-balloon (defaults: reporting on, deflate-on-oom off,
                       stats every 2 s); Ctrl-A C opens the monitor: "balloon MIB"
       --stats         print instructions, MIPS, exits and interrupts at exit
-      --jit           translate hot guest code to WebAssembly (experimental, integer code only)
+      --jit           translate hot guest code to WebAssembly (experimental; CPU-bound code
+                      runs several times faster, --stats shows its share)
       --restore FILE  resume a VM saved with the monitor's "save FILE" (its definition, disks
                       and NICs come from FILE, so no other VM option goes with it but --jit)
   run-elf FILE        run a bare-metal ELF (riscv-tests tohost protocol); exit status = test result

@@ -35,7 +35,7 @@ export const MONITOR_PROMPT = '(wasmvisor) ';
 export const MONITOR_HELP = [
   'info status          whether the VM runs or is stopped',
   'info devices         the devices the guest sees',
-  'info stats           MIPS, exits, interrupts, memory',
+  "info stats           MIPS, exits, interrupts, memory, the JIT's translated share",
   'info balloon         balloon size and the guest memory statistics',
   'info network         switches shared with other wasmvisor processes, their links and drops',
   'balloon MIB          ask the guest to keep MIB of RAM (the balloon takes the rest)',
@@ -120,6 +120,12 @@ function infoStats(s: VmStats | undefined): string {
   };
   per('exits/s', s.exitsPerSec);
   per('interrupts/s', s.interruptsPerSec);
+  if (s.jit) {
+    lines.push(
+      `jit: ${s.jit.blocks} blocks translated, ${s.jit.translatedPercent.toFixed(1)}% of ` +
+        `instructions in translated code now, ${s.jit.translatedTotalPercent.toFixed(1)}% since start`,
+    );
+  }
   if (s.balloon) {
     lines.push(
       `balloon ${mib(s.balloon.actualBytes)}` +

@@ -164,6 +164,18 @@ export interface VmStats {
    * process with the host and the other VMs, so this is all of them together.
    */
   hostRssMiB?: number;
+  /** The JIT's work, when the VM translates hot code (its definition's `jit`). */
+  jit?: JitShare;
+}
+
+/** How much of a VM's guest code runs translated (main/vm/jit; the CLI's --stats line). */
+export interface JitShare {
+  /** Blocks translated so far. */
+  blocks: number;
+  /** Share of the instructions retired in translated code over the last interval, percent. */
+  translatedPercent: number;
+  /** The same since the VM started, percent. */
+  translatedTotalPercent: number;
 }
 
 /** What a device is, from its name, for grouping throughput charts. */

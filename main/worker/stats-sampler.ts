@@ -30,6 +30,8 @@ function procCpuSeconds(statPath: string): number | undefined {
 interface Previous {
   at: number;
   instret: number;
+  jitInsns: number;
+  jitPercent: number;
   cpu: number | undefined;
   exits: Map<string, number>;
   irqs: Map<string, number>;
@@ -74,6 +76,10 @@ function byteCounters(s: MachineStats): Map<string, number> {
   return out;
 }
 
+/** part / whole in percent, 0 when nothing was retired. */
+const share = (part: number, whole: number): number =>
+  whole > 0 ? Math.min(100, (Math.max(0, part) / whole) * 100) : 0;
+
 export class StatsSampler {
   private prev: Previous | undefined;
 
@@ -91,6 +97,12 @@ export class StatsSampler {
     const irqs = new Map(Object.entries(s.interrupts));
     const bytes = byteCounters(s);
     const p = this.prev;
+    const jitInsns = Number(s.jit?.blockInsns ?? 0n);
+    // An interval that retired nothing (a paused VM) keeps the share the running VM last had.
+    const jitPercent =
+      p && instret > p.instret
+        ? share(jitInsns - p.jitInsns, instret - p.instret)
+        : (p?.jitPercent ?? share(jitInsns, instret));
     const dt = p ? (at - p.at) / 1000 : 0;
     const rate = (cur: Map<string, number>, old: Map<string, number> | undefined) => {
       const out: Record<string, number> = {};
@@ -115,12 +127,21 @@ export class StatsSampler {
       bytesPerSec: {},
       balloon: s.balloon,
       hostRssMiB: s.hostRssBytes !== undefined ? s.hostRssBytes / (1024 * 1024) : undefined,
+      ...(s.jit
+        ? {
+            jit: {
+              blocks: s.jit.blocks,
+              translatedPercent: jitPercent,
+              translatedTotalPercent: share(jitInsns, instret),
+            },
+          }
+        : {}),
     };
     for (const [key, v] of Object.entries(rate(bytes, p?.bytes))) {
       const [dev, counter] = key.split('\0') as [string, string];
       (snapshot.bytesPerSec![dev] ??= {})[counter] = v;
     }
-    this.prev = { at, instret, cpu, exits, irqs, bytes };
+    this.prev = { at, instret, jitInsns, jitPercent, cpu, exits, irqs, bytes };
     return snapshot;
   }
 }

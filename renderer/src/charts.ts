@@ -4,7 +4,8 @@
  * new series (device) appears. Throughput charts are generic over devices with byte counters
  * (VmStats.bytesPerSec) and only appear when a device of their kind exists. A VM with a balloon
  * gets a chart of its guest RAM, the balloon, the guest's free and available memory (from the
- * stats queue) and the host's resident memory, so inflating shows the host line fall.
+ * stats queue) and the host's resident memory, so inflating shows the host line fall. A VM
+ * with the JIT on gets the share of its instructions that ran in translated code.
  */
 import uPlot from 'uplot';
 import { deviceKind, type VmStats } from '../../main/host/api-types.js';
@@ -113,6 +114,23 @@ const balloonChart: ChartSpec = {
   },
 };
 
+/** The JIT's share of the instructions retired (last interval); only for a VM with the JIT on. */
+function jitChart(): ChartSpec {
+  return {
+    id: 'jit',
+    title: 'JIT: instructions run in translated code',
+    unit: '%',
+    optional: true,
+    keys: (ss) => (ss.some((s) => s.jit) ? ['translated'] : []),
+    value: (s) => s.jit?.translatedPercent ?? null,
+    latest: (s) =>
+      s.jit
+        ? `${s.jit.translatedPercent.toFixed(0)}% (${s.jit.translatedTotalPercent.toFixed(0)}% ` +
+          `since start), ${s.jit.blocks} blocks`
+        : '',
+  };
+}
+
 const SPECS: ChartSpec[] = [
   { id: 'mips', title: 'MIPS', unit: '', keys: () => ['MIPS'], value: (s) => s.mips },
   {
@@ -139,6 +157,7 @@ const SPECS: ChartSpec[] = [
     value: (s, k) => (k === 'guest RAM' ? s.guestMemMiB : s.wasmMemMiB),
   },
   balloonChart,
+  jitChart(),
 ];
 
 function unionKeys(ss: VmStats[], f: (s: VmStats) => Record<string, number>): string[] {

@@ -62,7 +62,8 @@ const mipsText = (m: number) => (m < 10 ? m.toFixed(1) : m.toFixed(0));
 
 function metaText(s: VmStats): string {
   const cpu = s.cpuPercent === undefined ? '' : ` · VM thread ${s.cpuPercent.toFixed(1)}% CPU`;
-  return `${mipsText(s.mips)} MIPS${cpu} · up ${Math.floor(s.uptimeSec)} s`;
+  const jit = s.jit ? ` · JIT ${s.jit.translatedPercent.toFixed(0)}% translated` : '';
+  return `${mipsText(s.mips)} MIPS${cpu}${jit} · up ${Math.floor(s.uptimeSec)} s`;
 }
 
 function toast(msg: string, kind: 'error' | 'info' = 'error'): void {
@@ -203,7 +204,8 @@ function renderList(): void {
         h(
           'div',
           { class: 'vm-item-meta' },
-          `${v.config.memMiB} MiB · ${v.config.kernel ? 'custom kernel' : 'bundled guest'} · ${v.config.console}`,
+          `${v.config.memMiB} MiB · ${v.config.kernel ? 'custom kernel' : 'bundled guest'} · ${v.config.console}` +
+            (v.config.jit ? ' · JIT' : ''),
         ),
         exitText(v) ? h('div', { class: 'vm-item-exit' }, exitText(v)) : undefined,
         h('div', { class: 'vm-item-actions' }, ...vmButtons(name, v.state)),

@@ -142,6 +142,7 @@ export function editVmDialog(
   );
   con.value = v?.console ?? 'ttyS0';
   const rng = h('input', { name: 'rng', type: 'checkbox', checked: v?.rng ?? false });
+  const jit = h('input', { name: 'jit', type: 'checkbox', checked: v?.jit ?? false });
   const disks = h('div', { class: 'disk-list' }, ...(v?.disks ?? []).map((d) => diskRow(d)));
   const addDisk = h(
     'button',
@@ -172,6 +173,15 @@ export function editVmDialog(
       { class: 'field field-check' },
       rng,
       h('span', {}, 'virtio-rng (entropy from the host)'),
+    ),
+    h(
+      'label',
+      {
+        class: 'field field-check',
+        title: 'translate hot guest code to WebAssembly: CPU-bound code runs several times faster',
+      },
+      jit,
+      h('span', {}, 'JIT (experimental): translate hot guest code to WebAssembly'),
     ),
     error,
     h(
@@ -212,6 +222,7 @@ export function editVmDialog(
         append: opt(append),
         console: con.value,
         rng: rng.checked,
+        jit: jit.checked,
         disks: readDisks(disks),
       };
       save(cfg).then(close, (err: Error) => (error.textContent = err.message));

@@ -6,10 +6,20 @@
  * switched live from the device table; that VM has a balloon, so its memory chart (guest RAM,
  * balloon, guest free/available, host RSS) appears and follows a target set from the device
  * table (the VM without a balloon has no such chart). Screenshots go to test-artifacts/; the
- * README's docs/screenshot.png is refreshed when WASMVISOR_SCREENSHOT=1.
+ * README's docs/screenshot.png is refreshed when WASMVISOR_SCREENSHOT=1. A VM created with the
+ * JIT checkbox keeps it in its definition and shows the share of its instructions run in
+ * translated code.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -308,6 +318,53 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     await page.locator('#toolbar [data-action=stop]').click();
     await page.locator('.vm-item[data-vm=bundled][data-state=stopped]').waitFor();
     expect(await item.locator('[data-action=resume-saved]').count()).toBe(0);
+    expect(pageErrors).toEqual([]);
+  }, 120_000);
+
+  it('a VM created with "JIT (experimental)" keeps it and shows its translated share live', async () => {
+    await page.locator('#new-vm').click();
+    const dialog = page.locator('dialog.vm-dialog');
+    await dialog.locator('[name=name]').fill('jitvm');
+    await dialog.locator('[name=memMiB]').fill('128');
+    await dialog.locator('[name=jit]').check();
+    await dialog.locator('button[type=submit]').click();
+    const item = page.locator('.vm-item[data-vm=jitvm]');
+    await expect.poll(() => item.locator('.vm-item-meta').innerText()).toMatch(/· JIT$/);
+    const file = join(dataDir, 'vms', 'jitvm.json');
+    expect(JSON.parse(readFileSync(file, 'utf8')).jit).toBe(true);
+    // Edit shows it checked (cancel changes nothing).
+    await item.click();
+    await page.locator('#toolbar [data-action=edit]').click();
+    expect(await dialog.locator('[name=jit]').isChecked()).toBe(true);
+    await dialog.locator('[data-action=cancel]').click();
+    await dialog.waitFor({ state: 'detached' });
+
+    await item.locator('[data-action=start]').click();
+    await page.locator('.vm-item[data-vm=jitvm][data-state=running]').waitFor();
+    await expect.poll(() => consoleText('jitvm'), { timeout: 60_000 }).toMatch(/:~# /);
+    await page.locator('.console[data-vm=jitvm] .xterm').click();
+    await page.keyboard.type('i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; echo n=$i\n');
+    // The JIT chart: a nonzero share of instructions in translated code, and its blocks.
+    const chart = page.locator('.chart[data-chart=jit]');
+    await chart.waitFor();
+    await expect
+      .poll(() => chart.locator('.chart-latest').innerText(), { timeout: 20_000 })
+      .toMatch(/^[1-9]\d*% \(\d+% since start\), [1-9]\d* blocks$/);
+    await expect
+      .poll(() => page.locator('#toolbar').innerText())
+      .toMatch(/JIT [1-9]\d*% translated/);
+    await chart.scrollIntoViewIfNeeded();
+    await chart.screenshot({ path: join(artifacts, 'ui-jit-chart.png') });
+    await page.locator('#toolbar [data-action=stop]').click();
+    await page.locator('.vm-item[data-vm=jitvm][data-state=stopped]').waitFor();
+
+    // Unchecked again: the definition drops it.
+    await page.locator('#toolbar [data-action=edit]').click();
+    await dialog.locator('[name=jit]').uncheck();
+    await dialog.locator('button[type=submit]').click();
+    await dialog.waitFor({ state: 'detached' });
+    expect(JSON.parse(readFileSync(file, 'utf8')).jit).toBeUndefined();
+    await expect.poll(() => item.locator('.vm-item-meta').innerText()).not.toMatch(/JIT/);
     expect(pageErrors).toEqual([]);
   }, 120_000);
 });

@@ -177,6 +177,22 @@ describe('monitor commands', () => {
     expect((await runMonitorCommand(t, 'frobnicate')).output).toMatch(/unknown command/);
   });
 
+  it("info stats: a JIT VM's translated share and block count; none for an interpreted one", async () => {
+    const { t } = fake();
+    expect((await runMonitorCommand(t, 'info stats')).output).not.toMatch(/jit/);
+    const base = t.stats()!;
+    const jitVm: MonitorTarget = {
+      ...t,
+      stats: () => ({
+        ...base,
+        jit: { blocks: 1444, translatedPercent: 71.25, translatedTotalPercent: 70 },
+      }),
+    };
+    expect((await runMonitorCommand(jitVm, 'info stats')).output).toMatch(
+      /^jit: 1444 blocks translated, 71\.3% of instructions in translated code now, 70\.0% since start$/m,
+    );
+  });
+
   it('info network: the switches shared with other processes, their links and counters', async () => {
     const { t } = fake();
     expect((await runMonitorCommand(t, 'info network')).output).toBe(

@@ -235,6 +235,37 @@ describe('running VMs in workers', () => {
     expect(h.listVms()[0]!.lastExit).toEqual({ kind: 'killed' });
   });
 
+  it('a definition with the JIT on keeps it, and its live stats show translated code running', async () => {
+    const h = newHost();
+    h.createVm({ name: 'fast', memMiB: 128, jit: true });
+    const file = join(h.dataDir, 'vms', 'fast.json');
+    expect(JSON.parse(readFileSync(file, 'utf8')).jit).toBe(true);
+    const fast = (api: HostApi) => api.listVms().find((v) => v.config.name === 'fast')!.config;
+    expect(fast(new HostApi({ dataDir: h.dataDir })).jit).toBe(true);
+    const stats: VmStats[] = [];
+    h.subscribe((e) => e.type === 'stats' && e.name === 'fast' && stats.push(e.stats));
+    h.startVm('fast');
+    const c = consoleText(h, 'fast');
+    await c.waitFor(PROMPT);
+    h.consoleInput(
+      'fast',
+      enc('i=0; while [ $i -lt 3000 ]; do i=$((i+1)); done; echo looped-$i\n'),
+    );
+    await c.waitFor(/^looped-3000/m);
+    await new Promise((r) => setTimeout(r, 600)); // a sample after the loop
+    const last = stats.at(-1)!;
+    expect(last.jit!.blocks).toBeGreaterThan(100);
+    // The bundled boot runs ~70% of its instructions translated; a shell loop more.
+    expect(last.jit!.translatedTotalPercent).toBeGreaterThan(30);
+    expect(stats.some((s) => s.jit!.translatedPercent > 30)).toBe(true);
+    h.stopVm('fast');
+    await h.waitForState('fast', 'stopped');
+    // Turned off again: the definition drops it (absent means off).
+    h.updateVm('fast', { ...fast(h), jit: false });
+    expect(JSON.parse(readFileSync(file, 'utf8')).jit).toBeUndefined();
+    expect(fast(h).jit).toBeUndefined();
+  });
+
   it('an idle guest at the prompt costs under 2% of a host core', async () => {
     const h = newHost();
     const stats: VmStats[] = [];
