@@ -202,11 +202,14 @@ describe('net=user large segments to the guest', () => {
 });
 
 describe('net=user cuts its stream where the guest copies by words', () => {
-  /** Payload bytes of the large frames whose guest address and stream offset differ mod 8. */
+  /**
+   * Frames of 4 MSS or more whose payload's guest address and stream offset differ mod 8 (a
+   * smaller one may start misaligned: the data after a pause of the host, say).
+   */
   const misaligned = (r: Awaited<ReturnType<typeof download>>) =>
     r.frames
       .map((f, i) => ({ f, off: r.offsets[i] }))
-      .filter(({ f }) => f.frame.length - 54 > MSS)
+      .filter(({ f }) => f.frame.length - 54 >= 4 * MSS)
       .filter(({ f, off }) => (f.addr + HDR + 54 - off) % 8 !== 0);
 
   it('large segments put each payload byte at its stream offset mod 8 in 64-byte aligned buffers', async () => {
@@ -353,7 +356,10 @@ describe('net=user large segments: loss and windows', () => {
   });
 
   it('cuts at the MSS the guest announced, at most 44 pieces per frame', async () => {
-    const body = randomBytes(300_000);
+    // Less than tcpSendBuffer (256 KiB): nothing is acknowledged until the end, so the NAT
+    // stops reading its socket at that bound, and a larger body arrived whole only when the
+    // host's last read happened to bring all of the rest.
+    const body = randomBytes(200_000);
     const s = await source(body);
     const { h, ack, data } = await open(s.port, 65535, 7, 536);
     const got: ReturnType<typeof data> = [];
