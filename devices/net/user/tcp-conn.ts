@@ -444,9 +444,9 @@ export class TcpConn {
       const room = wnd - off;
       if (avail > 0 && room > 0) {
         if (this.flightEnds.length >= MAX_FLIGHT) break;
-        // Sender-side silly window avoidance (RFC 1122 4.2.3.4): while data is in flight, a
-        // window with room for less than an MSS waits for the ACK that opens it further.
-        if (room < avail && room < this.mss && off > 0) break;
+        // Sender-side silly window avoidance (RFC 1122 4.2.3.4): while data is in flight, room
+        // for less than an MSS and less than half the window waits for the ACK that opens it.
+        if (room < avail && room < this.mss && room < wnd / 2 && off > 0) break;
         const n = this.segmentLength(off, Math.min(avail, room, this.segMax), avail);
         this.sendData(off, n, avail === n);
         continue;

@@ -355,6 +355,28 @@ describe('net=user large segments: loss and windows', () => {
     ack(body.length + 1);
   });
 
+  it('fills a window smaller than an MSS as soon as half of it is open', async () => {
+    const body = randomBytes(10_000);
+    const s = await source(body);
+    const { h, ack, data } = await open(s.port, 1000); // a 1000-byte window: less than the MSS
+    const got: ReturnType<typeof data> = [];
+    const upTo = (end: number) =>
+      until(() => {
+        got.push(...data());
+        const last = got.at(-1);
+        return last !== undefined && last.off + last.bytes.length >= end;
+      });
+    await upTo(1000);
+    ack(300); // 300 bytes of room: less than half the window, 700 in flight
+    await new Promise((r) => setTimeout(r, 50));
+    expect(data()).toEqual([]);
+    ack(500); // 500 of 1000: half the window, it goes out at once (not on a timeout)
+    await upTo(1500);
+    expect(got.at(-1)!.off + got.at(-1)!.bytes.length).toBe(1500);
+    expect(h.net.stats().tcp_retransmit ?? 0).toBe(0);
+    ack(body.length + 1);
+  });
+
   it('cuts at the MSS the guest announced, at most 44 pieces per frame', async () => {
     // Less than tcpSendBuffer (256 KiB): nothing is acknowledged until the end, so the NAT
     // stops reading its socket at that bound, and a larger body arrived whole only when the
