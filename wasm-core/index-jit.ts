@@ -26,6 +26,7 @@ export {
   jitCsr,
   jitFlush,
   jitChained,
+  jitTakeFreeSlot,
 } from './jit/jit';
 
 export function jitEnable(on: bool, threshold: u32, batch: u32): void {
@@ -54,6 +55,9 @@ export function jitQueued(): u32 {
 }
 export function jitTakeQueue(): void {
   Jit.queued = 0;
+}
+export function jitFreeSlots(): u32 {
+  return Jit.freeSlots;
 }
 export function jitFlushes(): u32 {
   return Jit.flushes;

@@ -58,6 +58,8 @@ export class Jit {
   static revalidated: u32 = 0;
   static stale: u32 = 0;
   static blockCalls: u64 = 0;
+  /** Entries in JIT_FREE. */
+  static freeSlots: u32 = 0;
   /** Instructions those calls retired (their mean length is the JIT's reach). */
   static blockInsns: u64 = 0;
 }
@@ -129,10 +131,32 @@ export function jitRevalidate(e: usize, host: usize): bool {
     Jit.revalidated++;
     return true;
   }
+  jitFreeSlot(load<i32>(e, 4));
   store<i32>(e, 0, 4);
   store<u32>(e, 0, 8);
   Jit.stale++;
   return false;
+}
+
+/**
+ * Table slots of evicted or stale translations, for the host to reuse (main/vm/jit/jit.ts
+ * install). No chain can still hold one: chains only run between the interpreter's lookups,
+ * and only map entries name slots. When the list is full a slot leaks until the next flush.
+ */
+export const FREE_MAX: u32 = 4096;
+export const JIT_FREE: usize = memory.data(<i32>(FREE_MAX * 4), 16);
+
+function jitFreeSlot(state: i32): void {
+  if (state < STATE_TRANSLATED_MIN || Jit.freeSlots >= FREE_MAX) return;
+  store<i32>(JIT_FREE + (<usize>Jit.freeSlots << 2), state);
+  Jit.freeSlots++;
+}
+
+/** A freed table slot for a new translation, or 0 when there is none. */
+export function jitTakeFreeSlot(): i32 {
+  if (Jit.freeSlots == 0) return 0;
+  Jit.freeSlots--;
+  return load<i32>(JIT_FREE + (<usize>Jit.freeSlots << 2));
 }
 
 /** FENCE.I: translations must be checked against the guest code before they run again. */
@@ -147,6 +171,7 @@ export function jitNewEpoch(): void {
  */
 export function jitCount(e: usize, host: usize, pc: u64): void {
   if (load<u32>(e) != <u32>host) {
+    jitFreeSlot(load<i32>(e, 4)); // another block's translation is evicted
     store<u32>(e, <u32>host);
     store<i32>(e, 0, 4);
     store<u32>(e, 0, 8);
@@ -168,6 +193,7 @@ export function jitFlush(): void {
   memory.fill(JIT_MAP, 0, (1 << MAP_BITS) << MAP_ENTRY_SHIFT);
   store<u32>(JIT_STATE, Jit.epoch, JIT_STATE_EPOCH);
   Jit.queued = 0;
+  Jit.freeSlots = 0; // the host starts its slots over
   Jit.flushes++;
 }
 

@@ -34,6 +34,8 @@ export interface JitCoreExports {
   jitRevalidated(): number;
   jitStale(): number;
   jitChained(): bigint;
+  jitTakeFreeSlot(): number;
+  jitFreeSlots(): number;
   jitLoadSlow: (...args: never[]) => unknown;
   jitStoreSlow: (...args: never[]) => unknown;
   jitAtomicSlow: (...args: never[]) => unknown;
@@ -49,9 +51,14 @@ export interface JitOptions {
   threshold?: number;
   /** Hot blocks the core collects before it stops to have them translated. */
   batch?: number;
+  /** Table slots held before everything is dropped and translated afresh (tests lower it). */
+  maxSlots?: number;
 }
 
-/** Table slots the JIT may hold before it starts over (evicted map entries leak theirs). */
+/**
+ * Table slots the JIT may hold before it starts over. Evicted and stale translations give
+ * theirs back through the core's free list, so only the live ones count.
+ */
 const MAX_SLOTS = 1 << 16;
 
 /**
@@ -86,6 +93,9 @@ export interface JitStats {
   /** Instructions in the translated blocks (÷ blocks: the mean block length). */
   insns: number;
   compileMs: number;
+  /** Table slots taken since the last flush, and translations placed in a freed one. */
+  slots: number;
+  slotsReused: number;
 }
 
 export class Jit {
@@ -110,10 +120,13 @@ export class Jit {
     blockInsns: 0n,
     insns: 0,
     compileMs: 0,
+    slots: 0,
+    slotsReused: 0,
   };
 
   private readonly table: WebAssembly.Table;
   private readonly batch: number;
+  private readonly maxSlots: number;
   /** The chain helper's body: the same in every batch module. */
   private readonly chainHelper: ReturnType<typeof emitChainHelper>;
   /** When the queue was last translated (a short queue waits until MAX_WAIT_MS after it). */
@@ -147,6 +160,7 @@ export class Jit {
     this.nextSlot = this.firstSlot;
     const env = (name: string) => Number(process.env[name]) || undefined;
     this.batch = opts.batch ?? env('WASMVISOR_JIT_BATCH') ?? DEFAULT_BATCH;
+    this.maxSlots = opts.maxSlots ?? MAX_SLOTS;
     x.jitEnable(
       1,
       opts.threshold ?? env('WASMVISOR_JIT_THRESHOLD') ?? DEFAULT_THRESHOLD,
@@ -169,7 +183,7 @@ export class Jit {
     if (n < Math.min(atLeast, this.batch) && now - this.lastDrain < MAX_WAIT_MS) return;
     this.lastDrain = now;
     if (
-      this.nextSlot + n - this.firstSlot > MAX_SLOTS ||
+      this.nextSlot + Math.max(0, n - this.x.jitFreeSlots()) - this.firstSlot > this.maxSlots ||
       this.copyNext + n * 512 > this.x.jitCopiesSize()
     ) {
       this.x.jitFlush(); // empties the queue too
@@ -260,7 +274,9 @@ export class Jit {
     const need = this.nextSlot + entries.length - table.length;
     if (need > 0) table.grow(Math.max(need, 1024));
     entries.forEach((e, i) => {
-      const slot = this.nextSlot++;
+      let slot = this.x.jitTakeFreeSlot();
+      if (slot !== 0) this.stats.slotsReused++;
+      else slot = this.nextSlot++;
       table.set(slot, inst.exports[`b${i}`] as () => void);
       mem.setInt32(e.entry + 4, slot, true);
     });
@@ -281,6 +297,7 @@ export class Jit {
   currentStats(): JitStats {
     return {
       ...this.stats,
+      slots: this.nextSlot - this.firstSlot,
       epochs: this.x.jitEpoch() - 1,
       revalidated: this.x.jitRevalidated(),
       stale: this.x.jitStale(),

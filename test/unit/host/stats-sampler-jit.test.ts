@@ -31,6 +31,8 @@ const machine = (instret: number, jit?: { blockInsns: number; blocks: number }):
           blockInsns: BigInt(jit.blockInsns),
           insns: jit.blocks * 5,
           compileMs: 1,
+          slots: jit.blocks,
+          slotsReused: 0,
         } satisfies JitStats,
       }
     : {}),

@@ -10,6 +10,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Core, ExitReason } from '../../../main/vm/core.js';
+import type { JitStats } from '../../../main/vm/jit/jit.js';
 import { xorshift } from '../../seeded-random.js';
 import { rType } from '../rv-encode.js';
 
@@ -629,6 +630,7 @@ interface Chained {
   chained: bigint;
   /** instret after each core.run(budget), when a budget was given. */
   steps: bigint[];
+  stats?: JitStats;
 }
 
 /**
@@ -642,6 +644,7 @@ function runChained(
   jit: boolean,
   setup?: (core: Core) => void,
   budget = 100_000,
+  maxSlots?: number,
 ): Chained {
   let core: Core | undefined = undefined;
   core = new Core(
@@ -655,7 +658,7 @@ function runChained(
       mmioWrite: () => core!.busFault(),
       hostTicks: () => 0,
     },
-    { jit, jitOptions: { threshold: 1, batch: 1 } },
+    { jit, jitOptions: { threshold: 1, batch: 1, maxSlots } },
   );
   for (const { at, words } of pieces) {
     words.forEach((w, i) => {
@@ -683,6 +686,7 @@ function runChained(
     calls: s?.blockCalls ?? 0n,
     chained: s?.chained ?? 0n,
     steps,
+    stats: s,
   };
 }
 
@@ -912,5 +916,41 @@ describe('JIT: chained blocks keep the guarantees of a return to the interpreter
     expect(b.regs).toEqual(a.regs);
     expect(b.instret).toBe(a.instret);
     expect(b.chained).toBeGreaterThan(10n);
+  });
+
+  it('reuses the table slots of evicted translations instead of starting over', () => {
+    // Blocks A and B share a block-map entry (their host addresses hash alike), so each run of
+    // one evicts the other's translation and, at threshold 1, translates it again: 200
+    // translations in 16 table slots, which without reuse would drop everything every 16.
+    const ramHost = new Core(RAM_BASE, 1 << 20, {
+      mmioRead: () => 0,
+      mmioWrite: () => undefined,
+      hostTicks: () => 0,
+    }).ram.byteOffset;
+    const hash = (off: number) => {
+      const h = (ramHost + off) >>> 0;
+      return ((h >>> 1) ^ (h >>> 17)) & 0xffff;
+    };
+    const A = 0x100;
+    let B = 0x2_0000;
+    while (hash(B) !== hash(A)) B += 4;
+    expect(B).toBeLessThan(1 << 20);
+    const C = 0x200;
+    const pieces = [
+      { at: RAM_BASE, words: [jal(0, A)] },
+      { at: RAM_BASE + A, words: [addi(10, 10, 1), jal(0, B - A - 4)] },
+      { at: RAM_BASE + B, words: [addi(11, 11, 2), jal(0, C - B - 4)] },
+      { at: RAM_BASE + C, words: [addi(30, 30, -1), bType(1, 30, 0, A - C - 4), ...PASS] },
+    ];
+    const regs = { 30: 100n, ...ENDING };
+    const a = runChained(pieces, regs, false);
+    const b = runChained(pieces, regs, true, undefined, 100_000, 16);
+    expect(a.regs[11]).toBe(200n);
+    expect(b.regs).toEqual(a.regs);
+    expect(b.instret).toBe(a.instret);
+    expect(b.stats!.blocks).toBeGreaterThan(190);
+    expect(b.stats!.flushes).toBe(0);
+    expect(b.stats!.slots).toBeLessThanOrEqual(16);
+    expect(b.stats!.slotsReused).toBeGreaterThan(180);
   });
 });
