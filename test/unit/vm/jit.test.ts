@@ -1,12 +1,13 @@
 /**
- * The block translator against the interpreter: random straight-line blocks of the integer
- * instructions it translates (ALU, M with MULH*, loads and stores of every width, LUI/AUIPC,
- * AMOs, LR/SC, FENCE, FP loads, stores, moves and sign injection with the FPU on or off) inside a counted loop, run by a core with the JIT translating every block
- * before its first run and by one without; registers, memory and instret must come out the same.
- * Blocks also hold instructions the JIT does not translate (a CSR read), which end the
- * translated part: what follows runs in the interpreter, so an LR and its SC land on either side.
- * A trap handler skips faulting instructions (misaligned AMOs) and folds mcause and mtval into
- * x28, so a wrong cause or address shows too.
+ * The block translator against the interpreter: random straight-line blocks of the instructions
+ * it translates (ALU, M with MULH*, loads and stores of every width, LUI/AUIPC, AMOs, LR/SC,
+ * FENCE, FP loads, stores, moves, arithmetic with random rounding modes, CSR accesses) inside a
+ * counted loop, run by a core with the JIT translating every block before its first run and by
+ * one without; registers, memory and instret must come out the same. Blocks also hold FENCE.I,
+ * which the JIT does not translate and which ends the translated part: what follows runs in the
+ * interpreter, so an LR and its SC land on either side. A trap handler skips faulting
+ * instructions (misaligned AMOs) and folds mcause and mtval into x28, so a wrong cause or
+ * address shows too. Chained blocks, slot reuse and paging have their own cases below.
  */
 import { describe, expect, it } from 'vitest';
 import { Core, ExitReason } from '../../../main/vm/core.js';
@@ -236,21 +237,29 @@ interface RunOptions {
   watch?: [number, number];
 }
 
-function run(program: number[], init: bigint[], jit: boolean, opts: RunOptions = {}): Outcome {
-  let core: Core | undefined = undefined;
-  core = new Core(
+/**
+ * A core with 1 MiB of RAM and no devices (any MMIO access is a bus fault), translating every
+ * block before its first run when `jit` is on.
+ */
+function testCore(jit: boolean, maxSlots?: number): Core {
+  const core: Core = new Core(
     RAM_BASE,
     1 << 20,
     {
       mmioRead: () => {
-        core!.busFault();
+        core.busFault();
         return 0;
       },
-      mmioWrite: () => core!.busFault(),
+      mmioWrite: () => core.busFault(),
       hostTicks: () => 0,
     },
-    { jit, jitOptions: { threshold: 1, batch: 1 } },
+    { jit, jitOptions: { threshold: 1, batch: 1, maxSlots } },
   );
+  return core;
+}
+
+function run(program: number[], init: bigint[], jit: boolean, opts: RunOptions = {}): Outcome {
+  const core = testCore(jit);
   const code = Buffer.alloc(program.length * 4);
   program.forEach((w, i) => code.writeUInt32LE(w, i * 4));
   core.ram.set(code, 0);
@@ -646,20 +655,7 @@ function runChained(
   budget = 100_000,
   maxSlots?: number,
 ): Chained {
-  let core: Core | undefined = undefined;
-  core = new Core(
-    RAM_BASE,
-    1 << 20,
-    {
-      mmioRead: () => {
-        core!.busFault();
-        return 0;
-      },
-      mmioWrite: () => core!.busFault(),
-      hostTicks: () => 0,
-    },
-    { jit, jitOptions: { threshold: 1, batch: 1, maxSlots } },
-  );
+  const core = testCore(jit, maxSlots);
   for (const { at, words } of pieces) {
     words.forEach((w, i) => {
       const o = at - RAM_BASE + i * 4;
