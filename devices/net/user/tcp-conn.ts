@@ -21,8 +21,6 @@ import { performance } from 'node:perf_hooks';
 import type { NetPacket } from '../packet.js';
 import type { UserNetLimits } from './config.js';
 import type { Counters } from './counters.js';
-import { L4_OFF } from './ipv4.js';
-import { L4_OFF6 } from './ipv6.js';
 import {
   ACK,
   FIN,
@@ -31,6 +29,7 @@ import {
   RST,
   SYN,
   tcpPacket,
+  tcpPayloadAt,
   type IpAddr,
   type TcpSegment,
 } from './tcp-segment.js';
@@ -480,8 +479,7 @@ export class TcpConn {
   private segmentLength(off: number, n: number, avail: number): number {
     const frame = this.owner.rxFrameAlign();
     if (frame === undefined || n <= this.mss) return n;
-    const payloadAt = (typeof this.guestIp === 'number' ? L4_OFF : L4_OFF6) + 20;
-    const target = (frame + payloadAt) & 7;
+    const target = (frame + tcpPayloadAt(typeof this.guestIp === 'number')) & 7;
     const start = (this.sndUna + off - this.iss - 1) & 7; // the stream offset's
     if (start !== target && avail >= REALIGN_MSS * this.mss) n = this.mss;
     return n < avail ? n - ((start + n - target) & 7) : n;

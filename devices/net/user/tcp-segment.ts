@@ -102,15 +102,19 @@ export interface SegmentOut extends TcpFields {
   dst: IpAddr;
 }
 
-/** Where a built IPv4 segment's payload goes in its frame (it ends the frame in both families). */
-export const tcpPayloadAt = (hasMss: boolean, hasWscale: boolean): number =>
-  L4_OFF + 20 + (hasMss ? 4 : 0) + (hasWscale ? 4 : 0);
+/**
+ * Where a segment we build puts its payload in the frame (it ends the frame): after the IP
+ * header of its family and our TCP header, which carries options only on SYNs (MSS, window
+ * scale). tcp-conn.ts aligns its cuts to this.
+ */
+export const tcpPayloadAt = (v4: boolean, hasMss = false, hasWscale = false): number =>
+  (v4 ? L4_OFF : L4_OFF6) + 20 + (hasMss ? 4 : 0) + (hasWscale ? 4 : 0);
 
 /** Most payload one segment (a TSO frame) carries: an IPv4 packet is at most 65535 bytes. */
 export const MAX_TSO_PAYLOAD = 65_535 - 20 - 20;
 
 /**
- * A segment with room for `payloadLen` bytes (the caller copies them in at tcpPayloadAt), as a
+ * A segment with room for `payloadLen` bytes (the caller copies them in at tcpPayloadAt, the frame's end), as a
  * packet with partial-checksum metadata; with `gsoSize` below payloadLen, a TSO frame to be cut
  * into gsoSize-byte segments. The checksum seed covers the whole TCP length, as Linux seeds a
  * TSO frame (segmentation adjusts it per segment).
@@ -122,12 +126,12 @@ export function tcpPacket(
   payloadLen: number,
   gsoSize = 0,
 ): NetPacket {
-  const hdr = tcpPayloadAt(h.mss !== undefined, h.wscale !== undefined) - L4_OFF;
   const v4 = typeof h.src === 'number';
+  const t = v4 ? L4_OFF : L4_OFF6;
+  const hdr = tcpPayloadAt(v4, h.mss !== undefined, h.wscale !== undefined) - t;
   const f = v4
     ? ipv4Frame(dstMac, srcMac, h.src as Ip4, h.dst as Ip4, PROTO_TCP, hdr + payloadLen)
     : ipv6Frame(dstMac, srcMac, h.src as Ip6, h.dst as Ip6, PROTO_TCP, hdr + payloadLen);
-  const t = v4 ? L4_OFF : L4_OFF6;
   put16(f, t, h.sport);
   put16(f, t + 2, h.dport);
   put32(f, t + 4, h.seq);
