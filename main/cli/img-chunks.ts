@@ -2,7 +2,7 @@
  * What the long `img` operations (convert, commit, rebase, compare) share: the ranges of an image
  * that need work (block status rules out runs that surely read as zeros, or that a layer does
  * not hold), walked in large chunks with a few in flight at once (reads of one overlap the writes
- * of another), with progress, and a fast all-zero test.
+ * of another), with progress.
  */
 import type { BlockBackend } from '../../devices/block/backend.js';
 import { blockStatus, type Extent } from '../../devices/block/qcow2/block-status.js';
@@ -114,15 +114,4 @@ export class BufferPool {
       if (whole) this.free.push(whole);
     }
   }
-}
-
-const ZEROS = new Uint8Array(2 << 20);
-
-/** Whether every byte of `b` is zero (a native memcmp per 2 MiB). */
-export function isZero(b: Uint8Array): boolean {
-  for (let p = 0; p < b.length; p += ZEROS.length) {
-    const n = Math.min(ZEROS.length, b.length - p);
-    if (Buffer.compare(b.subarray(p, p + n), ZEROS.subarray(0, n)) !== 0) return false;
-  }
-  return true;
 }

@@ -9,7 +9,8 @@ import type { BlockBackend } from '../../devices/block/backend.js';
 import { openImage, type ImageFormat } from '../../devices/block/qcow2/index.js';
 import { keyOptions } from './img-convert.js';
 import { imageFormat, type ImgIo } from './img.js';
-import { forEachChunk, isZero, rangesWhere, union, type Ranges } from './img-chunks.js';
+import { forEachChunk, rangesWhere, union, type Ranges } from './img-chunks.js';
+import { isZero } from '../../devices/zero-bytes.js';
 import { Progress } from './img-progress.js';
 
 export interface CompareCommand {

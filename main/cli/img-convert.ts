@@ -17,7 +17,8 @@ import {
 } from '../../devices/block/qcow2/index.js';
 import { readKeyFile } from '../../devices/block/luks/key-source.js';
 import { createRaw, imageFormat, parsePreallocation, parseSize } from './img.js';
-import { BufferPool, forEachChunk, isZero, rangesWhere } from './img-chunks.js';
+import { BufferPool, forEachChunk, rangesWhere } from './img-chunks.js';
+import { isZero } from '../../devices/zero-bytes.js';
 import { Progress, type ProgressSink } from './img-progress.js';
 
 export interface ConvertCommand {

@@ -17,7 +17,8 @@ import {
 } from '../../devices/block/qcow2/index.js';
 import { setBackingFile } from '../../devices/block/qcow2/set-backing.js';
 import { imageFormat, type ImgIo } from './img.js';
-import { forEachChunk, isZero, rangesWhere } from './img-chunks.js';
+import { forEachChunk, rangesWhere } from './img-chunks.js';
+import { isZero } from '../../devices/zero-bytes.js';
 import { Progress } from './img-progress.js';
 
 export interface RebaseCommand {
