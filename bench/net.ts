@@ -36,6 +36,13 @@
  * VMs run in this process (VirtMachine), so the two guests of the switch row take turns on one
  * host core, and the user rows' NAT and host socket share it with the guest.
  *
+ * Where a MB's host time goes (wasmvisor only; MachineStats.hostTime with timeDevices on): host CPU
+ * ms per MB split into the guest's own code (time inside the core's slices, less the MMIO exits),
+ * the device models those exits run synchronously (bus, NIC registers, and for virtio-net the
+ * ring walk and transmit that a queue notify starts), and the rest of this thread's CPU (back end,
+ * host sockets, completions, the bench's own socket ends). The split is wall-clock time inside
+ * the thread, so it is meant for a quiet machine; the CPU total is not.
+ *
  * MB per host CPU second (both columns): the bytes moved per second of host CPU the emulator
  * used over the transfer (this process; QEMU's threads from /proc/PID/task/*\/schedstat). On a
  * busy machine wall-clock MB/s drop with the CPU share the emulator gets; this figure does not.
@@ -116,6 +123,9 @@ interface Counts {
   insns: number;
   /** Host CPU seconds used so far. */
   cpuS?: number;
+  /** Milliseconds inside the VMs' slices, and of them inside MMIO exits (MachineStats.hostTime). */
+  runMs?: number;
+  deviceMs?: number;
 }
 
 /** CPU seconds this process (every thread) has used. */
@@ -146,10 +156,12 @@ const outside = (pid: number | undefined): Counts => ({
 });
 
 function count(probes: readonly NicProbe[]): Counts {
-  const c: Counts = { exits: 0, irqs: 0, insns: 0, cpuS: ownCpuSeconds() };
+  const c: Counts = { exits: 0, irqs: 0, insns: 0, cpuS: ownCpuSeconds(), runMs: 0, deviceMs: 0 };
   for (const p of probes) {
     const s: MachineStats = p.vm.stats();
     c.insns += Number(s.instret);
+    c.runMs! += s.hostTime?.runMs ?? NaN;
+    c.deviceMs! += s.hostTime?.deviceMs ?? NaN;
     for (const r of p.regions) c.exits += (s.exits[r]?.reads ?? 0) + (s.exits[r]?.writes ?? 0);
     c.irqs += s.interrupts[`plic:${p.irq}`] ?? 0;
   }
@@ -170,6 +182,9 @@ interface Figures {
   exits?: number;
   irqs?: number;
   insns?: number;
+  /** wasmvisor only: host ms in the guests' slices, and of them in MMIO exits (device models). */
+  runMs?: number;
+  deviceMs?: number;
 }
 
 function figures(mb: number, seconds: number, before?: Counts, after?: Counts): Figures {
@@ -179,6 +194,11 @@ function figures(mb: number, seconds: number, before?: Counts, after?: Counts): 
     f.exits = after.exits - before.exits;
     f.irqs = after.irqs - before.irqs;
     f.insns = after.insns - before.insns;
+    if (after.runMs !== undefined && before.runMs !== undefined)
+      f.runMs = after.runMs - before.runMs;
+    if (after.deviceMs !== undefined && before.deviceMs !== undefined) {
+      f.deviceMs = after.deviceMs - before.deviceMs;
+    }
   }
   return f;
 }
@@ -341,6 +361,7 @@ async function wasmvisorUser(
 ): Promise<UserRows> {
   const cfg = { ...defaultVmConfig(`net-${model}`), nics: [{ model, net: 'user' }] };
   const g = new Guest(await VirtMachine.open(cfg));
+  g.vm.timeDevices = true;
   try {
     await g.expect(/~# /, 120_000);
     await configure(g);
@@ -393,7 +414,9 @@ async function switchRows(): Promise<Partial<Record<NicModel, Figures>>> {
         net: `switch:bench-${model}`,
         mac: macOf(model, i),
       }));
-      guests.push(new Guest(await VirtMachine.open({ ...defaultVmConfig(`bench${i}`), nics })));
+      const vm = await VirtMachine.open({ ...defaultVmConfig(`bench${i}`), nics });
+      vm.timeDevices = true;
+      guests.push(new Guest(vm));
     }
     const [a, b] = guests;
     for (const g of guests) await g.expect(/~# /, 120_000);
@@ -472,6 +495,14 @@ function table(title: string, rows: Partial<Record<NicModel, Figures>>): void {
   line('guest Minsns per MB', (x) => (x.insns === undefined ? undefined : x.insns / 1e6 / x.mb), 2);
   line('transfer time (s)', (x) => x.seconds, 2);
   line('MB per host CPU s', (x) => (x.cpuS ? x.mb / x.cpuS : undefined), 1);
+  // Where a MB's host time goes (wasmvisor): the guest's own code, the device models its MMIO
+  // exits run, and everything else the VM's thread does (back end, host sockets, completions).
+  const perMb = (ms: number | undefined) => (x: Figures) =>
+    ms === undefined || !Number.isFinite(ms) ? undefined : ms / x.mb;
+  line('host CPU ms per MB', (x) => perMb(x.cpuS === undefined ? undefined : x.cpuS * 1000)(x), 2);
+  line('  guest code', (x) => perMb(x.runMs! - x.deviceMs!)(x), 2);
+  line('  device models', (x) => perMb(x.deviceMs)(x), 2);
+  line('  back end + rest', (x) => perMb(x.cpuS! * 1000 - x.runMs!)(x), 2);
   if (e.pipeMbps !== undefined) line('dd | nc (MB/s)', (x) => x.pipeMbps, 2);
 }
 

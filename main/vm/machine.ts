@@ -106,6 +106,20 @@ export interface MachineStats {
   nics?: Record<string, Record<string, number>>;
   /** What the block translator did, when it is on. */
   jit?: JitStats;
+  /** Where this VM's host time went (see VirtMachine.timeDevices). */
+  hostTime?: HostTime;
+}
+
+/**
+ * Host milliseconds since the VM was opened: `runMs` inside the core's slices (the guest's own
+ * instructions, plus every device model an MMIO exit calls synchronously), `deviceMs` the part
+ * of it spent in those MMIO exits (the bus and the device models), counted only while
+ * VirtMachine.timeDevices is on. What the VM's thread spends outside slices (back ends, host
+ * sockets and files, timers, completions) is that thread's CPU time minus `runMs`.
+ */
+export interface HostTime {
+  runMs: number;
+  deviceMs: number;
 }
 
 /** A VM definition or boot file the user must fix; the message says what and where. */
@@ -167,6 +181,12 @@ export class VirtMachine {
   /** instret when run() began: a VM resumed from a file starts with the saved count. */
   private instretAtStart = 0n;
   private running = false;
+  /**
+   * Time each MMIO exit (two clock reads, ~50 ns, more than an exit itself costs: off unless a
+   * measurement asks for it, as bench/net.ts does).
+   */
+  timeDevices = false;
+  private readonly hostTime: HostTime = { runMs: 0, deviceMs: 0 };
   private pauseRequested = false;
   private resumeWaiter: (() => void) | undefined;
 
@@ -304,15 +324,19 @@ export class VirtMachine {
       ramSize,
       {
         mmioRead: (addr, size) => {
+          const t = this.timeDevices ? performance.now() : 0;
           bus.fault = false;
           const v = bus.read(addr, size);
           if (bus.fault) core.busFault();
+          if (t !== 0) this.hostTime.deviceMs += performance.now() - t;
           return v;
         },
         mmioWrite: (addr, size, value) => {
+          const t = this.timeDevices ? performance.now() : 0;
           bus.fault = false;
           bus.write(addr, size, value);
           if (bus.fault) core.busFault();
+          if (t !== 0) this.hostTime.deviceMs += performance.now() - t;
         },
         hostTicks: () => this.clock.ticks(),
       },
@@ -511,7 +535,9 @@ export class VirtMachine {
           await this.waitWhilePaused();
           continue;
         }
+        const t0 = performance.now();
         const reason = this.core.run(this.slice);
+        this.hostTime.runMs += performance.now() - t0;
         this.balloon?.tick(performance.now());
         if (this.shutdown) {
           const s = this.shutdown;
@@ -585,6 +611,7 @@ export class VirtMachine {
       nics: Object.fromEntries(this.nics.map((n) => [n.name, n.stats()])),
       hostRssBytes: processRssBytes(),
       jit: this.core.jit?.currentStats(),
+      hostTime: { ...this.hostTime },
     };
   }
 }
