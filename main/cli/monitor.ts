@@ -5,7 +5,7 @@
  * doing anything. The command logic is here, apart from the terminal, so it is tested alone.
  */
 import type { VmControl } from '../host/worker-vm.js';
-import type { DeviceControl, VmStats } from '../host/api-types.js';
+import type { DeviceControl, VmSnapshotInfo, VmStats } from '../host/api-types.js';
 import { sharedSwitches } from '../../devices/net/index.js';
 import { resolve } from 'node:path';
 
@@ -21,6 +21,8 @@ export type MonitorTarget = Pick<
   | 'stats'
   | 'setDeviceControl'
   | 'saveVm'
+  | 'vmSnapshot'
+  | 'listSnapshots'
 >;
 
 export interface MonitorResult {
@@ -35,6 +37,7 @@ export const MONITOR_PROMPT = '(wasmvisor) ';
 export const MONITOR_HELP = [
   'info status          whether the VM runs or is stopped',
   'info devices         the devices the guest sees',
+  'info snapshots       the VM snapshots: name, date, VM state size, guest clock, disks',
   "info stats           MIPS, exits, interrupts, memory, the JIT's translated share",
   'info balloon         balloon size and the guest memory statistics',
   'info network         switches shared with other wasmvisor processes, their links and drops',
@@ -43,6 +46,9 @@ export const MONITOR_HELP = [
   'stop                 pause the VM',
   'cont                 resume the VM',
   'system_reset         reset the VM (the guest reboots)',
+  'savevm NAME          take snapshot NAME of the whole VM (its disks must be qcow2); the VM runs on',
+  'loadvm NAME          go back to snapshot NAME (disks, RAM, CPU, devices)',
+  'delvm NAME           delete snapshot NAME (its state file and its disk snapshots)',
   'save FILE            save the whole VM to FILE and end it (resume: wasmvisor run --restore FILE)',
   'quit                 end the VM and wasmvisor',
   'help                 this text',
@@ -150,6 +156,43 @@ function infoNetwork(): string {
     .join('\n');
 }
 
+const two = (n: number): string => String(n).padStart(2, '0');
+
+/** `info snapshots`: one line per snapshot, as QEMU's table (dates in local time). */
+export function snapshotTable(list: readonly VmSnapshotInfo[]): string {
+  if (list.length === 0) return 'There is no snapshot available.';
+  const row = (c: string[]): string =>
+    `${c[0]!.padEnd(20)} ${c[1]!.padStart(9)}  ${c[2]!.padEnd(19)}  ${c[3]!.padStart(12)}  ${c[4]}`;
+  const lines = [row(['NAME', 'VM STATE', 'DATE', 'VM CLOCK', 'DISKS'])];
+  for (const s of list) {
+    const d = new Date(s.savedAt);
+    const date = Number.isNaN(d.getTime())
+      ? '?'
+      : `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ` +
+        `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+    const ms = s.guestMs;
+    const clock =
+      `${two(Math.floor(ms / 3_600_000))}:${two(Math.floor(ms / 60_000) % 60)}:` +
+      `${two(Math.floor(ms / 1000) % 60)}.${String(ms % 1000).padStart(3, '0')}`;
+    const disks = s.error
+      ? `unusable: ${s.error}`
+      : s.disks
+          .map((x) =>
+            x.id === undefined
+              ? `${x.path} (read-only, as is)`
+              : `${x.path} (id ${x.id}${x.missing ? ', MISSING' : ''})`,
+          )
+          .join(', ') || 'no disks';
+    lines.push(row([s.name, mib(s.stateBytes), date, clock, disks]));
+  }
+  return lines.join('\n');
+}
+
+/** The NAME argument of savevm/loadvm/delvm, or undefined. */
+function snapshotArg(args: string[]): string | undefined {
+  return args.length === 1 ? args[0] : undefined;
+}
+
 /** Runs one monitor command line. Never throws: errors become the output. */
 export async function runMonitorCommand(t: MonitorTarget, line: string): Promise<MonitorResult> {
   const [cmd, ...args] = line.trim().split(/\s+/);
@@ -180,8 +223,10 @@ export async function runMonitorCommand(t: MonitorTarget, line: string): Promise
             return { output: infoBalloon(t, t.stats()) };
           case 'network':
             return { output: infoNetwork() };
+          case 'snapshots':
+            return { output: snapshotTable(await t.listSnapshots()) };
           default:
-            return { output: 'info status|devices|stats|balloon|network' };
+            return { output: 'info status|devices|stats|balloon|network|snapshots' };
         }
       case 'balloon': {
         const b = balloonControl(t);
@@ -212,8 +257,15 @@ export async function runMonitorCommand(t: MonitorTarget, line: string): Promise
       case 'system_reset':
         t.reset();
         return { output: '' };
-      case 'save':
-      case 'savevm': {
+      case 'savevm':
+      case 'loadvm':
+      case 'delvm': {
+        const name = snapshotArg(args);
+        if (name === undefined) return { output: `usage: ${cmd} NAME` };
+        const action = cmd === 'savevm' ? 'take' : cmd === 'loadvm' ? 'revert' : 'delete';
+        return { output: await t.vmSnapshot(action, name) };
+      }
+      case 'save': {
         // One argument, the rest of the line: a path may hold spaces.
         const file = line.trim().slice(cmd.length).trim();
         if (!file) return { output: 'usage: save FILE (the VM ends once it is saved)' };

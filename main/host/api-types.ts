@@ -78,6 +78,25 @@ export interface DiskImageInfo {
 export type DiskSnapshotAction = 'create' | 'apply' | 'delete';
 export const DISK_SNAPSHOT_ACTIONS: readonly DiskSnapshotAction[] = ['create', 'apply', 'delete'];
 
+/** What can be done to a running VM's snapshots (QEMU's savevm, loadvm, delvm). */
+export type VmSnapshotAction = 'take' | 'revert' | 'delete';
+export const VM_SNAPSHOT_ACTIONS: readonly VmSnapshotAction[] = ['take', 'revert', 'delete'];
+
+/** One VM snapshot (the whole VM: its state file and its disks' internal snapshots). */
+export interface VmSnapshotInfo {
+  name: string;
+  /** ISO time it was taken (the file's mtime when the file cannot be read). */
+  savedAt: string;
+  /** The state file's size in bytes (the VM state: RAM, CPU, devices). */
+  stateBytes: number;
+  /** The guest's uptime when taken, ms. */
+  guestMs: number;
+  /** Each disk: snapshotted (`id`; `missing` if the image no longer has it) or recorded as is. */
+  disks: { path: string; id?: string; missing?: boolean }[];
+  /** The file cannot be used: why (it can still be deleted). */
+  error?: string;
+}
+
 /**
  * One live control of a device: a choice among options. Device types declare their own (the
  * worker's CONTROL_PROVIDERS); the renderer draws any of them the same way.
@@ -197,7 +216,9 @@ export type HostEvent =
   | { type: 'state'; name: string; state: VmState; lastExit?: VmExit }
   | { type: 'stats'; name: string; stats: VmStats }
   | { type: 'devices'; name: string; devices: DeviceRow[] }
-  | { type: 'log'; name: string; message: string };
+  | { type: 'log'; name: string; message: string }
+  /** The VM's snapshots changed (taken, deleted): the whole list. */
+  | { type: 'snapshots'; name: string; snapshots: VmSnapshotInfo[] };
 
 /** The host API's request/response methods, as the renderer calls them over any transport. */
 export interface HostMethods {
@@ -235,6 +256,13 @@ export interface HostMethods {
   diskSnapshot(p: { name: string; device: string; action: DiskSnapshotAction; snapshot: string }): {
     message: string;
   };
+  /** The VM's snapshots (whole VM: state and disks), oldest first. */
+  listSnapshots(p: { name: string }): VmSnapshotInfo[];
+  /**
+   * Takes (running VM; it runs on), reverts to (a running VM goes back; a stopped one starts
+   * from it) or deletes a VM snapshot; resolves to the outcome.
+   */
+  vmSnapshot(p: { name: string; action: VmSnapshotAction; snapshot: string }): { message: string };
 }
 
 export type HostMethodName = keyof HostMethods;

@@ -13,10 +13,20 @@ import {
   type DeviceRow,
   type DiskSnapshotAction,
   type HostEvent,
+  type VmSnapshotAction,
+  type VmSnapshotInfo,
   type VmState,
   type VmStats,
   type VmSummary,
 } from './api-types.js';
+import {
+  checkSnapshotName,
+  deleteVmSnapshot,
+  listVmSnapshots,
+  snapshotDir,
+  snapshotFile,
+} from '../vm/vmstate/vm-snapshots.js';
+import { checkDisks, readSavedVm } from '../vm/vmstate/saved-vm.js';
 import { DefinitionStore } from './definitions.js';
 import { mkdirSync, statSync, unlinkSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
@@ -127,6 +137,62 @@ export class HostApi {
       this.emitList();
       return message;
     } catch (e) {
+      throw new HostError((e as Error).message);
+    }
+  }
+
+  /** Where a VM's snapshots live (DATA_DIR/snapshots/NAME; see vm-snapshots.ts). */
+  snapshotsDir(name: string): string {
+    try {
+      return snapshotDir(this.dataDir, name);
+    } catch (e) {
+      throw new HostError((e as Error).message);
+    }
+  }
+
+  /** The VM's snapshots, oldest first (a damaged file is listed with its error). */
+  async listSnapshots(name: string): Promise<VmSnapshotInfo[]> {
+    this.config(name);
+    return listVmSnapshots(this.snapshotsDir(name));
+  }
+
+  /**
+   * Takes, reverts to or deletes VM snapshot `snapshot` of `name`. A take needs the VM running
+   * (it runs on); a revert of a running VM happens in its worker (the console goes on), of a
+   * stopped VM it starts the VM from the snapshot; a delete works either way. Rejects with
+   * HostError saying why not; nothing is changed then.
+   */
+  async vmSnapshot(name: string, action: VmSnapshotAction, snapshot: string): Promise<string> {
+    const cfg = this.config(name);
+    const dir = this.snapshotsDir(name);
+    try {
+      checkSnapshotName(snapshot);
+      const r = this.runners.get(name);
+      let message: string;
+      if (r?.running) {
+        message = await r.vmSnapshot(action, snapshot);
+      } else if (action === 'take') {
+        throw new HostError(`"${name}" is not running: start it to take a snapshot`);
+      } else if (action === 'delete') {
+        message = await deleteVmSnapshot(dir, snapshot, cfg);
+      } else {
+        const file = snapshotFile(dir, snapshot);
+        const saved = await readSavedVm(file).catch((e: Error) => {
+          throw new HostError(
+            e.message === `${file}: no such file` ? `no snapshot named "${snapshot}"` : e.message,
+          );
+        });
+        await checkDisks(saved);
+        this.startVm(name, undefined, { restore: file });
+        message = `"${name}" starts from snapshot "${snapshot}"`;
+      }
+      if (action !== 'revert') {
+        this.emit({ type: 'snapshots', name, snapshots: await listVmSnapshots(dir) });
+      }
+      return message;
+    } catch (e) {
+      // VmSnapshotError, StateFileError, the worker's answer: each is one line for the caller.
+      if (e instanceof HostError) throw e;
       throw new HostError((e as Error).message);
     }
   }

@@ -5,6 +5,8 @@
  */
 import {
   DISK_SNAPSHOT_ACTIONS,
+  VM_SNAPSHOT_ACTIONS,
+  type VmSnapshotAction,
   type ClientEvent,
   type ConsoleStream,
   type DiskSnapshotAction,
@@ -164,6 +166,21 @@ export class RpcSession {
         }
         return h
           .diskSnapshot(name, device, action as DiskSnapshotAction, snapshot)
+          .then((message) => ({ message }));
+      }
+      case 'listSnapshots':
+        return h.listSnapshots(str(p, 'name'));
+      case 'vmSnapshot': {
+        const [name, action, snapshot] = ['name', 'action', 'snapshot'].map((k) => str(p, k)) as [
+          string,
+          string,
+          string,
+        ];
+        if (!VM_SNAPSHOT_ACTIONS.includes(action as VmSnapshotAction)) {
+          throw new RpcError(`"action" must be one of ${VM_SNAPSHOT_ACTIONS.join(', ')}`);
+        }
+        return h
+          .vmSnapshot(name, action as VmSnapshotAction, snapshot)
           .then((message) => ({ message }));
       }
       case 'consoleInput': {

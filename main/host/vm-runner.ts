@@ -9,6 +9,7 @@ import type {
   DeviceRow,
   DiskSnapshotAction,
   VmExit,
+  VmSnapshotAction,
   VmState,
   VmStats,
 } from './api-types.js';
@@ -239,6 +240,18 @@ export class VmRunner {
    */
   save(path: string): Promise<string> {
     return this.request('save', (id) => ({ type: 'save', id, path }), SAVE_TIMEOUT_MS);
+  }
+
+  /**
+   * Takes, reverts to or deletes VM snapshot `name` in the worker; resolves to the outcome (a
+   * revert once the VM runs from the snapshot). Takes and reverts move the whole RAM.
+   */
+  vmSnapshot(action: VmSnapshotAction, name: string): Promise<string> {
+    return this.request(
+      `snapshot ${name}`,
+      (id) => ({ type: 'vm-snapshot', id, action, name }),
+      SAVE_TIMEOUT_MS,
+    );
   }
 
   /** A disk snapshot operation in the worker (the VM paused); resolves to the outcome. */

@@ -6,7 +6,16 @@
 import type { VmConfig } from '../vm/config.js';
 import type { MachineStats } from '../vm/machine.js';
 import type { BootImages } from '../vm/images.js';
-import type { ConsoleStream, DeviceRow, VmExit, VmState, VmStats } from './api-types.js';
+import type {
+  ConsoleStream,
+  DeviceRow,
+  VmExit,
+  VmSnapshotAction,
+  VmSnapshotInfo,
+  VmState,
+  VmStats,
+} from './api-types.js';
+import { userDataDir } from './data-dir.js';
 import { VmRunner } from './vm-runner.js';
 import { vmWorkerPath } from './worker-path.js';
 
@@ -28,6 +37,10 @@ export interface VmControl {
   setDeviceControl(device: string, control: string, value: string): Promise<string>;
   /** Saves the VM to a file and stops it (it resumes with `run --restore FILE`). */
   saveVm(path: string): Promise<string>;
+  /** Takes, reverts to or deletes a VM snapshot (savevm, loadvm, delvm); resolves to the outcome. */
+  vmSnapshot(action: VmSnapshotAction, name: string): Promise<string>;
+  /** The VM's snapshots, oldest first (`info snapshots`). */
+  listSnapshots(): Promise<VmSnapshotInfo[]>;
 }
 
 export interface WorkerVmOptions {
@@ -112,5 +125,14 @@ export class WorkerVm implements VmControl {
   }
   saveVm(path: string): Promise<string> {
     return this.runner.save(path);
+  }
+  vmSnapshot(action: VmSnapshotAction, name: string): Promise<string> {
+    return this.runner.vmSnapshot(action, name);
+  }
+  /** The directory the worker keeps them in (it has no host data dir: the user's). */
+  async listSnapshots(): Promise<VmSnapshotInfo[]> {
+    // Loaded when asked: a plain boot's start-up does not pay for the qcow2 code.
+    const { listVmSnapshots, snapshotDir } = await import('../vm/vmstate/vm-snapshots.js');
+    return listVmSnapshots(snapshotDir(userDataDir(), this.cfg.name));
   }
 }

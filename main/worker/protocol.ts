@@ -6,6 +6,7 @@ import type {
   DeviceRow,
   DiskSnapshotAction,
   VmExit,
+  VmSnapshotAction,
   VmStats,
 } from '../host/api-types.js';
 import type { MachineStats } from '../vm/machine.js';
@@ -53,6 +54,12 @@ export type ToWorker =
    * exit is { kind: 'saved' }. Answered by 'control-result' with the same id.
    */
   | { type: 'save'; id: number; path: string }
+  /**
+   * A VM snapshot in the VM's snapshot directory (vm-snapshots.ts): take it (the VM pauses,
+   * then runs on), revert to it (the machine is rebuilt from it in this worker) or delete it.
+   * Answered by 'control-result' with the same id (a revert once the VM runs from it again).
+   */
+  | { type: 'vm-snapshot'; id: number; action: VmSnapshotAction; name: string }
   /** Ends the run loop at the next slice boundary; the worker then exits by itself. */
   | { type: 'stop' }
   | { type: 'pause' }

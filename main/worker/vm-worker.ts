@@ -14,8 +14,9 @@ import {
   type ControlContext,
 } from './device-controls.js';
 import { diskInfos, diskSnapshot, withDiskInfo } from './controls/disk-snapshots.js';
-import type { DiskImageInfo } from '../host/api-types.js';
-import { SwitchableDisk } from './controls/disk-controls.js';
+import { consoleStreams, type DiskImageInfo, type VmSnapshotAction } from '../host/api-types.js';
+import { userDataDir } from '../host/data-dir.js';
+import { findDisk, SwitchableDisk } from './controls/disk-controls.js';
 import type { FromWorker, ToWorker, VmWorkerData } from './protocol.js';
 import { setProcessCfq } from '../../devices/block/cfq.js';
 import { SharedCfqCoordinator } from '../../devices/block/cfq-shared.js';
@@ -31,7 +32,23 @@ import { VIRT } from '../../devices/platform/memory-map.js';
 import { SnapshotOverlays, type Disk } from '../../devices/block/index.js';
 import { setSwitchConnector, switchLinkConnector } from '../../devices/net/index.js';
 import { startupMark } from '../host/startup-trace.js';
-import { parseSavedVm, readSavedVm, saveVm, type SavedVm } from '../vm/vmstate/saved-vm.js';
+import {
+  checkDisks,
+  parseSavedVm,
+  readSavedVm,
+  saveVm,
+  type SavedVm,
+} from '../vm/vmstate/saved-vm.js';
+import {
+  deleteVmSnapshot,
+  hardwareDiffers,
+  snapshotDir,
+  snapshotFile,
+  takeVmSnapshot,
+  VmSnapshotError,
+  withImageFile,
+} from '../vm/vmstate/vm-snapshots.js';
+import { resolve } from 'node:path';
 import { openSavedVm } from '../vm/vmstate/resume.js';
 import { StateFileError } from '../vm/vmstate/file-format.js';
 
@@ -89,6 +106,13 @@ let earlyInputBytes = 0;
 const EARLY_INPUT_MAX = 64 * 1024;
 /** Where the VM was saved: it then ends with { kind: 'saved' }. */
 let savedTo: string | undefined;
+/**
+ * A revert to a VM snapshot, checked and under way: the run loop, once the machine stopped,
+ * rebuilds it from `saved` and answers request `id`.
+ */
+let revertTo: { saved: SavedVm; id: number; name: string; done: () => void } | undefined;
+/** A snapshot request is running: another waits its turn (they pause and stop the machine). */
+let snapshotBusy: Promise<void> = Promise.resolve();
 /** Console output of all streams in the order it came, so a merged view (CLI) stays in order. */
 let pending: { stream: ConsoleStream; data: Uint8Array }[] = [];
 let pendingBytes = 0;
@@ -136,11 +160,11 @@ function queueConsole(stream: ConsoleStream, bytes: Uint8Array): void {
 /** Reads a saved-VM file for a start; its definition must be the one the host named. */
 async function savedVmFor(
   cfg: VmConfig,
-  restore: { file: string; bytes?: Uint8Array },
+  restore: { file: string; bytes?: Uint8Array; saved?: SavedVm },
 ): Promise<SavedVm> {
-  const saved = restore.bytes
-    ? parseSavedVm(restore.bytes, restore.file)
-    : await readSavedVm(restore.file);
+  const saved =
+    restore.saved ??
+    (restore.bytes ? parseSavedVm(restore.bytes, restore.file) : await readSavedVm(restore.file));
   if (saved.info.config.name !== cfg.name) {
     throw new StateFileError(
       `${restore.file}: saved from VM "${saved.info.config.name}", not "${cfg.name}"`,
@@ -161,7 +185,9 @@ async function runVm(
   // snapshot=on overlays outlive resets and reboots, as QEMU's do; thrown away when the VM ends.
   const overlays = new SnapshotOverlays();
   let bootImages = preloaded;
-  let resumeFrom = restore;
+  let resumeFrom: { file: string; bytes?: Uint8Array; saved?: SavedVm } | undefined = restore;
+  /** A revert in progress: answered once the machine runs from the snapshot (or failed to). */
+  let reverting: { id: number; name: string; done: () => void } | undefined;
   try {
     for (;;) {
       let vm: VirtMachine;
@@ -190,6 +216,10 @@ async function runVm(
       } catch (e) {
         const message =
           e instanceof MachineConfigError || e instanceof StateFileError ? e.message : String(e);
+        if (reverting) {
+          post({ type: 'control-result', id: reverting.id, ok: false, message });
+          reverting.done();
+        }
         post({ type: 'exit', exit: { kind: 'error', message } });
         return;
       }
@@ -245,6 +275,12 @@ async function runVm(
       if (statsTimer) clearInterval(statsTimer);
       statsTimer = setInterval(sample, STATS_INTERVAL_MS);
       post({ type: 'state', state: 'running' });
+      if (reverting) {
+        const message = `reverted to snapshot "${reverting.name}"; the VM runs on from it`;
+        post({ type: 'control-result', id: reverting.id, ok: true, message });
+        reverting.done();
+        reverting = undefined;
+      }
       startupMark('first slice');
       const exit = await vm.run().finally(() => vm.close());
       flushConsole();
@@ -252,6 +288,20 @@ async function runVm(
       if (savedTo) {
         post({ type: 'exit', exit: { kind: 'saved', path: savedTo }, stats: vm.stats() });
         return;
+      }
+      if (revertTo) {
+        // The same worker builds the machine again from the snapshot: the host, the console
+        // attached to it and the terminal see one VM that went back in time.
+        const r = revertTo;
+        revertTo = undefined;
+        resumeFrom = { file: r.saved.file, saved: r.saved };
+        reverting = { id: r.id, name: r.name, done: r.done };
+        const note = new TextEncoder().encode(
+          `\r\n[wasmvisor: reverted to snapshot ${r.name}]\r\n`,
+        );
+        for (const stream of consoleStreams(cfg)) queueConsole(stream, note);
+        flushConsole();
+        continue;
       }
       if (resetRequested || exit.kind === 'reset') {
         resetRequested = false;
@@ -305,6 +355,9 @@ port.on('message', (m: ToWorker) => {
     case 'save':
       void saveTo(m.id, m.path);
       return;
+    case 'vm-snapshot':
+      snapshotBusy = snapshotBusy.then(() => vmSnapshot(m.id, m.action, m.name));
+      return;
     case 'stop':
       stopEarly = true;
       machine?.stop();
@@ -353,6 +406,98 @@ async function saveTo(id: number, path: string): Promise<void> {
     const message =
       e instanceof StateFileError ? e.message : `cannot save: ${(e as Error).message}`;
     post({ type: 'control-result', id, ok: false, message });
+  }
+}
+
+/** The VM's snapshot directory: under the host's data directory (the CLI's: the user's). */
+function snapshotsOf(cfg: VmConfig): string {
+  return snapshotDir(dataDir ?? userDataDir(), cfg.name);
+}
+
+/**
+ * Takes, reverts to or deletes a VM snapshot (vm-snapshots.ts) and answers request `id`. A take
+ * pauses the machine for the capture and lets it run on; a revert is checked here (the file,
+ * the hardware, the disks' snapshots) before the running guest is stopped, so a snapshot that
+ * cannot be loaded leaves the VM running as it was.
+ */
+async function vmSnapshot(id: number, action: VmSnapshotAction, name: string): Promise<void> {
+  const vm = machine;
+  const cfg = config;
+  const answer = (ok: boolean, message: string): void =>
+    post({ type: 'control-result', id, ok, message });
+  if (!vm || !cfg || savedTo || revertTo) {
+    answer(false, 'the VM is not running');
+    return;
+  }
+  const ctx = { machine: vm, config: cfg, dataDir };
+  try {
+    const dir = snapshotsOf(cfg);
+    if (action === 'take') {
+      const wasPaused = vm.paused;
+      vm.pause();
+      flushConsole();
+      const t0 = performance.now();
+      try {
+        const t = await takeVmSnapshot(vm, cfg, dir, name, (i) => {
+          return findDisk(`virtio-blk${i}`, ctx)?.sw.disk.image;
+        });
+        // How long the guest stood still: what a user of a live VM notices.
+        const paused = ((performance.now() - t0) / 1000).toFixed(2);
+        const disks = t.disks.length
+          ? `; disks: ${t.disks.map((d) => `${d.path} (id ${d.id})`).join(', ')}`
+          : '';
+        answer(
+          true,
+          `snapshot "${name}" taken in ${paused} s (VM state ${(t.bytes / 2 ** 20).toFixed(1)} MiB${disks})`,
+        );
+      } finally {
+        if (!wasPaused) vm.resume();
+        void refreshDisks?.();
+      }
+      return;
+    }
+    if (action === 'delete') {
+      // The VM's own disks are open here: their metadata is reached through the open image.
+      const open = new Map(
+        cfg.disks.flatMap((d, i) => {
+          const img = findDisk(`virtio-blk${i}`, ctx)?.sw.disk.image;
+          return img && !d.readOnly && !d.snapshot ? [[resolve(d.path), img] as const] : [];
+        }),
+      );
+      const message = await deleteVmSnapshot(dir, name, cfg, (path, fn) => {
+        const img = open.get(path);
+        return img ? img.withMetadata(fn) : withImageFile(path, fn);
+      });
+      void refreshDisks?.();
+      answer(true, message);
+      return;
+    }
+    const file = snapshotFile(dir, name);
+    let saved: SavedVm;
+    try {
+      saved = await readSavedVm(file);
+    } catch (e) {
+      if ((e as Error).message === `${file}: no such file`) {
+        throw new VmSnapshotError(`no snapshot named "${name}"`);
+      }
+      throw e;
+    }
+    const other = hardwareDiffers(saved.info.config, cfg);
+    if (saved.info.config.name !== cfg.name || other) {
+      throw new VmSnapshotError(
+        `snapshot "${name}" is of another VM (${other ?? `"${saved.info.config.name}"`}): not loaded`,
+      );
+    }
+    await checkDisks(saved);
+    // Answered by the run loop once the machine runs from the snapshot; the next snapshot
+    // request waits for that.
+    await new Promise<void>((done) => {
+      revertTo = { saved, id, name, done };
+      vm.stop();
+    });
+  } catch (e) {
+    const known = e instanceof VmSnapshotError || e instanceof StateFileError;
+    answer(false, known ? (e as Error).message : `snapshot ${name}: ${(e as Error).message}`);
   }
 }
 

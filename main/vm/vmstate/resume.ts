@@ -5,10 +5,12 @@
  */
 import { VirtMachine, type OpenHooks } from '../machine.js';
 import { applySavedVm, checkDisks, type SavedVm } from './saved-vm.js';
+import { applyDiskSnapshots } from './vm-snapshots.js';
 
 /**
- * Builds the VM a saved file describes and puts its state in: checks the disks, opens them
- * (`hooks` as for VirtMachine.open), applies the state. Throws StateFileError (or
+ * Builds the VM a saved file describes and puts its state in: checks the disks, reverts the
+ * disks of a VM snapshot to their snapshots (vm-snapshots.ts), opens them (`hooks` as for
+ * VirtMachine.open), applies the state. Throws StateFileError (or
  * MachineConfigError for a disk that cannot be opened); nothing is left open then.
  */
 export async function openSavedVm(
@@ -17,6 +19,7 @@ export async function openSavedVm(
   hooks: OpenHooks = {},
 ): Promise<VirtMachine> {
   await checkDisks(saved);
+  await applyDiskSnapshots(saved);
   const vm = await VirtMachine.open(saved.info.config, log, { ...hooks, restoring: true });
   try {
     applySavedVm(vm, saved);

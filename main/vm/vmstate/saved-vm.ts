@@ -12,7 +12,7 @@ import { readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { VirtMachine } from '../machine.js';
 import { validateVmConfig, ConfigError, type VmConfig } from '../config.js';
-import { backingChain } from '../../../devices/block/qcow2/inspect.js';
+import { backingChain, imageInfo } from '../../../devices/block/qcow2/inspect.js';
 import {
   decodeJson,
   decodeStateFile,
@@ -38,6 +38,12 @@ export interface DiskRecord {
   mtimeMs: number;
   /** A qcow2's backing files, nearest first: the guest reads them as much as the image. */
   backing?: FileRecord[];
+  /**
+   * A VM snapshot's disk (vm-snapshots.ts): the qcow2 internal snapshot taken with the state.
+   * The image is then recognised by this snapshot, not by its size and mtime (the guest went
+   * on writing after the snapshot); resuming applies the snapshot first.
+   */
+  snapshot?: { id: string; name: string };
 }
 
 /** A file as it was when the state was saved. */
@@ -114,7 +120,7 @@ export function unsaveableReason(cfg: VmConfig): string | undefined {
  * The definition as the VM runs now: NIC MACs fixed (a random one must not change on resume),
  * networks and captures as switched while it ran, paths absolute.
  */
-function liveConfig(vm: VirtMachine, cfg: VmConfig): VmConfig {
+export function liveConfig(vm: VirtMachine, cfg: VmConfig): VmConfig {
   const abs = (p: string | undefined): string | undefined => (p ? resolve(p) : p);
   return {
     ...cfg,
@@ -142,23 +148,18 @@ function liveConfig(vm: VirtMachine, cfg: VmConfig): VmConfig {
 }
 
 /**
- * Saves a paused VM to `path` (written to a temporary file, then renamed into place, so an
- * existing file is replaced only by a complete one). Waits for disk requests in flight and
- * flushes the disks first. Returns the file's size in bytes.
+ * Waits for the disk requests in flight and flushes the disks (vm.quiesce). A request that never
+ * completes (a hung network file system) refuses the save (`what`: 'save', 'take a snapshot')
+ * rather than hanging it; the VM then runs on.
  */
-export async function saveVm(vm: VirtMachine, cfg: VmConfig, path: string): Promise<number> {
-  const why = unsaveableReason(cfg);
-  if (why) throw new StateFileError(`cannot save: ${why}`);
-  if (!vm.paused) throw new Error('saveVm: pause the VM first');
-  // A disk request that never completes (a hung network file system) refuses the save rather
-  // than hanging it; the VM then runs on.
+export async function quiesceOrRefuse(vm: VirtMachine, what: string): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<never>((_, reject) => {
     timer = setTimeout(
       () =>
         reject(
           new StateFileError(
-            `cannot save: disk requests did not finish within ${QUIESCE_TIMEOUT_MS / 1000} s`,
+            `cannot ${what}: disk requests did not finish within ${QUIESCE_TIMEOUT_MS / 1000} s`,
           ),
         ),
       QUIESCE_TIMEOUT_MS,
@@ -169,22 +170,23 @@ export async function saveVm(vm: VirtMachine, cfg: VmConfig, path: string): Prom
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * Saves a paused VM to `path` (written to a temporary file, then renamed into place, so an
+ * existing file is replaced only by a complete one). Waits for disk requests in flight and
+ * flushes the disks first. Returns the file's size in bytes.
+ */
+export async function saveVm(vm: VirtMachine, cfg: VmConfig, path: string): Promise<number> {
+  const why = unsaveableReason(cfg);
+  if (why) throw new StateFileError(`cannot save: ${why}`);
+  if (!vm.paused) throw new Error('saveVm: pause the VM first');
+  await quiesceOrRefuse(vm, 'save');
   const config = liveConfig(vm, cfg);
   // Captured synchronously, before anything else can run on this thread.
   const machine = captureMachine(vm);
   const disks: DiskRecord[] = [];
-  for (const [i, d] of config.disks.entries()) {
-    const st = await stat(d.path);
-    const backing = d.format === 'qcow2' ? await backingRecords(d.path) : [];
-    disks.push({
-      path: d.path,
-      format: d.format,
-      size: diskSize(vm, i) ?? 0,
-      fileBytes: st.size,
-      mtimeMs: st.mtimeMs,
-      ...(backing.length ? { backing } : {}),
-    });
-  }
+  for (const i of config.disks.keys()) disks.push(await diskRecord(vm, config, i));
   const info: SavedVmInfo = {
     version: 1,
     config,
@@ -196,6 +198,34 @@ export async function saveVm(vm: VirtMachine, cfg: VmConfig, path: string): Prom
     { name: 'vm', version: VM_SECTION_VERSION, data: encodeJson(info) },
     ...machine,
   ]);
+  await writeStateFile(path, bytes);
+  return bytes.length;
+}
+
+/** What the file records of the config's disk `i` as it is now (flushed): see DiskRecord. */
+export async function diskRecord(
+  vm: VirtMachine,
+  config: VmConfig,
+  i: number,
+): Promise<DiskRecord> {
+  const d = config.disks[i]!;
+  const st = await stat(d.path);
+  const backing = d.format === 'qcow2' ? await backingRecords(d.path) : [];
+  return {
+    path: d.path,
+    format: d.format,
+    size: diskSize(vm, i) ?? 0,
+    fileBytes: st.size,
+    mtimeMs: st.mtimeMs,
+    ...(backing.length ? { backing } : {}),
+  };
+}
+
+/**
+ * Writes a state file's bytes to a temporary file, then renames it into place, so an existing
+ * file is replaced only by a complete one. Errors are one line naming the file.
+ */
+export async function writeStateFile(path: string, bytes: Uint8Array): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}`;
   try {
     await writeFile(tmp, bytes);
@@ -215,7 +245,6 @@ export async function saveVm(vm: VirtMachine, cfg: VmConfig, path: string): Prom
               : (e as Error).message;
     throw new StateFileError(`cannot write ${path}: ${why}`);
   }
-  return bytes.length;
 }
 
 /** The guest-visible size of the config's disk `i` (virtio-blk`i`, on either transport). */
@@ -243,7 +272,9 @@ function checkInfo(x: unknown, file: string): SavedVmInfo {
       isFileRecord(d) &&
       typeof d.format === 'string' &&
       typeof d.size === 'number' &&
-      (d.backing === undefined || (Array.isArray(d.backing) && d.backing.every(isFileRecord)));
+      (d.backing === undefined || (Array.isArray(d.backing) && d.backing.every(isFileRecord))) &&
+      (d.snapshot === undefined ||
+        (typeof d.snapshot?.id === 'string' && typeof d.snapshot?.name === 'string'));
     if (!ok) fail('bad disk records');
   }
   return {
@@ -293,10 +324,10 @@ export function parseSavedVm(bytes: Uint8Array, file: string): SavedVm {
 export async function checkDisks(saved: SavedVm): Promise<void> {
   const harm = ": resuming would corrupt the guest's file systems";
   for (const d of saved.info.disks) {
-    const why = await changed(d);
+    const why = d.snapshot ? await lacksSnapshot(d, d.snapshot) : await changed(d);
     if (why)
       throw new StateFileError(
-        `${saved.file}: disk ${d.path} ${why}${why === 'is missing' ? '' : harm}`,
+        `${saved.file}: disk ${d.path} ${why}${why === 'is missing' || d.snapshot ? '' : harm}`,
       );
     for (const b of d.backing ?? []) {
       const whyB = await changed(b);
@@ -307,6 +338,22 @@ export async function checkDisks(saved: SavedVm): Promise<void> {
       }
     }
   }
+}
+
+/** Why a VM snapshot's disk cannot be reverted to its snapshot, or undefined. */
+async function lacksSnapshot(
+  d: DiskRecord,
+  snap: { id: string; name: string },
+): Promise<string | undefined> {
+  if (!(await stat(d.path).catch(() => undefined))) return 'is missing';
+  let snaps;
+  try {
+    snaps = (await imageInfo(d.path, 'qcow2')).snapshots ?? [];
+  } catch (e) {
+    return `cannot be read: ${(e as Error).message}`;
+  }
+  if (snaps.some((s) => s.id === snap.id && s.name === snap.name)) return undefined;
+  return `has no snapshot "${snap.name}" (id ${snap.id}) any more: it was deleted or the image replaced, so the saved state has no disk to go with`;
 }
 
 /**

@@ -98,11 +98,67 @@ function fake(withBalloon = true) {
       if (path.endsWith('readonly/x.vm')) throw new Error(`cannot write ${path}: EACCES`);
       return `saved to ${path} (3.0 MiB); the VM stopped`;
     },
+    vmSnapshot: async (action, name) => {
+      calls.push(`${action} ${name}`);
+      if (name === 'nope') throw new Error('no snapshot named "nope"');
+      return `snapshot "${name}": ${action} done`;
+    },
+    listSnapshots: async () => [
+      {
+        name: 'before-upgrade',
+        savedAt: '2026-01-02T03:04:05.000Z',
+        stateBytes: 4 << 20,
+        guestMs: 3_723_456,
+        disks: [
+          { path: '/vm/root.qcow2', id: '2' },
+          { path: '/vm/data.qcow2', id: '1', missing: true },
+          { path: '/vm/iso.img' },
+        ],
+      },
+      {
+        name: 'bad',
+        savedAt: '2026-01-03T00:00:00.000Z',
+        stateBytes: 12,
+        guestMs: 0,
+        disks: [],
+        error: 'bad.vm: truncated',
+      },
+    ],
   };
   return { t, calls };
 }
 
 describe('monitor commands', () => {
+  it('savevm / loadvm / delvm NAME drive the VM snapshots; info snapshots lists them', async () => {
+    const { t, calls } = fake();
+    expect((await runMonitorCommand(t, 'savevm A')).output).toBe('snapshot "A": take done');
+    expect((await runMonitorCommand(t, 'loadvm A')).output).toBe('snapshot "A": revert done');
+    expect((await runMonitorCommand(t, 'delvm A')).output).toBe('snapshot "A": delete done');
+    expect(calls).toEqual(['take A', 'revert A', 'delete A']);
+    // One line for a refusal; a missing or second argument is a usage line, nothing is called.
+    expect((await runMonitorCommand(t, 'loadvm nope')).output).toBe('no snapshot named "nope"');
+    expect((await runMonitorCommand(t, 'savevm')).output).toBe('usage: savevm NAME');
+    expect((await runMonitorCommand(t, 'delvm a b')).output).toBe('usage: delvm NAME');
+    expect(calls).toHaveLength(4);
+    const list = (await runMonitorCommand(t, 'info snapshots')).output.split('\n');
+    expect(list[0]).toMatch(/^NAME\s+VM STATE\s+DATE\s+VM CLOCK\s+DISKS$/);
+    expect(list[1]).toMatch(
+      /^before-upgrade\s+4 MiB\s+2026-01-0\d \d\d:\d\d:05\s+01:02:03\.456\s+/,
+    );
+    expect(list[1]).toContain(
+      '/vm/root.qcow2 (id 2), /vm/data.qcow2 (id 1, MISSING), /vm/iso.img (read-only, as is)',
+    );
+    expect(list[2]).toMatch(/^bad\s.*unusable: bad\.vm: truncated$/);
+  });
+
+  it('info snapshots says when there are none', async () => {
+    const { t } = fake();
+    t.listSnapshots = async () => [];
+    expect((await runMonitorCommand(t, 'info snapshots')).output).toBe(
+      'There is no snapshot available.',
+    );
+  });
+
   it('save FILE saves the VM to an absolute path and says how to resume it', async () => {
     const { t, calls } = fake();
     const r = await runMonitorCommand(t, 'save  my vm.state ');

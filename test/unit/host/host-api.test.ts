@@ -205,6 +205,58 @@ describe('running VMs in workers', () => {
     expect(h.listVms()[0]!.savedState).toBeUndefined();
   });
 
+  it('VM snapshots: taken while running, listed, reverted running and stopped, deleted', async () => {
+    const h = newHost();
+    const events: string[] = [];
+    h.subscribe((e) => {
+      if (e.type === 'snapshots') events.push(e.snapshots.map((s) => s.name).join(','));
+    });
+    await expect(h.vmSnapshot('bundled', 'take', 'A')).rejects.toThrow(
+      '"bundled" is not running: start it to take a snapshot',
+    );
+    h.startVm('bundled');
+    await h.waitForState('bundled', 'running');
+    const c = consoleText(h, 'bundled');
+    await c.waitFor(PROMPT);
+    h.consoleInput('bundled', enc('V=snap-$((6*7)); echo set-$V\n'));
+    await c.waitFor(/set-snap-42/);
+    await expect(h.vmSnapshot('bundled', 'take', '../A')).rejects.toThrow(/^bad snapshot name/);
+    // No disks (the bundled initramfs guest): the state file alone.
+    expect(await h.vmSnapshot('bundled', 'take', 'A')).toMatch(
+      /^snapshot "A" taken in [\d.]+ s \(VM state [\d.]+ MiB\)$/,
+    );
+    expect(events).toEqual(['A']);
+    // It runs on: the shell answers and its variable changes.
+    h.consoleInput('bundled', enc('V=later; echo now-$V\n'));
+    await c.waitFor(/now-later/);
+    const [snap] = await h.listSnapshots('bundled');
+    expect(snap).toMatchObject({ name: 'A', disks: [] });
+    expect(snap!.stateBytes).toBeGreaterThan(100_000);
+    expect(h.listVms()[0]!.state).toBe('running');
+    // Back to A in the same worker: the same console attachment sees the old shell.
+    expect(await h.vmSnapshot('bundled', 'revert', 'A')).toBe(
+      'reverted to snapshot "A"; the VM runs on from it',
+    );
+    h.consoleInput('bundled', enc('echo back-$V\n'));
+    await c.waitFor(/back-snap-42/);
+    await expect(h.vmSnapshot('bundled', 'revert', 'B')).rejects.toThrow('no snapshot named "B"');
+    expect(h.listVms()[0]!.state).toBe('running');
+    // A stopped VM starts from the snapshot.
+    h.stopVm('bundled');
+    await h.waitForState('bundled', 'stopped');
+    c.detach();
+    expect(await h.vmSnapshot('bundled', 'revert', 'A')).toBe('"bundled" starts from snapshot "A"');
+    await h.waitForState('bundled', 'running');
+    const d = consoleText(h, 'bundled');
+    h.consoleInput('bundled', enc('echo again-$V\n'));
+    await d.waitFor(/again-snap-42/);
+    expect(await h.vmSnapshot('bundled', 'delete', 'A')).toBe(
+      'snapshot "A" deleted (its state only: no disk had it)',
+    );
+    expect(await h.listSnapshots('bundled')).toEqual([]);
+    expect(events).toEqual(['A', '']);
+  });
+
   it('runs two VMs at once with independent consoles', async () => {
     const h = newHost();
     h.createVm({ name: 'second', memMiB: 128, rng: true });
