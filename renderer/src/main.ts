@@ -4,6 +4,8 @@ import {
   type ConsoleStream,
   type DeviceRow,
   type DiskSnapshotAction,
+  type VmSnapshotAction,
+  type VmSnapshotInfo,
   type VmState,
   type VmStats,
   type VmSummary,
@@ -13,6 +15,7 @@ import { ConsoleView } from './console-view.js';
 import { StatsCharts, HISTORY_SECONDS } from './charts.js';
 import { renderDevices, type ControlOutcome } from './devices-view.js';
 import { editVmDialog } from './vm-dialog.js';
+import { renderSnapshots } from './snapshots-view.js';
 import { askPassphrases } from './passphrase-dialog.js';
 import { clear, h } from './dom.js';
 import { initTheme, toggleTheme } from './theme.js';
@@ -35,6 +38,9 @@ let activeTab: string | undefined;
 const lastTab = new Map<string, string>();
 /** Outcomes of device control changes, per VM then device. */
 const outcomes = new Map<string, Map<string, ControlOutcome>>();
+/** Each VM's snapshots (the whole VM), and the last snapshot operation's outcome. */
+const snapshots = new Map<string, VmSnapshotInfo[]>();
+const snapshotOutcomes = new Map<string, ControlOutcome>();
 
 // VM names cannot contain '/' (the definition store refuses them), so the key splits back.
 const tabKey = (name: string, stream: ConsoleStream) => `${name}/${stream}`;
@@ -260,6 +266,54 @@ function showDevices(name: string): void {
   });
 }
 
+function showSnapshots(name: string): void {
+  const outcome = snapshotOutcomes.get(name);
+  renderSnapshots($('#vm-snapshots'), snapshots.get(name) ?? [], {
+    running: isUp(vms.get(name)?.state),
+    busy: outcome?.busy === true,
+    ...(outcome ? { outcome } : {}),
+    onAction: (action, snapshot) => void vmSnapshotOp(name, action, snapshot),
+  });
+}
+
+async function refreshSnapshots(name: string): Promise<void> {
+  try {
+    snapshots.set(name, await host.call('listSnapshots', { name }));
+    if (name === selected) showSnapshots(name);
+  } catch {
+    /* the VM went away meanwhile */
+  }
+}
+
+const SNAPSHOT_VERB: Record<VmSnapshotAction, string> = {
+  take: 'taking',
+  revert: 'reverting to',
+  delete: 'deleting',
+};
+
+/** Takes, reverts to or deletes a VM snapshot; the outcome shows under the list. */
+async function vmSnapshotOp(
+  name: string,
+  action: VmSnapshotAction,
+  snapshot: string,
+): Promise<void> {
+  snapshotOutcomes.set(name, {
+    ok: true,
+    busy: true,
+    text: `${SNAPSHOT_VERB[action]} ${snapshot}…`,
+  });
+  if (name === selected) showSnapshots(name);
+  try {
+    const r = await host.call('vmSnapshot', { name, action, snapshot });
+    snapshotOutcomes.set(name, { ok: true, text: r.message });
+  } catch (e) {
+    snapshotOutcomes.set(name, { ok: false, text: (e as Error).message });
+    toast((e as Error).message);
+  }
+  await refreshSnapshots(name);
+  if (name === selected) showSnapshots(name);
+}
+
 /** A disk snapshot operation (VM paused); the outcome shows under the disk like a control's. */
 async function snapshotOp(
   name: string,
@@ -322,6 +376,7 @@ function renderDetail(): void {
     button('Delete', 'delete', () => void deleteVm(name), { danger: true }),
   );
   showDevices(name);
+  showSnapshots(name);
   charts.show(stats.get(name) ?? []);
 }
 
@@ -356,6 +411,7 @@ async function selectTab(key: string): Promise<void> {
   await act(view.open($('#console-host')));
   view.focus();
   void refreshDevices(name);
+  void refreshSnapshots(name);
 }
 
 async function closeTab(key: string): Promise<void> {
@@ -463,6 +519,10 @@ host.onEvent((e) => {
       return;
     case 'log':
       toast(`${e.name}: ${e.message}`, 'info');
+      return;
+    case 'snapshots':
+      snapshots.set(e.name, e.snapshots);
+      if (e.name === selected) showSnapshots(e.name);
       return;
   }
 });

@@ -8,7 +8,8 @@
  * table (the VM without a balloon has no such chart). Screenshots go to test-artifacts/; the
  * README's docs/screenshot.png is refreshed when WASMVISOR_SCREENSHOT=1. A VM created with the
  * JIT checkbox keeps it in its definition and shows the share of its instructions run in
- * translated code.
+ * translated code. A VM snapshot is taken from the Snapshots card while the VM runs, listed,
+ * reverted to (the shell's variable comes back in the same console tab) and deleted.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import {
@@ -318,6 +319,44 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     await page.locator('#toolbar [data-action=stop]').click();
     await page.locator('.vm-item[data-vm=bundled][data-state=stopped]').waitFor();
     expect(await item.locator('[data-action=resume-saved]').count()).toBe(0);
+    expect(pageErrors).toEqual([]);
+  }, 120_000);
+
+  it('takes a VM snapshot from the Snapshots section, lists it, reverts to it, deletes it', async () => {
+    await page.goto(url);
+    const item = page.locator('.vm-item[data-vm=bundled]');
+    await item.locator('[data-action=start]').click();
+    await page.locator('.vm-item[data-vm=bundled][data-state=running]').waitFor();
+    await expect.poll(() => consoleText(), { timeout: 60_000 }).toMatch(/:~# /);
+    await page.locator('.console[data-vm=bundled] .xterm').click();
+    await page.keyboard.type('P=snap-$((5*9)); echo set-$P\n');
+    await expect.poll(() => consoleText(), { timeout: 10_000 }).toMatch(/set-snap-45/);
+    const card = page.locator('#vm-snapshots');
+    await card.locator('input').fill('first');
+    await card.locator('[data-vm-snapshot-action=take]').click();
+    const row = card.locator('tr[data-vm-snapshot=first]');
+    await row.waitFor({ timeout: 30_000 });
+    expect(await row.innerText()).toMatch(/first[\s\S]*MiB[\s\S]*state only \(no disks\)/);
+    await expect
+      .poll(() => card.locator('.control-outcome').innerText())
+      .toMatch(/^snapshot "first" taken in [\d.]+ s/);
+    await page.screenshot({ path: join(artifacts, 'ui-snapshots.png') });
+    // The VM ran on: its shell answers and changes the variable; Revert brings the old one back.
+    await page.locator('.console[data-vm=bundled] .xterm').click();
+    await page.keyboard.type('P=changed; echo now-$P\n');
+    await expect.poll(() => consoleText(), { timeout: 10_000 }).toMatch(/now-changed/);
+    await row.locator('[data-vm-snapshot-action=revert]').click();
+    await expect
+      .poll(() => card.locator('.control-outcome').innerText(), { timeout: 30_000 })
+      .toMatch(/reverted to snapshot "first"/);
+    await page.locator('.console[data-vm=bundled] .xterm').click();
+    await page.keyboard.type('echo back-$P\n');
+    await expect.poll(() => consoleText(), { timeout: 20_000 }).toMatch(/back-snap-45/);
+    page.once('dialog', (d) => void d.accept());
+    await row.locator('[data-vm-snapshot-action=delete]').click();
+    await card.locator('tr[data-vm-snapshot=first]').waitFor({ state: 'detached' });
+    await page.locator('#toolbar [data-action=stop]').click();
+    await page.locator('.vm-item[data-vm=bundled][data-state=stopped]').waitFor();
     expect(pageErrors).toEqual([]);
   }, 120_000);
 
