@@ -176,13 +176,15 @@ export function snapshotTable(list: readonly VmSnapshotInfo[]): string {
       `${two(Math.floor(ms / 1000) % 60)}.${String(ms % 1000).padStart(3, '0')}`;
     const disks = s.error
       ? `unusable: ${s.error}`
-      : s.disks
-          .map((x) =>
-            x.id === undefined
-              ? `${x.path} (read-only, as is)`
-              : `${x.path} (id ${x.id}${x.missing ? ', MISSING' : ''})`,
-          )
-          .join(', ') || 'no disks';
+      : s.otherVm
+        ? `of another VM: ${s.otherVm}`
+        : s.disks
+            .map((x) =>
+              x.id === undefined
+                ? `${x.path} (read-only, as is)`
+                : `${x.path} (id ${x.id}${x.missing ? ', MISSING' : ''})`,
+            )
+            .join(', ') || 'no disks';
     lines.push(row([s.name, mib(s.stateBytes), date, clock, disks]));
   }
   return lines.join('\n');

@@ -95,6 +95,11 @@ export interface VmSnapshotInfo {
   disks: { path: string; id?: string; missing?: boolean }[];
   /** The file cannot be used: why (it can still be deleted). */
   error?: string;
+  /**
+   * Taken of a VM with other hardware (another CLI session of the same name, a definition
+   * edited since): how it differs. It cannot be reverted to from this VM.
+   */
+  otherVm?: string;
 }
 
 /**

@@ -152,8 +152,7 @@ export class HostApi {
 
   /** The VM's snapshots, oldest first (a damaged file is listed with its error). */
   async listSnapshots(name: string): Promise<VmSnapshotInfo[]> {
-    this.config(name);
-    return listVmSnapshots(this.snapshotsDir(name));
+    return listVmSnapshots(this.snapshotsDir(name), this.config(name));
   }
 
   /**
@@ -187,7 +186,7 @@ export class HostApi {
         message = `"${name}" starts from snapshot "${snapshot}"`;
       }
       if (action !== 'revert') {
-        this.emit({ type: 'snapshots', name, snapshots: await listVmSnapshots(dir) });
+        this.emit({ type: 'snapshots', name, snapshots: await listVmSnapshots(dir, cfg) });
       }
       return message;
     } catch (e) {

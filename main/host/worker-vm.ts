@@ -133,6 +133,6 @@ export class WorkerVm implements VmControl {
   async listSnapshots(): Promise<VmSnapshotInfo[]> {
     // Loaded when asked: a plain boot's start-up does not pay for the qcow2 code.
     const { listVmSnapshots, snapshotDir } = await import('../vm/vmstate/vm-snapshots.js');
-    return listVmSnapshots(snapshotDir(userDataDir(), this.cfg.name));
+    return listVmSnapshots(snapshotDir(userDataDir(), this.cfg.name), this.cfg);
   }
 }

@@ -111,8 +111,21 @@ let savedTo: string | undefined;
  * rebuilds it from `saved` and answers request `id`.
  */
 let revertTo: { saved: SavedVm; id: number; name: string; done: () => void } | undefined;
-/** A snapshot request is running: another waits its turn (they pause and stop the machine). */
+/**
+ * Saves and snapshot requests run one at a time, in order: each pauses the machine and a second
+ * one must not resume it under the first (a save's guest would run past its saved state).
+ */
 let snapshotBusy: Promise<void> = Promise.resolve();
+/**
+ * A take or delete working on the open disks' metadata: the run loop closes the disks only
+ * after it (a stop that arrives meanwhile waits for it).
+ */
+let diskWork: Promise<unknown> = Promise.resolve();
+/**
+ * A take in progress holds the machine paused; what the host asks meanwhile (pause, resume) is
+ * what the machine does once the take is done.
+ */
+let taking: { resumeAfter: boolean } | undefined;
 /** Console output of all streams in the order it came, so a merged view (CLI) stays in order. */
 let pending: { stream: ConsoleStream; data: Uint8Array }[] = [];
 let pendingBytes = 0;
@@ -282,7 +295,10 @@ async function runVm(
         reverting = undefined;
       }
       startupMark('first slice');
-      const exit = await vm.run().finally(() => vm.close());
+      const exit = await vm.run().finally(async () => {
+        await diskWork;
+        await vm.close();
+      });
       flushConsole();
       sample();
       if (savedTo) {
@@ -353,7 +369,7 @@ port.on('message', (m: ToWorker) => {
       });
       return;
     case 'save':
-      void saveTo(m.id, m.path);
+      snapshotBusy = snapshotBusy.then(() => saveTo(m.id, m.path));
       return;
     case 'vm-snapshot':
       snapshotBusy = snapshotBusy.then(() => vmSnapshot(m.id, m.action, m.name));
@@ -363,6 +379,11 @@ port.on('message', (m: ToWorker) => {
       machine?.stop();
       return;
     case 'pause':
+      if (taking) {
+        taking.resumeAfter = false;
+        post({ type: 'state', state: 'paused' });
+        return;
+      }
       if (!machine || machine.paused) return;
       machine.pause();
       flushConsole();
@@ -370,6 +391,11 @@ port.on('message', (m: ToWorker) => {
       void refreshDisks?.();
       return;
     case 'resume':
+      if (taking) {
+        taking.resumeAfter = true;
+        post({ type: 'state', state: 'running' });
+        return;
+      }
       if (!machine?.paused) return;
       machine.resume();
       post({ type: 'state', state: 'running' });
@@ -433,14 +459,16 @@ async function vmSnapshot(id: number, action: VmSnapshotAction, name: string): P
   try {
     const dir = snapshotsOf(cfg);
     if (action === 'take') {
-      const wasPaused = vm.paused;
+      const hold = (taking = { resumeAfter: !vm.paused });
       vm.pause();
       flushConsole();
       const t0 = performance.now();
+      const work = takeVmSnapshot(vm, cfg, dir, name, (i) => {
+        return findDisk(`virtio-blk${i}`, ctx)?.sw.disk.image;
+      });
+      diskWork = work.catch(() => {});
       try {
-        const t = await takeVmSnapshot(vm, cfg, dir, name, (i) => {
-          return findDisk(`virtio-blk${i}`, ctx)?.sw.disk.image;
-        });
+        const t = await work;
         // How long the guest stood still: what a user of a live VM notices.
         const paused = ((performance.now() - t0) / 1000).toFixed(2);
         const disks = t.disks.length
@@ -451,7 +479,8 @@ async function vmSnapshot(id: number, action: VmSnapshotAction, name: string): P
           `snapshot "${name}" taken in ${paused} s (VM state ${(t.bytes / 2 ** 20).toFixed(1)} MiB${disks})`,
         );
       } finally {
-        if (!wasPaused) vm.resume();
+        taking = undefined;
+        if (hold.resumeAfter) vm.resume();
         void refreshDisks?.();
       }
       return;
@@ -464,10 +493,12 @@ async function vmSnapshot(id: number, action: VmSnapshotAction, name: string): P
           return img && !d.readOnly && !d.snapshot ? [[resolve(d.path), img] as const] : [];
         }),
       );
-      const message = await deleteVmSnapshot(dir, name, cfg, (path, fn) => {
+      const work = deleteVmSnapshot(dir, name, cfg, (path, fn) => {
         const img = open.get(path);
         return img ? img.withMetadata(fn) : withImageFile(path, fn);
       });
+      diskWork = work.catch(() => {});
+      const message = await work;
       void refreshDisks?.();
       answer(true, message);
       return;

@@ -23,6 +23,7 @@ const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
 
 function disksText(s: VmSnapshotInfo): string {
   if (s.error) return `unusable: ${s.error}`;
+  if (s.otherVm) return `of another VM: ${s.otherVm}`;
   if (!s.disks.length) return 'state only (no disks)';
   return s.disks
     .map((d) => {
@@ -82,7 +83,7 @@ export function renderSnapshots(
         type: 'button',
         class: `btn${action === 'delete' ? ' btn-danger' : ''}`,
         'data-vm-snapshot-action': action,
-        disabled: o.busy || (action === 'revert' && !!s.error),
+        disabled: o.busy || (action === 'revert' && !!(s.error || s.otherVm)),
         title,
         onclick: () => {
           if (action === 'delete' && !confirm(`Delete snapshot ${s.name} (state and disks)?`)) {

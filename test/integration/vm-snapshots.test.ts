@@ -9,6 +9,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execFileSync } from 'node:child_process';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +20,27 @@ const root = join(import.meta.dirname, '..', '..');
 const cli = join(root, 'bin', 'wasmvisor.mjs');
 const PROMPT = /# /;
 const tools = missingTools(['mke2fs', 'cpio', 'qemu-img']);
+
+/** A udhcpc script (busybox calls it with $1 = deconfig|bound|renew and the lease in env). */
+const DHCP_SCRIPT = [
+  '#!/bin/sh',
+  'case "$1" in',
+  'deconfig) ip addr flush dev $interface; ip link set $interface up;;',
+  'bound|renew) ip addr add $ip/$mask dev $interface; ip route add default via $router dev $interface; echo "lease $interface $ip";;',
+  'esac',
+].join('\n');
+
+/** A host TCP server that keeps what each connection sent. */
+async function recorder(): Promise<{ server: Server; port: number; conns: string[] }> {
+  const conns: string[] = [];
+  const server = createServer((sock) => {
+    const i = conns.push('') - 1;
+    sock.on('data', (b) => (conns[i] += b.toString('latin1')));
+    sock.on('error', () => {});
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, port: (server.address() as AddressInfo).port, conns };
+}
 
 describe.skipIf(tools.length > 0)(`savevm / loadvm / delvm (needs ${tools.join(', ')})`, () => {
   let dir: string;
@@ -37,7 +59,7 @@ describe.skipIf(tools.length > 0)(`savevm / loadvm / delvm (needs ${tools.join('
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  const boot = (disks: string[], log: string): SerialSession =>
+  const boot = (disks: string[], log: string, more: string[] = []): SerialSession =>
     SerialSession.spawn(
       process.execPath,
       [
@@ -48,6 +70,7 @@ describe.skipIf(tools.length > 0)(`savevm / loadvm / delvm (needs ${tools.join('
         ...disks.flatMap((d) => ['--disk', d]),
         '--append',
         'console=ttyS0 root=/dev/vda rw',
+        ...more,
       ],
       {
         logFile: join(root, 'test-artifacts', log),
@@ -66,18 +89,33 @@ describe.skipIf(tools.length > 0)(`savevm / loadvm / delvm (needs ${tools.join('
     return r;
   }
 
-  it('takes A while running, goes back to it after changes, lists and deletes it', async () => {
-    const s = boot([`${qcow},format=qcow2`], 'vm-snapshots.log');
+  it('takes A while running (a TCP connection through NAT goes on), goes back to it after changes, lists and deletes it', async () => {
+    const rec = await recorder();
+    const s = boot([`${qcow},format=qcow2`], 'vm-snapshots.log', ['--nic', 'virtio,net=user']);
     try {
       await s.expect(PROMPT, 90_000);
+      const script = DHCP_SCRIPT.replace(/'/g, "'\\''");
+      s.sendLine(
+        `printf '%s\\n' '${script}' > /tmp/dhcp.sh; chmod +x /tmp/dhcp.sh; echo ok$((40+2))`,
+      );
+      await s.expect(/^ok42\r?$/m, 10_000);
+      s.sendLine('udhcpc -i eth0 -s /tmp/dhcp.sh -q -n -t 5');
+      await s.expect(/lease eth0 10\.0\.2\.15/, 30_000);
       s.sendLine('echo first > /root/f.txt; sync; V=one; echo set-$V');
       await s.expect(/^set-one\r?$/m, 10_000);
+      // A connection to the host that spans the take: one line before it, one after.
+      s.sendLine(`(echo before; sleep 4; echo after) | nc 10.0.2.2 ${rec.port} & echo bg`);
+      await s.expect(/^bg\r?$/m, 10_000);
+      await expect.poll(() => rec.conns[0], { timeout: 10_000 }).toBe('before\n');
       await monitor(
         s,
         'savevm A',
         /^snapshot "A" taken in [\d.]+ s \(VM state [\d.]+ MiB; disks: .*root\.qcow2 \(id 1\)\)\r?$/m,
       );
-      // The guest runs on after the take: it answers, and changes its file and variable.
+      // The guest runs on after the take: the connection carries its second line, the shell
+      // answers, and changes its file and variable.
+      await expect.poll(() => rec.conns[0], { timeout: 15_000 }).toBe('before\nafter\n');
+      expect(rec.conns).toHaveLength(1);
       s.sendLine('echo alive-$V; echo second > /root/f.txt; sync; V=two; cat /root/f.txt');
       await s.expect(/^alive-one\r?$/m, 10_000);
       await s.expect(/^second\r?$/m, 10_000);
@@ -105,6 +143,7 @@ describe.skipIf(tools.length > 0)(`savevm / loadvm / delvm (needs ${tools.join('
       expect((await s.waitForExit(30_000)).code).toBe(0);
     } finally {
       await s.close();
+      rec.server.close();
     }
     const list = tool('qemu-img', ['snapshot', '-l', qcow]);
     expect(list.status).toBe(0);

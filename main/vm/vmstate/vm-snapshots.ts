@@ -224,8 +224,11 @@ export async function applyDiskSnapshots(saved: SavedVm): Promise<void> {
   }
 }
 
-/** The snapshots in `dir`, oldest first. A damaged file is listed with its error. */
-export async function listVmSnapshots(dir: string): Promise<VmSnapshotInfo[]> {
+/**
+ * The snapshots in `dir`, oldest first. A damaged file is listed with its error; one taken of
+ * other hardware than `current` (when given) says how it differs.
+ */
+export async function listVmSnapshots(dir: string, current?: VmConfig): Promise<VmSnapshotInfo[]> {
   let names: string[];
   try {
     names = await readdir(dir);
@@ -251,7 +254,14 @@ export async function listVmSnapshots(dir: string): Promise<VmSnapshotInfo[]> {
         const here = snaps?.some((s) => s.id === d.snapshot!.id && s.name === d.snapshot!.name);
         disks.push({ path: d.path, id: d.snapshot.id, ...(here ? {} : { missing: true }) });
       }
-      out.push({ ...base, savedAt: saved.info.savedAt, guestMs: saved.info.guestMs, disks });
+      const other = current ? hardwareDiffers(saved.info.config, current) : undefined;
+      out.push({
+        ...base,
+        savedAt: saved.info.savedAt,
+        guestMs: saved.info.guestMs,
+        disks,
+        ...(other ? { otherVm: other } : {}),
+      });
     } catch (e) {
       out.push({ ...base, savedAt: st.mtime.toISOString(), error: (e as Error).message });
     }

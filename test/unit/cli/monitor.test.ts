@@ -116,6 +116,14 @@ function fake(withBalloon = true) {
         ],
       },
       {
+        name: 'elsewhere',
+        savedAt: '2026-01-02T05:00:00.000Z',
+        stateBytes: 4 << 20,
+        guestMs: 1000,
+        disks: [],
+        otherVm: '512 MiB of RAM, this VM has 256',
+      },
+      {
         name: 'bad',
         savedAt: '2026-01-03T00:00:00.000Z',
         stateBytes: 12,
@@ -148,7 +156,8 @@ describe('monitor commands', () => {
     expect(list[1]).toContain(
       '/vm/root.qcow2 (id 2), /vm/data.qcow2 (id 1, MISSING), /vm/iso.img (read-only, as is)',
     );
-    expect(list[2]).toMatch(/^bad\s.*unusable: bad\.vm: truncated$/);
+    expect(list[2]).toMatch(/^elsewhere\s.*of another VM: 512 MiB of RAM, this VM has 256$/);
+    expect(list[3]).toMatch(/^bad\s.*unusable: bad\.vm: truncated$/);
   });
 
   it('info snapshots says when there are none', async () => {

@@ -240,6 +240,23 @@ describe('running VMs in workers', () => {
     h.consoleInput('bundled', enc('echo back-$V\n'));
     await c.waitFor(/back-snap-42/);
     await expect(h.vmSnapshot('bundled', 'revert', 'B')).rejects.toThrow('no snapshot named "B"');
+    // A damaged state file is one line; the host and the running guest go on.
+    const bad = join(h.snapshotsDir('bundled'), 'bad.vm');
+    const good = readFileSync(join(h.snapshotsDir('bundled'), 'A.vm'));
+    writeFileSync(bad, good.subarray(0, good.length - 100));
+    await expect(h.vmSnapshot('bundled', 'revert', 'bad')).rejects.toThrow(
+      /bad\.vm: truncated: \d+ of \d+ bytes$/,
+    );
+    writeFileSync(
+      bad,
+      Buffer.concat([good.subarray(0, 5000), Buffer.alloc(100, 0xee), good.subarray(5100)]),
+    );
+    await expect(h.vmSnapshot('bundled', 'revert', 'bad')).rejects.toThrow(
+      /bad\.vm: .*corrupted \(CRC mismatch\)$/,
+    );
+    h.consoleInput('bundled', enc('echo alive-$V\n'));
+    await c.waitFor(/alive-snap-42/);
+    expect(await h.vmSnapshot('bundled', 'delete', 'bad')).toMatch(/^snapshot "bad" deleted/);
     expect(h.listVms()[0]!.state).toBe('running');
     // A stopped VM starts from the snapshot.
     h.stopVm('bundled');
@@ -254,7 +271,7 @@ describe('running VMs in workers', () => {
       'snapshot "A" deleted (its state only: no disk had it)',
     );
     expect(await h.listSnapshots('bundled')).toEqual([]);
-    expect(events).toEqual(['A', '']);
+    expect(events).toEqual(['A', 'A', '']); // taken; bad deleted; A deleted
   });
 
   it('runs two VMs at once with independent consoles', async () => {

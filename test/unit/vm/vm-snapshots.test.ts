@@ -133,6 +133,16 @@ describe('VM snapshots of a machine with a qcow2 disk', () => {
       ['A', [{ path: qcow, id: '3' }]],
     ]);
     expect(list[0]!.stateBytes).toBeGreaterThan(1000);
+    // Seen from a VM with other hardware (a CLI session of the same name): marked, not offered.
+    const other = await listVmSnapshots(snaps, { ...cfg, memMiB: 64 });
+    expect(other.map((s) => s.otherVm)).toEqual([
+      '32 MiB of RAM, this VM has 64',
+      '32 MiB of RAM, this VM has 64',
+    ]);
+    expect((await listVmSnapshots(snaps, cfg)).map((s) => s.otherVm)).toEqual([
+      undefined,
+      undefined,
+    ]);
 
     expect(await deleteVmSnapshot(snaps, 'A', cfg)).toBe(`snapshot "A" deleted (from ${qcow})`);
     expect(readdirSync(snaps)).toEqual(['B.vm']);
