@@ -3,8 +3,9 @@
  * on a qcow2 (an ext4 image made by mke2fs, converted by qemu-img) writes a file and sets a shell
  * variable; `savevm A` takes the whole VM and the guest runs on (it answers); the file and the
  * variable change; `loadvm A` brings both back in the same terminal session and the VM keeps
- * running; `info snapshots` lists A with its disk snapshot; `delvm A` removes it, and qemu-img
- * agrees (no snapshot A, image clean). A writable raw disk refuses savevm with one line and the
+ * running; `info snapshots` lists A with its disk snapshot. In a new process, `run --restore`
+ * of A's state file reverts the disk and resumes the snapshot; `delvm A` there removes it, and
+ * qemu-img agrees (no snapshot A, image clean). A writable raw disk refuses savevm with one line and the
  * guest runs on.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
@@ -136,14 +137,31 @@ describe.skipIf(tools.length > 0)(`savevm / loadvm / delvm (needs ${tools.join('
       expect(readdirSync(join(dataDir, 'snapshots', 'bundled'))).toEqual(['A.vm']);
       // The disk snapshot is in the image, as qemu-img sees it (-U: the VM holds the lock).
       expect(tool('qemu-img', ['snapshot', '-U', '-l', qcow]).out).toMatch(/^1\s+A\s/m);
-      await monitor(s, 'delvm A', /^snapshot "A" deleted \(from .*root\.qcow2\)\r?$/m);
-      await monitor(s, 'info snapshots', /^There is no snapshot available\.\r?$/m);
-      expect(existsSync(join(dataDir, 'snapshots', 'bundled', 'A.vm'))).toBe(false);
       s.sendLine('sync; poweroff');
       expect((await s.waitForExit(30_000)).code).toBe(0);
     } finally {
       await s.close();
       rec.server.close();
+    }
+    // Later, in a new process: `run --restore` of the snapshot's file reverts the disk first
+    // (QEMU's -loadvm): the snapshot's shell, its file, and not the file written after it.
+    const stateFile = join(dataDir, 'snapshots', 'bundled', 'A.vm');
+    const r = SerialSession.spawn(process.execPath, [cli, 'run', '--restore', stateFile], {
+      logFile: join(root, 'test-artifacts', 'vm-snapshots-restore.log'),
+      env: { ...env, WASMVISOR_DATA_DIR: dataDir },
+    });
+    try {
+      r.sendLine('echo v=$V; cat /root/f.txt; ls /root/g.txt 2>&1 | grep -c "No such"');
+      await r.expect(/^v=one\r?$/m, 30_000);
+      await r.expect(/^first\r?$/m, 10_000);
+      await r.expect(/^1\r?$/m, 10_000);
+      await monitor(r, 'delvm A', /^snapshot "A" deleted \(from .*root\.qcow2\)\r?$/m);
+      await monitor(r, 'info snapshots', /^There is no snapshot available\.\r?$/m);
+      expect(existsSync(stateFile)).toBe(false);
+      r.sendLine('sync; poweroff');
+      expect((await r.waitForExit(30_000)).code).toBe(0);
+    } finally {
+      await r.close();
     }
     const list = tool('qemu-img', ['snapshot', '-l', qcow]);
     expect(list.status).toBe(0);
