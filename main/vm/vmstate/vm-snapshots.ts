@@ -303,14 +303,15 @@ export async function deleteVmSnapshot(
   }
   const done: string[] = [];
   for (const p of paths) {
+    // A disk that is gone has nothing to delete; one in use elsewhere (locked) refuses the
+    // delete, so that no disk snapshot is left behind without its state file.
+    if (!(await stat(p).catch(() => undefined))) continue;
     const gone = await access(p, async (m) => {
       if (!(await listSnapshots(m)).some((s) => s.name === name)) return false;
       await deleteSnapshot(m, name);
       return true;
     }).catch((e: Error) => {
-      // A read-only disk (opened read-only by the VM) or a missing file has nothing to delete.
-      if (e instanceof SnapshotError) throw new VmSnapshotError(`${p}: ${e.message}`);
-      return false;
+      throw new VmSnapshotError(`cannot delete snapshot "${name}" from ${p}: ${e.message}`);
     });
     if (gone) done.push(p);
   }

@@ -15,6 +15,7 @@ import { defaultVmConfig, type DiskConfig, type VmConfig } from '../../../main/v
 import type { Disk } from '../../../devices/block/index.js';
 import { createQcow2 } from '../../../devices/block/qcow2/create.js';
 import { imageInfo } from '../../../devices/block/qcow2/inspect.js';
+import { Qcow2Image } from '../../../devices/block/qcow2/qcow2-image.js';
 import {
   checkSnapshotName,
   deleteVmSnapshot,
@@ -144,6 +145,17 @@ describe('VM snapshots of a machine with a qcow2 disk', () => {
       undefined,
     ]);
 
+    // The disk in use elsewhere (another VM holds it open): refused, nothing deleted.
+    const holder = await Qcow2Image.open(qcow);
+    try {
+      await expect(deleteVmSnapshot(snaps, 'A', cfg)).rejects.toThrow(
+        new RegExp(`^cannot delete snapshot "A" from ${qcow}: .*`),
+      );
+    } finally {
+      await holder.close();
+    }
+    expect(readdirSync(snaps).sort()).toEqual(['A.vm', 'B.vm']);
+    expect(await diskSnaps(qcow)).toEqual(['B', 'A']);
     expect(await deleteVmSnapshot(snaps, 'A', cfg)).toBe(`snapshot "A" deleted (from ${qcow})`);
     expect(readdirSync(snaps)).toEqual(['B.vm']);
     expect(await diskSnaps(qcow)).toEqual(['B']);
