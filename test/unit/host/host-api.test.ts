@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { HostApi, HostError } from '../../../main/host/host-api.js';
 import type { VmStats } from '../../../main/host/api-types.js';
 import { createLuks } from '../../../devices/block/luks/create.js';
+import { createQcow2 } from '../../../devices/block/qcow2/create.js';
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 
@@ -272,6 +273,56 @@ describe('running VMs in workers', () => {
     );
     expect(await h.listSnapshots('bundled')).toEqual([]);
     expect(events).toEqual(['A', 'A', '']); // taken; bad deleted; A deleted
+  });
+
+  it('VM snapshots with disks: a raw writable disk refuses the take; a revert whose disk snapshot is gone is refused before anything stops', async () => {
+    const h = newHost();
+    const qcow = join(h.dataDir, 'd.qcow2');
+    await createQcow2(qcow, { size: 8 << 20 });
+    const raw = join(h.dataDir, 'd.img');
+    writeFileSync(raw, Buffer.alloc(1 << 20));
+    h.createVm({
+      name: 'rawvm',
+      memMiB: 64,
+      disks: [{ path: qcow, format: 'qcow2' }, { path: raw }],
+    });
+    h.startVm('rawvm');
+    await h.waitForState('rawvm', 'running');
+    await expect(h.vmSnapshot('rawvm', 'take', 'A')).rejects.toThrow(
+      `cannot take a snapshot: disk ${raw} is writable but a raw image cannot hold snapshots`,
+    );
+    expect(await h.listSnapshots('rawvm')).toEqual([]);
+    h.stopVm('rawvm');
+    await h.waitForState('rawvm', 'stopped');
+
+    h.createVm({ name: 'q', memMiB: 64, disks: [{ path: qcow, format: 'qcow2' }] });
+    h.startVm('q');
+    await h.waitForState('q', 'running');
+    const c = consoleText(h, 'q');
+    await c.waitFor(PROMPT);
+    h.consoleInput('q', enc('Q=kept-$((3*3)); echo set-$Q\n'));
+    await c.waitFor(/set-kept-9/);
+    expect(await h.vmSnapshot('q', 'take', 'A')).toMatch(
+      new RegExp(
+        `^snapshot "A" taken in [\\d.]+ s \\(VM state [\\d.]+ MiB; disks: ${qcow} \\(id 1\\)\\)$`,
+      ),
+    );
+    // The disk snapshot deleted on its own (device manager, VM paused): A has no disk any more.
+    h.pauseVm('q');
+    await h.waitForState('q', 'paused');
+    await h.diskSnapshot('q', 'virtio-blk0', 'delete', 'A');
+    h.resumeVm('q');
+    await h.waitForState('q', 'running');
+    await expect(h.vmSnapshot('q', 'revert', 'A')).rejects.toThrow(
+      /disk .*d\.qcow2 has no snapshot "A" \(id 1\) any more/,
+    );
+    expect((await h.listSnapshots('q'))[0]!.disks).toEqual([
+      { path: qcow, id: '1', missing: true },
+    ]);
+    // Nothing stopped: the same shell answers.
+    h.consoleInput('q', enc('echo still-$Q\n'));
+    await c.waitFor(/still-kept-9/);
+    expect(h.listVms().find((v) => v.config.name === 'q')!.state).toBe('running');
   });
 
   it('runs two VMs at once with independent consoles', async () => {
