@@ -236,7 +236,13 @@ export interface HostMethods {
   diskKeysNeeded(p: { name: string }): { index: number; path: string }[];
   /** `passphrases[i]`: disk i's passphrase (null or absent: none given). */
   /** `resume`: from the VM's saved state (savedState) instead of booting; the file goes once resumed. */
-  startVm(p: { name: string; passphrases?: (string | null)[]; resume?: boolean }): void;
+  /** `snapshot`: from that VM snapshot, its disks reverted first (see vmSnapshot). */
+  startVm(p: {
+    name: string;
+    passphrases?: (string | null)[];
+    resume?: boolean;
+    snapshot?: string;
+  }): void;
   /** Saves the running VM to its saved state (a file in the data dir) and stops it. */
   saveVm(p: { name: string }): { message: string };
   stopVm(p: { name: string; force?: boolean }): void;

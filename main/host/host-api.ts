@@ -28,7 +28,7 @@ import {
 } from '../vm/vmstate/vm-snapshots.js';
 import { checkDisks, readSavedVm } from '../vm/vmstate/saved-vm.js';
 import { DefinitionStore } from './definitions.js';
-import { mkdirSync, statSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import type { SavedStateInfo } from './api-types.js';
 import { userDataDir } from './data-dir.js';
@@ -182,7 +182,7 @@ export class HostApi {
           );
         });
         await checkDisks(saved);
-        this.startVm(name, undefined, { restore: file });
+        this.startVm(name, undefined, { snapshot });
         message = `"${name}" starts from snapshot "${snapshot}"`;
       }
       if (action !== 'revert') {
@@ -284,18 +284,29 @@ export class HostApi {
    */
   /**
    * `opts.resume`: from the VM's managed saved state (see saveVm); `opts.restore`: from that
-   * saved-VM file (absolute path). The file's definition must be this VM's (same name); a file
+   * saved-VM file (absolute path); `opts.snapshot`: from that VM snapshot (its disks reverted). The file's definition must be this VM's (same name); a file
    * that does not fit ends the start with the reason as the VM's exit.
    */
   startVm(
     name: string,
     passphrases?: readonly (string | null)[],
-    opts: { resume?: boolean; restore?: string } = {},
+    opts: { resume?: boolean; restore?: string; snapshot?: string } = {},
   ): void {
     const cfg = this.config(name);
     const r = this.runner(name);
     if (r.running) throw new HostError(`"${name}" is already running`);
     let restore: string | undefined = opts.restore;
+    if (opts.snapshot !== undefined) {
+      // From one of its VM snapshots (the disks reverted first): see vmSnapshot.
+      let file: string;
+      try {
+        file = snapshotFile(this.snapshotsDir(name), opts.snapshot);
+      } catch (e) {
+        throw new HostError((e as Error).message);
+      }
+      if (!existsSync(file)) throw new HostError(`no snapshot named "${opts.snapshot}"`);
+      restore = file;
+    }
     if (restore !== undefined && !isAbsolute(restore)) {
       throw new HostError(`the saved-state path must be absolute: ${restore}`);
     }

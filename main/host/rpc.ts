@@ -116,7 +116,10 @@ export class RpcSession {
         if (p.resume !== undefined && typeof p.resume !== 'boolean') {
           throw new RpcError('"resume" must be true or false');
         }
-        return h.startVm(str(p, 'name'), passphrases(p), { resume: p.resume === true });
+        return h.startVm(str(p, 'name'), passphrases(p), {
+          resume: p.resume === true,
+          ...(p.snapshot !== undefined ? { snapshot: str(p, 'snapshot') } : {}),
+        });
       case 'saveVm':
         return h.saveVm(str(p, 'name')).then((message) => ({ message }));
       case 'stopVm':

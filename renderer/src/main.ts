@@ -166,7 +166,7 @@ function vmButtons(name: string, state: VmState): HTMLElement[] {
 }
 
 /** Starts a VM, first asking for the passphrases of its encrypted disks (if any lack key files). */
-async function startVm(name: string, resume = false): Promise<void> {
+async function startVm(name: string, resume = false, snapshot?: string): Promise<void> {
   const need = await host.call('diskKeysNeeded', { name });
   let passphrases: (string | null)[] | undefined;
   if (need.length) {
@@ -179,6 +179,7 @@ async function startVm(name: string, resume = false): Promise<void> {
     name,
     ...(passphrases ? { passphrases } : {}),
     ...(resume ? { resume: true } : {}),
+    ...(snapshot !== undefined ? { snapshot } : {}),
   });
   select(name);
 }
@@ -304,8 +305,17 @@ async function vmSnapshotOp(
   });
   if (name === selected) showSnapshots(name);
   try {
-    const r = await host.call('vmSnapshot', { name, action, snapshot });
-    snapshotOutcomes.set(name, { ok: true, text: r.message });
+    if (action === 'revert' && !isUp(vms.get(name)?.state)) {
+      // A stopped VM starts from the snapshot, as Start does (passphrases asked for first).
+      await startVm(name, false, snapshot);
+      snapshotOutcomes.set(name, {
+        ok: true,
+        text: `"${name}" starts from snapshot "${snapshot}"`,
+      });
+    } else {
+      const r = await host.call('vmSnapshot', { name, action, snapshot });
+      snapshotOutcomes.set(name, { ok: true, text: r.message });
+    }
   } catch (e) {
     snapshotOutcomes.set(name, { ok: false, text: (e as Error).message });
     toast((e as Error).message);

@@ -9,7 +9,8 @@
  * README's docs/screenshot.png is refreshed when WASMVISOR_SCREENSHOT=1. A VM created with the
  * JIT checkbox keeps it in its definition and shows the share of its instructions run in
  * translated code. A VM snapshot is taken from the Snapshots card while the VM runs, listed,
- * reverted to (the shell's variable comes back in the same console tab) and deleted.
+ * reverted to (the shell's variable comes back in the same console tab), reverted to again once
+ * the VM is stopped (it starts from it), and deleted.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import {
@@ -322,7 +323,7 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     expect(pageErrors).toEqual([]);
   }, 120_000);
 
-  it('takes a VM snapshot from the Snapshots section, lists it, reverts to it, deletes it', async () => {
+  it('takes a VM snapshot from the Snapshots section, lists it, reverts to it (running and stopped), deletes it', async () => {
     await page.goto(url);
     const item = page.locator('.vm-item[data-vm=bundled]');
     await item.locator('[data-action=start]').click();
@@ -352,6 +353,14 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     await page.locator('.console[data-vm=bundled] .xterm').click();
     await page.keyboard.type('echo back-$P\n');
     await expect.poll(() => consoleText(), { timeout: 20_000 }).toMatch(/back-snap-45/);
+    // On a stopped VM, Revert starts it from the snapshot.
+    await page.locator('#toolbar [data-action=stop]').click();
+    await page.locator('.vm-item[data-vm=bundled][data-state=stopped]').waitFor();
+    await row.locator('[data-vm-snapshot-action=revert]').click();
+    await page.locator('.vm-item[data-vm=bundled][data-state=running]').waitFor();
+    await page.locator('.console[data-vm=bundled] .xterm').click();
+    await page.keyboard.type('echo again-$P\n');
+    await expect.poll(() => consoleText(), { timeout: 20_000 }).toMatch(/again-snap-45/);
     page.once('dialog', (d) => void d.accept());
     await row.locator('[data-vm-snapshot-action=delete]').click();
     await card.locator('tr[data-vm-snapshot=first]').waitFor({ state: 'detached' });

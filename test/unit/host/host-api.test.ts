@@ -263,6 +263,9 @@ describe('running VMs in workers', () => {
     h.stopVm('bundled');
     await h.waitForState('bundled', 'stopped');
     c.detach();
+    expect(() => h.startVm('bundled', undefined, { snapshot: 'nope' })).toThrow(
+      'no snapshot named "nope"',
+    );
     expect(await h.vmSnapshot('bundled', 'revert', 'A')).toBe('"bundled" starts from snapshot "A"');
     await h.waitForState('bundled', 'running');
     const d = consoleText(h, 'bundled');
