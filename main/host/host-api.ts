@@ -28,7 +28,7 @@ import {
 } from '../vm/vmstate/vm-snapshots.js';
 import { checkDisks, readSavedVm } from '../vm/vmstate/saved-vm.js';
 import { DefinitionStore } from './definitions.js';
-import { existsSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync, unlinkSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import type { SavedStateInfo } from './api-types.js';
 import { userDataDir } from './data-dir.js';
@@ -215,8 +215,32 @@ export class HostApi {
     return { config: c, state: 'stopped' };
   }
 
+  /** The names of the VM's snapshot files (without reading them). */
+  private snapshotNames(name: string): string[] {
+    try {
+      return readdirSync(this.snapshotsDir(name)).filter((f) => f.endsWith('.vm'));
+    } catch {
+      return [];
+    }
+  }
+
+  /**
+   * Refuses to rename or delete a VM that has snapshots: they are kept under its name and hold
+   * its definition, so they would be lost to it (libvirt refuses to undefine one, too).
+   */
+  private keepSnapshots(name: string, what: string): void {
+    const n = this.snapshotNames(name).length;
+    if (n) {
+      throw new HostError(
+        `cannot ${what} "${name}": it has ${n} snapshot${n === 1 ? '' : 's'}, kept under its name; delete ${n === 1 ? 'it' : 'them'} first`,
+      );
+    }
+  }
+
   updateVm(name: string, config: unknown): VmSummary {
     if (this.runners.get(name)?.running) throw new HostError(`stop "${name}" before editing it`);
+    const newName = (config as { name?: unknown } | null)?.name;
+    if (typeof newName === 'string' && newName !== name) this.keepSnapshots(name, 'rename');
     const c = this.guard(() => this.store.update(name, config));
     if (c.name !== name) this.runners.delete(name);
     this.emitList();
@@ -225,6 +249,7 @@ export class HostApi {
 
   deleteVm(name: string): void {
     if (this.runners.get(name)?.running) throw new HostError(`stop "${name}" before deleting it`);
+    this.keepSnapshots(name, 'delete');
     this.guard(() => this.store.delete(name));
     this.runners.delete(name);
     this.emitList();

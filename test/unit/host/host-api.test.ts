@@ -2,7 +2,7 @@
  * The host API with real VM workers: definitions CRUD and validation, the bundled guest on first
  * launch, scrollback replay on a late attach, pause/resume, and two VMs with independent consoles.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -326,6 +326,24 @@ describe('running VMs in workers', () => {
     h.consoleInput('q', enc('echo still-$Q\n'));
     await c.waitFor(/still-kept-9/);
     expect(h.listVms().find((v) => v.config.name === 'q')!.state).toBe('running');
+  });
+
+  it('a VM with snapshots is neither renamed nor deleted (they hold its name)', () => {
+    const h = newHost();
+    h.createVm({ name: 'keep', memMiB: 64 });
+    mkdirSync(h.snapshotsDir('keep'), { recursive: true });
+    writeFileSync(join(h.snapshotsDir('keep'), 'A.vm'), 'state');
+    expect(() => h.deleteVm('keep')).toThrow(
+      'cannot delete "keep": it has 1 snapshot, kept under its name; delete it first',
+    );
+    expect(() => h.updateVm('keep', { name: 'other', memMiB: 64 })).toThrow(
+      'cannot rename "keep": it has 1 snapshot, kept under its name; delete it first',
+    );
+    // Other edits are fine; without snapshots, deleting is too.
+    expect(h.updateVm('keep', { name: 'keep', memMiB: 128 }).config.memMiB).toBe(128);
+    rmSync(join(h.snapshotsDir('keep'), 'A.vm'));
+    h.deleteVm('keep');
+    expect(h.listVms().map((v) => v.config.name)).not.toContain('keep');
   });
 
   it('runs two VMs at once with independent consoles', async () => {
