@@ -122,6 +122,65 @@ export function decodeStateFile(bytes: Uint8Array, file: string): Section[] {
   return sections;
 }
 
+/**
+ * The file's first section only, from the file's first bytes (`head`: at least the header and
+ * that section) and its length: what a listing needs, without reading the RAM after it. The
+ * same checks as decodeStateFile for what it reads (magic, version, header CRC, the declared
+ * length, the section's bounds and CRC); `undefined` when `head` is too short for the section.
+ */
+export function decodeFirstSection(
+  head: Uint8Array,
+  fileLength: number,
+  file: string,
+): Section | undefined {
+  const fail = (why: string): never => {
+    throw new StateFileError(`${file}: ${why}`);
+  };
+  if (head.length < HEADER_BYTES || fileLength < HEADER_BYTES) {
+    if (head.length >= 8 && Buffer.from(head.subarray(0, 8)).toString('latin1') !== MAGIC) {
+      fail('not a wasmvisor saved-VM file (wrong magic)');
+    }
+    fail(`truncated: ${fileLength} bytes, shorter than the header`);
+  }
+  const v = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  if (Buffer.from(head.subarray(0, 8)).toString('latin1') !== MAGIC) {
+    fail('not a wasmvisor saved-VM file (wrong magic)');
+  }
+  if (v.getUint32(24, true) !== crc32(head.subarray(0, 24)))
+    fail('corrupted header (CRC mismatch)');
+  const version = v.getUint32(8, true);
+  if (version !== FORMAT_VERSION) {
+    fail(`format version ${version}; this wasmvisor reads version ${FORMAT_VERSION}`);
+  }
+  const declared = v.getBigUint64(16, true);
+  if (declared !== BigInt(fileLength)) {
+    fail(
+      BigInt(fileLength) < declared
+        ? `truncated: ${fileLength} of ${declared} bytes`
+        : `${BigInt(fileLength) - declared} bytes of garbage after the end`,
+    );
+  }
+  if (v.getUint32(12, true) < 1) fail('no sections');
+  let o = HEADER_BYTES;
+  if (head.length - o < 4) return undefined;
+  const nameLen = v.getUint32(o, true);
+  if (nameLen < 1 || nameLen > MAX_NAME) fail(`section 1: bad name length ${nameLen}`);
+  if (head.length - o < 4 + nameLen + 16) return undefined;
+  const name = Buffer.from(head.subarray(o + 4, o + 4 + nameLen)).toString('latin1');
+  if (!/^[\x21-\x7e]+$/.test(name)) fail('section 1: bad name');
+  o += 4 + nameLen;
+  const sVersion = v.getUint32(o, true);
+  const len = v.getBigUint64(o + 4, true);
+  const crc = v.getUint32(o + 12, true);
+  o += 16;
+  if (len > BigInt(fileLength - o))
+    fail(`section "${name}": length ${len} runs past the end of the file`);
+  if (BigInt(head.length - o) < len) return undefined;
+  const data = head.subarray(o, o + Number(len));
+  if (crc32(data) !== crc) fail(`section "${name}": corrupted (CRC mismatch)`);
+  return { name, version: sVersion, data };
+}
+
 /** JSON for a section: plain objects, with bigints and byte arrays tagged so they round-trip. */
 export function encodeJson(value: unknown): Uint8Array {
   return Buffer.from(

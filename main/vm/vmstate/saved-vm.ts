@@ -8,12 +8,13 @@
  * a restore refuses an image that differs, since the guest's page cache and file systems would
  * not match what is on the disk.
  */
-import { readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { VirtMachine } from '../machine.js';
 import { validateVmConfig, ConfigError, type VmConfig } from '../config.js';
 import { backingChain, imageInfo } from '../../../devices/block/qcow2/inspect.js';
 import {
+  decodeFirstSection,
   decodeJson,
   decodeStateFile,
   encodeJson,
@@ -300,11 +301,38 @@ export async function readSavedVm(path: string): Promise<SavedVm> {
   return parseSavedVm(bytes, path);
 }
 
-/** The same for a file already in memory; `file` names it in messages. */
-export function parseSavedVm(bytes: Uint8Array, file: string): SavedVm {
-  const sections = decodeStateFile(bytes, file);
-  const vm = sections.find((s) => s.name === 'vm');
-  if (!vm) throw new StateFileError(`${file}: no "vm" section`);
+/** The "vm" section a saveVm writes first is at most this long (a definition, disk records). */
+const MAX_VM_SECTION = 1 << 20;
+
+/**
+ * The "vm" section of a saved-VM file (what it is of, when, which disks) read from the file's
+ * first bytes, without the RAM and devices after it — for listings. The rest of the file is not
+ * checked: readSavedVm does that before the file is used.
+ */
+export async function readSavedVmInfo(path: string): Promise<{ info: SavedVmInfo; bytes: number }> {
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new StateFileError(
+      `${path}: ${code === 'ENOENT' ? 'no such file' : (e as Error).message}`,
+    );
+  }
+  try {
+    const size = (await fh.stat()).size;
+    const head = new Uint8Array(Math.min(size, MAX_VM_SECTION));
+    await fh.read(head, 0, head.length, 0);
+    const vm = decodeFirstSection(head, size, path);
+    if (!vm || vm.name !== 'vm') throw new StateFileError(`${path}: no "vm" section first`);
+    return { info: vmInfoOf(vm, path), bytes: size };
+  } finally {
+    await fh.close();
+  }
+}
+
+/** The checked definition and records of a "vm" section. */
+function vmInfoOf(vm: Section, file: string): SavedVmInfo {
   if (vm.version !== VM_SECTION_VERSION) {
     throw new StateFileError(`${file}: "vm" section version ${vm.version} is not supported`);
   }
@@ -314,7 +342,15 @@ export function parseSavedVm(bytes: Uint8Array, file: string): SavedVm {
   } catch {
     throw new StateFileError(`${file}: the "vm" section is not valid JSON`);
   }
-  return { file, info: checkInfo(json, file), sections };
+  return checkInfo(json, file);
+}
+
+/** The same for a file already in memory; `file` names it in messages. */
+export function parseSavedVm(bytes: Uint8Array, file: string): SavedVm {
+  const sections = decodeStateFile(bytes, file);
+  const vm = sections.find((s) => s.name === 'vm');
+  if (!vm) throw new StateFileError(`${file}: no "vm" section`);
+  return { file, info: vmInfoOf(vm, file), sections };
 }
 
 /**

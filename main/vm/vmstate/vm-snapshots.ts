@@ -33,7 +33,7 @@ import {
   diskRecord,
   liveConfig,
   quiesceOrRefuse,
-  readSavedVm,
+  readSavedVmInfo,
   VM_SECTION_VERSION,
   writeStateFile,
   type DiskRecord,
@@ -243,7 +243,8 @@ export async function listVmSnapshots(dir: string, current?: VmConfig): Promise<
     if (!st?.isFile()) continue;
     const base = { name: f.slice(0, -3), stateBytes: st.size, guestMs: 0, disks: [] };
     try {
-      const saved = await readSavedVm(path);
+      // The "vm" section only: a listing does not read (and check) every snapshot's RAM.
+      const saved = await readSavedVmInfo(path);
       const disks: VmSnapshotInfo['disks'] = [];
       for (const d of saved.info.disks) {
         if (!d.snapshot) {
@@ -298,7 +299,7 @@ export async function deleteVmSnapshot(
       .map((d) => resolve(d.path)),
   );
   if (hasFile) {
-    const saved = await readSavedVm(file).catch(() => undefined);
+    const saved = await readSavedVmInfo(file).catch(() => undefined);
     for (const d of saved?.info.disks ?? []) if (d.snapshot) paths.add(resolve(d.path));
   }
   const done: string[] = [];

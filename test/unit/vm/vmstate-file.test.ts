@@ -7,6 +7,7 @@
 import { describe, it, expect } from 'vitest';
 import { crc32 } from 'node:zlib';
 import {
+  decodeFirstSection,
   decodeJson,
   decodeStateFile,
   encodeJson,
@@ -133,5 +134,50 @@ describe('RAM image', () => {
       /run \d+ of \d+/,
     );
     expect(decodeRam(img.subarray(0, 8), new Uint8Array(ram.length))).toBe('truncated header');
+  });
+});
+
+describe('the first section alone (listings read no RAM)', () => {
+  const file = encodeStateFile(sections);
+  const vmEnd = 32 + 4 + 2 + 16 + sections[0]!.data.length;
+  const first = (head: Uint8Array, length = file.length) => {
+    const r = decodeFirstSection(head, length, 's.vm');
+    return r && { ...r, data: Uint8Array.from(r.data) };
+  };
+  const vm = { ...sections[0]!, data: Uint8Array.from(sections[0]!.data) };
+
+  it('is read from the first bytes of the file, as the whole file reads it', () => {
+    expect(first(file.subarray(0, vmEnd))).toEqual(vm);
+    expect(first(file)).toEqual(vm);
+    // Too few bytes for the section: undefined, not an error (the caller reads more).
+    expect(first(file.subarray(0, vmEnd - 1))).toBeUndefined();
+    expect(first(file.subarray(0, 40))).toBeUndefined();
+  });
+
+  it('refuses what the whole-file reader refuses in the bytes it reads', () => {
+    const bad = (edit: (b: Uint8Array) => void, length = file.length) => {
+      const b = file.slice(0, vmEnd);
+      edit(b);
+      try {
+        first(b, length);
+      } catch (e) {
+        expect(e).toBeInstanceOf(StateFileError);
+        return (e as Error).message;
+      }
+      return 'accepted';
+    };
+    expect(bad(() => {}, file.length - 1)).toBe(
+      `s.vm: truncated: ${file.length - 1} of ${file.length} bytes`,
+    );
+    expect(bad(() => {}, file.length + 3)).toBe('s.vm: 3 bytes of garbage after the end');
+    expect(bad((b) => (b[0] = 0x58))).toBe('s.vm: not a wasmvisor saved-VM file (wrong magic)');
+    expect(bad((b) => (b[13] ^= 1))).toBe('s.vm: corrupted header (CRC mismatch)');
+    expect(bad((b) => (b[vmEnd - 1] ^= 1))).toBe('s.vm: section "vm": corrupted (CRC mismatch)');
+    expect(bad((b) => new DataView(b.buffer).setUint32(32, 0, true))).toBe(
+      's.vm: section 1: bad name length 0',
+    );
+    expect(() => first(new TextEncoder().encode('WVMSTATE but short'), 18)).toThrow(
+      's.vm: truncated: 18 bytes, shorter than the header',
+    );
   });
 });
