@@ -7,7 +7,7 @@
  */
 import { describe, it, expect, beforeEach, afterEach } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VirtMachine } from '../../../main/vm/machine.js';
@@ -200,6 +200,35 @@ describe('VM snapshots of a machine with a qcow2 disk', () => {
     );
     const list = await listVmSnapshots(snaps);
     expect(list[0]!.disks).toEqual([{ path: qcow, id: '1', missing: true }]);
+  });
+
+  it('a read-only disk is recorded as it is, not snapshotted; a revert refuses it once changed', async () => {
+    const ro = join(dir, 'iso.img');
+    writeFileSync(ro, new Uint8Array(1 << 20).fill(7));
+    const both: VmConfig = {
+      ...cfg,
+      disks: [disk(qcow, 'qcow2'), disk(ro, 'raw', { readOnly: true })],
+    };
+    const { vm, disks } = await open(both);
+    try {
+      vm.pause();
+      const t = await takeVmSnapshot(vm, both, snaps, 'A', (i) => disks[i]?.image);
+      expect(t.disks).toEqual([{ path: qcow, id: '1' }]);
+    } finally {
+      await vm.close();
+    }
+    const saved = await readSavedVm(snapshotFile(snaps, 'A'));
+    expect(saved.info.disks.map((d) => d.snapshot)).toEqual([{ id: '1', name: 'A' }, undefined]);
+    expect((await listVmSnapshots(snaps))[0]!.disks).toEqual([
+      { path: qcow, id: '1' },
+      { path: ro },
+    ]);
+    await expect(checkDisks(saved)).resolves.toBeUndefined();
+    writeFileSync(ro, new Uint8Array(1 << 20).fill(8));
+    utimesSync(ro, new Date(), new Date(Date.now() + 60_000));
+    await expect(checkDisks(saved)).rejects.toThrow(
+      /disk .*iso\.img changed since the state was saved/,
+    );
   });
 
   it('a damaged state file is listed with its error and can still be deleted', async () => {
