@@ -227,6 +227,18 @@ describe('running VMs in workers', () => {
       /^snapshot "A" taken in [\d.]+ s \(VM state [\d.]+ MiB\)$/,
     );
     expect(events).toEqual(['A']);
+    // A pause asked while a take holds the VM paused is what the VM does once the take is done.
+    const take = h.vmSnapshot('bundled', 'take', 'P');
+    h.pauseVm('bundled');
+    await take;
+    await h.waitForState('bundled', 'paused');
+    h.consoleInput('bundled', enc('echo held-$((2+2))\n'));
+    await new Promise((r) => setTimeout(r, 600));
+    expect(c.text).not.toMatch(/held-4/);
+    h.resumeVm('bundled');
+    await c.waitFor(/held-4/);
+    await h.vmSnapshot('bundled', 'delete', 'P');
+    events.splice(1);
     // It runs on: the shell answers and its variable changes.
     h.consoleInput('bundled', enc('V=later; echo now-$V\n'));
     await c.waitFor(/now-later/);
