@@ -9,9 +9,10 @@ import type { Dispatcher } from './dispatcher.js';
 import {
   BLOCK_LOCALS,
   CHAIN_HELPER_LOCALS,
+  MAX_REGION_BLOCKS,
   TYPE_BLOCK,
-  decodeBlock,
-  emitBlock,
+  decodeRegion,
+  emitRegion,
   emitChainHelper,
   mapEntry,
   type CoreLayout,
@@ -53,6 +54,11 @@ export interface JitOptions {
   batch?: number;
   /** Table slots held before everything is dropped and translated afresh (tests lower it). */
   maxSlots?: number;
+  /**
+   * Guest blocks one translation may cover (translate.ts decodeRegion; default
+   * MAX_REGION_BLOCKS, WASMVISOR_JIT_REGION_BLOCKS): 1 translates each block on its own.
+   */
+  regionBlocks?: number;
 }
 
 /**
@@ -93,8 +99,10 @@ export interface JitStats {
   chained: bigint;
   /** Instructions retired by translated code (÷ blockCalls: the mean run per call). */
   blockInsns: bigint;
-  /** Instructions in the translated blocks (÷ blocks: the mean block length). */
+  /** Instructions in the translations (÷ blocks: the mean region length). */
   insns: number;
+  /** Guest blocks in the translations (÷ blocks: the mean blocks a region). */
+  regionBlocks?: number;
   compileMs: number;
   /** Table slots taken since the last flush, and translations placed in a freed one. */
   slots: number;
@@ -110,6 +118,8 @@ export class Jit {
   private nextSlot: number;
   private seenFlushes: number;
   private copyNext = 0;
+  /** A translation found no room in the copy area: the next drain starts over. */
+  private copiesFull = false;
   readonly stats: JitStats = {
     blocks: 0,
     modules: 0,
@@ -122,6 +132,7 @@ export class Jit {
     chained: 0n,
     blockInsns: 0n,
     insns: 0,
+    regionBlocks: 0,
     compileMs: 0,
     slots: 0,
     slotsReused: 0,
@@ -130,6 +141,7 @@ export class Jit {
   private readonly table: WebAssembly.Table;
   private readonly batch: number;
   private readonly maxSlots: number;
+  private readonly regionBlocks: number;
   /** The chain helper's body: the same in every batch module. */
   private readonly chainHelper: ReturnType<typeof emitChainHelper>;
   /** When the queue was last translated (a short queue waits until MAX_WAIT_MS after it). */
@@ -164,6 +176,8 @@ export class Jit {
     const env = (name: string) => Number(process.env[name]) || undefined;
     this.batch = opts.batch ?? env('WASMVISOR_JIT_BATCH') ?? DEFAULT_BATCH;
     this.maxSlots = opts.maxSlots ?? MAX_SLOTS;
+    this.regionBlocks =
+      opts.regionBlocks ?? env('WASMVISOR_JIT_REGION_BLOCKS') ?? MAX_REGION_BLOCKS;
     x.jitEnable(
       1,
       opts.threshold ?? env('WASMVISOR_JIT_THRESHOLD') ?? DEFAULT_THRESHOLD,
@@ -187,29 +201,37 @@ export class Jit {
     this.lastDrain = now;
     if (
       this.nextSlot + Math.max(0, n - this.x.jitFreeSlots()) - this.firstSlot > this.maxSlots ||
+      this.copiesFull ||
       this.copyNext + n * 512 > this.x.jitCopiesSize()
     ) {
+      this.copiesFull = false;
       this.x.jitFlush(); // empties the queue too
       this.noteFlushes();
       return;
     }
     const t0 = performance.now();
     const mem = new DataView(this.x.memory.buffer);
-    const entries: { entry: number; code: ReturnType<typeof emitBlock> }[] = [];
+    const entries: { entry: number; code: ReturnType<typeof emitRegion> }[] = [];
     for (let i = 0; i < n; i++) {
       const q = this.queue + i * 16;
       const host = mem.getUint32(q, true);
       const entry = mapEntry(this.map, host);
       if (mem.getUint32(entry, true) !== host || mem.getInt32(entry + 4, true) !== STATE_QUEUED)
         continue;
-      const insns = decodeBlock(mem, host, this.layout);
-      if (insns.length === 0) {
+      const region = decodeRegion(mem, host, this.layout, this.regionBlocks);
+      if (region === null) {
         mem.setInt32(entry + 4, STATE_UNTRANSLATABLE, true);
         this.stats.untranslatable++;
         continue;
       }
-      const end = insns[insns.length - 1]!;
-      const len = end.off + end.len;
+      const len = region.span;
+      if (this.copyNext + len > this.x.jitCopiesSize()) {
+        // No room for its bytes: it counts afresh, and the next drain starts over.
+        mem.setInt32(entry + 4, 0, true);
+        mem.setUint32(entry + 8, 0, true);
+        this.copiesFull = true;
+        continue;
+      }
       // The guest bytes this translation stands for, to check it against after a FENCE.I.
       const copies = this.x.jitCopies();
       new Uint8Array(this.x.memory.buffer).copyWithin(copies + this.copyNext, host, host + len);
@@ -217,8 +239,15 @@ export class Jit {
       mem.setUint32(entry + 16, this.copyNext, true);
       mem.setUint32(entry + 20, len, true);
       this.copyNext += (len + 7) & ~7;
-      this.stats.insns += insns.length;
-      entries.push({ entry, code: emitBlock(insns, this.layout, host) });
+      this.stats.insns += region.insns;
+      this.stats.regionBlocks = (this.stats.regionBlocks ?? 0) + region.blocks.length;
+      entries.push({ entry, code: emitRegion(region, this.layout, host) });
+      console.error(
+        'JR',
+        region.blocks.length,
+        region.insns,
+        entries[entries.length - 1]!.code.length,
+      );
     }
     this.x.jitTakeQueue();
     if (entries.length > 0) this.install(mem, entries);
@@ -227,7 +256,7 @@ export class Jit {
 
   private install(
     mem: DataView,
-    entries: { entry: number; code: ReturnType<typeof emitBlock> }[],
+    entries: { entry: number; code: ReturnType<typeof emitRegion> }[],
   ): void {
     const types = [
       { params: [I64, I64, I32], results: [I64, I32, I32] }, // a block (translate.ts)

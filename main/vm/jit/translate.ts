@@ -108,7 +108,19 @@ const L_T = 40; // i64 scratch
 const L_HOST = 41; // i32: host address of an atomic access
 // L_RETIRED, L_ENTRY; L_ADDR, L_VAL, L_A, L_B (x0's slot), x1..x31, L_T; L_HOST.
 const L_LEFT = 42; // i32: budget left at an exit
-export const BLOCK_LOCALS = [I32, I32, ...Array<number>(4 + 31 + 1).fill(I64), I32, I32];
+const L_IDX = 43; // i32: the region block a back edge goes to (the dispatch's br_table)
+const L_PCX = 44; // i64: the next pc at an exit
+const L_SLOT = 45; // i32: the successor's table slot at a chained exit (else 0)
+export const BLOCK_LOCALS = [
+  I32,
+  I32,
+  ...Array<number>(4 + 31 + 1).fill(I64),
+  I32,
+  I32,
+  I32,
+  I64,
+  I32,
+];
 
 /** AMO funct5 values (LR = 2 and SC = 3 aside) the A extension defines. */
 const AMO_OPS = new Set([0x00, 0x01, 0x04, 0x08, 0x0c, 0x10, 0x14, 0x18, 0x1c]);
@@ -235,15 +247,101 @@ export function decodeBlock(mem: DataView, host: number, layout: CoreLayout): In
   return insns;
 }
 
+/** A region's blocks (see decodeRegion); instruction offsets are from the region's entry. */
+export interface Region {
+  /** Ascending by offset; the first is the entry (offset 0). */
+  blocks: { off: number; insns: Insn[] }[];
+  /** Bytes from the entry to the end of the highest block: what a FENCE.I check compares. */
+  span: number;
+  insns: number;
+}
+
+/** Caps on a region (blocks, and instructions decoded while collecting them). */
+export const MAX_REGION_BLOCKS = 64;
+export const MAX_REGION_INSNS = 512;
+
+/** The pc-relative targets of a block's last instruction that a region may follow. */
+function successors(insns: Insn[], blockOff: number): number[] {
+  const last = insns[insns.length - 1]!;
+  const end = blockOff + last.off + last.len;
+  const op = last.bits & 0x7f;
+  if (op === 0x63) return [blockOff + last.off + branchImm(last.bits), end];
+  if (op === 0x6f) return [blockOff + last.off + jalImm(last.bits)];
+  if (op === 0x67) return [];
+  return [end]; // ended before an untranslatable instruction, at the length cap or a leader
+}
+
 /**
- * Emits the function body for `insns` (non-empty, from decodeBlock), the block at host address
- * `host` (where its successors in the same page are).
+ * Collects the region that starts at host address `host`: the block there and the blocks
+ * reachable from it by branches, JAL and fall-through whose targets lie in the same page at or
+ * after the entry (so that the guest bytes from the entry to the region's end cover all of it,
+ * which is what the FENCE.I check compares), up to `maxBlocks` / MAX_REGION_INSNS (with 1, the
+ * region is the entry block alone, looping if it branches to itself). Every
+ * branch target becomes a block start, so a block ends where another begins and falls into it.
  */
-export function emitBlock(insns: Insn[], layout: CoreLayout, host: number): ByteWriter {
+export function decodeRegion(
+  mem: DataView,
+  host: number,
+  layout: CoreLayout,
+  maxBlocks = MAX_REGION_BLOCKS,
+): Region | null {
+  const pageLeft = 4096 - (host & 0xfff);
+  const leaders = new Set<number>([0]);
+  const work = [0];
+  let decoded = 0;
+  while (work.length > 0) {
+    const off = work.shift()!;
+    const insns = decodeBlock(mem, host + off, layout);
+    decoded += insns.length;
+    if (insns.length === 0) continue;
+    for (const t of successors(insns, off)) {
+      if (t < 0 || t >= pageLeft || leaders.has(t) || (t & 1) !== 0) continue;
+      if (leaders.size >= maxBlocks || decoded >= MAX_REGION_INSNS) continue;
+      leaders.add(t);
+      work.push(t);
+    }
+  }
+  const starts = [...leaders].sort((a, b) => a - b);
+  const blocks: Region['blocks'] = [];
+  let span = 0;
+  let total = 0;
+  starts.forEach((off, i) => {
+    const next = starts[i + 1] ?? Infinity;
+    const all = decodeBlock(mem, host + off, layout);
+    let n = 0;
+    while (n < all.length && off + all[n]!.off + all[n]!.len <= next) n++;
+    if (n === 0) return; // untranslatable, or a leader inside its first instruction
+    const insns = all.slice(0, n).map((x) => ({ ...x, off: off + x.off }));
+    blocks.push({ off, insns });
+    const last = insns[n - 1]!;
+    span = Math.max(span, last.off + last.len);
+    total += n;
+  });
+  if (blocks.length === 0 || blocks[0]!.off !== 0) return null;
+  return { blocks, span, insns: total };
+}
+
+/**
+ * Emits the function body for `region` (from decodeRegion), whose entry is at host address
+ * `host` (where its successors in the same page are).
+ *
+ * Layout: the guest registers the region uses are loaded into locals once, then
+ *   loop $top; block X[n-1] … block X[1]; [block X[0]; br_table on L_IDX; end]; code 0; end;
+ *   code 1; end … code n-1; end $top
+ * so a branch to a later block is a `br` to the label whose end precedes its code (a fall into
+ * the next block needs nothing), and a branch back sets L_IDX and goes to $top (the br_table is
+ * left out when every back edge goes to the entry). L_RETIRED counts what the blocks before the
+ * current one retired in this call; each intra-region edge adds the block's count and leaves
+ * for the core when the budget is spent, as a chained exit would, so a region never runs past
+ * its budget by more than one block. Exits store every register the region writes (one it did
+ * not write on the path taken still holds the value loaded at entry).
+ */
+export function emitRegion(region: Region, layout: CoreLayout, host: number): ByteWriter {
   const w = new ByteWriter();
   const used = new Set<number>();
   const written = new Set<number>();
-  for (const { bits } of insns) {
+  const all = region.blocks.flatMap((b) => b.insns);
+  for (const { bits } of all) {
     const op = bits & 0x7f;
     const rd = (bits >>> 7) & 31;
     const rs1 = (bits >>> 15) & 31;
@@ -301,28 +399,44 @@ export function emitBlock(insns: Insn[], layout: CoreLayout, host: number): Byte
     if (k !== 0) w.i32c(k).op(Op.i32_add);
     w.op(Op.i32_sub);
   };
-  /** Leaves the block for the core: registers back to memory, next pc, budget left. */
+  // Structured instructions open inside the current block's code, and the block's index: a
+  // branch to the shared exits or to another block counts its labels from these.
+  let nest = 0;
+  let cur = 0;
+  const n = region.blocks.length;
+  const open = () => {
+    w.byte(Op.if).byte(VOID);
+    nest++;
+  };
+  const close = () => {
+    w.op(Op.end);
+    nest--;
+  };
+  const brTop = () => w.byte(Op.br).u32(nest + n - 1 - cur);
+  /** To the tail that tail-calls the chain helper with L_PCX and L_LEFT. */
+  const brHelper = () => w.byte(Op.br).u32(nest + n - cur);
+  /** To the tail that returns (L_PCX, L_LEFT, L_SLOT) with L_PCX also in JIT_STATE. */
+  const brExit = () => w.byte(Op.br).u32(nest + n - cur + 1);
+  /** Leaves the region for the core after k instructions of the current block, at pc. */
   const exit = (k: number, pc: () => void) => {
-    writeBack();
-    w.i32c(layout.jitState);
     pc();
-    w.mem(Op.i64_store, 3, 0);
-    w.i64c(0n);
+    w.set(L_PCX);
     left(k);
-    w.i32c(0).op(Op.return);
+    w.set(L_LEFT);
+    brExit();
   };
   /**
    * Leaves the block after k instructions for pc-relative `target`, into its translation when
    * it has a current one and budget is left (see "Chaining" above), else for the core.
    */
   const exitChained = (k: number, target: number) => {
-    writeBack();
     left(k);
     w.set(L_LEFT);
+    pcPlus(target)();
+    w.set(L_PCX);
     const pageOff = (host & 0xfff) + target;
     if (pageOff < 0 || pageOff >= 4096) {
-      pcPlus(target)();
-      w.get(L_CTX).get(L_LEFT).byte(Op.return_call).u32(FUNC_CHAIN);
+      brHelper();
       return;
     }
     const next = (host + target) >>> 0;
@@ -337,22 +451,18 @@ export function emitBlock(insns: Insn[], layout: CoreLayout, host: number): Byte
     w.i32c(e).mem(Op.i32_load, 2, ENTRY_EPOCH);
     w.i32c(layout.jitState).mem(Op.i32_load, 2, STATE_EPOCH).op(I32_EQ).op(Op.i32_and);
     w.get(L_LEFT).i32c(0).op(Op.i32_gt_s).op(Op.i32_and);
-    w.byte(Op.if).byte(VOID);
+    open();
     countChained(w, layout);
-    pcPlus(target)();
-    w.get(L_LEFT).get(L_ENTRY).op(Op.return);
-    w.op(Op.end);
-    w.i32c(layout.jitState);
-    pcPlus(target)();
-    w.mem(Op.i64_store, 3, 0);
-    w.i64c(0n).get(L_LEFT).i32c(0).op(Op.return);
+    w.get(L_ENTRY).set(L_SLOT);
+    close();
+    brExit();
   };
   /** As exitChained for a computed target (in L_ADDR): the chain helper looks it up. */
   const exitChainedTo = (k: number) => {
-    writeBack();
-    w.get(L_ADDR).get(L_CTX);
+    w.get(L_ADDR).set(L_PCX);
     left(k);
-    w.byte(Op.return_call).u32(FUNC_CHAIN);
+    w.set(L_LEFT);
+    brHelper();
   };
   /** Computes a value (pushed by `value`) into rd; for rd = x0 only what must happen happens. */
   const setRd = (rd: number, value: () => void) => {
@@ -368,15 +478,17 @@ export function emitBlock(insns: Insn[], layout: CoreLayout, host: number): Byte
       .op(Op.i64_and)
       .get(L_CTX)
       .op(Op.i64_or);
-    w.op(Op.i64_eq).byte(Op.if).byte(VOID);
+    w.op(Op.i64_eq);
+    open();
     w.get(L_ENTRY).mem(Op.i64_load, 3, 8).get(L_ADDR).op(Op.i64_add).op(Op.i32_wrap_i64);
   };
   // The interpreter counts a load or store that faults in instret (it undoes the count only for
   // illegal instructions), so a faulting access counts here too: both agree to the instruction.
   const faultCheck = (k: number, o: number) => {
-    w.i32c(layout.jitState).mem(Op.i32_load, 2, 8).byte(Op.if).byte(VOID);
+    w.i32c(layout.jitState).mem(Op.i32_load, 2, 8);
+    open();
     exit(k + 1, pcPlus(o));
-    w.op(Op.end);
+    close();
   };
 
   /** Pushes the physical address of host address L_HOST (in RAM, or also the boot ROM). */
@@ -411,21 +523,54 @@ export function emitBlock(insns: Insn[], layout: CoreLayout, host: number): Byte
     }
   };
 
-  const last = insns[insns.length - 1]!;
-  const selfLoop =
-    (last.bits & 0x7f) === 0x63 && last.off + branchImm(last.bits) === 0 && insns.length > 0;
-  if (selfLoop) w.byte(Op.loop).byte(VOID);
+  const index = new Map(region.blocks.map((b, i) => [b.off, i]));
+  // Whether a back edge goes to a block other than the entry (then $top dispatches on L_IDX).
+  const dispatch = region.blocks.some(({ insns }, i) =>
+    successors(insns, 0).some((t) => (index.get(t) ?? -1) > 0 && index.get(t)! <= i),
+  );
+  w.byte(Op.block).byte(VOID); // the exit tail follows its end
+  w.byte(Op.block).byte(VOID); // the chain helper tail follows its end
+  w.byte(Op.loop).byte(VOID);
+  for (let j = n - 1; j >= 1; j--) w.byte(Op.block).byte(VOID);
+  if (dispatch) {
+    w.byte(Op.block).byte(VOID).get(L_IDX).byte(Op.br_table).u32(n);
+    for (let j = 0; j < n; j++) w.u32(j);
+    w.u32(0).op(Op.end);
+  }
 
-  // mstatus.FS is checked once, before the block's first FP access: nothing in a block can turn
+  /**
+   * The edge of the current block after its first k instructions to pc-relative `target`: a
+   * branch inside the region, or a chained exit.
+   */
+  const edge = (k: number, target: number) => {
+    const j = index.get(target);
+    if (j === undefined) return exitChained(k, target);
+    w.get(L_RETIRED).i32c(k).op(Op.i32_add).byte(Op.local_tee).u32(L_RETIRED);
+    w.get(L_BUDGET).op(Op.i32_ge_s);
+    open();
+    exit(0, pcPlus(target));
+    close();
+    if (j > cur) {
+      if (j === cur + 1 && nest === 0) return; // its code follows
+      w.byte(Op.br).u32(nest + j - cur - 1);
+      return;
+    }
+    if (dispatch) w.i32c(j).set(L_IDX);
+    brTop();
+  };
+
+  // mstatus.FS is checked once a block, before its first FP access: nothing in a block can turn
   // it off. The first FP load marks it Dirty (the check and the marking are calls into the core).
+  // Per block, since a block may be reached without passing the others.
   let fpChecked = false;
   let fpDirtied = false;
   const fpCheck = (k: number, off: number, raw: number) => {
     if (fpChecked) return;
     fpChecked = true;
-    w.i32c(raw).byte(Op.call).u32(IMPORT_FP_CHECK).op(Op.i32_eqz).byte(Op.if).byte(VOID);
+    w.i32c(raw).byte(Op.call).u32(IMPORT_FP_CHECK).op(Op.i32_eqz);
+    open();
     exit(k, pcPlus(off)); // illegal instruction: not counted, the core takes the trap
-    w.op(Op.end);
+    close();
   };
   const setFreg = (rd: number, word: boolean) => {
     w.i32c(layout.fregs + rd * 8).get(L_VAL);
@@ -452,343 +597,340 @@ export function emitBlock(insns: Insn[], layout: CoreLayout, host: number): Byte
     w.op(Op.select);
   };
 
-  insns.forEach(({ bits, raw, off, len }, k) => {
-    const op = bits & 0x7f;
-    const rd = (bits >>> 7) & 31;
-    const rs1 = (bits >>> 15) & 31;
-    const rs2 = (bits >>> 20) & 31;
-    const f3 = (bits >>> 12) & 7;
-    const f7 = bits >>> 25;
-    const immI = bits >> 20;
-    switch (op) {
-      case 0x37:
-        setRd(rd, () => w.i64c((BigInt(bits & 0xfffff000) << 32n) >> 32n));
-        break;
-      case 0x17:
-        setRd(rd, pcPlus(off + (bits & 0xfffff000)));
-        break;
-      case 0x13: {
-        const shamt = (bits >>> 20) & 63;
-        setRd(rd, () => {
-          get(rs1);
-          if (f3 === 1 || f3 === 5) w.i64c(BigInt(shamt));
-          else w.i64c(BigInt(immI));
-          if (f3 === 0) w.op(Op.i64_add);
-          else if (f3 === 1) w.op(Op.i64_shl);
-          else if (f3 === 2) w.op(Op.i64_lt_s).op(Op.i64_extend_i32_u);
-          else if (f3 === 3) w.op(Op.i64_lt_u).op(Op.i64_extend_i32_u);
-          else if (f3 === 4) w.op(Op.i64_xor);
-          else if (f3 === 5) w.op(bits >>> 26 === 0 ? Op.i64_shr_u : Op.i64_shr_s);
-          else if (f3 === 6) w.op(Op.i64_or);
-          else w.op(Op.i64_and);
-        });
-        break;
-      }
-      case 0x1b: {
-        const shamt = (bits >>> 20) & 31;
-        setRd(rd, () => {
-          if (f3 === 0) get(rs1).i64c(BigInt(immI)).op(Op.i64_add).op(Op.i64_extend32_s);
-          else if (f3 === 1) get(rs1).i64c(BigInt(shamt)).op(Op.i64_shl).op(Op.i64_extend32_s);
-          else {
-            get(rs1).op(Op.i32_wrap_i64).i32c(shamt);
-            w.op(f7 === 0 ? Op.i32_shr_u : Op.i32_shr_s).op(Op.i64_extend_i32_s);
-          }
-        });
-        break;
-      }
-      case 0x33:
-        setRd(rd, () => {
-          get(rs1).set(L_A);
-          get(rs2).set(L_B);
-          if (f7 === 1 && f3 >= 4) return emitDiv64(w, f3);
-          if (f7 === 1 && f3 !== 0) return emitMulHigh(w, f3);
-          w.get(L_A).get(L_B);
-          if (f7 === 1) w.op(Op.i64_mul);
-          else if (f7 === 0x20) w.op(f3 === 0 ? Op.i64_sub : Op.i64_shr_s);
-          else {
-            const ops = [
-              Op.i64_add,
-              Op.i64_shl,
-              Op.i64_lt_s,
-              Op.i64_lt_u,
-              Op.i64_xor,
-              Op.i64_shr_u,
-              Op.i64_or,
-              Op.i64_and,
-            ];
-            w.op(ops[f3]!);
-            if (f3 === 2 || f3 === 3) w.op(Op.i64_extend_i32_u);
-          }
-        });
-        break;
-      case 0x3b:
-        setRd(rd, () => {
-          get(rs1).set(L_A);
-          get(rs2).set(L_B);
-          if (f7 === 1 && f3 >= 4) return emitDiv32(w, f3);
-          w.get(L_A).op(Op.i32_wrap_i64).get(L_B).op(Op.i32_wrap_i64);
-          if (f7 === 1) w.op(Op.i32_mul);
-          else if (f7 === 0x20) w.op(f3 === 0 ? 0x6b /* i32.sub */ : Op.i32_shr_s);
-          else w.op(f3 === 0 ? Op.i32_add : f3 === 1 ? Op.i32_shl : Op.i32_shr_u);
-          w.op(Op.i64_extend_i32_s);
-        });
-        break;
-      case 0x03: {
-        const size = 1 << (f3 & 3);
-        get(rs1).i64c(BigInt(immI)).op(Op.i64_add).set(L_ADDR);
-        tlbCheck(layout.tlbLoad, size);
-        const loads = [
-          Op.i64_load8_s,
-          Op.i64_load16_s,
-          Op.i64_load32_s,
-          Op.i64_load,
-          Op.i64_load8_u,
-          Op.i64_load16_u,
-          Op.i64_load32_u,
-        ];
-        w.mem(loads[f3]!, 0, 0).set(L_VAL);
-        w.op(Op.else);
-        w.get(L_ADDR).i32c(size).byte(Op.call).u32(IMPORT_LOAD_SLOW).set(L_VAL);
-        faultCheck(k, off);
-        setRd(rd, () => {
-          w.get(L_VAL);
-          if (f3 < 3) w.op([Op.i64_extend8_s, Op.i64_extend16_s, Op.i64_extend32_s][f3]!);
-        });
-        exit(k + 1, pcPlus(off + len));
-        w.op(Op.end);
-        setRd(rd, () => w.get(L_VAL));
-        break;
-      }
-      case 0x23: {
-        const size = 1 << f3;
-        const imm = ((bits >> 25) << 5) | ((bits >>> 7) & 31);
-        get(rs1).i64c(BigInt(imm)).op(Op.i64_add).set(L_ADDR);
-        tlbCheck(layout.tlbStore, size);
-        get(rs2);
-        w.mem([Op.i64_store8, Op.i64_store16, Op.i64_store32, Op.i64_store][f3]!, 0, 0);
-        w.op(Op.else);
-        w.get(L_ADDR).i32c(size);
-        get(rs2);
-        w.byte(Op.call).u32(IMPORT_STORE_SLOW);
-        faultCheck(k, off);
-        exit(k + 1, pcPlus(off + len));
-        w.op(Op.end);
-        break;
-      }
-      case 0x2f: {
-        // LR, SC, AMOs. The inline path needs the page in the TLB (load TLB for LR, store TLB,
-        // whose pages are plain RAM with D set, for the others) and natural alignment (the tag
-        // compare checks both); everything else goes to the core's jitAtomicSlow, which does
-        // what the interpreter does and faults like it, and then the block is left.
-        const f5 = bits >>> 27;
-        const word = f3 === 2;
-        const [load, store, align] = word
-          ? [Op.i64_load32_s, Op.i64_store32, 2]
-          : [Op.i64_load, Op.i64_store, 3];
-        get(rs1).set(L_ADDR);
-        tlbCheck(f5 === 2 ? layout.tlbLoad : layout.tlbStore, word ? 4 : 8);
-        w.set(L_HOST);
-        const res = layout.reservation;
-        if (f5 === 2) {
-          w.get(L_HOST).mem(load, align, 0).set(L_VAL);
-          w.i32c(res);
-          physOfHost(true);
-          w.mem(Op.i64_store, 3, 0);
-          w.i32c(res).i32c(1).mem(Op.i32_store, 2, 8);
-        } else if (f5 === 3) {
-          // Succeeds only with a valid reservation of this physical address; clears it anyway.
-          w.i32c(res).mem(Op.i32_load, 2, 8);
-          w.i32c(res).mem(Op.i64_load, 3, 0);
-          physOfHost(false);
-          w.op(Op.i64_eq).op(Op.i32_and).set(L_ENTRY);
-          w.i32c(res).i32c(0).mem(Op.i32_store, 2, 8);
-          w.get(L_ENTRY).byte(Op.if).byte(VOID);
-          w.get(L_HOST);
-          get(rs2);
-          w.mem(store, align, 0);
-          w.op(Op.end);
-          w.get(L_ENTRY).op(Op.i32_eqz).op(Op.i64_extend_i32_u).set(L_VAL);
-        } else {
-          w.get(L_HOST).mem(load, align, 0).set(L_VAL);
-          w.get(L_HOST);
-          amoValue(f5, rs2, word);
-          w.mem(store, align, 0);
-        }
-        w.op(Op.else);
-        w.i32c(bits).get(L_ADDR);
-        get(rs2);
-        w.byte(Op.call).u32(IMPORT_ATOMIC_SLOW).set(L_VAL);
-        faultCheck(k, off);
-        setRd(rd, () => w.get(L_VAL));
-        exit(k + 1, pcPlus(off + len));
-        w.op(Op.end);
-        setRd(rd, () => w.get(L_VAL));
-        break;
-      }
-      case 0x07: {
-        const word = f3 === 2;
-        fpCheck(k, off, raw);
-        get(rs1).i64c(BigInt(immI)).op(Op.i64_add).set(L_ADDR);
-        tlbCheck(layout.tlbLoad, word ? 4 : 8);
-        w.mem(word ? Op.i64_load32_u : Op.i64_load, 0, 0).set(L_VAL);
-        w.op(Op.else);
-        w.get(L_ADDR)
-          .i32c(word ? 4 : 8)
-          .byte(Op.call)
-          .u32(IMPORT_LOAD_SLOW)
-          .set(L_VAL);
-        faultCheck(k, off);
-        setFreg(rd, word);
-        w.byte(Op.call).u32(IMPORT_FP_DIRTY);
-        exit(k + 1, pcPlus(off + len));
-        w.op(Op.end);
-        setFreg(rd, word);
-        markDirty();
-        break;
-      }
-      case 0x73: {
-        // CSR instructions run in the core (jitCsr: the interpreter's csrRead/csrWrite). If the
-        // access asked for attention the block leaves after it, as the interpreter would look.
-        w.i32c(bits);
-        if (f3 >= 5) w.i64c(BigInt(rs1));
-        else get(rs1);
-        // Retired so far: in this block (a self-loop adds up) and in the blocks of the chain
-        // before it, which is what the budget the core gave the chain lost until this block.
-        w.get(L_RETIRED).i32c(k).op(Op.i32_add);
-        w.i32c(layout.jitState).mem(Op.i32_load, 2, STATE_BUDGET).get(L_BUDGET).op(Op.i32_sub);
-        w.op(Op.i32_add);
-        w.i32c(raw).byte(Op.call).u32(IMPORT_CSR).set(L_VAL);
-        faultCheck(k - 1, off); // illegal: not counted, so k retired
-        setRd(rd, () => w.get(L_VAL));
-        w.i32c(layout.leave).mem(Op.i32_load, 2, 0).byte(Op.if).byte(VOID);
-        exit(k + 1, pcPlus(off + len));
-        w.op(Op.end);
-        break;
-      }
-      case 0x43:
-      case 0x47:
-      case 0x4b:
-      case 0x4f:
-      case 0x53: {
-        const f5 = bits >>> 27;
-        const single = ((bits >>> 25) & 3) === 0;
-        fpCheck(k, off, raw);
-        if (!inlineFp(bits)) {
-          // The interpreter's own execFp: the same bits, flags and FS marking. It works on the
-          // core's registers, so an x register it reads goes to memory first and one it writes
-          // comes back. An encoding it rejects (fmt, rm, frm) is an illegal instruction.
-          const x = (r: number) => layout.xregs + r * 8;
-          if (fpReadsX(bits) && rs1 !== 0)
-            w.i32c(x(rs1))
-              .get(L_REG0 + rs1)
-              .mem(Op.i64_store, 3, 0);
-          w.i32c(bits).i32c(raw).byte(Op.call).u32(IMPORT_FP_OP);
-          w.op(Op.i32_eqz).byte(Op.if).byte(VOID);
-          exit(k, pcPlus(off));
-          w.op(Op.end);
-          if (fpWritesX(bits) && rd !== 0)
-            w.i32c(x(rd))
-              .mem(Op.i64_load, 3, 0)
-              .set(L_REG0 + rd);
+  region.blocks.forEach(({ insns }, b) => {
+    cur = b;
+    fpChecked = false;
+    fpDirtied = false;
+    insns.forEach(({ bits, raw, off, len }, k) => {
+      const op = bits & 0x7f;
+      const rd = (bits >>> 7) & 31;
+      const rs1 = (bits >>> 15) & 31;
+      const rs2 = (bits >>> 20) & 31;
+      const f3 = (bits >>> 12) & 7;
+      const f7 = bits >>> 25;
+      const immI = bits >> 20;
+      switch (op) {
+        case 0x37:
+          setRd(rd, () => w.i64c((BigInt(bits & 0xfffff000) << 32n) >> 32n));
           break;
-        }
-        if (f5 === 0x1c) {
-          // FMV.X.W takes the raw low 32 bits (no unboxing), sign-extended. FS stays as it is.
+        case 0x17:
+          setRd(rd, pcPlus(off + (bits & 0xfffff000)));
+          break;
+        case 0x13: {
+          const shamt = (bits >>> 20) & 63;
           setRd(rd, () => {
-            rawFreg(rs1);
-            if (single) w.op(Op.i64_extend32_s);
+            get(rs1);
+            if (f3 === 1 || f3 === 5) w.i64c(BigInt(shamt));
+            else w.i64c(BigInt(immI));
+            if (f3 === 0) w.op(Op.i64_add);
+            else if (f3 === 1) w.op(Op.i64_shl);
+            else if (f3 === 2) w.op(Op.i64_lt_s).op(Op.i64_extend_i32_u);
+            else if (f3 === 3) w.op(Op.i64_lt_u).op(Op.i64_extend_i32_u);
+            else if (f3 === 4) w.op(Op.i64_xor);
+            else if (f3 === 5) w.op(bits >>> 26 === 0 ? Op.i64_shr_u : Op.i64_shr_s);
+            else if (f3 === 6) w.op(Op.i64_or);
+            else w.op(Op.i64_and);
           });
           break;
         }
-        if (f5 === 0x1e) {
-          get(rs1).set(L_VAL);
+        case 0x1b: {
+          const shamt = (bits >>> 20) & 31;
+          setRd(rd, () => {
+            if (f3 === 0) get(rs1).i64c(BigInt(immI)).op(Op.i64_add).op(Op.i64_extend32_s);
+            else if (f3 === 1) get(rs1).i64c(BigInt(shamt)).op(Op.i64_shl).op(Op.i64_extend32_s);
+            else {
+              get(rs1).op(Op.i32_wrap_i64).i32c(shamt);
+              w.op(f7 === 0 ? Op.i32_shr_u : Op.i32_shr_s).op(Op.i64_extend_i32_s);
+            }
+          });
+          break;
+        }
+        case 0x33:
+          setRd(rd, () => {
+            get(rs1).set(L_A);
+            get(rs2).set(L_B);
+            if (f7 === 1 && f3 >= 4) return emitDiv64(w, f3);
+            if (f7 === 1 && f3 !== 0) return emitMulHigh(w, f3);
+            w.get(L_A).get(L_B);
+            if (f7 === 1) w.op(Op.i64_mul);
+            else if (f7 === 0x20) w.op(f3 === 0 ? Op.i64_sub : Op.i64_shr_s);
+            else {
+              const ops = [
+                Op.i64_add,
+                Op.i64_shl,
+                Op.i64_lt_s,
+                Op.i64_lt_u,
+                Op.i64_xor,
+                Op.i64_shr_u,
+                Op.i64_or,
+                Op.i64_and,
+              ];
+              w.op(ops[f3]!);
+              if (f3 === 2 || f3 === 3) w.op(Op.i64_extend_i32_u);
+            }
+          });
+          break;
+        case 0x3b:
+          setRd(rd, () => {
+            get(rs1).set(L_A);
+            get(rs2).set(L_B);
+            if (f7 === 1 && f3 >= 4) return emitDiv32(w, f3);
+            w.get(L_A).op(Op.i32_wrap_i64).get(L_B).op(Op.i32_wrap_i64);
+            if (f7 === 1) w.op(Op.i32_mul);
+            else if (f7 === 0x20) w.op(f3 === 0 ? 0x6b /* i32.sub */ : Op.i32_shr_s);
+            else w.op(f3 === 0 ? Op.i32_add : f3 === 1 ? Op.i32_shl : Op.i32_shr_u);
+            w.op(Op.i64_extend_i32_s);
+          });
+          break;
+        case 0x03: {
+          const size = 1 << (f3 & 3);
+          get(rs1).i64c(BigInt(immI)).op(Op.i64_add).set(L_ADDR);
+          tlbCheck(layout.tlbLoad, size);
+          const loads = [
+            Op.i64_load8_s,
+            Op.i64_load16_s,
+            Op.i64_load32_s,
+            Op.i64_load,
+            Op.i64_load8_u,
+            Op.i64_load16_u,
+            Op.i64_load32_u,
+          ];
+          w.mem(loads[f3]!, 0, 0).set(L_VAL);
+          w.op(Op.else);
+          w.get(L_ADDR).i32c(size).byte(Op.call).u32(IMPORT_LOAD_SLOW).set(L_VAL);
+          faultCheck(k, off);
+          setRd(rd, () => {
+            w.get(L_VAL);
+            if (f3 < 3) w.op([Op.i64_extend8_s, Op.i64_extend16_s, Op.i64_extend32_s][f3]!);
+          });
+          exit(k + 1, pcPlus(off + len));
+          close();
+          setRd(rd, () => w.get(L_VAL));
+          break;
+        }
+        case 0x23: {
+          const size = 1 << f3;
+          const imm = ((bits >> 25) << 5) | ((bits >>> 7) & 31);
+          get(rs1).i64c(BigInt(imm)).op(Op.i64_add).set(L_ADDR);
+          tlbCheck(layout.tlbStore, size);
+          get(rs2);
+          w.mem([Op.i64_store8, Op.i64_store16, Op.i64_store32, Op.i64_store][f3]!, 0, 0);
+          w.op(Op.else);
+          w.get(L_ADDR).i32c(size);
+          get(rs2);
+          w.byte(Op.call).u32(IMPORT_STORE_SLOW);
+          faultCheck(k, off);
+          exit(k + 1, pcPlus(off + len));
+          close();
+          break;
+        }
+        case 0x2f: {
+          // LR, SC, AMOs. The inline path needs the page in the TLB (load TLB for LR, store TLB,
+          // whose pages are plain RAM with D set, for the others) and natural alignment (the tag
+          // compare checks both); everything else goes to the core's jitAtomicSlow, which does
+          // what the interpreter does and faults like it, and then the block is left.
+          const f5 = bits >>> 27;
+          const word = f3 === 2;
+          const [load, store, align] = word
+            ? [Op.i64_load32_s, Op.i64_store32, 2]
+            : [Op.i64_load, Op.i64_store, 3];
+          get(rs1).set(L_ADDR);
+          tlbCheck(f5 === 2 ? layout.tlbLoad : layout.tlbStore, word ? 4 : 8);
+          w.set(L_HOST);
+          const res = layout.reservation;
+          if (f5 === 2) {
+            w.get(L_HOST).mem(load, align, 0).set(L_VAL);
+            w.i32c(res);
+            physOfHost(true);
+            w.mem(Op.i64_store, 3, 0);
+            w.i32c(res).i32c(1).mem(Op.i32_store, 2, 8);
+          } else if (f5 === 3) {
+            // Succeeds only with a valid reservation of this physical address; clears it anyway.
+            w.i32c(res).mem(Op.i32_load, 2, 8);
+            w.i32c(res).mem(Op.i64_load, 3, 0);
+            physOfHost(false);
+            w.op(Op.i64_eq).op(Op.i32_and).set(L_ENTRY);
+            w.i32c(res).i32c(0).mem(Op.i32_store, 2, 8);
+            w.get(L_ENTRY).byte(Op.if).byte(VOID);
+            w.get(L_HOST);
+            get(rs2);
+            w.mem(store, align, 0);
+            w.op(Op.end);
+            w.get(L_ENTRY).op(Op.i32_eqz).op(Op.i64_extend_i32_u).set(L_VAL);
+          } else {
+            w.get(L_HOST).mem(load, align, 0).set(L_VAL);
+            w.get(L_HOST);
+            amoValue(f5, rs2, word);
+            w.mem(store, align, 0);
+          }
+          w.op(Op.else);
+          w.i32c(bits).get(L_ADDR);
+          get(rs2);
+          w.byte(Op.call).u32(IMPORT_ATOMIC_SLOW).set(L_VAL);
+          faultCheck(k, off);
+          setRd(rd, () => w.get(L_VAL));
+          exit(k + 1, pcPlus(off + len));
+          close();
+          setRd(rd, () => w.get(L_VAL));
+          break;
+        }
+        case 0x07: {
+          const word = f3 === 2;
+          fpCheck(k, off, raw);
+          get(rs1).i64c(BigInt(immI)).op(Op.i64_add).set(L_ADDR);
+          tlbCheck(layout.tlbLoad, word ? 4 : 8);
+          w.mem(word ? Op.i64_load32_u : Op.i64_load, 0, 0).set(L_VAL);
+          w.op(Op.else);
+          w.get(L_ADDR)
+            .i32c(word ? 4 : 8)
+            .byte(Op.call)
+            .u32(IMPORT_LOAD_SLOW)
+            .set(L_VAL);
+          faultCheck(k, off);
+          setFreg(rd, word);
+          w.byte(Op.call).u32(IMPORT_FP_DIRTY);
+          exit(k + 1, pcPlus(off + len));
+          close();
+          setFreg(rd, word);
+          markDirty();
+          break;
+        }
+        case 0x73: {
+          // CSR instructions run in the core (jitCsr: the interpreter's csrRead/csrWrite). If the
+          // access asked for attention the block leaves after it, as the interpreter would look.
+          w.i32c(bits);
+          if (f3 >= 5) w.i64c(BigInt(rs1));
+          else get(rs1);
+          // Retired so far: in this block (a self-loop adds up) and in the blocks of the chain
+          // before it, which is what the budget the core gave the chain lost until this block.
+          w.get(L_RETIRED).i32c(k).op(Op.i32_add);
+          w.i32c(layout.jitState).mem(Op.i32_load, 2, STATE_BUDGET).get(L_BUDGET).op(Op.i32_sub);
+          w.op(Op.i32_add);
+          w.i32c(raw).byte(Op.call).u32(IMPORT_CSR).set(L_VAL);
+          faultCheck(k - 1, off); // illegal: not counted, so k retired
+          setRd(rd, () => w.get(L_VAL));
+          w.i32c(layout.leave).mem(Op.i32_load, 2, 0);
+          open();
+          exit(k + 1, pcPlus(off + len));
+          close();
+          break;
+        }
+        case 0x43:
+        case 0x47:
+        case 0x4b:
+        case 0x4f:
+        case 0x53: {
+          const f5 = bits >>> 27;
+          const single = ((bits >>> 25) & 3) === 0;
+          fpCheck(k, off, raw);
+          if (!inlineFp(bits)) {
+            // The interpreter's own execFp: the same bits, flags and FS marking. It works on the
+            // core's registers, so an x register it reads goes to memory first and one it writes
+            // comes back. An encoding it rejects (fmt, rm, frm) is an illegal instruction.
+            const x = (r: number) => layout.xregs + r * 8;
+            if (fpReadsX(bits) && rs1 !== 0)
+              w.i32c(x(rs1))
+                .get(L_REG0 + rs1)
+                .mem(Op.i64_store, 3, 0);
+            w.i32c(bits).i32c(raw).byte(Op.call).u32(IMPORT_FP_OP);
+            w.op(Op.i32_eqz);
+            open();
+            exit(k, pcPlus(off));
+            close();
+            if (fpWritesX(bits) && rd !== 0)
+              w.i32c(x(rd))
+                .mem(Op.i64_load, 3, 0)
+                .set(L_REG0 + rd);
+            break;
+          }
+          if (f5 === 0x1c) {
+            // FMV.X.W takes the raw low 32 bits (no unboxing), sign-extended. FS stays as it is.
+            setRd(rd, () => {
+              rawFreg(rs1);
+              if (single) w.op(Op.i64_extend32_s);
+            });
+            break;
+          }
+          if (f5 === 0x1e) {
+            get(rs1).set(L_VAL);
+            setFreg(rd, single);
+            markDirty();
+            break;
+          }
+          // FSGNJ (f3 0), FSGNJN (1), FSGNJX (2): the sign from rs2, its complement, or their xor.
+          const sign = single ? 0x8000_0000n : -(1n << 63n);
+          readFreg(rs1, single);
+          w.set(L_A);
+          readFreg(rs2, single);
+          w.set(L_B);
+          if (f3 === 2) {
+            w.get(L_A).get(L_B).i64c(sign).op(Op.i64_and).op(Op.i64_xor);
+          } else {
+            w.get(L_A).i64c(~sign).op(Op.i64_and).get(L_B);
+            if (f3 === 1) w.i64c(-1n).op(Op.i64_xor);
+            w.i64c(sign).op(Op.i64_and).op(Op.i64_or);
+          }
+          w.set(L_VAL);
           setFreg(rd, single);
           markDirty();
           break;
         }
-        // FSGNJ (f3 0), FSGNJN (1), FSGNJX (2): the sign from rs2, its complement, or their xor.
-        const sign = single ? 0x8000_0000n : -(1n << 63n);
-        readFreg(rs1, single);
-        w.set(L_A);
-        readFreg(rs2, single);
-        w.set(L_B);
-        if (f3 === 2) {
-          w.get(L_A).get(L_B).i64c(sign).op(Op.i64_and).op(Op.i64_xor);
-        } else {
-          w.get(L_A).i64c(~sign).op(Op.i64_and).get(L_B);
-          if (f3 === 1) w.i64c(-1n).op(Op.i64_xor);
-          w.i64c(sign).op(Op.i64_and).op(Op.i64_or);
+        case 0x27: {
+          const word = f3 === 2;
+          const imm = ((bits >> 25) << 5) | ((bits >>> 7) & 31);
+          const freg = () => w.i32c(layout.fregs + rs2 * 8).mem(Op.i64_load, 3, 0);
+          fpCheck(k, off, raw);
+          get(rs1).i64c(BigInt(imm)).op(Op.i64_add).set(L_ADDR);
+          tlbCheck(layout.tlbStore, word ? 4 : 8);
+          freg();
+          w.mem(word ? Op.i64_store32 : Op.i64_store, 0, 0);
+          w.op(Op.else);
+          w.get(L_ADDR).i32c(word ? 4 : 8);
+          freg();
+          w.byte(Op.call).u32(IMPORT_STORE_SLOW);
+          faultCheck(k, off);
+          exit(k + 1, pcPlus(off + len));
+          close();
+          break;
         }
-        w.set(L_VAL);
-        setFreg(rd, single);
-        markDirty();
-        break;
-      }
-      case 0x27: {
-        const word = f3 === 2;
-        const imm = ((bits >> 25) << 5) | ((bits >>> 7) & 31);
-        const freg = () => w.i32c(layout.fregs + rs2 * 8).mem(Op.i64_load, 3, 0);
-        fpCheck(k, off, raw);
-        get(rs1).i64c(BigInt(imm)).op(Op.i64_add).set(L_ADDR);
-        tlbCheck(layout.tlbStore, word ? 4 : 8);
-        freg();
-        w.mem(word ? Op.i64_store32 : Op.i64_store, 0, 0);
-        w.op(Op.else);
-        w.get(L_ADDR).i32c(word ? 4 : 8);
-        freg();
-        w.byte(Op.call).u32(IMPORT_STORE_SLOW);
-        faultCheck(k, off);
-        exit(k + 1, pcPlus(off + len));
-        w.op(Op.end);
-        break;
-      }
-      case 0x63: {
-        const target = off + branchImm(bits);
-        get(rs1);
-        get(rs2);
-        w.op([Op.i64_eq, Op.i64_ne, 0, 0, Op.i64_lt_s, Op.i64_ge_s, Op.i64_lt_u, Op.i64_ge_u][f3]!);
-        w.byte(Op.if).byte(VOID);
-        if (selfLoop && target === 0) {
-          const n = insns.length;
-          w.get(L_RETIRED).i32c(n).op(Op.i32_add).set(L_RETIRED);
-          w.get(L_RETIRED)
-            .i32c(n)
-            .op(Op.i32_add)
-            .get(L_BUDGET)
-            .op(Op.i32_le_s)
-            .byte(Op.br_if)
-            .u32(1);
-          exit(0, pcPlus(0));
-        } else {
-          exitChained(k + 1, target);
+        case 0x63: {
+          const target = off + branchImm(bits);
+          get(rs1);
+          get(rs2);
+          w.op(
+            [Op.i64_eq, Op.i64_ne, 0, 0, Op.i64_lt_s, Op.i64_ge_s, Op.i64_lt_u, Op.i64_ge_u][f3]!,
+          );
+          open();
+          edge(k + 1, target);
+          close();
+          edge(k + 1, off + len);
+          break;
         }
-        w.op(Op.end);
-        exitChained(k + 1, off + len);
-        break;
+        case 0x6f:
+          setRd(rd, pcPlus(off + len));
+          edge(k + 1, off + jalImm(bits));
+          break;
+        case 0x67: {
+          get(rs1).i64c(BigInt(immI)).op(Op.i64_add).i64c(-2n).op(Op.i64_and).set(L_ADDR);
+          setRd(rd, pcPlus(off + len));
+          exitChainedTo(k + 1);
+          break;
+        }
       }
-      case 0x6f: {
-        const imm = sext(
-          ((bits >>> 31) << 20) |
-            (bits & 0xff000) |
-            (((bits >>> 20) & 1) << 11) |
-            (((bits >>> 21) & 0x3ff) << 1),
-          21,
-        );
-        setRd(rd, pcPlus(off + len));
-        exitChained(k + 1, off + imm);
-        break;
-      }
-      case 0x67: {
-        get(rs1).i64c(BigInt(immI)).op(Op.i64_add).i64c(-2n).op(Op.i64_and).set(L_ADDR);
-        setRd(rd, pcPlus(off + len));
-        exitChainedTo(k + 1);
-        break;
-      }
-    }
+    });
+    const last = insns[insns.length - 1]!;
+    if (!isTerminator(last.bits)) edge(insns.length, last.off + last.len);
+    if (b < n - 1) w.op(Op.end); // X[b + 1]: the next block's code follows
   });
-  if (!isTerminator(last.bits)) exitChained(insns.length, last.off + last.len);
-  if (selfLoop) w.op(Op.end);
-  w.byte(0x00); // unreachable: every path above returned
+  w.op(Op.end); // $top
+  w.byte(0x00); // unreachable: every path above branched to a tail
+  w.op(Op.end);
+  writeBack();
+  w.get(L_PCX).get(L_CTX).get(L_LEFT).byte(Op.return_call).u32(FUNC_CHAIN);
+  w.op(Op.end);
+  writeBack();
+  w.i32c(layout.jitState).get(L_PCX).mem(Op.i64_store, 3, 0);
+  w.get(L_PCX).get(L_LEFT).get(L_SLOT);
   return w;
 }
 
@@ -838,6 +980,13 @@ export function emitChainHelper(layout: CoreLayout): ByteWriter {
   w.i32c(layout.jitState).get(L_VPC).mem(Op.i64_store, 3, 0);
   w.i64c(0n).get(L_BUDGET).i32c(0);
   return w;
+}
+
+function jalImm(b: number): number {
+  return sext(
+    ((b >>> 31) << 20) | (b & 0xff000) | (((b >>> 20) & 1) << 11) | (((b >>> 21) & 0x3ff) << 1),
+    21,
+  );
 }
 
 function branchImm(b: number): number {

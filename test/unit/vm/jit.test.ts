@@ -223,6 +223,8 @@ interface Outcome {
   instret: bigint;
   blockCalls: bigint;
   blockInsns: bigint;
+  /** Guest blocks in the translations (more than translations: regions). */
+  regionBlocks: number;
   /** The whole hart (pc, privilege, mstatus, x and f registers, CSRs, counters). */
   hart: Uint8Array;
   priv: number;
@@ -235,13 +237,15 @@ interface RunOptions {
   setup?: (ram: Uint8Array) => void;
   /** Physical range compared as `data` (default: DATA's 4 KiB). */
   watch?: [number, number];
+  /** Instructions per core.run (default 100,000). */
+  budget?: number;
 }
 
 /**
  * A core with 1 MiB of RAM and no devices (any MMIO access is a bus fault), translating every
- * block before its first run when `jit` is on.
+ * block before its first run when `jit` is on; `regionBlocks` 1 translates blocks one by one.
  */
-function testCore(jit: boolean, maxSlots?: number): Core {
+function testCore(jit: boolean, maxSlots?: number, regionBlocks?: number): Core {
   const core: Core = new Core(
     RAM_BASE,
     1 << 20,
@@ -253,7 +257,7 @@ function testCore(jit: boolean, maxSlots?: number): Core {
       mmioWrite: () => core.busFault(),
       hostTicks: () => 0,
     },
-    { jit, jitOptions: { threshold: 1, batch: 1, maxSlots } },
+    { jit, jitOptions: { threshold: 1, batch: 1, maxSlots, regionBlocks } },
   );
   return core;
 }
@@ -270,7 +274,8 @@ function run(program: number[], init: bigint[], jit: boolean, opts: RunOptions =
   core.setX(31, opts.x31 ?? BigInt(DATA + 2048));
   core.setTohost(BigInt(TOHOST));
   core.pc = BigInt(RAM_BASE);
-  for (let n = 0; n < 100 && core.run(100_000) !== ExitReason.Tohost; n++);
+  const budget = opts.budget ?? 100_000;
+  for (let n = 0; n < 10_000_000 / budget && core.run(budget) !== ExitReason.Tohost; n++);
   const regs: bigint[] = [];
   for (let i = 0; i < 32; i++) regs.push(core.getX(i));
   const [from, to] = opts.watch ?? [DATA, DATA + 4096];
@@ -280,6 +285,7 @@ function run(program: number[], init: bigint[], jit: boolean, opts: RunOptions =
     instret: core.instret,
     blockCalls: core.jit?.currentStats().blockCalls ?? 0n,
     blockInsns: core.jit?.currentStats().blockInsns ?? 0n,
+    regionBlocks: core.jit?.currentStats().regionBlocks ?? 0,
     hart: core.saveHart(),
     priv: core.priv,
   };
@@ -654,8 +660,9 @@ function runChained(
   setup?: (core: Core) => void,
   budget = 100_000,
   maxSlots?: number,
+  regionBlocks?: number,
 ): Chained {
-  const core = testCore(jit, maxSlots);
+  const core = testCore(jit, maxSlots, regionBlocks);
   for (const { at, words } of pieces) {
     words.forEach((w, i) => {
       const o = at - RAM_BASE + i * 4;
@@ -699,13 +706,20 @@ describe('JIT: chained blocks keep the guarantees of a return to the interpreter
     words.push(addi(30, 30, -1), bType(1, 30, 0, -(words.length + 1) * 4), ...PASS);
     const regs = { 30: 50n, ...ENDING };
     const a = runChained([{ at: RAM_BASE, words }], regs, false);
-    const b = runChained([{ at: RAM_BASE, words }], regs, true);
+    const b = runChained([{ at: RAM_BASE, words }], regs, true, undefined, 100_000, undefined, 1);
     expect(b.regs).toEqual(a.regs);
     expect(b.instret).toBe(a.instret);
     expect(a.regs[10]).toBe(16n * 50n);
     // Without chaining every one of the 16 * 50 block runs would be a call from the core.
     expect(b.chained).toBeGreaterThan(700n);
     expect(b.calls).toBeLessThan(100n);
+    // As one region (the default), the jumps and the loop branch stay inside one function.
+    const c = runChained([{ at: RAM_BASE, words }], regs, true);
+    expect(c.regs).toEqual(a.regs);
+    expect(c.instret).toBe(a.instret);
+    expect(c.calls).toBeLessThan(20n);
+    expect(c.chained).toBeLessThan(20n);
+    expect(c.stats!.blockInsns).toBeGreaterThan((a.instret * 9n) / 10n);
   });
 
   it('ends a chain when the slice budget is spent, within one block of it', () => {
@@ -715,18 +729,23 @@ describe('JIT: chained blocks keep the guarantees of a return to the interpreter
     words.push(addi(30, 30, -1), bType(1, 30, 0, -(words.length + 1) * 4), ...PASS);
     const regs = { 30: 40n, ...ENDING };
     const a = runChained([{ at: RAM_BASE, words }], regs, false, undefined, 37);
-    const b = runChained([{ at: RAM_BASE, words }], regs, true, undefined, 37);
-    expect(b.regs).toEqual(a.regs);
-    expect(b.instret).toBe(a.instret);
+    const b = runChained([{ at: RAM_BASE, words }], regs, true, undefined, 37, undefined, 1);
+    // The same blocks as one region: its intra-region branches check the budget the same way.
+    const c = runChained([{ at: RAM_BASE, words }], regs, true, undefined, 37);
     expect(b.chained).toBeGreaterThan(500n);
-    // Every slice returned after its 37 instructions plus at most the rest of one block (4).
-    let prev = 0n;
-    for (const s of b.steps) {
-      expect(s - prev).toBeGreaterThanOrEqual(37n);
-      expect(s - prev).toBeLessThanOrEqual(37n + 3n);
-      prev = s;
+    expect(c.stats!.blockInsns).toBeGreaterThan((a.instret * 8n) / 10n);
+    for (const r of [b, c]) {
+      expect(r.regs).toEqual(a.regs);
+      expect(r.instret).toBe(a.instret);
+      // Every slice returned after its 37 instructions plus at most the rest of one block (4).
+      let prev = 0n;
+      for (const s of r.steps) {
+        expect(s - prev).toBeGreaterThanOrEqual(37n);
+        expect(s - prev).toBeLessThanOrEqual(37n + 3n);
+        prev = s;
+      }
+      expect(r.steps.length).toBeGreaterThan(40);
     }
-    expect(b.steps.length).toBeGreaterThan(40);
   });
 
   it('takes an interrupt made pending by a store before the next block, not after it', () => {
@@ -805,19 +824,23 @@ describe('JIT: chained blocks keep the guarantees of a return to the interpreter
     ];
     const regs = { 5: BigInt(HANDLER), 9: BigInt(UNMAPPED), 30: 10n, ...ENDING };
     const a = runChained(pieces, regs, false);
-    const b = runChained(pieces, regs, true);
+    const b = runChained(pieces, regs, true, undefined, 100_000, undefined, 1);
+    // As a region, the fault is in its second block.
+    const c = runChained(pieces, regs, true);
     expect(a.regs[18], 'load access fault').toBe(5n);
     expect(a.regs[17]).toBe(10n * BigInt(RAM_BASE + 0x28));
-    expect(b.regs).toEqual(a.regs);
-    expect(b.instret).toBe(a.instret);
     expect(b.chained).toBeGreaterThan(5n);
+    for (const r of [b, c]) {
+      expect(r.regs).toEqual(a.regs);
+      expect(r.instret).toBe(a.instret);
+    }
   });
 
   it('runs the new code of a chained successor that was changed and followed by FENCE.I', () => {
     const B = RAM_BASE + 0x40;
     const C = RAM_BASE + 0x60;
     const words = [
-      addi(29, 0, 2), // two phases
+      jal(0, 4), // so that 0x04 starts a block (a region's entry) in both phases
       addi(30, 0, 5), // 0x04: five passes each
       addi(5, 5, 1), // 0x08: block A
       jal(0, 0x40 - 0x0c),
@@ -838,13 +861,18 @@ describe('JIT: chained blocks keep the guarantees of a return to the interpreter
       { at: C, words: c60 },
       { at: RAM_BASE + 0x80, words: PASS },
     ];
-    const regs = { 6: BigInt(B), 7: BigInt(addi(10, 10, 100)), ...ENDING };
+    const regs = { 6: BigInt(B), 7: BigInt(addi(10, 10, 100)), 29: 2n, ...ENDING }; // 2 phases
     const a = runChained(pieces, regs, false);
-    const b = runChained(pieces, regs, true);
+    const b = runChained(pieces, regs, true, undefined, 100_000, undefined, 1);
+    // As a region, B is inside the translation of A: the FENCE.I check covers its bytes too.
+    const c = runChained(pieces, regs, true);
     expect(a.regs[10]).toBe(5n + 500n);
-    expect(b.regs).toEqual(a.regs);
-    expect(b.instret).toBe(a.instret);
     expect(b.chained).toBeGreaterThan(5n);
+    expect(c.stats!.stale).toBeGreaterThan(0);
+    for (const r of [b, c]) {
+      expect(r.regs).toEqual(a.regs);
+      expect(r.instret).toBe(a.instret);
+    }
   });
 
   it('finds a successor through the mapping of the current satp (same virtual pc, other code)', () => {
@@ -948,5 +976,88 @@ describe('JIT: chained blocks keep the guarantees of a return to the interpreter
     expect(b.stats!.flushes).toBe(0);
     expect(b.stats!.slots).toBeLessThanOrEqual(16);
     expect(b.stats!.slotsReused).toBeGreaterThan(180);
+  });
+});
+
+describe('JIT: a region (the blocks of a page reachable from one entry) computes what the interpreter computes', () => {
+  /** x27 bounds the backward branches taken: the random instructions write x26 instead. */
+  const noX27 = (w: number) => {
+    const op = w & 0x7f;
+    if (op === 0x23 || op === 0x27 || op === 0x63 || ((w >>> 7) & 31) !== 27) return w;
+    return ((w & ~(31 << 7)) | (26 << 7)) >>> 0;
+  };
+  type Control = { kind: number; to: number; cond: number; rs1: number; rs2: number; rd: number };
+
+  /**
+   * Segments of random instructions (loads from an unmapped address among them: access faults
+   * in the middle of a region), each ending in a forward branch or JAL to a later segment, a
+   * backward branch or JAL (taken while x27 lasts) to an earlier one, or nothing.
+   */
+  function regionBody(rnd: (n: number) => number): number[] {
+    const segs = 2 + rnd(10);
+    const words: number[] = [];
+    const starts: number[] = [];
+    const fixups: { at: number; c: Control }[] = [];
+    for (let i = 0; i < segs; i++) {
+      starts.push(words.length);
+      const n = rnd(7);
+      for (let k = 0; k < n; k++) {
+        if (rnd(12) === 0)
+          words.push(uType(0x37, 29, UNMAPPED >>> 12), iType(0x03, 1 + rnd(25), 3, 29, 0));
+        else words.push(...randomInsn(rnd).map(noX27));
+      }
+      const kind = rnd(5);
+      const c: Control = {
+        kind,
+        to: kind <= 2 ? i + 1 + rnd(segs - i) : rnd(i + 1), // forward: up to the loop's tail
+        cond: [0, 1, 4, 5, 6, 7][rnd(6)]!,
+        rs1: rnd(30),
+        rs2: rnd(30),
+        rd: [0, 1, 5, 12][rnd(4)]!,
+      };
+      if (kind === 0) continue;
+      if (kind >= 3) words.push(iType(0x13, 27, 0, 27, -1));
+      if (kind === 4) words.push(bType(5, 0, 27, 8)); // bge x0, x27: skip the jump when spent
+      fixups.push({ at: words.length, c });
+      words.push(0);
+    }
+    starts.push(words.length); // the loop's tail
+    for (const { at, c } of fixups) {
+      const d = (starts[c.to]! - at) * 4;
+      if (c.kind === 1) words[at] = bType(c.cond, c.rs1, c.rs2, d);
+      else if (c.kind === 2) words[at] = jal(c.rd, d);
+      else if (c.kind === 3)
+        words[at] = bType(4, 0, 27, d); // blt x0, x27
+      else words[at] = jal(0, d);
+    }
+    return words;
+  }
+
+  it('random multi-block programs in one page, some in slices of a few instructions (120 programs)', () => {
+    const rnd = xorshift(0x7e610);
+    let regionBlocks = 0;
+    let translated = 0n;
+    for (let p = 0; p < 120; p++) {
+      const body = regionBody(rnd);
+      const program = loopProgram(body, rnd(4) !== 0);
+      expect(program.length * 4).toBeLessThan(4096);
+      const init = [0n];
+      for (let i = 1; i < 30; i++)
+        init.push(rnd(2) ? BigInt(rnd(5)) - 2n : BigInt(rnd(1 << 30)) << 20n);
+      init[27] = BigInt(rnd(40));
+      const budget = rnd(3) === 0 ? 100_000 : 1 + rnd(60);
+      const a = run(program, init, false, { budget });
+      const b = run(program, init, true, { budget });
+      expect(a.regs[28], 'reached tohost').toBe(1n);
+      const where = `program ${p} (budget ${budget}): ${body.map((w) => w.toString(16)).join(' ')}`;
+      expect(b.regs, where).toEqual(a.regs);
+      expect(b.instret, where).toBe(a.instret);
+      expect(b.data.equals(a.data), where).toBe(true);
+      expect(Buffer.from(b.hart).equals(Buffer.from(a.hart)), `${where}: hart state`).toBe(true);
+      regionBlocks += b.regionBlocks;
+      translated += b.blockInsns;
+    }
+    expect(translated).toBeGreaterThan(10_000n);
+    expect(regionBlocks).toBeGreaterThan(500);
   });
 });
