@@ -242,12 +242,6 @@ export class Jit {
       this.stats.insns += region.insns;
       this.stats.regionBlocks = (this.stats.regionBlocks ?? 0) + region.blocks.length;
       entries.push({ entry, code: emitRegion(region, this.layout, host) });
-      console.error(
-        'JR',
-        region.blocks.length,
-        region.insns,
-        entries[entries.length - 1]!.code.length,
-      );
     }
     this.x.jitTakeQueue();
     if (entries.length > 0) this.install(mem, entries);
