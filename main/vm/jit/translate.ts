@@ -1,10 +1,13 @@
 /**
- * Translates one guest basic block (RV64GC and CSR instructions, but not the other system
- * instructions nor FENCE.I) into the body of a Wasm function
- * `(vpc: i64, ctx: i64, budget: i32) -> (i64, i32, i32)`:
- *  - vpc is the block's virtual pc (pc-relative values are computed from it, so the same
+ * Translates a region of guest code into the body of a Wasm function
+ * `(vpc: i64, ctx: i64, budget: i32) -> (i64, i32, i32)`. A region is a hot block (RV64GC and
+ * CSR instructions, but not the other system instructions nor FENCE.I) and the blocks reachable
+ * from it by branches, JAL and fall-through in the same page at or after it (decodeRegion);
+ * everything below said of "the block" holds for each block of a region, whose intra-region
+ * edges are Wasm branches (emitRegion):
+ *  - vpc is the region's virtual pc (pc-relative values are computed from it, so the same
  *    physical code serves every mapping of it), ctx the data TLB context tag, budget how many
- *    instructions the block may retire before the core must look at interrupts again;
+ *    instructions the region may retire before the core must look at interrupts again;
  *  - it returns budget minus the instructions retired (after a next vpc and before a next slot,
  *    see "Chaining") and, when it returns to the core, leaves the next pc at JIT_STATE. A load
  *    or store that faults leaves that instruction's pc there and the core's fault flag set (and
@@ -295,7 +298,7 @@ export function decodeRegion(
     decoded += insns.length;
     if (insns.length === 0) continue;
     for (const t of successors(insns, off)) {
-      if (t < 0 || t >= pageLeft || leaders.has(t) || (t & 1) !== 0) continue;
+      if (t <= 0 || t >= pageLeft || leaders.has(t) || (t & 1) !== 0) continue;
       if (leaders.size >= maxBlocks || decoded >= MAX_REGION_INSNS) continue;
       leaders.add(t);
       work.push(t);
