@@ -1,10 +1,11 @@
 /**
- * `npm run bench`: boots the same kernel + initrd with wasmvisor and with
- * `qemu-system-riscv64 -M virt` (TCG), alternately, three runs each; prints the median time to
- * the shell prompt, the ratio, and wasmvisor's MIPS on a CPU-bound guest loop.
+ * `npm run bench`: boots the same kernel + initrd with wasmvisor (interpreter), wasmvisor
+ * `--jit` and `qemu-system-riscv64 -M virt` (TCG), alternately, three runs each; prints the
+ * median time to the shell prompt (and wasmvisor's CPU time to it), the ratio, and wasmvisor's
+ * MIPS on a CPU-bound guest loop.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,8 +20,23 @@ const PROMPT = /# $/;
 const CURSOR_QUERY = '\u001b[6n';
 const TIMEOUT_MS = 120_000;
 
+/** The CPU seconds (user + system, all threads) process `pid` used so far; NaN off Linux. */
+function cpuSeconds(pid: number | undefined): number {
+  const stat = `/proc/${pid}/stat`;
+  if (pid === undefined || !existsSync(stat)) return NaN;
+  // Fields after the command name: state is the 3rd, utime the 14th and stime the 15th.
+  const f = readFileSync(stat, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // clock ticks (USER_HZ, 100 on Linux)
+}
+
+interface BootTime {
+  seconds: number;
+  /** CPU seconds of the process until the prompt (compiling threads included). */
+  cpu: number;
+}
+
 /** Seconds from spawn until the shell prompt appears on the serial console. */
-function timeToPrompt(cmd: string, args: string[]): Promise<number> {
+function timeToPrompt(cmd: string, args: string[]): Promise<BootTime> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -30,9 +46,11 @@ function timeToPrompt(cmd: string, args: string[]): Promise<number> {
       if (done) return;
       done = true;
       clearTimeout(timer);
+      const seconds = (performance.now() - t0) / 1000;
+      const cpu = cpuSeconds(p.pid);
       p.kill('SIGKILL');
       if (err) reject(err);
-      else resolve((performance.now() - t0) / 1000);
+      else resolve({ seconds, cpu });
     };
     const timer = setTimeout(
       () =>
@@ -102,24 +120,28 @@ async function main(): Promise<void> {
       append,
     ];
     const qemu = await hasQemu();
-    const w: number[] = [];
+    const w: BootTime[] = [];
+    const j: BootTime[] = [];
     const q: number[] = [];
     console.log(
       `boot to shell prompt, ${RUNS} runs each, alternating (kernel: guest/images/Image.gz)`,
     );
+    const show = (t: BootTime) => `${t.seconds.toFixed(2)} s (${t.cpu.toFixed(2)} s of CPU)`;
     for (let i = 0; i < RUNS; i++) {
       w.push(await timeToPrompt(process.execPath, ours));
-      console.log(`  run ${i + 1}: wasmvisor ${w[i]!.toFixed(2)} s`);
+      console.log(`  run ${i + 1}: wasmvisor       ${show(w[i]!)}`);
+      j.push(await timeToPrompt(process.execPath, [...ours, '--jit']));
+      console.log(`  run ${i + 1}: wasmvisor --jit ${show(j[i]!)}`);
       if (qemu) {
-        q.push(await timeToPrompt('qemu-system-riscv64', qemuArgs));
-        console.log(`  run ${i + 1}: qemu-tcg   ${q[i]!.toFixed(2)} s`);
+        q.push((await timeToPrompt('qemu-system-riscv64', qemuArgs)).seconds);
+        console.log(`  run ${i + 1}: qemu-tcg        ${q[i]!.toFixed(2)} s`);
       }
     }
     const loops = [runCpuLoop(), runCpuLoop(), runCpuLoop()];
     const mips = median(loops.map((l) => l.mips));
     console.log('');
     console.log('figure                         wasmvisor     qemu-tcg     ratio (wasmvisor/qemu)');
-    const wm = median(w);
+    const wm = median(w.map((t) => t.seconds));
     if (qemu) {
       const qm = median(q);
       console.log(
@@ -130,6 +152,11 @@ async function main(): Promise<void> {
         `boot to prompt (median, s)     ${wm.toFixed(2).padStart(9)}    (qemu-system-riscv64 not installed)`,
       );
     }
+    const jm = median(j.map((t) => t.seconds));
+    console.log(`boot with --jit (median, s)    ${jm.toFixed(2).padStart(9)}`);
+    console.log(
+      `CPU to prompt, s (interpreter / --jit, medians)  ${median(w.map((t) => t.cpu)).toFixed(2)} / ${median(j.map((t) => t.cpu)).toFixed(2)}`,
+    );
     console.log(`CPU-bound loop (median MIPS)   ${mips.toFixed(0).padStart(9)}`);
   } finally {
     rmSync(tmp, { recursive: true, force: true });

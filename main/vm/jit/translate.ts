@@ -528,8 +528,11 @@ export function emitRegion(region: Region, layout: CoreLayout, host: number): By
 
   const index = new Map(region.blocks.map((b, i) => [b.off, i]));
   // Whether a back edge goes to a block other than the entry (then $top dispatches on L_IDX).
+  // A block that branches to itself loops in a Wasm loop of its own (no dispatch, and what
+  // V8 compiles best: the hot loop of most code); other back edges go through $top.
+  const selfLoops = region.blocks.map(({ insns, off }) => successors(insns, 0).includes(off));
   const dispatch = region.blocks.some(({ insns }, i) =>
-    successors(insns, 0).some((t) => (index.get(t) ?? -1) > 0 && index.get(t)! <= i),
+    successors(insns, 0).some((t) => (index.get(t) ?? -1) > 0 && index.get(t)! < i),
   );
   w.byte(Op.block).byte(VOID); // the exit tail follows its end
   w.byte(Op.block).byte(VOID); // the chain helper tail follows its end
@@ -553,6 +556,10 @@ export function emitRegion(region: Region, layout: CoreLayout, host: number): By
     open();
     exit(0, pcPlus(target));
     close();
+    if (j === cur && selfLoops[cur]) {
+      w.byte(Op.br).u32(nest - 1); // the block's own loop
+      return;
+    }
     if (j > cur) {
       if (j === cur + 1 && nest === 0) return; // its code follows
       w.byte(Op.br).u32(nest + j - cur - 1);
@@ -604,6 +611,10 @@ export function emitRegion(region: Region, layout: CoreLayout, host: number): By
     cur = b;
     fpChecked = false;
     fpDirtied = false;
+    if (selfLoops[b]) {
+      w.byte(Op.loop).byte(VOID);
+      nest = 1;
+    }
     insns.forEach(({ bits, raw, off, len }, k) => {
       const op = bits & 0x7f;
       const rd = (bits >>> 7) & 31;
@@ -923,6 +934,10 @@ export function emitRegion(region: Region, layout: CoreLayout, host: number): By
     });
     const last = insns[insns.length - 1]!;
     if (!isTerminator(last.bits)) edge(insns.length, last.off + last.len);
+    if (selfLoops[b]) {
+      w.op(Op.end);
+      nest = 0;
+    }
     if (b < n - 1) w.op(Op.end); // X[b + 1]: the next block's code follows
   });
   w.op(Op.end); // $top
