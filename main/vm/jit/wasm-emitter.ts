@@ -109,6 +109,12 @@ export class ByteWriter {
   }
   bytes(bs: ArrayLike<number>): this {
     this.reserve(bs.length);
+    if (bs instanceof Uint8Array) {
+      // Function bodies are copied into the module this way: one copy, not a loop per byte.
+      this.buf.set(bs, this.length);
+      this.length += bs.length;
+      return this;
+    }
     for (let i = 0; i < bs.length; i++) this.buf[this.length++] = bs[i]!;
     return this;
   }
