@@ -7,7 +7,9 @@
  * which the JIT does not translate and which ends the translated part: what follows runs in the
  * interpreter, so an LR and its SC land on either side. A trap handler skips faulting
  * instructions (misaligned AMOs) and folds mcause and mtval into x28, so a wrong cause or
- * address shows too. Chained blocks, slot reuse and paging have their own cases below.
+ * address shows too. Chained blocks, slot reuse and paging have their own cases below, and so
+ * do regions (a translation of the blocks of a page reachable from one entry): random programs
+ * of branches, jumps and loops inside one page, run in slices of a few instructions too.
  */
 import { describe, expect, it } from 'vitest';
 import { Core, ExitReason } from '../../../main/vm/core.js';
