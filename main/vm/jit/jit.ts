@@ -73,9 +73,13 @@ const MAX_SLOTS = 1 << 16;
  * 180 at 10000: most boot code runs too few times to repay its translation (~130 µs a block)
  * and the cost of running it as a short block. With chained blocks, 10000 measured best for
  * the bundled boot (0.47 s of CPU against 0.72 s at 1000) and for Debian's stock kernel (7.0 s
- * against 8.4 s); 30000 was no better.
+ * against 8.4 s); 30000 was no better. With regions (translate.ts), a translation also covers
+ * the colder blocks its hot entry reaches, and 30000 measured better than 10000 (alternately,
+ * under load): the bundled boot 0.53 against 0.64 s of CPU, the stock kernel 6.6-7.0 against
+ * 7.6 s, a virtio-net upload ~260 against ~190-200 MB per host CPU second; 100000 gave 0.49 s
+ * and 7.0 s but runs less of longer workloads translated.
  */
-const DEFAULT_THRESHOLD = 10000;
+const DEFAULT_THRESHOLD = 30000;
 const DEFAULT_BATCH = 64;
 
 /** How long after the last translation a short queue waits at most before it is translated. */
