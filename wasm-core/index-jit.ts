@@ -27,6 +27,7 @@ export {
   jitFlush,
   jitChained,
   jitTakeFreeSlot,
+  jitBlock,
 } from './jit/jit';
 
 export function jitEnable(on: bool, threshold: u32, batch: u32): void {

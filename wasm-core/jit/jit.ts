@@ -12,6 +12,7 @@
 // from before its next run, and dropped if they changed.
 import {
   Fault,
+  Ctx,
   vloadSlow,
   vstoreSlow,
   tlbFill,
@@ -28,7 +29,7 @@ import { execFp } from '../cpu/fpu';
 import { csrRead, csrWrite, CsrResult } from '../cpu/csr';
 import { Clint } from '../cpu/clint';
 import { Signals } from '../cpu/signals';
-import { CAUSE_ILLEGAL_INSN, CAUSE_MISALIGNED_LOAD, CAUSE_MISALIGNED_STORE } from '../cpu/trap';
+import { CAUSE_ILLEGAL_INSN, CAUSE_MISALIGNED_LOAD, CAUSE_MISALIGNED_STORE, takeTrap } from '../cpu/trap';
 
 // The host translates the queued blocks now (main/vm/jit/jit.ts drain).
 @external('env', 'jitDrain')
@@ -62,6 +63,13 @@ export class Jit {
   static freeSlots: u32 = 0;
   /** Instructions those calls retired (their mean length is the JIT's reach). */
   static blockInsns: u64 = 0;
+  /** The pc after jitBlock ran translated code. */
+  static pc: u64 = 0;
+  /**
+   * Set by a branch or jump to another page than the interpreter's cached one, and when
+   * jitBlock leaves a block start to the interpreter: the next refill of that cache looks pc up.
+   */
+  static jumped: bool = false;
 }
 
 /** Blocks entered by chaining from another block (kept by translated code in JIT_STATE). */
@@ -185,6 +193,71 @@ export function jitCount(e: usize, host: usize, pc: u64): void {
     Jit.queued++;
     store<i32>(e, STATE_QUEUED, 4);
     if (Jit.queued >= Jit.batch) hostJitDrain();
+  }
+}
+
+/**
+ * The interpreter's lookup of the block at pc (host address `host`) when it is not just counting
+ * (cpu/interpreter.ts jitLook): counts it, and if it has a translation of this epoch, runs it,
+ * then does the same for the block the chain stopped at if that is in pc's page. Returns 0
+ * when nothing ran, else 1 (Jit.pc is the next pc) or 2 when the first instruction trapped
+ * before retiring (the interpreter then shortens its slice, as for its own traps). Exported by
+ * index-jit.ts so that Binaryen does not inline it into the interpreter's loop: its code there
+ * cost the loop's speed on code that was never translated.
+ */
+export function jitBlock(host: usize, pc: u64): i32 {
+  // The code page the interpreter has cached: a chain that ends in it is looked up here.
+  const page = pc & ~(<u64>0xfff);
+  const pageHost = host - <usize>(pc & 0xfff);
+  let r = 0;
+  while (true) {
+    // A block may run past the slice's end by its own length, never loop past it. When the
+    // slice is spent or something asked for attention (a branch that ended the slice, a CSR
+    // write in the chain), the interpreter sees to that first; its cache refill (Jit.jumped)
+    // then looks the block up.
+    const stop = Signals.stopAt;
+    const now = Clint.instret;
+    if (stop <= now) {
+      Jit.jumped = true;
+      return r;
+    }
+    const e = jitEntry(host);
+    let state = load<i32>(e, 4);
+    if (state == 0 || load<u32>(e) != <u32>host) {
+      jitCount(e, host, pc);
+      state = load<i32>(e, 4); // translated now if that filled the queue
+    }
+    if (state <= 0 || (load<u32>(e, 12) != Jit.epoch && !jitRevalidate(e, host))) return r;
+    const left = stop - now;
+    const budget: i32 = left > 0x7fff_ffff ? 0x7fff_ffff : <i32>left;
+    Jit.blockCalls++;
+    // Translated code finds chained successors in the fetch TLB under this context, and
+    // counts what the chain retired from this budget (jitCsr's instret).
+    store<u64>(JIT_STATE, Ctx.fetch, JIT_STATE_FETCH_CTX);
+    store<i32>(JIT_STATE, budget, JIT_STATE_BUDGET);
+    const n = <i64>budget - <i64>jitCall(state, pc, Ctx.data, budget);
+    Clint.instret += <u64>n;
+    Jit.blockInsns += <u64>n;
+    pc = load<u64>(JIT_STATE);
+    Jit.pc = pc;
+    if (load<u32>(JIT_STATE, 8) != 0) {
+      // A load or store faulted: pc is that instruction's (which instret counts, as here).
+      // The trap asks for attention, after which the interpreter looks the handler up.
+      store<u32>(JIT_STATE, 0, 8);
+      Fault.pending = false;
+      Jit.pc = takeTrap(pc, Fault.cause, Fault.tval, false);
+      Jit.jumped = true;
+      return n == 0 && r == 0 ? 2 : 1;
+    }
+    r = 1;
+    // The chain's end starts a block: in the cached page it is looked up here (the interpreter's
+    // cache would hit it without a lookup); in another, the interpreter's refill looks it up.
+    const off = pc - page;
+    if (off >= 0xffe) {
+      Jit.jumped = true;
+      return 1;
+    }
+    host = pageHost + <usize>off;
   }
 }
 
