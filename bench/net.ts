@@ -40,8 +40,8 @@
  * ms per MB split into the guest's own code (time inside the core's slices, less the MMIO exits),
  * the device models those exits run synchronously (bus, NIC registers, and for virtio-net the
  * ring walk and transmit that a queue notify starts), and the rest of this thread's CPU (back end,
- * host sockets, completions, the bench's own socket ends). The split is wall-clock time inside
- * the thread, so it is meant for a quiet machine; the CPU total is not.
+ * host sockets, completions, the bench's own socket ends). Slices are timed in process CPU time,
+ * exits (microseconds each) by the wall clock; on a busy machine the split is approximate.
  *
  * MB per host CPU second (both columns): the bytes moved per second of host CPU the emulator
  * used over the transfer (this process; QEMU's threads from /proc/PID/task/*\/schedstat). On a
@@ -123,7 +123,7 @@ interface Counts {
   insns: number;
   /** Host CPU seconds used so far. */
   cpuS?: number;
-  /** Milliseconds inside the VMs' slices, and of them inside MMIO exits (MachineStats.hostTime). */
+  /** CPU ms over the VMs' slices, and wall ms inside their MMIO exits (MachineStats.hostTime). */
   runMs?: number;
   deviceMs?: number;
 }
@@ -160,7 +160,7 @@ function count(probes: readonly NicProbe[]): Counts {
   for (const p of probes) {
     const s: MachineStats = p.vm.stats();
     c.insns += Number(s.instret);
-    c.runMs! += s.hostTime?.runMs ?? NaN;
+    c.runMs! += s.hostTime?.runCpuMs ?? NaN;
     c.deviceMs! += s.hostTime?.deviceMs ?? NaN;
     for (const r of p.regions) c.exits += (s.exits[r]?.reads ?? 0) + (s.exits[r]?.writes ?? 0);
     c.irqs += s.interrupts[`plic:${p.irq}`] ?? 0;

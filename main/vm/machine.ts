@@ -112,13 +112,16 @@ export interface MachineStats {
 
 /**
  * Host milliseconds since the VM was opened: `runMs` inside the core's slices (the guest's own
- * instructions, plus every device model an MMIO exit calls synchronously), `deviceMs` the part
- * of it spent in those MMIO exits (the bus and the device models), counted only while
- * VirtMachine.timeDevices is on. What the VM's thread spends outside slices (back ends, host
- * sockets and files, timers, completions) is that thread's CPU time minus `runMs`.
+ * instructions, plus every device model an MMIO exit calls synchronously), wall-clock. While
+ * VirtMachine.timeDevices is on, also `runCpuMs`, the process's CPU time over those slices (a
+ * busy machine preempts the thread inside a slice: wall time then overstates it), and
+ * `deviceMs`, the wall time inside MMIO exits (the bus and the device models; exits last
+ * microseconds, so preemption hardly touches them). What the VM's thread spends outside slices
+ * (back ends, host sockets and files, timers, completions) is its CPU time minus `runCpuMs`.
  */
 export interface HostTime {
   runMs: number;
+  runCpuMs: number;
   deviceMs: number;
 }
 
@@ -186,7 +189,7 @@ export class VirtMachine {
    * measurement asks for it, as bench/net.ts does).
    */
   timeDevices = false;
-  private readonly hostTime: HostTime = { runMs: 0, deviceMs: 0 };
+  private readonly hostTime: HostTime = { runMs: 0, runCpuMs: 0, deviceMs: 0 };
   private pauseRequested = false;
   private resumeWaiter: (() => void) | undefined;
 
@@ -536,8 +539,13 @@ export class VirtMachine {
           continue;
         }
         const t0 = performance.now();
+        const cpu0 = this.timeDevices ? process.cpuUsage() : undefined;
         const reason = this.core.run(this.slice);
         this.hostTime.runMs += performance.now() - t0;
+        if (cpu0) {
+          const c = process.cpuUsage(cpu0);
+          this.hostTime.runCpuMs += (c.user + c.system) / 1000;
+        }
         this.balloon?.tick(performance.now());
         if (this.shutdown) {
           const s = this.shutdown;

@@ -56,11 +56,13 @@ describe('host time of a VM', () => {
     expect(off.stats.exits['uart0']?.reads).toBe(reads);
     expect(off.stats.hostTime!.runMs).toBeGreaterThan(0);
     expect(off.stats.hostTime!.deviceMs).toBe(0);
+    expect(off.stats.hostTime!.runCpuMs).toBe(0);
 
     const on = await runProgram(true, reads);
     expect(on.exit).toEqual({ kind: 'poweroff' });
     const t = on.stats.hostTime!;
     expect(t.deviceMs).toBeGreaterThan(0);
     expect(t.deviceMs).toBeLessThanOrEqual(t.runMs);
+    expect(t.runCpuMs).toBeGreaterThan(0);
   });
 });
