@@ -407,8 +407,10 @@ describe('running VMs in workers', () => {
     await c.waitFor(/^looped-3000/m);
     await new Promise((r) => setTimeout(r, 600)); // a sample after the loop
     const last = stats.at(-1)!;
-    expect(last.jit!.blocks).toBeGreaterThan(100);
-    // The bundled boot runs ~70% of its instructions translated; a shell loop more.
+    // Translations are regions of up to 64 blocks, made after 30,000 runs: a bundled boot and
+    // this loop make a few dozen (89 in one run), so the test asks for some, and for the share.
+    expect(last.jit!.blocks).toBeGreaterThan(20);
+    // Most of the boot's and the loop's instructions run translated.
     expect(last.jit!.translatedTotalPercent).toBeGreaterThan(30);
     expect(stats.some((s) => s.jit!.translatedPercent > 30)).toBe(true);
     h.stopVm('fast');
