@@ -6,10 +6,10 @@
  * interpreted ones, whatever the slice length.
  */
 import { describe, expect, it } from 'vitest';
-import { Core, ExitReason } from '../../../main/vm/core.js';
+import { ExitReason } from '../../../main/vm/core.js';
 import { rType } from '../rv-encode.js';
+import { bareCore, RAM_BASE } from './bare-core.js';
 
-const RAM_BASE = 0x8000_0000;
 const PAGE_B = RAM_BASE + 0x1000;
 const TOHOST = RAM_BASE + 0x3000;
 const LAPS = 300;
@@ -68,19 +68,7 @@ interface Outcome {
 }
 
 function run(jit: boolean, slice: number): Outcome {
-  const core: Core = new Core(
-    RAM_BASE,
-    1 << 16,
-    {
-      mmioRead: () => {
-        core.busFault();
-        return 0;
-      },
-      mmioWrite: () => core.busFault(),
-      hostTicks: () => 0,
-    },
-    { jit, jitOptions: { threshold: 5, batch: 1 } },
-  );
+  const core = bareCore(1 << 16, { jit, jitOptions: { threshold: 5, batch: 1 } });
   const put = (at: number, words: number[]): void =>
     words.forEach((w, i) =>
       new DataView(core.ram.buffer, core.ram.byteOffset).setUint32(at - RAM_BASE + i * 4, w, true),

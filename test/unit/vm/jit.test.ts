@@ -16,8 +16,8 @@ import { Core, ExitReason } from '../../../main/vm/core.js';
 import type { JitStats } from '../../../main/vm/jit/jit.js';
 import { xorshift } from '../../seeded-random.js';
 import { rType } from '../rv-encode.js';
+import { bareCore, RAM_BASE } from './bare-core.js';
 
-const RAM_BASE = 0x8000_0000;
 const DATA = 0x8000_8000; // 4 KiB the blocks load from and store to; x31 points at it
 const TOHOST = 0x8000_9000; // just past the data page: x31 + 2048
 const ITERATIONS = 7;
@@ -248,20 +248,7 @@ interface RunOptions {
  * block before its first run when `jit` is on; `regionBlocks` 1 translates blocks one by one.
  */
 function testCore(jit: boolean, maxSlots?: number, regionBlocks?: number): Core {
-  const core: Core = new Core(
-    RAM_BASE,
-    1 << 20,
-    {
-      mmioRead: () => {
-        core.busFault();
-        return 0;
-      },
-      mmioWrite: () => core.busFault(),
-      hostTicks: () => 0,
-    },
-    { jit, jitOptions: { threshold: 1, batch: 1, maxSlots, regionBlocks } },
-  );
-  return core;
+  return bareCore(1 << 20, { jit, jitOptions: { threshold: 1, batch: 1, maxSlots, regionBlocks } });
 }
 
 function run(program: number[], init: bigint[], jit: boolean, opts: RunOptions = {}): Outcome {
