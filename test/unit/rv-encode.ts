@@ -128,3 +128,39 @@ export const fma4 = (
   rs3: number,
   rm: number,
 ) => r4Type(opcode, rd, rm, rs1, rs2, fmt, rs3);
+
+/** I-type (loads, OP-IMM, JALR, SYSTEM): imm is 12 bits, sign taken from bit 11. */
+export const iType = (op: number, rd: number, f3: number, rs1: number, imm: number) =>
+  (((imm & 0xfff) << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | op) >>> 0;
+
+/** S-type stores. */
+export const sType = (f3: number, rs1: number, rs2: number, imm: number) =>
+  ((((imm >> 5) & 0x7f) << 25) |
+    (rs2 << 20) |
+    (rs1 << 15) |
+    (f3 << 12) |
+    ((imm & 31) << 7) |
+    0x23) >>>
+  0;
+
+/** B-type branches (f3: 0 BEQ, 1 BNE, 4 BLT, 5 BGE, 6 BLTU, 7 BGEU), imm a byte offset. */
+export const bType = (f3: number, rs1: number, rs2: number, imm: number) =>
+  ((((imm >> 12) & 1) << 31) |
+    (((imm >> 5) & 0x3f) << 25) |
+    (rs2 << 20) |
+    (rs1 << 15) |
+    (f3 << 12) |
+    (((imm >> 1) & 0xf) << 8) |
+    (((imm >> 11) & 1) << 7) |
+    0x63) >>>
+  0;
+
+/** JAL rd, imm (a byte offset). */
+export const jal = (rd: number, imm: number) =>
+  ((((imm >> 20) & 1) << 31) |
+    (((imm >> 1) & 0x3ff) << 21) |
+    (((imm >> 11) & 1) << 20) |
+    (((imm >> 12) & 0xff) << 12) |
+    (rd << 7) |
+    0x6f) >>>
+  0;

@@ -7,36 +7,17 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ExitReason } from '../../../main/vm/core.js';
-import { rType } from '../rv-encode.js';
+import { bType, iType, jal, rType } from '../rv-encode.js';
 import { bareCore, RAM_BASE } from './bare-core.js';
 
 const PAGE_B = RAM_BASE + 0x1000;
 const TOHOST = RAM_BASE + 0x3000;
 const LAPS = 300;
 
-const iType = (op: number, rd: number, f3: number, rs1: number, imm: number) =>
-  (((imm & 0xfff) << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | op) >>> 0;
 const addi = (rd: number, rs1: number, imm: number) => iType(0x13, rd, 0, rs1, imm);
 const jalr = (rd: number, rs1: number) => iType(0x67, rd, 0, rs1, 0);
+const bne = (rs1: number, rs2: number, imm: number) => bType(1, rs1, rs2, imm);
 const sd = (rs1: number, rs2: number) => ((rs2 << 20) | (rs1 << 15) | (3 << 12) | 0x23) >>> 0;
-const jal = (rd: number, imm: number) =>
-  ((((imm >> 20) & 1) << 31) |
-    (((imm >> 1) & 0x3ff) << 21) |
-    (((imm >> 11) & 1) << 20) |
-    (((imm >> 12) & 0xff) << 12) |
-    (rd << 7) |
-    0x6f) >>>
-  0;
-const bne = (rs1: number, rs2: number, imm: number) =>
-  ((((imm >> 12) & 1) << 31) |
-    (((imm >> 5) & 0x3f) << 25) |
-    (rs2 << 20) |
-    (rs1 << 15) |
-    (1 << 12) |
-    (((imm >> 1) & 0xf) << 8) |
-    (((imm >> 11) & 1) << 7) |
-    0x63) >>>
-  0;
 
 /**
  * A loop in the first page that calls a routine in the next page each lap: the routine's block

@@ -15,33 +15,13 @@ import { describe, expect, it } from 'vitest';
 import { Core, ExitReason } from '../../../main/vm/core.js';
 import type { JitStats } from '../../../main/vm/jit/jit.js';
 import { xorshift } from '../../seeded-random.js';
-import { rType } from '../rv-encode.js';
+import { bType, iType, jal, rType, sType } from '../rv-encode.js';
 import { bareCore, RAM_BASE } from './bare-core.js';
 
 const DATA = 0x8000_8000; // 4 KiB the blocks load from and store to; x31 points at it
 const TOHOST = 0x8000_9000; // just past the data page: x31 + 2048
 const ITERATIONS = 7;
 
-const iType = (op: number, rd: number, f3: number, rs1: number, imm: number) =>
-  (((imm & 0xfff) << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | op) >>> 0;
-const sType = (f3: number, rs1: number, rs2: number, imm: number) =>
-  ((((imm >> 5) & 0x7f) << 25) |
-    (rs2 << 20) |
-    (rs1 << 15) |
-    (f3 << 12) |
-    ((imm & 31) << 7) |
-    0x23) >>>
-  0;
-const bType = (f3: number, rs1: number, rs2: number, imm: number) =>
-  ((((imm >> 12) & 1) << 31) |
-    (((imm >> 5) & 0x3f) << 25) |
-    (rs2 << 20) |
-    (rs1 << 15) |
-    (f3 << 12) |
-    (((imm >> 1) & 0xf) << 8) |
-    (((imm >> 11) & 1) << 7) |
-    0x63) >>>
-  0;
 const uType = (op: number, rd: number, imm20: number) =>
   (((imm20 & 0xfffff) << 12) | (rd << 7) | op) >>> 0;
 
@@ -602,14 +582,6 @@ describe('JIT: a CSR write that asks for attention leaves the block', () => {
 
 // ---- chaining: blocks that continue into the next block's translation (main/vm/jit) ----
 
-const jal = (rd: number, imm: number) =>
-  ((((imm >> 20) & 1) << 31) |
-    (((imm >> 1) & 0x3ff) << 21) |
-    (((imm >> 11) & 1) << 20) |
-    (((imm >> 12) & 0xff) << 12) |
-    (rd << 7) |
-    0x6f) >>>
-  0;
 const addi = (rd: number, rs1: number, imm: number) => iType(0x13, rd, 0, rs1, imm);
 const add = (rd: number, rs1: number, rs2: number) => rType(0x33, rd, 0, rs1, rs2, 0);
 const csrw = (csr: number, rs1: number) => iType(0x73, 0, 1, rs1, csr);
