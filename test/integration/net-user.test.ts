@@ -27,6 +27,9 @@ const DHCP_SCRIPT = [
 /** Bytes of /slow: sent in 48 KiB pieces 15 ms apart (about a second), to pull a cable under. */
 const SLOW_BYTES = 64 * 48 * 1024;
 
+/** Called when the host server has written the first piece of /slow (the transfer is under way). */
+let onSlowStarted: () => void = () => {};
+
 function hostServer(body: string): Promise<Server> {
   const s = createServer((req, res) => {
     res.setHeader('content-type', 'text/plain');
@@ -34,6 +37,7 @@ function hostServer(body: string): Promise<Server> {
     let sent = 0;
     const t = setInterval(() => {
       res.write(Buffer.alloc(48 * 1024, 0x61));
+      if (sent === 0) onSlowStarted();
       sent += 48 * 1024;
       if (sent < SLOW_BYTES) return;
       clearInterval(t);
@@ -129,9 +133,13 @@ describe('net=user', () => {
         expect(s.net_backend_tcp_established).toBe(2);
       }
       // A cable pulled for a second in the middle of a download: TCP resumes after link-up.
+      // The cable is pulled once the host is sending (a slow guest, e.g. with a JIT compiling
+      // everything, may take longer than any fixed delay to connect), while most is yet to come.
       const port = g.vm.nic(1).port;
+      const started = new Promise<void>((r) => (onSlowStarted = r));
       g.send(`wget -q -O - http://10.0.2.2:${hostPort}/slow | wc -c`);
-      await new Promise((r) => setTimeout(r, 300));
+      await started;
+      await new Promise((r) => setTimeout(r, 100));
       port.setLink(false);
       await new Promise((r) => setTimeout(r, 1000));
       port.setLink(true);
