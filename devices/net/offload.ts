@@ -215,8 +215,12 @@ function fixTcpFrame(f: Uint8Array, L: TcpLayout): void {
  * and payload_len for TSO); a non-zero one is believed if it fits (what follows is padding)
  * and refused if it claims more than the frame holds. FIN and PSH stay on the last frame
  * only, CWR on the first only.
+ *
+ * `pieceLength`, when given, may end each piece that has more after it up to 7 bytes early
+ * (the bytes open the next piece): a NIC model uses it to put each piece's payload at the
+ * guest address its stream offset wants (e1000's receive, where the descriptors are known).
  */
-export function segmentTcp(d: Uint8Array, mss: number): NetPacket[] {
+export function segmentTcp(d: Uint8Array, mss: number, pieceLength?: PieceLength): NetPacket[] {
   if (d.length > MAX_PACKET) return [];
   const L = parseTcp(d);
   if (!L) return [];
@@ -227,25 +231,31 @@ export function segmentTcp(d: Uint8Array, mss: number): NetPacket[] {
     fixTcpFrame(f, L);
     return [{ data: f, csumValid: true }];
   }
-  const n = Math.ceil(payload / mss);
-  if (n > MAX_SEGMENTS) return [];
+  // Pieces are at least mss - 7 bytes (pieceLength's answer is clamped), so this bounds them.
+  if (Math.ceil(payload / (pieceLength ? mss - 7 : mss)) > MAX_SEGMENTS) return [];
   const out: NetPacket[] = [];
   const hdr = d.subarray(0, L.hdrEnd);
   const seq0 = ((d[L.tcpOff + 4] << 24) | (d[L.tcpOff + 5] << 16) | get16(d, L.tcpOff + 6)) >>> 0;
   const id0 = L.v4 ? get16(d, L.ipOff + 4) : 0;
   const flags = d[L.tcpOff + 13];
-  for (let i = 0; i < n; i++) {
-    const start = L.hdrEnd + i * mss;
-    const len = Math.min(mss, L.end - start);
+  for (let done = 0, i = 0; done < payload; i++) {
+    const left = payload - done;
+    let len = Math.min(mss, left);
+    if (pieceLength && left > mss) {
+      const want = pieceLength(L.hdrEnd, done, len, left);
+      if (Number.isInteger(want) && want >= len - 7 && want < len) len = want;
+    }
+    const start = L.hdrEnd + done;
     const f = new Uint8Array(L.hdrEnd + len);
     f.set(hdr);
     f.set(d.subarray(start, start + len), L.hdrEnd);
-    const seq = (seq0 + i * mss) >>> 0;
+    const seq = (seq0 + done) >>> 0;
     f[L.tcpOff + 4] = seq >>> 24;
     f[L.tcpOff + 5] = (seq >>> 16) & 0xff;
     put16(f, L.tcpOff + 6, seq & 0xffff);
+    done += len;
     let fl = flags;
-    if (i !== n - 1) fl &= ~(TCP_FIN | TCP_PSH);
+    if (done !== payload) fl &= ~(TCP_FIN | TCP_PSH);
     if (i !== 0) fl &= ~TCP_CWR;
     f[L.tcpOff + 13] = fl;
     if (L.v4) put16(f, L.ipOff + 4, (id0 + i) & 0xffff);
@@ -254,6 +264,14 @@ export function segmentTcp(d: Uint8Array, mss: number): NetPacket[] {
   }
   return out;
 }
+
+/**
+ * How long a piece of a large segment is (segmentTcp): `full` (the MSS) is the most it may
+ * be; an answer from full - 7 to full - 1 ends it early, anything else is taken as `full`.
+ * Asked only for pieces with more after them: `hdrLen` is each frame's header length, `done`
+ * the payload bytes before this piece, `left` the bytes from it on.
+ */
+export type PieceLength = (hdrLen: number, done: number, full: number, left: number) => number;
 
 /** The GSO type a TCP packet would need (for e1000's TSO): by its IP version. */
 export function tcpGsoType(d: Uint8Array): typeof GSO_TCPV4 | typeof GSO_TCPV6 | undefined {

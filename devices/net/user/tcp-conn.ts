@@ -428,9 +428,15 @@ export class TcpConn {
 
   // ---- sending ----------------------------------------------------------------------------
 
-  /** The largest segment we send: a whole number of MSS-sized pieces in one IPv4 packet. */
+  /**
+   * The largest segment we send: a whole number of MSS-sized pieces in one IPv4 packet. When the
+   * NIC says where frames land (rxFrameAlign), pieces of the MSS rounded down to 8 bytes: a NIC
+   * that cuts the segment keeps its pieces word-aligned that way (e1000: 1456 bytes), and 44 of
+   * them then fill the segment without a sliver left for a 45th frame.
+   */
   private get segMax(): number {
-    return Math.min(Math.floor(MAX_TSO_PAYLOAD / this.mss), MAX_TSO_SEGS) * this.mss;
+    const piece = this.owner.rxFrameAlign() === undefined ? this.mss : this.mss & ~7;
+    return Math.min(Math.floor(MAX_TSO_PAYLOAD / this.mss), MAX_TSO_SEGS) * piece;
   }
 
   /** Sends what the guest's window allows, then a FIN once the host is done. */

@@ -203,6 +203,34 @@ describe('offloads', () => {
     expect(payload).toBe(65_000);
   });
 
+  it('cuts pieces up to 7 bytes short where asked, the stream and sequence numbers exact', () => {
+    const d = tcpPacket(20_000);
+    const seq0 = 0x0123_4567;
+    new DataView(d.buffer).setUint32(38, seq0);
+    const asked: number[] = [];
+    // Sensible answers (1 to 7 short), and ones that are not (too short, longer, NaN, negative).
+    const answers = [1444, 1448, 1441, 1000, 1500, NaN, -3, 1445.5, 1447];
+    const segs = segmentTcp(d, 1448, (hdrLen, done, full, left) => {
+      expect(hdrLen).toBe(54);
+      expect(full).toBe(1448);
+      expect(left).toBe(20_000 - done);
+      return answers[asked.push(done) - 1] ?? 1448;
+    });
+    const lens = segs.map((s) => s.data.length - 54);
+    expect(lens.slice(0, 9)).toEqual([1444, 1448, 1441, 1448, 1448, 1448, 1448, 1448, 1447]);
+    let payload = 0;
+    for (const s of segs) {
+      const f = s.data;
+      expect(new DataView(f.buffer, f.byteOffset).getUint32(38)).toBe(seq0 + payload);
+      expect(f.subarray(54)).toEqual(d.subarray(54 + payload, 54 + payload + f.length - 54));
+      payload += f.length - 54;
+    }
+    expect(payload).toBe(20_000);
+    // Asked for every piece but the last, which takes what is left.
+    expect(asked).toHaveLength(segs.length - 1);
+    expect(segs.at(-1)!.data[47] & 0x09).toBe(0x09);
+  });
+
   it('refuses hostile packets instead of throwing: runts, bad header lengths, tiny MSS, giants', () => {
     expect(segmentTcp(new Uint8Array(10), 1000)).toEqual([]);
     const bad = tcpPacket(10);
