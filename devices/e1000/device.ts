@@ -26,11 +26,13 @@ import type { NetPort, NicFrontend } from '../net/port.js';
 import type { NetPacket } from '../net/packet.js';
 import { GSO_NONE, MAX_PACKET } from '../net/packet.js';
 import {
+  cutTcp,
   finishChecksum,
   internetChecksum,
   segmentTcp,
   toWireFrames,
   type PieceLength,
+  type TcpCut,
 } from '../net/offload.js';
 import { Eeprom, type EepromState } from './eeprom.js';
 import { Phy, PHY_ADDR } from './phy.js';
@@ -632,29 +634,39 @@ export class E1000 implements NicFrontend {
     const bufSize = this.rxBufferSize(rctl);
     const fcs = rctl & R.RCTL_SECRC ? 0 : R.FCS_LEN;
     let free = (tail - head + ring.count) % ring.count;
-    const frames =
-      p.gso && p.gso.type !== GSO_NONE
-        ? segmentTcp(p.data, p.gso.size, this.alignedPieces(ring, head, free, bufSize, fcs))
-        : p.csum
-          ? toWireFrames(p)
-          : [p];
-    if (frames.length === 0) {
+    // A large segment is cut straight into the guest's buffers (cut.write), a frame copied.
+    let cut: TcpCut | undefined;
+    let frames: NetPacket[] = [];
+    if (p.gso && p.gso.type !== GSO_NONE) {
+      // Aligned pieces only where the back end was told where frames land (rxFrameAlign):
+      // while the buffers disagree the pieces are the MSS, as a NIC's TSO would cut them.
+      const pieces =
+        this.rxAlign === undefined ? undefined : this.alignedPieces(ring, head, free, bufSize, fcs);
+      cut = cutTcp(p.data, p.gso.size, pieces);
+    } else frames = p.csum ? toWireFrames(p) : [p];
+    const count = cut ? cut.pieces.length : frames.length;
+    if (count === 0) {
       this.metrics.rx_offload_dropped++; // a large segment whose headers do not parse
       return true;
     }
+    const lengthOf = (i: number): number =>
+      cut ? cut.hdrLen + cut.pieces[i] : frames[i].data.length;
     let needed = 0;
-    for (const f of frames)
-      needed += Math.ceil((Math.max(f.data.length, MIN_FRAME) + fcs) / bufSize);
+    for (let i = 0; i < count; i++)
+      needed += Math.ceil((Math.max(lengthOf(i), MIN_FRAME) + fcs) / bufSize);
     if (needed > free) {
       this.metrics.rx_no_buffers++;
       return false;
     }
     const csumOk = this.regs[REG.RXCSUM >>> 2];
-    for (const f of frames) {
-      const wire = Math.max(f.data.length, MIN_FRAME);
-      const total = wire + fcs;
+    for (let i = 0; i < count; i++) {
+      const len = lengthOf(i);
+      const total = Math.max(len, MIN_FRAME) + fcs;
+      // A piece that spans buffers is made whole first; one that fits is written in place.
+      let data = cut ? undefined : frames[i].data;
+      if (cut && total > bufSize) cut.write(i, (data = new Uint8Array(len)));
       let status = R.RXD_STA_IXSM;
-      if (f.csumValid && csumOk & R.RXCSUM_TUOFL) {
+      if ((cut || frames[i].csumValid) && csumOk & R.RXCSUM_TUOFL) {
         status = R.RXD_STA_TCPCS | (csumOk & R.RXCSUM_IPOFL ? R.RXD_STA_IPCS : 0);
       }
       for (let o = 0; o < total; o += bufSize) {
@@ -667,8 +679,10 @@ export class E1000 implements NicFrontend {
         if (o === 0) this.placedAt(d[0] & 7);
         if (buf) {
           // Frame bytes, zero padding up to 60, then an FCS we do not compute (Linux drops it).
-          buf.fill(0);
-          if (o < f.data.length) buf.set(f.data.subarray(o, Math.min(f.data.length, o + n)));
+          const k = Math.max(0, Math.min(len - o, n));
+          if (data) buf.set(data.subarray(o, o + k));
+          else cut!.write(i, buf.subarray(0, k));
+          buf.fill(0, k);
           d[13] = 0;
         } else {
           this.metrics.rx_bad_descriptors++;
@@ -683,11 +697,11 @@ export class E1000 implements NicFrontend {
         free--;
       }
       this.metrics.rx_packets++;
-      this.metrics.rx_bytes += f.data.length;
+      this.metrics.rx_bytes += len;
       this.count(REG.GPRC, REG.GORCL, total);
       this.count(REG.TPR, REG.TORL, total);
-      if (f.data[0] === 0xff && f.data[1] === 0xff) this.regs[REG.BPRC >>> 2]++;
-      else if (f.data[0] & 1) this.regs[REG.MPRC >>> 2]++;
+      if (p.data[0] === 0xff && p.data[1] === 0xff) this.regs[REG.BPRC >>> 2]++;
+      else if (p.data[0] & 1) this.regs[REG.MPRC >>> 2]++;
     }
     this.regs[REG.RDH >>> 2] = head;
     const rdmts = (rctl >>> 8) & 3; // free below 1/2, 1/4, 1/8 of the ring
@@ -707,7 +721,8 @@ export class E1000 implements NicFrontend {
    * instructions per byte) instead of shifting every word (1 per byte). Linux's buffers all sit
    * 2 bytes past a 64-byte boundary, so the pieces are the MSS rounded down to 8 bytes (1456).
    * Nothing is claimed where a piece does not fit one buffer or the ring has no descriptor for
-   * the next: that piece is the MSS. The descriptors are read again when the frames are placed;
+   * the next (that piece is the MSS), nor while the last frames' buffers disagreed (no
+   * rxFrameAlign: every piece is the MSS). The descriptors are read again when the frames are placed;
    * a guest changing them in between only gets other cuts (the stream is cut exactly either way).
    */
   private alignedPieces(

@@ -221,48 +221,78 @@ function fixTcpFrame(f: Uint8Array, L: TcpLayout): void {
  * guest address its stream offset wants (e1000's receive, where the descriptors are known).
  */
 export function segmentTcp(d: Uint8Array, mss: number, pieceLength?: PieceLength): NetPacket[] {
-  if (d.length > MAX_PACKET) return [];
+  const cut = cutTcp(d, mss, pieceLength);
+  if (!cut) return [];
+  return cut.pieces.map((n, i) => {
+    const f = new Uint8Array(cut.hdrLen + n);
+    cut.write(i, f);
+    return { data: f, csumValid: true };
+  });
+}
+
+/** A TCP packet planned into pieces (cutTcp), each written where its receiver wants it. */
+export interface TcpCut {
+  /** The headers each piece repeats (Ethernet to TCP options). */
+  readonly hdrLen: number;
+  /** Each piece's payload length, in order (one 0 for a packet without payload). */
+  readonly pieces: readonly number[];
+  /** Writes piece i, headers and checksums complete, into dst: exactly hdrLen + pieces[i] bytes. */
+  write(i: number, dst: Uint8Array): void;
+}
+
+/**
+ * segmentTcp without the frames: where the pieces go and a writer for each, so a NIC model can
+ * write them straight into the guest's buffers (no copy of each piece on the way). Undefined
+ * for a packet segmentTcp refuses.
+ */
+export function cutTcp(d: Uint8Array, mss: number, pieceLength?: PieceLength): TcpCut | undefined {
+  if (d.length > MAX_PACKET) return undefined;
   const L = parseTcp(d);
-  if (!L) return [];
+  if (!L) return undefined;
   const payload = L.end - L.hdrEnd;
-  if (payload <= 0 || mss < MIN_MSS) {
-    if (payload > 0) return [];
-    const f = d.slice(0, L.end);
-    fixTcpFrame(f, L);
-    return [{ data: f, csumValid: true }];
-  }
+  if (payload <= 0) return { hdrLen: L.end, pieces: [0], write: (_, f) => writeWhole(d, L, f) };
+  if (mss < MIN_MSS) return undefined;
   // Pieces are at least mss - 7 bytes (pieceLength's answer is clamped), so this bounds them.
-  if (Math.ceil(payload / (pieceLength ? mss - 7 : mss)) > MAX_SEGMENTS) return [];
-  const out: NetPacket[] = [];
-  const hdr = d.subarray(0, L.hdrEnd);
-  const seq0 = ((d[L.tcpOff + 4] << 24) | (d[L.tcpOff + 5] << 16) | get16(d, L.tcpOff + 6)) >>> 0;
-  const id0 = L.v4 ? get16(d, L.ipOff + 4) : 0;
-  const flags = d[L.tcpOff + 13];
-  for (let done = 0, i = 0; done < payload; i++) {
+  if (Math.ceil(payload / (pieceLength ? mss - 7 : mss)) > MAX_SEGMENTS) return undefined;
+  const pieces: number[] = [];
+  const starts: number[] = [];
+  for (let done = 0; done < payload;) {
     const left = payload - done;
     let len = Math.min(mss, left);
     if (pieceLength && left > mss) {
       const want = pieceLength(L.hdrEnd, done, len, left);
       if (Number.isInteger(want) && want >= len - 7 && want < len) len = want;
     }
-    const start = L.hdrEnd + done;
-    const f = new Uint8Array(L.hdrEnd + len);
-    f.set(hdr);
-    f.set(d.subarray(start, start + len), L.hdrEnd);
-    const seq = (seq0 + done) >>> 0;
+    starts.push(done);
+    pieces.push(len);
+    done += len;
+  }
+  const seq0 = ((d[L.tcpOff + 4] << 24) | (d[L.tcpOff + 5] << 16) | get16(d, L.tcpOff + 6)) >>> 0;
+  const id0 = L.v4 ? get16(d, L.ipOff + 4) : 0;
+  const flags = d[L.tcpOff + 13];
+  const last = pieces.length - 1;
+  const write = (i: number, f: Uint8Array): void => {
+    const start = L.hdrEnd + starts[i];
+    f.set(d.subarray(0, L.hdrEnd));
+    f.set(d.subarray(start, start + pieces[i]), L.hdrEnd);
+    const seq = (seq0 + starts[i]) >>> 0;
     f[L.tcpOff + 4] = seq >>> 24;
     f[L.tcpOff + 5] = (seq >>> 16) & 0xff;
     put16(f, L.tcpOff + 6, seq & 0xffff);
-    done += len;
     let fl = flags;
-    if (done !== payload) fl &= ~(TCP_FIN | TCP_PSH);
+    if (i !== last) fl &= ~(TCP_FIN | TCP_PSH);
     if (i !== 0) fl &= ~TCP_CWR;
     f[L.tcpOff + 13] = fl;
     if (L.v4) put16(f, L.ipOff + 4, (id0 + i) & 0xffff);
     fixTcpFrame(f, L);
-    out.push({ data: f, csumValid: true });
-  }
-  return out;
+  };
+  return { hdrLen: L.hdrEnd, pieces, write };
+}
+
+/** A packet without payload: its headers (up to the IP length) with lengths and checksums. */
+function writeWhole(d: Uint8Array, L: TcpLayout, f: Uint8Array): void {
+  f.set(d.subarray(0, L.end));
+  fixTcpFrame(f, L);
 }
 
 /**
