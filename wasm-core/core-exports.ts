@@ -124,6 +124,18 @@ export function getTime(): u64 {
 }
 
 /**
+ * Deterministic time only: moves the clock forward to tick `t` (never back). The host calls it
+ * when the hart waits in WFI for a timer, since no instruction retires there to move time.
+ */
+export function warpTime(t: u64): void {
+  if (!Clint.deterministic) return;
+  const now = readTime();
+  if (t <= now) return;
+  Clint.timeOffset += t - now;
+  requestAttention();
+}
+
+/**
  * The earliest timer deadline (mtimecmp, or stimecmp with Sstc) as a tick count, for a host
  * sleeping in WFI. u64 max means none is armed.
  */

@@ -10,6 +10,7 @@ import {
   MAX_MEM_MIB,
   type VmConfig,
 } from '../vm/config.js';
+import { parseIcountSpec, parseRtcSpec } from '../vm/time-config.js';
 import { IMG_USAGE, parseImgArgs, type ImgOptions } from './img.js';
 
 export class UsageError extends Error {}
@@ -78,6 +79,12 @@ commands:
       --stats         print instructions, MIPS, exits and interrupts at exit
       --jit           translate hot guest code to WebAssembly (experimental; CPU-bound code
                       runs several times faster, --stats shows its share)
+      --icount [shift=N][,sleep=on|off]
+                      deterministic time: the guest's clock counts instructions retired, one
+                      10 MHz tick per 2^N (default 4); sleep=off: a guest waiting for a timer
+                      gets there at once instead of after that long in host time
+      --rtc base=utc|YYYY-MM-DD[THH:MM:SS]
+                      the date the guest's real-time clock starts at (UTC; default: now)
       --restore FILE  resume a VM saved with the monitor's "save FILE" (its definition, disks
                       and NICs come from FILE, so no other VM option goes with it but --jit)
   run-elf FILE        run a bare-metal ELF (riscv-tests tohost protocol); exit status = test result
@@ -117,8 +124,18 @@ export function parseCommand(argv: string[]): Command {
   try {
     if (cmd === 'run') {
       const balloonArgs = rest.filter((a) => a === '--balloon' || a.startsWith('--balloon,'));
+      // --icount alone takes the defaults; with a value it is "--icount SPEC" as QEMU's -icount.
+      const icountArgs = rest.flatMap((a, i) =>
+        a === '--icount' && (rest[i + 1] === undefined || rest[i + 1]!.startsWith('--'))
+          ? ['']
+          : [],
+      );
       const { values, positionals } = parseArgs({
-        args: rest.filter((a) => !balloonArgs.includes(a)),
+        args: rest.filter(
+          (a, i) =>
+            !balloonArgs.includes(a) &&
+            !(a === '--icount' && (rest[i + 1] === undefined || rest[i + 1]!.startsWith('--'))),
+        ),
         allowPositionals: true,
         options: {
           kernel: { type: 'string' },
@@ -132,14 +149,28 @@ export function parseCommand(argv: string[]): Command {
           nic: { type: 'string', multiple: true },
           stats: { type: 'boolean', default: false },
           jit: { type: 'boolean', default: false },
+          icount: { type: 'string' },
+          rtc: { type: 'string' },
           restore: { type: 'string' },
         },
       });
       if (positionals.length) throw new UsageError(`run: unexpected argument "${positionals[0]}"`);
       if (values.restore !== undefined) {
-        const shaping = ['kernel', 'initrd', 'bios', 'append', 'mem', 'disk', 'console', 'nic']
+        const shaping = [
+          'kernel',
+          'initrd',
+          'bios',
+          'append',
+          'mem',
+          'disk',
+          'console',
+          'nic',
+          'icount',
+          'rtc',
+        ]
           .filter((k) => values[k as keyof typeof values] !== undefined)
           .concat(values.rng ? ['rng'] : [])
+          .concat(icountArgs.length ? ['icount'] : [])
           .concat(balloonArgs.length ? ['balloon'] : []);
         if (shaping.length) {
           throw new UsageError(
@@ -164,6 +195,12 @@ export function parseCommand(argv: string[]): Command {
       if (con !== 'ttyS0' && con !== 'hvc0') {
         throw new UsageError(`--console: "${con}" is not ttyS0 or hvc0`);
       }
+      const icount = icountArgs.length
+        ? parseIcountSpec(icountArgs[icountArgs.length - 1]!)
+        : values.icount !== undefined
+          ? parseIcountSpec(values.icount)
+          : undefined;
+      const rtcBase = values.rtc !== undefined ? parseRtcSpec(values.rtc) : undefined;
       const vm: VmConfig = {
         ...defaultVmConfig(),
         firmware: values.bios,
@@ -177,6 +214,8 @@ export function parseCommand(argv: string[]): Command {
         nics: (values.nic ?? []).map(parseNicSpec),
         ...(balloon ? { balloon } : {}),
         ...(values.jit ? { jit: true } : {}),
+        ...(icount ? { icount } : {}),
+        ...(rtcBase !== undefined ? { rtcBase } : {}),
       };
       return { kind: 'run', vm, stats: values.stats ?? false };
     }

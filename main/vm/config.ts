@@ -3,6 +3,7 @@
  * what a worker boots. One shape for all three, validated here with errors that name the field.
  */
 import { parseUserSpec } from '../../devices/net/user/config.js';
+import { validateIcount, validateRtcBase, type IcountConfig } from './time-config.js';
 
 export type CacheMode = 'writeback' | 'writethrough' | 'unsafe';
 export type SchedulerPolicy = 'noop' | 'sstf' | 'scan' | 'deadline' | 'lifo' | 'random' | 'cfq';
@@ -96,6 +97,10 @@ export interface VmConfig {
   nics: NicConfig[];
   /** Translate hot guest code to WebAssembly (experimental; default off, or WASMVISOR_JIT=1). */
   jit?: boolean;
+  /** Deterministic time from instructions retired (`--icount`); absent: host time. */
+  icount?: IcountConfig;
+  /** Where the wall clock (RTC) starts, `YYYY-MM-DDTHH:MM:SSZ` (`--rtc base=`); absent: now. */
+  rtcBase?: string;
 }
 
 export class ConfigError extends Error {}
@@ -333,6 +338,8 @@ export function validateVmConfig(v: unknown, where = 'VM definition'): VmConfig 
   if (typeof rng !== 'boolean') throw new ConfigError(`${where}: "rng" must be true or false`);
   const jit = v.jit ?? false;
   if (typeof jit !== 'boolean') throw new ConfigError(`${where}: "jit" must be true or false`);
+  const icount = validateIcount(v.icount, where);
+  const rtcBase = validateRtcBase(v.rtcBase, where);
   const disksIn = v.disks ?? [];
   if (!Array.isArray(disksIn)) throw new ConfigError(`${where}: "disks" must be a list`);
   const disks = disksIn.map((d: unknown, i: number): DiskConfig => {
@@ -397,5 +404,7 @@ export function validateVmConfig(v: unknown, where = 'VM definition'): VmConfig 
     ...(v.balloon !== undefined ? { balloon: validateBalloon(v.balloon, where) } : {}),
     nics,
     ...(jit ? { jit: true } : {}),
+    ...(icount ? { icount } : {}),
+    ...(rtcBase !== undefined ? { rtcBase } : {}),
   };
 }

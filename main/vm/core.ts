@@ -54,6 +54,7 @@ interface CoreExports {
   clearTohost(): void;
   setDeterministicTime(on: number, shift: number): void;
   getTime(): bigint;
+  warpTime(t: bigint): void;
   nextTimerDeadline(): bigint;
   interruptPending(): number;
   getX(i: number): bigint;
@@ -205,6 +206,10 @@ export class Core {
   }
   get time(): bigint {
     return this.x.getTime();
+  }
+  /** With deterministic time, moves the clock forward to tick `t` (see core-exports warpTime). */
+  warpTime(t: bigint): void {
+    this.x.warpTime(t);
   }
   nextTimerDeadline(): bigint {
     return this.x.nextTimerDeadline();

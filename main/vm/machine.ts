@@ -5,7 +5,8 @@
  */
 import type { JitStats } from './jit/jit.js';
 import { Core, ExitReason } from './core.js';
-import { HostClock } from './clock.js';
+import { HostClock, rtcClock, TIMEBASE_HZ } from './clock.js';
+import type { IcountConfig } from './time-config.js';
 import { VirtBoard, type DeviceInfo } from '../../devices/platform/board.js';
 import { loadBoot, type BootInfo } from '../../devices/platform/boot-loader.js';
 import { buildVirtDtb } from '../../devices/platform/virt-dtb.js';
@@ -80,6 +81,10 @@ export interface MachineConfig {
    * the boot ROM, and `boot` is undefined.
    */
   restoring?: boolean;
+  /** Deterministic time from instructions retired (QEMU's -icount); absent: host time. */
+  icount?: IcountConfig;
+  /** The RTC's date at start (`YYYY-MM-DDTHH:MM:SSZ`); absent: the host's wall clock. */
+  rtcBase?: string;
   log?: (msg: string) => void;
 }
 
@@ -192,6 +197,8 @@ export class VirtMachine {
   private readonly hostTime: HostTime = { runMs: 0, runCpuMs: 0, deviceMs: 0 };
   private pauseRequested = false;
   private resumeWaiter: (() => void) | undefined;
+  /** Deterministic time's settings (`--icount`); undefined: the guest's time is host time. */
+  private readonly icount: IcountConfig | undefined;
 
   /**
    * Builds a machine from a VM definition, reading its boot files. Unusable files throw
@@ -223,6 +230,8 @@ export class VirtMachine {
         balloon: cfg.balloon,
         nics: cfg.nics,
         jit: cfg.jit,
+        ...(cfg.icount ? { icount: cfg.icount } : {}),
+        ...(cfg.rtcBase !== undefined ? { rtcBase: cfg.rtcBase } : {}),
         disks,
         disksOnPci: cfg.disks.map((d) => d.bus === 'pci'),
         restoring,
@@ -309,7 +318,9 @@ export class VirtMachine {
   constructor(cfg: MachineConfig) {
     const ramSize = cfg.memMiB * 1024 * 1024;
     this.slice = cfg.sliceInsns ?? DEFAULT_SLICE;
+    this.icount = cfg.icount;
     this.board = new VirtBoard({
+      clock: rtcClock(cfg, () => this.core.time),
       hart: {
         setMachineExternal: (level) => this.setIrq(0, level),
         setSupervisorExternal: (level) => this.setIrq(1, level),
@@ -346,6 +357,8 @@ export class VirtMachine {
       { jit: cfg.jit },
     );
     this.core = core;
+    // A restored core brings its own clock mode with its state; set here, it is the same one.
+    if (cfg.icount) core.setDeterministicTime(true, cfg.icount.shift);
     this.pci = new PciHost({ bus, irq: (n) => this.board.plic.line(n), log: cfg.log });
     bus.map(VIRT.pcieEcam.base, VIRT.pcieEcam.size, this.pci);
     // One ring processor per core: its queue handles are shared by both transports.
@@ -520,6 +533,31 @@ export class VirtMachine {
     });
   }
 
+  /**
+   * A WFI under deterministic time: no instruction retires, so time stands still unless moved.
+   * sleep=off moves it to the timer's deadline at once; sleep=on waits for it in host time
+   * (as long as the instructions would have taken at 2^shift per tick) and moves the clock by
+   * what passed, so an interrupt from I/O arrives at the time it came, no later.
+   */
+  private async idleDeterministic(ic: IcountConfig): Promise<void> {
+    const deadline = this.core.nextTimerDeadline();
+    const armed = deadline !== 0xffff_ffff_ffff_ffffn;
+    if (armed && !ic.sleep) {
+      this.core.warpTime(deadline);
+      await new Promise<void>((r) => setImmediate(r));
+      return;
+    }
+    this.board.uart.flush();
+    const now = this.core.time;
+    const waitMs = armed ? Number(deadline - now) / (TIMEBASE_HZ / 1000) : MAX_IDLE_MS;
+    const t0 = performance.now();
+    if (waitMs >= 1) await this.idle(Math.min(MAX_IDLE_MS, Math.floor(waitMs)));
+    else await new Promise<void>((r) => setImmediate(r));
+    if (!armed) return; // nothing to wait for but I/O: time stays where the guest left it
+    const passed = BigInt(Math.floor((performance.now() - t0) * (TIMEBASE_HZ / 1000)));
+    this.core.warpTime(now + passed < deadline ? now + passed : deadline);
+  }
+
   /** Runs until the guest powers off, resets, fails, or stop() is called. */
   async run(): Promise<MachineExit> {
     if (this.running) throw new Error('machine is already running');
@@ -557,7 +595,9 @@ export class VirtMachine {
           this.board.uart.flush();
           return { kind: 'stopped' };
         }
-        if (reason === ExitReason.Wfi && !this.core.interruptPending()) {
+        if (reason === ExitReason.Wfi && !this.core.interruptPending() && this.icount) {
+          await this.idleDeterministic(this.icount);
+        } else if (reason === ExitReason.Wfi && !this.core.interruptPending()) {
           const deadline = this.core.nextTimerDeadline();
           const ms =
             deadline === 0xffff_ffff_ffff_ffffn

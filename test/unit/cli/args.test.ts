@@ -49,6 +49,54 @@ describe('wasmvisor command line', () => {
     expect(c.kind === 'run' && c.vm.jit).toBeFalsy();
   });
 
+  it("--icount and --rtc: deterministic time and the RTC's start, as QEMU spells them", () => {
+    expect(parseCommand(['run', '--icount'])).toMatchObject({
+      vm: { icount: { shift: 4, sleep: true } },
+    });
+    expect(parseCommand(['run', '--icount', '--stats'])).toMatchObject({
+      stats: true,
+      vm: { icount: { shift: 4, sleep: true } },
+    });
+    expect(parseCommand(['run', '--icount', '7'])).toMatchObject({ vm: { icount: { shift: 7 } } });
+    expect(parseCommand(['run', '--icount', 'shift=0,sleep=off'])).toMatchObject({
+      vm: { icount: { shift: 0, sleep: false } },
+    });
+    const plain = parseCommand(['run']);
+    expect(plain.kind === 'run' && plain.vm.icount).toBeUndefined();
+    expect(() => parseCommand(['run', '--icount', 'shift=11'])).toThrow(/shift must be .* 0\.\.10/);
+    expect(() => parseCommand(['run', '--icount', 'shift=-1'])).toThrow(/shift must be/);
+    expect(() => parseCommand(['run', '--icount', 'sleep=maybe'])).toThrow(
+      /sleep must be on or off/,
+    );
+    expect(() => parseCommand(['run', '--icount', 'fast'])).toThrow(/unknown option "fast"/);
+
+    expect(parseCommand(['run', '--rtc', 'base=2020-01-02T03:04:05'])).toMatchObject({
+      vm: { rtcBase: '2020-01-02T03:04:05Z' },
+    });
+    expect(parseCommand(['run', '--rtc', 'base=1999-12-31'])).toMatchObject({
+      vm: { rtcBase: '1999-12-31T00:00:00Z' },
+    });
+    const utc = parseCommand(['run', '--rtc', 'base=utc']);
+    expect(utc.kind === 'run' && utc.vm.rtcBase).toBeUndefined();
+    for (const bad of [
+      '2026-02-30',
+      '2026-13-01',
+      '2026-01-01T24:00:00',
+      '1969-12-31',
+      'tomorrow',
+    ]) {
+      expect(() => parseCommand(['run', '--rtc', `base=${bad}`]), bad).toThrow(
+        /is not a (date|time)/,
+      );
+    }
+    expect(() => parseCommand(['run', '--rtc', 'clock=vm'])).toThrow(/unknown option "clock=vm"/);
+    for (const flag of [['--icount'], ['--icount', 'shift=2'], ['--rtc', 'base=utc']]) {
+      expect(() => parseCommand(['run', '--restore', 'vm.state', ...flag])).toThrow(
+        /--restore takes the VM's definition from the file; --(icount|rtc) cannot go with it/,
+      );
+    }
+  });
+
   it('parses repeatable --disk specs in order', () => {
     const c = parseCommand([
       'run',

@@ -22,6 +22,23 @@ describe('VM definitions', () => {
     expect(validateVmConfig({ name: 'a', memMiB: 256, jit: false }).jit).toBeUndefined();
   });
 
+  it('keeps deterministic time and the RTC start of a saved definition, normalised', () => {
+    const c = validateVmConfig({
+      name: 'a',
+      memMiB: 256,
+      icount: { shift: 2, sleep: false },
+      rtcBase: '2020-01-02T03:04:05',
+    });
+    expect(c.icount).toEqual({ shift: 2, sleep: false });
+    expect(c.rtcBase).toBe('2020-01-02T03:04:05Z');
+    expect(validateVmConfig({ name: 'a', memMiB: 256, icount: {} }).icount).toEqual({
+      shift: 4,
+      sleep: true,
+    });
+    const plain = validateVmConfig({ name: 'a', memMiB: 256 });
+    expect('icount' in plain || 'rtcBase' in plain).toBe(false);
+  });
+
   it('rejects malformed definitions naming the field', () => {
     const bad: [unknown, RegExp][] = [
       [null, /expected an object/],
@@ -37,6 +54,12 @@ describe('VM definitions', () => {
       [{ name: 'a', memMiB: 256, kernel: 7 }, /"kernel"/],
       [{ name: 'a', memMiB: 256, rng: 'yes' }, /"rng"/],
       [{ name: 'a', memMiB: 256, jit: 1 }, /"jit"/],
+      [{ name: 'a', memMiB: 256, icount: 4 }, /icount: expected an object/],
+      [{ name: 'a', memMiB: 256, icount: { shift: 2.5 } }, /icount: shift must be/],
+      [{ name: 'a', memMiB: 256, icount: { shift: 99 } }, /icount: shift must be/],
+      [{ name: 'a', memMiB: 256, icount: { sleep: 'no' } }, /"sleep"/],
+      [{ name: 'a', memMiB: 256, rtcBase: 0 }, /"rtcBase"/],
+      [{ name: 'a', memMiB: 256, rtcBase: '2026-02-29' }, /rtcBase: "2026-02-29" is not a date/],
     ];
     for (const [input, msg] of bad) {
       expect(() => validateVmConfig(input), JSON.stringify(input)).toThrow(ConfigError);
