@@ -212,7 +212,8 @@ function renderList(): void {
           'div',
           { class: 'vm-item-meta' },
           `${v.config.memMiB} MiB · ${v.config.kernel ? 'custom kernel' : 'bundled guest'} · ${v.config.console}` +
-            (v.config.jit ? ' · JIT' : ''),
+            (v.config.jit ? ' · JIT' : '') +
+            (v.config.icount ? ' · icount' : ''),
         ),
         exitText(v) ? h('div', { class: 'vm-item-exit' }, exitText(v)) : undefined,
         h('div', { class: 'vm-item-actions' }, ...vmButtons(name, v.state)),

@@ -143,6 +143,20 @@ export function editVmDialog(
   con.value = v?.console ?? 'ttyS0';
   const rng = h('input', { name: 'rng', type: 'checkbox', checked: v?.rng ?? false });
   const jit = h('input', { name: 'jit', type: 'checkbox', checked: v?.jit ?? false });
+  const clock = h(
+    'select',
+    { name: 'clock' },
+    h('option', { value: 'host' }, 'host time'),
+    h('option', { value: 'icount' }, 'instructions (deterministic), idle waits'),
+    h('option', { value: 'icount-nosleep' }, 'instructions (deterministic), idle jumps ahead'),
+  );
+  clock.value = !v?.icount ? 'host' : v.icount.sleep ? 'icount' : 'icount-nosleep';
+  const rtcBase = h('input', {
+    name: 'rtcBase',
+    value: v?.rtcBase?.replace(/Z$/, '') ?? '',
+    placeholder: 'now',
+    spellcheck: 'false',
+  });
   const disks = h('div', { class: 'disk-list' }, ...(v?.disks ?? []).map((d) => diskRow(d)));
   const addDisk = h(
     'button',
@@ -183,6 +197,12 @@ export function editVmDialog(
       jit,
       h('span', {}, 'JIT (experimental): translate hot guest code to WebAssembly'),
     ),
+    field(
+      'Guest time',
+      clock,
+      'deterministic: the clock counts instructions (--icount), so runs repeat exactly',
+    ),
+    field('RTC start (UTC)', rtcBase, 'YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS; empty = now'),
     error,
     h(
       'div',
@@ -223,6 +243,11 @@ export function editVmDialog(
         console: con.value,
         rng: rng.checked,
         jit: jit.checked,
+        icount:
+          clock.value === 'host'
+            ? undefined
+            : { shift: v?.icount?.shift ?? 4, sleep: clock.value === 'icount' },
+        rtcBase: opt(rtcBase),
         disks: readDisks(disks),
       };
       save(cfg).then(close, (err: Error) => (error.textContent = err.message));

@@ -10,7 +10,8 @@
  * JIT checkbox keeps it in its definition and shows the share of its instructions run in
  * translated code. A VM snapshot is taken from the Snapshots card while the VM runs, listed,
  * reverted to (the shell's variable comes back in the same console tab), reverted to again once
- * the VM is stopped (it starts from it), and deleted.
+ * the VM is stopped (it starts from it), and deleted. A VM set to deterministic time with an
+ * RTC start date keeps both in its definition and its guest reads that date after a long sleep.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import {
@@ -413,6 +414,46 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     await dialog.waitFor({ state: 'detached' });
     expect(JSON.parse(readFileSync(file, 'utf8')).jit).toBeUndefined();
     await expect.poll(() => item.locator('.vm-item-meta').innerText()).not.toMatch(/JIT/);
+    expect(pageErrors).toEqual([]);
+  }, 120_000);
+
+  it('a VM on deterministic time with a set RTC date keeps both, and its guest sees that date', async () => {
+    await page.locator('#new-vm').click();
+    const dialog = page.locator('dialog.vm-dialog');
+    await dialog.locator('[name=name]').fill('clockvm');
+    await dialog.locator('[name=memMiB]').fill('128');
+    await dialog.locator('[name=clock]').selectOption('icount-nosleep');
+    await dialog.locator('[name=rtcBase]').fill('2020-01-02T03:04:05');
+    await dialog.locator('button[type=submit]').click();
+    await dialog.waitFor({ state: 'detached' });
+    const item = page.locator('.vm-item[data-vm=clockvm]');
+    await expect.poll(() => item.locator('.vm-item-meta').innerText()).toMatch(/· icount$/);
+    const file = join(dataDir, 'vms', 'clockvm.json');
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    expect(saved.icount).toEqual({ shift: 4, sleep: false });
+    expect(saved.rtcBase).toBe('2020-01-02T03:04:05Z');
+
+    await item.locator('[data-action=start]').click();
+    await page.locator('.vm-item[data-vm=clockvm][data-state=running]').waitFor();
+    await expect.poll(() => consoleText('clockvm'), { timeout: 60_000 }).toMatch(/:~# /);
+    await page.locator('.console[data-vm=clockvm] .xterm').click();
+    // 30 s of guest sleep pass at once on instruction time, from the date the RTC was set to.
+    await page.keyboard.type('sleep 30; date -u +day=%F\n');
+    await expect.poll(() => consoleText('clockvm'), { timeout: 15_000 }).toMatch(/day=2020-01-02/);
+    await page.locator('#toolbar [data-action=stop]').click();
+    await page.locator('.vm-item[data-vm=clockvm][data-state=stopped]').waitFor();
+
+    // Back to host time and no date: the definition drops both.
+    await page.locator('#toolbar [data-action=edit]').click();
+    expect(await dialog.locator('[name=clock]').inputValue()).toBe('icount-nosleep');
+    expect(await dialog.locator('[name=rtcBase]').inputValue()).toBe('2020-01-02T03:04:05');
+    await dialog.locator('[name=clock]').selectOption('host');
+    await dialog.locator('[name=rtcBase]').fill('');
+    await dialog.locator('button[type=submit]').click();
+    await dialog.waitFor({ state: 'detached' });
+    const after = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    expect('icount' in after || 'rtcBase' in after).toBe(false);
+    await expect.poll(() => item.locator('.vm-item-meta').innerText()).not.toMatch(/icount/);
     expect(pageErrors).toEqual([]);
   }, 120_000);
 });
