@@ -167,6 +167,13 @@ async function cmdRun(opts: RunOptions): Promise<number> {
   });
   try {
     const { exit, stats } = await vm.run();
+    // A disk switched to an overlay (snapshot_blkdev) holds the guest's writes since in FILE:
+    // the next run must name FILE, or they are silently not there.
+    for (const d of vm.switchedDisks()) {
+      process.stderr.write(
+        `\r\nwasmvisor: disk ${d.from} now lives in ${d.to}: run with --disk ${d.to},format=qcow2 to keep the guest's writes since the switch\r\n`,
+      );
+    }
     if (o.stats && stats)
       process.stderr.write('\r\n' + formatStats(stats).replace(/\n/g, '\r\n') + '\r\n');
     if (quit) {

@@ -23,6 +23,7 @@ export type MonitorTarget = Pick<
   | 'saveVm'
   | 'vmSnapshot'
   | 'listSnapshots'
+  | 'diskOverlay'
 >;
 
 export interface MonitorResult {
@@ -37,6 +38,7 @@ export const MONITOR_PROMPT = '(wasmvisor) ';
 export const MONITOR_HELP = [
   'info status          whether the VM runs or is stopped',
   'info devices         the devices the guest sees',
+  'info block           the disks: device, image, format, backing files',
   'info snapshots       the VM snapshots: name, date, VM state size, guest clock, disks',
   "info stats           MIPS, exits, interrupts, memory, the JIT's translated share",
   'info balloon         balloon size and the guest memory statistics',
@@ -46,6 +48,9 @@ export const MONITOR_HELP = [
   'stop                 pause the VM',
   'cont                 resume the VM',
   'system_reset         reset the VM (the guest reboots)',
+  'snapshot_blkdev DEVICE FILE [qcow2]',
+  '                     switch disk DEVICE (virtio-blk0) to a new qcow2 overlay FILE over its image;',
+  '                     the guest writes into FILE from now on, the image stays as it is',
   'savevm NAME          take snapshot NAME of the whole VM (its disks must be qcow2); the VM runs on',
   'loadvm NAME          go back to snapshot NAME (disks, RAM, CPU, devices)',
   'delvm NAME           delete snapshot NAME (its state file and its disk snapshots)',
@@ -190,6 +195,18 @@ export function snapshotTable(list: readonly VmSnapshotInfo[]): string {
   return lines.join('\n');
 }
 
+/** `info block`: each disk's device name, image, format and backing chain. */
+function infoBlock(t: MonitorTarget): string {
+  const lines = t.devices().flatMap((d) => {
+    if (!d.disk) return [];
+    const i = d.disk;
+    const flags = [i.format, ...(i.temporary ? ['snapshot=on overlay'] : [])];
+    const chain = i.backingChain.length ? `, backing ${i.backingChain.join(' <- ')}` : '';
+    return [`${d.name}: ${i.path} (${flags.join(', ')}${chain})`];
+  });
+  return lines.join('\n') || 'no disks';
+}
+
 /** The NAME argument of savevm/loadvm/delvm, or undefined. */
 function snapshotArg(args: string[]): string | undefined {
   return args.length === 1 ? args[0] : undefined;
@@ -227,8 +244,10 @@ export async function runMonitorCommand(t: MonitorTarget, line: string): Promise
             return { output: infoNetwork() };
           case 'snapshots':
             return { output: snapshotTable(await t.listSnapshots()) };
+          case 'block':
+            return { output: infoBlock(t) };
           default:
-            return { output: 'info status|devices|stats|balloon|network|snapshots' };
+            return { output: 'info status|devices|block|stats|balloon|network|snapshots' };
         }
       case 'balloon': {
         const b = balloonControl(t);
@@ -266,6 +285,22 @@ export async function runMonitorCommand(t: MonitorTarget, line: string): Promise
         if (name === undefined) return { output: `usage: ${cmd} NAME` };
         const action = cmd === 'savevm' ? 'take' : cmd === 'loadvm' ? 'revert' : 'delete';
         return { output: await t.vmSnapshot(action, name) };
+      }
+      case 'snapshot_blkdev': {
+        // QEMU's HMP form: snapshot_blkdev DEVICE NEW-FILE [FORMAT]; only qcow2 holds a backing file.
+        const [device, file, format] = args;
+        if (!device || !file || args.length > 3) {
+          return {
+            output: 'usage: snapshot_blkdev DEVICE FILE [qcow2] (DEVICE as info block names it)',
+          };
+        }
+        if (format !== undefined && format !== 'qcow2') {
+          return { output: `snapshot_blkdev: format ${format} is not supported (qcow2 only)` };
+        }
+        if (!t.devices().some((d) => d.name === device && d.disk)) {
+          return { output: `snapshot_blkdev: no such disk: ${device} (info block lists them)` };
+        }
+        return { output: await t.diskOverlay(device, resolve(file)) };
       }
       case 'save': {
         // One argument, the rest of the line: a path may hold spaces.

@@ -267,6 +267,11 @@ export interface HostMethods {
   diskSnapshot(p: { name: string; device: string; action: DiskSnapshotAction; snapshot: string }): {
     message: string;
   };
+  /**
+   * Switches a running VM's disk to a new qcow2 overlay `file` (absolute, must not exist) over
+   * its image (QEMU's snapshot_blkdev); the VM's definition then names the overlay.
+   */
+  diskOverlay(p: { name: string; device: string; file: string }): { message: string };
   /** The VM's snapshots (whole VM: state and disks), oldest first. */
   listSnapshots(p: { name: string }): VmSnapshotInfo[];
   /**

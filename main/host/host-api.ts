@@ -2,7 +2,7 @@
  * The host API: one object behind the CLI, the web server and Electron's IPC. It owns the VM
  * definitions and one VmRunner (worker thread) per running VM, and pushes events to subscribers.
  */
-import { ConfigError, type VmConfig } from '../vm/config.js';
+import { ConfigError, type DiskConfig, type VmConfig } from '../vm/config.js';
 import { MAX_PASSPHRASE_BYTES, disksNeedingKeys } from '../vm/disk-encryption.js';
 import {
   consoleStreams,
@@ -280,6 +280,7 @@ export class HostApi {
           for (const fn of this.consoles.get(`${name}\0${stream}`) ?? []) fn(bytes);
         },
         log: (message) => this.emit({ type: 'log', name, message }),
+        diskSwitched: (index, disk, from) => this.recordSwitch(name, index, disk, from),
       });
       this.runners.set(name, r);
     }
@@ -459,6 +460,66 @@ export class HostApi {
     } catch (e) {
       throw new HostError((e as Error).message);
     }
+  }
+
+  /**
+   * Switches disk `device` of running VM `name` to a new qcow2 overlay `file` (absolute; it must
+   * not exist) whose backing file is the disk's image, while the guest runs (QEMU's
+   * snapshot_blkdev). The VM's definition then names the overlay (format qcow2): the guest's new
+   * writes live only there. Resolves to the outcome; rejects with HostError saying why not
+   * (refused before anything changed: no such disk, read-only, snapshot=on, encrypted, FILE
+   * exists or cannot be made).
+   */
+  async diskOverlay(name: string, device: string, file: string): Promise<string> {
+    const r = this.active(name);
+    if (!isAbsolute(file)) throw new HostError(`the overlay's path must be absolute: ${file}`);
+    if (!r.deviceList().some((d) => d.name === device && d.disk)) {
+      throw new HostError(`"${name}" has no disk ${device}`);
+    }
+    this.switchNotes.delete(name);
+    try {
+      const message = await r.diskOverlay(device, file);
+      const note = this.switchNotes.get(name);
+      this.switchNotes.delete(name);
+      return note ? `${message}; ${note}` : message;
+    } catch (e) {
+      throw new HostError((e as Error).message);
+    }
+  }
+
+  /** What the last switch did to the definition (appended to diskOverlay's outcome). */
+  private readonly switchNotes = new Map<string, string>();
+
+  /**
+   * A disk of `name` now lives in an overlay: its definition must name it, or the next start
+   * would boot from the old image without the guest's writes since the switch. Only the path
+   * and format change (the definition's own cache, scheduler and bus stay), and only if the
+   * definition still names the image the disk was on.
+   */
+  private recordSwitch(name: string, index: number, disk: DiskConfig, from: string): void {
+    const cfg = this.store.get(name);
+    const d = cfg?.disks[index];
+    let note: string;
+    if (!cfg || !d || d.path !== from) {
+      note = `the definition of "${name}" does not name ${from} as disk ${index}: not changed`;
+    } else {
+      try {
+        const disks = cfg.disks.map((x, i) => {
+          if (i !== index) return x;
+          // No key file: an encrypted disk is never switched (its overlay would be clear).
+          const next: DiskConfig = { ...x, path: disk.path, format: disk.format };
+          delete next.keyFile;
+          return next;
+        });
+        this.store.update(name, { ...cfg, disks });
+        note = `the definition of "${name}" now names ${disk.path}`;
+        this.emitList();
+      } catch (e) {
+        note = `the definition of "${name}" could not be updated (${(e as Error).message}): it still names ${from}`;
+      }
+    }
+    this.switchNotes.set(name, note);
+    this.emit({ type: 'log', name, message: `disk ${index}: ${from} → ${disk.path}; ${note}` });
   }
 
   /** Resolves when `name` reaches `state` (for tests and scripted use). */

@@ -171,6 +171,15 @@ export class RpcSession {
           .diskSnapshot(name, device, action as DiskSnapshotAction, snapshot)
           .then((message) => ({ message }));
       }
+      case 'diskOverlay': {
+        const [name, device] = ['name', 'device'].map((k) => str(p, k)) as [string, string];
+        const file = p.file;
+        // A path, not a name: up to PATH_MAX, and no NUL (which the file system would cut at).
+        if (typeof file !== 'string' || !file || file.length > 4096 || file.includes('\0')) {
+          throw new RpcError('"file" must be a path of 1 to 4096 characters');
+        }
+        return h.diskOverlay(name, device, file).then((message) => ({ message }));
+      }
       case 'listSnapshots':
         return h.listSnapshots(str(p, 'name'));
       case 'vmSnapshot': {

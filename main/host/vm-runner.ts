@@ -3,7 +3,7 @@
  * device list. The worker runs the guest; this object only relays messages.
  */
 import { MessagePort, type Worker } from 'node:worker_threads';
-import type { VmConfig } from '../vm/config.js';
+import type { DiskConfig, VmConfig } from '../vm/config.js';
 import type {
   ConsoleStream,
   DeviceRow,
@@ -33,6 +33,11 @@ export interface VmRunnerEvents {
   devices(devices: DeviceRow[]): void;
   console(bytes: Uint8Array, stream: ConsoleStream): void;
   log(message: string): void;
+  /**
+   * Disk `index` was switched to an overlay (snapshot_blkdev): `disk` is what it is now, `from`
+   * the image it was on. The guest's new writes live only in the overlay.
+   */
+  diskSwitched?(index: number, disk: DiskConfig, from: string): void;
 }
 
 /** How long a device control may take before the caller is told it did not answer. */
@@ -162,6 +167,9 @@ export class VmRunner {
       case 'log':
         this.events.log(m.message);
         return;
+      case 'disk-switched':
+        this.events.diskSwitched?.(m.index, m.disk, m.from);
+        return;
       case 'switch-link':
         joinSwitch(m.name, m.port);
         return;
@@ -257,6 +265,19 @@ export class VmRunner {
   /** A disk snapshot operation in the worker (the VM paused); resolves to the outcome. */
   diskSnapshot(device: string, action: DiskSnapshotAction, snapshot: string): Promise<string> {
     return this.request(device, (id) => ({ type: 'disk-snapshot', id, device, action, snapshot }));
+  }
+
+  /**
+   * Switches disk `device` to a new qcow2 overlay `file` (absolute) while the guest runs
+   * (snapshot_blkdev); resolves to the outcome. Creating the file and reopening the disk may
+   * take a few seconds on a slow host.
+   */
+  diskOverlay(device: string, file: string): Promise<string> {
+    return this.request(
+      device,
+      (id) => ({ type: 'disk-overlay', id, device, file }),
+      SAVE_TIMEOUT_MS,
+    );
   }
 
   /** Sends a request the worker answers with a 'control-result' of the same id. */

@@ -41,6 +41,11 @@ export interface VmControl {
   vmSnapshot(action: VmSnapshotAction, name: string): Promise<string>;
   /** The VM's snapshots, oldest first (`info snapshots`). */
   listSnapshots(): Promise<VmSnapshotInfo[]>;
+  /**
+   * snapshot_blkdev: switches disk `device` to a new qcow2 overlay `file` (absolute) over its
+   * image while the guest runs; resolves to the outcome.
+   */
+  diskOverlay(device: string, file: string): Promise<string>;
 }
 
 export interface WorkerVmOptions {
@@ -69,6 +74,7 @@ export class WorkerVm implements VmControl {
   private readonly diskKeys: (Uint8Array | null)[] | undefined;
   private readonly bootImages: BootImages | undefined;
   private readonly restore: WorkerVmOptions['restore'];
+  private readonly switched: { from: string; to: string }[] = [];
 
   constructor(
     private readonly cfg: VmConfig,
@@ -86,7 +92,20 @@ export class WorkerVm implements VmControl {
       devices: () => {},
       console: (bytes, stream) => o.output(bytes, stream),
       log: o.log,
+      // The session's definition names the overlay from now on (its snapshots check it).
+      diskSwitched: (index, disk, from) => {
+        this.cfg.disks[index] = disk;
+        this.switched.push({ from, to: disk.path });
+      },
     });
+  }
+
+  /**
+   * The disks switched to overlays in this session (snapshot_blkdev): a CLI run keeps no
+   * definition, so the caller tells the user where the guest's writes now are.
+   */
+  switchedDisks(): readonly { from: string; to: string }[] {
+    return this.switched;
   }
 
   /** Starts the worker; resolves when the VM has ended, with why. */
@@ -128,6 +147,9 @@ export class WorkerVm implements VmControl {
   }
   vmSnapshot(action: VmSnapshotAction, name: string): Promise<string> {
     return this.runner.vmSnapshot(action, name);
+  }
+  diskOverlay(device: string, file: string): Promise<string> {
+    return this.runner.diskOverlay(device, file);
   }
   /** The directory the worker keeps them in (it has no host data dir: the user's). */
   async listSnapshots(): Promise<VmSnapshotInfo[]> {

@@ -1,6 +1,6 @@
 /** Messages between the host (main thread) and one VM's worker thread. */
 import type { MessagePort } from 'node:worker_threads';
-import type { VmConfig } from '../vm/config.js';
+import type { DiskConfig, VmConfig } from '../vm/config.js';
 import type {
   ConsoleStream,
   DeviceRow,
@@ -50,6 +50,12 @@ export type ToWorker =
       snapshot: string;
     }
   /**
+   * snapshot_blkdev: switches disk `device` to a new qcow2 overlay `file` (absolute) over its
+   * image while the guest runs; answered by 'control-result' with the same id, after a
+   * 'disk-switched' when it switched.
+   */
+  | { type: 'disk-overlay'; id: number; device: string; file: string }
+  /**
    * Saves the VM to `path` (pausing it first) and, once the file is complete, stops it: the
    * exit is { kind: 'saved' }. Answered by 'control-result' with the same id.
    */
@@ -74,6 +80,11 @@ export type FromWorker =
   | { type: 'devices'; devices: DeviceRow[] }
   | { type: 'state'; state: 'running' | 'paused' }
   | { type: 'log'; message: string }
+  /**
+   * Disk `index` now lives in an overlay (`disk`: its definition now; `from`: the image it was
+   * on): the guest's new writes are only there, so whoever keeps the definition must name it.
+   */
+  | { type: 'disk-switched'; index: number; disk: DiskConfig; from: string }
   /** A NIC opened `switch:NAME`: plug `port` (transferred) into the main thread's switch. */
   | { type: 'switch-link'; name: string; port: MessagePort }
   /** The last message; `stats` are the machine's totals (the CLI's --stats prints them). */

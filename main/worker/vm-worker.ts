@@ -17,6 +17,7 @@ import { diskInfos, diskSnapshot, withDiskInfo } from './controls/disk-snapshots
 import { consoleStreams, type DiskImageInfo, type VmSnapshotAction } from '../host/api-types.js';
 import { userDataDir } from '../host/data-dir.js';
 import { findDisk, SwitchableDisk } from './controls/disk-controls.js';
+import { switchToOverlay } from './controls/disk-overlay.js';
 import type { FromWorker, ToWorker, VmWorkerData } from './protocol.js';
 import { setProcessCfq } from '../../devices/block/cfq.js';
 import { SharedCfqCoordinator } from '../../devices/block/cfq-shared.js';
@@ -367,6 +368,24 @@ port.on('message', (m: ToWorker) => {
           await refreshDisks?.();
         }
       });
+      return;
+    case 'disk-overlay':
+      // After (and before) saves and snapshots: a take must see one disk, not a switch half done.
+      snapshotBusy = snapshotBusy.then(() =>
+        respond(m.id, m.device, async (ctx) => {
+          const work = switchToOverlay(m.device, m.file, ctx, (message) =>
+            post({ type: 'log', message }),
+          );
+          diskWork = work.catch(() => {});
+          try {
+            const r = await work;
+            post({ type: 'disk-switched', index: r.index, disk: r.disk, from: r.from });
+            return r.message;
+          } finally {
+            await refreshDisks?.();
+          }
+        }),
+      );
       return;
     case 'save':
       snapshotBusy = snapshotBusy.then(() => saveTo(m.id, m.path));

@@ -77,13 +77,19 @@ export function snapshotFile(dir: string, name: string): string {
  * changed, so a refused take leaves the disks and the snapshot directory as they were.
  */
 export function snapshotRefusal(cfg: VmConfig): string | undefined {
-  for (const d of cfg.disks) {
+  for (const [i, d] of cfg.disks.entries()) {
     if (d.snapshot) {
       return `cannot take a snapshot: disk ${d.path} is snapshot=on (its writes live in a temporary overlay that ends with this VM)`;
     }
     if (d.readOnly) continue;
     if (d.format !== 'qcow2') {
-      return `cannot take a snapshot: disk ${d.path} is writable but a ${d.format} image cannot hold snapshots (convert it to qcow2, or attach it read-only)`;
+      // A raw disk can be switched live to a qcow2 overlay (an encrypted one cannot: the
+      // overlay would hold the guest's writes in the clear).
+      const how =
+        d.format === 'raw'
+          ? `switch it to a qcow2 overlay first: snapshot_blkdev virtio-blk${i} FILE`
+          : 'convert it to qcow2';
+      return `cannot take a snapshot: disk ${d.path} is writable but a ${d.format} image cannot hold snapshots (${how}; or attach it read-only)`;
     }
   }
   return undefined;

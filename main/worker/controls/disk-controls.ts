@@ -21,11 +21,21 @@ import type { DeviceControl } from '../../host/api-types.js';
 import type { ControlContext, DeviceControlProvider } from '../device-controls.js';
 import { ControlError } from '../device-controls.js';
 
-/** A disk with a write gate: the live read-only switch (virtio-blk checks readOnly per request). */
+/**
+ * A disk with a write gate (the live read-only switch: virtio-blk checks readOnly per request)
+ * and a switch point: `replace` swaps the disk underneath the device (an external snapshot's
+ * overlay) once the requests already given to the old one have completed; requests arriving
+ * meanwhile wait and then go to the new one, so the guest sees only a short delay.
+ */
 export class SwitchableDisk implements BlockBackend {
   /** Writes refused by the host although the image is open read-write. */
   refuseWrites = false;
-  constructor(readonly disk: Disk) {}
+  /** Requests handed to `disk` and not yet completed. */
+  private inFlight = 0;
+  private drained: (() => void) | undefined;
+  /** A replacement in progress: new requests wait for it. */
+  private gate: Promise<void> | undefined;
+  constructor(public disk: Disk) {}
 
   get name(): string {
     return this.disk.name;
@@ -36,26 +46,62 @@ export class SwitchableDisk implements BlockBackend {
   get readOnly(): boolean {
     return this.refuseWrites || this.disk.readOnly;
   }
+  /** Whether a replacement holds new requests now. */
+  get switching(): boolean {
+    return this.gate !== undefined;
+  }
+  /** Runs one request on the current disk (after a replacement under way, on the new one). */
+  private async run(fn: (d: Disk) => Promise<void>): Promise<void> {
+    while (this.gate) await this.gate;
+    this.inFlight++;
+    try {
+      await fn(this.disk);
+    } finally {
+      if (--this.inFlight === 0) this.drained?.();
+    }
+  }
   read(offset: number, buf: Uint8Array): Promise<void> {
-    return this.disk.read(offset, buf);
+    return this.run((d) => d.read(offset, buf));
   }
   private refused(): Promise<never> {
     return Promise.reject(new BlockError('read-only', `${this.name}: switched to read-only`));
   }
   write(offset: number, buf: Uint8Array): Promise<void> {
-    return this.refuseWrites ? this.refused() : this.disk.write(offset, buf);
+    return this.refuseWrites ? this.refused() : this.run((d) => d.write(offset, buf));
   }
   flush(): Promise<void> {
-    return this.disk.flush();
+    return this.run((d) => d.flush());
   }
   discard(offset: number, length: number): Promise<void> {
-    return this.refuseWrites ? this.refused() : this.disk.discard(offset, length);
+    return this.refuseWrites ? this.refused() : this.run((d) => d.discard(offset, length));
   }
   writeZeroes(offset: number, length: number, unmap: boolean): Promise<void> {
-    return this.refuseWrites ? this.refused() : this.disk.writeZeroes(offset, length, unmap);
+    return this.refuseWrites
+      ? this.refused()
+      : this.run((d) => d.writeZeroes(offset, length, unmap));
   }
   close(): Promise<void> {
     return this.disk.close();
+  }
+
+  /**
+   * Replaces the disk: new requests are held, the ones in flight complete, then `open(old)`
+   * gives the new disk (it flushes and closes the old one itself, and on failure leaves a
+   * usable disk: the old one, reopened if need be). Held requests then run on the result.
+   * Replacements run one at a time.
+   */
+  async replace(open: (old: Disk) => Promise<Disk>): Promise<void> {
+    while (this.gate) await this.gate;
+    let release!: () => void;
+    this.gate = new Promise<void>((r) => (release = r));
+    try {
+      if (this.inFlight > 0) await new Promise<void>((r) => (this.drained = r));
+      this.drained = undefined;
+      this.disk = await open(this.disk);
+    } finally {
+      this.gate = undefined;
+      release();
+    }
   }
 }
 

@@ -31,6 +31,21 @@ function fake(withBalloon = true) {
       state: 'ok',
     },
   ];
+  devices.push({
+    name: 'virtio-blk0',
+    model: 'virtio,mmio',
+    address: '0x10001000',
+    size: 4096,
+    backend: '/vm/root.img',
+    state: 'ok',
+    disk: {
+      format: 'raw',
+      path: '/vm/root.img',
+      virtualSize: 64 << 20,
+      actualSize: 1 << 20,
+      backingChain: [],
+    },
+  });
   if (withBalloon) {
     devices.push({
       name: 'virtio-balloon0',
@@ -103,6 +118,12 @@ function fake(withBalloon = true) {
       if (name === 'nope') throw new Error('no snapshot named "nope"');
       return `snapshot "${name}": ${action} done`;
     },
+    diskOverlay: async (device, file) => {
+      calls.push(`overlay ${device} ${file}`);
+      if (file.endsWith('exists.qcow2'))
+        throw new Error(`${device}: cannot create ${file}: the file exists`);
+      return `${device}: switched to ${file}`;
+    },
     listSnapshots: async () => [
       {
         name: 'before-upgrade',
@@ -137,6 +158,43 @@ function fake(withBalloon = true) {
 }
 
 describe('monitor commands', () => {
+  it('snapshot_blkdev DEVICE FILE switches a disk to an overlay (relative FILE from the cwd); refusals are one line', async () => {
+    const { t, calls } = fake();
+    expect((await runMonitorCommand(t, 'info block')).output).toBe(
+      'virtio-blk0: /vm/root.img (raw)',
+    );
+    expect((await runMonitorCommand(t, 'snapshot_blkdev virtio-blk0 ov.qcow2')).output).toBe(
+      `virtio-blk0: switched to ${resolve('ov.qcow2')}`,
+    );
+    expect(
+      (await runMonitorCommand(t, 'snapshot_blkdev virtio-blk0 /tmp/o.qcow2 qcow2')).output,
+    ).toBe('virtio-blk0: switched to /tmp/o.qcow2');
+    expect(calls).toEqual([
+      `overlay virtio-blk0 ${resolve('ov.qcow2')}`,
+      'overlay virtio-blk0 /tmp/o.qcow2',
+    ]);
+    calls.length = 0;
+    // Hostile or mistaken arguments: one line each, nothing asked of the VM.
+    expect((await runMonitorCommand(t, 'snapshot_blkdev')).output).toMatch(
+      /^usage: snapshot_blkdev DEVICE FILE/,
+    );
+    expect((await runMonitorCommand(t, 'snapshot_blkdev virtio-blk0')).output).toMatch(/^usage/);
+    expect((await runMonitorCommand(t, 'snapshot_blkdev virtio-blk9 /tmp/x')).output).toBe(
+      'snapshot_blkdev: no such disk: virtio-blk9 (info block lists them)',
+    );
+    expect((await runMonitorCommand(t, 'snapshot_blkdev uart0 /tmp/x')).output).toMatch(
+      /no such disk: uart0/,
+    );
+    expect((await runMonitorCommand(t, 'snapshot_blkdev virtio-blk0 /tmp/x raw')).output).toBe(
+      'snapshot_blkdev: format raw is not supported (qcow2 only)',
+    );
+    expect(calls).toEqual([]);
+    // The VM's refusal comes back as its line.
+    expect(
+      (await runMonitorCommand(t, 'snapshot_blkdev virtio-blk0 /tmp/exists.qcow2')).output,
+    ).toBe('virtio-blk0: cannot create /tmp/exists.qcow2: the file exists');
+  });
+
   it('savevm / loadvm / delvm NAME drive the VM snapshots; info snapshots lists them', async () => {
     const { t, calls } = fake();
     expect((await runMonitorCommand(t, 'savevm A')).output).toBe('snapshot "A": take done');

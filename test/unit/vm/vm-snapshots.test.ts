@@ -89,7 +89,7 @@ describe('VM snapshots of a machine with a qcow2 disk', () => {
       vm.pause();
       const take = takeVmSnapshot(vm, withRaw, snaps, 'A', (i) => disks[i]?.image);
       await expect(take).rejects.toThrow(
-        `cannot take a snapshot: disk ${raw} is writable but a raw image cannot hold snapshots (convert it to qcow2, or attach it read-only)`,
+        `cannot take a snapshot: disk ${raw} is writable but a raw image cannot hold snapshots (switch it to a qcow2 overlay first: snapshot_blkdev virtio-blk1 FILE; or attach it read-only)`,
       );
     } finally {
       await vm.close();
