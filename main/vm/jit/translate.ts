@@ -607,6 +607,361 @@ export function emitRegion(region: Region, layout: CoreLayout, host: number): By
     w.op(Op.select);
   };
 
+  /** Emits instruction k of the current block (at region offset `off`). */
+  const emitInsn = (bits: number, raw: number, off: number, len: number, k: number) => {
+    const op = bits & 0x7f;
+    const rd = (bits >>> 7) & 31;
+    const rs1 = (bits >>> 15) & 31;
+    const rs2 = (bits >>> 20) & 31;
+    const f3 = (bits >>> 12) & 7;
+    const f7 = bits >>> 25;
+    const immI = bits >> 20;
+    switch (op) {
+      case 0x37:
+        setRd(rd, () => w.i64c((BigInt(bits & 0xfffff000) << 32n) >> 32n));
+        break;
+      case 0x17:
+        setRd(rd, pcPlus(off + (bits & 0xfffff000)));
+        break;
+      case 0x13: {
+        const shamt = (bits >>> 20) & 63;
+        setRd(rd, () => {
+          get(rs1);
+          if (f3 === 1 || f3 === 5) w.i64c(BigInt(shamt));
+          else w.i64c(BigInt(immI));
+          if (f3 === 0) w.op(Op.i64_add);
+          else if (f3 === 1) w.op(Op.i64_shl);
+          else if (f3 === 2) w.op(Op.i64_lt_s).op(Op.i64_extend_i32_u);
+          else if (f3 === 3) w.op(Op.i64_lt_u).op(Op.i64_extend_i32_u);
+          else if (f3 === 4) w.op(Op.i64_xor);
+          else if (f3 === 5) w.op(bits >>> 26 === 0 ? Op.i64_shr_u : Op.i64_shr_s);
+          else if (f3 === 6) w.op(Op.i64_or);
+          else w.op(Op.i64_and);
+        });
+        break;
+      }
+      case 0x1b: {
+        const shamt = (bits >>> 20) & 31;
+        setRd(rd, () => {
+          if (f3 === 0) get(rs1).i64c(BigInt(immI)).op(Op.i64_add).op(Op.i64_extend32_s);
+          else if (f3 === 1) get(rs1).i64c(BigInt(shamt)).op(Op.i64_shl).op(Op.i64_extend32_s);
+          else {
+            get(rs1).op(Op.i32_wrap_i64).i32c(shamt);
+            w.op(f7 === 0 ? Op.i32_shr_u : Op.i32_shr_s).op(Op.i64_extend_i32_s);
+          }
+        });
+        break;
+      }
+      case 0x33:
+        setRd(rd, () => {
+          get(rs1).set(L_A);
+          get(rs2).set(L_B);
+          if (f7 === 1 && f3 >= 4) return emitDiv64(w, f3);
+          if (f7 === 1 && f3 !== 0) return emitMulHigh(w, f3);
+          w.get(L_A).get(L_B);
+          if (f7 === 1) w.op(Op.i64_mul);
+          else if (f7 === 0x20) w.op(f3 === 0 ? Op.i64_sub : Op.i64_shr_s);
+          else {
+            const ops = [
+              Op.i64_add,
+              Op.i64_shl,
+              Op.i64_lt_s,
+              Op.i64_lt_u,
+              Op.i64_xor,
+              Op.i64_shr_u,
+              Op.i64_or,
+              Op.i64_and,
+            ];
+            w.op(ops[f3]!);
+            if (f3 === 2 || f3 === 3) w.op(Op.i64_extend_i32_u);
+          }
+        });
+        break;
+      case 0x3b:
+        setRd(rd, () => {
+          get(rs1).set(L_A);
+          get(rs2).set(L_B);
+          if (f7 === 1 && f3 >= 4) return emitDiv32(w, f3);
+          w.get(L_A).op(Op.i32_wrap_i64).get(L_B).op(Op.i32_wrap_i64);
+          if (f7 === 1) w.op(Op.i32_mul);
+          else if (f7 === 0x20) w.op(f3 === 0 ? 0x6b /* i32.sub */ : Op.i32_shr_s);
+          else w.op(f3 === 0 ? Op.i32_add : f3 === 1 ? Op.i32_shl : Op.i32_shr_u);
+          w.op(Op.i64_extend_i32_s);
+        });
+        break;
+      case 0x03: {
+        const size = 1 << (f3 & 3);
+        get(rs1).i64c(BigInt(immI)).op(Op.i64_add).set(L_ADDR);
+        tlbCheck(layout.tlbLoad, size);
+        const loads = [
+          Op.i64_load8_s,
+          Op.i64_load16_s,
+          Op.i64_load32_s,
+          Op.i64_load,
+          Op.i64_load8_u,
+          Op.i64_load16_u,
+          Op.i64_load32_u,
+        ];
+        w.mem(loads[f3]!, 0, 0).set(L_VAL);
+        w.op(Op.else);
+        w.get(L_ADDR).i32c(size).byte(Op.call).u32(IMPORT_LOAD_SLOW).set(L_VAL);
+        faultCheck(k, off);
+        setRd(rd, () => {
+          w.get(L_VAL);
+          if (f3 < 3) w.op([Op.i64_extend8_s, Op.i64_extend16_s, Op.i64_extend32_s][f3]!);
+        });
+        exit(k + 1, pcPlus(off + len));
+        close();
+        setRd(rd, () => w.get(L_VAL));
+        break;
+      }
+      case 0x23: {
+        const size = 1 << f3;
+        const imm = ((bits >> 25) << 5) | ((bits >>> 7) & 31);
+        get(rs1).i64c(BigInt(imm)).op(Op.i64_add).set(L_ADDR);
+        tlbCheck(layout.tlbStore, size);
+        get(rs2);
+        w.mem([Op.i64_store8, Op.i64_store16, Op.i64_store32, Op.i64_store][f3]!, 0, 0);
+        w.op(Op.else);
+        w.get(L_ADDR).i32c(size);
+        get(rs2);
+        w.byte(Op.call).u32(IMPORT_STORE_SLOW);
+        faultCheck(k, off);
+        exit(k + 1, pcPlus(off + len));
+        close();
+        break;
+      }
+      case 0x2f: {
+        // LR, SC, AMOs. The inline path needs the page in the TLB (load TLB for LR, store TLB,
+        // whose pages are plain RAM with D set, for the others) and natural alignment (the tag
+        // compare checks both); everything else goes to the core's jitAtomicSlow, which does
+        // what the interpreter does and faults like it, and then the block is left.
+        const f5 = bits >>> 27;
+        const word = f3 === 2;
+        const [load, store, align] = word
+          ? [Op.i64_load32_s, Op.i64_store32, 2]
+          : [Op.i64_load, Op.i64_store, 3];
+        get(rs1).set(L_ADDR);
+        tlbCheck(f5 === 2 ? layout.tlbLoad : layout.tlbStore, word ? 4 : 8);
+        w.set(L_HOST);
+        const res = layout.reservation;
+        if (f5 === 2) {
+          w.get(L_HOST).mem(load, align, 0).set(L_VAL);
+          w.i32c(res);
+          physOfHost(true);
+          w.mem(Op.i64_store, 3, 0);
+          w.i32c(res).i32c(1).mem(Op.i32_store, 2, 8);
+        } else if (f5 === 3) {
+          // Succeeds only with a valid reservation of this physical address; clears it anyway.
+          w.i32c(res).mem(Op.i32_load, 2, 8);
+          w.i32c(res).mem(Op.i64_load, 3, 0);
+          physOfHost(false);
+          w.op(Op.i64_eq).op(Op.i32_and).set(L_ENTRY);
+          w.i32c(res).i32c(0).mem(Op.i32_store, 2, 8);
+          w.get(L_ENTRY).byte(Op.if).byte(VOID);
+          w.get(L_HOST);
+          get(rs2);
+          w.mem(store, align, 0);
+          w.op(Op.end);
+          w.get(L_ENTRY).op(Op.i32_eqz).op(Op.i64_extend_i32_u).set(L_VAL);
+        } else {
+          w.get(L_HOST).mem(load, align, 0).set(L_VAL);
+          w.get(L_HOST);
+          amoValue(f5, rs2, word);
+          w.mem(store, align, 0);
+        }
+        w.op(Op.else);
+        w.i32c(bits).get(L_ADDR);
+        get(rs2);
+        w.byte(Op.call).u32(IMPORT_ATOMIC_SLOW).set(L_VAL);
+        faultCheck(k, off);
+        setRd(rd, () => w.get(L_VAL));
+        exit(k + 1, pcPlus(off + len));
+        close();
+        setRd(rd, () => w.get(L_VAL));
+        break;
+      }
+      case 0x07: {
+        const word = f3 === 2;
+        fpCheck(k, off, raw);
+        get(rs1).i64c(BigInt(immI)).op(Op.i64_add).set(L_ADDR);
+        tlbCheck(layout.tlbLoad, word ? 4 : 8);
+        w.mem(word ? Op.i64_load32_u : Op.i64_load, 0, 0).set(L_VAL);
+        w.op(Op.else);
+        w.get(L_ADDR)
+          .i32c(word ? 4 : 8)
+          .byte(Op.call)
+          .u32(IMPORT_LOAD_SLOW)
+          .set(L_VAL);
+        faultCheck(k, off);
+        setFreg(rd, word);
+        w.byte(Op.call).u32(IMPORT_FP_DIRTY);
+        exit(k + 1, pcPlus(off + len));
+        close();
+        setFreg(rd, word);
+        markDirty();
+        break;
+      }
+      case 0x73: {
+        // CSR instructions run in the core (jitCsr: the interpreter's csrRead/csrWrite). If the
+        // access asked for attention the block leaves after it, as the interpreter would look.
+        w.i32c(bits);
+        if (f3 >= 5) w.i64c(BigInt(rs1));
+        else get(rs1);
+        // Retired so far: in this block (a self-loop adds up) and in the blocks of the chain
+        // before it, which is what the budget the core gave the chain lost until this block.
+        w.get(L_RETIRED).i32c(k).op(Op.i32_add);
+        w.i32c(layout.jitState).mem(Op.i32_load, 2, STATE_BUDGET).get(L_BUDGET).op(Op.i32_sub);
+        w.op(Op.i32_add);
+        w.i32c(raw).byte(Op.call).u32(IMPORT_CSR).set(L_VAL);
+        faultCheck(k - 1, off); // illegal: not counted, so k retired
+        setRd(rd, () => w.get(L_VAL));
+        w.i32c(layout.leave).mem(Op.i32_load, 2, 0);
+        open();
+        exit(k + 1, pcPlus(off + len));
+        close();
+        break;
+      }
+      case 0x43:
+      case 0x47:
+      case 0x4b:
+      case 0x4f:
+      case 0x53: {
+        const f5 = bits >>> 27;
+        const single = ((bits >>> 25) & 3) === 0;
+        fpCheck(k, off, raw);
+        if (!inlineFp(bits)) {
+          // The interpreter's own execFp: the same bits, flags and FS marking. It works on the
+          // core's registers, so an x register it reads goes to memory first and one it writes
+          // comes back. An encoding it rejects (fmt, rm, frm) is an illegal instruction.
+          const x = (r: number) => layout.xregs + r * 8;
+          if (fpReadsX(bits) && rs1 !== 0)
+            w.i32c(x(rs1))
+              .get(L_REG0 + rs1)
+              .mem(Op.i64_store, 3, 0);
+          w.i32c(bits).i32c(raw).byte(Op.call).u32(IMPORT_FP_OP);
+          w.op(Op.i32_eqz);
+          open();
+          exit(k, pcPlus(off));
+          close();
+          if (fpWritesX(bits) && rd !== 0)
+            w.i32c(x(rd))
+              .mem(Op.i64_load, 3, 0)
+              .set(L_REG0 + rd);
+          break;
+        }
+        if (f5 === 0x1c) {
+          // FMV.X.W takes the raw low 32 bits (no unboxing), sign-extended. FS stays as it is.
+          setRd(rd, () => {
+            rawFreg(rs1);
+            if (single) w.op(Op.i64_extend32_s);
+          });
+          break;
+        }
+        if (f5 === 0x1e) {
+          get(rs1).set(L_VAL);
+          setFreg(rd, single);
+          markDirty();
+          break;
+        }
+        // FSGNJ (f3 0), FSGNJN (1), FSGNJX (2): the sign from rs2, its complement, or their xor.
+        const sign = single ? 0x8000_0000n : -(1n << 63n);
+        readFreg(rs1, single);
+        w.set(L_A);
+        readFreg(rs2, single);
+        w.set(L_B);
+        if (f3 === 2) {
+          w.get(L_A).get(L_B).i64c(sign).op(Op.i64_and).op(Op.i64_xor);
+        } else {
+          w.get(L_A).i64c(~sign).op(Op.i64_and).get(L_B);
+          if (f3 === 1) w.i64c(-1n).op(Op.i64_xor);
+          w.i64c(sign).op(Op.i64_and).op(Op.i64_or);
+        }
+        w.set(L_VAL);
+        setFreg(rd, single);
+        markDirty();
+        break;
+      }
+      case 0x27: {
+        const word = f3 === 2;
+        const imm = ((bits >> 25) << 5) | ((bits >>> 7) & 31);
+        const freg = () => w.i32c(layout.fregs + rs2 * 8).mem(Op.i64_load, 3, 0);
+        fpCheck(k, off, raw);
+        get(rs1).i64c(BigInt(imm)).op(Op.i64_add).set(L_ADDR);
+        tlbCheck(layout.tlbStore, word ? 4 : 8);
+        freg();
+        w.mem(word ? Op.i64_store32 : Op.i64_store, 0, 0);
+        w.op(Op.else);
+        w.get(L_ADDR).i32c(word ? 4 : 8);
+        freg();
+        w.byte(Op.call).u32(IMPORT_STORE_SLOW);
+        faultCheck(k, off);
+        exit(k + 1, pcPlus(off + len));
+        close();
+        break;
+      }
+      case 0x63: {
+        const target = off + branchImm(bits);
+        get(rs1);
+        get(rs2);
+        w.op([Op.i64_eq, Op.i64_ne, 0, 0, Op.i64_lt_s, Op.i64_ge_s, Op.i64_lt_u, Op.i64_ge_u][f3]!);
+        open();
+        edge(k + 1, target);
+        close();
+        edge(k + 1, off + len);
+        break;
+      }
+      case 0x6f:
+        setRd(rd, pcPlus(off + len));
+        edge(k + 1, off + jalImm(bits));
+        break;
+      case 0x67: {
+        get(rs1).i64c(BigInt(immI)).op(Op.i64_add).i64c(-2n).op(Op.i64_and).set(L_ADDR);
+        setRd(rd, pcPlus(off + len));
+        exitChainedTo(k + 1);
+        break;
+      }
+    }
+  };
+
+  /**
+   * A run of accesses sharing one TLB check (accessGroups) starting at instruction k: checks
+   * once that the whole span is in one page that the TLB holds, and if so does every access
+   * of the run straight on its host address; else the run's own code (each access checked,
+   * slow paths, faults) follows, in the `else` that the run's last instruction closes.
+   */
+  const openGroup = (insns: Insn[], g: AccessGroup) => {
+    const first = insns[g.start]!.bits;
+    const tlb = (first & 0x7f) === 0x03 ? layout.tlbLoad : layout.tlbStore;
+    get((first >>> 15) & 31)
+      .i64c(BigInt(g.lo))
+      .op(Op.i64_add)
+      .set(L_ADDR);
+    w.i32c(tlb).get(L_ADDR).i64c(8n).op(Op.i64_shr_u).op(Op.i32_wrap_i64).i32c(TLB_INDEX_MASK);
+    w.op(Op.i32_and).op(Op.i32_add).byte(Op.local_tee).u32(L_ENTRY).mem(Op.i64_load, 3, 0);
+    w.get(L_ADDR).i64c(PAGE_MASK).op(Op.i64_and).get(L_CTX).op(Op.i64_or).op(Op.i64_eq);
+    w.get(L_ADDR).op(Op.i32_wrap_i64).i32c(0xfff).op(Op.i32_and).i32c(g.span);
+    w.op(Op.i32_add).i32c(0x1000).op(I32_LE_U).op(Op.i32_and);
+    open();
+    w.get(L_ENTRY).mem(Op.i64_load, 3, 8).get(L_ADDR).op(Op.i64_add).op(Op.i32_wrap_i64);
+    w.set(L_HOST);
+    for (let k = g.start; k <= g.end; k++) {
+      const bits = insns[k]!.bits;
+      const f3 = (bits >>> 12) & 7;
+      if ((bits & 0x7f) === 0x03) {
+        const rd = (bits >>> 7) & 31;
+        const delta = (bits >> 20) - g.lo;
+        setRd(rd, () => w.get(L_HOST).mem(LOADS[f3]!, 0, delta));
+      } else {
+        const delta = (((bits >> 25) << 5) | ((bits >>> 7) & 31)) - g.lo;
+        w.get(L_HOST);
+        get((bits >>> 20) & 31);
+        w.mem([Op.i64_store8, Op.i64_store16, Op.i64_store32, Op.i64_store][f3]!, 0, delta);
+      }
+    }
+    w.op(Op.else);
+  };
+
   region.blocks.forEach(({ insns }, b) => {
     cur = b;
     fpChecked = false;
@@ -615,322 +970,16 @@ export function emitRegion(region: Region, layout: CoreLayout, host: number): By
       w.byte(Op.loop).byte(VOID);
       nest = 1;
     }
+    const groups = accessGroups(insns);
+    let groupEnd = -1;
     insns.forEach(({ bits, raw, off, len }, k) => {
-      const op = bits & 0x7f;
-      const rd = (bits >>> 7) & 31;
-      const rs1 = (bits >>> 15) & 31;
-      const rs2 = (bits >>> 20) & 31;
-      const f3 = (bits >>> 12) & 7;
-      const f7 = bits >>> 25;
-      const immI = bits >> 20;
-      switch (op) {
-        case 0x37:
-          setRd(rd, () => w.i64c((BigInt(bits & 0xfffff000) << 32n) >> 32n));
-          break;
-        case 0x17:
-          setRd(rd, pcPlus(off + (bits & 0xfffff000)));
-          break;
-        case 0x13: {
-          const shamt = (bits >>> 20) & 63;
-          setRd(rd, () => {
-            get(rs1);
-            if (f3 === 1 || f3 === 5) w.i64c(BigInt(shamt));
-            else w.i64c(BigInt(immI));
-            if (f3 === 0) w.op(Op.i64_add);
-            else if (f3 === 1) w.op(Op.i64_shl);
-            else if (f3 === 2) w.op(Op.i64_lt_s).op(Op.i64_extend_i32_u);
-            else if (f3 === 3) w.op(Op.i64_lt_u).op(Op.i64_extend_i32_u);
-            else if (f3 === 4) w.op(Op.i64_xor);
-            else if (f3 === 5) w.op(bits >>> 26 === 0 ? Op.i64_shr_u : Op.i64_shr_s);
-            else if (f3 === 6) w.op(Op.i64_or);
-            else w.op(Op.i64_and);
-          });
-          break;
-        }
-        case 0x1b: {
-          const shamt = (bits >>> 20) & 31;
-          setRd(rd, () => {
-            if (f3 === 0) get(rs1).i64c(BigInt(immI)).op(Op.i64_add).op(Op.i64_extend32_s);
-            else if (f3 === 1) get(rs1).i64c(BigInt(shamt)).op(Op.i64_shl).op(Op.i64_extend32_s);
-            else {
-              get(rs1).op(Op.i32_wrap_i64).i32c(shamt);
-              w.op(f7 === 0 ? Op.i32_shr_u : Op.i32_shr_s).op(Op.i64_extend_i32_s);
-            }
-          });
-          break;
-        }
-        case 0x33:
-          setRd(rd, () => {
-            get(rs1).set(L_A);
-            get(rs2).set(L_B);
-            if (f7 === 1 && f3 >= 4) return emitDiv64(w, f3);
-            if (f7 === 1 && f3 !== 0) return emitMulHigh(w, f3);
-            w.get(L_A).get(L_B);
-            if (f7 === 1) w.op(Op.i64_mul);
-            else if (f7 === 0x20) w.op(f3 === 0 ? Op.i64_sub : Op.i64_shr_s);
-            else {
-              const ops = [
-                Op.i64_add,
-                Op.i64_shl,
-                Op.i64_lt_s,
-                Op.i64_lt_u,
-                Op.i64_xor,
-                Op.i64_shr_u,
-                Op.i64_or,
-                Op.i64_and,
-              ];
-              w.op(ops[f3]!);
-              if (f3 === 2 || f3 === 3) w.op(Op.i64_extend_i32_u);
-            }
-          });
-          break;
-        case 0x3b:
-          setRd(rd, () => {
-            get(rs1).set(L_A);
-            get(rs2).set(L_B);
-            if (f7 === 1 && f3 >= 4) return emitDiv32(w, f3);
-            w.get(L_A).op(Op.i32_wrap_i64).get(L_B).op(Op.i32_wrap_i64);
-            if (f7 === 1) w.op(Op.i32_mul);
-            else if (f7 === 0x20) w.op(f3 === 0 ? 0x6b /* i32.sub */ : Op.i32_shr_s);
-            else w.op(f3 === 0 ? Op.i32_add : f3 === 1 ? Op.i32_shl : Op.i32_shr_u);
-            w.op(Op.i64_extend_i32_s);
-          });
-          break;
-        case 0x03: {
-          const size = 1 << (f3 & 3);
-          get(rs1).i64c(BigInt(immI)).op(Op.i64_add).set(L_ADDR);
-          tlbCheck(layout.tlbLoad, size);
-          const loads = [
-            Op.i64_load8_s,
-            Op.i64_load16_s,
-            Op.i64_load32_s,
-            Op.i64_load,
-            Op.i64_load8_u,
-            Op.i64_load16_u,
-            Op.i64_load32_u,
-          ];
-          w.mem(loads[f3]!, 0, 0).set(L_VAL);
-          w.op(Op.else);
-          w.get(L_ADDR).i32c(size).byte(Op.call).u32(IMPORT_LOAD_SLOW).set(L_VAL);
-          faultCheck(k, off);
-          setRd(rd, () => {
-            w.get(L_VAL);
-            if (f3 < 3) w.op([Op.i64_extend8_s, Op.i64_extend16_s, Op.i64_extend32_s][f3]!);
-          });
-          exit(k + 1, pcPlus(off + len));
-          close();
-          setRd(rd, () => w.get(L_VAL));
-          break;
-        }
-        case 0x23: {
-          const size = 1 << f3;
-          const imm = ((bits >> 25) << 5) | ((bits >>> 7) & 31);
-          get(rs1).i64c(BigInt(imm)).op(Op.i64_add).set(L_ADDR);
-          tlbCheck(layout.tlbStore, size);
-          get(rs2);
-          w.mem([Op.i64_store8, Op.i64_store16, Op.i64_store32, Op.i64_store][f3]!, 0, 0);
-          w.op(Op.else);
-          w.get(L_ADDR).i32c(size);
-          get(rs2);
-          w.byte(Op.call).u32(IMPORT_STORE_SLOW);
-          faultCheck(k, off);
-          exit(k + 1, pcPlus(off + len));
-          close();
-          break;
-        }
-        case 0x2f: {
-          // LR, SC, AMOs. The inline path needs the page in the TLB (load TLB for LR, store TLB,
-          // whose pages are plain RAM with D set, for the others) and natural alignment (the tag
-          // compare checks both); everything else goes to the core's jitAtomicSlow, which does
-          // what the interpreter does and faults like it, and then the block is left.
-          const f5 = bits >>> 27;
-          const word = f3 === 2;
-          const [load, store, align] = word
-            ? [Op.i64_load32_s, Op.i64_store32, 2]
-            : [Op.i64_load, Op.i64_store, 3];
-          get(rs1).set(L_ADDR);
-          tlbCheck(f5 === 2 ? layout.tlbLoad : layout.tlbStore, word ? 4 : 8);
-          w.set(L_HOST);
-          const res = layout.reservation;
-          if (f5 === 2) {
-            w.get(L_HOST).mem(load, align, 0).set(L_VAL);
-            w.i32c(res);
-            physOfHost(true);
-            w.mem(Op.i64_store, 3, 0);
-            w.i32c(res).i32c(1).mem(Op.i32_store, 2, 8);
-          } else if (f5 === 3) {
-            // Succeeds only with a valid reservation of this physical address; clears it anyway.
-            w.i32c(res).mem(Op.i32_load, 2, 8);
-            w.i32c(res).mem(Op.i64_load, 3, 0);
-            physOfHost(false);
-            w.op(Op.i64_eq).op(Op.i32_and).set(L_ENTRY);
-            w.i32c(res).i32c(0).mem(Op.i32_store, 2, 8);
-            w.get(L_ENTRY).byte(Op.if).byte(VOID);
-            w.get(L_HOST);
-            get(rs2);
-            w.mem(store, align, 0);
-            w.op(Op.end);
-            w.get(L_ENTRY).op(Op.i32_eqz).op(Op.i64_extend_i32_u).set(L_VAL);
-          } else {
-            w.get(L_HOST).mem(load, align, 0).set(L_VAL);
-            w.get(L_HOST);
-            amoValue(f5, rs2, word);
-            w.mem(store, align, 0);
-          }
-          w.op(Op.else);
-          w.i32c(bits).get(L_ADDR);
-          get(rs2);
-          w.byte(Op.call).u32(IMPORT_ATOMIC_SLOW).set(L_VAL);
-          faultCheck(k, off);
-          setRd(rd, () => w.get(L_VAL));
-          exit(k + 1, pcPlus(off + len));
-          close();
-          setRd(rd, () => w.get(L_VAL));
-          break;
-        }
-        case 0x07: {
-          const word = f3 === 2;
-          fpCheck(k, off, raw);
-          get(rs1).i64c(BigInt(immI)).op(Op.i64_add).set(L_ADDR);
-          tlbCheck(layout.tlbLoad, word ? 4 : 8);
-          w.mem(word ? Op.i64_load32_u : Op.i64_load, 0, 0).set(L_VAL);
-          w.op(Op.else);
-          w.get(L_ADDR)
-            .i32c(word ? 4 : 8)
-            .byte(Op.call)
-            .u32(IMPORT_LOAD_SLOW)
-            .set(L_VAL);
-          faultCheck(k, off);
-          setFreg(rd, word);
-          w.byte(Op.call).u32(IMPORT_FP_DIRTY);
-          exit(k + 1, pcPlus(off + len));
-          close();
-          setFreg(rd, word);
-          markDirty();
-          break;
-        }
-        case 0x73: {
-          // CSR instructions run in the core (jitCsr: the interpreter's csrRead/csrWrite). If the
-          // access asked for attention the block leaves after it, as the interpreter would look.
-          w.i32c(bits);
-          if (f3 >= 5) w.i64c(BigInt(rs1));
-          else get(rs1);
-          // Retired so far: in this block (a self-loop adds up) and in the blocks of the chain
-          // before it, which is what the budget the core gave the chain lost until this block.
-          w.get(L_RETIRED).i32c(k).op(Op.i32_add);
-          w.i32c(layout.jitState).mem(Op.i32_load, 2, STATE_BUDGET).get(L_BUDGET).op(Op.i32_sub);
-          w.op(Op.i32_add);
-          w.i32c(raw).byte(Op.call).u32(IMPORT_CSR).set(L_VAL);
-          faultCheck(k - 1, off); // illegal: not counted, so k retired
-          setRd(rd, () => w.get(L_VAL));
-          w.i32c(layout.leave).mem(Op.i32_load, 2, 0);
-          open();
-          exit(k + 1, pcPlus(off + len));
-          close();
-          break;
-        }
-        case 0x43:
-        case 0x47:
-        case 0x4b:
-        case 0x4f:
-        case 0x53: {
-          const f5 = bits >>> 27;
-          const single = ((bits >>> 25) & 3) === 0;
-          fpCheck(k, off, raw);
-          if (!inlineFp(bits)) {
-            // The interpreter's own execFp: the same bits, flags and FS marking. It works on the
-            // core's registers, so an x register it reads goes to memory first and one it writes
-            // comes back. An encoding it rejects (fmt, rm, frm) is an illegal instruction.
-            const x = (r: number) => layout.xregs + r * 8;
-            if (fpReadsX(bits) && rs1 !== 0)
-              w.i32c(x(rs1))
-                .get(L_REG0 + rs1)
-                .mem(Op.i64_store, 3, 0);
-            w.i32c(bits).i32c(raw).byte(Op.call).u32(IMPORT_FP_OP);
-            w.op(Op.i32_eqz);
-            open();
-            exit(k, pcPlus(off));
-            close();
-            if (fpWritesX(bits) && rd !== 0)
-              w.i32c(x(rd))
-                .mem(Op.i64_load, 3, 0)
-                .set(L_REG0 + rd);
-            break;
-          }
-          if (f5 === 0x1c) {
-            // FMV.X.W takes the raw low 32 bits (no unboxing), sign-extended. FS stays as it is.
-            setRd(rd, () => {
-              rawFreg(rs1);
-              if (single) w.op(Op.i64_extend32_s);
-            });
-            break;
-          }
-          if (f5 === 0x1e) {
-            get(rs1).set(L_VAL);
-            setFreg(rd, single);
-            markDirty();
-            break;
-          }
-          // FSGNJ (f3 0), FSGNJN (1), FSGNJX (2): the sign from rs2, its complement, or their xor.
-          const sign = single ? 0x8000_0000n : -(1n << 63n);
-          readFreg(rs1, single);
-          w.set(L_A);
-          readFreg(rs2, single);
-          w.set(L_B);
-          if (f3 === 2) {
-            w.get(L_A).get(L_B).i64c(sign).op(Op.i64_and).op(Op.i64_xor);
-          } else {
-            w.get(L_A).i64c(~sign).op(Op.i64_and).get(L_B);
-            if (f3 === 1) w.i64c(-1n).op(Op.i64_xor);
-            w.i64c(sign).op(Op.i64_and).op(Op.i64_or);
-          }
-          w.set(L_VAL);
-          setFreg(rd, single);
-          markDirty();
-          break;
-        }
-        case 0x27: {
-          const word = f3 === 2;
-          const imm = ((bits >> 25) << 5) | ((bits >>> 7) & 31);
-          const freg = () => w.i32c(layout.fregs + rs2 * 8).mem(Op.i64_load, 3, 0);
-          fpCheck(k, off, raw);
-          get(rs1).i64c(BigInt(imm)).op(Op.i64_add).set(L_ADDR);
-          tlbCheck(layout.tlbStore, word ? 4 : 8);
-          freg();
-          w.mem(word ? Op.i64_store32 : Op.i64_store, 0, 0);
-          w.op(Op.else);
-          w.get(L_ADDR).i32c(word ? 4 : 8);
-          freg();
-          w.byte(Op.call).u32(IMPORT_STORE_SLOW);
-          faultCheck(k, off);
-          exit(k + 1, pcPlus(off + len));
-          close();
-          break;
-        }
-        case 0x63: {
-          const target = off + branchImm(bits);
-          get(rs1);
-          get(rs2);
-          w.op(
-            [Op.i64_eq, Op.i64_ne, 0, 0, Op.i64_lt_s, Op.i64_ge_s, Op.i64_lt_u, Op.i64_ge_u][f3]!,
-          );
-          open();
-          edge(k + 1, target);
-          close();
-          edge(k + 1, off + len);
-          break;
-        }
-        case 0x6f:
-          setRd(rd, pcPlus(off + len));
-          edge(k + 1, off + jalImm(bits));
-          break;
-        case 0x67: {
-          get(rs1).i64c(BigInt(immI)).op(Op.i64_add).i64c(-2n).op(Op.i64_and).set(L_ADDR);
-          setRd(rd, pcPlus(off + len));
-          exitChainedTo(k + 1);
-          break;
-        }
+      const group = groups.get(k);
+      if (group) {
+        openGroup(insns, group);
+        groupEnd = group.end;
       }
+      emitInsn(bits, raw, off, len, k);
+      if (k === groupEnd) close();
     });
     const last = insns[insns.length - 1]!;
     if (!isTerminator(last.bits)) edge(insns.length, last.off + last.len);
@@ -1018,6 +1067,77 @@ function branchImm(b: number): number {
 }
 
 const I32_EQ = 0x46;
+const I32_LE_U = 0x4d;
+/** Integer loads by funct3 (LB, LH, LW, LD, LBU, LHU, LWU), extending as RISC-V does. */
+const LOADS = [
+  Op.i64_load8_s,
+  Op.i64_load16_s,
+  Op.i64_load32_s,
+  Op.i64_load,
+  Op.i64_load8_u,
+  Op.i64_load16_u,
+  Op.i64_load32_u,
+];
+
+/**
+ * Consecutive integer loads (or stores) of a block through the same base register, instructions
+ * start..end: one TLB check covers them when the bytes from base + lo to base + lo + span lie in
+ * one page (a misaligned access inside a page is the same bytes of the same page to the
+ * interpreter: mmu.ts vloadSlow/vstoreSlow). Function prologues and epilogues save and restore
+ * registers this way, and copy loops move 8 doublewords a time.
+ */
+interface AccessGroup {
+  start: number;
+  end: number;
+  lo: number;
+  span: number;
+}
+
+/** A load's or store's base register, offset and size, or undefined for other instructions. */
+function plainAccess(
+  bits: number,
+): { load: boolean; rs1: number; imm: number; size: number } | undefined {
+  const op = bits & 0x7f;
+  const f3 = (bits >>> 12) & 7;
+  const rs1 = (bits >>> 15) & 31;
+  if (op === 0x03) return { load: true, rs1, imm: bits >> 20, size: 1 << (f3 & 3) };
+  if (op === 0x23)
+    return { load: false, rs1, imm: ((bits >> 25) << 5) | ((bits >>> 7) & 31), size: 1 << f3 };
+  return undefined;
+}
+
+/** The access groups of a block (AccessGroup), by the index of their first instruction. */
+export function accessGroups(insns: { bits: number }[]): Map<number, AccessGroup> {
+  const groups = new Map<number, AccessGroup>();
+  let k = 0;
+  while (k < insns.length) {
+    const a = plainAccess(insns[k]!.bits);
+    if (a === undefined) {
+      k++;
+      continue;
+    }
+    const members = [a];
+    // A load into the base register ends the run (the next would use the new base).
+    let open = !(a.load && ((insns[k]!.bits >>> 7) & 31) === a.rs1);
+    for (let j = k + 1; open && j < insns.length; j++) {
+      const b = plainAccess(insns[j]!.bits);
+      if (b === undefined || b.load !== a.load || b.rs1 !== a.rs1) break;
+      const next = [...members, b];
+      const lo = Math.min(...next.map((m) => m.imm));
+      const hi = Math.max(...next.map((m) => m.imm + m.size));
+      if (hi - lo > 4096) break;
+      members.push(b);
+      if (b.load && ((insns[j]!.bits >>> 7) & 31) === a.rs1) open = false;
+    }
+    if (members.length >= 2) {
+      const lo = Math.min(...members.map((m) => m.imm));
+      const hi = Math.max(...members.map((m) => m.imm + m.size));
+      groups.set(k, { start: k, end: k + members.length - 1, lo, span: hi - lo });
+    }
+    k += members.length;
+  }
+  return groups;
+}
 const LOW32 = 0xffff_ffffn;
 const CANON_NAN_S = 0x7fc0_0000n;
 
