@@ -27,6 +27,8 @@ export interface DevicesViewOptions {
   /** Snapshot buttons work only while the VM is paused. */
   paused?: boolean;
   onSnapshot?(device: string, action: DiskSnapshotAction, snapshot: string): void;
+  /** "Create overlay…" under a disk (the VM running): switch it to a new qcow2 overlay. */
+  onOverlay?(device: string, image: string): void;
 }
 
 /** Sizes as the device manager shows them: "64 MiB". */
@@ -52,10 +54,27 @@ function diskPanel(d: DeviceRow, disk: DiskImageInfo, o: DevicesViewOptions, bus
     disk.encryption ? `encrypted: ${disk.encryption}` : undefined,
     disk.cor ? `copy-on-read: ${disk.cor.clusters} clusters copied` : undefined,
   ].filter((x) => x !== undefined);
+  // An overlay only for a disk the guest writes to in the clear (the host refuses the rest).
+  const ro = d.controls?.some((c) => c.id === 'readOnly' && c.value === 'on') === true;
+  const overlayable = !disk.temporary && !disk.encryption && !ro;
+  const overlay = overlayable
+    ? h(
+        'button',
+        {
+          type: 'button',
+          'data-disk-action': 'overlay',
+          disabled: busy || !o.running || !o.onOverlay,
+          title: 'Switch this disk to a new qcow2 file over its image, while the VM runs',
+          onclick: () => o.onOverlay?.(d.name, disk.path),
+        },
+        'Create overlay…',
+      )
+    : undefined;
   const panel = h(
     'div',
     { class: 'disk-info', 'data-disk': d.name },
     h('div', { class: 'disk-facts' }, facts.join(' · ')),
+    overlay ? h('div', { class: 'disk-actions' }, overlay) : undefined,
   );
   if (!disk.snapshots) return panel;
   const btn = (action: DiskSnapshotAction, snap: string, label: string) =>

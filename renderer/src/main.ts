@@ -17,6 +17,7 @@ import { renderDevices, type ControlOutcome } from './devices-view.js';
 import { editVmDialog } from './vm-dialog.js';
 import { renderSnapshots } from './snapshots-view.js';
 import { askPassphrases } from './passphrase-dialog.js';
+import { askOverlayPath } from './overlay-dialog.js';
 import { clear, h } from './dom.js';
 import { initTheme, toggleTheme } from './theme.js';
 
@@ -265,7 +266,27 @@ function showDevices(name: string): void {
     onControl: (device, control, value) => void setControl(name, device, control, value),
     paused: vms.get(name)?.state === 'paused',
     onSnapshot: (device, action, snapshot) => void snapshotOp(name, device, action, snapshot),
+    onOverlay: (device, image) => void overlayOp(name, device, image),
   });
+}
+
+/** "Create overlay…": asks for the file, switches the disk; the answer shows under the disk. */
+async function overlayOp(name: string, device: string, image: string): Promise<void> {
+  const file = await askOverlayPath(device, image);
+  if (file === undefined) return;
+  let m = outcomes.get(name);
+  if (!m) outcomes.set(name, (m = new Map()));
+  m.set(device, { ok: true, busy: true, text: `switching to ${file}…` });
+  if (name === selected) showDevices(name);
+  try {
+    const r = await host.call('diskOverlay', { name, device, file });
+    m.set(device, { ok: true, text: r.message });
+  } catch (e) {
+    m.set(device, { ok: false, text: (e as Error).message });
+    toast((e as Error).message);
+  }
+  await refreshDevices(name);
+  if (name === selected) showDevices(name);
 }
 
 function showSnapshots(name: string): void {

@@ -12,6 +12,8 @@
  * reverted to (the shell's variable comes back in the same console tab), reverted to again once
  * the VM is stopped (it starts from it), and deleted. A VM set to deterministic time with an
  * RTC start date keeps both in its definition and its guest reads that date after a long sleep.
+ * The disk VM's raw disk is switched to a qcow2 overlay with "Create overlay…" while it runs
+ * (its definition then names the overlay); the encrypted disk offers no overlay.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import {
@@ -241,6 +243,42 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     await disk.waitFor();
     await page.waitForTimeout(1500);
     await page.screenshot({ path: join(artifacts, 'ui-hvc0-disk-controls.png') });
+
+    // Create overlay…: the raw disk moves to a new qcow2 beside it while the guest runs.
+    const panel = page.locator('#devices [data-disk=virtio-blk0]');
+    await panel.locator('[data-disk-action=overlay]').click();
+    const ovDialog = page.locator('dialog.overlay-dialog');
+    const ovPath = ovDialog.locator('input[name=overlay-path]');
+    expect(await ovPath.inputValue()).toMatch(
+      new RegExp(`^${dataDir}/scratch-overlay-\\d{8}-\\d{6}\\.qcow2$`),
+    );
+    const ov = join(dataDir, 'scratch-ov.qcow2');
+    await ovPath.fill(ov);
+    await ovDialog.locator('button[type=submit]').click();
+    const outcome = page.locator('#devices tr[data-controls-for=virtio-blk0] .control-outcome');
+    await expect
+      .poll(() => outcome.innerText(), { timeout: 30_000 })
+      .toMatch(
+        new RegExp(
+          `^virtio-blk0: switched to ${ov} \\(qcow2, backing file .*scratch\\.img, raw\\)`,
+        ),
+      );
+    await expect
+      .poll(() => panel.locator('.disk-facts').innerText(), { timeout: 10_000 })
+      .toMatch(/^qcow2 .*scratch-ov\.qcow2 · .* · backing: .*scratch\.img/);
+    const def = JSON.parse(readFileSync(join(dataDir, 'vms', 'hvcdisk.json'), 'utf8'));
+    expect(def.disks[0]).toMatchObject({ path: ov, format: 'qcow2' });
+    // Once more to the same file: refused with its line, the VM runs on.
+    await panel.locator('[data-disk-action=overlay]').click();
+    await ovPath.fill(ov);
+    await ovDialog.locator('button[type=submit]').click();
+    await expect
+      .poll(() => outcome.innerText(), { timeout: 30_000 })
+      .toMatch(/cannot create .*scratch-ov\.qcow2: the file exists/);
+    await page.locator('.console[data-vm=hvcdisk][data-stream=hvc0] .xterm').click();
+    await page.keyboard.type('echo still-$((8*8))\n');
+    await expect.poll(() => consoleText('hvcdisk', 'hvc0')).toMatch(/^still-64/m);
+    await page.screenshot({ path: join(artifacts, 'ui-disk-overlay.png') });
     if (process.env.WASMVISOR_SCREENSHOT) {
       const shot = join(root, 'docs', 'screenshot.png');
       await page.screenshot({ path: shot });
@@ -285,6 +323,10 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     await expect.poll(() => consoleText('secret'), { timeout: 60_000 }).toMatch(/:~# /);
     const disk = page.locator('#devices tr[data-device=virtio-blk0]');
     await expect.poll(() => disk.innerText(), { timeout: 10_000 }).toMatch(/secret\.luks/);
+    // An encrypted disk offers no overlay (it would hold the guest's writes in the clear).
+    const facts = page.locator('#devices [data-disk=virtio-blk0] .disk-facts');
+    await expect.poll(() => facts.innerText(), { timeout: 10_000 }).toMatch(/encrypted/);
+    expect(await page.locator('#devices [data-disk-action=overlay]').count()).toBe(0);
     expect(await page.content()).not.toContain(PASS);
     await page.locator('#toolbar [data-action=stop]').click();
     await page.locator('.vm-item[data-vm=secret][data-state=stopped]').waitFor();
