@@ -946,9 +946,11 @@ export function emitRegion(region: Region, layout: CoreLayout, host: number): By
     w.get(L_ENTRY).mem(Op.i64_load, 3, 8).get(L_ADDR).op(Op.i64_add).op(Op.i32_wrap_i64);
     w.set(L_HOST);
     for (let k = g.start; k <= g.end; k++) {
-      const bits = insns[k]!.bits;
+      const { bits, raw, off, len } = insns[k]!;
       const f3 = (bits >>> 12) & 7;
-      if ((bits & 0x7f) === 0x03) {
+      if (PURE_OPS.has(bits & 0x7f)) {
+        emitInsn(bits, raw, off, len, k); // no exits: the same code in both paths
+      } else if ((bits & 0x7f) === 0x03) {
         const rd = (bits >>> 7) & 31;
         const delta = (bits >> 20) - g.lo;
         setRd(rd, () => w.get(L_HOST).mem(LOADS[f3]!, 0, delta));
@@ -1080,8 +1082,8 @@ const LOADS = [
 ];
 
 /**
- * Consecutive integer loads (or stores) of a block through the same base register, instructions
- * start..end: one TLB check covers them when the bytes from base + lo to base + lo + span lie in
+ * Integer loads (or stores) of a block through the same base register, instructions start..end
+ * (with integer arithmetic that leaves the base alone between them): one TLB check covers them when the bytes from base + lo to base + lo + span lie in
  * one page (a misaligned access inside a page is the same bytes of the same page to the
  * interpreter: mmu.ts vloadSlow/vstoreSlow). Function prologues and epilogues save and restore
  * registers this way, and copy loops move 8 doublewords a time.
@@ -1106,6 +1108,11 @@ function plainAccess(
   return undefined;
 }
 
+/** Integer arithmetic (OP-IMM, OP, their W forms, LUI, AUIPC): translated without exits. */
+const PURE_OPS = new Set([0x13, 0x1b, 0x33, 0x3b, 0x37, 0x17]);
+/** Instructions of PURE_OPS a run of accesses may have between two of its accesses. */
+const MAX_GROUP_GAP = 4;
+
 /** The access groups of a block (AccessGroup), by the index of their first instruction. */
 export function accessGroups(insns: { bits: number }[]): Map<number, AccessGroup> {
   const groups = new Map<number, AccessGroup>();
@@ -1117,24 +1124,32 @@ export function accessGroups(insns: { bits: number }[]): Map<number, AccessGroup
       continue;
     }
     const members = [a];
-    // A load into the base register ends the run (the next would use the new base).
+    let end = k;
+    // A load into the base register ends the run (the next would use the new base); so does
+    // anything but integer arithmetic that leaves the base alone (between two of its accesses).
     let open = !(a.load && ((insns[k]!.bits >>> 7) & 31) === a.rs1);
-    for (let j = k + 1; open && j < insns.length; j++) {
-      const b = plainAccess(insns[j]!.bits);
-      if (b === undefined || b.load !== a.load || b.rs1 !== a.rs1) break;
+    for (let j = k + 1; open && j < insns.length && j - end <= MAX_GROUP_GAP + 1; j++) {
+      const bits = insns[j]!.bits;
+      const b = plainAccess(bits);
+      if (b === undefined) {
+        if (!PURE_OPS.has(bits & 0x7f) || ((bits >>> 7) & 31) === a.rs1) break;
+        continue;
+      }
+      if (b.load !== a.load || b.rs1 !== a.rs1) break;
       const next = [...members, b];
       const lo = Math.min(...next.map((m) => m.imm));
       const hi = Math.max(...next.map((m) => m.imm + m.size));
       if (hi - lo > 4096) break;
       members.push(b);
-      if (b.load && ((insns[j]!.bits >>> 7) & 31) === a.rs1) open = false;
+      end = j;
+      if (b.load && ((bits >>> 7) & 31) === a.rs1) open = false;
     }
     if (members.length >= 2) {
       const lo = Math.min(...members.map((m) => m.imm));
       const hi = Math.max(...members.map((m) => m.imm + m.size));
-      groups.set(k, { start: k, end: k + members.length - 1, lo, span: hi - lo });
+      groups.set(k, { start: k, end, lo, span: hi - lo });
     }
-    k += members.length;
+    k = end + 1;
   }
   return groups;
 }

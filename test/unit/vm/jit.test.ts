@@ -517,7 +517,8 @@ describe('JIT: atomics under Sv39 paging follow the interpreter (TLBs, A/D bits,
    * A run of loads or of stores through x29 (translate.ts accessGroups: one TLB check for the
    * run when it lies in one page): x29 anywhere in pages 1-3 (also just below a page's end, so
    * that the run reaches into the next page: read-only, or page 4, unmapped), sometimes
-   * misaligned; offsets mostly multiples of the access size; a load into x29 ends a run.
+   * misaligned; offsets mostly multiples of the access size; a load into x29 ends a run, and
+   * so does arithmetic writing x29; other arithmetic (AUIPC, MUL, DIV among it) may sit between.
    */
   function accessRun(rnd: (n: number) => number): number[] {
     const base =
@@ -529,6 +530,16 @@ describe('JIT: atomics under Sv39 paging follow the interpreter (TLBs, A/D bits,
     const load = rnd(2) === 0;
     const n = 2 + rnd(7);
     for (let i = 0; i < n; i++) {
+      if (i > 0 && rnd(3) === 0) {
+        const rd = rnd(12) === 0 ? 29 : 1 + rnd(27);
+        const between = [
+          iType(0x13, rd, 0, rnd(30), rnd(4096) - 2048),
+          rType(0x33, rd, 0, rnd(30), rnd(30), 0),
+          rType(0x33, rd, rnd(2) ? 0 : 4, rnd(30), rnd(30), 1), // MUL, DIV
+          uType(0x17, rd, rnd(1 << 20)),
+        ];
+        words.push(between[rnd(4)]!);
+      }
       const f3 = load ? rnd(7) : rnd(4);
       const size = 1 << (f3 & 3);
       const off = rnd(6) === 0 ? rnd(64) - 8 : (rnd(8) - 1) * size;
