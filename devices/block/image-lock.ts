@@ -47,6 +47,12 @@ export interface ImageLock {
   readonly reason?: string;
   /** Gives the lock up (closing the file does too, for OFD locks). */
   release(): void;
+  /**
+   * A writer's lock becomes a reader's, in place (no instant without a lock): what an image
+   * keeps when it turns into a backing file (an external snapshot). The file is not written
+   * through this opening afterwards. No-op for a reader's lock.
+   */
+  downgrade(): void;
 }
 
 type LockNative = Required<Pick<HostNative, 'ofdLock' | 'ofdUnlock' | 'ofdTest'>>;
@@ -112,6 +118,7 @@ export function lockImage(
   here.push(p);
   held.set(key, here);
   let released = false;
+  let mine = p;
   return {
     scope,
     ...(reason ? { reason } : {}),
@@ -119,11 +126,34 @@ export function lockImage(
       if (released) return;
       released = true;
       const list = held.get(key) ?? [];
-      list.splice(list.indexOf(p), 1);
+      list.splice(list.indexOf(mine), 1);
       if (list.length === 0) held.delete(key);
       if (scope === 'ofd') for (let i = 0; i < 4; i++) unlockQuietly(native!, fd, i);
     },
+    downgrade: () => {
+      if (released || mine === READER) return;
+      const list = held.get(key) ?? [];
+      list[list.indexOf(mine)] = READER;
+      // Drop the permission bytes a reader does not hold; the bytes that keep others from
+      // writing stay (a reader refuses to share "write" as a writer does).
+      if (scope === 'ofd') {
+        for (let i = 0; i < 4; i++) {
+          const bit = 1 << i;
+          if (mine.perm & bit && !(READER.perm & bit)) unlockByte(native!, fd, PERM_BASE + i);
+          if (~mine.shared & bit && READER.shared & bit) unlockByte(native!, fd, SHARED_BASE + i);
+        }
+      }
+      mine = READER;
+    },
   };
+}
+
+function unlockByte(n: LockNative, fd: number, byte: number): void {
+  try {
+    n.ofdUnlock(fd, byte);
+  } catch {
+    // The file may be closed already, which released the locks.
+  }
 }
 
 function unlockQuietly(n: LockNative, fd: number, i: number): void {

@@ -38,6 +38,13 @@ export interface Disk extends BlockBackend {
   stats(): DiskStats;
   setPolicy(policy: SchedulerPolicy): void;
   setCacheMode(mode: CacheMode): void;
+  /**
+   * Turns the image's write lock into a read lock, in place, so an overlay can open it as its
+   * backing file before this disk closes (no instant unlocked). Call it once flushed and with
+   * no request in flight; the disk must not be written afterwards. Returns false when this
+   * format keeps its lock (LUKS, snapshot=on overlays).
+   */
+  releaseWriteLock(): boolean;
   close(): Promise<void>;
 }
 
@@ -59,6 +66,8 @@ export interface OpenDiskOptions {
 /** What the disk needs of its format layer beyond BlockBackend: the cache mode, settable live. */
 interface FormatLayer extends BlockBackend {
   setCacheMode(mode: CacheMode): void;
+  /** Raw and qcow2: the write lock becomes a read lock (Disk.releaseWriteLock). */
+  downgradeLock?(): void;
 }
 type FileCounters = Pick<RawFileStats, 'cache' | 'sparse' | 'sparseUnavailable' | 'syncs'> & {
   corClusters?: number;
@@ -115,6 +124,11 @@ class ScheduledDisk implements Disk {
   }
   setCacheMode(mode: CacheMode): void {
     this.file.setCacheMode(mode);
+  }
+  releaseWriteLock(): boolean {
+    if (!this.file.downgradeLock) return false;
+    this.file.downgradeLock();
+    return true;
   }
   close(): Promise<void> {
     return this.sched.close();

@@ -239,6 +239,11 @@ export class RawFile implements VectoredBlockBackend {
     }
   }
 
+  /** Keeps only a reader's lock: the image is about to be a backing file (see ImageLock). */
+  downgradeLock(): void {
+    this.lock?.downgrade();
+  }
+
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;

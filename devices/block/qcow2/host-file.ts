@@ -70,6 +70,11 @@ export class HostFile {
     this.size = len;
   }
 
+  /** Keeps only a reader's lock: the image is about to be a backing file (see ImageLock). */
+  downgradeLock(): void {
+    this.lock?.downgrade();
+  }
+
   close(): Promise<void> {
     this.lock?.release();
     return this.fh.close();

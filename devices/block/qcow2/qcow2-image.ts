@@ -613,6 +613,14 @@ export class Qcow2Image implements VectoredBlockBackend {
     );
   }
 
+  /**
+   * Keeps only a reader's lock on this image's file (its backing files have one already): it is
+   * about to be an overlay's backing file. Call it once written back (flush).
+   */
+  downgradeLock(): void {
+    this.file.downgradeLock();
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     await this.rw.exclusive(async () => {

@@ -60,12 +60,24 @@ export async function switchToOverlay(
   await h.sw.replace(async (old: Disk) => {
     // What the guest was told is written reaches the base before it becomes read-only.
     await old.flush();
-    // Its write lock goes with it; the overlay's opening takes a shared one as backing file.
+    // Its write lock becomes a read lock in place, so the overlay can open it as backing file
+    // with no instant in which another process could take the image for writing.
+    if (old.releaseWriteLock()) {
+      try {
+        const disk = await openDisk(next, { log });
+        await old.close();
+        return disk;
+      } catch (e) {
+        failed = `cannot open ${file} (${(e as Error).message}); still on ${from}`;
+      }
+    }
+    // Not switched (or a format that keeps its lock): the old image reopened as it was, so
+    // the guest runs on; an unused overlay stays, named in the answer.
     await old.close();
+    if (failed) return openDisk(base, { log });
     try {
       return await openDisk(next, { log });
     } catch (e) {
-      // The old image back as it was, so the guest runs on; the unused overlay stays (named).
       failed = `cannot open ${file} (${(e as Error).message}); still on ${from}`;
       return openDisk(base, { log });
     }

@@ -42,6 +42,27 @@ describe('image locks within one process', () => {
     await b.close();
   });
 
+  it('a writer that becomes a backing file (releaseWriteLock) lets readers in, still not writers', async () => {
+    for (const fmt of ['raw', 'qcow2'] as const) {
+      const p = join(dir, `down.${fmt}`);
+      if (fmt === 'raw') rawImage(`down.${fmt}`);
+      else await createQcow2(p, { size: 1 << 20 });
+      const w = await openDisk(diskConfig(p, { format: fmt }));
+      await expect(openDisk(diskConfig(p, { format: fmt, readOnly: true }))).rejects.toThrow(
+        /"write" lock/,
+      );
+      expect(w.releaseWriteLock()).toBe(true);
+      const r = await openDisk(diskConfig(p, { format: fmt, readOnly: true }));
+      await expect(openDisk(diskConfig(p, { format: fmt }))).rejects.toThrow(
+        /failed to get "write" lock/,
+      );
+      await w.close();
+      await expect(openDisk(diskConfig(p, { format: fmt }))).rejects.toThrow(/"write" lock/);
+      await r.close();
+      await (await openDisk(diskConfig(p, { format: fmt }))).close();
+    }
+  });
+
   it('read-only openings share; a writer waits until they are closed', async () => {
     const p = rawImage('ro.img');
     const r1 = await openDisk(diskConfig(p, { readOnly: true }));
@@ -131,6 +152,24 @@ describe.skipIf(!haveOfd || !haveQemu)('image locks against QEMU (fcntl OFD, the
       await d.close();
     }
     expect(spawnSync('qemu-img', ['info', p]).status).toBe(0);
+  });
+
+  it('once our writer keeps only a read lock, qemu-img reads the image but qemu-io cannot write it', async () => {
+    const p = join(dir, 'down-q.qcow2');
+    await createQcow2(p, { size: 1 << 20 });
+    const d: Disk = await openDisk(diskConfig(p, { format: 'qcow2' }));
+    try {
+      expect(spawnSync('qemu-img', ['info', p]).status).not.toBe(0);
+      expect(d.releaseWriteLock()).toBe(true);
+      const info = spawnSync('qemu-img', ['info', p], { encoding: 'utf-8' });
+      expect(info.status, info.stderr).toBe(0);
+      const w = spawnSync('qemu-io', ['-f', 'qcow2', '-c', 'write 0 512', p], {
+        encoding: 'utf-8',
+      });
+      expect(w.stdout + w.stderr).toMatch(/Failed to get "write" lock/);
+    } finally {
+      await d.close();
+    }
   });
 
   it('we cannot open an image qemu-io is writing, and can once it is gone', async () => {
