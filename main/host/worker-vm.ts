@@ -95,7 +95,10 @@ export class WorkerVm implements VmControl {
       // The session's definition names the overlay from now on (its snapshots check it).
       diskSwitched: (index, disk, from) => {
         this.cfg.disks[index] = disk;
-        this.switched.push({ from, to: disk.path });
+        // Switched again: the disk that was named at the start now lives in the newest file.
+        const earlier = this.switched.find((x) => x.to === from);
+        if (earlier) earlier.to = disk.path;
+        else this.switched.push({ from, to: disk.path });
       },
     });
   }

@@ -5,7 +5,8 @@
  * works on the VM (the raw disk refused it before), `loadvm` brings the file back as it was at
  * the snapshot, and when the VM ends the CLI says where the disk now lives. Afterwards the raw
  * image is byte for byte what it was at the switch, the overlay holds the new file, and qemu-img
- * checks the overlay clean and sees the raw image as its backing file.
+ * checks the overlay clean and sees the raw image as its backing file. A second switch, over the
+ * qcow2 overlay, makes a chain of three, and the closing line names the newest file.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createHash } from 'node:crypto';
@@ -46,6 +47,7 @@ describe.skipIf(tools.length > 0)(`snapshot_blkdev (needs ${tools.join(', ')})`,
 
   it('switches the running raw root disk to an overlay; savevm and loadvm then work', async () => {
     const ov = join(dir, 'root-ov.qcow2');
+    const ov2 = join(dir, 'root-ov2.qcow2');
     const s = SerialSession.spawn(
       process.execPath,
       [
@@ -105,12 +107,21 @@ describe.skipIf(tools.length > 0)(`snapshot_blkdev (needs ${tools.join(', ')})`,
       await s.expect(/^second\r?$/m, 20_000);
       const e = await s.expect(/errors-(\d+)-end/, 20_000);
       expect(e.match[1]).toBe('0');
+      // Once more, now over the qcow2 overlay: a chain of three.
+      await monitor(
+        s,
+        `snapshot_blkdev virtio-blk0 ${ov2} qcow2`,
+        new RegExp(`^virtio-blk0: switched to ${ov2} \\(qcow2, backing file ${ov}, qcow2\\)`, 'm'),
+      );
+      s.sendLine('echo fourth > /root/c.txt; sync; echo w3-$((8*8))');
+      await s.expect(/^w3-64\r?$/m, 20_000);
       s.sendLine('sync; poweroff');
       expect((await s.waitForExit(60_000)).code).toBe(0);
-      // A CLI run has no definition to update: it says where the disk now lives.
+      // A CLI run has no definition to update: it says where the disk now lives (the newest).
       expect(s.stderr).toContain(
-        `wasmvisor: disk ${raw} now lives in ${ov}: run with --disk ${ov},format=qcow2`,
+        `wasmvisor: disk ${raw} now lives in ${ov2}: run with --disk ${ov2},format=qcow2`,
       );
+      expect(s.stderr).not.toContain(`now lives in ${ov}:`);
     } finally {
       await s.close();
     }
@@ -133,5 +144,14 @@ describe.skipIf(tools.length > 0)(`snapshot_blkdev (needs ${tools.join(', ')})`,
     expect(tool('qemu-img', ['convert', '-O', 'raw', ov, flat]).status).toBe(0);
     expect(catImage(flat, '/root/b.txt')).toBe('second\n');
     expect(catImage(flat, '/root/a.txt')).toBe('first\n');
+    expect(catImage(flat, '/root/c.txt')).toBe('');
+    // The second overlay: on the first, holding what came after it.
+    expect(tool('qemu-img', ['check', ov2]).status).toBe(0);
+    const chain2 = tool('qemu-img', ['info', '--backing-chain', ov2]).out;
+    expect(chain2).toMatch(new RegExp(`image: ${ov2}[\\s\\S]*image: ${ov}[\\s\\S]*image: ${raw}`));
+    const flat2 = join(dir, 'flat2.img');
+    expect(tool('qemu-img', ['convert', '-O', 'raw', ov2, flat2]).status).toBe(0);
+    expect(catImage(flat2, '/root/c.txt')).toBe('fourth\n');
+    expect(catImage(flat2, '/root/b.txt')).toBe('second\n');
   }, 300_000);
 });
