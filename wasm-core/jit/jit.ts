@@ -285,16 +285,24 @@ export function jitFlush(): void {
 
 // ---- imported by the translated modules ----
 
-/** A load that missed the inline TLB check. Sets the fault flag if it faulted. */
+/**
+ * A load that missed the inline TLB check. Sets the fault flag if it faulted, and JIT_LEAVE
+ * when the access asked the core for attention (an MMIO access that raised an interrupt, tohost):
+ * the block then leaves right after it, where the interpreter would look; else (a TLB refill, a
+ * misaligned or quiet MMIO access) it goes on, as the interpreter does.
+ */
 export function jitLoadSlow(va: u64, size: u32): u64 {
   const v = vloadSlow(va, size);
   if (Fault.pending) store<u32>(JIT_STATE, 1, 8);
+  store<u32>(JIT_LEAVE, Signals.stopAt == 0 ? 1 : 0);
   return v;
 }
 
+/** A store that missed the inline TLB check: as jitLoadSlow. */
 export function jitStoreSlow(va: u64, size: u32, v: u64): void {
   vstoreSlow(va, size, v);
   if (Fault.pending) store<u32>(JIT_STATE, 1, 8);
+  store<u32>(JIT_LEAVE, Signals.stopAt == 0 ? 1 : 0);
 }
 
 /**
@@ -305,6 +313,12 @@ export function jitStoreSlow(va: u64, size: u32, v: u64): void {
  * the block's inline path. Only encodings the translator accepts arrive here.
  */
 export function jitAtomicSlow(insn: u32, addr: u64, src: u64): u64 {
+  const v = atomicSlow(insn, addr, src);
+  store<u32>(JIT_LEAVE, Signals.stopAt == 0 ? 1 : 0); // as jitLoadSlow
+  return v;
+}
+
+function atomicSlow(insn: u32, addr: u64, src: u64): u64 {
   const f5 = insn >> 27;
   const size: u32 = ((insn >> 12) & 7) == 2 ? 4 : 8;
   if ((addr & (<u64>size - 1)) != 0) {

@@ -22,11 +22,12 @@
  * it was when the block was entered: only the interpreter changes mappings or privilege); any
  * other target (JALR, another page) goes through the module's chain helper, which looks the
  * page up in the fetch TLB under the context the core stored in JIT_STATE. A miss anywhere
- * returns to the interpreter. An exit after a slow-path access never chains, since the access
- * may have made an interrupt pending or changed what the core must look at.
+ * returns to the interpreter. An exit after a slow-path access never chains: the block leaves
+ * there only when the access asked the core for attention (an interrupt made pending, tohost).
  * Guest registers used by the block live in Wasm locals between its entry and its exits.
  * Loads and stores check the core's TLB inline, as the interpreter does, and call the core's
- * slow paths otherwise (and then leave the block, so MMIO side effects are seen at once).
+ * slow paths otherwise; after one that asked for attention the block leaves (so an interrupt an
+ * MMIO access raised is taken where the interpreter takes it), else it goes on.
  * AMOs, LR and SC take the same inline path (the reservation lives in core memory, shared with
  * the interpreter); FENCE and FENCE.TSO are no-ops, as in the interpreter. FP loads and stores
  * move raw bits between memory and the core's FP registers, after the interpreter's
@@ -493,6 +494,20 @@ export function emitRegion(region: Region, layout: CoreLayout, host: number): By
     exit(k + 1, pcPlus(o));
     close();
   };
+  /**
+   * After instruction k's slow-path access (at `next` its successor): leaves when the access
+   * asked the core for attention (JIT_LEAVE, set by the core's slow paths: an interrupt an MMIO
+   * access raised, tohost), after `before` (rd's write); else the block goes on, as the
+   * interpreter goes on to the next instruction. A TLB refill or a quiet MMIO access used to
+   * end the block, and what followed ran interpreted up to a translated block start.
+   */
+  const leaveIfAsked = (k: number, next: number, before?: () => void) => {
+    w.i32c(layout.leave).mem(Op.i32_load, 2, 0);
+    open();
+    before?.();
+    exit(k + 1, pcPlus(next));
+    close();
+  };
 
   /** Pushes the physical address of host address L_HOST (in RAM, or also the boot ROM). */
   const physOfHost = (mayBeRom: boolean) => {
@@ -704,13 +719,11 @@ export function emitRegion(region: Region, layout: CoreLayout, host: number): By
         ];
         w.mem(loads[f3]!, 0, 0).set(L_VAL);
         w.op(Op.else);
-        w.get(L_ADDR).i32c(size).byte(Op.call).u32(IMPORT_LOAD_SLOW).set(L_VAL);
+        w.get(L_ADDR).i32c(size).byte(Op.call).u32(IMPORT_LOAD_SLOW);
+        if (f3 < 3) w.op([Op.i64_extend8_s, Op.i64_extend16_s, Op.i64_extend32_s][f3]!);
+        w.set(L_VAL);
         faultCheck(k, off);
-        setRd(rd, () => {
-          w.get(L_VAL);
-          if (f3 < 3) w.op([Op.i64_extend8_s, Op.i64_extend16_s, Op.i64_extend32_s][f3]!);
-        });
-        exit(k + 1, pcPlus(off + len));
+        leaveIfAsked(k, off + len, () => setRd(rd, () => w.get(L_VAL)));
         close();
         setRd(rd, () => w.get(L_VAL));
         break;
@@ -727,7 +740,7 @@ export function emitRegion(region: Region, layout: CoreLayout, host: number): By
         get(rs2);
         w.byte(Op.call).u32(IMPORT_STORE_SLOW);
         faultCheck(k, off);
-        exit(k + 1, pcPlus(off + len));
+        leaveIfAsked(k, off + len);
         close();
         break;
       }
@@ -775,8 +788,7 @@ export function emitRegion(region: Region, layout: CoreLayout, host: number): By
         get(rs2);
         w.byte(Op.call).u32(IMPORT_ATOMIC_SLOW).set(L_VAL);
         faultCheck(k, off);
-        setRd(rd, () => w.get(L_VAL));
-        exit(k + 1, pcPlus(off + len));
+        leaveIfAsked(k, off + len, () => setRd(rd, () => w.get(L_VAL)));
         close();
         setRd(rd, () => w.get(L_VAL));
         break;

@@ -814,6 +814,36 @@ describe('JIT: chained blocks keep the guarantees of a return to the interpreter
     expect(b.chained).toBeGreaterThan(0n);
   });
 
+  it('goes on after a load or store that refilled the TLB, and leaves after one that asked for attention', () => {
+    // Each lap flushes the TLBs (SFENCE.VMA, which the JIT leaves to the interpreter), so the
+    // first load and store of each of its 8 pages take the slow path: translated code goes on
+    // after each, as the interpreter does, and the core calls it once a lap. The store to
+    // tohost (a slow-path store that asks for attention) ends the program where it stands.
+    const words: number[] = [jal(0, 4)];
+    for (let p = 0; p < 8; p++) {
+      words.push(iType(0x03, 10 + p, 3, 9, 0)); // ld x(10+p), 0(x9)
+      words.push(sType(3, 9, 10 + p, 8)); // sd x(10+p), 8(x9)
+      words.push(add(9, 9, 6)); // the next page (x6 = 4096)
+    }
+    words.push(
+      uType(0x37, 5, -7 & 0xfffff), // lui x5, -7: back 8 pages, then one further
+      add(9, 9, 5),
+      addi(30, 30, -1),
+      SFENCE_VMA,
+      bType(1, 30, 0, 4 - (words.length + 4) * 4),
+      ...PASS,
+    );
+    const regs = { 6: 4096n, 9: BigInt(RAM_BASE + 0x2_0000), 30: 40n, ...ENDING };
+    const a = runChained([{ at: RAM_BASE, words }], regs, false);
+    const b = runChained([{ at: RAM_BASE, words }], regs, true);
+    expect(b.regs).toEqual(a.regs);
+    expect(b.instret).toBe(a.instret);
+    // Only the SFENCE.VMA and the branch after it run interpreted; were each refill to end the
+    // block, the core would call translated code 17 times a lap.
+    expect(b.stats!.blockInsns).toBeGreaterThan((a.instret * 9n) / 10n);
+    expect(b.calls).toBeLessThanOrEqual(45n);
+  });
+
   it('leaves the exact pc and instret for a fault in the second block of a chain', () => {
     const HANDLER = RAM_BASE + 0x80;
     const words = [
