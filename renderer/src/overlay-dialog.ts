@@ -3,6 +3,7 @@
  * image, named after it and the time, so it does not exist yet) before the disk is switched to
  * it (the host API's diskOverlay, the monitor's snapshot_blkdev).
  */
+import { ask } from './ask-dialog.js';
 import { h } from './dom.js';
 
 const two = (n: number): string => String(n).padStart(2, '0');
@@ -31,42 +32,22 @@ export function askOverlayPath(device: string, image: string): Promise<string | 
     value: defaultOverlayPath(image),
     'aria-label': `${device} overlay file`,
   });
-  const form = h(
-    'form',
-    { method: 'dialog' },
-    h('h2', {}, `Create an overlay for ${device}`),
-    h(
-      'p',
-      { class: 'dialog-note' },
-      'A new qcow2 file over ',
-      h('code', {}, image),
-      '. The guest writes into it from now on; the image stays as it is, read-only. ' +
-        "The VM's definition will name the new file.",
-    ),
-    h('label', { class: 'field' }, h('span', {}, 'New file (absolute path)'), input),
-    h(
-      'div',
-      { class: 'dialog-buttons' },
-      h('button', { type: 'button', class: 'btn', 'data-action': 'cancel' }, 'Cancel'),
-      h('button', { type: 'submit', class: 'btn btn-primary', value: 'create' }, 'Create overlay'),
-    ),
-  );
-  const dlg = h('dialog', { class: 'vm-dialog overlay-dialog' }, form);
-  document.body.append(dlg);
-  return new Promise((resolve) => {
-    const done = (v: string | undefined) => {
-      dlg.close();
-      dlg.remove();
-      resolve(v);
-    };
-    form.querySelector('[data-action=cancel]')!.addEventListener('click', () => done(undefined));
-    dlg.addEventListener('cancel', () => done(undefined));
-    form.addEventListener('submit', (e) => {
-      e.preventDefault();
-      const v = input.value.trim();
-      if (v) done(v);
-    });
-    dlg.showModal();
-    input.focus();
+  return ask({
+    className: 'overlay-dialog',
+    title: `Create an overlay for ${device}`,
+    body: [
+      h(
+        'p',
+        { class: 'dialog-note' },
+        'A new qcow2 file over ',
+        h('code', {}, image),
+        '. The guest writes into it from now on; the image stays as it is, read-only. ' +
+          "The VM's definition will name the new file.",
+      ),
+      h('label', { class: 'field' }, h('span', {}, 'New file (absolute path)'), input),
+    ],
+    submit: { label: 'Create overlay', value: 'create' },
+    read: () => input.value.trim() || undefined,
+    focus: input,
   });
 }

@@ -3,6 +3,7 @@
  * passphrases go to the host with the start request and are dropped with the dialog; a wrong one
  * comes back as the VM's exit ("wrong passphrase for …").
  */
+import { ask } from './ask-dialog.js';
 import { h } from './dom.js';
 
 export interface DiskNeedingKey {
@@ -25,48 +26,32 @@ export function askPassphrases(
       'aria-label': `passphrase for ${d.path}`,
     }),
   );
-  const form = h(
-    'form',
-    { method: 'dialog' },
-    h('h2', {}, `Start ${vm}`),
-    h(
-      'p',
-      { class: 'dialog-note' },
-      'These disks are encrypted. Their passphrases are not stored.',
-    ),
-    ...disks.map((d, i) =>
+  return ask<(string | null)[]>({
+    className: 'passphrase-dialog',
+    title: `Start ${vm}`,
+    body: [
       h(
-        'label',
-        { class: 'field' },
-        h('span', {}, `Disk ${d.index} `, h('code', {}, d.path)),
-        inputs[i],
+        'p',
+        { class: 'dialog-note' },
+        'These disks are encrypted. Their passphrases are not stored.',
       ),
-    ),
-    h(
-      'div',
-      { class: 'dialog-buttons' },
-      h('button', { type: 'button', class: 'btn', 'data-action': 'cancel' }, 'Cancel'),
-      h('button', { type: 'submit', class: 'btn btn-primary', value: 'start' }, 'Start'),
-    ),
-  );
-  const dlg = h('dialog', { class: 'vm-dialog passphrase-dialog' }, form);
-  document.body.append(dlg);
-  return new Promise((resolve) => {
-    const done = (v: (string | null)[] | undefined) => {
-      for (const i of inputs) i.value = '';
-      dlg.close();
-      dlg.remove();
-      resolve(v);
-    };
-    form.querySelector('[data-action=cancel]')!.addEventListener('click', () => done(undefined));
-    dlg.addEventListener('cancel', () => done(undefined));
-    form.addEventListener('submit', (e) => {
-      e.preventDefault();
+      ...disks.map((d, i) =>
+        h(
+          'label',
+          { class: 'field' },
+          h('span', {}, `Disk ${d.index} `, h('code', {}, d.path)),
+          inputs[i],
+        ),
+      ),
+    ],
+    submit: { label: 'Start', value: 'start' },
+    read: () => {
       const out: (string | null)[] = Array.from({ length: diskCount }, () => null);
       disks.forEach((d, i) => (out[d.index] = inputs[i]!.value));
-      done(out);
-    });
-    dlg.showModal();
-    inputs[0]?.focus();
+      return out;
+    },
+    focus: inputs[0],
+    // The passphrases leave the page with the dialog.
+    onClose: () => inputs.forEach((i) => (i.value = '')),
   });
 }
