@@ -129,6 +129,13 @@ function infoStats(s: VmStats | undefined): string {
     const e = Object.entries(r).filter(([, v]) => v > 0);
     if (e.length) lines.push(`${label}: ` + e.map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', '));
   };
+  const gc = s.guestClock;
+  if (gc?.icount) {
+    lines.push(
+      `guest clock ${gc.seconds.toFixed(1)} s, counting instructions (icount: 2^${gc.icount.shift} ` +
+        `per 10 MHz tick, sleep ${gc.icount.sleep ? 'on' : 'off'})`,
+    );
+  }
   per('exits/s', s.exitsPerSec);
   per('interrupts/s', s.interruptsPerSec);
   if (s.jit) {

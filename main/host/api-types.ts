@@ -190,6 +190,11 @@ export interface VmStats {
   hostRssMiB?: number;
   /** The JIT's work, when the VM translates hot code (its definition's `jit`). */
   jit?: JitShare;
+  /**
+   * Seconds on the guest's own clock (mtime), and under deterministic time (`icount`) how it
+   * counts: it then runs apart from the host's (ahead of it with sleep=off).
+   */
+  guestClock?: { seconds: number; icount?: { shift: number; sleep: boolean } };
 }
 
 /** How much of a VM's guest code runs translated (main/vm/jit; the CLI's --stats line). */

@@ -113,6 +113,8 @@ export interface MachineStats {
   jit?: JitStats;
   /** Where this VM's host time went (see VirtMachine.timeDevices). */
   hostTime?: HostTime;
+  /** The guest's clock (mtime) in seconds, and how it runs when it counts instructions. */
+  guestClock?: { seconds: number; icount?: IcountConfig };
 }
 
 /**
@@ -660,6 +662,10 @@ export class VirtMachine {
       hostRssBytes: processRssBytes(),
       jit: this.core.jit?.currentStats(),
       hostTime: { ...this.hostTime },
+      guestClock: {
+        seconds: Number(this.core.time) / TIMEBASE_HZ,
+        ...(this.icount ? { icount: { ...this.icount } } : {}),
+      },
     };
   }
 }

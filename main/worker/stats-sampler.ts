@@ -127,6 +127,7 @@ export class StatsSampler {
       bytesPerSec: {},
       balloon: s.balloon,
       hostRssMiB: s.hostRssBytes !== undefined ? s.hostRssBytes / (1024 * 1024) : undefined,
+      ...(s.guestClock ? { guestClock: s.guestClock } : {}),
       ...(s.jit
         ? {
             jit: {

@@ -70,7 +70,9 @@ const mipsText = (m: number) => (m < 10 ? m.toFixed(1) : m.toFixed(0));
 function metaText(s: VmStats): string {
   const cpu = s.cpuPercent === undefined ? '' : ` · VM thread ${s.cpuPercent.toFixed(1)}% CPU`;
   const jit = s.jit ? ` · JIT ${s.jit.translatedPercent.toFixed(0)}% translated` : '';
-  return `${mipsText(s.mips)} MIPS${cpu}${jit} · up ${Math.floor(s.uptimeSec)} s`;
+  // On instruction time the guest's clock runs apart from the host's: show both.
+  const clock = s.guestClock?.icount ? ` · guest clock ${Math.floor(s.guestClock.seconds)} s` : '';
+  return `${mipsText(s.mips)} MIPS${cpu}${jit} · up ${Math.floor(s.uptimeSec)} s${clock}`;
 }
 
 function toast(msg: string, kind: 'error' | 'info' = 'error'): void {

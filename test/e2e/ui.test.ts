@@ -482,6 +482,10 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     // 30 s of guest sleep pass at once on instruction time, from the date the RTC was set to.
     await page.keyboard.type('sleep 30; date -u +day=%F\n');
     await expect.poll(() => consoleText('clockvm'), { timeout: 15_000 }).toMatch(/day=2020-01-02/);
+    // The toolbar shows the guest's own clock beside the host's uptime.
+    await expect
+      .poll(() => page.locator('#toolbar').innerText())
+      .toMatch(/guest clock (3\d|[4-9]\d|\d{3,}) s/);
     await page.locator('#toolbar [data-action=stop]').click();
     await page.locator('.vm-item[data-vm=clockvm][data-state=stopped]').waitFor();
 

@@ -316,6 +316,23 @@ describe('monitor commands', () => {
     );
   });
 
+  it('info stats: how the guest clock runs under --icount; nothing about it on host time', async () => {
+    const { t } = fake();
+    const base = t.stats()!;
+    const host: MonitorTarget = { ...t, stats: () => ({ ...base, guestClock: { seconds: 3 } }) };
+    expect((await runMonitorCommand(host, 'info stats')).output).not.toMatch(/guest clock/);
+    const icount: MonitorTarget = {
+      ...t,
+      stats: () => ({
+        ...base,
+        guestClock: { seconds: 754.25, icount: { shift: 2, sleep: false } },
+      }),
+    };
+    expect((await runMonitorCommand(icount, 'info stats')).output).toMatch(
+      /^guest clock 754\.3 s, counting instructions \(icount: 2\^2 per 10 MHz tick, sleep off\)$/m,
+    );
+  });
+
   it('info network: the switches shared with other processes, their links and counters', async () => {
     const { t } = fake();
     expect((await runMonitorCommand(t, 'info network')).output).toBe(
