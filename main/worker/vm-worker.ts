@@ -361,13 +361,20 @@ port.on('message', (m: ToWorker) => {
       void respond(m.id, m.device, (ctx) => applyControl(m.device, m.control, m.value, ctx));
       return;
     case 'disk-snapshot':
-      void respond(m.id, m.device, async (ctx) => {
-        try {
-          return await diskSnapshot(m.device, m.action, m.snapshot, ctx);
-        } finally {
-          await refreshDisks?.();
-        }
-      });
+      // In turn with saves, VM snapshots and overlay switches: during a switch the disk has no
+      // one image to work on (a snapshot must not land in the image becoming a backing file),
+      // and the run loop must not close the disks under it.
+      snapshotBusy = snapshotBusy.then(() =>
+        respond(m.id, m.device, async (ctx) => {
+          const work = diskSnapshot(m.device, m.action, m.snapshot, ctx);
+          diskWork = work.catch(() => {});
+          try {
+            return await work;
+          } finally {
+            await refreshDisks?.();
+          }
+        }),
+      );
       return;
     case 'disk-overlay':
       // After (and before) saves and snapshots: a take must see one disk, not a switch half done.

@@ -11,6 +11,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { HostApi, HostError } from '../../../main/host/host-api.js';
 import { RpcSession } from '../../../main/host/rpc.js';
 import type { ClientEvent } from '../../../main/host/api-types.js';
+import { createQcow2 } from '../../../devices/block/qcow2/create.js';
+import { Qcow2Image } from '../../../devices/block/qcow2/qcow2-image.js';
+import { listSnapshots } from '../../../devices/block/qcow2/snapshots.js';
 
 const PROMPT = /:~# /;
 const MiB = 1 << 20;
@@ -152,4 +155,36 @@ describe('diskOverlay (snapshot_blkdev) through the host API', () => {
     type(h, 'dd if=/dev/vda bs=512 skip=8 count=1 2>/dev/null | head -c 16; echo');
     await again.waitFor(/^before-switch-AA\r?$/m);
   }, 180_000);
+
+  it('a disk snapshot asked for during a switch waits for it and lands in the overlay, not the base', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'wasmvisor-hostov-'));
+    const h = (host = new HostApi({ dataDir: dir }));
+    const base = join(dir, 'base.qcow2');
+    await createQcow2(base, { size: 16 * MiB });
+    h.createVm({ name: 'ov', memMiB: 128, disks: [{ path: base, format: 'qcow2' }] });
+    h.startVm('ov');
+    await watch(h, 'ov').waitFor(PROMPT);
+    h.pauseVm('ov');
+    await h.waitForState('ov', 'paused');
+    const ov = join(dir, 'top.qcow2');
+    // Sent together: the snapshot request reaches the worker while the switch is under way.
+    const [switched, snap] = await Promise.all([
+      h.diskOverlay('ov', 'virtio-blk0', ov),
+      h.diskSnapshot('ov', 'virtio-blk0', 'create', 'during'),
+    ]);
+    expect(switched).toMatch(/switched to .*top\.qcow2/);
+    expect(snap).toMatch(/snapshot \d+ "during" created/);
+    h.stopVm('ov');
+    await h.waitForState('ov', 'stopped');
+    const names = async (file: string) => {
+      const img = await Qcow2Image.open(file, { metadataOnly: true });
+      try {
+        return (await img.withMetadata((m) => listSnapshots(m))).map((x) => x.name);
+      } finally {
+        await img.close();
+      }
+    };
+    expect(await names(ov)).toEqual(['during']);
+    expect(await names(base)).toEqual([]);
+  }, 120_000);
 });
