@@ -13,11 +13,8 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SerialSession } from './serial-session.js';
-import { catImage, env, images, makeRootImage, missingTools, tool } from './root-disk.js';
+import { bootRoot, catImage, makeRootImage, missingTools, tool } from './root-disk.js';
 
-const root = join(import.meta.dirname, '..', '..');
-const cli = join(root, 'bin', 'wasmvisor.mjs');
 const PROMPT = /# /;
 const tools = missingTools(['mke2fs', 'cpio', 'qemu-img', 'debugfs']);
 const sha = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex');
@@ -34,44 +31,16 @@ describe.skipIf(tools.length > 0)(`snapshot_blkdev (needs ${tools.join(', ')})`,
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  /** Runs one monitor command (Ctrl-A C, the line, back to the console). */
-  async function monitor(s: SerialSession, line: string, answer: RegExp, ms = 60_000) {
-    s.send('\x01c');
-    await s.expect('(wasmvisor) ', 5_000);
-    s.sendLine(line);
-    const r = await s.expect(answer, ms);
-    await s.expect('(wasmvisor) ', 5_000);
-    s.send('\x01c');
-    return r;
-  }
-
   it('switches the running raw root disk to an overlay; savevm and loadvm then work', async () => {
     const ov = join(dir, 'root-ov.qcow2');
     const ov2 = join(dir, 'root-ov2.qcow2');
-    const s = SerialSession.spawn(
-      process.execPath,
-      [
-        cli,
-        'run',
-        '--kernel',
-        join(images, 'Image.gz'),
-        '--disk',
-        raw,
-        '--append',
-        'console=ttyS0 root=/dev/vda rw',
-      ],
-      {
-        logFile: join(root, 'test-artifacts', 'disk-overlay.log'),
-        env: { ...env, WASMVISOR_DATA_DIR: join(dir, 'data') },
-      },
-    );
+    const s = bootRoot(raw, 'disk-overlay.log', { WASMVISOR_DATA_DIR: join(dir, 'data') });
     let rawAtSwitch: string;
     try {
       await s.expect(PROMPT, 90_000);
       s.sendLine('echo first > /root/a.txt; sync; echo w1-$((6*7))');
       await s.expect(/^w1-42\r?$/m, 20_000);
-      await monitor(
-        s,
+      await s.monitorCommand(
         'savevm before',
         /^cannot take a snapshot: disk .*root\.img is writable but a raw image cannot hold snapshots \(switch it to a qcow2 overlay first: snapshot_blkdev virtio-blk0 FILE/m,
       );
@@ -80,8 +49,7 @@ describe.skipIf(tools.length > 0)(`snapshot_blkdev (needs ${tools.join(', ')})`,
         '(i=0; while [ $i -lt 40 ]; do dd if=/dev/urandom of=/root/busy bs=16k count=4 conv=fsync 2>/dev/null; i=$((i+1)); done; echo busy-done) & echo bg-$((1+1))',
       );
       await s.expect(/^bg-2\r?$/m, 10_000);
-      await monitor(
-        s,
+      await s.monitorCommand(
         `snapshot_blkdev virtio-blk0 ${ov}`,
         new RegExp(
           `^virtio-blk0: switched to ${ov} \\(qcow2, backing file ${raw}, raw\\); ${raw} is read-only from now on\\r?$`,
@@ -92,8 +60,7 @@ describe.skipIf(tools.length > 0)(`snapshot_blkdev (needs ${tools.join(', ')})`,
       await s.expect(/^busy-done\r?$/m, 120_000);
       s.sendLine('echo second > /root/b.txt; sync; echo w2-$((7*7))');
       await s.expect(/^w2-49\r?$/m, 20_000);
-      await monitor(
-        s,
+      await s.monitorCommand(
         'savevm S1',
         new RegExp(
           `^snapshot "S1" taken in [\\d.]+ s \\(VM state [\\d.]+ MiB; disks: ${ov} \\(id 1\\)\\)\\r?$`,
@@ -102,14 +69,16 @@ describe.skipIf(tools.length > 0)(`snapshot_blkdev (needs ${tools.join(', ')})`,
       );
       s.sendLine('echo third > /root/b.txt; sync; cat /root/b.txt');
       await s.expect(/^third\r?$/m, 20_000);
-      await monitor(s, 'loadvm S1', /^reverted to snapshot "S1"; the VM runs on from it\r?$/m);
+      await s.monitorCommand(
+        'loadvm S1',
+        /^reverted to snapshot "S1"; the VM runs on from it\r?$/m,
+      );
       s.sendLine('cat /root/b.txt; echo errors-$(dmesg | grep -ciE "i/o error|ext4-fs error")-end');
       await s.expect(/^second\r?$/m, 20_000);
       const e = await s.expect(/errors-(\d+)-end/, 20_000);
       expect(e.match[1]).toBe('0');
       // Once more, now over the qcow2 overlay: a chain of three.
-      await monitor(
-        s,
+      await s.monitorCommand(
         `snapshot_blkdev virtio-blk0 ${ov2} qcow2`,
         new RegExp(`^virtio-blk0: switched to ${ov2} \\(qcow2, backing file ${ov}, qcow2\\)`, 'm'),
       );

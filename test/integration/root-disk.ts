@@ -56,8 +56,15 @@ export function makeRootImage(dir: string, name = 'root.img'): string {
   return img;
 }
 
-/** Boots the bundled kernel with root on `disk` (a --disk spec), the CLI's --stats on. */
-export function bootRoot(disk: string, log: string): SerialSession {
+/**
+ * Boots the bundled kernel with root on `disk` (a --disk spec), the CLI's --stats on, with
+ * `extraEnv` added to the environment (e.g. WASMVISOR_DATA_DIR).
+ */
+export function bootRoot(
+  disk: string,
+  log: string,
+  extraEnv: Record<string, string> = {},
+): SerialSession {
   return SerialSession.spawn(
     process.execPath,
     [
@@ -71,7 +78,7 @@ export function bootRoot(disk: string, log: string): SerialSession {
       'console=ttyS0 root=/dev/vda rw',
       '--stats',
     ],
-    { logFile: join(root, 'test-artifacts', log), env },
+    { logFile: join(root, 'test-artifacts', log), env: { ...env, ...extraEnv } },
   );
 }
 

@@ -163,6 +163,20 @@ export class SerialSession {
   }
 
   /** Types `text` and Enter. */
+  /**
+   * Runs one command of wasmvisor's terminal monitor: Ctrl-A C, the line, its answer (returned),
+   * the prompt again, and Ctrl-A C back to the console.
+   */
+  async monitorCommand(line: string, answer: RegExp, ms = 60_000): Promise<ExpectResult> {
+    this.send('\x01c');
+    await this.expect('(wasmvisor) ', 5_000);
+    this.sendLine(line);
+    const r = await this.expect(answer, ms);
+    await this.expect('(wasmvisor) ', 5_000);
+    this.send('\x01c');
+    return r;
+  }
+
   sendLine(text: string): void {
     this.send(text + this.eol);
   }

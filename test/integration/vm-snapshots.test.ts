@@ -79,17 +79,6 @@ describe.skipIf(tools.length > 0)(`savevm / loadvm / delvm (needs ${tools.join('
       },
     );
 
-  /** Runs one monitor command (Ctrl-A C, the line, back to the console). */
-  async function monitor(s: SerialSession, line: string, answer: RegExp, ms = 60_000) {
-    s.send('\x01c');
-    await s.expect('(wasmvisor) ', 5_000);
-    s.sendLine(line);
-    const r = await s.expect(answer, ms);
-    await s.expect('(wasmvisor) ', 5_000);
-    s.send('\x01c');
-    return r;
-  }
-
   it('takes A while running (a TCP connection through NAT goes on), goes back to it after changes, lists and deletes it', async () => {
     const rec = await recorder();
     const s = boot([`${qcow},format=qcow2`], 'vm-snapshots.log', ['--nic', 'virtio,net=user']);
@@ -108,8 +97,7 @@ describe.skipIf(tools.length > 0)(`savevm / loadvm / delvm (needs ${tools.join('
       s.sendLine(`(echo before; sleep 4; echo after) | nc 10.0.2.2 ${rec.port} & echo bg`);
       await s.expect(/^bg\r?$/m, 10_000);
       await expect.poll(() => rec.conns[0], { timeout: 10_000 }).toBe('before\n');
-      await monitor(
-        s,
+      await s.monitorCommand(
         'savevm A',
         /^snapshot "A" taken in [\d.]+ s \(VM state [\d.]+ MiB; disks: .*root\.qcow2 \(id 1\)\)\r?$/m,
       );
@@ -120,7 +108,7 @@ describe.skipIf(tools.length > 0)(`savevm / loadvm / delvm (needs ${tools.join('
       s.sendLine('echo alive-$V; echo second > /root/f.txt; sync; V=two; cat /root/f.txt');
       await s.expect(/^alive-one\r?$/m, 10_000);
       await s.expect(/^second\r?$/m, 10_000);
-      await monitor(s, 'loadvm A', /^reverted to snapshot "A"; the VM runs on from it\r?$/m);
+      await s.monitorCommand('loadvm A', /^reverted to snapshot "A"; the VM runs on from it\r?$/m);
       // The same terminal session: the shell of the snapshot, its file on the disk.
       s.sendLine('echo v=$V; cat /root/f.txt');
       await s.expect(/^v=one\r?$/m, 20_000);
@@ -128,8 +116,7 @@ describe.skipIf(tools.length > 0)(`savevm / loadvm / delvm (needs ${tools.join('
       // And the VM keeps running from there: a write and a read after the revert.
       s.sendLine('echo third > /root/g.txt; sync; cat /root/g.txt');
       await s.expect(/^third\r?$/m, 10_000);
-      const list = await monitor(
-        s,
+      const list = await s.monitorCommand(
         'info snapshots',
         /^A\s+[\d.]+ MiB\s+\S+ \S+\s+\S+\s+(.*)\r?$/m,
       );
@@ -155,8 +142,8 @@ describe.skipIf(tools.length > 0)(`savevm / loadvm / delvm (needs ${tools.join('
       await r.expect(/^v=one\r?$/m, 30_000);
       await r.expect(/^first\r?$/m, 10_000);
       await r.expect(/^1\r?$/m, 10_000);
-      await monitor(r, 'delvm A', /^snapshot "A" deleted \(from .*root\.qcow2\)\r?$/m);
-      await monitor(r, 'info snapshots', /^There is no snapshot available\.\r?$/m);
+      await r.monitorCommand('delvm A', /^snapshot "A" deleted \(from .*root\.qcow2\)\r?$/m);
+      await r.monitorCommand('info snapshots', /^There is no snapshot available\.\r?$/m);
       expect(existsSync(stateFile)).toBe(false);
       r.sendLine('sync; poweroff');
       expect((await r.waitForExit(30_000)).code).toBe(0);
@@ -176,8 +163,7 @@ describe.skipIf(tools.length > 0)(`savevm / loadvm / delvm (needs ${tools.join('
     const s = boot([`${qcow},format=qcow2`, raw], 'vm-snapshots-raw.log');
     try {
       await s.expect(PROMPT, 90_000);
-      await monitor(
-        s,
+      await s.monitorCommand(
         'savevm B',
         new RegExp(
           `^cannot take a snapshot: disk ${raw} is writable but a raw image cannot hold snapshots`,
