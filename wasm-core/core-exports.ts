@@ -81,8 +81,12 @@ export function getMmioExits(): u64 {
   return Phys.mmioExits;
 }
 
-/** Level of the PLIC's outputs into this hart: bit 0 = M external, bit 1 = S external. */
-export function setExternalIrq(lines: u32): void {
+/**
+ * Level of the PLIC's outputs into hart `hart`: bit 0 = M external, bit 1 = S external.
+ * (Only hart 0 exists until cpu/smp.ts lands.)
+ */
+export function setExternalIrq(lines: u32, hart: u32): void {
+  if (hart != 0) return;
   let v: u64 = 0;
   if (lines & 1) v |= MIP_MEIP;
   if (lines & 2) v |= MIP_SEIP;

@@ -47,7 +47,7 @@ interface CoreExports {
   getTraps(): bigint;
   getInterrupts(): bigint;
   getMmioExits(): bigint;
-  setExternalIrq(lines: number): void;
+  setExternalIrq(lines: number, hart: number): void;
   busFault(): void;
   requestExit(reason: number): void;
   setTohost(pa: bigint): void;
@@ -186,8 +186,9 @@ export class Core {
   get mmioExits(): bigint {
     return this.x.getMmioExits();
   }
-  setExternalIrq(machine: boolean, supervisor: boolean): void {
-    this.x.setExternalIrq((machine ? 1 : 0) | (supervisor ? 2 : 0));
+  /** Drives hart `hart`'s external interrupt inputs (mip.MEIP, mip.SEIP) from the PLIC. */
+  setExternalIrq(machine: boolean, supervisor: boolean, hart = 0): void {
+    this.x.setExternalIrq((machine ? 1 : 0) | (supervisor ? 2 : 0), hart);
   }
   busFault(): void {
     this.x.busFault();

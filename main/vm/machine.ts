@@ -49,6 +49,11 @@ export type { NamedImage };
 
 export interface MachineConfig {
   memMiB: number;
+  /**
+   * Harts (CPUs) the guest sees, 1..MAX_HARTS (QEMU's -smp); default 1. They run in turns on
+   * this thread (wasm-core/cpu/smp.ts).
+   */
+  harts?: number;
   /** Absent only when `restoring`. */
   firmware?: NamedImage;
   kernel?: NamedImage;
@@ -155,6 +160,9 @@ export interface OpenHooks {
 }
 
 const DEFAULT_SLICE = 300_000;
+
+/** Most harts a machine can have (the core's per-hart areas, wasm-core/cpu/smp.ts). */
+export const MAX_HARTS = 8;
 /** Longest WFI sleep before re-checking, so a lost wake-up cannot hang the VM. */
 const MAX_IDLE_MS = 50;
 
