@@ -1,8 +1,8 @@
 // The core's interface to the host (main/vm), shared by both builds: index.ts (the interpreter)
 // and index-jit.ts (the interpreter with the JIT's hooks), which add `run`, the hot loop.
-import { Hart, XREGS, FREGS, PRV_M } from './cpu/state';
-import { Csr, csrReset, currentMip } from './cpu/csr';
-import { Clint, readTime } from './cpu/clint';
+import { Hart, Harts, MAX_HARTS, XREGS, FREGS, PRV_M } from './cpu/state';
+import { Csr, csrReset } from './cpu/csr';
+import { Clint, readTime, clintReset, mipExtOf, setMipExt } from './cpu/clint';
 import { Signals, requestAttention } from './cpu/signals';
 import { Counters } from './cpu/interpreter';
 import { TrapCounters } from './cpu/trap';
@@ -11,6 +11,16 @@ import { Phys, RAM_HOST_OFFSET, ROM_SIZE, romHostOffset } from './mmu/physical';
 import { tlbFlushAll, updateContext } from './mmu/mmu';
 import { jitFlush as jitFlushAll } from './jit/jit';
 import { MIP_MEIP, MIP_SEIP } from './cpu/clint';
+import {
+  Smp,
+  smpReset,
+  smpRestored,
+  switchTo,
+  smpNextDeadline,
+  smpInterruptPending,
+  hartPc,
+  hartPriv,
+} from './cpu/smp';
 
 export { XREGS, FREGS };
 
@@ -32,20 +42,67 @@ export function init(ramBase: u64, ramBytes: u64): bool {
   return true;
 }
 
-/** Puts the hart in its reset state (M mode at 0x1000, the boot ROM). RAM is left alone. */
+/**
+ * Puts every hart in its reset state (M mode at 0x1000, the boot ROM; the boot ROM reads
+ * mhartid, so each enters the firmware with its id). RAM is left alone.
+ */
 export function reset(): void {
   memory.fill(XREGS, 0, 256);
   memory.fill(FREGS, 0, 256);
   csrReset();
   Hart.pc = 0x1000;
   Hart.priv = PRV_M;
-  Clint.msip = 0;
-  Clint.mtimecmp = 0xffff_ffff_ffff_ffff;
+  clintReset();
   Phys.tohostHit = false;
-  updateContext();
-  tlbFlushAll();
+  smpReset(Harts.count);
   jitFlushAll();
   requestAttention();
+}
+
+/** Sets how many harts the machine has (1..8) and resets them all. */
+export function setHartCount(n: u32): bool {
+  if (n < 1 || n > MAX_HARTS) return false;
+  Harts.count = n;
+  reset();
+  return true;
+}
+export function getHartCount(): u32 {
+  return Harts.count;
+}
+/** The live hart's id. */
+export function currentHart(): u32 {
+  return Harts.current;
+}
+/**
+ * Makes hart h live (for the host to read or write its state: hartSave/hartRestore act on the
+ * live hart). Returns false when there is no hart h.
+ */
+export function selectHart(h: u32): bool {
+  if (h >= Harts.count) return false;
+  switchTo(h);
+  return true;
+}
+/** After restoring every hart: which one is live and which wait in WFI (bit per hart). */
+export function hartsRestored(current: u32, waiting: u32): void {
+  smpRestored(current, waiting);
+}
+/** Bit h set: hart h waits in WFI. */
+export function hartsWaiting(): u32 {
+  return Smp.waiting;
+}
+export function getHartPc(h: u32): u64 {
+  return hartPc(h);
+}
+export function getHartPriv(h: u32): u32 {
+  return hartPriv(h);
+}
+/** Instructions in one hart's turn (at least 1). */
+export function setHartQuantum(n: u32): void {
+  Smp.quantum = n < 1 ? 1 : n;
+}
+/** Turns handed from one hart to another since the start. */
+export function getHartSwitches(): u64 {
+  return Smp.switches;
 }
 
 export function ramHostOffset(): usize {
@@ -81,18 +138,16 @@ export function getMmioExits(): u64 {
   return Phys.mmioExits;
 }
 
-/**
- * Level of the PLIC's outputs into hart `hart`: bit 0 = M external, bit 1 = S external.
- * (Only hart 0 exists until cpu/smp.ts lands.)
- */
+/** Level of the PLIC's outputs into hart `hart`: bit 0 = M external, bit 1 = S external. */
 export function setExternalIrq(lines: u32, hart: u32): void {
-  if (hart != 0) return;
+  if (hart >= Harts.count) return;
   let v: u64 = 0;
   if (lines & 1) v |= MIP_MEIP;
   if (lines & 2) v |= MIP_SEIP;
-  if (v != Csr.mipExt) {
-    Csr.mipExt = v;
-    requestAttention();
+  if (v != mipExtOf(hart)) {
+    setMipExt(hart, v);
+    // The live hart looks at its interrupts; a waiting one is looked at when turns are handed out.
+    if (hart == Harts.current) requestAttention();
   }
 }
 
@@ -140,18 +195,16 @@ export function warpTime(t: u64): void {
 }
 
 /**
- * The earliest timer deadline (mtimecmp, or stimecmp with Sstc) as a tick count, for a host
- * sleeping in WFI. u64 max means none is armed.
+ * The earliest timer deadline of any hart (mtimecmp, or stimecmp with Sstc) as a tick count,
+ * for a host sleeping in WFI. u64 max means none is armed.
  */
 export function nextTimerDeadline(): u64 {
-  let d = Clint.mtimecmp;
-  if ((Csr.menvcfg >> 63) != 0 && Csr.stimecmp < d) d = Csr.stimecmp;
-  return d;
+  return smpNextDeadline();
 }
 
-/** True when an interrupt enabled in mie is pending (a WFI would wake). */
+/** True when a hart has an interrupt pending that it enables in mie (its WFI would end). */
 export function interruptPending(): bool {
-  return (currentMip() & Csr.mie) != 0;
+  return smpInterruptPending();
 }
 
 export function getX(i: u32): u64 {

@@ -1,6 +1,8 @@
 // The core module with the JIT's hooks (dist/wasm/core-jit.wasm): the interpreter looks hot
 // blocks up in the JIT map and calls their translations (main/vm/jit translates them).
 import { interpret } from './cpu/interpreter';
+import { runHarts } from './cpu/smp';
+import { Harts } from './cpu/state';
 import { XREGS, FREGS, RESERVATION } from './cpu/state';
 import { TLB_FETCH, TLB_LOAD, TLB_STORE } from './mmu/mmu';
 import { RAM_HOST_OFFSET } from './mmu/physical';
@@ -11,7 +13,7 @@ export * from './core-exports';
 
 /** Runs up to `budget` instructions; returns the exit reason (EXIT_* in cpu/signals.ts). */
 export function run(budget: i32): i32 {
-  return interpret<u16>(budget);
+  return Harts.count == 1 ? interpret<u16>(budget) : runHarts<u16>(budget);
 }
 
 // ---- the JIT's hooks (main/vm/jit translates; wasm-core/jit holds the map and slow paths) ----

@@ -66,6 +66,38 @@ interface CoreExports {
   hartSave(): void;
   hartRestore(): number;
   hartStateLayout(what: number): number;
+  setHartCount(n: number): number;
+  getHartCount(): number;
+  currentHart(): number;
+  selectHart(h: number): number;
+  hartsRestored(current: number, waiting: number): void;
+  hartsWaiting(): number;
+  getHartPc(h: number): bigint;
+  getHartPriv(h: number): number;
+  getHartSwitches(): bigint;
+  setHartQuantum(n: number): void;
+}
+
+/** Every hart's state as saveHarts() returns it and restoreHarts() takes it. */
+export interface HartsState {
+  /** Each hart's slots (saveHart's bytes), by hart id. */
+  harts: Uint8Array[];
+  /** The hart that was running. */
+  current: number;
+  /** Bit h: hart h was waiting in WFI. */
+  waiting: number;
+}
+
+/** What `info cpus` shows of one hart. */
+export interface HartInfo {
+  id: number;
+  pc: bigint;
+  /** 0 = U, 1 = S, 3 = M. */
+  priv: number;
+  /** Waiting in WFI for an interrupt. */
+  halted: boolean;
+  /** The hart running now (the others wait for their turn). */
+  current: boolean;
 }
 
 /** Why hartRestore refused a saved hart (wasm-core/cpu/snapshot.ts). */
@@ -212,8 +244,9 @@ export class Core {
   warpTime(t: bigint): void {
     this.x.warpTime(t);
   }
+  /** The earliest armed timer of any hart, in ticks; 2^64 - 1 when none is armed. */
   nextTimerDeadline(): bigint {
-    return this.x.nextTimerDeadline();
+    return BigInt.asUintN(64, this.x.nextTimerDeadline());
   }
   interruptPending(): boolean {
     return this.x.interruptPending() !== 0;
@@ -224,9 +257,83 @@ export class Core {
   setX(i: number, v: bigint): void {
     this.x.setX(i, v);
   }
+  /** How many harts the machine has. */
+  get harts(): number {
+    return this.x.getHartCount();
+  }
+
   /**
-   * The hart's architectural state (registers, CSRs, CLINT, the guest's mtime): the bytes of
-   * the core's state slots (wasm-core/cpu/snapshot.ts), copied out.
+   * Gives the machine `n` harts (1..8, wasm-core/cpu/smp.ts) and resets them all: call before
+   * booting. Throws RangeError outside 1..8.
+   */
+  setHarts(n: number): void {
+    if (!Number.isInteger(n) || this.x.setHartCount(n) === 0) {
+      throw new RangeError(`harts must be 1..8, not ${n}`);
+    }
+  }
+
+  /** Each hart's pc, privilege and whether it waits in WFI (the monitor's `info cpus`). */
+  hartInfo(): HartInfo[] {
+    const waiting = this.x.hartsWaiting();
+    const current = this.x.currentHart();
+    return Array.from({ length: this.harts }, (_, id) => ({
+      id,
+      pc: this.x.getHartPc(id),
+      priv: this.x.getHartPriv(id),
+      halted: ((waiting >> id) & 1) !== 0,
+      current: id === current,
+    }));
+  }
+
+  /**
+   * Instructions a hart runs before the next one's turn (default 16384: shorter turns cost more
+   * switches, longer ones keep a hart spinning on a lock its holder cannot release).
+   */
+  set hartQuantum(n: number) {
+    this.x.setHartQuantum(Math.max(1, Math.floor(n)));
+  }
+
+  /** Turns handed from one hart to another (0 with one hart). */
+  get hartSwitches(): bigint {
+    return this.x.getHartSwitches();
+  }
+
+  /** Every hart's state (see saveHart), and which one runs and which wait. */
+  saveHarts(): HartsState {
+    const current = this.x.currentHart();
+    const waiting = this.x.hartsWaiting();
+    const harts: Uint8Array[] = [];
+    for (let h = 0; h < this.harts; h++) {
+      this.x.selectHart(h);
+      harts.push(this.saveHart());
+    }
+    this.x.selectHart(current);
+    return { harts, current, waiting };
+  }
+
+  /**
+   * Loads every hart saved by saveHarts (as many as this machine has). Returns undefined, or
+   * why the state does not fit this machine (then the harts are half restored: do not run).
+   */
+  restoreHarts(s: HartsState): string | undefined {
+    if (s.harts.length !== this.harts) {
+      return `${s.harts.length} CPU${s.harts.length === 1 ? '' : 's'}, this VM has ${this.harts}`;
+    }
+    if (!Number.isInteger(s.current) || s.current < 0 || s.current >= this.harts) {
+      return `running CPU ${s.current} of ${this.harts}`;
+    }
+    for (let h = 0; h < this.harts; h++) {
+      this.x.selectHart(h);
+      const err = this.restoreHart(s.harts[h]!);
+      if (err) return this.harts > 1 ? `CPU ${h}: ${err}` : err;
+    }
+    this.x.hartsRestored(s.current, s.waiting >>> 0);
+    return undefined;
+  }
+
+  /**
+   * The live hart's architectural state (registers, CSRs, CLINT, the guest's mtime): the bytes
+   * of the core's state slots (wasm-core/cpu/snapshot.ts), copied out.
    */
   saveHart(): Uint8Array {
     this.x.hartSave();

@@ -118,6 +118,11 @@ export interface MachineStats {
   jit?: JitStats;
   /** Where this VM's host time went (see VirtMachine.timeDevices). */
   hostTime?: HostTime;
+  /**
+   * The guest's CPUs (harts, taking turns on this thread): how many, how many wait in WFI now,
+   * and how many times a turn passed from one to another (wasm-core/cpu/smp.ts).
+   */
+  harts?: { count: number; halted: number; switches: number };
   /** The guest's clock (mtime) in seconds, and how it runs when it counts instructions. */
   guestClock?: { seconds: number; icount?: IcountConfig };
 }
@@ -367,6 +372,11 @@ export class VirtMachine {
       { jit: cfg.jit },
     );
     this.core = core;
+    const harts = cfg.harts ?? 1;
+    if (!Number.isInteger(harts) || harts < 1 || harts > MAX_HARTS) {
+      throw new MachineConfigError(`CPUs: ${harts} is not a number from 1 to ${MAX_HARTS}`);
+    }
+    core.setHarts(harts);
     // A restored core brings its own clock mode with its state; set here, it is the same one.
     if (cfg.icount) core.setDeterministicTime(true, cfg.icount.shift);
     this.pci = new PciHost({ bus, irq: (n) => this.board.plic.line(n), log: cfg.log });
@@ -661,6 +671,11 @@ export class VirtMachine {
       exits,
       interrupts,
       traps: this.core.traps,
+      harts: {
+        count: this.core.harts,
+        halted: this.core.hartInfo().filter((h) => h.halted).length,
+        switches: Number(this.core.hartSwitches),
+      },
       virtio: Object.fromEntries([
         ...this.virtio.filter((t) => t.device).map((t) => [t.name, t.stats()]),
         ...this.virtioPci.map((t) => [t.name, t.stats()]),

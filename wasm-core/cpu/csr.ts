@@ -1,10 +1,13 @@
 // Control and status registers (Zicsr, Zicntr, Sstc, machine and supervisor levels).
 // Reads and writes go through csrRead/csrWrite, which apply WARL masks and the privilege rules;
 // an access that is not allowed returns false and the caller raises illegal-instruction.
-import { Hart, PRV_M, PRV_S, PRV_U, MSTATUS_FS, MSTATUS_SD, raiseFflags } from './state';
+import { Hart, Harts, PRV_M, PRV_S, PRV_U, MSTATUS_FS, MSTATUS_SD, raiseFflags } from './state';
 import {
   Clint,
   readTime,
+  msipOf,
+  mtimecmpOf,
+  mipExtOf,
   MIP_SSIP,
   MIP_MSIP,
   MIP_STIP,
@@ -62,8 +65,6 @@ export class Csr {
   static mie: u64 = 0;
   /** Software-writable pending bits (SSIP, STIP without Sstc, SEIP). */
   static mipSw: u64 = 0;
-  /** Pending bits driven by devices: PLIC lines (MEIP, SEIP). Timer/soft bits are computed. */
-  static mipExt: u64 = 0;
   static mtvec: u64 = 0;
   static mcounteren: u32 = 0;
   static mcountinhibit: u32 = 0;
@@ -86,17 +87,26 @@ export class Csr {
   static instretOffset: u64 = 0;
 }
 
-/** The hart's current mip: software bits, device lines, and the timers compared against now. */
-export function currentMip(): u64 {
-  let ip = Csr.mipSw | Csr.mipExt;
-  if (Clint.msip != 0) ip |= MIP_MSIP;
-  const now = readTime();
-  if (now >= Clint.mtimecmp) ip |= MIP_MTIP;
-  if (Csr.menvcfg & MENVCFG_STCE) {
+/**
+ * A hart's mip from its parts: software bits, device lines, msip, and the timers compared with
+ * `now` (stimecmp only with Sstc on). cpu/smp.ts asks it for harts that are not running.
+ */
+@inline
+export function mipOf(sw: u64, ext: u64, msip: u32, mtimecmp: u64, menvcfg: u64, stimecmp: u64, now: u64): u64 {
+  let ip = sw | ext;
+  if (msip != 0) ip |= MIP_MSIP;
+  if (now >= mtimecmp) ip |= MIP_MTIP;
+  if (menvcfg & MENVCFG_STCE) {
     ip &= ~MIP_STIP;
-    if (now >= Csr.stimecmp) ip |= MIP_STIP;
+    if (now >= stimecmp) ip |= MIP_STIP;
   }
   return ip;
+}
+
+/** The running hart's mip: software bits, device lines, and the timers compared against now. */
+export function currentMip(): u64 {
+  const h = Harts.current;
+  return mipOf(Csr.mipSw, mipExtOf(h), msipOf(h), mtimecmpOf(h), Csr.menvcfg, Csr.stimecmp, readTime());
 }
 
 function readMstatus(): u64 {
@@ -208,6 +218,8 @@ export function csrRead(csr: u32): bool {
     case 0xf12: // marchid
     case 0xf13: // mimpid
     case 0xf14: // mhartid
+      v = <u64>Harts.current;
+      break;
     case 0xf15: // mconfigptr
       v = 0;
       break;

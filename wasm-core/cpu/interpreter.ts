@@ -1,10 +1,10 @@
 // The interpreter: fetch (through the fetch TLB), expand compressed instructions, decode and
 // execute RV64IMAFDC + Zicsr + Zifencei, in slices of a fixed instruction budget. Nothing here
 // allocates or calls into JS except through MMIO slow paths and the host clock.
-import { Hart, XREGS, RESERVATION, PRV_M, PRV_S, PRV_U, MSTATUS_FS, setF, getF } from './state';
+import { Hart, Harts, XREGS, RESERVATION, PRV_M, PRV_S, PRV_U, MSTATUS_FS, setF, getF } from './state';
 import { Csr, CsrResult, csrRead, csrWrite, MSTATUS_TSR, MSTATUS_TVM, MSTATUS_TW } from './csr';
 import { Clint } from './clint';
-import { Signals, EXIT_WFI, EXIT_TOHOST, requestAttention } from './signals';
+import { Signals, EXIT_WFI, EXIT_TOHOST, EXIT_YIELD, requestAttention } from './signals';
 import {
   takeTrap,
   mret,
@@ -718,9 +718,15 @@ export function interpret<J>(budget: i32): i32 {
         wx(rd, old);
         break;
       }
-      case 0x0f: // FENCE, FENCE.I: one hart; FENCE.I makes the JIT check its translations.
+      case 0x0f: // FENCE, FENCE.I: harts take turns, so memory is always ordered; FENCE.I
+        // makes the JIT check its translations. PAUSE (a FENCE with pred = W) ends a spinning
+        // hart's turn when another could run (cpu/smp.ts).
         if (f3 > 1) illegal = true;
         else if (f3 == 1 && JIT_ON) jitNewEpoch();
+        else if (insn == 0x0100000f && Harts.count > 1) {
+          Signals.exitReason = EXIT_YIELD;
+          requestAttention();
+        }
         break;
       case 0x07: {
         // FLW / FLD

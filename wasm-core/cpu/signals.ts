@@ -7,6 +7,8 @@ export const EXIT_BUDGET: i32 = 0;
 export const EXIT_WFI: i32 = 1;
 export const EXIT_TOHOST: i32 = 2;
 export const EXIT_HOST: i32 = 3;
+/** A hart gave up the rest of its turn (PAUSE with several harts); cpu/smp.ts takes it. */
+export const EXIT_YIELD: i32 = 4;
 
 export class Signals {
   /** The loop runs while instret < stopAt; requestAttention() sets it to 0. */

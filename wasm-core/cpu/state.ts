@@ -1,6 +1,7 @@
-// Architectural state of hart 0, kept in Wasm globals and two static register files in linear
-// memory. Everything the hot loop touches is here so that other modules (fpu, mmu, csr) share
-// one copy without passing it around.
+// Architectural state of the running hart, kept in Wasm globals and two static register files
+// in linear memory. Everything the hot loop touches is here so that other modules (fpu, mmu,
+// csr) share one copy without passing it around. With several harts (cpu/smp.ts) only one is
+// live at a time; the others wait in their save areas.
 
 /** Integer registers x0..x31 (x0 is kept zero by setX). */
 export const XREGS: usize = memory.data(32 * 8, 16);
@@ -12,6 +13,15 @@ export const FREGS: usize = memory.data(32 * 8, 16);
  * one and its SC by the other must pair.
  */
 export const RESERVATION: usize = memory.data(16, 16);
+
+/** Most harts a machine can have (main/vm/machine.ts MAX_HARTS says the same). */
+export const MAX_HARTS: u32 = 8;
+
+/** How many harts the machine has and which one is live (its mhartid). */
+export class Harts {
+  static count: u32 = 1;
+  static current: u32 = 0;
+}
 
 export const PRV_U: u32 = 0;
 export const PRV_S: u32 = 1;

@@ -185,7 +185,9 @@ function supported(i: number): boolean {
       return f5 === 3 || AMO_OPS.has(f5);
     }
     case 0x0f:
-      return f3 === 0; // FENCE and FENCE.TSO: no-ops on one hart, as in the interpreter
+      // FENCE and FENCE.TSO: no-ops (harts take turns), as in the interpreter. Not PAUSE: the
+      // interpreter ends a spinning hart's turn there when another hart could run.
+      return f3 === 0 && i !== 0x0100000f;
     case 0x07: // FLW, FLD (and C.FLD, C.FLDSP)
     case 0x27: // FSW, FSD (and C.FSD, C.FSDSP)
       return f3 === 2 || f3 === 3;

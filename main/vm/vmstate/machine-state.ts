@@ -1,6 +1,7 @@
 /**
- * What a VirtMachine's state is made of, as named sections of a saved-VM file: the hart, the
- * boot ROM, RAM, and one section per device holding the plain versioned object its
+ * What a VirtMachine's state is made of, as named sections of a saved-VM file: the harts
+ * ("cpu" for hart 0 — all a one-hart VM has, as before SMP — then "cpu1".. and "smp": which hart
+ * ran and which waited in WFI), the boot ROM, RAM, and one section per device holding the plain versioned object its
  * saveState() returns. Capturing is synchronous (the caller paused the machine and quiesced its
  * devices first); applying goes into a machine freshly built from the same config.
  *
@@ -66,8 +67,18 @@ const versionOf = (s: unknown): number => {
 
 /** The machine's sections: cpu, rom, ram, then "dev:NAME" for each device. Synchronous. */
 export function captureMachine(vm: VirtMachine): Section[] {
+  const harts = vm.core.saveHarts();
   const sections: Section[] = [
-    { name: 'cpu', version: 1, data: vm.core.saveHart() },
+    ...harts.harts.map((data, h) => ({ name: h === 0 ? 'cpu' : `cpu${h}`, version: 1, data })),
+    ...(harts.harts.length > 1
+      ? [
+          {
+            name: 'smp',
+            version: 1,
+            data: encodeJson({ version: 1, current: harts.current, waiting: harts.waiting }),
+          },
+        ]
+      : []),
     { name: 'rom', version: 1, data: vm.core.rom.slice() },
     { name: 'ram', version: RAM_IMAGE_VERSION, data: encodeRam(vm.core.ram) },
   ];
@@ -116,9 +127,7 @@ export function applyMachine(vm: VirtMachine, sections: readonly Section[], file
     );
   }
   vm.core.rom.set(rom.data);
-  const cpu = need('cpu');
-  const cpuErr = cpu.version === 1 ? vm.core.restoreHart(cpu.data) : `version ${cpu.version}`;
-  if (cpuErr) throw new StateFileError(`${file}: CPU state: ${cpuErr}`);
+  restoreHarts(vm, sections, need, file);
   for (const p of parts) {
     const s = need(`dev:${p.name}`);
     let state: unknown;
@@ -138,4 +147,40 @@ export function applyMachine(vm: VirtMachine, sections: readonly Section[], file
       throw new StateFileError(`${file}: device ${p.name}: ${(e as Error)?.message ?? String(e)}`);
     }
   }
+}
+
+/** The "cpu", "cpu1".. and "smp" sections into the machine's harts. */
+function restoreHarts(
+  vm: VirtMachine,
+  sections: readonly Section[],
+  need: (name: string) => Section,
+  file: string,
+): void {
+  const cpus = [need('cpu')];
+  for (let h = 1; ; h++) {
+    const s = sections.find((x) => x.name === `cpu${h}`);
+    if (!s) break;
+    cpus.push(s);
+  }
+  const bad = cpus.find((c) => c.version !== 1);
+  if (bad) throw new StateFileError(`${file}: CPU state: version ${bad.version}`);
+  let current = 0;
+  let waiting = 0;
+  if (cpus.length > 1) {
+    let smp: unknown;
+    try {
+      smp = decodeJson(need('smp').data);
+    } catch (e) {
+      if (e instanceof StateFileError) throw e;
+      throw new StateFileError(`${file}: "smp" section: not valid JSON`);
+    }
+    const o = smp as { version?: unknown; current?: unknown; waiting?: unknown };
+    if (o?.version !== 1 || typeof o.current !== 'number' || typeof o.waiting !== 'number') {
+      throw new StateFileError(`${file}: "smp" section: not a state this build knows`);
+    }
+    current = o.current;
+    waiting = o.waiting;
+  }
+  const err = vm.core.restoreHarts({ harts: cpus.map((c) => c.data), current, waiting });
+  if (err) throw new StateFileError(`${file}: CPU state: ${err}`);
 }
