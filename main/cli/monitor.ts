@@ -37,6 +37,7 @@ export const MONITOR_PROMPT = '(wasmvisor) ';
 
 export const MONITOR_HELP = [
   'info status          whether the VM runs or is stopped',
+  'info cpus            the guest CPUs: pc, mode, which wait in WFI (* = the one running)',
   'info devices         the devices the guest sees',
   'info block           the disks: device, image, format, backing files',
   'info snapshots       the VM snapshots: name, date, VM state size, guest clock, disks',
@@ -153,6 +154,22 @@ function infoStats(s: VmStats | undefined): string {
   return lines.join('\n');
 }
 
+/** `info cpus`: one line per hart, as QEMU's (the running one starred), with its pc and mode. */
+function infoCpus(s: VmStats | undefined): string {
+  const cpus = s?.cpus;
+  if (!cpus) return 'no statistics yet';
+  const lines = cpus.harts.map(
+    (h) =>
+      `${h.current ? '*' : ' '} CPU #${h.id}: pc=${h.pc} (${h.mode}-mode${h.halted ? ', halted' : ''})`,
+  );
+  if (cpus.harts.length > 1) {
+    lines.push(
+      `harts take turns on one host thread: ${cpus.switchesPerSec.toFixed(0)} turns passed per second`,
+    );
+  }
+  return lines.join('\n');
+}
+
 /** The switches this process shares with the user's other processes (switch-socket.ts). */
 function infoNetwork(): string {
   const list = sharedSwitches();
@@ -236,6 +253,8 @@ export async function runMonitorCommand(t: MonitorTarget, line: string): Promise
             return {
               output: `VM status: ${t.state === 'paused' ? 'paused' : t.state}`,
             };
+          case 'cpus':
+            return { output: infoCpus(t.stats()) };
           case 'devices':
             return {
               output: t
@@ -254,7 +273,7 @@ export async function runMonitorCommand(t: MonitorTarget, line: string): Promise
           case 'block':
             return { output: infoBlock(t) };
           default:
-            return { output: 'info status|devices|block|stats|balloon|network|snapshots' };
+            return { output: 'info status|cpus|devices|block|stats|balloon|network|snapshots' };
         }
       case 'balloon': {
         const b = balloonControl(t);

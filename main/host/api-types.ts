@@ -195,6 +195,21 @@ export interface VmStats {
    * counts: it then runs apart from the host's (ahead of it with sleep=off).
    */
   guestClock?: { seconds: number; icount?: { shift: number; sleep: boolean } };
+  /**
+   * The guest's CPUs (harts take turns on the VM's one thread): each one's pc (hex), privilege
+   * mode, whether it waits in WFI and whether it holds the turn now; and how often per second a
+   * turn passed from one hart to another.
+   */
+  cpus?: { harts: CpuInfo[]; switchesPerSec: number };
+}
+
+/** One guest CPU in VmStats.cpus (the monitor's `info cpus`). */
+export interface CpuInfo {
+  id: number;
+  pc: string;
+  mode: 'M' | 'S' | 'U';
+  halted: boolean;
+  current: boolean;
 }
 
 /** How much of a VM's guest code runs translated (main/vm/jit; the CLI's --stats line). */

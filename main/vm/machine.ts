@@ -4,7 +4,7 @@
  * while the guest waits in WFI.
  */
 import type { JitStats } from './jit/jit.js';
-import { Core, ExitReason } from './core.js';
+import { Core, ExitReason, type HartInfo } from './core.js';
 import { HostClock, rtcClock, TIMEBASE_HZ } from './clock.js';
 import type { IcountConfig } from './time-config.js';
 import { VirtBoard, type DeviceInfo } from '../../devices/platform/board.js';
@@ -119,10 +119,10 @@ export interface MachineStats {
   /** Where this VM's host time went (see VirtMachine.timeDevices). */
   hostTime?: HostTime;
   /**
-   * The guest's CPUs (harts, taking turns on this thread): how many, how many wait in WFI now,
-   * and how many times a turn passed from one to another (wasm-core/cpu/smp.ts).
+   * The guest's CPUs (harts, taking turns on this thread; wasm-core/cpu/smp.ts): each one's pc,
+   * privilege and whether it waits in WFI, and how many times a turn passed between them.
    */
-  harts?: { count: number; halted: number; switches: number };
+  harts: { cpus: HartInfo[]; switches: number };
   /** The guest's clock (mtime) in seconds, and how it runs when it counts instructions. */
   guestClock?: { seconds: number; icount?: IcountConfig };
 }
@@ -671,11 +671,7 @@ export class VirtMachine {
       exits,
       interrupts,
       traps: this.core.traps,
-      harts: {
-        count: this.core.harts,
-        halted: this.core.hartInfo().filter((h) => h.halted).length,
-        switches: Number(this.core.hartSwitches),
-      },
+      harts: { cpus: this.core.hartInfo(), switches: Number(this.core.hartSwitches) },
       virtio: Object.fromEntries([
         ...this.virtio.filter((t) => t.device).map((t) => [t.name, t.stats()]),
         ...this.virtioPci.map((t) => [t.name, t.stats()]),

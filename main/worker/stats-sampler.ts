@@ -36,6 +36,7 @@ interface Previous {
   exits: Map<string, number>;
   irqs: Map<string, number>;
   bytes: Map<string, number>;
+  switches: number;
 }
 
 /** A byte counter: any device counter named *_bytes (read_bytes, tx_bytes, …). */
@@ -128,6 +129,16 @@ export class StatsSampler {
       balloon: s.balloon,
       hostRssMiB: s.hostRssBytes !== undefined ? s.hostRssBytes / (1024 * 1024) : undefined,
       ...(s.guestClock ? { guestClock: s.guestClock } : {}),
+      cpus: {
+        harts: s.harts.cpus.map((h) => ({
+          id: h.id,
+          pc: `0x${h.pc.toString(16).padStart(16, '0')}`,
+          mode: h.priv === 3 ? 'M' : h.priv === 1 ? 'S' : 'U',
+          halted: h.halted,
+          current: h.current,
+        })),
+        switchesPerSec: p && dt > 0 ? Math.max(0, s.harts.switches - p.switches) / dt : 0,
+      },
       ...(s.jit
         ? {
             jit: {
@@ -142,7 +153,17 @@ export class StatsSampler {
       const [dev, counter] = key.split('\0') as [string, string];
       (snapshot.bytesPerSec![dev] ??= {})[counter] = v;
     }
-    this.prev = { at, instret, jitInsns, jitPercent, cpu, exits, irqs, bytes };
+    this.prev = {
+      at,
+      instret,
+      jitInsns,
+      jitPercent,
+      cpu,
+      exits,
+      irqs,
+      bytes,
+      switches: s.harts.switches,
+    };
     return snapshot;
   }
 }

@@ -333,6 +333,45 @@ describe('monitor commands', () => {
     );
   });
 
+  it('info cpus: one line per hart, the running one starred, halted ones marked', async () => {
+    const { t } = fake();
+    const base = t.stats()!;
+    const two: MonitorTarget = {
+      ...t,
+      stats: () => ({
+        ...base,
+        cpus: {
+          harts: [
+            { id: 0, pc: '0xffffffff80002a4c', mode: 'S', halted: false, current: true },
+            { id: 1, pc: '0xffffffff80005e10', mode: 'S', halted: true, current: false },
+          ],
+          switchesPerSec: 812.4,
+        },
+      }),
+    };
+    expect((await runMonitorCommand(two, 'info cpus')).output).toBe(
+      [
+        '* CPU #0: pc=0xffffffff80002a4c (S-mode)',
+        '  CPU #1: pc=0xffffffff80005e10 (S-mode, halted)',
+        'harts take turns on one host thread: 812 turns passed per second',
+      ].join('\n'),
+    );
+    const one: MonitorTarget = {
+      ...t,
+      stats: () => ({
+        ...base,
+        cpus: {
+          harts: [{ id: 0, pc: '0x0000000080000000', mode: 'M', halted: false, current: true }],
+          switchesPerSec: 0,
+        },
+      }),
+    };
+    expect((await runMonitorCommand(one, 'info cpus')).output).toBe(
+      '* CPU #0: pc=0x0000000080000000 (M-mode)',
+    );
+    expect((await runMonitorCommand(t, 'info')).output).toMatch(/cpus/);
+  });
+
   it('info network: the switches shared with other processes, their links and counters', async () => {
     const { t } = fake();
     expect((await runMonitorCommand(t, 'info network')).output).toBe(

@@ -290,6 +290,7 @@ describe('throughput in the stats snapshot', () => {
       mips: 0,
       exits: {},
       interrupts: {},
+      harts: { cpus: [], switches: 0 },
       traps: 0n,
       virtio: {
         'virtio-blk0': { read_bytes: rd, write_bytes: 0, requests: 9 },
