@@ -16,8 +16,11 @@ import { Uart16550, type Uart16550State } from './uart16550.js';
 import { buildVirtDtb, type VirtDtbConfig } from './virt-dtb.js';
 
 export interface VirtBoardOptions {
-  /** The hart's external interrupt inputs (mip.MEIP / mip.SEIP), owned by the core. */
-  hart: HartIrqLines;
+  /**
+   * Each hart's external interrupt inputs (mip.MEIP / mip.SEIP), owned by the core, in hart id
+   * order (the PLIC gets a context pair per hart; the machine allows 1..MAX_HARTS).
+   */
+  harts: readonly HartIrqLines[];
   onConsoleOutput?: (bytes: Uint8Array) => void;
   onShutdown?: (e: ShutdownEvent) => void;
   /** RTC wall clock (ns since the epoch); inject for deterministic runs. */
@@ -54,10 +57,13 @@ export class VirtBoard {
   readonly uart: Uart16550;
   readonly test: SifiveTest;
   readonly rtc: GoldfishRtc;
+  /** Number of harts the board was built for. */
+  readonly harts: number;
 
   constructor(opts: VirtBoardOptions) {
     this.bus = new MmioBus(opts.log);
-    this.plic = new Plic(opts.hart, opts.log);
+    this.plic = new Plic(opts.harts, opts.log);
+    this.harts = opts.harts.length;
     this.uart = new Uart16550({
       irq: this.plic.line(VIRT.uart0.irq),
       onTransmit: opts.onConsoleOutput,
@@ -91,9 +97,12 @@ export class VirtBoard {
     return this.uart.receive(bytes);
   }
 
-  /** The board's devicetree; `cfg` supplies RAM, command line, initrd and options. */
+  /**
+   * The board's devicetree; `cfg` supplies RAM, command line, initrd and options. It describes
+   * the board's harts unless `cfg` says otherwise.
+   */
   dtb(cfg: VirtDtbConfig): Uint8Array {
-    return buildVirtDtb(cfg);
+    return buildVirtDtb({ harts: this.harts, ...cfg });
   }
 
   devices(): DeviceInfo[] {

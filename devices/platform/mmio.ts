@@ -12,11 +12,11 @@ export interface MmioDevice {
   write(offset: number, size: 1 | 2 | 4, value: number): void;
 }
 
-/** Interrupt lines into the hart's mip, driven by the PLIC. */
+/** Interrupt lines into one hart's mip, driven by the PLIC (hart h: contexts 2h and 2h+1). */
 export interface HartIrqLines {
-  /** Machine external interrupt pending (mip.MEIP) for hart 0 context 0. */
+  /** Machine external interrupt pending (mip.MEIP): PLIC context 2h. */
   setMachineExternal(level: boolean): void;
-  /** Supervisor external interrupt pending (mip.SEIP) for hart 0 context 1. */
+  /** Supervisor external interrupt pending (mip.SEIP): PLIC context 2h+1. */
   setSupervisorExternal(level: boolean): void;
 }
 

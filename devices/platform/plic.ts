@@ -1,6 +1,8 @@
 /**
- * SiFive PLIC as configured on QEMU's virt board for one hart: sources 1..95 (0 means "none"),
- * 3 priority bits, two contexts (0 = hart 0 M-mode, 1 = hart 0 S-mode).
+ * SiFive PLIC as configured on QEMU's virt board: sources 1..95 (0 means "none"), 3 priority
+ * bits, and a context pair per hart (QEMU's hart config "MS" for each hart): context 2h is hart
+ * h's M-mode external interrupt, context 2h+1 its S-mode one. Each context's output drives only
+ * its own hart's line; the registers of contexts beyond the last hart behave as unmapped space.
  *
  *   0x000000 + 4*src         priority
  *   0x001000 + 4*word        pending bits (read-only)
@@ -18,7 +20,10 @@ import { GuestErrorLog, hex, type LogSink } from './guest-log.js';
 import type { HartIrqLines, IrqLine, MmioDevice } from './mmio.js';
 
 export const PLIC_SOURCES = 96;
-export const PLIC_CONTEXTS = 2;
+/** Contexts per hart: M-mode, then S-mode. */
+export const PLIC_CONTEXTS_PER_HART = 2;
+/** Harts whose context registers fit in the virt board's 6 MiB PLIC window (QEMU's limit too). */
+export const PLIC_MAX_HARTS = 512;
 const WORDS = PLIC_SOURCES / 32;
 const PRIORITY_MASK = 7;
 
@@ -38,8 +43,12 @@ export interface PlicState {
   inService: number[];
   /** Line levels as the devices last drove them. */
   levels: number[];
-  /** Per context: 3 words of enable bits. */
+  /**
+   * Per context (2 per hart: M, S): 3 words of enable bits. Its length is the machine's context
+   * count, which a restore checks (a 1-hart machine's files have 2).
+   */
   enable: number[][];
+  /** Per context, same length as `enable`. */
   threshold: number[];
 }
 
@@ -60,19 +69,29 @@ export class Plic implements MmioDevice {
   private readonly pending = new Uint32Array(WORDS);
   private readonly inService = new Uint32Array(WORDS);
   private readonly levels = new Uint32Array(WORDS);
-  private readonly enable = new Uint32Array(WORDS * PLIC_CONTEXTS);
-  private readonly threshold = new Uint32Array(PLIC_CONTEXTS);
+  /** Number of contexts: 2 per hart. */
+  readonly contexts: number;
+  private readonly enable: Uint32Array;
+  private readonly threshold: Uint32Array;
   /** What each context's output was last driven to; null forces the next update to drive. */
-  private readonly outputs: (boolean | null)[] = [null, null];
+  private readonly outputs: (boolean | null)[];
   private readonly lines = new Map<number, IrqLine>();
   private readonly injected = new Uint32Array(PLIC_SOURCES);
   private readonly counters = { claims: 0, emptyClaims: 0, completes: 0 };
   private readonly log: GuestErrorLog;
 
+  /** `harts[h]` receives contexts 2h (M) and 2h+1 (S). */
   constructor(
-    private readonly hart: HartIrqLines,
+    private readonly harts: readonly HartIrqLines[],
     log?: LogSink,
   ) {
+    if (harts.length < 1 || harts.length > PLIC_MAX_HARTS) {
+      throw new RangeError(`plic: ${harts.length} harts (1..${PLIC_MAX_HARTS})`);
+    }
+    this.contexts = harts.length * PLIC_CONTEXTS_PER_HART;
+    this.enable = new Uint32Array(WORDS * this.contexts);
+    this.threshold = new Uint32Array(this.contexts);
+    this.outputs = new Array<boolean | null>(this.contexts).fill(null);
     this.log = new GuestErrorLog(this.name, log);
     this.reset();
   }
@@ -126,12 +145,12 @@ export class Plic implements MmioDevice {
     if (offset < CONTEXT_BASE) {
       const ctx = Math.floor((offset - ENABLE_BASE) / ENABLE_STRIDE);
       const word = ((offset - ENABLE_BASE) % ENABLE_STRIDE) >> 2;
-      if (ctx < PLIC_CONTEXTS && word < WORDS) return this.enable[ctx * WORDS + word];
+      if (ctx < this.contexts && word < WORDS) return this.enable[ctx * WORDS + word];
       return this.unknown('read', offset);
     }
     const ctx = Math.floor((offset - CONTEXT_BASE) / CONTEXT_STRIDE);
     const reg = (offset - CONTEXT_BASE) % CONTEXT_STRIDE;
-    if (ctx < PLIC_CONTEXTS) {
+    if (ctx < this.contexts) {
       if (reg === 0) return this.threshold[ctx];
       if (reg === 4) return this.claim(ctx);
     }
@@ -154,13 +173,13 @@ export class Plic implements MmioDevice {
     } else if (offset < CONTEXT_BASE) {
       const ctx = Math.floor((offset - ENABLE_BASE) / ENABLE_STRIDE);
       const word = ((offset - ENABLE_BASE) % ENABLE_STRIDE) >> 2;
-      if (ctx >= PLIC_CONTEXTS || word >= WORDS) return void this.unknown('write', offset);
+      if (ctx >= this.contexts || word >= WORDS) return void this.unknown('write', offset);
       // Source 0 does not exist.
       this.enable[ctx * WORDS + word] = word === 0 ? v & ~1 : v;
     } else {
       const ctx = Math.floor((offset - CONTEXT_BASE) / CONTEXT_STRIDE);
       const reg = (offset - CONTEXT_BASE) % CONTEXT_STRIDE;
-      if (ctx >= PLIC_CONTEXTS || (reg !== 0 && reg !== 4)) {
+      if (ctx >= this.contexts || (reg !== 0 && reg !== 4)) {
         return void this.unknown('write', offset);
       }
       if (reg === 0) this.threshold[ctx] = v & PRIORITY_MASK;
@@ -176,7 +195,7 @@ export class Plic implements MmioDevice {
       pending: Array.from(this.pending),
       inService: Array.from(this.inService),
       levels: Array.from(this.levels),
-      enable: Array.from({ length: PLIC_CONTEXTS }, (_, c) =>
+      enable: Array.from({ length: this.contexts }, (_, c) =>
         Array.from(this.enable.subarray(c * WORDS, (c + 1) * WORDS)),
       ),
       threshold: Array.from(this.threshold),
@@ -185,15 +204,24 @@ export class Plic implements MmioDevice {
 
   restoreState(s: PlicState): void {
     if (s.version !== 1) throw new Error(`plic: unsupported state version ${s.version}`);
+    if (!Array.isArray(s.enable)) throw new Error('plic: the saved state has no enable registers');
+    const saved = s.enable.length;
+    if (saved !== this.contexts || !Array.isArray(s.threshold) || s.threshold.length !== saved) {
+      // Contexts are per hart: a state from a machine with another CPU count cannot fit.
+      throw new Error(
+        `plic: the saved state is for ${describeHarts(saved)}, this machine has ` +
+          `${describeHarts(this.contexts)}`,
+      );
+    }
     for (let i = 0; i < PLIC_SOURCES; i++) this.priority[i] = (s.priority[i] ?? 0) & PRIORITY_MASK;
     this.priority[0] = 0;
     for (let w = 0; w < WORDS; w++) {
       this.pending[w] = s.pending[w] ?? 0;
       this.inService[w] = s.inService[w] ?? 0;
       this.levels[w] = s.levels[w] ?? 0;
-      for (let c = 0; c < PLIC_CONTEXTS; c++) this.enable[c * WORDS + w] = s.enable[c]?.[w] ?? 0;
+      for (let c = 0; c < this.contexts; c++) this.enable[c * WORDS + w] = s.enable[c]?.[w] ?? 0;
     }
-    for (let c = 0; c < PLIC_CONTEXTS; c++) {
+    for (let c = 0; c < this.contexts; c++) {
       this.threshold[c] = (s.threshold[c] ?? 0) & PRIORITY_MASK;
     }
     this.pending[0] &= ~1;
@@ -275,12 +303,20 @@ export class Plic implements MmioDevice {
   }
 
   private update(): void {
-    for (let ctx = 0; ctx < PLIC_CONTEXTS; ctx++) {
+    for (let ctx = 0; ctx < this.contexts; ctx++) {
       const level = this.best(ctx) !== 0;
       if (level === this.outputs[ctx]) continue;
       this.outputs[ctx] = level;
-      if (ctx === 0) this.hart.setMachineExternal(level);
-      else this.hart.setSupervisorExternal(level);
+      const hart = this.harts[(ctx / PLIC_CONTEXTS_PER_HART) | 0];
+      if (ctx % PLIC_CONTEXTS_PER_HART === 0) hart.setMachineExternal(level);
+      else hart.setSupervisorExternal(level);
     }
   }
+}
+
+/** "2 harts (4 PLIC contexts)", for state mismatch messages. */
+function describeHarts(contexts: number): string {
+  if (contexts % PLIC_CONTEXTS_PER_HART !== 0) return `${contexts} PLIC contexts`;
+  const harts = contexts / PLIC_CONTEXTS_PER_HART;
+  return `${harts} hart${harts === 1 ? '' : 's'} (${contexts} PLIC contexts)`;
 }

@@ -1,6 +1,6 @@
 /**
- * The devicetree of our board, laid out like the one `qemu-system-riscv64 -M virt` generates for
- * one hart (QEMU hw/riscv/virt.c create_fdt*), so that firmware and kernels built for QEMU find
+ * The devicetree of our board, laid out like the one `qemu-system-riscv64 -M virt -smp N`
+ * generates (QEMU hw/riscv/virt.c create_fdt*), so that firmware and kernels built for QEMU find
  * the same nodes, addresses, interrupts and phandle wiring.
  *
  * Left out because we do not emulate them: flash@20000000, fw-cfg, platform-bus, pmu.
@@ -10,8 +10,11 @@
  */
 import { Fdt, type FdtNode } from './fdt.js';
 import { VIRT } from './memory-map.js';
+import { PLIC_MAX_HARTS } from './plic.js';
 
 export interface VirtDtbConfig {
+  /** Harts, each a cpu@N node with its own interrupt controller; default 1. */
+  harts?: number;
   ramBase: number;
   ramSize: number;
   /** Kernel command line; omitted from /chosen when empty (as QEMU does). */
@@ -71,7 +74,9 @@ export function buildVirtDtb(cfg: VirtDtbConfig): Uint8Array {
   root.setString('compatible', 'riscv-virtio');
   root.setString('model', 'riscv-virtio,qemu');
 
-  // Phandles in QEMU's order: cpu0 = 1, its intc = 2, plic = 3, test = 4.
+  // Phandles in QEMU's order: QEMU creates the harts last to first, each cpu node then its
+  // interrupt controller (so with N harts cpu@N-1 = 1, its intc = 2, ..., cpu@0 = 2N-1, its
+  // intc = 2N), then plic = 2N+1 and test = 2N+2. Nodes still appear in hart order.
   const chosen = root.addNode('chosen');
   const poweroff = root.addNode('poweroff');
   const reboot = root.addNode('reboot');
@@ -85,32 +90,40 @@ export function buildVirtDtb(cfg: VirtDtbConfig): Uint8Array {
   cpus.setCells('#address-cells', [1]);
   cpus.setCells('#size-cells', [0]);
   cpus.setU32('timebase-frequency', VIRT.timebaseHz);
-  const cpu0 = cpus.addNode('cpu@0');
-  const cpu0Phandle = cpu0.phandle();
-  cpu0.setString('device_type', 'cpu');
-  cpu0.setU32('reg', 0);
-  cpu0.setString('status', 'okay');
-  cpu0.setString('compatible', 'riscv');
-  cpu0.setString('riscv,isa', ['rv64imafdc', ...extensions].join('_'));
-  // The newer binding (QEMU >= 8.2 emits both); Linux prefers it when present.
-  cpu0.setString('riscv,isa-base', 'rv64i');
-  cpu0.setStrings('riscv,isa-extensions', [...ISA_BASE_LETTERS, ...extensions]);
-  cpu0.setString('mmu-type', 'riscv,sv48');
-  const intc = cpu0.addNode('interrupt-controller');
-  const intcPhandle = intc.phandle();
-  intc.setCells('#interrupt-cells', [1]);
-  // Not in QEMU's tree; dtc warns without it and the binding allows it.
-  intc.setCells('#address-cells', [0]);
-  intc.setEmpty('interrupt-controller');
-  intc.setString('compatible', 'riscv,cpu-intc');
-  cpus.addNode('cpu-map').addNode('cluster0').addNode('core0').setU32('cpu', cpu0Phandle);
+  const harts = hartCount(cfg.harts);
+  const cpuNodes = Array.from({ length: harts }, (_, h) => cpus.addNode(`cpu@${h}`));
+  const cpuPhandles: number[] = [];
+  /** Each hart's riscv,cpu-intc phandle, by hart id. */
+  const intcs: number[] = [];
+  for (let h = harts - 1; h >= 0; h--) {
+    const cpu = cpuNodes[h];
+    cpuPhandles[h] = cpu.phandle();
+    cpu.setString('device_type', 'cpu');
+    cpu.setU32('reg', h);
+    cpu.setString('status', 'okay');
+    cpu.setString('compatible', 'riscv');
+    cpu.setString('riscv,isa', ['rv64imafdc', ...extensions].join('_'));
+    // The newer binding (QEMU >= 8.2 emits both); Linux prefers it when present.
+    cpu.setString('riscv,isa-base', 'rv64i');
+    cpu.setStrings('riscv,isa-extensions', [...ISA_BASE_LETTERS, ...extensions]);
+    cpu.setString('mmu-type', 'riscv,sv48');
+    const intc = cpu.addNode('interrupt-controller');
+    intc.setCells('#interrupt-cells', [1]);
+    // Not in QEMU's tree; dtc warns without it and the binding allows it.
+    intc.setCells('#address-cells', [0]);
+    intc.setEmpty('interrupt-controller');
+    intc.setString('compatible', 'riscv,cpu-intc');
+    intcs[h] = intc.phandle();
+  }
+  const cluster = cpus.addNode('cpu-map').addNode('cluster0');
+  for (let h = 0; h < harts; h++) cluster.addNode(`core${h}`).setU32('cpu', cpuPhandles[h]);
 
   soc.setCells('#address-cells', [2]);
   soc.setCells('#size-cells', [2]);
   soc.setString('compatible', 'simple-bus');
   soc.setEmpty('ranges');
 
-  // QEMU creates the PLIC right after the cpus (phandle 3) but its node ends up last but one.
+  // QEMU creates the PLIC right after the cpus (phandle 2N+1) but its node ends up last but one.
   const plicPhandle = fdt.nextPhandle();
   const rtc = soc.addNode(`rtc@${hexName(VIRT.rtc.base)}`);
   rtc.setString('compatible', 'google,goldfish-rtc');
@@ -145,12 +158,16 @@ export function buildVirtDtb(cfg: VirtDtbConfig): Uint8Array {
     node.setU32('interrupts', VIRT.virtio.firstIrq + slot);
   }
 
-  addPlic(soc, plicPhandle, intcPhandle);
+  addPlic(soc, plicPhandle, intcs);
 
   const clint = soc.addNode(`clint@${hexName(VIRT.clint.base)}`);
   clint.setStrings('compatible', ['sifive,clint0', 'riscv,clint0']);
   clint.setCells('reg', reg2(VIRT.clint.base, VIRT.clint.size));
-  clint.setCells('interrupts-extended', [intcPhandle, IRQ_M_SOFT, intcPhandle, IRQ_M_TIMER]);
+  // Per hart, in hart order: its msip (software) and mtimecmp (timer) interrupts.
+  clint.setCells(
+    'interrupts-extended',
+    intcs.flatMap((intc) => [intc, IRQ_M_SOFT, intc, IRQ_M_TIMER]),
+  );
 
   for (const [node, value] of [
     [poweroff, 0x5555],
@@ -181,15 +198,27 @@ export function buildVirtDtb(cfg: VirtDtbConfig): Uint8Array {
   return fdt.build();
 }
 
-function addPlic(soc: FdtNode, phandle: number, intcPhandle: number): void {
+/** `harts` from the config: a whole number of at least 1 (the machine sets the upper bound). */
+function hartCount(harts: number | undefined): number {
+  const n = harts ?? 1;
+  if (!Number.isInteger(n) || n < 1 || n > PLIC_MAX_HARTS) {
+    throw new RangeError(`virt-dtb: bad hart count ${n}`);
+  }
+  return n;
+}
+
+function addPlic(soc: FdtNode, phandle: number, intcs: readonly number[]): void {
   const plic = soc.addNode(`plic@${hexName(VIRT.plic.base)}`);
   plic.setU32('phandle', phandle);
   plic.setCells('#interrupt-cells', [1]);
   plic.setCells('#address-cells', [0]);
   plic.setStrings('compatible', ['sifive,plic-1.0.0', 'riscv,plic0']);
   plic.setEmpty('interrupt-controller');
-  // Context 0 = hart 0 M-mode external, context 1 = hart 0 S-mode external.
-  plic.setCells('interrupts-extended', [intcPhandle, IRQ_M_EXT, intcPhandle, IRQ_S_EXT]);
+  // Context 2h = hart h M-mode external, context 2h+1 = hart h S-mode external (plic.ts).
+  plic.setCells(
+    'interrupts-extended',
+    intcs.flatMap((intc) => [intc, IRQ_M_EXT, intc, IRQ_S_EXT]),
+  );
   plic.setCells('reg', reg2(VIRT.plic.base, VIRT.plic.size));
   // Sources are 1..95 (0 means "none"); newer QEMU says 95, QEMU 7.2 said 96.
   plic.setU32('riscv,ndev', VIRT.plicSources - 1);

@@ -334,12 +334,18 @@ export class VirtMachine {
     const ramSize = cfg.memMiB * 1024 * 1024;
     this.slice = cfg.sliceInsns ?? DEFAULT_SLICE;
     this.icount = cfg.icount;
+    const harts = cfg.harts ?? 1;
+    if (!Number.isInteger(harts) || harts < 1 || harts > MAX_HARTS) {
+      throw new MachineConfigError(`harts must be 1..${MAX_HARTS} (got ${harts})`);
+    }
+    this.irqLines = new Array<number>(harts).fill(0);
     this.board = new VirtBoard({
       clock: rtcClock(cfg, () => this.core.time),
-      hart: {
-        setMachineExternal: (level) => this.setIrq(0, level),
-        setSupervisorExternal: (level) => this.setIrq(1, level),
-      },
+      // Hart h's PLIC contexts (2h M-mode, 2h+1 S-mode) drive that hart's MEIP / SEIP.
+      harts: Array.from({ length: harts }, (_, hart) => ({
+        setMachineExternal: (level: boolean) => this.setIrq(hart, 0, level),
+        setSupervisorExternal: (level: boolean) => this.setIrq(hart, 1, level),
+      })),
       onConsoleOutput: (bytes) => this.emitConsole('ttyS0', bytes),
       onShutdown: (e) => {
         this.shutdown = e;
@@ -454,16 +460,18 @@ export class VirtMachine {
       // All eight virtio-mmio slots are mapped (empty ones answer device ID 0), as in QEMU, and
       // so is the PCIe ECAM (an empty slot answers vendor ID 0xFFFF, so Linux skips it).
       dtbFor: (layout) =>
-        buildVirtDtb({ ...layout, virtioSlots: [0, 1, 2, 3, 4, 5, 6, 7], pci: true }),
+        buildVirtDtb({ ...layout, harts, virtioSlots: [0, 1, 2, 3, 4, 5, 6, 7], pci: true }),
       names: { firmware: cfg.firmware.name, kernel: cfg.kernel?.name, initrd: cfg.initrd?.name },
     });
     core.pc = BigInt(this.boot.entry);
   }
 
-  private irqLines = 0;
-  private setIrq(bit: number, level: boolean): void {
-    this.irqLines = level ? this.irqLines | (1 << bit) : this.irqLines & ~(1 << bit);
-    this.core?.setExternalIrq((this.irqLines & 1) !== 0, (this.irqLines & 2) !== 0);
+  /** Per hart: the PLIC's outputs into it, bit 0 = M external, bit 1 = S external. */
+  private readonly irqLines: number[];
+  private setIrq(hart: number, bit: number, level: boolean): void {
+    const lines = level ? this.irqLines[hart] | (1 << bit) : this.irqLines[hart] & ~(1 << bit);
+    this.irqLines[hart] = lines;
+    this.core?.setExternalIrq((lines & 1) !== 0, (lines & 2) !== 0, hart);
     if (level) this.wakeUp();
   }
 

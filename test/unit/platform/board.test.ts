@@ -9,12 +9,13 @@ const PLIC = 0x0c00_0000;
 const TEST = 0x10_0000;
 const RTC = 0x10_1000;
 
-function setup() {
-  const hart = new FakeHart();
+function setup(harts = 1) {
+  const cpus = Array.from({ length: harts }, () => new FakeHart());
+  const hart = cpus[0];
   const out: number[] = [];
   const shutdowns: ShutdownEvent[] = [];
   const board = new VirtBoard({
-    hart,
+    harts: cpus,
     onConsoleOutput: (b) => out.push(...b),
     onShutdown: (e) => shutdowns.push(e),
     clock: () => 1_000_000_000_000_000_000n,
@@ -25,7 +26,7 @@ function setup() {
     board.uart.flush();
     return Buffer.from(out).toString();
   };
-  return { board, hart, shutdowns, console, bus: board.bus };
+  return { board, hart, cpus, shutdowns, console, bus: board.bus };
 }
 
 describe('VirtBoard', () => {
@@ -122,6 +123,30 @@ describe('VirtBoard', () => {
     expect(b.hart.seip).toBe(false);
     expect(b.bus.read(UART + 1, 1)).toBe(0);
     expect(b.bus.read(PLIC + 4 * 10, 4)).toBe(0);
+  });
+
+  it('routes the UART to the hart whose S context enabled it, on a 2-hart board', () => {
+    const { bus, board, cpus } = setup(2);
+    bus.write(PLIC + 4 * 10, 4, 1);
+    bus.write(PLIC + 0x2000 + 0x80 * 3, 4, 1 << 10); // context 3 = hart 1 S-mode
+    bus.write(UART + 1, 1, 0x01);
+    board.consoleInput(bytes('q'));
+    expect(cpus.map((c) => [c.meip, c.seip])).toEqual([
+      [false, false],
+      [false, true],
+    ]);
+    expect(bus.read(PLIC + 0x20_1004, 4)).toBe(0); // hart 0 S: not its interrupt
+    expect(bus.read(PLIC + 0x20_3004, 4)).toBe(10);
+    expect(cpus[1].seip).toBe(false);
+    // A saved 2-hart board does not fit a 1-hart one.
+    const state = JSON.parse(JSON.stringify(board.saveState()));
+    expect(() => setup(1).board.restoreState(state)).toThrow(/saved state is for 2 harts/);
+  });
+
+  it.skipIf(!hasDtc)('describes its own harts in its devicetree', () => {
+    const { board } = setup(3);
+    const t = indexDts(decompile(board.dtb({ ramBase: 0x8000_0000, ramSize: 2 ** 28 })).dts);
+    expect([...t.keys()].filter((k) => /^\/cpus\/cpu@\d$/.test(k))).toHaveLength(3);
   });
 
   it.skipIf(!hasDtc)('builds its devicetree', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Plic } from '../../../devices/platform/plic.js';
+import { Plic, type PlicState } from '../../../devices/platform/plic.js';
 import { FakeHart, logSink } from './helpers.js';
 
 const PRIORITY = (src: number) => 4 * src;
@@ -10,10 +10,11 @@ const CLAIM = (ctx: number) => 0x20_0004 + 0x1000 * ctx;
 const M = 0;
 const S = 1;
 
-function setup() {
-  const hart = new FakeHart();
+function setup(harts = 1) {
+  const cpus = Array.from({ length: harts }, () => new FakeHart());
+  const hart = cpus[0];
   const log = logSink();
-  const plic = new Plic(hart, log.sink);
+  const plic = new Plic(cpus, log.sink);
   const r = (off: number) => plic.read(off, 4);
   const w = (off: number, v: number) => plic.write(off, 4, v);
   const enable = (ctx: number, ...srcs: number[]) => {
@@ -21,7 +22,7 @@ function setup() {
     for (const s of srcs) words[s >> 5] |= 1 << (s & 31);
     words.forEach((v, i) => w(ENABLE(ctx, i), v >>> 0));
   };
-  return { plic, hart, r, w, enable, log };
+  return { plic, hart, cpus, r, w, enable, log };
 }
 
 describe('PLIC', () => {
@@ -189,5 +190,153 @@ describe('PLIC', () => {
     b.plic.reset();
     expect(b.r(PRIORITY(10))).toBe(0);
     expect(b.hart.seip).toBe(false);
+  });
+});
+
+/** Contexts of hart h: 2h is its M-mode, 2h+1 its S-mode (QEMU virt, hart config "MS"). */
+const HART_M = (h: number) => 2 * h;
+const HART_S = (h: number) => 2 * h + 1;
+const lines = (cpus: FakeHart[]) => cpus.map((c) => [c.meip, c.seip]);
+
+describe.each([2, 4])('PLIC with %i harts', (harts) => {
+  it('raises only the hart and mode a source is enabled for', () => {
+    const { plic, cpus, r, w, enable } = setup(harts);
+    w(PRIORITY(10), 1);
+    enable(HART_S(1), 10);
+    plic.line(10).set(true);
+    const want = cpus.map((_, h) => [false, h === 1]);
+    expect(lines(cpus)).toEqual(want);
+    // Other harts find nothing to claim; hart 1 S-mode gets it and its line drops.
+    for (let h = 0; h < harts; h++) {
+      expect(r(CLAIM(HART_M(h)))).toBe(0);
+      if (h !== 1) expect(r(CLAIM(HART_S(h)))).toBe(0);
+    }
+    expect(lines(cpus)).toEqual(want);
+    expect(r(CLAIM(HART_S(1)))).toBe(10);
+    expect(lines(cpus).flat().some(Boolean)).toBe(false);
+    // The last hart's M context is its own line.
+    enable(HART_M(harts - 1), 10);
+    w(CLAIM(HART_S(1)), 10);
+    expect(cpus[harts - 1].meip).toBe(true);
+    expect(cpus[1].seip).toBe(true);
+    expect(cpus[0].meip || cpus[0].seip).toBe(false);
+  });
+
+  it('gives a source enabled on two harts to the first claim only', () => {
+    const { plic, cpus, r, w, enable } = setup(harts);
+    w(PRIORITY(5), 2);
+    enable(HART_S(0), 5);
+    enable(HART_S(harts - 1), 5);
+    const line = plic.line(5);
+    line.set(true);
+    expect([cpus[0].seip, cpus[harts - 1].seip]).toEqual([true, true]);
+    // Both harts take the interrupt; the one that claims second gets nothing (0).
+    expect(r(CLAIM(HART_S(harts - 1)))).toBe(5);
+    expect(r(CLAIM(HART_S(0)))).toBe(0);
+    expect([cpus[0].seip, cpus[harts - 1].seip]).toEqual([false, false]);
+    expect(plic.stats).toMatchObject({ claims: 2, emptyClaims: 1 });
+    // The claimer completes while the line is still high: pending again, for both.
+    w(CLAIM(HART_S(harts - 1)), 5);
+    expect([cpus[0].seip, cpus[harts - 1].seip]).toEqual([true, true]);
+    expect(r(CLAIM(HART_S(0)))).toBe(5);
+    line.set(false);
+    w(CLAIM(HART_S(0)), 5);
+    expect(cpus.some((c) => c.seip || c.meip)).toBe(false);
+    expect(plic.stats.completes).toBe(2);
+  });
+
+  it('keeps a threshold per context', () => {
+    const { plic, cpus, r, w, enable } = setup(harts);
+    w(PRIORITY(33), 2);
+    for (let h = 0; h < harts; h++) enable(HART_S(h), 33);
+    w(THRESHOLD(HART_S(0)), 2);
+    w(THRESHOLD(HART_S(1)), 1);
+    plic.line(33).set(true);
+    expect(cpus.map((c) => c.seip)).toEqual(cpus.map((_, h) => h !== 0));
+    expect(r(THRESHOLD(HART_S(0)))).toBe(2);
+    expect(r(THRESHOLD(HART_S(1)))).toBe(1);
+    expect(r(THRESHOLD(HART_M(1)))).toBe(0);
+    expect(r(CLAIM(HART_S(0)))).toBe(0); // masked by its threshold
+    w(THRESHOLD(HART_S(1)), 2);
+    expect(cpus[1].seip).toBe(false);
+    if (harts > 2) expect(cpus[2].seip).toBe(true);
+  });
+
+  it('treats contexts past the last hart as unmapped', () => {
+    const { plic, cpus, r, w, enable, log } = setup(harts);
+    const past = 2 * harts;
+    w(PRIORITY(7), 7);
+    plic.line(7).set(true);
+    const before = plic.stats.guestErrors;
+    for (const ctx of [past, past + 1, 1023, 1024]) {
+      w(ENABLE(ctx), 0xffff_ffff);
+      expect(r(ENABLE(ctx))).toBe(0);
+      w(THRESHOLD(ctx), 0);
+      expect(r(THRESHOLD(ctx))).toBe(0);
+      expect(r(CLAIM(ctx))).toBe(0);
+      w(CLAIM(ctx), 7);
+    }
+    expect(plic.stats.guestErrors - before).toBe(4 * 6);
+    expect(log.lines.length).toBeGreaterThan(0);
+    expect(cpus.some((c) => c.seip || c.meip)).toBe(false);
+    expect(plic.stats.claims).toBe(0);
+    // The last real context still works, and odd sizes there are refused.
+    enable(HART_S(harts - 1), 7);
+    expect(cpus[harts - 1].seip).toBe(true);
+    expect(plic.read(CLAIM(HART_S(harts - 1)), 2)).toBe(0);
+    plic.write(THRESHOLD(HART_S(harts - 1)) + 1, 1, 7);
+    expect(cpus[harts - 1].seip).toBe(true);
+    expect(r(CLAIM(HART_S(harts - 1)))).toBe(7);
+  });
+
+  it('saves every context and refuses a state made for another hart count', () => {
+    const a = setup(harts);
+    a.w(PRIORITY(12), 3);
+    a.enable(HART_S(harts - 1), 12);
+    a.w(THRESHOLD(HART_M(1)), 6);
+    a.plic.line(12).set(true);
+    const state = JSON.parse(JSON.stringify(a.plic.saveState()));
+    expect(state.enable).toHaveLength(2 * harts);
+    expect(state.threshold).toHaveLength(2 * harts);
+    const b = setup(harts);
+    b.plic.restoreState(state);
+    expect(b.plic.saveState()).toEqual(state);
+    expect(b.cpus.map((c) => c.seip)).toEqual(b.cpus.map((_, h) => h === harts - 1));
+    expect(b.r(THRESHOLD(HART_M(1)))).toBe(6);
+    for (const other of [1, harts * 2]) {
+      expect(() => setup(other).plic.restoreState(state)).toThrow(
+        `plic: the saved state is for ${harts} harts (${2 * harts} PLIC contexts), this ` +
+          `machine has ${other} hart${other === 1 ? '' : 's'} (${2 * other} PLIC contexts)`,
+      );
+    }
+  });
+});
+
+describe('PLIC state of a 1-hart machine (version 1 files)', () => {
+  it('still loads, and a 2-hart machine refuses it', () => {
+    // As the single-hart PLIC saved it: two contexts, hart 0 M and S.
+    const old: PlicState = {
+      version: 1,
+      priority: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, ...Array(85).fill(0)],
+      pending: [1 << 10, 0, 0],
+      inService: [0, 0, 0],
+      levels: [1 << 10, 0, 0],
+      enable: [
+        [0, 0, 0],
+        [1 << 10, 0, 0],
+      ],
+      threshold: [0, 3],
+    };
+    const one = setup(1);
+    one.plic.restoreState(old);
+    expect(one.hart.seip).toBe(true);
+    expect(one.r(THRESHOLD(S))).toBe(3);
+    expect(one.r(CLAIM(S))).toBe(10);
+    expect(() => setup(2).plic.restoreState(old)).toThrow(/state is for 1 hart .* has 2 harts/);
+    expect(() => setup(1).plic.restoreState({ ...old, threshold: [0] })).toThrow(/plic:/);
+  });
+
+  it('needs at least one hart', () => {
+    expect(() => new Plic([])).toThrow(RangeError);
   });
 });

@@ -40,6 +40,44 @@ describe.skipIf(!hasDtc)('virt board DTB', () => {
     expect(t.get('/memory@80000000')!.get('reg')).toBe('<0x00 0x80000000 0x00 0x10000000>');
   });
 
+  it.each([2, 4, 8])('describes %i harts with QEMU phandles, cpu-map and per-hart wiring', (n) => {
+    const t = tree({ ...base, harts: n });
+    const cpus = [...t.keys()].filter((k) => /^\/cpus\/cpu@\d+$/.test(k));
+    expect(cpus).toEqual(Array.from({ length: n }, (_, h) => `/cpus/cpu@${h}`));
+    // QEMU numbers the harts last to first: cpu@N-1 = 1, its intc = 2, ..., cpu@0 = 2N-1.
+    const cell = (v: number) => `0x${v.toString(16).padStart(2, '0')}`;
+    const cpuPh = (h: number) => 2 * (n - 1 - h) + 1;
+    const intcPh = (h: number) => cpuPh(h) + 1;
+    for (let h = 0; h < n; h++) {
+      const cpu = t.get(`/cpus/cpu@${h}`)!;
+      expect(cpu.get('reg')).toBe(`<${cell(h)}>`);
+      expect(cpu.get('phandle')).toBe(`<${cell(cpuPh(h))}>`);
+      expect(cpu.get('status')).toBe('"okay"');
+      const intc = t.get(`/cpus/cpu@${h}/interrupt-controller`)!;
+      expect(intc.get('phandle')).toBe(`<${cell(intcPh(h))}>`);
+      expect(intc.get('compatible')).toBe('"riscv,cpu-intc"');
+      expect(t.get(`/cpus/cpu-map/cluster0/core${h}`)!.get('cpu')).toBe(`<${cell(cpuPh(h))}>`);
+    }
+    expect(t.has(`/cpus/cpu@${n}`)).toBe(false);
+    const perHart = (irqs: number[]) =>
+      `<${Array.from({ length: n }, (_, h) => irqs.map((i) => `${cell(intcPh(h))} ${cell(i)}`))
+        .flat()
+        .join(' ')}>`;
+    expect(t.get('/soc/clint@2000000')!.get('interrupts-extended')).toBe(perHart([3, 7]));
+    const plic = t.get('/soc/plic@c000000')!;
+    expect(plic.get('interrupts-extended')).toBe(perHart([11, 9]));
+    expect(plic.get('phandle')).toBe(`<${cell(2 * n + 1)}>`);
+    expect(t.get('/soc/serial@10000000')!.get('interrupt-parent')).toBe(`<${cell(2 * n + 1)}>`);
+    expect(t.get('/soc/test@100000')!.get('phandle')).toBe(`<${cell(2 * n + 2)}>`);
+    expect(t.get('/poweroff')!.get('regmap')).toBe(`<${cell(2 * n + 2)}>`);
+  });
+
+  it('refuses a hart count that is not a whole number of at least 1', () => {
+    for (const harts of [0, -1, 1.5, NaN]) {
+      expect(() => buildVirtDtb({ ...base, harts })).toThrow(/hart count/);
+    }
+  });
+
   it('wires CLINT and PLIC to the hart and every device to the PLIC', () => {
     const t = tree(base);
     const clint = t.get('/soc/clint@2000000')!;
@@ -123,63 +161,71 @@ describe.skipIf(!hasDtc)('virt board DTB', () => {
     expect(() => buildVirtDtb({ ...base, isaExtensions: ['Zicsr'] })).toThrow(/ISA extension/);
   });
 
-  it.skipIf(!hasQemu)('matches QEMU -M virt node for node, except what we leave out', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'virt-dtb-'));
-    try {
-      const file = join(dir, 'qemu.dtb');
-      // Any kernel file will do: QEMU only needs one to accept -append and -initrd. The initrd
-      // size makes QEMU's linux,initrd-end equal base.initrd.end.
-      writeFileSync(join(dir, 'Image'), new Uint8Array(4096));
-      writeFileSync(join(dir, 'initrd'), new Uint8Array(base.initrd!.end - base.initrd!.start));
-      const r = spawnSync('qemu-system-riscv64', [
-        '-M',
-        `virt,dumpdtb=${file}`,
-        '-m',
-        '256M',
-        '-nographic',
-        '-append',
-        base.bootargs!,
-        '-kernel',
-        join(dir, 'Image'),
-        '-initrd',
-        join(dir, 'initrd'),
-      ]);
-      if (r.status !== 0) throw new Error(r.stderr.toString());
-      const qemu = indexDts(decompile(readFileSync(file)).dts);
-      const ours = tree(base);
-      const leftOut = /^\/(flash@|fw-cfg@|platform-bus@|pmu|soc\/pmu)/;
-      // Differences we mean to have: the ISA properties (we advertise what our core implements;
-      // QEMU's set changes between versions), rng-seed (optional), ndev (QEMU 7.2 says 96,
-      // newer 95), and #address-cells on the cpu intc (silences a dtc warning).
-      const isaProp = /^\/cpus\/cpu@0:riscv,/;
-      const expected = new Set([
-        '/cpus/cpu@0/interrupt-controller:#address-cells',
-        '/chosen:rng-seed',
-        '/soc/plic@c000000:riscv,ndev',
-      ]);
-      const diffs: string[] = [];
-      for (const path of new Set([...qemu.keys(), ...ours.keys()])) {
-        if (leftOut.test(path)) continue;
-        const q = qemu.get(path);
-        const o = ours.get(path);
-        if (!q || !o) {
-          diffs.push(`${path}: only in ${q ? 'QEMU' : 'ours'}`);
-          continue;
-        }
-        for (const prop of new Set([...q.keys(), ...o.keys()])) {
-          const key = `${path}:${prop}`;
-          if (q.get(prop) !== o.get(prop) && !expected.has(key) && !isaProp.test(key)) {
-            diffs.push(`${path}:${prop} QEMU ${q.get(prop)} ours ${o.get(prop)}`);
+  it.skipIf(!hasQemu).each([1, 2, 4])(
+    'matches QEMU -M virt -smp %i node for node, except what we leave out',
+    (harts) => {
+      const dir = mkdtempSync(join(tmpdir(), 'virt-dtb-'));
+      try {
+        const file = join(dir, 'qemu.dtb');
+        // Any kernel file will do: QEMU only needs one to accept -append and -initrd. The initrd
+        // size makes QEMU's linux,initrd-end equal base.initrd.end.
+        writeFileSync(join(dir, 'Image'), new Uint8Array(4096));
+        writeFileSync(join(dir, 'initrd'), new Uint8Array(base.initrd!.end - base.initrd!.start));
+        const r = spawnSync('qemu-system-riscv64', [
+          '-M',
+          `virt,dumpdtb=${file}`,
+          '-m',
+          '256M',
+          '-smp',
+          String(harts),
+          '-nographic',
+          '-append',
+          base.bootargs!,
+          '-kernel',
+          join(dir, 'Image'),
+          '-initrd',
+          join(dir, 'initrd'),
+        ]);
+        if (r.status !== 0) throw new Error(r.stderr.toString());
+        const qemu = indexDts(decompile(readFileSync(file)).dts);
+        const ours = tree({ ...base, harts });
+        const leftOut = /^\/(flash@|fw-cfg@|platform-bus@|pmu|soc\/pmu)/;
+        // Differences we mean to have: the ISA properties (we advertise what our core implements;
+        // QEMU's set changes between versions), rng-seed (optional), ndev (QEMU 7.2 says 96,
+        // newer 95), and #address-cells on the cpu intc (silences a dtc warning).
+        const isaProp = /^\/cpus\/cpu@\d+:riscv,/;
+        const expected = new Set([
+          ...Array.from(
+            { length: harts },
+            (_, h) => `/cpus/cpu@${h}/interrupt-controller:#address-cells`,
+          ),
+          '/chosen:rng-seed',
+          '/soc/plic@c000000:riscv,ndev',
+        ]);
+        const diffs: string[] = [];
+        for (const path of new Set([...qemu.keys(), ...ours.keys()])) {
+          if (leftOut.test(path)) continue;
+          const q = qemu.get(path);
+          const o = ours.get(path);
+          if (!q || !o) {
+            diffs.push(`${path}: only in ${q ? 'QEMU' : 'ours'}`);
+            continue;
+          }
+          for (const prop of new Set([...q.keys(), ...o.keys()])) {
+            const key = `${path}:${prop}`;
+            if (q.get(prop) !== o.get(prop) && !expected.has(key) && !isaProp.test(key)) {
+              diffs.push(`${path}:${prop} QEMU ${q.get(prop)} ours ${o.get(prop)}`);
+            }
           }
         }
+        expect(diffs).toEqual([]);
+        // Same probe order of the /soc children.
+        const socOrder = (t: DtsIndex) =>
+          [...t.keys()].filter((k) => /^\/soc\/[^/]+$/.test(k) && ours.has(k) && qemu.has(k));
+        expect(socOrder(ours)).toEqual(socOrder(qemu));
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
       }
-      expect(diffs).toEqual([]);
-      // Same probe order of the /soc children.
-      const socOrder = (t: DtsIndex) =>
-        [...t.keys()].filter((k) => /^\/soc\/[^/]+$/.test(k) && ours.has(k) && qemu.has(k));
-      expect(socOrder(ours)).toEqual(socOrder(qemu));
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+    },
+  );
 });
