@@ -6,6 +6,7 @@ import {
   parseDiskSpec,
   parseNicSpec,
   parseBalloonSpec,
+  parseSmpSpec,
   MIN_MEM_MIB,
   MAX_MEM_MIB,
   type VmConfig,
@@ -56,6 +57,8 @@ commands:
       --bios FILE     firmware (OpenSBI fw_dynamic.bin or fw_jump.bin); default: bundled
       --append TEXT   kernel command line (default "console=ttyS0")
       --mem SIZE      guest RAM, e.g. 256M or 1G (default 256M)
+      --smp N|cpus=N  CPUs (harts) the guest sees, 1..8 (default 1); they run in turns on the
+                      VM's one thread: more CPUs for the guest, not more host cores
       --disk PATH[,format=raw|qcow2|luks][,key-file=PATH][,ro][,snapshot=on][,cor=on][,cache=writeback|writethrough|unsafe][,sched=noop|sstf|scan|deadline][,bus=mmio|pci]
                       a virtio-blk disk (repeatable; the first is /dev/vda); bus=pci: on PCIe
                       (virtio-pci) instead of virtio-mmio; snapshot=on:
@@ -143,6 +146,7 @@ export function parseCommand(argv: string[]): Command {
           bios: { type: 'string' },
           append: { type: 'string' },
           mem: { type: 'string', short: 'm' },
+          smp: { type: 'string' },
           disk: { type: 'string', multiple: true },
           console: { type: 'string' },
           rng: { type: 'boolean', default: false },
@@ -162,6 +166,7 @@ export function parseCommand(argv: string[]): Command {
           'bios',
           'append',
           'mem',
+          'smp',
           'disk',
           'console',
           'nic',
@@ -201,6 +206,7 @@ export function parseCommand(argv: string[]): Command {
           ? parseIcountSpec(values.icount)
           : undefined;
       const rtcBase = values.rtc !== undefined ? parseRtcSpec(values.rtc) : undefined;
+      const cpus = values.smp !== undefined ? parseSmpSpec(values.smp) : 1;
       const vm: VmConfig = {
         ...defaultVmConfig(),
         firmware: values.bios,
@@ -208,6 +214,7 @@ export function parseCommand(argv: string[]): Command {
         initrd: values.initrd,
         append: values.append,
         memMiB: values.mem !== undefined ? parseMemMiB(values.mem) : 256,
+        ...(cpus > 1 ? { cpus } : {}),
         disks: (values.disk ?? []).map(parseDiskSpec),
         console: con,
         rng: values.rng ?? false,

@@ -79,6 +79,11 @@ export interface VmConfig {
   /** Shown in the UI and used as the definition's file name. */
   name: string;
   memMiB: number;
+  /**
+   * CPUs (harts) the guest sees, 1..MAX_CPUS (`--smp`); absent: 1. They run in turns on the
+   * VM's one thread: more CPUs for the guest, not more host cores.
+   */
+  cpus?: number;
   /** Firmware, kernel and initrd paths; undefined = the bundled guest's. */
   firmware?: string;
   kernel?: string;
@@ -117,6 +122,19 @@ export const SCHEDULERS: readonly SchedulerPolicy[] = [
 ];
 export const MIN_MEM_MIB = 16;
 export const MAX_MEM_MIB = 2048;
+/** Most CPUs a VM can have: the machine's MAX_HARTS (machine.ts), which a test keeps equal. */
+export const MAX_CPUS = 8;
+
+/** Parses `--smp`'s value as QEMU's -smp takes it: "N" or "cpus=N" (no topology options). */
+export function parseSmpSpec(spec: string): number {
+  const m = /^(?:cpus=)?(\d+)$/.exec(spec.trim());
+  if (!m) {
+    throw new ConfigError(`--smp: cannot read "${spec}" (give N or cpus=N, N in 1..${MAX_CPUS})`);
+  }
+  const n = Number(m[1]);
+  if (n < 1 || n > MAX_CPUS) throw new ConfigError(`--smp: ${n} CPUs is outside 1..${MAX_CPUS}`);
+  return n;
+}
 
 export function defaultVmConfig(name = 'bundled'): VmConfig {
   return { name, memMiB: 256, disks: [], console: 'ttyS0', rng: false, nics: [] };
@@ -330,6 +348,10 @@ export function validateVmConfig(v: unknown, where = 'VM definition'): VmConfig 
       `${where}: "memMiB" must be an integer in ${MIN_MEM_MIB}..${MAX_MEM_MIB}`,
     );
   }
+  const cpus = v.cpus ?? 1;
+  if (typeof cpus !== 'number' || !Number.isInteger(cpus) || cpus < 1 || cpus > MAX_CPUS) {
+    throw new ConfigError(`${where}: "cpus" must be an integer in 1..${MAX_CPUS}`);
+  }
   const consoleKind = v.console ?? 'ttyS0';
   if (consoleKind !== 'ttyS0' && consoleKind !== 'hvc0') {
     throw new ConfigError(`${where}: "console" must be "ttyS0" or "hvc0"`);
@@ -394,6 +416,8 @@ export function validateVmConfig(v: unknown, where = 'VM definition'): VmConfig 
   return {
     name,
     memMiB,
+    // 1 is the default and stays out of the file, so one-CPU definitions read as before.
+    ...(cpus > 1 ? { cpus } : {}),
     firmware: str('firmware', true),
     kernel: str('kernel', true),
     initrd: str('initrd', true),

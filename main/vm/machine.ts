@@ -238,6 +238,7 @@ export class VirtMachine {
           : loadBootImages(cfg);
       return new VirtMachine({
         memMiB: cfg.memMiB,
+        ...(cfg.cpus !== undefined ? { harts: cfg.cpus } : {}),
         ...images,
         bootargs: effectiveAppend(cfg),
         rng: cfg.rng,

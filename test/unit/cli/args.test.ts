@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { parseCommand, parseMemMiB, UsageError } from '../../../main/cli/args.js';
+import { parseCommand, parseMemMiB, USAGE, UsageError } from '../../../main/cli/args.js';
 
 describe('wasmvisor command line', () => {
   it('defaults run to the bundled guest with 256 MiB on ttyS0', () => {
@@ -47,6 +47,32 @@ describe('wasmvisor command line', () => {
     expect(parseCommand(['run', '--jit'])).toMatchObject({ vm: { jit: true } });
     const c = parseCommand(['run']);
     expect(c.kind === 'run' && c.vm.jit).toBeFalsy();
+  });
+
+  it('--smp N and --smp cpus=N give the guest N CPUs, 1..8', () => {
+    expect(parseCommand(['run', '--smp', '2'])).toMatchObject({ vm: { cpus: 2 } });
+    expect(parseCommand(['run', '--smp=8'])).toMatchObject({ vm: { cpus: 8 } });
+    expect(parseCommand(['run', '--smp', 'cpus=4', '--stats'])).toMatchObject({
+      stats: true,
+      vm: { cpus: 4 },
+    });
+    // One CPU is the default and is not written into the definition.
+    for (const argv of [['run'], ['run', '--smp', '1']]) {
+      const c = parseCommand(argv);
+      expect(c.kind === 'run' && 'cpus' in c.vm).toBe(false);
+    }
+    expect(() => parseCommand(['run', '--smp', '9'])).toThrow(
+      new UsageError('--smp: 9 CPUs is outside 1..8'),
+    );
+    expect(() => parseCommand(['run', '--smp', '0'])).toThrow(/outside 1\.\.8/);
+    for (const bad of ['cpus=2,sockets=2', 'two', '2.5', 'maxcpus=4', '']) {
+      expect(() => parseCommand(['run', '--smp', bad]), bad).toThrow(
+        new UsageError(`--smp: cannot read "${bad}" (give N or cpus=N, N in 1..8)`),
+      );
+    }
+    expect(() => parseCommand(['run', '--smp'])).toThrow(UsageError);
+    expect(() => parseCommand(['run', '--smp=-1'])).toThrow(/cannot read "-1"/);
+    expect(USAGE).toMatch(/--smp N\|cpus=N .*1\.\.8/);
   });
 
   it("--icount and --rtc: deterministic time and the RTC's start, as QEMU spells them", () => {
@@ -130,6 +156,7 @@ describe('wasmvisor command line', () => {
     });
     for (const [flag, ...rest] of [
       ['--mem', '512M'],
+      ['--smp', '2'],
       ['--disk', 'x.img'],
       ['--nic', 'e1000'],
       ['--kernel', 'Image'],

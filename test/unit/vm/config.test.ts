@@ -6,6 +6,7 @@ import {
   defaultVmConfig,
   parseDiskSpec,
   parseNicSpec,
+  MAX_CPUS,
 } from '../../../main/vm/config.js';
 
 describe('VM definitions', () => {
@@ -15,6 +16,13 @@ describe('VM definitions', () => {
     expect(effectiveAppend(c)).toBe('console=ttyS0');
     expect(effectiveAppend({ ...c, console: 'hvc0' })).toBe('console=hvc0');
     expect(effectiveAppend({ ...c, append: 'quiet' })).toBe('quiet');
+  });
+
+  it('keeps the CPU count of a saved definition, leaving the default 1 out', () => {
+    expect(validateVmConfig({ name: 'a', memMiB: 256, cpus: 4 }).cpus).toBe(4);
+    const one = validateVmConfig({ name: 'a', memMiB: 256, cpus: 1 });
+    expect('cpus' in one).toBe(false);
+    expect(validateVmConfig({ name: 'a', memMiB: 256, cpus: MAX_CPUS }).cpus).toBe(8);
   });
 
   it('keeps the opt-in JIT flag of a saved definition (off unless true)', () => {
@@ -46,6 +54,10 @@ describe('VM definitions', () => {
       [{ name: '../etc', memMiB: 256 }, /"name" may use/],
       [{ name: 'a', memMiB: 1e9 }, /"memMiB"/],
       [{ name: 'a', memMiB: 256, console: 'tty9' }, /"console"/],
+      [{ name: 'a', memMiB: 256, cpus: 0 }, /"cpus" must be an integer in 1\.\.8/],
+      [{ name: 'a', memMiB: 256, cpus: 9 }, /"cpus"/],
+      [{ name: 'a', memMiB: 256, cpus: 2.5 }, /"cpus"/],
+      [{ name: 'a', memMiB: 256, cpus: '2' }, /"cpus"/],
       [{ name: 'a', memMiB: 256, disks: {} }, /"disks" must be a list/],
       [{ name: 'a', memMiB: 256, disks: [{}] }, /disks\[0\]: "path"/],
       [{ name: 'a', memMiB: 256, disks: [{ path: 'x', cache: 'fast' }] }, /"cache"/],
