@@ -337,7 +337,7 @@ export class VirtMachine {
     this.icount = cfg.icount;
     const harts = cfg.harts ?? 1;
     if (!Number.isInteger(harts) || harts < 1 || harts > MAX_HARTS) {
-      throw new MachineConfigError(`harts must be 1..${MAX_HARTS} (got ${harts})`);
+      throw new MachineConfigError(`CPUs: ${harts} is not a number from 1 to ${MAX_HARTS}`);
     }
     this.irqLines = new Array<number>(harts).fill(0);
     this.board = new VirtBoard({

@@ -46,7 +46,7 @@ describe('a machine with several harts (--smp)', () => {
       );
     }
     expect(() => new VirtMachine({ memMiB: 16, harts: 9, bootargs: '', restoring: true })).toThrow(
-      'harts must be 1..8 (got 9)',
+      'CPUs: 9 is not a number from 1 to 8',
     );
   });
 });
