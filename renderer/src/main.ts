@@ -215,6 +215,7 @@ function renderList(): void {
           'div',
           { class: 'vm-item-meta' },
           `${v.config.memMiB} MiB · ${v.config.kernel ? 'custom kernel' : 'bundled guest'} · ${v.config.console}` +
+            ((v.config.cpus ?? 1) > 1 ? ` · ${v.config.cpus} CPUs` : '') +
             (v.config.jit ? ' · JIT' : '') +
             (v.config.icount ? ' · icount' : ''),
         ),

@@ -123,6 +123,14 @@ export function editVmDialog(
     step: 16,
     value: v?.memMiB ?? 256,
   });
+  const cpus = h('input', {
+    name: 'cpus',
+    type: 'number',
+    min: 1,
+    max: 8,
+    step: 1,
+    value: v?.cpus ?? 1,
+  });
   const path = (n: string, val?: string) =>
     h('input', { name: n, value: val ?? '', placeholder: 'bundled guest', spellcheck: 'false' });
   const kernel = path('kernel', v?.kernel);
@@ -170,6 +178,11 @@ export function editVmDialog(
     h('h2', {}, v ? `Edit ${v.name}` : 'New VM'),
     field('Name', name),
     field('Memory (MiB)', mem, '16 – 2048'),
+    field(
+      'CPUs',
+      cpus,
+      '1 – 8 (--smp); they take turns on the VM’s one thread: more CPUs for the guest, not more host cores',
+    ),
     field('Kernel', kernel, 'Linux Image, raw or gzip’d; empty = bundled'),
     field('Initrd', initrd),
     field('Firmware', firmware, 'OpenSBI fw_dynamic.bin or fw_jump.bin'),
@@ -236,6 +249,7 @@ export function editVmDialog(
         ...(v ?? {}),
         name: name.value.trim(),
         memMiB: Number(mem.value),
+        cpus: Number(cpus.value),
         kernel: opt(kernel),
         initrd: opt(initrd),
         firmware: opt(firmware),
