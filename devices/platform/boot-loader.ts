@@ -13,6 +13,12 @@
  *   to 2 MiB (riscv_load_fdt), so 32-bit firmware could still reach it;
  * - boot ROM at 0x1000: a0 = mhartid, a1 = DTB address, a2 = fw_dynamic_info, jump to the
  *   firmware. fw_jump ignores a2, so the same stub serves both.
+ *
+ * With several harts every one of them starts at the stub, as on QEMU, and enters the firmware
+ * with its own id in a0 and the same DTB and fw_dynamic_info. boot_hart = 0 there makes hart 0
+ * OpenSBI's boot hart without its relocation lottery; the others spin until it has set up
+ * (fw_base.S), then sleep in WFI with mie.MSIE set until an IPI (a CLINT msip write) says the
+ * cold boot is done, and again until the kernel starts them through SBI HSM hart_start.
  */
 import { BootError } from './boot-error.js';
 import { describeSize, inspectBootImage, lowest, type BootImage } from './boot-image.js';
