@@ -379,10 +379,7 @@ export class VirtMachine {
       { jit: cfg.jit },
     );
     this.core = core;
-    const harts = cfg.harts ?? 1;
-    if (!Number.isInteger(harts) || harts < 1 || harts > MAX_HARTS) {
-      throw new MachineConfigError(`CPUs: ${harts} is not a number from 1 to ${MAX_HARTS}`);
-    }
+    // `harts` was checked above, before the board got a PLIC context pair per hart.
     core.setHarts(harts);
     // A restored core brings its own clock mode with its state; set here, it is the same one.
     if (cfg.icount) core.setDeterministicTime(true, cfg.icount.shift);
