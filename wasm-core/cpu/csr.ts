@@ -142,6 +142,12 @@ function counterAllowed(bit: u32): bool {
 /** Result of the last successful csrRead. */
 export class CsrResult {
   static value: u64 = 0;
+  /**
+   * What a CSRRS/CSRRC modifies: the value, except that mip.SEIP is only its software-writable
+   * bit there, not the PLIC's line ORed in (the privileged spec's rule for SEIP). Otherwise M-mode
+   * setting SSIP (OpenSBI delivering an IPI) while the line is high would latch SEIP for good.
+   */
+  static rmw: u64 = 0;
 }
 
 /**
@@ -290,6 +296,7 @@ export function csrRead(csr: u32): bool {
       return false;
   }
   CsrResult.value = v;
+  CsrResult.rmw = csr == 0x344 ? (v & ~MIP_SEIP) | (Csr.mipSw & MIP_SEIP) : v;
   return true;
 }
 

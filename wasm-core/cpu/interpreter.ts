@@ -598,7 +598,8 @@ export function interpret<J>(budget: i32): i32 {
         }
         const old = CsrResult.value;
         if (op == 1 || rs1 != 0) {
-          const nv = op == 1 ? src : op == 2 ? old | src : old & ~src;
+          const base = CsrResult.rmw;
+          const nv = op == 1 ? src : op == 2 ? base | src : base & ~src;
           if (!csrWrite(csr, nv)) {
             illegal = true;
             break;

@@ -444,7 +444,8 @@ export function jitCsr(insn: u32, src: u64, retired: u32, tval: u32): u64 {
   let ok = csrRead(csr);
   const old = CsrResult.value;
   if (ok && (op == 1 || rs1 != 0)) {
-    ok = csrWrite(csr, op == 1 ? src : op == 2 ? old | src : old & ~src);
+    const base = CsrResult.rmw; // mip.SEIP: the software bit only (cpu/csr.ts)
+    ok = csrWrite(csr, op == 1 ? src : op == 2 ? base | src : base & ~src);
   }
   Clint.instret -= counted;
   if (!ok) {

@@ -273,6 +273,28 @@ describe('SMP: harts in turns', () => {
     expect(u64(core, WOKE)).toBe(101n);
   });
 
+  for (const jit of [false, true]) {
+    it(`csrrs on mip while the PLIC's line is high leaves SEIP to the line${jit ? ' (JIT)' : ''}`, () => {
+      // OpenSBI delivers an IPI to S-mode with csrrs mip, SSIP. Were SEIP read from the line and
+      // written back as the software bit, S-mode would see SEIP forever after the line dropped:
+      // an endless stream of empty PLIC claims on any SMP guest.
+      const program = new Asm()
+        .emit(lui(R.s1, 8), add(R.s0, R.t0, R.s1), addi(R.t1, 0, 2))
+        .emit(iType(0x73, 0, 2, R.t1, CSR.mip)) // csrrs zero, mip, t1
+        .label('loop')
+        .emit(csrr(R.t2, CSR.mip), sd(R.s0, R.t2, 0))
+        .jump('loop')
+        .bytes();
+      const core = smpCore(1, program, { ticks: 0 }, jit);
+      core.setExternalIrq(false, true, 0);
+      core.run(200);
+      expect(u64(core, DATA) & 0x202n).toBe(0x202n); // SSIP set by software, SEIP by the line
+      core.setExternalIrq(false, false, 0);
+      core.run(200);
+      expect(u64(core, DATA) & 0x202n).toBe(0x2n);
+    });
+  }
+
   it('refuses a hart count outside 1..8', () => {
     const core = smpCore(1, new Uint8Array(0));
     expect(() => core.setHarts(0)).toThrow(RangeError);
