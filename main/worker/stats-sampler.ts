@@ -132,7 +132,8 @@ export class StatsSampler {
       cpus: {
         harts: s.harts.cpus.map((h) => ({
           id: h.id,
-          pc: `0x${h.pc.toString(16).padStart(16, '0')}`,
+          // A u64 comes out of Wasm as a signed i64: kernel addresses would print as negative.
+          pc: `0x${BigInt.asUintN(64, h.pc).toString(16).padStart(16, '0')}`,
           mode: h.priv === 3 ? 'M' : h.priv === 1 ? 'S' : 'U',
           halted: h.halted,
           current: h.current,
