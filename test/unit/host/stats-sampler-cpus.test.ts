@@ -35,7 +35,7 @@ describe('stats sampler: guest CPUs', () => {
     );
     // 0xffffffff8001e1f2 as Wasm's i64, and the boot ROM.
     const s = sampler.sample(machine([BigInt.asIntN(64, 0xffffffff8001e1f2n), 0x1000n]), 0);
-    expect(s.cpus.harts).toEqual([
+    expect(s.cpus?.harts).toEqual([
       { id: 0, pc: '0xffffffff8001e1f2', mode: 'S', halted: false, current: true },
       { id: 1, pc: '0x0000000000001000', mode: 'M', halted: true, current: false },
     ]);
