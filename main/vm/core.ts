@@ -278,7 +278,7 @@ export class Core {
     const current = this.x.currentHart();
     return Array.from({ length: this.harts }, (_, id) => ({
       id,
-      pc: this.x.getHartPc(id),
+      pc: BigInt.asUintN(64, this.x.getHartPc(id)),
       priv: this.x.getHartPriv(id),
       halted: ((waiting >> id) & 1) !== 0,
       current: id === current,

@@ -220,12 +220,12 @@ export function csrRead(csr: u32): bool {
       if (Hart.priv == PRV_S && (Hart.mstatus & MSTATUS_TVM) != 0) return false;
       v = Csr.satp;
       break;
-    case 0xf11: // mvendorid
-    case 0xf12: // marchid
-    case 0xf13: // mimpid
     case 0xf14: // mhartid
       v = <u64>Harts.current;
       break;
+    case 0xf11: // mvendorid
+    case 0xf12: // marchid
+    case 0xf13: // mimpid
     case 0xf15: // mconfigptr
       v = 0;
       break;

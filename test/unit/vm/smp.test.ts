@@ -14,6 +14,7 @@ const DONE = DATA + 16; // hart h stores h + 1 at DONE + 8h
 const MINSTRET = DATA + 256; // hart h's own minstret when it finished its loops
 const WOKE = DATA + 128; // hart 1 stores 100 + mhartid here when the IPI woke it
 const TOHOST = DATA + 512;
+const IDS = DATA + 768; // hart h stores 1 + (mvendorid | marchid | mimpid)
 const N = 400; // iterations of each loop, per hart
 
 const R = { zero: 0, t0: 5, t1: 6, t2: 7, s0: 8, s1: 9, a0: 10, a1: 11, t3: 28, t4: 29, t5: 30 };
@@ -104,6 +105,10 @@ function counterProgram(): Uint8Array {
     .branch(BNE, R.a1, 0, 'lrsc')
     .emit(csrr(R.t4, CSR.minstret), slli(R.t5, R.a0, 3), add(R.t5, R.t5, R.s0))
     .emit(sd(R.t5, R.t4, 256), addi(R.t4, R.a0, 1), sd(R.t5, R.t4, 16))
+    // the ID CSRs other than mhartid, ORed: 0 on every hart
+    .emit(csrr(R.t4, 0xf11), csrr(R.t3, 0xf12), rType(0x33, R.t4, 6, R.t4, R.t3, 0))
+    .emit(csrr(R.t3, 0xf13), rType(0x33, R.t4, 6, R.t4, R.t3, 0), addi(R.t4, R.t4, 1))
+    .emit(sd(R.t5, R.t4, 768))
     .branch(BNE, R.a0, 0, 'secondary')
     .label('wait1')
     .emit(ld(R.t4, R.s0, 24), PAUSE)
@@ -193,6 +198,8 @@ describe('SMP: harts in turns', () => {
       expect(u64(core, COUNTER)).toBe(BigInt(harts * N));
       expect(u64(core, LRSC)).toBe(BigInt(harts * N));
       for (let h = 0; h < harts; h++) expect(u64(core, DONE + 8 * h)).toBe(BigInt(h + 1));
+      // mvendorid, marchid, mimpid read 0 on every hart (only mhartid differs); stored + 1
+      for (let h = 0; h < harts; h++) expect(u64(core, IDS + 8 * h)).toBe(1n);
       expect(u64(core, WOKE)).toBe(101n); // hart 1 woke from WFI by msip, and only it
       // Each hart's minstret counts its own instructions: its loops, not the others' turns.
       // Counted with the others' turns, each would be near the total and their sum several times it.
