@@ -15,8 +15,11 @@ const cli = join(root, 'bin', 'wasmvisor.mjs');
 const ARGS = ['run', '--icount', 'shift=4,sleep=off', '--rtc', 'base=2020-01-02T03:04:05'];
 
 /** Boots, returns the console up to the first prompt; leaves the session for more. */
-async function bootToPrompt(name: string): Promise<{ s: SerialSession; boot: string }> {
-  const s = SerialSession.spawn(process.execPath, [cli, ...ARGS], {
+async function bootToPrompt(
+  name: string,
+  extra: string[] = [],
+): Promise<{ s: SerialSession; boot: string }> {
+  const s = SerialSession.spawn(process.execPath, [cli, ...ARGS, ...extra], {
     logFile: join(root, 'test-artifacts', `icount-${name}.log`),
   });
   await s.expect(/~# /, 60_000);
@@ -80,4 +83,13 @@ describe('deterministic time (--icount)', () => {
       await b.s.close();
     }
   }, 150_000);
+
+  it('with two CPUs too: the harts take their turns at the same instructions in both boots', async () => {
+    const a = await bootToPrompt('smp-a', ['--smp', '2']);
+    await a.s.close();
+    const b = await bootToPrompt('smp-b', ['--smp', '2']);
+    await b.s.close();
+    expect(a.boot).toMatch(/Brought up 1 node, 2 CPUs/);
+    expect(b.boot).toBe(a.boot);
+  }, 120_000);
 });
