@@ -20,6 +20,7 @@ import {
   smpInterruptPending,
   hartPc,
   hartPriv,
+  hartRetired,
 } from './cpu/smp';
 
 export { XREGS, FREGS };
@@ -95,6 +96,10 @@ export function getHartPc(h: u32): u64 {
 }
 export function getHartPriv(h: u32): u32 {
   return hartPriv(h);
+}
+/** Instructions hart h retired since reset or restore. */
+export function getHartRetired(h: u32): u64 {
+  return hartRetired(h);
 }
 /** Instructions in one hart's turn (at least 1). */
 export function setHartQuantum(n: u32): void {

@@ -160,7 +160,8 @@ function infoCpus(s: VmStats | undefined): string {
   if (!cpus) return 'no statistics yet';
   const lines = cpus.harts.map(
     (h) =>
-      `${h.current ? '*' : ' '} CPU #${h.id}: pc=${h.pc} (${h.mode}-mode${h.halted ? ', halted' : ''})`,
+      `${h.current ? '*' : ' '} CPU #${h.id}: pc=${h.pc} (${h.mode}-mode${h.halted ? ', halted' : ''})` +
+      (cpus.harts.length > 1 ? ` ${h.mips.toFixed(1)} MIPS` : ''),
   );
   if (cpus.harts.length > 1) {
     lines.push(

@@ -197,7 +197,8 @@ export interface VmStats {
   guestClock?: { seconds: number; icount?: { shift: number; sleep: boolean } };
   /**
    * The guest's CPUs (harts take turns on the VM's one thread): each one's pc (hex), privilege
-   * mode, whether it waits in WFI and whether it holds the turn now; and how often per second a
+   * mode, whether it waits in WFI, whether it holds the turn now and its MIPS (together they
+   * make `mips`); and how often per second a
    * turn passed from one hart to another.
    */
   cpus?: { harts: CpuInfo[]; switchesPerSec: number };
@@ -210,6 +211,8 @@ export interface CpuInfo {
   mode: 'M' | 'S' | 'U';
   halted: boolean;
   current: boolean;
+  /** Million instructions per second this CPU ran over the last interval. */
+  mips: number;
 }
 
 /** How much of a VM's guest code runs translated (main/vm/jit; the CLI's --stats line). */

@@ -74,6 +74,7 @@ interface CoreExports {
   hartsWaiting(): number;
   getHartPc(h: number): bigint;
   getHartPriv(h: number): number;
+  getHartRetired(h: number): bigint;
   getHartSwitches(): bigint;
   setHartQuantum(n: number): void;
 }
@@ -98,6 +99,8 @@ export interface HartInfo {
   halted: boolean;
   /** The hart running now (the others wait for their turn). */
   current: boolean;
+  /** Instructions it retired since reset or restore. */
+  retired: bigint;
 }
 
 /** Why hartRestore refused a saved hart (wasm-core/cpu/snapshot.ts). */
@@ -282,6 +285,7 @@ export class Core {
       priv: this.x.getHartPriv(id),
       halted: ((waiting >> id) & 1) !== 0,
       current: id === current,
+      retired: this.x.getHartRetired(id),
     }));
   }
 

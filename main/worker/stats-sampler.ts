@@ -37,6 +37,8 @@ interface Previous {
   irqs: Map<string, number>;
   bytes: Map<string, number>;
   switches: number;
+  /** Each hart's retired instructions. */
+  retired: number[];
 }
 
 /** A byte counter: any device counter named *_bytes (read_bytes, tx_bytes, …). */
@@ -132,11 +134,12 @@ export class StatsSampler {
       cpus: {
         harts: s.harts.cpus.map((h) => ({
           id: h.id,
-          // A u64 comes out of Wasm as a signed i64: kernel addresses would print as negative.
           pc: `0x${BigInt.asUintN(64, h.pc).toString(16).padStart(16, '0')}`,
           mode: h.priv === 3 ? 'M' : h.priv === 1 ? 'S' : 'U',
           halted: h.halted,
           current: h.current,
+          mips:
+            p && dt > 0 ? Math.max(0, Number(h.retired) - (p.retired[h.id] ?? 0)) / dt / 1e6 : 0,
         })),
         switchesPerSec: p && dt > 0 ? Math.max(0, s.harts.switches - p.switches) / dt : 0,
       },
@@ -164,6 +167,7 @@ export class StatsSampler {
       irqs,
       bytes,
       switches: s.harts.switches,
+      retired: s.harts.cpus.map((h) => Number(h.retired)),
     };
     return snapshot;
   }

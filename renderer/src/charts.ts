@@ -131,8 +131,25 @@ function jitChart(): ChartSpec {
   };
 }
 
+/** The VM's MIPS and, with several CPUs, each one's (harts take turns: theirs add up to it). */
+const mipsChart: ChartSpec = {
+  id: 'mips',
+  title: 'MIPS',
+  unit: '',
+  keys: (ss) => {
+    const n = Math.max(0, ...ss.map((s) => s.cpus?.harts.length ?? 0));
+    return n > 1 ? ['MIPS', ...Array.from({ length: n }, (_, i) => `CPU${i}`)] : ['MIPS'];
+  },
+  value: (s, k) => (k === 'MIPS' ? s.mips : (s.cpus?.harts[Number(k.slice(3))]?.mips ?? null)),
+  latest: (s) => {
+    const harts = s.cpus?.harts ?? [];
+    if (harts.length < 2) return fmt(s.mips);
+    return `${fmt(s.mips)} (${harts.map((h) => `CPU${h.id} ${fmt(h.mips)}`).join(', ')})`;
+  },
+};
+
 const SPECS: ChartSpec[] = [
-  { id: 'mips', title: 'MIPS', unit: '', keys: () => ['MIPS'], value: (s) => s.mips },
+  mipsChart,
   {
     id: 'exits',
     title: 'MMIO exits/s by device',
@@ -198,6 +215,7 @@ class Chart {
     ];
     this.plot!.setData(data);
     this.element.dataset.points = String(samples.length);
+    this.element.dataset.series = keys.join(',');
     const last = samples.at(-1);
     const v = (k: string): number => (last && this.spec.value(last, k)) ?? 0;
     this.latest.textContent = !last

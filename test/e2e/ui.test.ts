@@ -532,6 +532,12 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     await page.locator('.console[data-vm=smpvm] .xterm').click();
     await page.keyboard.type('echo cpus=$(nproc) online=$(cat /sys/devices/system/cpu/online)\n');
     await expect.poll(() => consoleText('smpvm'), { timeout: 20_000 }).toMatch(/cpus=2 online=0-1/);
+    // The MIPS chart draws each CPU beside the total, and its caption names both.
+    const mips = page.locator('.chart[data-chart=mips]');
+    await expect.poll(() => mips.getAttribute('data-series')).toBe('MIPS,CPU0,CPU1');
+    expect(await mips.locator('.chart-latest').innerText()).toMatch(
+      /\(CPU0 [\d.]+, CPU1 [\d.]+\)$/,
+    );
     await page.locator('#toolbar [data-action=stop]').click();
     await page.locator('.vm-item[data-vm=smpvm][data-state=stopped]').waitFor();
 

@@ -23,6 +23,8 @@ const AREA_BYTES: usize = <usize>HART_STATE_SLOTS * 8;
 const AREAS: usize = memory.data(<i32>(MAX_HARTS * HART_STATE_SLOTS * 8), 8);
 /** Clint.instret when each hart's last turn ended. */
 const LEFT_AT: usize = memory.data(<i32>MAX_HARTS * 8, 8);
+/** Instructions each hart retired in its finished turns (for the host's per-CPU MIPS). */
+const RETIRED: usize = memory.data(<i32>MAX_HARTS * 8, 8);
 
 export class Smp {
   /** Bit h: hart h executed WFI and waits for an interrupt it enables. */
@@ -31,6 +33,8 @@ export class Smp {
   static quantum: u32 = 16384;
   /** Turns handed from one hart to another. */
   static switches: u64 = 0;
+  /** Clint.instret when the live hart's turn began. */
+  static turnStart: u64 = 0;
 }
 
 @inline
@@ -48,6 +52,9 @@ export function switchTo(h: u32): void {
   if (h == cur) return;
   hartStore(area(cur));
   store<u64>(LEFT_AT + (<usize>cur << 3), Clint.instret);
+  const r = RETIRED + (<usize>cur << 3);
+  store<u64>(r, load<u64>(r) + (Clint.instret - Smp.turnStart));
+  Smp.turnStart = Clint.instret;
   // The TLB's entries hold translations and PMP checks of the hart that filled them; another
   // address space or PMP setting must not use them.
   const keepTlb = slot(h, S_SATP) == Csr.satp && memory.compare(area(h) + (<usize>S_PMP << 3), PMP, 8 * 18) == 0;
@@ -129,7 +136,9 @@ export function smpReset(count: u32): void {
   for (let h: u32 = 0; h < MAX_HARTS; h++) {
     if (h != live) memory.copy(area(h), area(live), AREA_BYTES);
     store<u64>(LEFT_AT + (<usize>h << 3), Clint.instret);
+    store<u64>(RETIRED + (<usize>h << 3), 0);
   }
+  Smp.turnStart = Clint.instret;
   Harts.current = 0;
   hartLoad(area(0));
   Smp.waiting = 0;
@@ -145,7 +154,17 @@ export function smpReset(count: u32): void {
 export function smpRestored(current: u32, waiting: u32): void {
   switchTo(current < Harts.count ? current : 0);
   Smp.waiting = waiting & ((1 << Harts.count) - 1);
-  for (let h: u32 = 0; h < MAX_HARTS; h++) store<u64>(LEFT_AT + (<usize>h << 3), Clint.instret);
+  for (let h: u32 = 0; h < MAX_HARTS; h++) {
+    store<u64>(LEFT_AT + (<usize>h << 3), Clint.instret);
+    store<u64>(RETIRED + (<usize>h << 3), 0);
+  }
+  Smp.turnStart = Clint.instret;
+}
+
+/** Instructions hart h retired since reset or restore (its share of Clint.instret). */
+export function hartRetired(h: u32): u64 {
+  const done = load<u64>(RETIRED + (<usize>h << 3));
+  return h == Harts.current ? done + (Clint.instret - Smp.turnStart) : done;
 }
 
 /** Hart h's pc (the live one's, or the one it will resume at). */

@@ -342,8 +342,22 @@ describe('monitor commands', () => {
         ...base,
         cpus: {
           harts: [
-            { id: 0, pc: '0xffffffff80002a4c', mode: 'S', halted: false, current: true },
-            { id: 1, pc: '0xffffffff80005e10', mode: 'S', halted: true, current: false },
+            {
+              id: 0,
+              pc: '0xffffffff80002a4c',
+              mode: 'S',
+              halted: false,
+              current: true,
+              mips: 212.3,
+            },
+            {
+              id: 1,
+              pc: '0xffffffff80005e10',
+              mode: 'S',
+              halted: true,
+              current: false,
+              mips: 0.04,
+            },
           ],
           switchesPerSec: 812.4,
         },
@@ -351,8 +365,8 @@ describe('monitor commands', () => {
     };
     expect((await runMonitorCommand(two, 'info cpus')).output).toBe(
       [
-        '* CPU #0: pc=0xffffffff80002a4c (S-mode)',
-        '  CPU #1: pc=0xffffffff80005e10 (S-mode, halted)',
+        '* CPU #0: pc=0xffffffff80002a4c (S-mode) 212.3 MIPS',
+        '  CPU #1: pc=0xffffffff80005e10 (S-mode, halted) 0.0 MIPS',
         'harts take turns on one host thread: 812 turns passed per second',
       ].join('\n'),
     );
@@ -361,7 +375,9 @@ describe('monitor commands', () => {
       stats: () => ({
         ...base,
         cpus: {
-          harts: [{ id: 0, pc: '0x0000000080000000', mode: 'M', halted: false, current: true }],
+          harts: [
+            { id: 0, pc: '0x0000000080000000', mode: 'M', halted: false, current: true, mips: 300 },
+          ],
           switchesPerSec: 0,
         },
       }),

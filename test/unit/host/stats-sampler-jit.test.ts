@@ -75,36 +75,3 @@ describe('stats sampler: the JIT share', () => {
     expect(sampler.sample(machine(5), 0).jit).toBeUndefined();
   });
 });
-
-describe('stats sampler: the guest CPUs', () => {
-  it('lists each hart with its pc in hex and its mode, and the turns passed per second', () => {
-    let now = 0;
-    const sampler = new StatsSampler(
-      64,
-      () => now,
-      () => undefined,
-    );
-    const withHarts = (switches: number): MachineStats => ({
-      ...machine(1000),
-      harts: {
-        cpus: [
-          { id: 0, pc: 0xffffffff80001000n, priv: 1, halted: false, current: true },
-          { id: 1, pc: 0x1000n, priv: 3, halted: true, current: false },
-          { id: 2, pc: 0x10078n, priv: 0, halted: false, current: false },
-        ],
-        switches,
-      },
-    });
-    sampler.sample(withHarts(100), 0);
-    now = 500;
-    const s = sampler.sample(withHarts(600), 0);
-    expect(s.cpus).toEqual({
-      harts: [
-        { id: 0, pc: '0xffffffff80001000', mode: 'S', halted: false, current: true },
-        { id: 1, pc: '0x0000000000001000', mode: 'M', halted: true, current: false },
-        { id: 2, pc: '0x0000000000010078', mode: 'U', halted: false, current: false },
-      ],
-      switchesPerSec: 1000,
-    });
-  });
-});
