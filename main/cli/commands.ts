@@ -10,6 +10,7 @@ import {
 import { attachTerminal } from './terminal.js';
 import { runImg } from './img.js';
 import { askDiskKeys } from './disk-keys.js';
+import { HeldOutput } from './held-output.js';
 import { MonitorSession } from './monitor.js';
 import type { MachineStats } from '../vm/machine.js';
 import { WorkerVm } from '../host/worker-vm.js';
@@ -129,8 +130,12 @@ async function cmdRun(opts: RunOptions): Promise<number> {
   const write = (b: Uint8Array | string): void => {
     if (!outputClosed) out.write(b);
   };
+  // Ctrl-A C: keystrokes go to the (wasmvisor) monitor instead of the guest until pressed again;
+  // meanwhile the guest's output waits, so it does not cut into the monitor's answers.
+  let inMonitor = false;
+  const held = new HeldOutput(write);
   const vm = new WorkerVm(o.vm, {
-    output: write,
+    output: (b) => (inMonitor ? held.hold(b) : write(b)),
     log,
     ...(diskKeys ? { diskKeys } : {}),
     ...(bootImages ? { bootImages } : {}),
@@ -147,8 +152,6 @@ async function cmdRun(opts: RunOptions): Promise<number> {
     vm.stop();
   };
   out.on('error', onOutputError);
-  // Ctrl-A C: keystrokes go to the (wasmvisor) monitor instead of the guest until pressed again.
-  let inMonitor = false;
   const monitor = new MonitorSession(vm, write, () => {
     quit = true;
   });
@@ -162,11 +165,15 @@ async function cmdRun(opts: RunOptions): Promise<number> {
     monitor: () => {
       inMonitor = !inMonitor;
       if (inMonitor) monitor.enter();
-      else write('\r\n');
+      else {
+        write('\r\n');
+        held.flush();
+      }
     },
   });
   try {
     const { exit, stats } = await vm.run();
+    held.flush(); // what the guest printed while the monitor had the terminal, to the end
     // A disk switched to an overlay (snapshot_blkdev) holds the guest's writes since in FILE:
     // the next run must name FILE, or they are silently not there.
     for (const d of vm.switchedDisks()) {
