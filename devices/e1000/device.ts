@@ -22,7 +22,7 @@
 import { GuestErrorLog, hex, type LogSink } from '../platform/guest-log.js';
 import type { MmioDevice } from '../platform/mmio.js';
 import { PciFunction } from '../pci/function.js';
-import type { NetPort, NicFrontend } from '../net/port.js';
+import type { NetPort, NicFrontend, RxTaken } from '../net/port.js';
 import type { NetPacket } from '../net/packet.js';
 import { GSO_NONE, MAX_PACKET } from '../net/packet.js';
 import {
@@ -609,8 +609,12 @@ export class E1000 implements NicFrontend {
 
   // ---- receive -------------------------------------------------------------------------------
 
-  /** From the port: place `p` in the receive ring; false if there are not enough buffers. */
-  receive(p: NetPacket): boolean {
+  /**
+   * From the port: place `p` in the receive ring; false if there are not enough buffers. A
+   * large segment cut here answers its pieces' payload lengths, so the port's capture records
+   * the frames the guest got rather than MSS ones.
+   */
+  receive(p: NetPacket): RxTaken {
     const rctl = this.regs[REG.RCTL >>> 2];
     if (!(rctl & R.RCTL_EN) || !this.pci.busMaster) {
       this.metrics.rx_disabled++;
@@ -707,7 +711,7 @@ export class E1000 implements NicFrontend {
     const rdmts = (rctl >>> 8) & 3; // free below 1/2, 1/4, 1/8 of the ring
     const low = free <= ring.count >>> (rdmts + 1);
     this.raise(R.ICR_RXT0 | (low ? R.ICR_RXDMT0 : 0));
-    return true;
+    return cut ? { pieces: cut.pieces } : true;
   }
 
   /**

@@ -10,7 +10,7 @@ import { netSwitch } from './switch.js';
 import { parseUserSpec } from './user/config.js';
 import { UserNetwork } from './user/network.js';
 
-export { NetPort, type NicFrontend, type NetPortStats } from './port.js';
+export { NetPort, type NicFrontend, type NetPortStats, type RxTaken } from './port.js';
 export { NetSpecError, type NetBackend } from './backend.js';
 export type { NetPacket } from './packet.js';
 export { netSwitch, NetSwitch } from './switch.js';

@@ -101,11 +101,14 @@ export function finishChecksum(d: Uint8Array, start: number, offset: number): bo
 
 /**
  * Turns a packet into frames that can go on a wire: a partial checksum is finished, a large
- * TCP segment is cut. Returns [] (and the caller counts a drop) if the headers do not parse.
- * The input packet is not modified.
+ * TCP segment is cut — into MSS frames, or into the `pieces` (payload lengths) a NIC model cut
+ * it into (cutTcp's own answer, so the frames are the ones that model wrote). Returns [] (and
+ * the caller counts a drop) if the headers do not parse. The input packet is not modified.
  */
-export function toWireFrames(p: NetPacket): NetPacket[] {
-  if (p.gso && p.gso.type !== GSO_NONE) return segmentTcp(p.data, p.gso.size);
+export function toWireFrames(p: NetPacket, pieces?: readonly number[]): NetPacket[] {
+  if (p.gso && p.gso.type !== GSO_NONE) {
+    return segmentTcp(p.data, p.gso.size, pieces && followPieces(pieces));
+  }
   if (p.csum) {
     const d = p.data.slice();
     if (!finishChecksum(d, p.csum.start, p.csum.offset)) return [];
@@ -302,6 +305,20 @@ function writeWhole(d: Uint8Array, L: TcpLayout, f: Uint8Array): void {
  * the payload bytes before this piece, `left` the bytes from it on.
  */
 export type PieceLength = (hdrLen: number, done: number, full: number, left: number) => number;
+
+/**
+ * A PieceLength that makes the cut another cutTcp of the same packet made (its `pieces`), so
+ * the frames can be built again later (the capture of what an e1000 placed). A plan that does
+ * not fit the packet only gets MSS pieces where it does not: cutTcp checks every answer.
+ */
+export function followPieces(pieces: readonly number[]): PieceLength {
+  let i = 0;
+  let at = 0; // payload bytes in pieces[0, i)
+  return (_hdrLen, done, full) => {
+    while (i < pieces.length && at < done) at += pieces[i++];
+    return at === done && i < pieces.length ? pieces[i] : full;
+  };
+}
 
 /** The GSO type a TCP packet would need (for e1000's TSO): by its IP version. */
 export function tcpGsoType(d: Uint8Array): typeof GSO_TCPV4 | typeof GSO_TCPV6 | undefined {

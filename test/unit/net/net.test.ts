@@ -8,6 +8,7 @@ import type { NetPacket } from '../../../devices/net/packet.js';
 import { GSO_TCPV4 } from '../../../devices/net/packet.js';
 import { internetChecksum, segmentTcp, toWireFrames } from '../../../devices/net/offload.js';
 import { parseNicSpec } from '../../../main/vm/config.js';
+import { pcapFrames } from './pcap-frames.js';
 
 function nic(spec: string) {
   const got: NetPacket[] = [];
@@ -123,6 +124,32 @@ describe('switch:NAME', () => {
     expect(f1.length).toBe(24 + 16 + 70 + 16 + 80);
     expect(f2.length).toBe(24 + 16 + 90);
     expect(a.port.stats.captured).toBe(3);
+  });
+
+  it('records received frames in arrival order: what waited when taken, a frame lost to the full backlog after the one ahead of it, what a pulled cable discards', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wv-pcap-'));
+    const a = nic('switch:t4c');
+    const b = nic('switch:t4c');
+    const tagged = (i: number) => frame(2, 1, 60 + i); // each frame's length says which it is
+    b.port.transmit(frame(0xff, 2)); // b's MAC learnt
+    await b.port.startCapture(join(dir, 'b.pcap'));
+    b.setRoom(false);
+    for (let i = 0; i < 257; i++) a.port.transmit(tagged(i)); // 256 wait, the last is lost
+    expect(b.port.stats).toMatchObject({ rx_backlog: 256, rx_dropped: 1 });
+    expect(b.port.stats.captured).toBe(0); // nothing has left the backlog yet
+    b.setRoom(true);
+    b.port.flush();
+    a.port.transmit(tagged(257));
+    b.setRoom(false);
+    a.port.transmit(tagged(258));
+    b.port.setLink(false); // the backlog is discarded: the tap saw 258 arrive
+    await b.port.stopCapture();
+    expect(b.got.map((p) => p.data.length - 60)).toEqual([
+      ...Array.from({ length: 256 }, (_, i) => i),
+      257,
+    ]);
+    const lens = pcapFrames(join(dir, 'b.pcap')).map((f) => f.length - 60);
+    expect(lens).toEqual(Array.from({ length: 259 }, (_, i) => i));
   });
 
   it('a resumed capture appends to a pcap file of its own; any other file starts anew', async () => {

@@ -10,7 +10,11 @@ import { VirtioNet, NET_F } from '../../../devices/virtio/net/device.js';
 import { NetPort } from '../../../devices/net/port.js';
 import type { NetBackend } from '../../../devices/net/backend.js';
 import { GSO_TCPV4, type NetPacket } from '../../../devices/net/packet.js';
-import { internetChecksum, onesSum } from '../../../devices/net/offload.js';
+import { internetChecksum, onesSum, segmentTcp } from '../../../devices/net/offload.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pcapFrames } from '../net/pcap-frames.js';
 import { MMIO } from '../../../devices/virtio/constants.js';
 
 const HDR = 12;
@@ -251,6 +255,27 @@ describe('virtio-net', () => {
     expect(rx.takeUsed()).toHaveLength(2);
     expect(port.stats.rx_backlog).toBe(0);
     expect(dev.metrics.rx_packets).toBe(2);
+  });
+
+  it('a GSO segment passed up whole to a GUEST_TSO4 guest is captured as the MSS frames a link carries', async () => {
+    const { d, dev, wire, rx, port } = netDriver();
+    postRx(d, rx, 32, 2048);
+    const dir = mkdtempSync(join(tmpdir(), 'wv-virtio-pcap-'));
+    const pcap = join(dir, 'v.pcap');
+    await port.startCapture(pcap);
+    const big = tcpFrame(8000);
+    const p = {
+      data: big,
+      csum: { start: 34, offset: 16 },
+      gso: { type: GSO_TCPV4, size: 1448, hdrLen: 54 } as const,
+    };
+    wire.onReceive!(p);
+    await port.stopCapture();
+    expect(dev.metrics).toMatchObject({ rx_packets: 1, rx_gso: 1, rx_segmented: 0 });
+    const frames = pcapFrames(pcap);
+    rmSync(dir, { recursive: true, force: true });
+    expect(frames.map((f) => f.length - 54)).toEqual([1448, 1448, 1448, 1448, 1448, 760]);
+    expect(frames).toEqual(segmentTcp(big, 1448).map((f) => f.data));
   });
 
   it('a GSO segment for a guest without GUEST_TSO4 arrives cut into MTU frames with checksums', () => {
