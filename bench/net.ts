@@ -47,8 +47,9 @@
  * used over the transfer (this process; QEMU's threads from /proc/PID/task/*\/schedstat). On a
  * busy machine wall-clock MB/s drop with the CPU share the emulator gets; this figure does not.
  */
+import { childCpuSeconds } from './proc-cpu.js';
 import { createServer, type AddressInfo, type Server } from 'node:net';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VirtMachine, type MachineStats } from '../main/vm/machine.js';
@@ -132,19 +133,6 @@ interface Counts {
 function ownCpuSeconds(): number {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;
-}
-
-/** CPU seconds a child process has used, all its threads (Linux /proc), or undefined. */
-function childCpuSeconds(pid: number | undefined): number | undefined {
-  try {
-    let ns = 0;
-    for (const t of readdirSync(`/proc/${pid}/task`)) {
-      ns += Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
-    }
-    return ns / 1e9;
-  } catch {
-    return undefined;
-  }
 }
 
 /** Counters of a process we can only see from outside (QEMU): its CPU time. */
