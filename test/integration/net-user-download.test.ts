@@ -3,9 +3,12 @@
  * HTTP server this test runs on host 127.0.0.1 (busybox wget from 10.0.2.2), once over a
  * virtio-net and once over an e1000, and md5sum in the guest must print the host's digest.
  * The NAT sends the download as large TSO segments: the virtio-net's driver negotiated
- * GUEST_TSO4, so they arrive whole (rx_gso counts them, nothing is cut); the e1000 takes them
- * cut into MSS frames. The virtio-net's capture holds wire frames: tshark finds no segment over
- * the MSS, every TCP checksum good, and the payload bytes add up to the file.
+ * GUEST_TSO4, so they arrive whole (rx_gso counts them, nothing is cut); the e1000 model cuts
+ * them itself. The virtio-net's capture holds wire frames: tshark finds no segment over
+ * the MSS, every TCP checksum good, and the payload bytes add up to the file. The e1000 cuts the
+ * segments itself (1456-byte pieces, word-aligned in Linux's buffers), and its capture holds
+ * what the guest got: as many frames as the guest's rx_packets counted over the download, the
+ * same bytes as its rx_bytes, mostly 1456-byte payloads, checksums good.
  */
 import { describe, it, expect } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
@@ -39,6 +42,7 @@ describe('net=user downloads', () => {
     const port = (server.address() as AddressInfo).port;
     const dir = mkdtempSync(join(tmpdir(), 'wv-download-'));
     const pcap = join(dir, 'virtio.pcap');
+    const e1000Pcap = join(dir, 'e1000.pcap');
     const cfg = {
       ...defaultVmConfig('dlvm'),
       nics: [
@@ -47,6 +51,7 @@ describe('net=user downloads', () => {
       ],
     };
     const g = new Guest(await VirtMachine.open(cfg));
+    let guestRx = { packets: 0, bytes: 0 };
     try {
       await g.expect(/~# /, 120_000);
       for (const [i, model] of (['virtio', 'e1000'] as const).entries()) {
@@ -60,11 +65,33 @@ describe('net=user downloads', () => {
             `ip addr add 10.0.2.15/24 dev ${m[1]} && ip link set ${m[1]} up && echo u""p`,
           /^up\r?$/m,
         );
+        /**
+         * The guest's receive counters for this interface (what its driver got), once nothing has
+         * arrived for half a second: the switch of interfaces leaves strays (the old connection's
+         * last segment answered with an ARP reply and a RST), which must not fall between the
+         * capture's start or end and the counters.
+         */
+        const stat = `/sys/class/net/${m[1]}/statistics`;
+        const rx = async () => {
+          const c = await g.run(
+            `a=$(cat ${stat}/rx_packets); while sleep 0.5; b=$(cat ${stat}/rx_packets); [ $a != $b ]; do a=$b; done; ` +
+              `echo rx=$b,$(cat ${stat}/rx_bytes)`,
+            /^rx=(\d+),(\d+)\r?$/m,
+          );
+          return { packets: Number(c[1]), bytes: Number(c[2]) };
+        };
+        const before = model === 'e1000' ? await rx() : undefined;
+        if (model === 'e1000') await g.vm.nic(i).port.startCapture(e1000Pcap);
         const got = await g.run(
           `wget -q -O - http://10.0.2.2:${port}/file | md5sum`,
           /^([0-9a-f]{32}) {2}-\r?$/m,
           120_000,
         );
+        if (before) {
+          const after = await rx();
+          await g.vm.nic(i).port.stopCapture();
+          guestRx = { packets: after.packets - before.packets, bytes: after.bytes - before.bytes };
+        }
         expect(got[1], `${model}: md5 of the download in the guest`).toBe(md5);
         const s = g.vm.stats().nics![g.vm.nic(i).name];
         expect(s.net_backend_tcp_bytes_in).toBeGreaterThanOrEqual(FILE_BYTES);
@@ -105,6 +132,30 @@ describe('net=user downloads', () => {
       const payload = lens.reduce((a, b) => a + b, 0);
       expect(payload).toBeGreaterThan(FILE_BYTES);
       expect(payload).toBeLessThan(FILE_BYTES + 64 * 1024);
+
+      // The e1000's capture against the guest's own counters: the frames it received.
+      const e1000Out = execFileSync(
+        'tshark',
+        [
+          '-r', e1000Pcap, '-o', 'tcp.check_checksum:TRUE', '-o', 'ip.check_checksum:TRUE',
+          '-Y', `eth.dst == ${MACS.e1000}`,
+          '-T', 'fields', '-e', 'frame.len', '-e', 'tcp.len', '-e', 'tcp.checksum.status',
+        ],
+        { encoding: 'utf-8', maxBuffer: 64 << 20 },
+      ); // prettier-ignore
+      const e1000Rows = e1000Out
+        .trim()
+        .split('\n')
+        .map((l) => l.split('\t').map(Number));
+      expect(e1000Rows.length, 'frames in the capture vs the guest').toBe(guestRx.packets);
+      // Linux's e1000 counts each frame's length without the FCS, short ones padded to 60.
+      const bytes = e1000Rows.reduce((a, r) => a + Math.max(60, r[0]), 0);
+      expect(bytes, 'bytes in the capture vs the guest').toBe(guestRx.bytes);
+      const data = e1000Rows.filter((r) => r[1] > 0);
+      expect(data.filter((r) => r[2] !== 1)).toEqual([]);
+      // Full frames are the aligned pieces the guest got, not 1460-byte MSS frames.
+      const full = data.filter((r) => r[1] >= 1460 - 7);
+      expect(full.filter((r) => r[1] === 1456).length).toBeGreaterThan(full.length * 0.9);
     } finally {
       g.vm.stop();
       await g.done;
