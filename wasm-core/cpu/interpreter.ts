@@ -430,7 +430,15 @@ export function interpret<J>(budget: i32): i32 {
               wx(rd, mulhu(a, b));
               break;
             case 4: // DIV
-              if (b == 0) wx(rd, 0xffff_ffff_ffff_ffff);
+              if (b == 0) {
+                wx(rd, 0xffff_ffff_ffff_ffff);
+                // `div x, x, zero` is how Linux's cpu_relax and OpenSBI's wait for the boot hart
+                // stall while they spin: with several harts, the spinner's turn ends.
+                if (((insn >> 20) & 31) == 0 && rd == rs1 && Harts.count > 1) {
+                  Signals.exitReason = EXIT_YIELD;
+                  requestAttention();
+                }
+              }
               else if (a == 0x8000_0000_0000_0000 && b == 0xffff_ffff_ffff_ffff) wx(rd, a);
               else wx(rd, <u64>(<i64>a / <i64>b));
               break;

@@ -172,6 +172,10 @@ function supported(i: number): boolean {
     case 0x33:
       if (f7 === 0) return true;
       if (f7 === 0x20) return f3 === 0 || f3 === 5;
+      // Not `div x, x, zero`: a spin-wait's stall, where the interpreter ends the hart's turn.
+      if (f7 === 1 && f3 === 4 && (i >>> 20) % 32 === 0 && ((i >>> 7) & 31) === ((i >>> 15) & 31)) {
+        return false;
+      }
       return f7 === 1;
     case 0x3b:
       if (f7 === 0) return f3 === 0 || f3 === 1 || f3 === 5;

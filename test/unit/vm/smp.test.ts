@@ -90,7 +90,7 @@ const ROM = new Uint8Array(
  * waits for its answer and writes tohost. The other harts enable MSIE and WFI; the one woken
  * clears its msip and writes 100 + mhartid to WOKE, then parks (mie = 0: no WFI ends).
  */
-function counterProgram(): Uint8Array {
+function counterProgram(stall = PAUSE): Uint8Array {
   const a = new Asm()
     .emit(csrr(R.a0, CSR.mhartid), lui(R.s1, 8), add(R.s0, R.t0, R.s1), addi(R.t1, 0, 1))
     .emit(addi(R.a1, 0, N))
@@ -111,11 +111,11 @@ function counterProgram(): Uint8Array {
     .emit(sd(R.t5, R.t4, 768))
     .branch(BNE, R.a0, 0, 'secondary')
     .label('wait1')
-    .emit(ld(R.t4, R.s0, 24), PAUSE)
+    .emit(ld(R.t4, R.s0, 24), stall)
     .branch(BEQ, R.t4, 0, 'wait1')
     .emit(lui(R.t5, 0x2000), sw(R.t5, R.t1, 4))
     .label('wait2')
-    .emit(ld(R.t4, R.s0, 128), PAUSE)
+    .emit(ld(R.t4, R.s0, 128), stall)
     .branch(BEQ, R.t4, 0, 'wait2')
     .emit(sd(R.s0, R.t1, 512))
     .label('spin')
@@ -219,6 +219,20 @@ describe('SMP: harts in turns', () => {
       // Each hart's count of what it retired (the per-CPU MIPS) adds up to the core's.
       expect(info.reduce((t, h) => t + h.retired, 0n)).toBe(core.instret);
       expect(info.every((h) => h.retired > BigInt(own))).toBe(true);
+    });
+  }
+
+  for (const [name, stall] of [
+    ['PAUSE', PAUSE],
+    ['div t3, t3, zero', rType(0x33, R.t3, 4, R.t3, 0, 1)],
+  ] as const) {
+    it(`a hart spinning with ${name} gives up its turn (no whole quantum wasted)`, () => {
+      const core = smpCore(2, counterProgram(stall));
+      core.hartQuantum = 1_000_000;
+      expect(runToTohost(core, 50_000)).toBe(ExitReason.Tohost);
+      expect(u64(core, WOKE)).toBe(101n);
+      // Hart 0's two waits would each burn a million-instruction turn without the yield.
+      expect(core.instret).toBeLessThan(100_000n);
     });
   }
 
