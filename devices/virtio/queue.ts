@@ -92,6 +92,17 @@ export class Virtqueue {
     return r;
   }
 
+  /**
+   * Asks the driver to notify when it next makes a chain available, if none is now (EVENT_IDX:
+   * avail_event = the next entry; popping an empty ring writes it). A device that found the ring
+   * empty through `pending`, without a pop, must call it before it waits for a kick: a driver
+   * with EVENT_IDX kicks only when its new entries cross avail_event, which otherwise still
+   * names an entry the device took long ago.
+   */
+  armNotify(): void {
+    if (this.pending === 0) this.pop();
+  }
+
   /** Returns chain `head` to the driver with `len` bytes written (visible at publish()). */
   push(head: number, len: number): void {
     if (!this.ready || this.halted) return;

@@ -383,6 +383,7 @@ export class VirtioNet implements VirtioDevice, NicFrontend {
     }
     const q = ctx.queues[RX];
     if (q.pending === 0) {
+      q.armNotify(); // the guest's next refill must kick us: this frame waits in the backlog
       this.metrics.rx_no_buffers++;
       return false;
     }
