@@ -34,6 +34,22 @@ function fileServer(body: Buffer): Promise<Server> {
   return new Promise((r) => s.listen(0, '127.0.0.1', () => r(s)));
 }
 
+/** tshark's `fields` of every frame of `pcap` that `filter` keeps, checksums verified, as numbers. */
+function tsharkFields(pcap: string, filter: string, fields: string[]): number[][] {
+  const out = execFileSync(
+    'tshark',
+    [
+      '-r', pcap, '-o', 'tcp.check_checksum:TRUE', '-o', 'ip.check_checksum:TRUE',
+      '-Y', filter, '-T', 'fields', ...fields.flatMap((f) => ['-e', f]),
+    ],
+    { encoding: 'utf-8', maxBuffer: 64 << 20 },
+  ); // prettier-ignore
+  return out
+    .trim()
+    .split('\n')
+    .map((l) => l.split('\t').map(Number));
+}
+
 describe('net=user downloads', () => {
   it('a virtio-net guest gets a 6 MiB file intact in large segments; an e1000 guest too', async () => {
     const body = randomBytes(FILE_BYTES);
@@ -111,19 +127,11 @@ describe('net=user downloads', () => {
         return;
       }
       // The HTTP server's segments to the guest, as tshark decodes them with checksum checks on.
-      const fields = execFileSync(
-        'tshark',
-        [
-          '-r', pcap, '-o', 'tcp.check_checksum:TRUE', '-o', 'ip.check_checksum:TRUE',
-          '-Y', `tcp.srcport == ${port}`,
-          '-T', 'fields', '-e', 'tcp.len', '-e', 'tcp.checksum.status', '-e', 'ip.checksum.status',
-        ],
-        { encoding: 'utf-8', maxBuffer: 64 << 20 },
-      ); // prettier-ignore
-      const rows = fields
-        .trim()
-        .split('\n')
-        .map((l) => l.split('\t').map(Number));
+      const rows = tsharkFields(pcap, `tcp.srcport == ${port}`, [
+        'tcp.len',
+        'tcp.checksum.status',
+        'ip.checksum.status',
+      ]);
       const lens = rows.map((r) => r[0]);
       expect(Math.max(...lens)).toBeLessThanOrEqual(1460);
       // Wireshark's checksum status: 1 is good (0 bad, 2 unverified).
@@ -134,19 +142,11 @@ describe('net=user downloads', () => {
       expect(payload).toBeLessThan(FILE_BYTES + 64 * 1024);
 
       // The e1000's capture against the guest's own counters: the frames it received.
-      const e1000Out = execFileSync(
-        'tshark',
-        [
-          '-r', e1000Pcap, '-o', 'tcp.check_checksum:TRUE', '-o', 'ip.check_checksum:TRUE',
-          '-Y', `eth.dst == ${MACS.e1000}`,
-          '-T', 'fields', '-e', 'frame.len', '-e', 'tcp.len', '-e', 'tcp.checksum.status',
-        ],
-        { encoding: 'utf-8', maxBuffer: 64 << 20 },
-      ); // prettier-ignore
-      const e1000Rows = e1000Out
-        .trim()
-        .split('\n')
-        .map((l) => l.split('\t').map(Number));
+      const e1000Rows = tsharkFields(e1000Pcap, `eth.dst == ${MACS.e1000}`, [
+        'frame.len',
+        'tcp.len',
+        'tcp.checksum.status',
+      ]);
       expect(e1000Rows.length, 'frames in the capture vs the guest').toBe(guestRx.packets);
       // Linux's e1000 counts each frame's length without the FCS, short ones padded to 60.
       const bytes = e1000Rows.reduce((a, r) => a + Math.max(60, r[0]), 0);

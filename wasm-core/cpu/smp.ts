@@ -1,8 +1,8 @@
 // Several harts on one thread, in turns (as QEMU's single-threaded TCG runs them). One hart is
 // live at a time, in the globals of state.ts/csr.ts; the others wait in save areas laid out as a
 // saved hart's slots (snapshot.ts hartStore/hartLoad). A turn ends after `Smp.quantum`
-// instructions, at a WFI, or at a PAUSE hint (a spinning hart gives the one it waits for its
-// turn sooner). A hart that executed WFI sits out its turns until an interrupt it enables is
+// instructions, at a WFI, or at a spin-wait's stall, PAUSE or `div x, x, zero` (a spinning hart
+// gives the one it waits for its turn sooner; interpreter.ts raises EXIT_YIELD). A hart that executed WFI sits out its turns until an interrupt it enables is
 // pending; when every hart waits, the slice ends with EXIT_WFI and the host sleeps.
 //
 // What each hart sees as its own: registers, CSRs, PMP, privilege, msip/mtimecmp and the PLIC
@@ -135,10 +135,8 @@ export function smpReset(count: u32): void {
   hartStore(area(live));
   for (let h: u32 = 0; h < MAX_HARTS; h++) {
     if (h != live) memory.copy(area(h), area(live), AREA_BYTES);
-    store<u64>(LEFT_AT + (<usize>h << 3), Clint.instret);
-    store<u64>(RETIRED + (<usize>h << 3), 0);
   }
-  Smp.turnStart = Clint.instret;
+  restartCounts();
   Harts.current = 0;
   hartLoad(area(0));
   Smp.waiting = 0;
@@ -154,6 +152,11 @@ export function smpReset(count: u32): void {
 export function smpRestored(current: u32, waiting: u32): void {
   switchTo(current < Harts.count ? current : 0);
   Smp.waiting = waiting & ((1 << Harts.count) - 1);
+  restartCounts();
+}
+
+/** From now on: no other hart's turn is owed to any minstret, and no hart has retired anything. */
+function restartCounts(): void {
   for (let h: u32 = 0; h < MAX_HARTS; h++) {
     store<u64>(LEFT_AT + (<usize>h << 3), Clint.instret);
     store<u64>(RETIRED + (<usize>h << 3), 0);
