@@ -159,6 +159,7 @@ async function main(): Promise<void> {
       '--initrd',
       initrd,
       '--balloon,free-page-reporting=off',
+      '--no-jit', // as the README's figures were measured
     ]);
     try {
       rows.push(['wasmvisor', await measure(ours, wasmvisorMonitor(ours))]);

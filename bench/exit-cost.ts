@@ -66,7 +66,8 @@ const VARIANTS: Variant[] = [
 
 /** Nanoseconds per loop iteration (two instructions: the load and the jump), best of `runs`. */
 async function nsPerIteration(v: Variant, runs = 5): Promise<number> {
-  const vm = await VirtMachine.open({ ...defaultVmConfig('exit-cost'), memMiB: 64 });
+  // The interpreter's exit path (translated loads reach a device through another, jitLoadSlow).
+  const vm = await VirtMachine.open({ ...defaultVmConfig('exit-cost'), memMiB: 64, jit: false });
   try {
     const code = [...v.setup, v.load, J_BACK];
     const words = new DataView(vm.core.ram.buffer, vm.core.ram.byteOffset, 64);

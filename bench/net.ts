@@ -32,7 +32,9 @@
  *     virtio-net: its slot's line);
  *   - per MB: exits, interrupts and guest instructions (every guest of the row) per MB moved
  *     (1 MB = 1e6 bytes), independent of host speed: the guests are CPU-bound on the
- *     interpreter, so instructions per MB is what a device model's efficiency changes.
+ *     interpreter or JIT, so instructions per MB is what a device model's efficiency changes.
+ * Our guests run as a VM does by default (hot code translated: the JIT); NET_BENCH_JIT=0
+ * interprets every instruction.
  * VMs run in this process (VirtMachine), so the two guests of the switch row take turns on one
  * host core, and the user rows' NAT and host socket share it with the guest.
  *
@@ -66,6 +68,8 @@ const BYTES = BLOCK * COUNT;
 const MB = BYTES / 1e6;
 /** NET_BENCH_ONLY=user or =switch runs only those rows (a shorter run while working). */
 const ONLY = process.env.NET_BENCH_ONLY;
+/** NET_BENCH_JIT=0: our guests interpret every instruction; else they run as VMs do by default. */
+const JIT = process.env.NET_BENCH_JIT !== '0';
 /** The user rows compare all three; the switch rows the two transports of old. */
 const MODELS: readonly NicModel[] = ['e1000', 'virtio', 'virtio-pci'];
 const SWITCH_MODELS: readonly NicModel[] = ['e1000', 'virtio'];
@@ -347,7 +351,7 @@ async function wasmvisorUser(
   sink: HostSink,
   source: HostSource,
 ): Promise<UserRows> {
-  const cfg = { ...defaultVmConfig(`net-${model}`), nics: [{ model, net: 'user' }] };
+  const cfg = { ...defaultVmConfig(`net-${model}`), nics: [{ model, net: 'user' }], jit: JIT };
   const g = new Guest(await VirtMachine.open(cfg));
   g.vm.timeDevices = true;
   try {
@@ -402,7 +406,7 @@ async function switchRows(): Promise<Partial<Record<NicModel, Figures>>> {
         net: `switch:bench-${model}`,
         mac: macOf(model, i),
       }));
-      const vm = await VirtMachine.open({ ...defaultVmConfig(`bench${i}`), nics });
+      const vm = await VirtMachine.open({ ...defaultVmConfig(`bench${i}`), nics, jit: JIT });
       vm.timeDevices = true;
       guests.push(new Guest(vm));
     }
@@ -499,7 +503,8 @@ async function main(): Promise<void> {
   const qemu = qemuVersion();
   console.log(
     `net: TCP, ${sendCmd('PEER', 0).replace(' 0 ', ' PORT ')} (${mib} MiB) in the guest; ` +
-      `same kernel and initramfs in wasmvisor and ${qemu ?? 'QEMU (not installed)'}`,
+      `same kernel and initramfs in wasmvisor (${JIT ? 'JIT, the default' : 'interpreter: NET_BENCH_JIT=0'}) ` +
+      `and ${qemu ?? 'QEMU (not installed)'}`,
   );
   const sink = await HostSink.open();
   const source = await HostSource.open();

@@ -22,7 +22,7 @@ export interface RunOptions {
   stats: boolean;
   /** Resume the VM saved in this file (its definition replaces `vm`). */
   restore?: string;
-  /** With `restore`: translate hot code even if the saved definition did not. */
+  /** With `restore`: translate hot code (true) or interpret (false), whatever the file says. */
   jit?: boolean;
 }
 
@@ -80,8 +80,9 @@ commands:
                       add a virtio-balloon (defaults: reporting on, deflate-on-oom off,
                       stats every 2 s); Ctrl-A C opens the monitor: "balloon MIB"
       --stats         print instructions, MIPS, exits and interrupts at exit
-      --jit           translate hot guest code to WebAssembly (experimental; CPU-bound code
-                      runs several times faster, --stats shows its share)
+      --no-jit        interpret every guest instruction (by default hot guest code is
+                      translated to WebAssembly: CPU-bound code runs 2-8x faster, --stats
+                      shows the translated share); --jit asks for the default explicitly
       --icount [shift=N][,sleep=on|off]
                       deterministic time: the guest's clock counts instructions retired, one
                       10 MHz tick per 2^N (default 4); sleep=off: a guest waiting for a timer
@@ -89,7 +90,7 @@ commands:
       --rtc base=utc|YYYY-MM-DD[THH:MM:SS]
                       the date the guest's real-time clock starts at (UTC; default: now)
       --restore FILE  resume a VM saved with the monitor's "save FILE" (its definition, disks
-                      and NICs come from FILE, so no other VM option goes with it but --jit)
+                      and NICs come from FILE, so no other VM option goes with it but --[no-]jit)
   run-elf FILE        run a bare-metal ELF (riscv-tests tohost protocol); exit status = test result
       --timeout SEC   give up after SEC seconds of host time (default 10)
       --max-insns N   give up after N instructions
@@ -109,6 +110,12 @@ export function parseMemMiB(s: string): number {
     throw new UsageError(`--mem: ${mib} MiB is outside ${MIN_MEM_MIB}M..${MAX_MEM_MIB / 1024}G`);
   }
   return mib;
+}
+
+/** `--jit` / `--no-jit` as a VmConfig's `jit` (absent: the default, core.ts vmJit). */
+function jitChoice(values: { jit?: boolean; 'no-jit'?: boolean }): { jit?: boolean } {
+  if (values.jit && values['no-jit']) throw new UsageError('--jit and --no-jit: give one');
+  return values.jit ? { jit: true } : values['no-jit'] ? { jit: false } : {};
 }
 
 function positiveNumber(name: string, s: string | undefined): number | undefined {
@@ -152,7 +159,8 @@ export function parseCommand(argv: string[]): Command {
           rng: { type: 'boolean', default: false },
           nic: { type: 'string', multiple: true },
           stats: { type: 'boolean', default: false },
-          jit: { type: 'boolean', default: false },
+          jit: { type: 'boolean' },
+          'no-jit': { type: 'boolean' },
           icount: { type: 'string' },
           rtc: { type: 'string' },
           restore: { type: 'string' },
@@ -188,8 +196,8 @@ export function parseCommand(argv: string[]): Command {
           vm: defaultVmConfig(),
           stats: values.stats ?? false,
           restore: values.restore,
-          // The JIT changes how, not what, the guest runs: it may be turned on for a resume.
-          ...(values.jit ? { jit: true } : {}),
+          // The JIT changes how, not what, the guest runs: it may be chosen for a resume.
+          ...jitChoice(values),
         };
       }
       // --balloon takes its options glued on ("--balloon,stats=5"), as QEMU's -device does;
@@ -220,7 +228,7 @@ export function parseCommand(argv: string[]): Command {
         rng: values.rng ?? false,
         nics: (values.nic ?? []).map(parseNicSpec),
         ...(balloon ? { balloon } : {}),
-        ...(values.jit ? { jit: true } : {}),
+        ...jitChoice(values),
         ...(icount ? { icount } : {}),
         ...(rtcBase !== undefined ? { rtcBase } : {}),
       };

@@ -107,7 +107,7 @@ async function cmdRun(opts: RunOptions): Promise<number> {
   let quit = false;
   const resumed = opts.restore ? await readRestore(opts.restore) : undefined;
   const o = resumed
-    ? { ...opts, vm: { ...resumed.config, ...(opts.jit ? { jit: true } : {}) } }
+    ? { ...opts, vm: { ...resumed.config, ...(opts.jit !== undefined ? { jit: opts.jit } : {}) } }
     : opts;
   // Read (and a gzip'd kernel decompressed) while the worker started ahead loads its modules.
   const preload = resumed ? Promise.resolve(undefined) : preloadBootImages(o.vm);

@@ -100,7 +100,10 @@ export interface VmConfig {
   balloon?: BalloonConfig;
   /** Network cards in order (e1000s and virtio-pci on PCIe, virtio-nets on virtio-mmio); [] = none. */
   nics: NicConfig[];
-  /** Translate hot guest code to WebAssembly (experimental; default off, or WASMVISOR_JIT=1). */
+  /**
+   * Translate hot guest code to WebAssembly (main/vm/jit); false: interpret every instruction.
+   * Absent: WASMVISOR_JIT=1 or 0 if set, else on (core.ts vmJit).
+   */
   jit?: boolean;
   /** Deterministic time from instructions retired (`--icount`); absent: host time. */
   icount?: IcountConfig;
@@ -358,8 +361,10 @@ export function validateVmConfig(v: unknown, where = 'VM definition'): VmConfig 
   }
   const rng = v.rng ?? false;
   if (typeof rng !== 'boolean') throw new ConfigError(`${where}: "rng" must be true or false`);
-  const jit = v.jit ?? false;
-  if (typeof jit !== 'boolean') throw new ConfigError(`${where}: "jit" must be true or false`);
+  const jit = v.jit;
+  if (jit !== undefined && typeof jit !== 'boolean') {
+    throw new ConfigError(`${where}: "jit" must be true or false`);
+  }
   const icount = validateIcount(v.icount, where);
   const rtcBase = validateRtcBase(v.rtcBase, where);
   const disksIn = v.disks ?? [];
@@ -427,7 +432,8 @@ export function validateVmConfig(v: unknown, where = 'VM definition'): VmConfig 
     rng,
     ...(v.balloon !== undefined ? { balloon: validateBalloon(v.balloon, where) } : {}),
     nics,
-    ...(jit ? { jit: true } : {}),
+    // Absent is the default (core.ts vmJit: WASMVISOR_JIT, else on); false is a choice to keep.
+    ...(jit !== undefined ? { jit } : {}),
     ...(icount ? { icount } : {}),
     ...(rtcBase !== undefined ? { rtcBase } : {}),
   };

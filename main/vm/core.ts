@@ -27,9 +27,22 @@ export interface CoreImports {
 /** Hot blocks worth a module at a slice's end (fewer wait for the next slice or a full queue). */
 const SLICE_END_DRAIN = 16;
 
-/** True when WASMVISOR_JIT=1 asks every core to translate hot blocks (tests use it). */
-export function jitFromEnv(): boolean {
-  return process.env.WASMVISOR_JIT === '1';
+/**
+ * WASMVISOR_JIT=1 or =0: translate hot blocks, or only interpret, in every core whose owner did
+ * not decide (the test suite runs both ways); anything else: undefined, the owner's default.
+ */
+export function jitFromEnv(): boolean | undefined {
+  const v = process.env.WASMVISOR_JIT;
+  return v === '1' ? true : v === '0' ? false : undefined;
+}
+
+/**
+ * Whether a VM definition's machine translates hot code: its `jit`, else WASMVISOR_JIT, else on.
+ * (The JIT is the default for VMs since it reaches the prompt as soon as the interpreter and runs
+ * everything after faster; a bare Core or VirtMachine still interprets unless told.)
+ */
+export function vmJit(configured: boolean | undefined): boolean {
+  return configured ?? jitFromEnv() ?? true;
 }
 
 interface CoreExports {
@@ -148,7 +161,7 @@ export class Core {
   /** Boot ROM at physical 0x1000. */
   readonly rom: Uint8Array;
 
-  /** The block translator, when on (opt-in: the `jit` option or WASMVISOR_JIT=1). */
+  /** The block translator, when on (the `jit` option, else WASMVISOR_JIT=1). */
   readonly jit: Jit | undefined;
 
   constructor(
@@ -159,7 +172,7 @@ export class Core {
   ) {
     this.ramBase = ramBase;
     this.ramSize = ramSize;
-    const jitOn = opts.jit ?? jitFromEnv();
+    const jitOn = opts.jit ?? jitFromEnv() ?? false;
     const dispatcher = jitOn ? buildDispatcher() : undefined;
     const env = {
       mmioRead: (a: number, s: number) => imports.mmioRead(a >>> 0, s) >>> 0,

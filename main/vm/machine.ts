@@ -4,7 +4,7 @@
  * while the guest waits in WFI.
  */
 import type { JitStats } from './jit/jit.js';
-import { Core, ExitReason, type HartInfo } from './core.js';
+import { Core, ExitReason, vmJit, type HartInfo } from './core.js';
 import { HostClock, rtcClock, TIMEBASE_HZ } from './clock.js';
 import type { IcountConfig } from './time-config.js';
 import { VirtBoard, type DeviceInfo } from '../../devices/platform/board.js';
@@ -61,7 +61,10 @@ export interface MachineConfig {
   bootargs: string;
   /** Instructions per slice between event-loop turns. */
   sliceInsns?: number;
-  /** Translate hot guest blocks to WebAssembly (main/vm/jit); default: WASMVISOR_JIT=1. */
+  /**
+   * Translate hot guest blocks to WebAssembly (main/vm/jit); default: WASMVISOR_JIT=1 or 0, else
+   * off (a machine built from a VM definition, fromConfig, defaults to on: core.ts vmJit).
+   */
   jit?: boolean;
   /** Opened disk back ends, one virtio-blk each, in order: the first is /dev/vda. */
   disks?: BlockBackend[];
@@ -245,7 +248,7 @@ export class VirtMachine {
         console: cfg.console,
         balloon: cfg.balloon,
         nics: cfg.nics,
-        jit: cfg.jit,
+        jit: vmJit(cfg.jit),
         ...(cfg.icount ? { icount: cfg.icount } : {}),
         ...(cfg.rtcBase !== undefined ? { rtcBase: cfg.rtcBase } : {}),
         disks,

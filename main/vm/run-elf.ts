@@ -24,7 +24,7 @@ export interface RunElfOptions {
   ramMiB?: number;
   /** Receives console bytes as they are printed. */
   onOutput?: (text: string) => void;
-  /** Translate hot blocks (default: WASMVISOR_JIT=1), and when (see JitOptions). */
+  /** Translate hot blocks (default: WASMVISOR_JIT=1 or 0, else off), and when (see JitOptions). */
   jit?: boolean;
   jitOptions?: JitOptions;
 }

@@ -218,8 +218,8 @@ async function runVm(
           // The saved definition is the VM's from now on (resets boot it from its files).
           const saved = await savedVmFor(cfg, resumeFrom);
           resumeFrom = undefined;
-          // The JIT (how, not what, the guest runs) may be asked for by the host on a resume.
-          if (cfgIn.jit) saved.info.config = { ...saved.info.config, jit: true };
+          // The JIT (how, not what, the guest runs) may be chosen by the host on a resume.
+          if (cfgIn.jit !== undefined) saved.info.config = { ...saved.info.config, jit: cfgIn.jit };
           cfg = config = saved.info.config;
           vm = await openSavedVm(saved, log, hooks);
           log(`resumed from ${saved.file} (saved ${saved.info.savedAt})`);

@@ -216,7 +216,7 @@ function renderList(): void {
           { class: 'vm-item-meta' },
           `${v.config.memMiB} MiB · ${v.config.kernel ? 'custom kernel' : 'bundled guest'} · ${v.config.console}` +
             ((v.config.cpus ?? 1) > 1 ? ` · ${v.config.cpus} CPUs` : '') +
-            (v.config.jit ? ' · JIT' : '') +
+            (v.config.jit === false ? ' · interpreter' : '') +
             (v.config.icount ? ' · icount' : ''),
         ),
         exitText(v) ? h('div', { class: 'vm-item-exit' }, exitText(v)) : undefined,

@@ -150,7 +150,7 @@ export function editVmDialog(
   );
   con.value = v?.console ?? 'ttyS0';
   const rng = h('input', { name: 'rng', type: 'checkbox', checked: v?.rng ?? false });
-  const jit = h('input', { name: 'jit', type: 'checkbox', checked: v?.jit ?? false });
+  const jit = h('input', { name: 'jit', type: 'checkbox', checked: v?.jit ?? true });
   const clock = h(
     'select',
     { name: 'clock' },
@@ -205,10 +205,12 @@ export function editVmDialog(
       'label',
       {
         class: 'field field-check',
-        title: 'translate hot guest code to WebAssembly: CPU-bound code runs several times faster',
+        title:
+          'translate hot guest code to WebAssembly: CPU-bound code runs several times faster; ' +
+          'unchecked, every instruction is interpreted',
       },
       jit,
-      h('span', {}, 'JIT (experimental): translate hot guest code to WebAssembly'),
+      h('span', {}, 'JIT: translate hot guest code to WebAssembly'),
     ),
     field(
       'Guest time',
@@ -256,7 +258,8 @@ export function editVmDialog(
         append: opt(append),
         console: con.value,
         rng: rng.checked,
-        jit: jit.checked,
+        // Checked is the default (absent from the definition); unchecked is kept as false.
+        jit: jit.checked ? undefined : false,
         icount:
           clock.value === 'host'
             ? undefined

@@ -6,9 +6,9 @@
  * switched live from the device table; that VM has a balloon, so its memory chart (guest RAM,
  * balloon, guest free/available, host RSS) appears and follows a target set from the device
  * table (the VM without a balloon has no such chart). Screenshots go to test-artifacts/; the
- * README's docs/screenshot.png is refreshed when WASMVISOR_SCREENSHOT=1. A VM created with the
- * JIT checkbox keeps it in its definition and shows the share of its instructions run in
- * translated code. A VM snapshot is taken from the Snapshots card while the VM runs, listed,
+ * README's docs/screenshot.png is refreshed when WASMVISOR_SCREENSHOT=1. A new VM has the JIT
+ * checkbox checked (the default), shows the share of its instructions run in translated code,
+ * and keeps the interpreter once the box is unchecked. A VM snapshot is taken from the Snapshots card while the VM runs, listed,
  * reverted to (the shell's variable comes back in the same console tab), reverted to again once
  * the VM is stopped (it starts from it), and deleted. A VM set to deterministic time with an
  * RTC start date keeps both in its definition and its guest reads that date after a long sleep.
@@ -412,23 +412,19 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     expect(pageErrors).toEqual([]);
   }, 120_000);
 
-  it('a VM created with "JIT (experimental)" keeps it and shows its translated share live', async () => {
+  it('a new VM translates hot code (the JIT box is checked), shows its share live, and keeps the interpreter when unchecked', async () => {
     await page.locator('#new-vm').click();
     const dialog = page.locator('dialog.vm-dialog');
     await dialog.locator('[name=name]').fill('jitvm');
     await dialog.locator('[name=memMiB]').fill('128');
-    await dialog.locator('[name=jit]').check();
+    expect(await dialog.locator('[name=jit]').isChecked()).toBe(true);
     await dialog.locator('button[type=submit]').click();
     const item = page.locator('.vm-item[data-vm=jitvm]');
-    await expect.poll(() => item.locator('.vm-item-meta').innerText()).toMatch(/· JIT$/);
+    await item.waitFor();
     const file = join(dataDir, 'vms', 'jitvm.json');
-    expect(JSON.parse(readFileSync(file, 'utf8')).jit).toBe(true);
-    // Edit shows it checked (cancel changes nothing).
-    await item.click();
-    await page.locator('#toolbar [data-action=edit]').click();
-    expect(await dialog.locator('[name=jit]').isChecked()).toBe(true);
-    await dialog.locator('[data-action=cancel]').click();
-    await dialog.waitFor({ state: 'detached' });
+    // The default is not written down (a definition says what differs from it).
+    expect('jit' in JSON.parse(readFileSync(file, 'utf8'))).toBe(false);
+    expect(await item.locator('.vm-item-meta').innerText()).not.toMatch(/interpreter/);
 
     await item.locator('[data-action=start]').click();
     await page.locator('.vm-item[data-vm=jitvm][data-state=running]').waitFor();
@@ -449,15 +445,37 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     await page.locator('#toolbar [data-action=stop]').click();
     await page.locator('.vm-item[data-vm=jitvm][data-state=stopped]').waitFor();
 
-    // Unchecked again: the definition drops it.
+    // Unchecked: the definition keeps the choice, the list says so, and the VM runs without
+    // translations (no JIT chart, no share in the toolbar).
     await page.locator('#toolbar [data-action=edit]').click();
     await dialog.locator('[name=jit]').uncheck();
     await dialog.locator('button[type=submit]').click();
     await dialog.waitFor({ state: 'detached' });
-    expect(JSON.parse(readFileSync(file, 'utf8')).jit).toBeUndefined();
-    await expect.poll(() => item.locator('.vm-item-meta').innerText()).not.toMatch(/JIT/);
+    expect(JSON.parse(readFileSync(file, 'utf8')).jit).toBe(false);
+    await expect.poll(() => item.locator('.vm-item-meta').innerText()).toMatch(/· interpreter$/);
+    await page.locator('#toolbar [data-action=edit]').click();
+    expect(await dialog.locator('[name=jit]').isChecked()).toBe(false);
+    await dialog.locator('[data-action=cancel]').click();
+    await dialog.waitFor({ state: 'detached' });
+    await item.locator('[data-action=start]').click();
+    await page.locator('.vm-item[data-vm=jitvm][data-state=running]').waitFor();
+    await page.locator('.console[data-vm=jitvm] .xterm').click();
+    await expect
+      .poll(
+        async () => {
+          await page.keyboard.type('echo interp-$((6*7))\n');
+          return consoleText('jitvm');
+        },
+        { timeout: 60_000, interval: 2000 },
+      )
+      .toMatch(/^interp-42\s*$/m);
+    await expect
+      .poll(() => page.locator('#toolbar').innerText())
+      .toMatch(/MIPS(?![\s\S]*translated)/);
+    await page.locator('#toolbar [data-action=stop]').click();
+    await page.locator('.vm-item[data-vm=jitvm][data-state=stopped]').waitFor();
     expect(pageErrors).toEqual([]);
-  }, 120_000);
+  }, 150_000);
 
   it('a VM on deterministic time with a set RTC date keeps both, and its guest sees that date', async () => {
     await page.locator('#new-vm').click();

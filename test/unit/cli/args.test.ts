@@ -43,10 +43,12 @@ describe('wasmvisor command line', () => {
     expect(() => parseCommand(['run', '--console', 'ttyS1'])).toThrow(/ttyS0 or hvc0/);
   });
 
-  it('turns the JIT on only with --jit', () => {
+  it('leaves the JIT to its default unless --jit or --no-jit chooses', () => {
     expect(parseCommand(['run', '--jit'])).toMatchObject({ vm: { jit: true } });
+    expect(parseCommand(['run', '--no-jit'])).toMatchObject({ vm: { jit: false } });
     const c = parseCommand(['run']);
-    expect(c.kind === 'run' && c.vm.jit).toBeFalsy();
+    expect(c.kind === 'run' && 'jit' in c.vm).toBe(false);
+    expect(() => parseCommand(['run', '--jit', '--no-jit'])).toThrow(/give one/);
   });
 
   it('--smp N and --smp cpus=N give the guest N CPUs, 1..8', () => {
@@ -147,12 +149,16 @@ describe('wasmvisor command line', () => {
     expect(() => parseCommand(['run', '--disk', 'x.img,bogus'])).toThrow(/unknown option/);
   });
 
-  it('--restore takes the definition from the file: VM options conflict, --stats and --jit do not', () => {
+  it('--restore takes the definition from the file: VM options conflict, --stats and --[no-]jit do not', () => {
     expect(parseCommand(['run', '--restore', 'vm.state', '--stats', '--jit'])).toMatchObject({
       kind: 'run',
       restore: 'vm.state',
       stats: true,
       jit: true,
+    });
+    expect(parseCommand(['run', '--restore', 'vm.state', '--no-jit'])).toMatchObject({
+      restore: 'vm.state',
+      jit: false,
     });
     for (const [flag, ...rest] of [
       ['--mem', '512M'],

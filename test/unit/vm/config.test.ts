@@ -8,6 +8,7 @@ import {
   parseNicSpec,
   MAX_CPUS,
 } from '../../../main/vm/config.js';
+import { vmJit } from '../../../main/vm/core.js';
 
 describe('VM definitions', () => {
   it('fills defaults for optional fields', () => {
@@ -25,9 +26,10 @@ describe('VM definitions', () => {
     expect(validateVmConfig({ name: 'a', memMiB: 256, cpus: MAX_CPUS }).cpus).toBe(8);
   });
 
-  it('keeps the opt-in JIT flag of a saved definition (off unless true)', () => {
+  it("keeps a definition's JIT choice; absent is the default (on)", () => {
     expect(validateVmConfig({ name: 'a', memMiB: 256, jit: true }).jit).toBe(true);
-    expect(validateVmConfig({ name: 'a', memMiB: 256, jit: false }).jit).toBeUndefined();
+    expect(validateVmConfig({ name: 'a', memMiB: 256, jit: false }).jit).toBe(false);
+    expect('jit' in validateVmConfig({ name: 'a', memMiB: 256 })).toBe(false);
   });
 
   it('keeps deterministic time and the RTC start of a saved definition, normalised', () => {
@@ -92,5 +94,33 @@ describe('VM definitions', () => {
     });
     expect(c.disks.map((d) => d.bus)).toEqual(['pci', undefined]);
     expect(c.nics[0].model).toBe('virtio-pci');
+  });
+});
+
+describe('whether a VM translates hot code (vmJit)', () => {
+  const withEnv = (v: string | undefined, f: () => void): void => {
+    const was = process.env.WASMVISOR_JIT;
+    if (v === undefined) delete process.env.WASMVISOR_JIT;
+    else process.env.WASMVISOR_JIT = v;
+    try {
+      f();
+    } finally {
+      if (was === undefined) delete process.env.WASMVISOR_JIT;
+      else process.env.WASMVISOR_JIT = was;
+    }
+  };
+
+  it('follows the definition; without one, WASMVISOR_JIT=1 or 0; without that, on', () => {
+    withEnv(undefined, () => {
+      expect(vmJit(undefined)).toBe(true);
+      expect(vmJit(false)).toBe(false);
+      expect(vmJit(true)).toBe(true);
+    });
+    withEnv('0', () => {
+      expect(vmJit(undefined)).toBe(false);
+      expect(vmJit(true)).toBe(true);
+    });
+    withEnv('1', () => expect(vmJit(false)).toBe(false));
+    withEnv('yes', () => expect(vmJit(undefined)).toBe(true));
   });
 });
