@@ -16,8 +16,12 @@ export interface ShellWorkload {
   command: string;
 }
 
-/** The end marker: `END:` + result; typed split as `EN""D:` so the echoed line never matches. */
-const MARKER = /^END:(.*?)\r?$/m;
+/**
+ * The end marker: `END:` + result, a whole line (up to its newline: the console delivers it in
+ * pieces, and a line cut short would be a wrong result); typed split as `EN""D:` so the echo of
+ * the typed line never matches.
+ */
+const MARKER = /^END:([^\r\n]*)\r?\n/m;
 
 /** The line to type for `command`: runs it, then prints the marker with its last output line. */
 export function markedLine(command: string): string {

@@ -35,6 +35,12 @@ describe('end marker', () => {
   it('takes a CR before the line end (serial consoles send CRLF)', () => {
     expect(parseMarker('x\r\nEND:42\r\n')).toBe('42');
   });
+
+  it('waits for the end of the marker line (output arrives in pieces)', () => {
+    expect(parseMarker('x\r\nEND:b3b79a06')).toBeUndefined();
+    expect(parseMarker('x\r\nEND:b3b79a06  -\r')).toBeUndefined();
+    expect(parseMarker('x\r\nEND:b3b79a06  -\r\n')).toBe('b3b79a06  -');
+  });
 });
 
 describe('workloads at a small scale in /bin/sh', () => {
