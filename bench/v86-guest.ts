@@ -3,7 +3,8 @@
  * stdin/stdout, so that bench/browser-emulator.ts drives it with the same GuestConsole, and reads
  * its CPU time from /proc, exactly as it does wasmvisor and QEMU.
  *
- *   node dist/bench/v86-guest.js DIR    (DIR: guest/work/v86, built by guest/v86.sh)
+ *   node dist/bench/v86-guest.js DIR [KERNEL]   (DIR: guest/work/v86, built by guest/v86.sh;
+ *                                               KERNEL: a file in DIR, default bzImage)
  *
  * v86 runs in node as a library without browser globals for this use (no screen, keyboard,
  * mouse or speaker; its wasm is read from node_modules/v86/build).
@@ -28,13 +29,13 @@ function image(path: string): { buffer: ArrayBuffer } {
   return { buffer: b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer };
 }
 
-function main(dir: string): void {
+function main(dir: string, kernel: string): void {
   const emulator = new V86({
     wasm_path: v86WasmPath(),
     memory_size: MEM_BYTES,
     bios: image(join(dir, 'bios.bin')),
     vga_bios: image(join(dir, 'vgabios.bin')),
-    bzimage: image(join(dir, 'bzImage')),
+    bzimage: image(join(dir, kernel)),
     initrd: image(join(dir, 'initrd.gz')),
     cmdline: 'console=ttyS0',
     autostart: true,
@@ -62,4 +63,4 @@ if (!dir) {
   );
   process.exit(2);
 }
-main(dir);
+main(dir, process.argv[3] ?? 'bzImage');

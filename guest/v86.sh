@@ -3,6 +3,10 @@
 # from Debian's i386 packages so that it runs the same busybox as our riscv64 guest:
 #
 #   guest/v86.sh            → guest/work/v86/{bzImage,initrd.gz,bios.bin,vgabios.bin,PROVENANCE.json}
+#   guest/v86.sh small      → guest/work/v86/bzImage-small: an i386 kernel from the host's
+#                             linux-source-6.1 (the source of our riscv64 kernel) with
+#                             guest/v86-kernel.config, our kernel's choices carried over to a PC,
+#                             so that boot times compare (~3 min on 2 cores; JOBS=N: make -jN)
 #
 # Never committed (guest/work/ is ignored). Packages come from the archive the host's apt already
 # uses, through a private apt state under guest/work/v86-apt (the host's apt state is not
@@ -194,7 +198,8 @@ write_provenance() {
     done <"$OUT/packages.tsv"
     printf '\n  ],\n  "outputs": {\n'
     first=1
-    for f in bzImage initrd.gz bios.bin vgabios.bin; do
+    for f in bzImage initrd.gz bios.bin vgabios.bin bzImage-small; do
+      [[ -f $OUT/$f ]] || continue
       ((first)) || printf ',\n'
       first=0
       printf '    "%s": { "bytes": %s, "sha256": "%s" }' "$f" "$(stat -c %s "$OUT/$f")" \
@@ -204,11 +209,75 @@ write_provenance() {
   } >"$OUT/PROVENANCE.json"
 }
 
-main() {
-  [[ ${1:-} == -h || ${1:-} == --help ]] && {
-    sed -n '2,/^set -Eeuo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
-    return
+# check_kernel_config FRAGMENT DOTCONFIG: every line of the fragment holds in the final .config
+check_kernel_config() {
+  local line sym bad=0
+  while IFS= read -r line; do
+    if [[ $line =~ ^(CONFIG_[A-Za-z0-9_]+)=(.*)$ ]]; then
+      grep -qxF "$line" "$2" || {
+        log "v86-kernel.config: wanted '$line', got '$(grep -E "^(# )?${BASH_REMATCH[1]}[= ]" "$2" || echo unset)'"
+        bad=1
+      }
+    elif [[ $line =~ ^#\ (CONFIG_[A-Za-z0-9_]+)\ is\ not\ set$ ]]; then
+      sym=${BASH_REMATCH[1]}
+      grep -qE "^$sym=" "$2" && { log "v86-kernel.config: wanted $sym off"; bad=1; }
+    fi
+  done <"$1"
+  ((bad == 0)) || die 'kernel config does not match guest/v86-kernel.config (see above)'
+}
+
+# The small kernel: tinyconfig + guest/v86-kernel.config, built out of tree from the source tree
+# guest/build.sh unpacks (guest/work/linux-6.1, same stamp: one copy serves both).
+build_small_kernel() {
+  local tar=/usr/src/linux-source-6.1.tar.xz src=$GUEST_DIR/work/linux-6.1 kout=$GUEST_DIR/work/v86-linux-build
+  local frag=$GUEST_DIR/v86-kernel.config stamp tool epoch
+  [[ -r $tar ]] || die "needs $tar (Debian package linux-source-6.1)"
+  for tool in make gcc flex bison bc; do
+    command -v "$tool" >/dev/null || die "needs $tool to build the kernel"
+  done
+  stamp="$(dpkg-query -W -f='${Version}' linux-source-6.1) $(stat -c %s "$tar")"
+  if [[ ! -f $src/.wasmvisor-stamp || $(cat "$src/.wasmvisor-stamp") != "$stamp" ]]; then
+    log "small kernel: unpacking $tar"
+    rm -rf "$src" "$GUEST_DIR/work/linux-build" "$GUEST_DIR/work/linux-source-6.1"
+    tar -C "$GUEST_DIR/work" -xf "$tar"
+    mv "$GUEST_DIR/work/linux-source-6.1" "$src"
+    echo "$stamp" >"$src/.wasmvisor-stamp"
+  fi
+  epoch=${SOURCE_DATE_EPOCH:-$(dpkg-parsechangelog -l /usr/share/doc/linux-source-6.1/changelog.Debian.gz -S Timestamp 2>/dev/null || echo 0)}
+  kmake() {
+    make -C "$src" O="$kout" ARCH=i386 KBUILD_BUILD_USER=wasmvisor KBUILD_BUILD_HOST=guest-build \
+      KBUILD_BUILD_VERSION=1 KBUILD_BUILD_TIMESTAMP="$(LC_ALL=C date -u -d "@$epoch")" "$@"
   }
+  mkdir -p "$kout" "$OUT"
+  log 'small kernel: i386 tinyconfig + guest/v86-kernel.config'
+  kmake -s tinyconfig
+  (cd "$kout" && ARCH=i386 "$src/scripts/kconfig/merge_config.sh" -m -O "$kout" "$kout/.config" "$frag" \
+    >"$kout/merge_config.log")
+  kmake -s olddefconfig
+  check_kernel_config "$frag" "$kout/.config"
+  log "small kernel: make -j${JOBS:-2} bzImage (log: guest/work/v86-linux-build/build.log)"
+  if ! kmake -j"${JOBS:-2}" bzImage >"$kout/build.log" 2>&1; then
+    tail -40 "$kout/build.log" >&2
+    die 'kernel build failed'
+  fi
+  install -m 0644 "$kout/arch/x86/boot/bzImage" "$OUT/bzImage-small"
+  log "small kernel: $OUT/bzImage-small, $(stat -c %s "$OUT/bzImage-small") bytes"
+}
+
+main() {
+  case ${1:-} in
+    -h | --help)
+      sed -n '2,/^set -Eeuo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
+      return
+      ;;
+    small)
+      build_small_kernel
+      [[ -f $OUT/packages.tsv && -f $OUT/bzImage ]] && write_provenance
+      return
+      ;;
+    '') ;;
+    *) die "unknown target '$1' (nothing, or small)" ;;
+  esac
   mkdir -p "$OUT"
   : >"$OUT/packages.tsv"
   local kernel_pkg bb_spec=busybox-static img
