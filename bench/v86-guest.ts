@@ -59,7 +59,7 @@ function main(dir: string, kernel: string): void {
 const dir = process.argv[2];
 if (!dir) {
   console.error(
-    'usage: node dist/bench/v86-guest.js DIR (bzImage, initrd.gz, bios.bin, vgabios.bin)',
+    'usage: node dist/bench/v86-guest.js DIR [KERNEL] (DIR: initrd.gz, bios.bin, vgabios.bin and KERNEL, default bzImage)',
   );
   process.exit(2);
 }
