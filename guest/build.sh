@@ -83,19 +83,9 @@ init_epoch() {
 APT_SUITE=''
 APT_OPTS=()
 
-# The archive URI the host's apt already uses: the first http(s) URI of a deb source.
-host_archive_uri() {
-  local uri=''
-  if compgen -G '/etc/apt/sources.list.d/*.sources' >/dev/null; then
-    uri=$(awk 'tolower($1)=="uris:" {print $2; exit}' /etc/apt/sources.list.d/*.sources)
-  fi
-  if [[ -z $uri && -r /etc/apt/sources.list ]]; then
-    uri=$(awk '$1=="deb" { for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) { print $i; exit } }' \
-      /etc/apt/sources.list)
-  fi
-  [[ -n $uri ]] || die 'no archive URI found in /etc/apt/sources.list{,.d/*.sources}'
-  printf '%s\n' "${uri%/}"
-}
+# host_archive_uri and apt_field: guest/apt-archive.sh
+# shellcheck source=apt-archive.sh
+source "$GUEST_DIR/apt-archive.sh"
 
 # Try each suite in turn; the first whose riscv64 index downloads and verifies wins.
 # (trixie's riscv64 Packages file has been failing with "File has unexpected size".)
@@ -131,10 +121,6 @@ apt_setup() {
   die "no suite of [$SUITES] has a usable riscv64 index (logs in $WORK/apt/*/update.log)"
 }
 
-apt_field() { # package[=version] field → the field's value in the (first) stanza
-  apt-cache "${APT_OPTS[@]}" show "$1" 2>/dev/null |
-    awk -v f="$2:" '$1==f {sub(/^[^:]*:[ \t]*/, ""); print; exit}' || true
-}
 
 # The versions recorded in guest/images/PROVENANCE.json are the lock: a rebuild uses exactly
 # those .debs (from guest/cache/ without touching the network, or downloaded and checked

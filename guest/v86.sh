@@ -54,19 +54,9 @@ riscv_busybox() {
 read -r RV_BUSYBOX_VERSION RV_BUSYBOX_SUITE <<<"$(riscv_busybox)" || true
 USER_SUITE=${V86_USER_SUITE:-${RV_BUSYBOX_SUITE:-$KERNEL_SUITE}}
 
-# The archive URI the host's apt already uses (as guest/build.sh): the first http(s) URI.
-host_archive_uri() {
-  local uri=''
-  if compgen -G '/etc/apt/sources.list.d/*.sources' >/dev/null; then
-    uri=$(awk 'tolower($1)=="uris:" {print $2; exit}' /etc/apt/sources.list.d/*.sources)
-  fi
-  if [[ -z $uri && -r /etc/apt/sources.list ]]; then
-    uri=$(awk '$1=="deb" { for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) { print $i; exit } }' \
-      /etc/apt/sources.list)
-  fi
-  [[ -n $uri ]] || die 'no archive URI found in /etc/apt/sources.list{,.d/*.sources}'
-  printf '%s\n' "${uri%/}"
-}
+# host_archive_uri and apt_field: guest/apt-archive.sh
+# shellcheck source=apt-archive.sh
+source "$GUEST_DIR/apt-archive.sh"
 
 # apt_opts SUITE → APT_OPTS for a private i386 state of that suite (index downloaded once per run)
 APT_OPTS=()
@@ -92,10 +82,6 @@ apt_opts() {
   APT_READY[$suite]=1
 }
 
-apt_field() { # package[=version] field → the field's value in the (first) stanza
-  apt-cache "${APT_OPTS[@]}" show "$1" 2>/dev/null |
-    awk -v f="$2:" '$1==f {sub(/^[^:]*:[ \t]*/, ""); print; exit}' || true
-}
 
 # fetch SUITE PACKAGE[=VERSION] DIR → the package's files extracted into DIR; the .deb is kept in
 # guest/cache/ (checked against the index's sha256) and recorded in $OUT/packages.tsv
