@@ -329,6 +329,19 @@ describe('net=user ping beyond the gateway (icmp-relay.ts)', () => {
     expect(h2.take()).toHaveLength(0);
     expect(h2.net.stats()).toMatchObject({ drop_icmp_unmatched: 3, icmp_echoes: 1 });
     expect(h2.net.stats().drop_internal_error).toBeUndefined();
+    // Mutated echo requests (and the replies they get) never throw; what goes out is bounded.
+    const m3 = mockEcho();
+    const h3 = harness('user', { echoSocket: m3.opener, limits: { icmpEchoes: 16 } });
+    const seed = pingId(DST, 0x5555, 1, 64);
+    for (let i = 0; i < 3000; i++) {
+      const f = seed.slice();
+      for (let k = 0; k < 3; k++)
+        f[14 + ((i * 7919 + k * 104729) % (f.length - 14))] ^= 1 << ((i + k) % 8);
+      h3.send(f);
+      if (m3.sent.length) m3.reply(m3.sent.length - 1);
+      expect(h3.net.stats().icmp_echoes).toBeLessThanOrEqual(16);
+    }
+    expect(h3.net.stats().drop_internal_error).toBeUndefined();
   });
 });
 
