@@ -35,6 +35,40 @@ export interface HostNative {
    * when no data follows. Missing in addons built before it existed.
    */
   seekData?(fd: number, offset: number, hole: boolean): number;
+  /**
+   * An ICMP echo socket (Linux): an unprivileged ICMP datagram socket, else (EACCES: outside
+   * net.ipv4.ping_group_range) a raw ICMP socket when the process may open one; `mode` forces
+   * one kind. `onMessage` gets, on the event loop, echo replies with the socket's identifier
+   * (payload: the echo data) and ICMP errors quoting its requests (payload null; info: the
+   * second header word), each with the sequence number sent and the TTL / hop limit it arrived
+   * with (-1: unknown). Throws with `code` (the datagram socket's errno) and `rawCode` (the raw
+   * socket's) when neither opens; 'ENOSYS' off Linux. Missing in addons built before it existed.
+   */
+  icmpEchoOpen?(
+    ipv6: boolean,
+    onMessage: (
+      from: string,
+      type: number,
+      code: number,
+      seq: number,
+      payload: Buffer | null,
+      ttl: number,
+      info: number,
+    ) => void,
+    mode?: 'auto' | 'dgram' | 'raw',
+  ): IcmpEchoSocket;
+}
+
+/** What icmpEchoOpen returns. */
+export interface IcmpEchoSocket {
+  /** 'dgram' (ICMP datagram socket) or 'raw'. */
+  readonly kind: 'dgram' | 'raw';
+  /** The echo identifier on the wire (a datagram socket's is the kernel's). */
+  readonly id: number;
+  /** Sends an echo request (our identifier, `seq`, `payload`; `ttl` -1: the default). Throws with `code`. */
+  send(addr: string, seq: number, payload: Uint8Array, ttl?: number): void;
+  /** Stops receiving and closes the socket. Idempotent. */
+  close(): void;
 }
 
 export type HostNativeResult =

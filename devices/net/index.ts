@@ -52,11 +52,11 @@ export function setSwitchConnector(connect: ((name: string) => NetBackend) | und
   switchConnector = connect;
 }
 
-/** Opens the back end a spec names. */
-export function openNetBackend(spec: string): NetBackend {
+/** Opens the back end a spec names; `log` gets what a user should know (e.g. why ping fails). */
+export function openNetBackend(spec: string, o: { log?: (m: string) => void } = {}): NetBackend {
   checkNetSpec(spec);
   if (spec === 'none') return new NoNetwork();
-  if (spec.startsWith('user')) return new UserNetwork(spec);
+  if (spec.startsWith('user')) return new UserNetwork(spec, { log: o.log });
   const name = spec.slice('switch:'.length);
   return switchConnector ? switchConnector(name) : netSwitch(name).connect();
 }

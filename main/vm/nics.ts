@@ -67,13 +67,14 @@ export function buildNics(
   const virtio: VirtioNet[] = [];
   const virtioPci: VirtioPciTransport[] = [];
   const e1000Devices: E1000[] = [];
+  const open = (spec: string) => openNetBackend(spec, { log: o.log });
   let e1000s = 0;
   let virtioNets = 0;
   for (const c of configs) {
     const mac = parseMac(c.mac);
     if (c.model === 'e1000') {
       const name = `e1000-${e1000s++}`;
-      const port = new NetPort(name, openNetBackend(c.net), openNetBackend);
+      const port = new NetPort(name, open(c.net), open);
       const dev = new E1000({ name, mac, port, memory: o.memory, log: o.log });
       o.pci.plug(o.pci.freeSlot(), dev.pci);
       e1000Devices.push(dev);
@@ -87,7 +88,7 @@ export function buildNics(
       });
     } else if (c.model === 'virtio-pci') {
       const name = `virtio-net${virtioNets++}`;
-      const port = new NetPort(name, openNetBackend(c.net), openNetBackend);
+      const port = new NetPort(name, open(c.net), open);
       const dev = new VirtioNet(name, mac, port);
       const t = new VirtioPciTransport({ device: dev, rings: o.rings, log: o.log });
       o.pci.plug(o.pci.freeSlot(), t.pci);
@@ -103,7 +104,7 @@ export function buildNics(
       });
     } else {
       const name = `virtio-net${virtioNets++}`;
-      const port = new NetPort(name, openNetBackend(c.net), openNetBackend);
+      const port = new NetPort(name, open(c.net), open);
       const dev = new VirtioNet(name, mac, port);
       virtio.push(dev);
       nics.push({

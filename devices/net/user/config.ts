@@ -65,6 +65,15 @@ export interface UserNetLimits {
   fragBytes: number;
   /** A datagram not complete in this many ms is dropped (Linux's ipfrag_time: 30 s). */
   fragTimeoutMs: number;
+  /**
+   * Echo requests beyond the gateway in flight through the host's ICMP socket (both families);
+   * a new one beyond evicts the oldest.
+   */
+  icmpEchoes: number;
+  /** A relayed echo request not answered in this many ms is forgotten (its reply dropped). */
+  icmpTimeoutMs: number;
+  /** Echo data bytes relayed at most (`ping -s`); a larger request or reply is dropped. */
+  icmpPayload: number;
 }
 
 export const DEFAULT_LIMITS: UserNetLimits = {
@@ -81,6 +90,9 @@ export const DEFAULT_LIMITS: UserNetLimits = {
   fragPerDatagram: 128,
   fragBytes: 2 << 20,
   fragTimeoutMs: 30_000,
+  icmpEchoes: 128,
+  icmpTimeoutMs: 10_000,
+  icmpPayload: 16_384,
 };
 
 export interface HostForward {

@@ -1,7 +1,8 @@
 /**
  * ICMPv6 for the user network: the checksum check every ICMPv6 message gets, and echo replies
  * from the gateway's addresses (fec0::2, fec0::3, fe80::2: what `ping6 fec0::2` shows). Echo to
- * anywhere else is not relayed, as for IPv4 (icmp.ts). Neighbour discovery is in ndp.ts.
+ * an address beyond the network goes out through the host's ICMPv6 socket (icmp-relay.ts), as
+ * for IPv4. Neighbour discovery is in ndp.ts.
  */
 import {
   L4_OFF6,

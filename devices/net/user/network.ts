@@ -1,9 +1,11 @@
 /**
  * `net=user`: user-mode NAT, QEMU's "slirp" network in TypeScript. The NIC's frames end here:
  * ARP and ICMP echo for the gateway, DHCP, DNS forwarded to the host's resolver, UDP and TCP
- * proxied over host sockets (10.0.2.2 is the host's 127.0.0.1), port forwards from the host.
+ * proxied over host sockets (10.0.2.2 is the host's 127.0.0.1), echo to other addresses relayed
+ * through a host ICMP socket (icmp-relay.ts), port forwards from the host.
  * IPv6 on fec0::/64: neighbour discovery and router advertisements (the guest autoconfigures),
- * ping6 to the gateway, TCP and UDP to fec0::2 proxied to the host's ::1, DNS at fec0::3.
+ * ping6 to the gateway (and relayed beyond it), TCP and UDP to fec0::2 proxied to the host's
+ * ::1, DNS at fec0::3.
  * The guest's IP fragments are reassembled (bounded: reassembly.ts), and what we send it that is
  * larger than its MTU is fragmented (fragment.ts).
  * With restrict=on the guest reaches only the built-in services; forwards still work.
@@ -50,7 +52,8 @@ import {
 } from './ethernet.js';
 import { GUEST_MTU, PROTO_FRAGMENT6, fragmentForGuest } from './fragment.js';
 import { PortForwards } from './hostfwd.js';
-import { icmpReply } from './icmp.js';
+import { ECHO_REQUEST, checkIcmp, icmpReply } from './icmp.js';
+import { IcmpRelay, hostEchoSocket, type EchoSocketOpener } from './icmp-relay.js';
 import { ICMPV6_ECHO_REQUEST, checkIcmpv6, icmpv6EchoReply } from './icmpv6.js';
 import {
   DNS6,
@@ -82,6 +85,13 @@ export interface UserNetOptions {
   limits?: Partial<UserNetLimits>;
   /** DNS server to forward to; null: none (SERVFAIL); default: /etc/resolv.conf's. */
   resolver?: Resolver | null;
+  /**
+   * How echo requests beyond the gateway reach the host's ICMP sockets; default: the native
+   * addon's (hostEchoSocket); null: they are not relayed (counted as dropped).
+   */
+  echoSocket?: EchoSocketOpener | null;
+  /** Where to say, once, why ping beyond the gateway does not work. */
+  log?: (message: string) => void;
 }
 
 export class UserNetwork implements NetBackend {
@@ -95,6 +105,8 @@ export class UserNetwork implements NetBackend {
   readonly tcp: TcpNat;
   readonly forwards: PortForwards;
   readonly udpForwards: UdpForwards;
+  /** Echo requests beyond the gateway, through the host's ICMP sockets. */
+  readonly icmp: IcmpRelay;
   /** The guest's IP fragments (both families) waiting for the rest of their datagram. */
   readonly reassembly: Reassembly;
   private readonly resolver: Resolver | undefined;
@@ -129,6 +141,14 @@ export class UserNetwork implements NetBackend {
       },
       () => this.rxFrameAlign?.(),
     );
+    this.icmp = new IcmpRelay(
+      this.limits,
+      this.counters,
+      opts.echoSocket === undefined ? hostEchoSocket : opts.echoSocket,
+      (data) => out({ data }),
+      () => this.guestMac,
+      opts.log,
+    );
     this.udpForwards = new UdpForwards(this.limits, this.counters, deliverUdp, () => this.udp.size);
     this.forwards = new PortForwards(this.config.hostfwd, this.counters, {
       tcp: (sock, rule) => {
@@ -161,10 +181,12 @@ export class UserNetwork implements NetBackend {
   /** What the network did and dropped, plus its live connection counts. */
   stats(): Record<string, number> {
     const udp = this.udp.size + this.udpForwards.size;
+    const icmp = this.icmp.size; // forgets timed-out echoes first (counted)
     return {
       ...this.counters.values,
       tcp_connections: this.tcp.size,
       udp_flows: udp,
+      icmp_echoes: icmp,
       frag_datagrams: this.reassembly.size,
       frag_bytes: this.reassembly.bytes,
     };
@@ -178,6 +200,7 @@ export class UserNetwork implements NetBackend {
     this.tcp.close();
     this.udp.close();
     this.udpForwards.close();
+    this.icmp.close();
     this.reassembly.close();
   }
 
@@ -271,13 +294,24 @@ export class UserNetwork implements NetBackend {
       return this.tcp.input(ip, s, (dst, dport) => this.tcpTarget(dst as Ip4, dport));
     }
     if (ip.proto === PROTO_ICMP) {
-      if (ip.dst !== GATEWAY && ip.dst !== DNS) return this.drop('icmp_not_relayed');
+      if (ip.dst !== GATEWAY && ip.dst !== DNS) return this.icmpOut(d, ip);
       const r = icmpReply(d, ip, GATEWAY_MAC, this.guestMac!);
       if (typeof r === 'string') return this.drop(r);
       this.counters.count('icmp_echo_replies');
       return this.toGuest({ data: r });
     }
     this.drop('ip_protocol');
+  }
+
+  /** ICMP to an address that is not ours: an echo request goes out through the host's socket. */
+  private icmpOut(d: Uint8Array, ip: Ipv4): void {
+    const c = checkIcmp(d, ip);
+    if (c !== true) return this.drop(c);
+    if (d[ip.l4] !== ECHO_REQUEST) return this.drop('icmp_unhandled');
+    if (this.config.restrict) return this.drop('restricted');
+    if (hostFor(ip.dst) === undefined || ip.dst === GATEWAY) return this.drop('icmp_no_route');
+    const r = this.icmp.echo(false, d, ip.ipOff, ip.l4, ip.end, ip.src, ip.dst, d[ip.ipOff + 8]);
+    if (r) this.drop(r);
   }
 
   /**
@@ -358,7 +392,7 @@ export class UserNetwork implements NetBackend {
         return this.toGuest({ data: r.reply });
       }
       if (type !== ICMPV6_ECHO_REQUEST) return this.drop('icmp6_unhandled');
-      if (!isOurIp6(ip.dst)) return this.drop('icmp6_not_relayed');
+      if (!isOurIp6(ip.dst)) return this.icmp6Out(d, ip);
       const r = icmpv6EchoReply(d, ip, GATEWAY_MAC, guestMac);
       if (typeof r === 'string') return this.drop(r);
       this.counters.count('icmp6_echo_replies');
@@ -379,6 +413,15 @@ export class UserNetwork implements NetBackend {
       return this.udp.send(ip.src, u.sport, ip.dst, u.dport, to, u.payload);
     }
     this.drop('ip6_protocol');
+  }
+
+  /** An ICMPv6 echo request (checked) to an address that is not ours: out through the host. */
+  private icmp6Out(d: Uint8Array, ip: Ipv6): void {
+    if (ip.end - ip.l4 < 8) return this.drop('icmp6_runt');
+    if (this.config.restrict) return this.drop('restricted');
+    if (!routable6(ip.dst)) return this.drop('icmp6_no_route');
+    const r = this.icmp.echo(true, d, ip.ipOff, ip.l4, ip.end, ip.src, ip.dst, ip.hopLimit);
+    if (r) this.drop(r === 'icmp_not_relayed' ? 'icmp6_not_relayed' : r);
   }
 
   /**
@@ -462,6 +505,17 @@ export class UserNetwork implements NetBackend {
 function minTransportHeader(proto: number, d: Uint8Array, l4: number, end: number): number {
   if (proto !== PROTO_TCP) return 8;
   return end - l4 > 12 ? Math.max(20, (d[l4 + 12] >> 4) * 4) : 20;
+}
+
+/**
+ * Whether an IPv6 destination beyond our network may be relayed: not in fec0::/64 (only the
+ * guest lives there), not unspecified, loopback, IPv4-mapped, link-local or multicast.
+ */
+function routable6(a: Ip6): boolean {
+  if (inPrefix6(a) || a[0] === 0xff || (a[0] === 0xfe && (a[1] & 0xc0) === 0x80)) return false;
+  // ::/96 holds ::, ::1 and the deprecated IPv4-compatible addresses; ::ffff:0:0/96 is mapped IPv4.
+  const zero10 = a.subarray(0, 10).every((b) => b === 0);
+  return !(zero10 && ((a[10] === 0 && a[11] === 0) || (a[10] === 0xff && a[11] === 0xff)));
 }
 
 /** Whether `a` is in fec0::/64. */

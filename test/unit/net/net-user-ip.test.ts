@@ -1,6 +1,9 @@
-/** net=user's lower layers with hand-built frames: spec, ARP, IPv4 checks, ICMP echo, hostile input. */
+/**
+ * net=user's lower layers with hand-built frames: spec, ARP, IPv4 checks, ICMP echo (answered
+ * at the gateway, relayed beyond it through a mock host socket), hostile input.
+ */
 import { describe, it, expect } from 'vitest';
-import { get16 } from '../../../devices/net/offload.js';
+import { get16, internetChecksum, put16 } from '../../../devices/net/offload.js';
 import { parseUserSpec } from '../../../devices/net/user/config.js';
 import { NetSpecError } from '../../../devices/net/backend.js';
 import {
@@ -11,6 +14,8 @@ import {
   harness,
   ip,
   ipv4,
+  mockEcho,
+  pingId,
   tcp,
   F,
   udp,
@@ -140,6 +145,203 @@ describe('net=user ARP and ICMP', () => {
     h.send(arpRequest('10.0.2.2'));
     h.send(echo('10.0.2.2'));
     expect(h.take()).toHaveLength(2);
+  });
+});
+
+describe('net=user ping beyond the gateway (icmp-relay.ts)', () => {
+  const DST = ip('192.0.2.9');
+  /** The guest's echo request as sent: the IP header and the ICMP message. */
+  const icmpData = (f: Uint8Array) => f.subarray(42);
+
+  it('relays an echo request and maps the reply back: id, seq, data, TTL, checksums', () => {
+    const m = mockEcho();
+    const h = harness('user', { echoSocket: m.opener });
+    const req = pingId(DST, 0xbeef, 7, 300, 61);
+    h.send(req);
+    expect(m.sent).toHaveLength(1);
+    expect(m.sent[0]).toMatchObject({ v6: false, addr: '192.0.2.9', ttl: 61 });
+    expect([...m.sent[0].payload]).toEqual([...icmpData(req)]);
+    expect(h.net.stats()).toMatchObject({ icmp_echo_relayed: 1, icmp_echoes: 1, icmp_sockets: 1 });
+    m.reply(0, { ttl: 50 });
+    const [r] = h.take();
+    const d = wire(r); // IP and ICMP checksums verified
+    expect([...d.subarray(0, 6)]).toEqual([...GUEST_MAC]);
+    expect([...d.subarray(26, 34)]).toEqual([192, 0, 2, 9, 10, 0, 2, 15]);
+    expect(d[22]).toBe(49); // one hop fewer than the host saw
+    expect(d[34]).toBe(0); // echo reply
+    expect(get16(d, 38)).toBe(0xbeef);
+    expect(get16(d, 40)).toBe(7);
+    expect([...icmpData(d)]).toEqual([...icmpData(req)]);
+    expect(h.net.stats()).toMatchObject({ icmp_echo_relayed_replies: 1, icmp_echoes: 0 });
+    // The same reply again (a duplicate) matches nothing.
+    m.reply(0);
+    expect(h.take()).toHaveLength(0);
+    expect(h.net.stats().drop_icmp_unmatched).toBe(1);
+    h.net.close();
+    expect(m.closed).toBe(1);
+  });
+
+  it('two guest pings with the same sequence number get their own replies, in any order', () => {
+    const m = mockEcho();
+    const h = harness('user', { echoSocket: m.opener });
+    h.send(pingId(DST, 0x1111, 1));
+    h.send(pingId(DST, 0x2222, 1));
+    expect(m.sent).toHaveLength(2);
+    expect(m.sent[0].seq).not.toBe(m.sent[1].seq); // the host socket has one identifier
+    m.reply(1);
+    m.reply(0);
+    const ids = h.take().map((p) => get16(wire(p), 38));
+    expect(ids).toEqual([0x2222, 0x1111]);
+    // A reply from another address than the one pinged is not taken for it.
+    h.send(pingId(DST, 0x3333, 2));
+    m.reply(2, { from: '192.0.2.10' });
+    expect(h.take()).toHaveLength(0);
+    expect(h.net.stats()).toMatchObject({ drop_icmp_unmatched: 1, icmp_echoes: 1 });
+    expect(h.net.stats().drop_internal_error).toBeUndefined();
+  });
+
+  it('relays an ICMP error about a request from the router that sent it, quoting the guest packet', () => {
+    const m = mockEcho();
+    const h = harness('user', { echoSocket: m.opener });
+    const req = pingId(DST, 0x4444, 9, 56, 1);
+    h.send(req);
+    m.deliver(false, { from: '198.51.100.1', type: 11, code: 0, seq: m.sent[0].seq });
+    const [r] = h.take();
+    const d = wire(r);
+    expect([...d.subarray(26, 34)]).toEqual([198, 51, 100, 1, 10, 0, 2, 15]);
+    expect([d[34], d[35]]).toEqual([11, 0]); // time exceeded in transit
+    // RFC 792: the guest's IP header and the first 8 bytes of its datagram.
+    expect([...d.subarray(42)]).toEqual([...req.subarray(14, 42)]);
+    expect(h.net.stats()).toMatchObject({ icmp_errors_relayed: 1, icmp_echoes: 0 });
+    // "Fragmentation needed" is about the host's path, not the guest's: not relayed.
+    h.send(pingId(DST, 0x4444, 10));
+    m.deliver(false, { from: '198.51.100.1', type: 3, code: 4, seq: m.sent[1].seq, info: 1400 });
+    expect(h.take()).toHaveLength(0);
+    expect(h.net.stats().drop_icmp_frag_needed).toBe(1);
+  });
+
+  it('restrict=on relays nothing (no host socket opened) but still answers the gateway', () => {
+    const m = mockEcho();
+    const h = harness('user,restrict=on', { echoSocket: m.opener });
+    h.send(pingId(DST, 1, 1));
+    expect(m.opened).toBe(0);
+    expect(m.sent).toHaveLength(0);
+    expect(h.net.stats().drop_restricted).toBe(1);
+    h.send(echo('10.0.2.2'));
+    h.send(echo('10.0.2.3'));
+    expect(h.take()).toHaveLength(2);
+    expect(h.net.stats().icmp_echo_replies).toBe(2);
+  });
+
+  it('answers 10.0.2.2 and 10.0.2.3 itself; drops what has no route or is not an echo request', () => {
+    const m = mockEcho();
+    const h = harness('user', { echoSocket: m.opener });
+    h.send(echo('10.0.2.2'));
+    h.send(echo('10.0.2.3'));
+    expect(h.take()).toHaveLength(2);
+    for (const to of ['10.0.2.77', '127.0.0.1', '0.1.2.3', '224.0.0.1', '255.255.255.255'])
+      h.send(pingId(ip(to), 1, 1));
+    const ts = new Uint8Array(20);
+    ts[0] = 13; // timestamp request
+    put16(ts, 2, internetChecksum(ts, 0, 20));
+    h.send(eth(0x0800, ipv4(1, ts, { dst: DST })));
+    h.send(eth(0x0800, ipv4(1, Uint8Array.of(8, 0, 0, 0), { dst: DST }))); // runt
+    h.send(echo('192.0.2.9', 56, true)); // bad checksum
+    expect(m.sent).toHaveLength(0);
+    expect(h.take()).toHaveLength(0);
+    expect(h.net.stats()).toMatchObject({
+      drop_icmp_no_route: 5,
+      drop_icmp_unhandled: 1,
+      drop_icmp_runt: 1,
+      drop_icmp_checksum: 1,
+      icmp_echo_replies: 2,
+    });
+  });
+
+  it('bounds what a flood holds: requests in flight, their age, and payload size', async () => {
+    const m = mockEcho();
+    const limits = { icmpEchoes: 8, icmpTimeoutMs: 60_000, icmpPayload: 1000 };
+    const h = harness('user', { echoSocket: m.opener, limits });
+    for (let i = 0; i < 2000; i++) {
+      h.send(pingId((ip('198.18.0.0') + i) >>> 0, i & 0xffff, i & 0xffff));
+      expect(h.net.stats().icmp_echoes).toBeLessThanOrEqual(8);
+    }
+    expect(m.sent).toHaveLength(2000);
+    expect(h.net.stats()).toMatchObject({ drop_icmp_echo_evicted: 1992, icmp_echoes: 8 });
+    // Replies to evicted requests are dropped; the newest ones still get through.
+    m.reply(0);
+    m.reply(1999);
+    const got = h.take();
+    expect(got).toHaveLength(1);
+    expect(get16(wire(got[0]), 40)).toBe(1999);
+    // Payload: up to the bound relayed, beyond dropped (both ways).
+    h.send(pingId(DST, 5, 5, 1000));
+    h.send(pingId(DST, 5, 6, 1001));
+    expect(m.sent).toHaveLength(2001);
+    expect(h.net.stats().drop_icmp_too_big).toBe(1);
+    m.reply(2000, { payload: new Uint8Array(1001) });
+    expect(h.take()).toHaveLength(0);
+    expect(h.net.stats().drop_icmp_too_big).toBe(2);
+    h.net.close();
+
+    // A request not answered in icmpTimeoutMs is forgotten; its late reply is dropped.
+    const m2 = mockEcho();
+    const h2 = harness('user', { echoSocket: m2.opener, limits: { icmpTimeoutMs: 30 } });
+    h2.send(pingId(DST, 1, 1));
+    expect(h2.net.stats().icmp_echoes).toBe(1);
+    await new Promise((r) => setTimeout(r, 60));
+    expect(h2.net.stats()).toMatchObject({ icmp_echoes: 0, icmp_echo_timeouts: 1 });
+    m2.reply(0);
+    expect(h2.take()).toHaveLength(0);
+    expect(h2.net.stats().drop_icmp_unmatched).toBe(1);
+    h2.net.close();
+  });
+
+  it('without a host socket: counts every echo dropped and says why once', () => {
+    const why = 'ICMP datagram socket: Permission denied; raw ICMP socket: Operation not permitted';
+    const m = mockEcho({ fail: why });
+    const log: string[] = [];
+    const h = harness('user', { echoSocket: m.opener, log: (s) => log.push(s) });
+    for (let i = 0; i < 3; i++) h.send(pingId(DST, 1, i));
+    expect(h.take()).toHaveLength(0);
+    expect(m.opened).toBe(1); // not retried for every packet
+    expect(h.net.stats().drop_icmp_not_relayed).toBe(3);
+    expect(log).toHaveLength(1);
+    expect(log[0]).toContain('ping beyond the gateway is not relayed');
+    expect(log[0]).toContain(why);
+    expect(h.net.icmp.unavailable).toBe(why);
+    // The gateway still answers.
+    h.send(echo('10.0.2.2'));
+    expect(h.take()).toHaveLength(1);
+  });
+
+  it('a failing send and nonsense from the host socket are counted, never thrown', () => {
+    const m = mockEcho({ sendError: 'ENETUNREACH' });
+    const h = harness('user', { echoSocket: m.opener });
+    h.send(pingId(DST, 1, 1));
+    expect(h.net.stats()).toMatchObject({ drop_icmp_send_enetunreach: 1, icmp_echoes: 0 });
+    const m2 = mockEcho();
+    const h2 = harness('user', { echoSocket: m2.opener });
+    h2.send(pingId(DST, 1, 1));
+    m2.deliver(false, { from: 'not an address', seq: m2.sent[0].seq, payload: new Uint8Array(8) });
+    m2.deliver(false, { from: '192.0.2.9', seq: 999, payload: new Uint8Array(8) });
+    m2.deliver(false, { from: '192.0.2.9', seq: 999, type: 3, code: 1 });
+    expect(h2.take()).toHaveLength(0);
+    expect(h2.net.stats()).toMatchObject({ drop_icmp_unmatched: 3, icmp_echoes: 1 });
+    expect(h2.net.stats().drop_internal_error).toBeUndefined();
+    // Mutated echo requests (and the replies they get) never throw; what goes out is bounded.
+    const m3 = mockEcho();
+    const h3 = harness('user', { echoSocket: m3.opener, limits: { icmpEchoes: 16 } });
+    const seed = pingId(DST, 0x5555, 1, 64);
+    for (let i = 0; i < 3000; i++) {
+      const f = seed.slice();
+      for (let k = 0; k < 3; k++)
+        f[14 + ((i * 7919 + k * 104729) % (f.length - 14))] ^= 1 << ((i + k) % 8);
+      h3.send(f);
+      if (m3.sent.length) m3.reply(m3.sent.length - 1);
+      expect(h3.net.stats().icmp_echoes).toBeLessThanOrEqual(16);
+    }
+    expect(h3.net.stats().drop_internal_error).toBeUndefined();
   });
 });
 

@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { get16, put16 } from '../../../devices/net/offload.js';
 import { GSO_TCPV6, type NetPacket } from '../../../devices/net/packet.js';
 import { formatIp6, parseIp6, parseIpv6, type Ip6 } from '../../../devices/net/user/ipv6.js';
-import { sum16, F, GUEST_MAC, GW_MAC, eth, harness, until } from './user-frames.js';
+import { sum16, F, GUEST_MAC, GW_MAC, eth, harness, mockEcho, until } from './user-frames.js';
 
 const GUEST6 = parseIp6('fec0::5054:ff:fe12:3456')!;
 const GUEST_LL = parseIp6('fe80::5054:ff:fe12:3456')!;
@@ -153,7 +153,7 @@ describe('ICMPv6 echo (icmpv6.ts)', () => {
     expect(h.net.stats().icmp6_echo_replies).toBe(3);
   });
 
-  it('drops bad checksums, runts, echo to other hosts and unknown types, counting each', () => {
+  it('drops bad checksums, runts, echo to other hosts (no host socket) and unknown types, counting each', () => {
     const h = net();
     h.send(icmp6(128, [0, 1, 0, 1], { badChecksum: true }));
     h.send(icmp6(128, [0, 1, 0, 1], { dst: parseIp6('2001:db8::1') }));
@@ -168,6 +168,51 @@ describe('ICMPv6 echo (icmpv6.ts)', () => {
       drop_icmp6_runt: 2,
     });
     noThrows(h);
+  });
+
+  it('relays ping6 beyond the network through the host socket; reply and errors mapped back', () => {
+    const m = mockEcho();
+    const h = harness('user', { echoSocket: m.opener });
+    cleanup.push(() => h.net.close());
+    const dst = parseIp6('2001:db8::1')!;
+    const req = icmp6(128, [0xab, 0xcd, 0, 3, 9, 8, 7, 6, 5], { dst, hop: 33 });
+    h.send(req);
+    expect(m.sent).toHaveLength(1);
+    expect(m.sent[0]).toMatchObject({ v6: true, addr: '2001:db8:0:0:0:0:0:1', ttl: 33 });
+    expect(Array.from(m.sent[0].payload)).toEqual([9, 8, 7, 6, 5]);
+    m.reply(0, { from: '2001:db8::1', ttl: 60 });
+    const c = checked(h.take()[0]);
+    expect(formatIp6(c.src)).toBe(formatIp6(dst));
+    expect(formatIp6(c.dst)).toBe(formatIp6(GUEST6));
+    expect(c.hop).toBe(59);
+    expect(Array.from(c.l4)).toEqual([129, 0, c.l4[2], c.l4[3], 0xab, 0xcd, 0, 3, 9, 8, 7, 6, 5]);
+    // Destination unreachable from a router, quoting the guest's IPv6 header and echo header.
+    h.send(req);
+    m.deliver(true, { from: '2001:db8:ffff::1', type: 1, code: 3, seq: m.sent[1].seq });
+    const e = checked(h.take()[0]);
+    expect(formatIp6(e.src)).toBe(formatIp6(parseIp6('2001:db8:ffff::1')!));
+    expect(Array.from(e.l4.subarray(0, 2))).toEqual([1, 3]);
+    expect(Array.from(e.l4.subarray(8))).toEqual(Array.from(req.subarray(ETH, ETH + 48)));
+    // Packet too big is the host's path MTU, not relayed.
+    h.send(req);
+    m.deliver(true, { from: '2001:db8::1', type: 2, code: 0, seq: m.sent[2].seq, info: 1280 });
+    expect(h.take()).toHaveLength(0);
+    for (const to of ['fec0::99', 'fe80::9', 'ff02::1', '::1', '::', '::ffff:c000:201'])
+      h.send(icmp6(128, [0, 1, 0, 1], { dst: parseIp6(to) }));
+    expect(m.sent).toHaveLength(3);
+    expect(h.net.stats()).toMatchObject({
+      icmp6_echo_relayed: 3,
+      icmp6_echo_relayed_replies: 1,
+      icmp6_errors_relayed: 1,
+      drop_icmp_frag_needed: 1,
+      drop_icmp6_no_route: 6,
+    });
+    noThrows(h);
+    const r = harness('user,restrict=on', { echoSocket: m.opener });
+    cleanup.push(() => r.net.close());
+    r.send(req);
+    expect(m.sent).toHaveLength(3);
+    expect(r.net.stats().drop_restricted).toBe(1);
   });
 });
 

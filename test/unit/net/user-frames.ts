@@ -6,6 +6,7 @@
 import { finishChecksum, get16, internetChecksum, put16 } from '../../../devices/net/offload.js';
 import type { NetPacket } from '../../../devices/net/packet.js';
 import { UserNetwork, type UserNetOptions } from '../../../devices/net/user/index.js';
+import type { EchoMessage, EchoSocketOpener } from '../../../devices/net/user/icmp-relay.js';
 import { parseIpv4 } from '../../../devices/net/user/ipv4.js';
 import { parseTcp } from '../../../devices/net/user/tcp-segment.js';
 
@@ -147,9 +148,12 @@ export function tcpOut(p: NetPacket) {
   return { ...t, src: ip.src, dst: ip.dst, options, payload: t.payload.slice() };
 }
 
-/** A UserNetwork with a fake NIC: `got` holds the frames it sent to the guest. */
+/**
+ * A UserNetwork with a fake NIC: `got` holds the frames it sent to the guest. No host ICMP
+ * socket unless `opts.echoSocket` gives one (mockEcho), so no test pings the host's network.
+ */
 export function harness(spec = 'user', opts: UserNetOptions = {}) {
-  const net = new UserNetwork(spec, { resolver: null, ...opts });
+  const net = new UserNetwork(spec, { resolver: null, echoSocket: null, ...opts });
   const got: NetPacket[] = [];
   net.onReceive = (p) => got.push(p);
   const send = (data: Uint8Array, meta: Partial<NetPacket> = {}) => net.send({ data, ...meta });
@@ -259,4 +263,82 @@ export function sum16(...parts: ArrayLike<number>[]): number {
   }
   while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
   return s;
+}
+
+/** An echo request the NAT handed to a mock host socket. */
+export interface SentEcho {
+  v6: boolean;
+  addr: string;
+  seq: number;
+  payload: Uint8Array;
+  ttl: number;
+}
+
+/**
+ * A host ICMP echo socket played by the test: `sent` records what the NAT sent through it,
+ * `deliver` plays what the host socket would hand back (a reply or an error). `fail` makes
+ * opening throw (no addon, sockets refused); `sendError` makes send throw with that code.
+ */
+export function mockEcho(o: { fail?: string; sendError?: string; kind?: string } = {}) {
+  const sent: SentEcho[] = [];
+  const handlers: ((m: EchoMessage) => void)[] = [];
+  let opened = 0;
+  let closed = 0;
+  const opener: EchoSocketOpener = (v6, onMessage) => {
+    opened++;
+    if (o.fail) throw new Error(o.fail);
+    handlers[v6 ? 1 : 0] = onMessage;
+    return {
+      kind: o.kind ?? 'dgram',
+      send(addr, seq, payload, ttl) {
+        if (o.sendError) throw Object.assign(new Error(o.sendError), { code: o.sendError });
+        sent.push({ v6, addr, seq, payload: payload.slice(), ttl });
+      },
+      close() {
+        closed++;
+      },
+    };
+  };
+  /** What the host socket of that family receives (defaults: an echo reply, TTL 57). */
+  const deliver = (v6: boolean, m: Partial<EchoMessage> & { from: string; seq: number }) =>
+    handlers[v6 ? 1 : 0]({
+      type: v6 ? 129 : 0,
+      code: 0,
+      payload: null,
+      ttl: 57,
+      info: 0,
+      ...m,
+    });
+  /** The reply a host would send to sent[i]: same address, sequence and data. */
+  const reply = (i: number, extra: Partial<EchoMessage> = {}) =>
+    deliver(sent[i].v6, {
+      from: sent[i].addr,
+      seq: sent[i].seq,
+      payload: sent[i].payload,
+      ...extra,
+    });
+  return {
+    opener,
+    sent,
+    deliver,
+    reply,
+    get opened() {
+      return opened;
+    },
+    get closed() {
+      return closed;
+    },
+  };
+}
+
+/** An ICMP echo request from the guest with the given identifier, sequence and data size. */
+export function pingId(dst: number, id: number, seq: number, size = 56, ttl = 64): Uint8Array {
+  const f = ping(dst, size, seq);
+  put16(f, 38, id);
+  put16(f, 36, 0);
+  put16(f, 36, internetChecksum(f, 34, f.length));
+  f[22] = ttl;
+  put16(f, 24, 0);
+  put16(f, 24, internetChecksum(f, 14, 34));
+  return f;
 }
