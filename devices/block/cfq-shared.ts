@@ -269,15 +269,18 @@ export class SharedCfqCoordinator implements CfqArbiter {
   private watch(): void {
     if (this.watching) return;
     this.watching = true;
-    const loop = (): void => {
+    // `seen` is read before the disks try for the slice, so a hand-on that lands after their try
+    // (they lost it, then the holder passed it to them) has moved WAKE and the wait returns at
+    // once. Reading it after the try lost that wake-up: the disk then waited for the next one,
+    // up to sliceMs, or for good if no other disk ever handed on again.
+    const loop = (kick: boolean): void => {
       if (this.slots.size === 0) {
         this.stayAwake(false);
         this.watching = false;
         return;
       }
       const seen = Atomics.load(this.a, WAKE);
-      const r = waitAsync(this.a, WAKE, seen, this.sliceMs);
-      const retry = (): void => {
+      if (kick) {
         let waiting = false;
         for (const m of this.slots.keys()) {
           if (!m.hasWork()) continue;
@@ -285,12 +288,13 @@ export class SharedCfqCoordinator implements CfqArbiter {
           m.kick();
         }
         if (!waiting) this.stayAwake(false);
-        loop();
-      };
+      }
+      const r = waitAsync(this.a, WAKE, seen, this.sliceMs);
+      const retry = (): void => loop(true);
       if (r.async) void r.value.then(retry);
       else setImmediate(retry);
     };
-    loop();
+    loop(false);
   }
 
   /**

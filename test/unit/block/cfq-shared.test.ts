@@ -127,3 +127,47 @@ describe('cfq across threads: a real worker thread', () => {
     expect(cfqMemoryStats(mem).slotsUsed).toBe(0);
   });
 });
+
+describe('cfq across threads: wake-ups', () => {
+  it('a slice handed on while a waiting disk is trying for it is not missed', async () => {
+    const mem = createCfqMemory(4);
+    const x = new SharedCfqCoordinator(mem, { ...opts, thread: 1 });
+    const y = new SharedCfqCoordinator(mem, { ...opts, thread: 2 });
+    // B (thread 2) holds the slice with a request in hand.
+    const b = { work: true, busy: true };
+    const memberB = { hasWork: () => b.work, busy: () => b.busy, kick: () => {} };
+    y.join(memberB);
+    expect(y.mayDispatch(memberB)).toBe(true);
+    // A (thread 1) has a request and loses its try: it waits for a wake-up.
+    let dispatched = 0;
+    let kicks = 0;
+    const memberA = {
+      hasWork: () => dispatched === 0,
+      busy: () => dispatched === 0,
+      kick: () => {
+        kicks++;
+        if (x.mayDispatch(memberA)) dispatched++;
+        // Right after A's first woken try failed, thread 2 finishes and hands the slice on,
+        // to A: what another thread may do at any instant.
+        else if (kicks === 1) {
+          b.work = false;
+          b.busy = false;
+          y.idle(memberB);
+        }
+      },
+    };
+    x.join(memberA);
+    expect(x.mayDispatch(memberA)).toBe(false);
+    // Something else moves the wake-up word (a third thread's slot is freed): A tries again.
+    const z = new SharedCfqCoordinator(mem, { ...opts, thread: 3 });
+    z.join({ hasWork: () => false, busy: () => false, kick: () => {} });
+    expect(releaseCfqThread(mem, 3)).toBe(1);
+    for (let i = 0; i < 50 && dispatched === 0; i++) await settle();
+    // With sliceMs this long a missed wake-up waits for good (in VMs: up to a slice, 20 ms).
+    expect(kicks).toBeGreaterThanOrEqual(2);
+    expect(dispatched).toBe(1);
+    x.leave(memberA);
+    y.leave(memberB);
+    expect(cfqMemoryStats(mem).slotsUsed).toBe(0);
+  });
+});
