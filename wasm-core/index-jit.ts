@@ -7,13 +7,15 @@ import { XREGS, FREGS, RESERVATION } from './cpu/state';
 import { TLB_FETCH, TLB_LOAD, TLB_STORE } from './mmu/mmu';
 import { RAM_HOST_OFFSET } from './mmu/physical';
 import { EXPANDED } from './cpu/compressed';
-import { Jit, JIT_MAP, JIT_QUEUE, JIT_STATE, JIT_LEAVE, JIT_COPIES, JIT_COPIES_SIZE, jitFlush as jitFlushAll } from './jit/jit';
+import { Jit, JIT_MAP, JIT_QUEUE, JIT_STATE, JIT_LEAVE, JIT_COPIES, JIT_COPIES_SIZE, jitFlush as jitFlushAll, jitDecayTick } from './jit/jit';
 
 export * from './core-exports';
 
 /** Runs up to `budget` instructions; returns the exit reason (EXIT_* in cpu/signals.ts). */
 export function run(budget: i32): i32 {
-  return Harts.count == 1 ? interpret<u16>(budget) : runHarts<u16>(budget);
+  const r = Harts.count == 1 ? interpret<u16>(budget) : runHarts<u16>(budget);
+  jitDecayTick();
+  return r;
 }
 
 // ---- the JIT's hooks (main/vm/jit translates; wasm-core/jit holds the map and slow paths) ----
@@ -37,6 +39,11 @@ export function jitEnable(on: bool, threshold: u32, batch: u32): void {
   Jit.threshold = threshold;
   Jit.batch = batch;
   jitFlushAll();
+}
+/** Halve counting blocks' counts every `every` instructions (0: never); see jitDecayTick. */
+export function jitSetDecay(every: u64): void {
+  Jit.decayEvery = every;
+  Jit.nextDecay = every;
 }
 export function jitLayout(what: u32): usize {
   if (what == 0) return XREGS;

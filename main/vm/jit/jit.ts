@@ -22,6 +22,7 @@ import {
 export interface JitCoreExports {
   memory: WebAssembly.Memory;
   jitEnable(on: number, threshold: number, batch: number): void;
+  jitSetDecay(every: bigint): void;
   jitLayout(what: number): number;
   jitQueued(): number;
   jitTakeQueue(): void;
@@ -59,6 +60,11 @@ export interface JitOptions {
    * MAX_REGION_BLOCKS, WASMVISOR_JIT_REGION_BLOCKS): 1 translates each block on its own.
    */
   regionBlocks?: number;
+  /**
+   * Instructions after which the counts of blocks not yet translated are halved (0: never;
+   * default DEFAULT_DECAY, WASMVISOR_JIT_DECAY): the threshold then asks for a rate, not a total.
+   */
+  decay?: number;
 }
 
 /**
@@ -80,6 +86,8 @@ const MAX_SLOTS = 1 << 16;
  * and 7.0 s but runs less of longer workloads translated.
  */
 const DEFAULT_THRESHOLD = 30000;
+/** wasm-core/jit/jit.ts jitDecayTick: a block must run ~threshold / 2 times in this many instructions. */
+const DEFAULT_DECAY = 1 << 26;
 const DEFAULT_BATCH = 64;
 
 /** How long after the last translation a short queue waits at most before it is translated. */
@@ -111,6 +119,14 @@ export interface JitStats {
   /** Table slots taken since the last flush, and translations placed in a freed one. */
   slots: number;
   slotsReused: number;
+}
+
+/** An environment variable's number, where 0 is a value (unset or not a number: undefined). */
+function envOrZero(name: string): number | undefined {
+  const v = process.env[name];
+  if (v === undefined || v.trim() === '') return undefined;
+  const n = Number(v);
+  return Number.isFinite(n) ? n : undefined;
 }
 
 export class Jit {
@@ -187,6 +203,8 @@ export class Jit {
       opts.threshold ?? env('WASMVISOR_JIT_THRESHOLD') ?? DEFAULT_THRESHOLD,
       this.batch,
     );
+    const decay = opts.decay ?? envOrZero('WASMVISOR_JIT_DECAY') ?? DEFAULT_DECAY;
+    x.jitSetDecay(BigInt(Math.max(0, Math.floor(decay))));
     this.seenFlushes = x.jitFlushes();
   }
 
