@@ -83,11 +83,19 @@ const MAX_SLOTS = 1 << 16;
  * the colder blocks its hot entry reaches, and 30000 measured better than 10000 (alternately,
  * under load): the bundled boot 0.53 against 0.64 s of CPU, the stock kernel 6.6-7.0 against
  * 7.6 s, a virtio-net upload ~260 against ~190-200 MB per host CPU second; 100000 gave 0.49 s
- * and 7.0 s but runs less of longer workloads translated.
+ * and 7.0 s but runs less of longer workloads translated. Since counts decay (DEFAULT_DECAY),
+ * the threshold is a rate, and 10000 halved every 3 * 2^24 instructions (a block must run about
+ * once per 10,000 instructions) measured best: 4 KiB random reads stay interpreted (their path's
+ * blocks run once per ~19,000 instructions), a buffered read's per-page kernel code (once per
+ * ~5,500) is translated, Debian's boot to root's shell 45.1-45.6 s against 48.0 s at 30000 /
+ * 2^26 and 70.8-75.7 s without decay (ARCHITECTURE.md "Counts decay").
  */
-const DEFAULT_THRESHOLD = 30000;
-/** wasm-core/jit/jit.ts jitDecayTick: a block must run ~threshold / 2 times in this many instructions. */
-const DEFAULT_DECAY = 1 << 26;
+const DEFAULT_THRESHOLD = 10000;
+/**
+ * Instructions between two halvings of the counts of blocks not yet translated (wasm-core/jit
+ * jitDecayTick): a block must run ~threshold / 2 times in this many instructions.
+ */
+const DEFAULT_DECAY = 3 * (1 << 24);
 const DEFAULT_BATCH = 64;
 
 /** How long after the last translation a short queue waits at most before it is translated. */

@@ -409,7 +409,7 @@ describe('running VMs in workers', () => {
       await c.waitFor(/^looped-3000/m);
       await new Promise((r) => setTimeout(r, 600)); // a sample after the loop
       const last = stats.at(-1)!;
-      // Translations are regions of up to 64 blocks, made after 30,000 runs: a bundled boot and
+      // Translations are regions of up to 64 blocks, made after 10,000 runs (close together): a bundled boot and
       // this loop make a few dozen (89 in one run), so the test asks for some, and for the share.
       expect(last.jit!.blocks).toBeGreaterThan(20);
       // Most of the boot's and the loop's instructions run translated.
