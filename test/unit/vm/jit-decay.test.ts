@@ -41,12 +41,13 @@ interface Outcome {
   blockInsns: bigint;
 }
 
-function run(jit: boolean, decay?: number): Outcome {
-  const core = bareCore(1 << 16, { jit, jitOptions: { threshold: 50, batch: 1, decay } });
+/** The program with `inner` laps of the inner loop a call, at the JIT's `threshold` and `decay`. */
+function run(jit: boolean, decay?: number, inner = INNER, threshold = 50): Outcome {
+  const core = bareCore(1 << 16, { jit, jitOptions: { threshold, batch: 1, decay } });
   const view = new DataView(core.ram.buffer, core.ram.byteOffset);
   const put = (at: number, words: number[]): void =>
     words.forEach((w, i) => view.setUint32(at - RAM_BASE + i * 4, w, true));
-  put(RAM_BASE, MAIN);
+  put(RAM_BASE, [MAIN[0]!, addi(29, 0, inner), ...MAIN.slice(2)]);
   put(ROUTINE, ROUTINE_CODE);
   core.setX(28, BigInt(TOHOST));
   core.setTohost(BigInt(TOHOST));
@@ -78,22 +79,11 @@ describe('JIT: the threshold asks for a rate (counts decay)', () => {
   });
 
   it('still translates a block that runs often enough between halvings', () => {
-    // The routine called every ~20 instructions (INNER laps of the inner loop shortened by
-    // running the program with the inner loop's count at 8): about 12 calls per halving.
-    const core = bareCore(1 << 16, {
-      jit: true,
-      jitOptions: { threshold: 10, batch: 1, decay: 256 },
-    });
-    const view = new DataView(core.ram.buffer, core.ram.byteOffset);
-    const put = (at: number, words: number[]): void =>
-      words.forEach((w, i) => view.setUint32(at - RAM_BASE + i * 4, w, true));
-    put(RAM_BASE, [...MAIN.slice(0, 1), addi(29, 0, 8), ...MAIN.slice(2)]);
-    put(ROUTINE, ROUTINE_CODE);
-    core.setX(28, BigInt(TOHOST));
-    core.setTohost(BigInt(TOHOST));
-    core.pc = BigInt(RAM_BASE);
-    for (let n = 0; n < 100_000 && core.run(200) !== ExitReason.Tohost; n++);
-    expect(core.getX(9)).toBe(BigInt(LAPS));
-    expect(core.jit!.currentStats().blocks).toBeGreaterThanOrEqual(3);
+    // 8 inner laps a call: the routine runs every ~22 instructions, ~12 times per halving, and
+    // reaches a threshold of 10 (with the blocks around the call).
+    const often = run(true, 256, 8, 10);
+    expect(often.regs).toEqual(run(false, undefined, 8, 10).regs);
+    expect(often.regs[9]).toBe(BigInt(LAPS));
+    expect(often.blocks).toBeGreaterThanOrEqual(3);
   });
 });
