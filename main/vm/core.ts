@@ -252,6 +252,7 @@ export class Core {
   }
   setDeterministicTime(on: boolean, shift = 4): void {
     this.x.setDeterministicTime(on ? 1 : 0, shift);
+    this.jit?.setDeterministic(on);
   }
   get time(): bigint {
     return this.x.getTime();

@@ -25,6 +25,7 @@ export interface JitCoreExports {
   jitSetDecay(every: bigint): void;
   jitLayout(what: number): number;
   jitQueued(): number;
+  getInstret(): bigint;
   jitTakeQueue(): void;
   jitFlushes(): number;
   jitBlockCalls(): bigint;
@@ -100,6 +101,12 @@ const DEFAULT_BATCH = 64;
 
 /** How long after the last translation a short queue waits at most before it is translated. */
 const MAX_WAIT_MS = 5;
+/**
+ * The same wait under deterministic time (`--icount`), in guest instructions (a few ms' worth):
+ * which blocks run translated decides where a block's end falls (a hart's turn, a slice, an
+ * interrupt), so it must not depend on how fast the host is.
+ */
+const MAX_WAIT_INSNS = 1n << 20n;
 
 const STATE_UNTRANSLATABLE = -2;
 const STATE_QUEUED = -1;
@@ -174,6 +181,10 @@ export class Jit {
   private readonly chainHelper: ReturnType<typeof emitChainHelper>;
   /** When the queue was last translated (a short queue waits until MAX_WAIT_MS after it). */
   private lastDrain = performance.now();
+  /** Deterministic time: waits count guest instructions (MAX_WAIT_INSNS), not milliseconds. */
+  private deterministic = false;
+  /** instret at the last translation (deterministic time's clock for the wait). */
+  private lastDrainInsns = 0n;
 
   constructor(
     private readonly x: JitCoreExports,
@@ -217,6 +228,15 @@ export class Jit {
   }
 
   /**
+   * Deterministic time (`--icount`): a short queue then waits for guest instructions rather
+   * than host milliseconds, so two runs translate the same blocks at the same instructions.
+   */
+  setDeterministic(on: boolean): void {
+    this.deterministic = on;
+    this.lastDrainInsns = this.x.getInstret();
+  }
+
+  /**
    * Called by the core when its queue is full (env.jitDrain), and after every slice with
    * `atLeast`: a module costs ~0.3 ms to instantiate whatever its size, so a slice's end waits
    * for a few blocks (the stock kernel's boot made 3700 modules of 3 blocks without this), or
@@ -227,8 +247,13 @@ export class Jit {
     const n = this.x.jitQueued();
     if (n === 0) return;
     const now = performance.now();
-    if (n < Math.min(atLeast, this.batch) && now - this.lastDrain < MAX_WAIT_MS) return;
+    const insns = this.deterministic ? this.x.getInstret() : 0n;
+    const waited = this.deterministic
+      ? insns - this.lastDrainInsns >= MAX_WAIT_INSNS
+      : now - this.lastDrain >= MAX_WAIT_MS;
+    if (n < Math.min(atLeast, this.batch) && !waited) return;
     this.lastDrain = now;
+    this.lastDrainInsns = insns;
     if (
       this.nextSlot + Math.max(0, n - this.x.jitFreeSlots()) - this.firstSlot > this.maxSlots ||
       this.copiesFull ||
