@@ -37,6 +37,7 @@ import {
   vstore,
   translate,
   tlbFlushAll,
+  tlbFlushPage,
   Xlate,
   ACCESS_FETCH,
   ACCESS_LOAD,
@@ -589,7 +590,8 @@ export function interpret<J>(budget: i32): i32 {
           } else if ((insn >> 25) == 0x09 && rd == 0) {
             // SFENCE.VMA
             if (Hart.priv == PRV_U || (Hart.priv == PRV_S && (Hart.mstatus & MSTATUS_TVM) != 0)) illegal = true;
-            else tlbFlushAll();
+            else if (rs1 == 0) tlbFlushAll();
+            else tlbFlushPage(rx(rs1));
           } else illegal = true;
           break;
         }

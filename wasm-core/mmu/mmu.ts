@@ -1,7 +1,8 @@
 // Virtual memory: Sv39/Sv48 page-table walks with hardware A/D updates, and three direct-mapped
 // TLBs (fetch, load, store) that map a virtual page straight to a host address in this module's
 // linear memory. Entries are tagged with a translation context (privilege, SUM, MXR) so that a
-// privilege change needs no flush; satp writes and sfence.vma flush everything.
+// privilege change needs no flush; satp writes and sfence.vma of every address flush everything,
+// sfence.vma of one address only its page's entries (tlbFlushPage).
 import { Hart, PRV_M, PRV_S, PRV_U } from '../cpu/state';
 import { Csr } from '../cpu/csr';
 import { requestAttention } from '../cpu/signals';
@@ -53,6 +54,8 @@ export class Ctx {
   static dataPriv: u32 = PRV_M;
 }
 
+/** An empty range's low end (and an empty TLB slot's tag). */
+const NO_RANGE_LO: u64 = 0xffff_ffff_ffff_ffff;
 const CTX_PHYS: u64 = 0x10;
 /** Where the context sits in a tag: above the alignment bits (0..2), below the page number. */
 const CTX_SHIFT: u64 = 3;
@@ -78,11 +81,72 @@ export function tlbFlushAll(): void {
   memory.fill(TLB_FETCH, 0xff, TLB_ENTRIES * 16);
   memory.fill(TLB_LOAD, 0xff, TLB_ENTRIES * 16);
   memory.fill(TLB_STORE, 0xff, TLB_ENTRIES * 16);
+  Superpages.userLo = NO_RANGE_LO;
+  Superpages.userHi = 0;
+  Superpages.kernelLo = NO_RANGE_LO;
+  Superpages.kernelHi = 0;
 }
 
-/** Result of translate(): the physical address. */
+/**
+ * Where the TLBs hold pages of superpages (2 MiB and up), since the last full flush: one range
+ * for each half of the address space (user addresses, kernel addresses), so that the kernel's
+ * linear map does not cover user pages. An entry of a superpage sits in the slot of its own
+ * 4 KiB page, not of the address an SFENCE.VMA names, so a fence of an address inside these
+ * ranges flushes everything; elsewhere only that page's slots.
+ */
+class Superpages {
+  static userLo: u64 = NO_RANGE_LO;
+  static userHi: u64 = 0;
+  static kernelLo: u64 = NO_RANGE_LO;
+  static kernelHi: u64 = 0;
+}
+/** A TLB entry of va now comes from a superpage of 2^bits bytes. */
+function noteSuperpage(va: u64, bits: u64): void {
+  const lo = va & ~((<u64>1 << bits) - 1);
+  const hi = lo + (<u64>1 << bits) - 1; // inclusive: a superpage may end at 2^64
+  if ((va >> 63) != 0) {
+    if (lo < Superpages.kernelLo) Superpages.kernelLo = lo;
+    if (hi > Superpages.kernelHi) Superpages.kernelHi = hi;
+  } else {
+    if (lo < Superpages.userLo) Superpages.userLo = lo;
+    if (hi > Superpages.userHi) Superpages.userHi = hi;
+  }
+}
+
+/** Empties tlb's slot for the page at `page` if it holds that page (in any context). */
+@inline
+function flushSlot(tlb: usize, page: u64): void {
+  const e = tlbEntry(tlb, page);
+  if ((load<u64>(e) & PAGE_MASK) == page) store<u64>(e, NO_RANGE_LO);
+}
+
+/**
+ * SFENCE.VMA of one address (rs1 != x0): the entries its leaf page table entry made. Linux
+ * fences one page after each page table change it makes (a fault's new entry, each page of a
+ * short munmap or mprotect); flushing everything each time cost the Debian system's boot ~50
+ * million refills of the TLBs for ~450,000 fences.
+ */
+export function tlbFlushPage(va: u64): void {
+  const inSuper =
+    (va >> 63) != 0
+      ? va >= Superpages.kernelLo && va <= Superpages.kernelHi
+      : va >= Superpages.userLo && va <= Superpages.userHi;
+  if (inSuper) {
+    tlbFlushAll();
+    return;
+  }
+  requestAttention(); // the interpreter caches the code page's mapping
+  const page = va & PAGE_MASK;
+  flushSlot(TLB_FETCH, page);
+  flushSlot(TLB_LOAD, page);
+  flushSlot(TLB_STORE, page);
+}
+
+/** Result of translate(): the physical address, and the size of the page it lies in. */
 export class Xlate {
   static pa: u64 = 0;
+  /** log2 of the leaf's page size: 12, or 21, 30, 39 for superpages (12 without paging). */
+  static pageBits: u64 = 12;
 }
 
 const PTE_V: u64 = 1;
@@ -115,6 +179,7 @@ export function translate(va: u64, access: u32): bool {
   const mode = Csr.satp >> 60;
   if (priv == PRV_M || mode == 0) {
     Xlate.pa = va;
+    Xlate.pageBits = 12;
     return true;
   }
   const levels: u32 = mode == 8 ? 3 : 4;
@@ -182,6 +247,7 @@ export function translate(va: u64, access: u32): bool {
     }
     const offMask = (<u64>1 << (12 + 9 * <u64>level)) - 1;
     Xlate.pa = ((ppn << 12) & ~offMask) | (va & offMask);
+    Xlate.pageBits = 12 + 9 * <u64>level;
     return true;
   }
 }
@@ -200,6 +266,7 @@ export function tlbFill(va: u64, access: u32): usize {
   if (access == ACCESS_STORE && !pageIsPlainRam(pa)) return 0;
   const tlb = access == ACCESS_FETCH ? TLB_FETCH : access == ACCESS_LOAD ? TLB_LOAD : TLB_STORE;
   const ctx = access == ACCESS_FETCH ? Ctx.fetch : Ctx.data;
+  if (Xlate.pageBits > 12) noteSuperpage(va, Xlate.pageBits);
   const e = tlbEntry(tlb, va);
   store<u64>(e, (va & PAGE_MASK) | ctx);
   store<u64>(e, <u64>h - (va & PAGE_MASK), 8);

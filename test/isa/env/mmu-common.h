@@ -14,6 +14,7 @@
  *   0x40010000 xcode X (no A)     0x40011000 pointer PTE at level 0 (non-leaf at the end)
  *   0x40012000 pg_a  R A + bit 63  0x40013000 pg_a R A + bit 54   0x40014000 pg_a RW AD (alias)
  *   0x40015000 pg_a  R A + PBMT (bits 62:61 = 1)   0x40016000 pg_a for the sfence test
+ *   0x40017000 xcode, then xstraddle (the sfence test of a code page)
  *   0x40200000 2 MiB -> SCRATCH_PA          0x40400000 2 MiB -> SCRATCH_PA + 4 KiB (misaligned)
  *   0x140000000 1 GiB -> 0x80000000         0x180000000 1 GiB -> 0x80200000 (misaligned)
  *   0xffffffffc0000000 1 GiB -> 0x80000000 (top of the address space)
@@ -510,6 +511,62 @@
   CHECK_EQ a2, MARK_B
   csrr a0, satp
   CHECK_REQ a0, a4
+  CASE 85                                                /* sfence.vma of a superpage's first
+                                                            address forgets its last page too */
+  VM_MAP 0x40200000, SCRATCH_PA, 1, PTE_RW_AD            /* as it was; a0 = its PTE */
+  mv s10, a0
+  li a4, 0x403ff008
+  RUN_IN_MODE PRV_S, 1f
+  j 2f
+1:
+  ld a2, 0(a4)                                           /* the page 0x403ff000 is cached */
+  RETURN_TO_M
+2:
+  CHECK_EQ a2, MARK_S
+  sd zero, 0(s10)                                        /* the 2 MiB leaf made invalid */
+  li a3, 0x40200000
+  li a4, 0x403ff008
+  li a2, 0x77
+  EXPECT_TRAP
+  RUN_IN_MODE PRV_S, 1f
+  j 2f
+1:
+  sfence.vma a3
+3:
+  ld a2, 0(a4)
+  RETURN_TO_M
+2:
+  CHECK_TRAP CAUSE_LOAD_PAGE_FAULT, 3b, PRV_M
+  CHECK_EQ a2, 0x77
+  VM_MAP 0x40200000, SCRATCH_PA, 1, PTE_RW_AD
+  sfence.vma
+  CASE 86                                                /* a code page retargeted: sfence.vma
+                                                            of it runs the new code */
+  VM_MAP_LABEL 0x40017000, xcode_page, 0, PTE_V | PTE_X | PTE_A
+  mv s10, a0
+  li a3, 0x40017000
+  li a2, 0
+  RUN_IN_MODE PRV_S, 1f
+  j 2f
+1:
+  jalr ra, 0(a3)                                         /* li a2, 0x5a */
+  RETURN_TO_M
+2:
+  CHECK_EQ a2, 0x5a
+  la t0, xstraddle_page                                  /* the leaf now points there */
+  srli t0, t0, 12
+  slli t0, t0, 10
+  ori t0, t0, PTE_V | PTE_X | PTE_A
+  sd t0, 0(s10)
+  li a3, 0x40017000
+  RUN_IN_MODE PRV_S, 1f
+  j 2f
+1:
+  sfence.vma a3
+  jalr ra, 0(a3)                                         /* c.nop ... c.li a2, 1 */
+  RETURN_TO_M
+2:
+  CHECK_EQ a2, 1
 
   /* ---------------- accesses that cross into an unmapped page ---------------- */
   CASE 90                                                /* misaligned load */
