@@ -164,3 +164,12 @@ export const jal = (rd: number, imm: number) =>
     (rd << 7) |
     0x6f) >>>
   0;
+
+/** ADDI rd, rs1, imm. */
+export const addi = (rd: number, rs1: number, imm: number) => iType(0x13, rd, 0, rs1, imm);
+
+/** BNE rs1, rs2, imm (a byte offset). */
+export const bne = (rs1: number, rs2: number, imm: number) => bType(1, rs1, rs2, imm);
+
+/** SD rs2, imm(rs1). */
+export const sd = (rs1: number, rs2: number, imm = 0) => sType(3, rs1, rs2, imm);

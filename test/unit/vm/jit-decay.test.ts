@@ -7,17 +7,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ExitReason } from '../../../main/vm/core.js';
-import { bType, iType, jal } from '../rv-encode.js';
+import { addi, bne, iType, jal, sd } from '../rv-encode.js';
 import { bareCore, RAM_BASE } from './bare-core.js';
 
 const ROUTINE = RAM_BASE + 0x1000;
 const TOHOST = RAM_BASE + 0x3000;
 const LAPS = 400;
 const INNER = 500; // the hot loop's laps per outer lap: ~1000 instructions between two calls
-
-const addi = (rd: number, rs1: number, imm: number) => iType(0x13, rd, 0, rs1, imm);
-const bne = (rs1: number, rs2: number, imm: number) => bType(1, rs1, rs2, imm);
-const sd = (rs1: number, rs2: number) => ((rs2 << 20) | (rs1 << 15) | (3 << 12) | 0x23) >>> 0;
 
 /** LAPS times: a hot inner loop of INNER laps, then a call to a routine in the next page. */
 const MAIN = [

@@ -7,13 +7,10 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ExitReason } from '../../../main/vm/core.js';
-import { bType, iType } from '../rv-encode.js';
+import { addi, bne, sd } from '../rv-encode.js';
 import { bareCore, RAM_BASE } from './bare-core.js';
 
 const TOHOST = RAM_BASE + 0x3000;
-const addi = (rd: number, rs1: number, imm: number) => iType(0x13, rd, 0, rs1, imm);
-const bne = (rs1: number, rs2: number, imm: number) => bType(1, rs1, rs2, imm);
-const sd = (rs1: number, rs2: number) => ((rs2 << 20) | (rs1 << 15) | (3 << 12) | 0x23) >>> 0;
 
 /** 4,000,000 laps of a two-instruction loop (a few waits' worth), then tohost = 1. */
 const PROGRAM = [
