@@ -82,51 +82,72 @@ init_epoch() {
 # ---------------------------------------------------------------------------------------
 APT_SUITE=''
 APT_OPTS=()
+declare -A APT_STATE=() # suite → ok | failed (each suite's index is downloaded once per run)
 
 # host_archive_uri and apt_field: guest/apt-archive.sh
 # shellcheck source=apt-archive.sh
 source "$GUEST_DIR/apt-archive.sh"
 
-# Try each suite in turn; the first whose riscv64 index downloads and verifies wins.
-# (trixie's riscv64 Packages file has been failing with "File has unexpected size".)
-apt_setup() {
-  [[ -n $APT_SUITE ]] && return
-  local uri suite dir opts
-  uri=$(host_archive_uri)
+# apt_use SUITE → APT_OPTS for a private riscv64 state of SUITE; fails when its index does not
+# download and verify. (trixie's riscv64 Packages file failed for days with "File has
+# unexpected size".)
+apt_use() {
+  local suite=$1 dir=$WORK/apt/$1 opts
+  [[ ${APT_STATE[$suite]:-} == failed ]] && return 1
   if [[ ${APT_TRUSTED:-0} == 1 ]]; then
     opts='arch=riscv64 trusted=yes'
   else
     opts="arch=riscv64 signed-by=$KEYRING"
   fi
-  for suite in $SUITES; do
-    dir=$WORK/apt/$suite
-    mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial" "$dir/empty.d"
-    printf 'deb [%s] %s %s main\n' "$opts" "$uri" "$suite" >"$dir/sources.list"
-    APT_OPTS=(
-      -oAPT::Architecture=riscv64 -oAPT::Architectures=riscv64
-      -oDir::State::Lists="$dir/lists" -oDir::State::status=/dev/null
-      -oDir::Etc::SourceList="$dir/sources.list" -oDir::Etc::SourceParts="$dir/empty.d"
-      -oDir::Etc::Preferences=/dev/null -oDir::Etc::PreferencesParts="$dir/empty.d"
-      -oDir::Cache="$dir/cache" -oAPT::Sandbox::User=root -oAcquire::Languages=none
-    )
-    log "apt: trying suite $suite"
-    if apt-get "${APT_OPTS[@]}" -qq update >"$dir/update.log" 2>&1 &&
-      ! grep -q '^[EW]:' "$dir/update.log"; then
-      APT_SUITE=$suite
-      log "apt: using suite $suite"
-      return
-    fi
-    log "apt: suite $suite failed: $(grep -m1 -E '^(E|W|Err):' "$dir/update.log" || true)"
-  done
-  die "no suite of [$SUITES] has a usable riscv64 index (logs in $WORK/apt/*/update.log)"
+  APT_OPTS=(
+    -oAPT::Architecture=riscv64 -oAPT::Architectures=riscv64
+    -oDir::State::Lists="$dir/lists" -oDir::State::status=/dev/null
+    -oDir::Etc::SourceList="$dir/sources.list" -oDir::Etc::SourceParts="$dir/empty.d"
+    -oDir::Etc::Preferences=/dev/null -oDir::Etc::PreferencesParts="$dir/empty.d"
+    -oDir::Cache="$dir/cache" -oAPT::Sandbox::User=root -oAcquire::Languages=none
+  )
+  [[ ${APT_STATE[$suite]:-} == ok ]] && return 0
+  mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial" "$dir/empty.d"
+  printf 'deb [%s] %s %s main\n' "$opts" "$(host_archive_uri)" "$suite" >"$dir/sources.list"
+  log "apt: trying suite $suite"
+  if apt-get "${APT_OPTS[@]}" -qq update >"$dir/update.log" 2>&1 &&
+    ! grep -q '^[EW]:' "$dir/update.log"; then
+    APT_STATE[$suite]=ok
+    return 0
+  fi
+  APT_STATE[$suite]=failed
+  log "apt: suite $suite failed: $(grep -m1 -E '^(E|W|Err):' "$dir/update.log" || true)"
+  return 1
 }
 
+# apt_setup → APT_SUITE (the first of $SUITES whose index works) and APT_OPTS for it.
+apt_setup() {
+  local suite
+  if [[ -z $APT_SUITE ]]; then
+    for suite in $SUITES; do
+      if apt_use "$suite"; then
+        APT_SUITE=$suite
+        log "apt: using suite $suite"
+        break
+      fi
+    done
+    [[ -n $APT_SUITE ]] ||
+      die "no suite of [$SUITES] has a usable riscv64 index (logs in $WORK/apt/*/update.log)"
+  fi
+  apt_use "$APT_SUITE"
+}
 
 # The versions recorded in guest/images/PROVENANCE.json are the lock: a rebuild uses exactly
 # those .debs (from guest/cache/ without touching the network, or downloaded and checked
 # against the recorded sha256), so it reproduces the committed images. GUEST_UPDATE=1 takes
 # the suite's current versions instead (and the next PROVENANCE.json records them).
 LOCK=$GUEST_DIR/images/PROVENANCE.json
+
+# The bundled images' targets hold to the lock (LOCK_STRICT=1: a locked version gone from the
+# archive is an error). `stock` builds nothing committed and follows Debian's current kernel
+# anyway, so it prefers the locked userland but takes the current one when the archive has
+# moved on (LOCK_STRICT=0, set in main).
+LOCK_STRICT=1
 
 locked() { # package field → value recorded in the lock, or nothing
   [[ ${GUEST_UPDATE:-0} == 1 || ! -f $LOCK ]] && return 0
@@ -144,14 +165,23 @@ fetch_deb() {
     sum=$(locked "$pkg" sha256)
     suite=$(locked "$pkg" suite)
     file=$CACHE/${pkg}_${ver#*:}_${arch}.deb
+    # Not cached: the locked .deb from the suite it was taken from, else from the current one.
     if ! echo "$sum  $file" | sha256sum -c --quiet - >/dev/null 2>&1; then
-      apt_setup
-      [[ $(apt_field "$pkg=$ver" SHA256) == "$sum" ]] ||
+      if [[ -n $suite ]] && apt_use "$suite" && [[ $(apt_field "$pkg=$ver" SHA256) == "$sum" ]]; then
+        :
+      elif apt_setup && [[ $(apt_field "$pkg=$ver" SHA256) == "$sum" ]]; then
+        suite=$APT_SUITE
+      elif [[ $LOCK_STRICT == 1 ]]; then
         die "$pkg $ver (sha256 $sum, locked in guest/images/PROVENANCE.json) is not in" \
-          "$APT_SUITE/riscv64 any more; rerun with GUEST_UPDATE=1 to take the current version"
-      suite=$APT_SUITE
+          "${suite:+$suite or }$APT_SUITE/riscv64 any more; rerun with GUEST_UPDATE=1 to take the current version"
+      else
+        log "warning: $pkg $ver (locked in guest/images/PROVENANCE.json) is not in" \
+          "${suite:+$suite or }$APT_SUITE/riscv64 any more; taking its current version"
+        ver=''
+      fi
     fi
-  else
+  fi
+  if [[ -z $ver ]]; then
     apt_setup
     ver=$(apt_field "$pkg" Version)
     [[ -n $ver ]] || die "package $pkg not found in $APT_SUITE/riscv64"
@@ -612,7 +642,10 @@ main() {
     kernel) build_kernel ;;
     initramfs) build_initramfs ;;
     provenance) write_provenance ;;
-    stock) build_stock ;;
+    stock)
+      LOCK_STRICT=0
+      build_stock
+      ;;
   esac
 }
 
