@@ -81,42 +81,17 @@ init_epoch() {
 # riscv64 packages through a private apt state
 # ---------------------------------------------------------------------------------------
 APT_SUITE=''
-APT_OPTS=()
-declare -A APT_STATE=() # suite → ok | failed (each suite's index is downloaded once per run)
 
-# host_archive_uri and apt_field: guest/apt-archive.sh
+# host_archive_uri, apt_field, apt_private: guest/apt-archive.sh
 # shellcheck source=apt-archive.sh
 source "$GUEST_DIR/apt-archive.sh"
 
-# apt_use SUITE → APT_OPTS for a private riscv64 state of SUITE; fails when its index does not
-# download and verify. (trixie's riscv64 Packages file failed for days with "File has
-# unexpected size".)
+# apt_use SUITE → APT_OPTS for the private riscv64 state of SUITE; fails when its index does not
+# download and verify (trixie's riscv64 Packages file failed for weeks with "File has unexpected
+# size").
 apt_use() {
-  local suite=$1 dir=$WORK/apt/$1 opts
-  [[ ${APT_STATE[$suite]:-} == failed ]] && return 1
-  if [[ ${APT_TRUSTED:-0} == 1 ]]; then
-    opts='arch=riscv64 trusted=yes'
-  else
-    opts="arch=riscv64 signed-by=$KEYRING"
-  fi
-  APT_OPTS=(
-    -oAPT::Architecture=riscv64 -oAPT::Architectures=riscv64
-    -oDir::State::Lists="$dir/lists" -oDir::State::status=/dev/null
-    -oDir::Etc::SourceList="$dir/sources.list" -oDir::Etc::SourceParts="$dir/empty.d"
-    -oDir::Etc::Preferences=/dev/null -oDir::Etc::PreferencesParts="$dir/empty.d"
-    -oDir::Cache="$dir/cache" -oAPT::Sandbox::User=root -oAcquire::Languages=none
-  )
-  [[ ${APT_STATE[$suite]:-} == ok ]] && return 0
-  mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial" "$dir/empty.d"
-  printf 'deb [%s] %s %s main\n' "$opts" "$(host_archive_uri)" "$suite" >"$dir/sources.list"
-  log "apt: trying suite $suite"
-  if apt-get "${APT_OPTS[@]}" -qq update >"$dir/update.log" 2>&1 &&
-    ! grep -q '^[EW]:' "$dir/update.log"; then
-    APT_STATE[$suite]=ok
-    return 0
-  fi
-  APT_STATE[$suite]=failed
-  log "apt: suite $suite failed: $(grep -m1 -E '^(E|W|Err):' "$dir/update.log" || true)"
+  apt_private riscv64 "$1" "$WORK/apt/$1" && return 0
+  log "apt: suite $1 failed: $APT_ERROR"
   return 1
 }
 

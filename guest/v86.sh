@@ -54,34 +54,14 @@ riscv_busybox() {
 read -r RV_BUSYBOX_VERSION RV_BUSYBOX_SUITE <<<"$(riscv_busybox)" || true
 USER_SUITE=${V86_USER_SUITE:-${RV_BUSYBOX_SUITE:-$KERNEL_SUITE}}
 
-# host_archive_uri and apt_field: guest/apt-archive.sh
+# host_archive_uri, apt_field, apt_private: guest/apt-archive.sh
 # shellcheck source=apt-archive.sh
 source "$GUEST_DIR/apt-archive.sh"
 
 # apt_opts SUITE → APT_OPTS for a private i386 state of that suite (index downloaded once per run)
-APT_OPTS=()
-declare -A APT_READY=()
 apt_opts() {
-  local suite=$1 dir=$APT_DIR/$1 opts
-  if [[ ${APT_TRUSTED:-0} == 1 ]]; then opts='arch=i386 trusted=yes'; else opts="arch=i386 signed-by=$KEYRING"; fi
-  APT_OPTS=(
-    -oAPT::Architecture=i386 -oAPT::Architectures=i386
-    -oDir::State::Lists="$dir/lists" -oDir::State::status=/dev/null
-    -oDir::Etc::SourceList="$dir/sources.list" -oDir::Etc::SourceParts="$dir/empty.d"
-    -oDir::Etc::Preferences=/dev/null -oDir::Etc::PreferencesParts="$dir/empty.d"
-    -oDir::Cache="$dir/cache" -oAPT::Sandbox::User="$(id -un)" -oAcquire::Languages=none
-  )
-  [[ -n ${APT_READY[$suite]:-} ]] && return
-  mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial" "$dir/empty.d"
-  printf 'deb [%s] %s %s main\n' "$opts" "$(host_archive_uri)" "$suite" >"$dir/sources.list"
-  log "apt: i386 index of $suite"
-  if ! apt-get "${APT_OPTS[@]}" -qq update >"$dir/update.log" 2>&1 ||
-    grep -q '^[EW]:' "$dir/update.log"; then
-    die "apt update of $suite/i386 failed: $(grep -m1 -E '^(E|W|Err):' "$dir/update.log" || true)"
-  fi
-  APT_READY[$suite]=1
+  apt_private i386 "$1" "$APT_DIR/$1" || die "apt update of $1/i386 failed: $APT_ERROR"
 }
-
 
 # fetch SUITE PACKAGE[=VERSION] DIR → the package's files extracted into DIR; the .deb is kept in
 # guest/cache/ (checked against the index's sha256) and recorded in $OUT/packages.tsv
