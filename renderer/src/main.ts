@@ -277,18 +277,34 @@ function showDevices(name: string): void {
 async function overlayOp(name: string, device: string, image: string): Promise<void> {
   const file = await askOverlayPath(device, image);
   if (file === undefined) return;
+  await deviceOp(name, device, `switching to ${file}…`, true, () =>
+    host.call('diskOverlay', { name, device, file }),
+  );
+}
+
+/**
+ * One operation on a device: "busy" under the device while it runs, then its answer (or why
+ * not, also as a toast). `refresh` re-reads the device rows first (the operation changed them).
+ */
+async function deviceOp(
+  name: string,
+  device: string,
+  busyText: string,
+  refresh: boolean,
+  op: () => Promise<{ message: string }>,
+): Promise<void> {
   let m = outcomes.get(name);
   if (!m) outcomes.set(name, (m = new Map()));
-  m.set(device, { ok: true, busy: true, text: `switching to ${file}…` });
+  m.set(device, { ok: true, busy: true, text: busyText });
   if (name === selected) showDevices(name);
   try {
-    const r = await host.call('diskOverlay', { name, device, file });
+    const r = await op();
     m.set(device, { ok: true, text: r.message });
   } catch (e) {
     m.set(device, { ok: false, text: (e as Error).message });
     toast((e as Error).message);
   }
-  await refreshDevices(name);
+  if (refresh) await refreshDevices(name);
   if (name === selected) showDevices(name);
 }
 
@@ -356,19 +372,9 @@ async function snapshotOp(
   action: DiskSnapshotAction,
   snapshot: string,
 ): Promise<void> {
-  let m = outcomes.get(name);
-  if (!m) outcomes.set(name, (m = new Map()));
-  m.set(device, { ok: true, busy: true, text: `${action} snapshot "${snapshot}"…` });
-  if (name === selected) showDevices(name);
-  try {
-    const r = await host.call('diskSnapshot', { name, device, action, snapshot });
-    m.set(device, { ok: true, text: r.message });
-  } catch (e) {
-    m.set(device, { ok: false, text: (e as Error).message });
-    toast((e as Error).message);
-  }
-  await refreshDevices(name);
-  if (name === selected) showDevices(name);
+  await deviceOp(name, device, `${action} snapshot "${snapshot}"…`, true, () =>
+    host.call('diskSnapshot', { name, device, action, snapshot }),
+  );
 }
 
 /** Changes a device control and shows the device's answer (or why not) under the device. */
@@ -378,18 +384,9 @@ async function setControl(
   control: string,
   value: string,
 ): Promise<void> {
-  let m = outcomes.get(name);
-  if (!m) outcomes.set(name, (m = new Map()));
-  m.set(device, { ok: true, busy: true, text: `${control} → ${value}…` });
-  if (name === selected) showDevices(name);
-  try {
-    const r = await host.call('setDeviceControl', { name, device, control, value });
-    m.set(device, { ok: true, text: r.message });
-  } catch (e) {
-    m.set(device, { ok: false, text: (e as Error).message });
-    toast((e as Error).message);
-  }
-  if (name === selected) showDevices(name);
+  await deviceOp(name, device, `${control} → ${value}…`, false, () =>
+    host.call('setDeviceControl', { name, device, control, value }),
+  );
 }
 
 function renderDetail(): void {
