@@ -13,7 +13,8 @@
  * the VM is stopped (it starts from it), and deleted. A VM set to deterministic time with an
  * RTC start date keeps both in its definition and its guest reads that date after a long sleep.
  * The disk VM's raw disk is switched to a qcow2 overlay with "Create overlay…" while it runs
- * (its definition then names the overlay); the encrypted disk offers no overlay.
+ * (its definition then names the overlay), and the overlay, paused, takes an internal snapshot
+ * from the disk's panel; the encrypted disk offers no overlay.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import {
@@ -278,6 +279,17 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     await page.locator('.console[data-vm=hvcdisk][data-stream=hvc0] .xterm').click();
     await page.keyboard.type('echo still-$((8*8))\n');
     await expect.poll(() => consoleText('hvcdisk', 'hvc0')).toMatch(/^still-64/m);
+    // The overlay is qcow2: paused, the disk takes an internal snapshot from its panel.
+    await page.locator('#toolbar [data-action=pause]').click();
+    await page.locator('.vm-item[data-vm=hvcdisk][data-state=paused]').waitFor();
+    await panel.locator('input[placeholder="snapshot name"]').fill('ui-snap');
+    await panel.locator('button[data-snapshot-action=create]').click();
+    await expect
+      .poll(() => outcome.innerText(), { timeout: 30_000 })
+      .toMatch(/snapshot 1 "ui-snap" created/);
+    await expect.poll(() => panel.locator('table.snapshots').innerText()).toContain('ui-snap');
+    await page.locator('#toolbar [data-action=resume]').click();
+    await page.locator('.vm-item[data-vm=hvcdisk][data-state=running]').waitFor();
     await page.screenshot({ path: join(artifacts, 'ui-disk-overlay.png') });
     if (process.env.WASMVISOR_SCREENSHOT) {
       const shot = join(root, 'docs', 'screenshot.png');
