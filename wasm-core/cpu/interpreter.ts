@@ -96,8 +96,8 @@ const CODE_WINDOW: u64 = 0xffe;
  *
  * The interpreter looks a block up where it starts: at a jump or a taken branch whose target is
  * in the cached code page, else at the refill of that cache the jump causes (Jit.jumped, tested
- * only on the refill path). An earlier version set a flag at branches and tested it at every fetch, and
- * counted in a call: on code never translated that build ran ~15% slower than the plain
+ * only on the refill path). An earlier version set a flag at branches and tested it at every
+ * fetch, and counted in a call: on code never translated that build ran ~15% slower than the plain
  * interpreter, this one ~8%. Measured on the way (ARCHITECTURE.md):
  * the flag's test alone cost ~7%; a call on the counting path (V8 then keeps the loop's values
  * in memory around it) cost more than the inline count.
