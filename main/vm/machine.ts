@@ -3,6 +3,7 @@
  * loop that executes the core in slices and yields to the event loop between them, sleeping
  * while the guest waits in WFI.
  */
+import { randomBytes } from 'node:crypto';
 import type { JitStats } from './jit/jit.js';
 import { Core, ExitReason, vmJit, type HartInfo } from './core.js';
 import { HostClock, rtcClock, TIMEBASE_HZ } from './clock.js';
@@ -461,7 +462,16 @@ export class VirtMachine {
       // All eight virtio-mmio slots are mapped (empty ones answer device ID 0), as in QEMU, and
       // so is the PCIe ECAM (an empty slot answers vendor ID 0xFFFF, so Linux skips it).
       dtbFor: (layout) =>
-        buildVirtDtb({ ...layout, harts, virtioSlots: [0, 1, 2, 3, 4, 5, 6, 7], pci: true }),
+        buildVirtDtb({
+          ...layout,
+          harts,
+          virtioSlots: [0, 1, 2, 3, 4, 5, 6, 7],
+          pci: true,
+          // 32 fresh random bytes each boot (a reset rebuilds the machine), as QEMU gives, so
+          // the guest's RNG is seeded before any device is probed. Not under deterministic time:
+          // there a run's randomness stays as reproducible as its clock.
+          ...(cfg.icount ? {} : { rngSeed: randomBytes(32) }),
+        }),
       names: { firmware: cfg.firmware.name, kernel: cfg.kernel?.name, initrd: cfg.initrd?.name },
     });
     core.pc = BigInt(this.boot.entry);
