@@ -240,3 +240,7 @@ import { HART_STATE, HART_STATE_SLOTS } from './cpu/snapshot';
 export function hartStateLayout(what: u32): usize {
   return what == 0 ? HART_STATE : <usize>HART_STATE_SLOTS;
 }
+
+// Exported so that Binaryen keeps it out of line (a function with one caller is otherwise
+// inlined), off the interpreter's loop: see its comment.
+export { illegalInsn } from './cpu/interpreter';

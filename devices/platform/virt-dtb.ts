@@ -22,7 +22,7 @@ export interface VirtDtbConfig {
   initrd?: { start: number; end: number };
   /**
    * Multi-letter ISA extensions after rv64imafdc, in the order they should appear in
-   * riscv,isa. Default: zicsr, zifencei, zicntr, sstc.
+   * riscv,isa. Default: DEFAULT_ISA_EXTENSIONS, what our hart implements.
    */
   isaExtensions?: readonly string[];
   /** Which of the 8 virtio-mmio slots (0..7) get a node; default all 8, like QEMU. */
@@ -33,7 +33,13 @@ export interface VirtDtbConfig {
   rngSeed?: Uint8Array;
 }
 
-export const DEFAULT_ISA_EXTENSIONS: readonly string[] = ['zicsr', 'zifencei', 'zicntr', 'sstc'];
+/**
+ * What the core implements beyond rv64imafdc, in the canonical order (Z by category, then S), as
+ * QEMU's rv64 lists its own: QEMU 7.2 also has h and zihpm, which our hart does not.
+ */
+export const DEFAULT_ISA_EXTENSIONS: readonly string[] = [
+  'zicntr', 'zicsr', 'zifencei', 'zihintpause', 'zba', 'zbb', 'zbc', 'zbs', 'sstc',
+]; // prettier-ignore
 
 const ISA_BASE_LETTERS = ['i', 'm', 'a', 'f', 'd', 'c'];
 

@@ -68,6 +68,13 @@ describe.skipIf(!canBuild && !built)('a Debian system with systemd', () => {
       }
       s.sendLine('. /etc/os-release; echo "os=$ID"; uname -m');
       await s.expect(/os=debian\r?\nriscv64\r?\n/, 30_000);
+      // The kernel took the bit-manipulation extensions from the device tree (and patched its
+      // Zbb string functions in: the boot above ran them), as on QEMU's rv64 CPU.
+      s.sendLine("grep -m1 '^isa' /proc/cpuinfo; echo isa-done");
+      const isa = await s.expect(/isa\s+: (\S+)\r?\n[^]*?isa-done/, 30_000);
+      expect(isa.match[1]!.split('_')).toEqual(
+        expect.arrayContaining(['rv64imafdc', 'zihintpause', 'zba', 'zbb', 'zbc', 'zbs', 'sstc']),
+      );
       // The lease from the user network's DHCP server (networkd), and the gateway answers. udev
       // loads virtio_net some seconds after the login (modules, emulated): wait for the link.
       s.sendLine(

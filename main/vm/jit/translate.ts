@@ -36,6 +36,7 @@
  * (leaving the block after one that asks for attention). ECALL, EBREAK, xRET, WFI, SFENCE.VMA
  * and FENCE.I end the block before them.
  */
+import { decodeBitmanip, emitBitmanip, readsRs2, translatable } from './bitmanip.js';
 import { ByteWriter, I32, I64, Op, VOID } from './wasm-emitter.js';
 
 /** Addresses in the core's memory (wasm-core/index.ts jitLayout). */
@@ -144,6 +145,8 @@ export interface TranslatedBlock {
 const sext = (v: number, bits: number) => (v << (32 - bits)) >> (32 - bits);
 
 function supported(i: number): boolean {
+  const zb = decodeBitmanip(i); // encodings the base ISA leaves illegal
+  if (zb !== undefined) return translatable(zb);
   const op = i & 0x7f;
   const f3 = (i >>> 12) & 7;
   const f7 = i >>> 25;
@@ -637,6 +640,15 @@ export function emitRegion(region: Region, layout: CoreLayout, host: number): By
     const f3 = (bits >>> 12) & 7;
     const f7 = bits >>> 25;
     const immI = bits >> 20;
+    const zb = decodeBitmanip(bits);
+    if (translatable(zb)) {
+      setRd(rd, () => {
+        get(rs1).set(L_A);
+        if (readsRs2(zb)) get(rs2).set(L_B);
+        emitBitmanip(w, zb, bits, { a: L_A, b: L_B, t: L_T });
+      });
+      return;
+    }
     switch (op) {
       case 0x37:
         setRd(rd, () => w.i64c((BigInt(bits & 0xfffff000) << 32n) >> 32n));

@@ -26,10 +26,12 @@ describe.skipIf(!hasDtc)('virt board DTB', () => {
     const t = tree(base);
     expect(t.get('/cpus')!.get('timebase-frequency')).toBe('<0x989680>');
     const cpu = t.get('/cpus/cpu@0')!;
-    expect(cpu.get('riscv,isa')).toBe('"rv64imafdc_zicsr_zifencei_zicntr_sstc"');
+    expect(cpu.get('riscv,isa')).toBe(
+      '"rv64imafdc_zicntr_zicsr_zifencei_zihintpause_zba_zbb_zbc_zbs_sstc"',
+    );
     expect(cpu.get('riscv,isa-base')).toBe('"rv64i"');
     expect(cpu.get('riscv,isa-extensions')).toBe(
-      '"i\\0m\\0a\\0f\\0d\\0c\\0zicsr\\0zifencei\\0zicntr\\0sstc"',
+      '"i\\0m\\0a\\0f\\0d\\0c\\0zicntr\\0zicsr\\0zifencei\\0zihintpause\\0zba\\0zbb\\0zbc\\0zbs\\0sstc"',
     );
     expect(cpu.get('mmu-type')).toBe('"riscv,sv48"');
     expect(cpu.get('phandle')).toBe('<0x01>');
