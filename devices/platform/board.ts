@@ -41,6 +41,8 @@ export interface DeviceInfo {
   irq?: number;
   /** 'bus': a TypeScript model behind the MMIO bus; 'core': inside the Wasm core. */
   location: 'bus' | 'core';
+  /** What serves it on the host, when the device says (else the device list's default). */
+  backend?: string;
 }
 
 export interface VirtBoardState {

@@ -6,6 +6,7 @@ export const VIRT = {
   clint: { base: 0x0200_0000, size: 0x1_0000 },
   plic: { base: 0x0c00_0000, size: 0x60_0000 },
   uart0: { base: 0x1000_0000, size: 0x100, irq: 10 },
+  fwCfg: { base: 0x1010_0000, size: 0x18 },
   virtio: { base: 0x1000_1000, size: 0x1000, count: 8, firstIrq: 1 },
   pcieEcam: { base: 0x3000_0000, size: 0x1000_0000 },
   pciePio: { base: 0x0300_0000, size: 0x1_0000 },

@@ -29,6 +29,8 @@ export interface VirtDtbConfig {
   virtioSlots?: readonly number[];
   /** Describe the PCIe ECAM host bridge (default true, like QEMU). */
   pci?: boolean;
+  /** Describe the fw_cfg device (default true, like QEMU). */
+  fwCfg?: boolean;
   /** Bytes for /chosen/rng-seed (QEMU passes 32 random bytes); omitted when absent. */
   rngSeed?: Uint8Array;
 }
@@ -86,6 +88,12 @@ export function buildVirtDtb(cfg: VirtDtbConfig): Uint8Array {
   const chosen = root.addNode('chosen');
   const poweroff = root.addNode('poweroff');
   const reboot = root.addNode('reboot');
+  if (cfg.fwCfg !== false) {
+    const fwCfg = root.addNode(`fw-cfg@${hexName(VIRT.fwCfg.base)}`);
+    fwCfg.setEmpty('dma-coherent');
+    fwCfg.setCells('reg', reg2(VIRT.fwCfg.base, VIRT.fwCfg.size));
+    fwCfg.setString('compatible', 'qemu,fw-cfg-mmio');
+  }
   const memory = root.addNode(`memory@${hexName(cfg.ramBase)}`);
   const cpus = root.addNode('cpus');
   const soc = root.addNode('soc');

@@ -6,6 +6,7 @@ import {
   parseDiskSpec,
   parseNicSpec,
   parseBalloonSpec,
+  parseFwCfgSpec,
   parseSmpSpec,
   MIN_MEM_MIB,
   MAX_MEM_MIB,
@@ -89,6 +90,9 @@ commands:
                       gets there at once instead of after that long in host time
       --rtc base=utc|YYYY-MM-DD[THH:MM:SS]
                       the date the guest's real-time clock starts at (UTC; default: now)
+      --fw-cfg [name=]opt/NAME,file=PATH|string=TEXT
+                      hand the guest a file through fw_cfg, as QEMU's -fw_cfg (repeatable;
+                      Linux: /sys/firmware/qemu_fw_cfg/by_name/opt/NAME/raw; ",," is a comma)
       --restore FILE  resume a VM saved with the monitor's "save FILE" (its definition, disks
                       and NICs come from FILE, so no other VM option goes with it but --[no-]jit)
   run-elf FILE        run a bare-metal ELF (riscv-tests tohost protocol); exit status = test result
@@ -163,6 +167,7 @@ export function parseCommand(argv: string[]): Command {
           'no-jit': { type: 'boolean' },
           icount: { type: 'string' },
           rtc: { type: 'string' },
+          'fw-cfg': { type: 'string', multiple: true },
           restore: { type: 'string' },
         },
       });
@@ -180,6 +185,7 @@ export function parseCommand(argv: string[]): Command {
           'nic',
           'icount',
           'rtc',
+          'fw-cfg',
         ]
           .filter((k) => values[k as keyof typeof values] !== undefined)
           .concat(values.rng ? ['rng'] : [])
@@ -231,6 +237,7 @@ export function parseCommand(argv: string[]): Command {
         ...jitChoice(values),
         ...(icount ? { icount } : {}),
         ...(rtcBase !== undefined ? { rtcBase } : {}),
+        ...(values['fw-cfg'] ? { fwCfg: values['fw-cfg'].map(parseFwCfgSpec) } : {}),
       };
       return { kind: 'run', vm, stats: values.stats ?? false };
     }

@@ -2,6 +2,7 @@
  * The VM definition: what the CLI builds from its flags, what the host API stores as JSON and
  * what a worker boots. One shape for all three, validated here with errors that name the field.
  */
+import { checkFileName } from '../../devices/platform/fw-cfg.js';
 import { parseUserSpec } from '../../devices/net/user/config.js';
 import { validateIcount, validateRtcBase, type IcountConfig } from './time-config.js';
 
@@ -109,6 +110,20 @@ export interface VmConfig {
   icount?: IcountConfig;
   /** Where the wall clock (RTC) starts, `YYYY-MM-DDTHH:MM:SSZ` (`--rtc base=`); absent: now. */
   rtcBase?: string;
+  /** Files handed to the guest through fw_cfg (`--fw-cfg`); absent: none of the user's. */
+  fwCfg?: FwCfgConfig[];
+}
+
+/**
+ * One fw_cfg file (QEMU's `-fw_cfg name=…,file=…|string=…`): the guest reads it at
+ * /sys/firmware/qemu_fw_cfg/by_name/NAME/raw. Exactly one of `file` (read when the VM starts)
+ * and `string` (UTF-8, no NUL added).
+ */
+export interface FwCfgConfig {
+  /** "opt/…", at most 55 bytes (e.g. "opt/org.example/config"). */
+  name: string;
+  file?: string;
+  string?: string;
 }
 
 export class ConfigError extends Error {}
@@ -146,6 +161,53 @@ export function defaultVmConfig(name = 'bundled'): VmConfig {
 /** The kernel command line a config implies when `append` is not given. */
 export function effectiveAppend(cfg: VmConfig): string {
   return cfg.append ?? `console=${cfg.console}`;
+}
+
+/**
+ * Parses a `--fw-cfg` argument as QEMU's -fw_cfg: `[name=]NAME,file=PATH` or
+ * `[name=]NAME,string=TEXT` (in TEXT and PATH a doubled comma is a comma).
+ */
+export function parseFwCfgSpec(spec: string): FwCfgConfig {
+  const parts = [''];
+  for (let i = 0; i < spec.length; i++) {
+    if (spec[i] !== ',') parts[parts.length - 1] += spec[i];
+    else if (spec[i + 1] === ',') parts[parts.length - 1] += spec[i++];
+    else parts.push('');
+  }
+  const out: Partial<FwCfgConfig> = {};
+  parts.forEach((p, i) => {
+    const eq = p.indexOf('=');
+    // The first option may be the bare name, as with QEMU.
+    const k = eq < 0 && i === 0 ? 'name' : p.slice(0, eq < 0 ? p.length : eq);
+    const v = eq < 0 && i === 0 ? p : p.slice(eq + 1);
+    if ((k !== 'name' && k !== 'file' && k !== 'string') || (eq < 0 && i > 0)) {
+      throw new ConfigError(`--fw-cfg: unknown option "${p}" (name=, file= or string=)`);
+    }
+    if (out[k] !== undefined) throw new ConfigError(`--fw-cfg: ${k}= given twice`);
+    out[k] = v;
+  });
+  return checkFwCfg(out, '--fw-cfg');
+}
+
+function checkFwCfg(f: Partial<FwCfgConfig>, w: string): FwCfgConfig {
+  if (typeof f.name !== 'string' || f.name === '') throw new ConfigError(`${w}: give name=opt/…`);
+  try {
+    checkFileName(f.name);
+  } catch (e) {
+    throw new ConfigError(`${w}: ${(e as Error).message}`);
+  }
+  const hasFile = f.file !== undefined;
+  const hasString = f.string !== undefined;
+  if (hasFile === hasString) {
+    throw new ConfigError(`${w}: "${f.name}" needs one of file= and string=`);
+  }
+  if (hasFile && (typeof f.file !== 'string' || f.file === '')) {
+    throw new ConfigError(`${w}: "${f.name}": file= needs a path`);
+  }
+  if (hasString && typeof f.string !== 'string') {
+    throw new ConfigError(`${w}: "${f.name}": string= must be text`);
+  }
+  return { name: f.name, ...(hasFile ? { file: f.file } : { string: f.string }) };
 }
 
 /**
@@ -411,6 +473,17 @@ export function validateVmConfig(v: unknown, where = 'VM definition'): VmConfig 
     checkCor(disk, w);
     return disk;
   });
+  let fwCfg: FwCfgConfig[] | undefined;
+  if (v.fwCfg !== undefined) {
+    if (!Array.isArray(v.fwCfg)) throw new ConfigError(`${where}: "fwCfg" must be a list`);
+    fwCfg = v.fwCfg.map((f: unknown, i: number) => {
+      if (!isObj(f)) throw new ConfigError(`${where}: fwCfg[${i}]: expected an object`);
+      return checkFwCfg(f as Partial<FwCfgConfig>, `${where}: fwCfg[${i}]`);
+    });
+    const names = fwCfg.map((f) => f.name);
+    const dup = names.find((n, i) => names.indexOf(n) !== i);
+    if (dup) throw new ConfigError(`${where}: fwCfg: "${dup}" given twice`);
+  }
   const nicsIn = v.nics ?? [];
   if (!Array.isArray(nicsIn)) throw new ConfigError(`${where}: "nics" must be a list`);
   const nics = nicsIn.map((n: unknown, i: number): NicConfig => {
@@ -436,5 +509,6 @@ export function validateVmConfig(v: unknown, where = 'VM definition'): VmConfig 
     ...(jit !== undefined ? { jit } : {}),
     ...(icount ? { icount } : {}),
     ...(rtcBase !== undefined ? { rtcBase } : {}),
+    ...(fwCfg ? { fwCfg } : {}),
   };
 }

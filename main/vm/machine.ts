@@ -4,6 +4,7 @@
  * while the guest waits in WFI.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
 import type { JitStats } from './jit/jit.js';
 import { Core, ExitReason, vmJit, type HartInfo } from './core.js';
 import { HostClock, rtcClock, TIMEBASE_HZ } from './clock.js';
@@ -14,7 +15,19 @@ import { buildVirtDtb } from '../../devices/platform/virt-dtb.js';
 import { VIRT } from '../../devices/platform/memory-map.js';
 import type { ShutdownEvent } from '../../devices/platform/sifive-test.js';
 import { BootError } from '../../devices/platform/boot-loader.js';
-import { effectiveAppend, type BalloonConfig, type NicConfig, type VmConfig } from './config.js';
+import {
+  effectiveAppend,
+  type BalloonConfig,
+  type FwCfgConfig,
+  type NicConfig,
+  type VmConfig,
+} from './config.js';
+import {
+  FwCfg,
+  FwCfgError,
+  MAX_FILE_BYTES as MAX_FW_CFG_BYTES,
+  type FwCfgFile,
+} from '../../devices/platform/fw-cfg.js';
 import { PciHost } from '../../devices/pci/host.js';
 import { buildNics, startConfiguredCaptures, type Nic } from './nics.js';
 import {
@@ -94,6 +107,8 @@ export interface MachineConfig {
   icount?: IcountConfig;
   /** The RTC's date at start (`YYYY-MM-DDTHH:MM:SSZ`); absent: the host's wall clock. */
   rtcBase?: string;
+  /** The user's fw_cfg files ("opt/…"), beside the ones QEMU's virt always has. */
+  fwCfgFiles?: FwCfgFile[];
   log?: (msg: string) => void;
 }
 
@@ -191,6 +206,8 @@ export class VirtMachine {
   readonly balloon: VirtioBalloon | undefined;
   /** The PCIe host bridge (ECAM at 0x30000000); empty slots answer vendor ID 0xFFFF. */
   readonly pci: PciHost;
+  /** QEMU's firmware configuration device (0x10100000), as on QEMU's virt. */
+  readonly fwCfg: FwCfg;
   /** Network cards in config order: setLink / setBackend / startCapture on `port`. */
   readonly nics: readonly Nic[];
   /** The e1000s among them (their model state is saved apart from the PCIe host's). */
@@ -252,6 +269,7 @@ export class VirtMachine {
         jit: vmJit(cfg.jit),
         ...(cfg.icount ? { icount: cfg.icount } : {}),
         ...(cfg.rtcBase !== undefined ? { rtcBase: cfg.rtcBase } : {}),
+        fwCfgFiles: loadFwCfgFiles(cfg.fwCfg ?? []),
         disks,
         disksOnPci: cfg.disks.map((d) => d.bus === 'pci'),
         restoring,
@@ -387,6 +405,13 @@ export class VirtMachine {
     core.setHarts(harts);
     // A restored core brings its own clock mode with its state; set here, it is the same one.
     if (cfg.icount) core.setDeterministicTime(true, cfg.icount.shift);
+    try {
+      this.fwCfg = new FwCfg({ memory: core, cpus: harts, files: cfg.fwCfgFiles, log: cfg.log });
+    } catch (e) {
+      if (e instanceof FwCfgError) throw new MachineConfigError(e.message);
+      throw e;
+    }
+    bus.map(VIRT.fwCfg.base, VIRT.fwCfg.size, this.fwCfg);
     this.pci = new PciHost({ bus, irq: (n) => this.board.plic.line(n), log: cfg.log });
     bus.map(VIRT.pcieEcam.base, VIRT.pcieEcam.size, this.pci);
     // One ring processor per core: its queue handles are shared by both transports.
@@ -535,7 +560,16 @@ export class VirtMachine {
 
   /** The devices the guest sees, for the host API's device list. */
   devices(): DeviceInfo[] {
-    return this.board.devices();
+    return [
+      ...this.board.devices(),
+      {
+        name: 'fw-cfg',
+        model: 'qemu,fw-cfg-mmio',
+        ...VIRT.fwCfg,
+        location: 'bus',
+        backend: this.fwCfg.userFiles().join(', ') || "QEMU's items, no user files",
+      },
+    ];
   }
 
   private releasePause(): void {
@@ -706,4 +740,22 @@ export class VirtMachine {
       },
     };
   }
+}
+
+/**
+ * Reads the fw_cfg files a definition names (`file=`) or holds (`string=`). A file that cannot
+ * be read, or that is larger than fw_cfg takes, throws MachineConfigError naming it.
+ */
+export function loadFwCfgFiles(specs: readonly FwCfgConfig[]): FwCfgFile[] {
+  return specs.map((f) => {
+    if (f.file === undefined) return { name: f.name, data: new TextEncoder().encode(f.string) };
+    try {
+      const st = statSync(f.file);
+      if (!st.isFile()) throw new Error('not a regular file');
+      if (st.size > MAX_FW_CFG_BYTES) throw new Error(`larger than ${MAX_FW_CFG_BYTES} bytes`);
+      return { name: f.name, data: new Uint8Array(readFileSync(f.file)) };
+    } catch (e) {
+      throw new MachineConfigError(`fw_cfg ${f.name}: ${f.file}: ${(e as Error).message}`);
+    }
+  });
 }

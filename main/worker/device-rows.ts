@@ -19,7 +19,9 @@ export function deviceRows(devices: DeviceInfo[], state: string): DeviceRow[] {
     size: d.size,
     irq: d.irq,
     backend:
-      BOARD_BACKENDS[d.name] ?? (d.location === 'core' ? 'in the Wasm core' : 'TypeScript model'),
+      d.backend ??
+      BOARD_BACKENDS[d.name] ??
+      (d.location === 'core' ? 'in the Wasm core' : 'TypeScript model'),
     state,
   }));
 }

@@ -10,7 +10,8 @@
  */
 import { describe, it, expect } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SerialSession } from './serial-session.js';
 
@@ -31,6 +32,10 @@ describe.skipIf(!canBuild && !built)('a Debian system with systemd', () => {
       });
       expect(b.status, `guest/debian.sh failed:\n${(b.stdout + b.stderr).slice(-3000)}`).toBe(0);
     }
+    // A file for the guest through fw_cfg, as QEMU's -fw_cfg hands one (Debian's qemu_fw_cfg).
+    const tmp = mkdtempSync(join(tmpdir(), 'wasmvisor-debian-'));
+    const fwFile = join(tmp, 'config.json');
+    writeFileSync(fwFile, '{"from":"the host","n":42}\n');
     const s = SerialSession.spawn(
       process.execPath,
       [
@@ -48,6 +53,10 @@ describe.skipIf(!canBuild && !built)('a Debian system with systemd', () => {
         '1G',
         '--append',
         'console=ttyS0 root=/dev/vda rw',
+        '--fw-cfg',
+        `name=opt/org.wasmvisor/config,file=${fwFile}`,
+        '--fw-cfg',
+        'opt/org.wasmvisor/note,string=hi,, guest',
       ],
       { logFile: join(root, 'test-artifacts', 'boot-debian.log') },
     );
@@ -82,12 +91,21 @@ describe.skipIf(!canBuild && !built)('a Debian system with systemd', () => {
           'ip -color=never -4 -o addr show scope global; ping -c 1 -W 5 10.0.2.2 >/dev/null && echo gw-ok',
       );
       await s.expect(/inet 10\.0\.2\.15\/24[^]*gw-ok/, 240_000);
+      // fw_cfg: the driver binds to the device-tree node (udev loads it), lists QEMU's files
+      // and the user's, and systemd takes the machine for QEMU's, as it does under QEMU.
+      s.sendLine(
+        'cd /sys/firmware/qemu_fw_cfg/by_name && test -d bootorder -a -d etc/boot-fail-wait && ' +
+          'cat opt/org.wasmvisor/config/raw opt/org.wasmvisor/note/raw; echo; ' +
+          'echo virt=$(systemd-detect-virt); cd',
+      );
+      await s.expect(/\{"from":"the host","n":42\}\r?\nhi, guest\r?\nvirt=qemu/, 60_000);
       s.sendLine('poweroff');
       await s.expect(/reboot: Power down|Powering off/, 300_000);
       const exit = await s.waitForExit(120_000);
       expect(exit.code).toBe(0);
     } finally {
       await s.close();
+      rmSync(tmp, { recursive: true, force: true });
     }
   }, 2_400_000);
 });

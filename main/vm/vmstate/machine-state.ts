@@ -17,6 +17,11 @@ export interface StatefulPart {
   name: string;
   save(): unknown;
   restore(state: unknown): void;
+  /**
+   * A device files saved before it existed do not have: restored without its section, it keeps
+   * its reset state (the guest saved then was never told of it).
+   */
+  optional?: true;
 }
 
 interface HasState<S> {
@@ -44,6 +49,8 @@ export function machineParts(vm: VirtMachine): StatefulPart[] {
     part('uart0', b.uart),
     part('test', b.test),
     part('rtc', b.rtc),
+    // Added in session 13: files saved before then have no fw_cfg section.
+    { ...part('fw-cfg', vm.fwCfg), optional: true },
     ...vm.nics.map((n): StatefulPart => ({
       name: `cable:${n.name}`,
       save: () => ({ version: 1, link: n.port.linkUp }),
@@ -104,7 +111,8 @@ export function applyMachine(vm: VirtMachine, sections: readonly Section[], file
   const parts = machineParts(vm);
   const want = new Set(parts.map((p) => `dev:${p.name}`));
   const have = sections.filter((s) => s.name.startsWith('dev:')).map((s) => s.name);
-  const missing = [...want].filter((n) => !have.includes(n));
+  const optional = new Set(parts.filter((p) => p.optional).map((p) => `dev:${p.name}`));
+  const missing = [...want].filter((n) => !have.includes(n) && !optional.has(n));
   const extra = have.filter((n) => !want.has(n));
   if (missing.length || extra.length) {
     const list = (xs: string[]): string => xs.map((x) => x.slice(4)).join(', ');
@@ -129,6 +137,7 @@ export function applyMachine(vm: VirtMachine, sections: readonly Section[], file
   vm.core.rom.set(rom.data);
   restoreHarts(vm, sections, need, file);
   for (const p of parts) {
+    if (p.optional && !byName.has(`dev:${p.name}`)) continue;
     const s = need(`dev:${p.name}`);
     let state: unknown;
     try {

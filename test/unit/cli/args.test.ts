@@ -169,6 +169,7 @@ describe('wasmvisor command line', () => {
       ['--rng'],
       ['--balloon'],
       ['--console', 'hvc0'],
+      ['--fw-cfg', 'opt/a,string=b'],
     ]) {
       expect(() => parseCommand(['run', '--restore', 'vm.state', flag!, ...rest])).toThrow(
         new UsageError(
@@ -177,6 +178,39 @@ describe('wasmvisor command line', () => {
       );
     }
     expect(() => parseCommand(['run', '--restore', ''])).toThrow(/give the saved VM file/);
+  });
+
+  it("hands files to the guest through fw_cfg as QEMU's -fw_cfg is written", () => {
+    const run = (...a: string[]) => parseCommand(['run', ...a]);
+    expect(
+      run('--fw-cfg', 'name=opt/org.example/cfg,file=/tmp/c.json', '--fw-cfg', 'opt/b,string=x'),
+    ).toMatchObject({
+      vm: {
+        fwCfg: [
+          { name: 'opt/org.example/cfg', file: '/tmp/c.json' },
+          { name: 'opt/b', string: 'x' },
+        ],
+      },
+    });
+    // ",," is a comma (QEMU's escaping); "=" inside the value is kept.
+    expect(run('--fw-cfg', 'opt/s,string=a,,b=c,,')).toMatchObject({
+      vm: { fwCfg: [{ name: 'opt/s', string: 'a,b=c,' }] },
+    });
+    expect(run('--fw-cfg', 'opt/e,string=')).toMatchObject({
+      vm: { fwCfg: [{ name: 'opt/e', string: '' }] },
+    });
+    expect(run()).not.toHaveProperty('vm.fwCfg');
+    for (const [spec, why] of [
+      ['opt/a', /one of file= and string=/],
+      ['opt/a,file=x,string=y', /one of file= and string=/],
+      ['etc/a,string=y', /under "opt\/"/],
+      ['name=opt/a,name=opt/b,string=y', /name= given twice/],
+      ['opt/a,size=3', /unknown option/],
+      ['opt/a,file=', /needs a path/],
+      ['string=x', /give name=/],
+    ] as const) {
+      expect(() => run('--fw-cfg', spec), spec).toThrow(why);
+    }
   });
 
   it('reads memory sizes the way users write them', () => {

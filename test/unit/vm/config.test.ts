@@ -49,6 +49,32 @@ describe('VM definitions', () => {
     expect('icount' in plain || 'rtcBase' in plain).toBe(false);
   });
 
+  it('keeps the fw_cfg files of a definition and rejects bad ones naming them', () => {
+    const base = { name: 'f', memMiB: 64, disks: [], console: 'ttyS0', rng: false, nics: [] };
+    const files = [
+      { name: 'opt/a', file: '/x' },
+      { name: 'opt/b', string: 'hi' },
+    ];
+    expect(validateVmConfig({ ...base, fwCfg: files }).fwCfg).toEqual(files);
+    expect(validateVmConfig(base)).not.toHaveProperty('fwCfg');
+    for (const [fwCfg, why] of [
+      [{}, /must be a list/],
+      [[7], /fwCfg\[0\]: expected an object/],
+      [[{ name: 'a', string: '' }], /fwCfg\[0\]: .*under "opt\/"/],
+      [[{ name: 'opt/a', string: 3 }], /string= must be text/],
+      [[{ name: 'opt/a' }], /one of file= and string=/],
+      [
+        [
+          { name: 'opt/a', file: '/x' },
+          { name: 'opt/a', string: '' },
+        ],
+        /"opt\/a" given twice/,
+      ],
+    ] as const) {
+      expect(() => validateVmConfig({ ...base, fwCfg }), JSON.stringify(fwCfg)).toThrow(why);
+    }
+  });
+
   it('rejects malformed definitions naming the field', () => {
     const bad: [unknown, RegExp][] = [
       [null, /expected an object/],

@@ -95,6 +95,7 @@ describe('saving and resuming a whole VM', () => {
         { model: 'virtio-pci', net: 'none' },
       ],
       balloon: { enabled: true, freePageReporting: true, deflateOnOom: false, statsPeriodS: 0 },
+      fwCfg: [{ name: 'opt/org.example/state', string: 'kept' }],
     };
     file = join(dir, 'saved.vm');
     first = await VirtMachine.open(cfg, () => {});
@@ -266,6 +267,17 @@ describe('saving and resuming a whole VM', () => {
     expect(m).toMatch(
       /its devices do not match this VM's; not in the file: .*; not in this VM: .*virtio-mmio\d:virtio-rng0/,
     );
+  });
+
+  it('resumes a file saved before the board had fw_cfg (no section for it)', async () => {
+    const saved = edited((ss) => ss.filter((s) => s.name !== 'dev:fw-cfg'));
+    expect(saved.sections.some((s) => s.name === 'dev:fw-cfg')).toBe(false);
+    const vm = await openSavedVm(saved, () => {});
+    try {
+      expect(vm.fwCfg.userFiles()).toEqual(['opt/org.example/state']);
+    } finally {
+      await vm.close();
+    }
   });
 
   it('refuses a device state of another version, and a CPU from another build', async () => {
