@@ -1,6 +1,6 @@
 /** Create / edit a VM definition. The host validates again; its error is shown in the dialog. */
 import type { VmConfig } from '../../main/host/api-types.js';
-import type { DiskConfig } from '../../main/vm/config.js';
+import type { DiskConfig, NicConfig } from '../../main/vm/config.js';
 import { h } from './dom.js';
 
 function field(label: string, input: HTMLElement, hint?: string): HTMLElement {
@@ -103,6 +103,109 @@ function readDisks(list: HTMLElement): Partial<DiskConfig>[] {
     .filter((d) => d.path);
 }
 
+const NIC_MODELS: [NicConfig['model'], string][] = [
+  ['e1000', 'e1000 — emulated Intel 82540EM (PCIe)'],
+  ['virtio', 'virtio-net (virtio-mmio)'],
+  ['virtio-pci', 'virtio-net (PCIe)'],
+];
+/** What each kind of network takes in the text box beside it. */
+const NET_DETAILS: Record<string, { placeholder: string; title: string }> = {
+  user: {
+    placeholder: 'hostfwd=tcp::8080-:80,restrict=on',
+    title:
+      'NAT to the host and beyond (DHCP 10.0.2.15, host at 10.0.2.2); optional: ' +
+      'hostfwd=tcp|udp::HOSTPORT-:GUESTPORT (repeatable, comma-separated), restrict=on',
+  },
+  switch: { placeholder: 'switch name', title: 'an L2 switch shared by every NIC on this name' },
+  none: { placeholder: '', title: 'no cable: the guest sees no carrier' },
+};
+
+/**
+ * One network card: model, the network its cable goes to (NAT, a named switch or none, in the
+ * CLI's --nic net= syntax once joined), MAC (empty: random per boot) and a capture file.
+ */
+function nicRow(n: Partial<NicConfig> = {}): HTMLElement {
+  const net = n.net ?? 'user';
+  const kind = net.startsWith('switch:') ? 'switch' : net === 'none' ? 'none' : 'user';
+  const detail =
+    kind === 'switch' ? net.slice('switch:'.length) : kind === 'user' ? net.slice(5) : '';
+  const model = h(
+    'select',
+    { name: 'model' },
+    ...NIC_MODELS.map(([m, label]) => h('option', { value: m }, label)),
+  );
+  model.value = n.model ?? 'virtio';
+  const netKind = select('net', ['user', 'switch', 'none'], kind);
+  const details = h('input', { name: 'netDetail', value: detail, spellcheck: 'false' });
+  const fit = () => {
+    const d = NET_DETAILS[netKind.value]!;
+    details.placeholder = d.placeholder;
+    details.title = d.title;
+    details.disabled = netKind.value === 'none';
+    details.required = netKind.value === 'switch';
+  };
+  netKind.addEventListener('change', fit);
+  fit();
+  const row = h(
+    'div',
+    { class: 'disk-row nic-row' },
+    model,
+    netKind,
+    details,
+    h('input', {
+      name: 'mac',
+      class: 'nic-mac',
+      value: n.mac ?? '',
+      placeholder: 'MAC (random)',
+      title: 'e.g. 52:54:00:12:34:56; empty: a random locally administered address per boot',
+      spellcheck: 'false',
+    }),
+    h('input', {
+      name: 'capture',
+      class: 'disk-key',
+      value: n.capture ?? '',
+      placeholder: 'capture.pcap',
+      title: 'tee the card’s frames to this pcap file from boot on (empty: none)',
+      spellcheck: 'false',
+    }),
+  );
+  row.append(
+    h(
+      'button',
+      {
+        type: 'button',
+        class: 'btn btn-icon',
+        'aria-label': 'remove network card',
+        onclick: () => row.remove(),
+      },
+      '×',
+    ),
+  );
+  return row;
+}
+
+function readNics(list: HTMLElement): Partial<NicConfig>[] {
+  return Array.from(list.querySelectorAll<HTMLElement>('.nic-row')).map((r) => {
+    const v = (n: string) => r.querySelector<HTMLInputElement & HTMLSelectElement>(`[name=${n}]`)!;
+    const detail = v('netDetail').value.trim();
+    const kind = v('net').value;
+    const net =
+      kind === 'none'
+        ? 'none'
+        : kind === 'switch'
+          ? `switch:${detail}`
+          : detail
+            ? `user,${detail}`
+            : 'user';
+    return {
+      model: v('model').value as NicConfig['model'],
+      net,
+      ...(v('mac').value.trim() ? { mac: v('mac').value.trim() } : {}),
+      ...(v('capture').value.trim() ? { capture: v('capture').value.trim() } : {}),
+    };
+  });
+}
+
 /** Resolves with the new definition after `save` accepted it, or undefined on cancel. */
 export function editVmDialog(
   initial: VmConfig | undefined,
@@ -171,6 +274,17 @@ export function editVmDialog(
     { type: 'button', class: 'btn', onclick: () => disks.append(diskRow()) },
     '+ Add disk',
   );
+  const nics = h('div', { class: 'disk-list' }, ...(v?.nics ?? []).map((n) => nicRow(n)));
+  const addNic = h(
+    'button',
+    { type: 'button', class: 'btn', onclick: () => nics.append(nicRow()) },
+    '+ Add network card',
+  );
+  const balloon = h('input', {
+    name: 'balloon',
+    type: 'checkbox',
+    checked: v?.balloon?.enabled ?? false,
+  });
   const error = h('p', { class: 'dialog-error', role: 'alert' });
   const form = h(
     'form',
@@ -196,10 +310,28 @@ export function editVmDialog(
       h('div', {}, addDisk),
     ),
     h(
+      'div',
+      { class: 'field' },
+      h('span', {}, 'Network cards (their back ends also switch live, from Devices)'),
+      nics,
+      h('div', {}, addNic),
+    ),
+    h(
       'label',
       { class: 'field field-check' },
       rng,
       h('span', {}, 'virtio-rng (entropy from the host)'),
+    ),
+    h(
+      'label',
+      {
+        class: 'field field-check',
+        title:
+          'the guest can give memory back to the host (free page reporting) and be asked to ' +
+          'shrink from the Devices panel',
+      },
+      balloon,
+      h('span', {}, 'virtio-balloon (memory returned to the host)'),
     ),
     h(
       'label',
@@ -266,6 +398,10 @@ export function editVmDialog(
             : { shift: v?.icount?.shift ?? 4, sleep: clock.value === 'icount' },
         rtcBase: opt(rtcBase),
         disks: readDisks(disks),
+        nics: readNics(nics),
+        // A balloon keeps the settings the definition had (from --balloon or the file); the host
+        // fills the defaults of a new one.
+        balloon: balloon.checked ? { ...(v?.balloon ?? {}), enabled: true } : undefined,
       };
       save(cfg).then(close, (err: Error) => (error.textContent = err.message));
     });

@@ -580,4 +580,68 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     await expect.poll(() => item.locator('.vm-item-meta').innerText()).not.toMatch(/CPU/);
     expect(pageErrors).toEqual([]);
   }, 120_000);
+
+  it('a VM created with network cards and a balloon keeps them, and its guest gets a lease', async () => {
+    await page.locator('#new-vm').click();
+    const dialog = page.locator('dialog.vm-dialog');
+    await dialog.locator('[name=name]').fill('netvm');
+    await dialog.locator('[name=memMiB]').fill('128');
+    await dialog.getByRole('button', { name: '+ Add network card' }).click();
+    await dialog.getByRole('button', { name: '+ Add network card' }).click();
+    const cards = dialog.locator('.nic-row');
+    await cards.nth(0).locator('[name=model]').selectOption('e1000');
+    // A switch needs its name: the form will not go without it.
+    await cards.nth(1).locator('[name=model]').selectOption('virtio-pci');
+    await cards.nth(1).locator('[name=net]').selectOption('switch');
+    expect(await cards.nth(1).locator('[name=netDetail]').getAttribute('placeholder')).toBe(
+      'switch name',
+    );
+    await cards.nth(1).locator('[name=netDetail]').fill('e2e-lab');
+    await cards.nth(1).locator('[name=mac]').fill('52:54:00:AB:CD:EF');
+    await dialog.locator('[name=balloon]').check();
+    await cards.nth(1).scrollIntoViewIfNeeded();
+    await dialog.screenshot({ path: join(artifacts, 'ui-vm-dialog-nics.png') });
+    await dialog.locator('button[type=submit]').click();
+    await dialog.waitFor({ state: 'detached' });
+    const file = join(dataDir, 'vms', 'netvm.json');
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    expect(saved.nics).toEqual([
+      { model: 'e1000', net: 'user' },
+      { model: 'virtio-pci', net: 'switch:e2e-lab', mac: '52:54:00:ab:cd:ef' },
+    ]);
+    expect(saved.balloon).toMatchObject({ enabled: true, freePageReporting: true });
+
+    const item = page.locator('.vm-item[data-vm=netvm]');
+    await item.locator('[data-action=start]').click();
+    await page.locator('.vm-item[data-vm=netvm][data-state=running]').waitFor();
+    await expect.poll(() => consoleText('netvm'), { timeout: 60_000 }).toMatch(/:~# /);
+    for (const dev of ['e1000-0', 'virtio-net0', 'virtio-balloon0']) {
+      await page.locator(`#devices tr[data-device=${dev}]`).waitFor();
+    }
+    // The NAT's DHCP answers on the e1000 (the switch has no server): one lease, the usual one.
+    await page.locator('.console[data-vm=netvm] .xterm').click();
+    await page.keyboard.type(
+      'for i in /sys/class/net/eth*; do n=${i##*/}; ip link set $n up; ' +
+        'udhcpc -i $n -s /bin/true -q -n -t 3 -T 1 2>&1 | grep -o "lease of [0-9.]*"; done; echo dhcp-$((40+2))\n',
+    );
+    await expect
+      .poll(() => consoleText('netvm'), { timeout: 60_000 })
+      .toMatch(/lease of 10\.0\.2\.15\s+dhcp-42/);
+    await page.locator('#toolbar [data-action=stop]').click();
+    await page.locator('.vm-item[data-vm=netvm][data-state=stopped]').waitFor();
+
+    // The dialog shows the cards as saved; removing one and the balloon drops them.
+    await page.locator('#toolbar [data-action=edit]').click();
+    expect(await cards.nth(1).locator('[name=net]').inputValue()).toBe('switch');
+    expect(await cards.nth(1).locator('[name=netDetail]').inputValue()).toBe('e2e-lab');
+    expect(await dialog.locator('[name=balloon]').isChecked()).toBe(true);
+    await cards.nth(1).getByRole('button', { name: 'remove network card' }).click();
+    await dialog.locator('[name=balloon]').uncheck();
+    await dialog.locator('button[type=submit]').click();
+    await dialog.waitFor({ state: 'detached' });
+    const after = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    expect(after.nics).toEqual([{ model: 'e1000', net: 'user' }]);
+    expect('balloon' in after).toBe(false);
+    expect(pageErrors).toEqual([]);
+  }, 150_000);
 });
