@@ -32,6 +32,14 @@ function flag(name: string, label: string, title: string, on: boolean): HTMLElem
   );
 }
 
+/** Appends to a list row the × button that takes it out of its list. */
+function withRemove(row: HTMLElement, label: string): HTMLElement {
+  const remove = h('button', { type: 'button', class: 'btn btn-icon', 'aria-label': label }, '×');
+  remove.addEventListener('click', () => row.remove());
+  row.append(remove);
+  return row;
+}
+
 /**
  * One virtio-blk disk: image path and format, the key file of an encrypted image (none: the
  * passphrase is asked at start), cache mode, scheduler, read-only, snapshot=on, cor=on and
@@ -68,19 +76,7 @@ function diskRow(d: Partial<DiskConfig> = {}): HTMLElement {
       d.bus === 'pci',
     ),
   );
-  row.append(
-    h(
-      'button',
-      {
-        type: 'button',
-        class: 'btn btn-icon',
-        'aria-label': 'remove disk',
-        onclick: () => row.remove(),
-      },
-      '×',
-    ),
-  );
-  return row;
+  return withRemove(row, 'remove disk');
 }
 
 function readDisks(list: HTMLElement): Partial<DiskConfig>[] {
@@ -169,19 +165,7 @@ function nicRow(n: Partial<NicConfig> = {}): HTMLElement {
       spellcheck: 'false',
     }),
   );
-  row.append(
-    h(
-      'button',
-      {
-        type: 'button',
-        class: 'btn btn-icon',
-        'aria-label': 'remove network card',
-        onclick: () => row.remove(),
-      },
-      '×',
-    ),
-  );
-  return row;
+  return withRemove(row, 'remove network card');
 }
 
 function readNics(list: HTMLElement): Partial<NicConfig>[] {
