@@ -1,6 +1,6 @@
 /** Create / edit a VM definition. The host validates again; its error is shown in the dialog. */
 import type { VmConfig } from '../../main/host/api-types.js';
-import type { DiskConfig, NicConfig } from '../../main/vm/config.js';
+import type { DiskConfig, FwCfgConfig, NicConfig } from '../../main/vm/config.js';
 import { h } from './dom.js';
 
 function field(label: string, input: HTMLElement, hint?: string): HTMLElement {
@@ -190,6 +190,49 @@ function readNics(list: HTMLElement): Partial<NicConfig>[] {
   });
 }
 
+/**
+ * One file for the guest through fw_cfg: its name under opt/ and either a host file (read when
+ * the VM starts) or text kept in the definition.
+ */
+function fwCfgRow(f: Partial<FwCfgConfig> = {}): HTMLElement {
+  const kind = select('kind', ['file', 'string'], f.string !== undefined ? 'string' : 'file');
+  const value = h('input', {
+    name: 'value',
+    value: f.string ?? f.file ?? '',
+    spellcheck: 'false',
+  });
+  const fit = () => {
+    value.placeholder = kind.value === 'file' ? '/path/on/the/host' : 'text';
+  };
+  kind.addEventListener('change', fit);
+  fit();
+  const row = h(
+    'div',
+    { class: 'disk-row fwcfg-row' },
+    h('input', {
+      name: 'fwName',
+      value: f.name ?? 'opt/',
+      placeholder: 'opt/org.example/config',
+      title: 'the guest reads it at /sys/firmware/qemu_fw_cfg/by_name/NAME/raw',
+      spellcheck: 'false',
+    }),
+    kind,
+    value,
+  );
+  return withRemove(row, 'remove fw_cfg file');
+}
+
+function readFwCfg(list: HTMLElement): Partial<FwCfgConfig>[] {
+  return Array.from(list.querySelectorAll<HTMLElement>('.fwcfg-row')).map((r) => {
+    const v = (n: string) => r.querySelector<HTMLInputElement & HTMLSelectElement>(`[name=${n}]`)!;
+    const val = v('value').value;
+    return {
+      name: v('fwName').value.trim(),
+      ...(v('kind').value === 'file' ? { file: val.trim() } : { string: val }),
+    };
+  });
+}
+
 /** Resolves with the new definition after `save` accepted it, or undefined on cancel. */
 export function editVmDialog(
   initial: VmConfig | undefined,
@@ -264,6 +307,12 @@ export function editVmDialog(
     { type: 'button', class: 'btn', onclick: () => nics.append(nicRow()) },
     '+ Add network card',
   );
+  const fwCfg = h('div', { class: 'disk-list' }, ...(v?.fwCfg ?? []).map((f) => fwCfgRow(f)));
+  const addFwCfg = h(
+    'button',
+    { type: 'button', class: 'btn', onclick: () => fwCfg.append(fwCfgRow()) },
+    '+ Add file',
+  );
   const balloon = h('input', {
     name: 'balloon',
     type: 'checkbox',
@@ -328,6 +377,13 @@ export function editVmDialog(
       jit,
       h('span', {}, 'JIT: translate hot guest code to WebAssembly'),
     ),
+    h(
+      'div',
+      { class: 'field' },
+      h('span', {}, 'Files for the guest (fw_cfg, as QEMU’s -fw_cfg)'),
+      fwCfg,
+      h('div', {}, addFwCfg),
+    ),
     field(
       'Guest time',
       clock,
@@ -383,6 +439,7 @@ export function editVmDialog(
         rtcBase: opt(rtcBase),
         disks: readDisks(disks),
         nics: readNics(nics),
+        fwCfg: readFwCfg(fwCfg).length ? readFwCfg(fwCfg) : undefined,
         // A balloon keeps the settings the definition had (from --balloon or the file); the host
         // fills the defaults of a new one.
         balloon: balloon.checked ? { ...(v?.balloon ?? {}), enabled: true } : undefined,

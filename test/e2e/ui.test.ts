@@ -581,7 +581,7 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     expect(pageErrors).toEqual([]);
   }, 120_000);
 
-  it('a VM created with network cards and a balloon keeps them, and its guest gets a lease', async () => {
+  it('a VM created with network cards, a balloon and a fw_cfg file keeps them, and its guest gets a lease', async () => {
     await page.locator('#new-vm').click();
     const dialog = page.locator('dialog.vm-dialog');
     await dialog.locator('[name=name]').fill('netvm');
@@ -599,8 +599,17 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     await cards.nth(1).locator('[name=netDetail]').fill('e2e-lab');
     await cards.nth(1).locator('[name=mac]').fill('52:54:00:AB:CD:EF');
     await dialog.locator('[name=balloon]').check();
+    // A file for the guest through fw_cfg: a name outside opt/ is refused, naming the rule.
+    await dialog.getByRole('button', { name: '+ Add file' }).click();
+    const fwRow = dialog.locator('.fwcfg-row');
+    await fwRow.locator('[name=fwName]').fill('etc/note');
+    await fwRow.locator('[name=kind]').selectOption('string');
+    await fwRow.locator('[name=value]').fill('hello, guest');
     await cards.nth(1).scrollIntoViewIfNeeded();
     await dialog.screenshot({ path: join(artifacts, 'ui-vm-dialog-nics.png') });
+    await dialog.locator('button[type=submit]').click();
+    await expect.poll(() => dialog.locator('.dialog-error').innerText()).toMatch(/under "opt\/"/);
+    await fwRow.locator('[name=fwName]').fill('opt/org.example/note');
     await dialog.locator('button[type=submit]').click();
     await dialog.waitFor({ state: 'detached' });
     const file = join(dataDir, 'vms', 'netvm.json');
@@ -610,6 +619,7 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
       { model: 'virtio-pci', net: 'switch:e2e-lab', mac: '52:54:00:ab:cd:ef' },
     ]);
     expect(saved.balloon).toMatchObject({ enabled: true, freePageReporting: true });
+    expect(saved.fwCfg).toEqual([{ name: 'opt/org.example/note', string: 'hello, guest' }]);
 
     const item = page.locator('.vm-item[data-vm=netvm]');
     await item.locator('[data-action=start]').click();
@@ -618,6 +628,9 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     for (const dev of ['e1000-0', 'virtio-net0', 'virtio-balloon0']) {
       await page.locator(`#devices tr[data-device=${dev}]`).waitFor();
     }
+    await expect
+      .poll(() => page.locator('#devices tr[data-device=fw-cfg] .dev-backend').innerText())
+      .toBe('opt/org.example/note');
     // The NAT's DHCP answers on the e1000 (the switch has no server): one lease, the usual one.
     await page.locator('.console[data-vm=netvm] .xterm').click();
     await page.keyboard.type(
@@ -637,11 +650,13 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     expect(await dialog.locator('[name=balloon]').isChecked()).toBe(true);
     await cards.nth(1).getByRole('button', { name: 'remove network card' }).click();
     await dialog.locator('[name=balloon]').uncheck();
+    expect(await fwRow.locator('[name=value]').inputValue()).toBe('hello, guest');
+    await fwRow.getByRole('button', { name: 'remove fw_cfg file' }).click();
     await dialog.locator('button[type=submit]').click();
     await dialog.waitFor({ state: 'detached' });
     const after = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
     expect(after.nics).toEqual([{ model: 'e1000', net: 'user' }]);
-    expect('balloon' in after).toBe(false);
+    expect('balloon' in after || 'fwCfg' in after).toBe(false);
     expect(pageErrors).toEqual([]);
   }, 150_000);
 });
