@@ -7,22 +7,11 @@
  * This module only makes the file and says what the disk becomes; swapping the open disk under
  * its device is the caller's (main/worker/controls/disk-overlay.ts).
  */
-import { open, realpath, unlink } from 'node:fs/promises';
-import { isAbsolute } from 'node:path';
+import { realpath, unlink } from 'node:fs/promises';
 import type { DiskConfig } from '../../main/vm/config.js';
 import { BlockError } from './backend.js';
+import { claimNewFile } from './create-image.js';
 import { createQcow2, imageInfo } from './qcow2/index.js';
-
-/** What an overlay's creation failing with these errno codes means, in a user's words. */
-const CREATE_ERRORS: Record<string, string> = {
-  EEXIST: 'the file exists (an overlay is never written over an existing file)',
-  EACCES: 'permission denied',
-  EPERM: 'permission denied',
-  EROFS: 'read-only file system',
-  ENOENT: 'no such directory',
-  ENOTDIR: 'a part of the path is not a directory',
-  EISDIR: 'is a directory',
-};
 
 /** Why an overlay cannot be made over a disk, or undefined (checked before any file is made). */
 export function overlayRefusal(cfg: DiskConfig, encrypted: boolean): string | undefined {
@@ -49,22 +38,13 @@ export async function createOverlay(
   file: string,
   size: number,
 ): Promise<DiskConfig> {
-  if (!isAbsolute(file)) throw new BlockError('io', `${file}: the overlay's path must be absolute`);
   let base: string;
   try {
     base = await realpath(cfg.path);
   } catch {
     throw new BlockError('io', `disk image ${cfg.path}: no such file`);
   }
-  let claimed;
-  try {
-    claimed = await open(file, 'wx', 0o644);
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    const why = (err.code && CREATE_ERRORS[err.code]) ?? err.message;
-    throw new BlockError('io', `cannot create ${file}: ${why}`);
-  }
-  await claimed.close();
+  await claimNewFile(file, "the overlay's");
   try {
     await createQcow2(file, { backingFile: base, backingFormat: cfg.format, size });
     // Read back as any later opening will: the header must name the base, at the disk's size.

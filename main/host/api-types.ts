@@ -295,6 +295,15 @@ export interface HostMethods {
    * its image (QEMU's snapshot_blkdev); the VM's definition then names the overlay.
    */
   diskOverlay(p: { name: string; device: string; file: string }): { message: string };
+  /**
+   * Creates a new blank disk image (raw or qcow2, `size` bytes) at `path` (absolute; it must not
+   * exist), or when `path` is absent at a free name in the data directory's images folder
+   * (`images/VM-disk-N.img` or `.qcow2` for `vm`). Resolves to where it went.
+   */
+  createDiskImage(p: { path?: string; vm?: string; format: 'raw' | 'qcow2'; size: number }): {
+    path: string;
+    message: string;
+  };
   /** The VM's snapshots (whole VM: state and disks), oldest first. */
   listSnapshots(p: { name: string }): VmSnapshotInfo[];
   /**

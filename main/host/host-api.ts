@@ -32,6 +32,7 @@ import { existsSync, mkdirSync, readdirSync, statSync, unlinkSync } from 'node:f
 import { isAbsolute, join } from 'node:path';
 import type { SavedStateInfo } from './api-types.js';
 import { userDataDir } from './data-dir.js';
+import { createBlankImage } from '../../devices/block/create-image.js';
 import { VmRunner } from './vm-runner.js';
 import { vmWorkerPath } from './worker-path.js';
 
@@ -487,6 +488,35 @@ export class HostApi {
     }
   }
 
+  /**
+   * A new blank disk image (the VM dialog's "New image…"): at `path` (absolute, must not exist),
+   * or at the first free `images/VM-disk-N.img` (raw) or `.qcow2` in the data directory. Never writes over a
+   * file; rejects with HostError saying why not.
+   */
+  async createDiskImage(o: {
+    path?: string;
+    vm?: string;
+    format: 'raw' | 'qcow2';
+    size: number;
+  }): Promise<{ path: string; message: string }> {
+    let path = o.path;
+    if (path === undefined) {
+      const dir = join(this.dataDir, 'images');
+      mkdirSync(dir, { recursive: true });
+      const stem = /^[\w.-]{1,64}$/.test(o.vm ?? '') ? o.vm! : 'new';
+      for (let n = 0; path === undefined || existsSync(path); n++) {
+        path = join(dir, `${stem}-disk-${n}.${o.format === 'raw' ? 'img' : 'qcow2'}`);
+      }
+    }
+    if (!isAbsolute(path)) throw new HostError(`the image's path must be absolute: ${path}`);
+    try {
+      await createBlankImage(path, o.format, o.size);
+    } catch (e) {
+      throw new HostError((e as Error).message);
+    }
+    return { path, message: `created ${path} (${o.format}, ${describeBytes(o.size)})` };
+  }
+
   /** What the last switch did to the definition (appended to diskOverlay's outcome). */
   private readonly switchNotes = new Map<string, string>();
 
@@ -546,4 +576,17 @@ export class HostApi {
     for (const r of all) r.stop();
     await Promise.all(all.map((r) => r.whenStopped()));
   }
+}
+
+/** "8 GiB", "64 MiB", "1536 KiB": the largest binary unit that divides the size. */
+function describeBytes(n: number): string {
+  for (const [u, b] of [
+    ['TiB', 2 ** 40],
+    ['GiB', 2 ** 30],
+    ['MiB', 2 ** 20],
+    ['KiB', 1024],
+  ] as const) {
+    if (n >= b && n % b === 0) return `${n / b} ${u}`;
+  }
+  return `${n} bytes`;
 }

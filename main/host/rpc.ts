@@ -180,6 +180,27 @@ export class RpcSession {
         }
         return h.diskOverlay(name, device, file).then((message) => ({ message }));
       }
+      case 'createDiskImage': {
+        const { path, vm, format, size } = p as Record<string, unknown>;
+        if (
+          path !== undefined &&
+          (typeof path !== 'string' || !path || path.length > 4096 || path.includes('\0'))
+        ) {
+          throw new RpcError('"path" must be a path of 1 to 4096 characters');
+        }
+        if (vm !== undefined && typeof vm !== 'string') throw new RpcError('"vm" must be a name');
+        if (format !== 'raw' && format !== 'qcow2')
+          throw new RpcError('"format" must be raw or qcow2');
+        if (typeof size !== 'number' || !Number.isSafeInteger(size)) {
+          throw new RpcError('"size" must be a whole number of bytes');
+        }
+        return h.createDiskImage({
+          ...(path !== undefined ? { path } : {}),
+          ...(vm !== undefined ? { vm } : {}),
+          format,
+          size,
+        });
+      }
       case 'listSnapshots':
         return h.listSnapshots(str(p, 'name'));
       case 'vmSnapshot': {

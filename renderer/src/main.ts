@@ -491,10 +491,14 @@ async function editVm(name: string): Promise<void> {
   const v = vms.get(name);
   if (!v) return;
   if (isUp(v.state)) return toast(`Stop ${name} before editing it.`, 'info');
-  await editVmDialog(v.config, async (cfg) => {
-    const r = await host.call('updateVm', { name, config: cfg });
-    if (r.config.name !== name) await closeVmTabs(name);
-  });
+  await editVmDialog(
+    v.config,
+    async (cfg) => {
+      const r = await host.call('updateVm', { name, config: cfg });
+      if (r.config.name !== name) await closeVmTabs(name);
+    },
+    (p) => host.call('createDiskImage', p),
+  );
 }
 
 async function deleteVm(name: string): Promise<void> {
@@ -585,9 +589,13 @@ host.onConnection(async (up) => {
 });
 
 $('#new-vm').addEventListener('click', () => {
-  void editVmDialog(undefined, async (cfg) => {
-    await host.call('createVm', { config: cfg });
-  });
+  void editVmDialog(
+    undefined,
+    async (cfg) => {
+      await host.call('createVm', { config: cfg });
+    },
+    (p) => host.call('createDiskImage', p),
+  );
 });
 $('#theme-toggle').addEventListener('click', toggleTheme);
 

@@ -1,6 +1,7 @@
 /** Create / edit a VM definition. The host validates again; its error is shown in the dialog. */
 import type { VmConfig } from '../../main/host/api-types.js';
 import type { DiskConfig, FwCfgConfig, NicConfig } from '../../main/vm/config.js';
+import { ask } from './ask-dialog.js';
 import { h } from './dom.js';
 
 function field(label: string, input: HTMLElement, hint?: string): HTMLElement {
@@ -45,7 +46,7 @@ function withRemove(row: HTMLElement, label: string): HTMLElement {
  * passphrase is asked at start), cache mode, scheduler, read-only, snapshot=on, cor=on and
  * bus=pci (the first disk is /dev/vda).
  */
-function diskRow(d: Partial<DiskConfig> = {}): HTMLElement {
+function diskRow(d: Partial<DiskConfig> = {}, newImage?: (row: HTMLElement) => void): HTMLElement {
   const row = h(
     'div',
     { class: 'disk-row' },
@@ -76,6 +77,20 @@ function diskRow(d: Partial<DiskConfig> = {}): HTMLElement {
       d.bus === 'pci',
     ),
   );
+  if (newImage) {
+    row.append(
+      h(
+        'button',
+        {
+          type: 'button',
+          class: 'btn disk-new',
+          title: 'create a new blank image here (or, with no path, in the data folder)',
+          onclick: () => newImage(row),
+        },
+        'New image…',
+      ),
+    );
+  }
   return withRemove(row, 'remove disk');
 }
 
@@ -233,10 +248,67 @@ function readFwCfg(list: HTMLElement): Partial<FwCfgConfig>[] {
   });
 }
 
+/** The host API's createDiskImage, as the dialog calls it. */
+export type CreateImage = (p: {
+  path?: string;
+  vm?: string;
+  format: 'raw' | 'qcow2';
+  size: number;
+}) => Promise<{ path: string; message: string }>;
+
+/** "8G", "512M", "1T", "1048576" → bytes (binary units, as qemu-img reads them); NaN if not. */
+export function parseImageSize(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$/i.exec(text);
+  if (!m) return NaN;
+  const unit = { '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 }[m[2]!.toUpperCase()]!;
+  return Math.round(Number(m[1]) * unit);
+}
+
+/**
+ * Asks for the size of a new blank image for a disk row and creates it where the row's path
+ * says (or in the data folder when empty), then fills the row with it.
+ */
+async function newImageFor(row: HTMLElement, vm: string, create: CreateImage): Promise<void> {
+  const v = (n: string) => row.querySelector<HTMLInputElement & HTMLSelectElement>(`[name=${n}]`)!;
+  const note = row.querySelector<HTMLElement>('.disk-note') ?? h('small', { class: 'disk-note' });
+  row.append(note);
+  const format = v('format').value;
+  if (format !== 'raw' && format !== 'qcow2') {
+    note.textContent = 'encrypted images: wasmvisor img create -f luks FILE SIZE';
+    return;
+  }
+  const size = h('input', { name: 'size', value: '8G', required: true, spellcheck: 'false' });
+  const where = v('path').value.trim();
+  const bytes = await ask({
+    className: 'new-image-dialog',
+    title: `New ${format} image`,
+    body: [
+      h('p', { class: 'dialog-note' }, where ? `At ${where}` : 'In the data folder’s images/'),
+      h('label', { class: 'field' }, h('span', {}, 'Size'), size, h('small', {}, 'e.g. 512M, 8G')),
+    ],
+    submit: { label: 'Create', value: 'create' },
+    read: () => {
+      const n = parseImageSize(size.value);
+      size.setCustomValidity(Number.isFinite(n) && n > 0 ? '' : 'a size such as 512M or 8G');
+      return size.reportValidity() ? n : undefined;
+    },
+    focus: size,
+  });
+  if (bytes === undefined) return;
+  try {
+    const r = await create({ ...(where ? { path: where } : { vm }), format, size: bytes });
+    v('path').value = r.path;
+    note.textContent = r.message;
+  } catch (e) {
+    note.textContent = (e as Error).message;
+  }
+}
+
 /** Resolves with the new definition after `save` accepted it, or undefined on cancel. */
 export function editVmDialog(
   initial: VmConfig | undefined,
   save: (cfg: Record<string, unknown>) => Promise<void>,
+  createImage?: CreateImage,
 ): Promise<void> {
   const v = initial;
   const name = h('input', {
@@ -295,10 +367,17 @@ export function editVmDialog(
     placeholder: 'now',
     spellcheck: 'false',
   });
-  const disks = h('div', { class: 'disk-list' }, ...(v?.disks ?? []).map((d) => diskRow(d)));
+  const newImage = createImage
+    ? (row: HTMLElement) => void newImageFor(row, name.value.trim() || 'vm', createImage)
+    : undefined;
+  const disks = h(
+    'div',
+    { class: 'disk-list' },
+    ...(v?.disks ?? []).map((d) => diskRow(d, newImage)),
+  );
   const addDisk = h(
     'button',
-    { type: 'button', class: 'btn', onclick: () => disks.append(diskRow()) },
+    { type: 'button', class: 'btn', onclick: () => disks.append(diskRow({}, newImage)) },
     '+ Add disk',
   );
   const nics = h('div', { class: 'disk-list' }, ...(v?.nics ?? []).map((n) => nicRow(n)));

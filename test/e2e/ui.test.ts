@@ -169,7 +169,7 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     await dialog.getByText('+ Add disk').click();
     await dialog.locator('.disk-row [name=path]').fill('/tmp/e2e-does-not-matter.img');
     await page.screenshot({ path: join(artifacts, 'ui-new-vm-dialog.png') });
-    await dialog.locator('.disk-row button').click(); // remove the disk again
+    await dialog.locator('.disk-row').getByRole('button', { name: 'remove disk' }).click(); // remove the disk again
     await dialog.locator('button[type=submit]').click();
     await page.locator('.vm-item[data-vm=e2e-small]').waitFor();
     expect(await page.locator('.vm-item[data-vm=e2e-small] .vm-item-meta').innerText()).toMatch(
@@ -581,7 +581,7 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     expect(pageErrors).toEqual([]);
   }, 120_000);
 
-  it('a VM created with network cards, a balloon and a fw_cfg file keeps them, and its guest gets a lease', async () => {
+  it('a VM created with a new disk image, network cards, a balloon and a fw_cfg file keeps them; its guest sees them', async () => {
     await page.locator('#new-vm').click();
     const dialog = page.locator('dialog.vm-dialog');
     await dialog.locator('[name=name]').fill('netvm');
@@ -599,6 +599,18 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     await cards.nth(1).locator('[name=netDetail]').fill('e2e-lab');
     await cards.nth(1).locator('[name=mac]').fill('52:54:00:AB:CD:EF');
     await dialog.locator('[name=balloon]').check();
+    // A new blank disk, made from the dialog in the data folder (the row's path is empty).
+    await dialog.getByRole('button', { name: '+ Add disk' }).click();
+    await dialog.locator('.disk-row').first().getByRole('button', { name: 'New image…' }).click();
+    const sizeDialog = page.locator('dialog.new-image-dialog');
+    await sizeDialog.locator('[name=size]').fill('64M');
+    await sizeDialog.locator('button[type=submit]').click();
+    await sizeDialog.waitFor({ state: 'detached' });
+    const newDisk = join(dataDir, 'images', 'netvm-disk-0.img');
+    await expect
+      .poll(() => dialog.locator('.disk-row [name=path]').first().inputValue())
+      .toBe(newDisk);
+    expect(await dialog.locator('.disk-note').innerText()).toBe(`created ${newDisk} (raw, 64 MiB)`);
     // A file for the guest through fw_cfg: a name outside opt/ is refused, naming the rule.
     await dialog.getByRole('button', { name: '+ Add file' }).click();
     const fwRow = dialog.locator('.fwcfg-row');
@@ -632,7 +644,10 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
       .poll(() => page.locator('#devices tr[data-device=fw-cfg] .dev-backend').innerText())
       .toBe('opt/org.example/note');
     // The NAT's DHCP answers on the e1000 (the switch has no server): one lease, the usual one.
+    // The new disk is /dev/vda, 64 MiB (131072 sectors).
     await page.locator('.console[data-vm=netvm] .xterm').click();
+    await page.keyboard.type('echo vda=$(cat /sys/block/vda/size)\n');
+    await expect.poll(() => consoleText('netvm'), { timeout: 20_000 }).toMatch(/vda=131072/);
     await page.keyboard.type(
       'for i in /sys/class/net/eth*; do n=${i##*/}; ip link set $n up; ' +
         'udhcpc -i $n -s /bin/true -q -n -t 3 -T 1 2>&1 | grep -o "lease of [0-9.]*"; done; echo dhcp-$((40+2))\n',
@@ -656,6 +671,7 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     await dialog.waitFor({ state: 'detached' });
     const after = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
     expect(after.nics).toEqual([{ model: 'e1000', net: 'user' }]);
+    expect(after.disks).toMatchObject([{ path: newDisk, format: 'raw' }]);
     expect('balloon' in after || 'fwCfg' in after).toBe(false);
     expect(pageErrors).toEqual([]);
   }, 150_000);

@@ -173,7 +173,7 @@ describe('snapshot_blkdev: switching a running disk to a qcow2 overlay', () => {
       [
         'virtio-blk0',
         taken,
-        /^virtio-blk0: cannot create .*taken\.qcow2: the file exists \(an overlay is never written over an existing file\); not switched$/,
+        /^virtio-blk0: cannot create .*taken\.qcow2: the file exists \(an existing file is never written over\); not switched$/,
       ],
       ['virtio-blk0', raw, /cannot create .*root\.img: the file exists/],
       [
