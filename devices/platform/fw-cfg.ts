@@ -217,9 +217,8 @@ export class FwCfg implements MmioDevice {
     if (control & DMA.SELECT) this.select(control >>> 16);
     const item = this.items.get(this.key());
     const left = item ? Math.max(0, item.length - this.offset) : 0;
-    if (control & DMA.WRITE)
-      ok = false; // no item here is writable
-    else if (control & DMA.READ) {
+    // READ wins over WRITE, WRITE over SKIP, as in QEMU.
+    if (control & DMA.READ) {
       const buf = this.view(target, length);
       if (!buf) ok = false;
       else {
@@ -228,6 +227,8 @@ export class FwCfg implements MmioDevice {
         buf.fill(0, n);
         this.offset += n;
       }
+    } else if (control & DMA.WRITE) {
+      ok = false; // no item here is writable
     } else if (control & DMA.SKIP) this.offset += Math.min(length, left);
     this.transfers++;
     if (!ok) this.errors++;

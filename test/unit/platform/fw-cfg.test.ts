@@ -108,6 +108,9 @@ describe('fw_cfg (qemu,fw-cfg-mmio)', () => {
     expect(dma(0x100, (key << 16) | DMA.SELECT | DMA.SKIP, 1, 0)).toBe(0);
     expect(dma(0x100, DMA.READ, 1, RAM_BASE + 0x1008)).toBe(0);
     expect(ram[0x1008]).toBe(0x69);
+    // READ wins over WRITE (as in QEMU): the rest of the item, no error.
+    expect(dma(0x100, DMA.READ | DMA.WRITE, 1, RAM_BASE + 0x1009)).toBe(0);
+    expect(ram[0x1009]).toBe(0x21);
   });
 
   it('refuses hostile DMA requests without touching anything outside the buffer', () => {
