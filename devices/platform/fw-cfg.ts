@@ -154,7 +154,7 @@ export class FwCfg implements MmioDevice {
 
   read(offset: number, size: 1 | 2 | 4): number {
     // An 8-byte read reaches the device as two 4-byte ones (at 0 and 4): both are data.
-    if (offset < 8) return Number(this.readData(size));
+    if (offset < 8) return this.readData(size);
     if (offset >= 16) {
       // The DMA register reads as "QEMU CFG", big-endian: bytes in memory order.
       const shift = BigInt(8 * (8 - (offset - 16) - size));
@@ -164,15 +164,14 @@ export class FwCfg implements MmioDevice {
   }
 
   /** Next `size` bytes of the item as a little-endian load of them would see them. */
-  private readData(size: number): bigint {
+  private readData(size: number): number {
     const item = this.items.get(this.key());
-    let v = 0n;
+    let v = 0;
     for (let i = 0; i < size; i++) {
-      const b = item && this.offset < item.length ? item[this.offset]! : 0;
-      if (item && this.offset < item.length) this.offset++;
-      v |= BigInt(b) << BigInt(8 * i);
+      if (!item || this.offset >= item.length) break; // zeros past the end
+      v |= item[this.offset++]! << (8 * i);
     }
-    return v;
+    return v >>> 0;
   }
 
   write(offset: number, size: 1 | 2 | 4, value: number): void {
