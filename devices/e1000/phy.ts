@@ -28,7 +28,10 @@ function defaults(): Uint16Array {
   r[PHY_ID1] = 0x0141;
   r[PHY_ID2] = 0x0c20;
   r[4] = 0x0de1; // autoneg advertisement
-  r[5] = 0x45e1; // link partner ability: 10/100 full and half
+  // Link partner ability as QEMU's e1000 has it once autonegotiation is done: 10/100 half and
+  // full, acknowledge, no pause abilities, so Linux's e1000 resolves flow control to
+  // receive-only ("Flow Control: RX"), as under QEMU (no pause frame is ever sent either way).
+  r[5] = 0x41e0;
   r[6] = 0x000f; // autoneg expansion
   r[9] = 0x0e00; // 1000BASE-T control
   r[10] = 0x3c00; // 1000BASE-T status: partner 1000 full/half, receivers OK

@@ -101,6 +101,10 @@ describe('e1000 (82540EM)', () => {
     };
     expect((mdicRead(2) << 16) | mdicRead(3)).toBe(0x01410c20);
     expect(mdicRead(1) & 4).toBe(4);
+    // We advertise pause (reg 4) but the partner, as QEMU's, has none (reg 5: PAUSE 0x400 and
+    // ASM_DIR 0x800 clear): Linux then settles on receive-only flow control, as under QEMU.
+    expect(mdicRead(4) & 0xc00).toBe(0xc00);
+    expect(mdicRead(5) & 0xc00).toBe(0);
     w(REG.MDIC, (2 << 26) | (2 << 21)); // PHY address 2: nobody there
     expect(r(REG.MDIC) & (1 << 30)).not.toBe(0);
     expect(r(REG.STATUS) & 2).toBe(2);
