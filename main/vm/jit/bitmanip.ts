@@ -95,16 +95,6 @@ export interface BitmanipLocals {
   t: number;
 }
 
-const I64_CLZ = 0x79;
-const I64_CTZ = 0x7a;
-const I64_POPCNT = 0x7b;
-const I64_ROTL = 0x89;
-const I64_ROTR = 0x8a;
-const I32_CLZ = 0x67;
-const I32_CTZ = 0x68;
-const I32_POPCNT = 0x69;
-const I32_ROTL = 0x77;
-const I32_ROTR = 0x78;
 const LOW32 = 0xffff_ffffn;
 
 /** Pushes the result (i64) of `op` on rs1 in `l.a` and, for register forms, rs2 in `l.b`. */
@@ -144,15 +134,15 @@ export function emitBitmanip(
     case 'maxu':
       return void pick(Op.i64_gt_u);
     case 'rol':
-      return void (a(), b(), w.op(I64_ROTL));
+      return void (a(), b(), w.op(Op.i64_rotl));
     case 'ror':
-      return void (a(), b(), w.op(I64_ROTR));
+      return void (a(), b(), w.op(Op.i64_rotr));
     case 'rolw':
     case 'rorw':
       word();
       b();
       w.op(Op.i32_wrap_i64)
-        .op(op === 'rolw' ? I32_ROTL : I32_ROTR)
+        .op(op === 'rolw' ? Op.i32_rotl : Op.i32_rotr)
         .op(Op.i64_extend_i32_s);
       return;
     case 'sh1add':
@@ -174,17 +164,17 @@ export function emitBitmanip(
     case 'bext':
       return void (a(), b(), w.op(Op.i64_shr_u).i64c(1n).op(Op.i64_and));
     case 'clz':
-      return void a().op(I64_CLZ);
+      return void a().op(Op.i64_clz);
     case 'ctz':
-      return void a().op(I64_CTZ);
+      return void a().op(Op.i64_ctz);
     case 'cpop':
-      return void a().op(I64_POPCNT);
+      return void a().op(Op.i64_popcnt);
     case 'clzw':
-      return void word().op(I32_CLZ).op(Op.i64_extend_i32_u);
+      return void word().op(Op.i32_clz).op(Op.i64_extend_i32_u);
     case 'ctzw':
-      return void word().op(I32_CTZ).op(Op.i64_extend_i32_u);
+      return void word().op(Op.i32_ctz).op(Op.i64_extend_i32_u);
     case 'cpopw':
-      return void word().op(I32_POPCNT).op(Op.i64_extend_i32_u);
+      return void word().op(Op.i32_popcnt).op(Op.i64_extend_i32_u);
     case 'sext.b':
       return void a().op(Op.i64_extend8_s);
     case 'sext.h':
@@ -208,14 +198,14 @@ export function emitBitmanip(
       a().i64c(m8).op(Op.i64_and).i64c(8n).op(Op.i64_shl).op(Op.i64_or).set(l.t);
       w.get(l.t).i64c(16n).op(Op.i64_shr_u).i64c(m16).op(Op.i64_and);
       w.get(l.t).i64c(m16).op(Op.i64_and).i64c(16n).op(Op.i64_shl).op(Op.i64_or);
-      return void w.i64c(32n).op(I64_ROTL);
+      return void w.i64c(32n).op(Op.i64_rotl);
     }
     case 'rori':
-      return void a().i64c(shamt).op(I64_ROTR);
+      return void a().i64c(shamt).op(Op.i64_rotr);
     case 'roriw':
       return void word()
         .i32c(Number(shamt & 31n))
-        .op(I32_ROTR)
+        .op(Op.i32_rotr)
         .op(Op.i64_extend_i32_s);
     case 'slli.uw':
       return void a().i64c(LOW32).op(Op.i64_and).i64c(shamt).op(Op.i64_shl);
