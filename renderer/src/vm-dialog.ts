@@ -397,6 +397,35 @@ export function editVmDialog(
     type: 'checkbox',
     checked: v?.balloon?.enabled ?? false,
   });
+  // The balloon's settings (--balloon's options); unset ones take the host's defaults.
+  const reporting = h('input', {
+    name: 'freePageReporting',
+    type: 'checkbox',
+    checked: v?.balloon?.freePageReporting ?? true,
+  });
+  const deflateOnOom = h('input', {
+    name: 'deflateOnOom',
+    type: 'checkbox',
+    checked: v?.balloon?.deflateOnOom ?? false,
+  });
+  const statsPeriod = h('input', {
+    name: 'statsPeriodS',
+    type: 'number',
+    min: 0,
+    max: 3600,
+    step: 1,
+    value: v?.balloon?.statsPeriodS ?? 2,
+  });
+  const balloonOptions = h(
+    'div',
+    { class: 'balloon-options' },
+    h('label', { class: 'disk-ro' }, reporting, 'free page reporting'),
+    h('label', { class: 'disk-ro' }, deflateOnOom, 'deflate on OOM'),
+    h('label', { class: 'disk-ro' }, 'guest stats every', statsPeriod, 's (0: none)'),
+  );
+  const showBalloonOptions = () => (balloonOptions.hidden = !balloon.checked);
+  balloon.addEventListener('change', showBalloonOptions);
+  showBalloonOptions();
   const error = h('p', { class: 'dialog-error', role: 'alert' });
   const form = h(
     'form',
@@ -445,6 +474,7 @@ export function editVmDialog(
       balloon,
       h('span', {}, 'virtio-balloon (memory returned to the host)'),
     ),
+    balloonOptions,
     h(
       'label',
       {
@@ -519,9 +549,14 @@ export function editVmDialog(
         disks: readDisks(disks),
         nics: readNics(nics),
         fwCfg: readFwCfg(fwCfg).length ? readFwCfg(fwCfg) : undefined,
-        // A balloon keeps the settings the definition had (from --balloon or the file); the host
-        // fills the defaults of a new one.
-        balloon: balloon.checked ? { ...(v?.balloon ?? {}), enabled: true } : undefined,
+        balloon: balloon.checked
+          ? {
+              enabled: true,
+              freePageReporting: reporting.checked,
+              deflateOnOom: deflateOnOom.checked,
+              statsPeriodS: Number(statsPeriod.value),
+            }
+          : undefined,
       };
       save(cfg).then(close, (err: Error) => (error.textContent = err.message));
     });

@@ -599,6 +599,8 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     await cards.nth(1).locator('[name=netDetail]').fill('e2e-lab');
     await cards.nth(1).locator('[name=mac]').fill('52:54:00:AB:CD:EF');
     await dialog.locator('[name=balloon]').check();
+    await dialog.locator('[name=deflateOnOom]').check();
+    await dialog.locator('[name=statsPeriodS]').fill('5');
     // A new blank disk, made from the dialog in the data folder (the row's path is empty).
     await dialog.getByRole('button', { name: '+ Add disk' }).click();
     await dialog.locator('.disk-row').first().getByRole('button', { name: 'New image…' }).click();
@@ -630,7 +632,12 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
       { model: 'e1000', net: 'user' },
       { model: 'virtio-pci', net: 'switch:e2e-lab', mac: '52:54:00:ab:cd:ef' },
     ]);
-    expect(saved.balloon).toMatchObject({ enabled: true, freePageReporting: true });
+    expect(saved.balloon).toEqual({
+      enabled: true,
+      freePageReporting: true,
+      deflateOnOom: true,
+      statsPeriodS: 5,
+    });
     expect(saved.fwCfg).toEqual([{ name: 'opt/org.example/note', string: 'hello, guest' }]);
 
     const item = page.locator('.vm-item[data-vm=netvm]');
@@ -663,6 +670,8 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     expect(await cards.nth(1).locator('[name=net]').inputValue()).toBe('switch');
     expect(await cards.nth(1).locator('[name=netDetail]').inputValue()).toBe('e2e-lab');
     expect(await dialog.locator('[name=balloon]').isChecked()).toBe(true);
+    expect(await dialog.locator('[name=deflateOnOom]').isChecked()).toBe(true);
+    expect(await dialog.locator('[name=statsPeriodS]').inputValue()).toBe('5');
     await cards.nth(1).getByRole('button', { name: 'remove network card' }).click();
     await dialog.locator('[name=balloon]').uncheck();
     expect(await fwRow.locator('[name=value]').inputValue()).toBe('hello, guest');
