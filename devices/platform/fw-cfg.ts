@@ -94,6 +94,8 @@ export function checkFileName(name: string): void {
 export class FwCfg implements MmioDevice {
   readonly name = 'fw-cfg';
   private readonly items = new Map<number, Uint8Array>();
+  /** The files' names in directory order (QEMU's three and the user's). */
+  readonly fileNames: readonly string[];
   private readonly mem: FwCfgRam;
   private readonly log?: LogSink;
   private selector = 0;
@@ -150,6 +152,7 @@ export class FwCfg implements MmioDevice {
       this.items.set(FW_CFG.FILE_FIRST + i, f.data);
     });
     this.items.set(FW_CFG.FILE_DIR, dir);
+    this.fileNames = files.map((f) => f.name);
   }
 
   read(offset: number, size: 1 | 2 | 4): number {
@@ -241,18 +244,9 @@ export class FwCfg implements MmioDevice {
     return this.mem.ram.subarray(off, off + len);
   }
 
-  /** The files the guest sees (QEMU's three and the user's), for the device list. */
-  files(): string[] {
-    const dir = this.items.get(FW_CFG.FILE_DIR)!;
-    const n = new DataView(dir.buffer).getUint32(0);
-    return Array.from({ length: n }, (_, i) =>
-      new TextDecoder().decode(dir.subarray(4 + 64 * i + 8, 4 + 64 * i + 64)).replace(/\0.*$/s, ''),
-    );
-  }
-
   /** The user's files ("opt/…"). */
   userFiles(): string[] {
-    return this.files().filter((n) => n.startsWith('opt/'));
+    return this.fileNames.filter((n) => n.startsWith('opt/'));
   }
 
   get stats(): { transfers: number; errors: number } {

@@ -12,7 +12,8 @@ import {
   Qcow2Image,
   type SnapshotInfo,
 } from '../../devices/block/qcow2/index.js';
-import { human, type ImgIo } from './img.js';
+import { human } from '../../devices/block/human-size.js';
+import type { ImgIo } from './img.js';
 
 export interface SnapshotCommand {
   op: 'snapshot';

@@ -18,6 +18,7 @@ import {
   type Preallocation,
 } from '../../devices/block/qcow2/index.js';
 import { BlockError } from '../../devices/block/backend.js';
+import { human } from '../../devices/block/human-size.js';
 import {
   parseSnapshotArgs,
   runSnapshot,
@@ -254,19 +255,6 @@ export function parseImgArgs(argv: string[]): ImgOptions {
       ? 'img: give a subcommand (create, info, check, convert, snapshot, commit, rebase, resize, map, compare)'
       : `img: unknown subcommand "${op}"`,
   );
-}
-
-/** qemu-img's human sizes: "64 MiB", "196 KiB", "1.5 GiB". */
-export function human(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
-  let i = 0;
-  let v = n;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  if (i === 0) return `${n} B`;
-  return `${Number(v.toPrecision(3))} ${units[i]}`;
 }
 
 /** qemu-img info --output json's key names. */

@@ -33,6 +33,7 @@ import { isAbsolute, join } from 'node:path';
 import type { SavedStateInfo } from './api-types.js';
 import { userDataDir } from './data-dir.js';
 import { createBlankImage } from '../../devices/block/create-image.js';
+import { human } from '../../devices/block/human-size.js';
 import { VmRunner } from './vm-runner.js';
 import { vmWorkerPath } from './worker-path.js';
 
@@ -514,7 +515,7 @@ export class HostApi {
     } catch (e) {
       throw new HostError((e as Error).message);
     }
-    return { path, message: `created ${path} (${o.format}, ${describeBytes(o.size)})` };
+    return { path, message: `created ${path} (${o.format}, ${human(o.size)})` };
   }
 
   /** What the last switch did to the definition (appended to diskOverlay's outcome). */
@@ -576,17 +577,4 @@ export class HostApi {
     for (const r of all) r.stop();
     await Promise.all(all.map((r) => r.whenStopped()));
   }
-}
-
-/** "8 GiB", "64 MiB", "1536 KiB": the largest binary unit that divides the size. */
-function describeBytes(n: number): string {
-  for (const [u, b] of [
-    ['TiB', 2 ** 40],
-    ['GiB', 2 ** 30],
-    ['MiB', 2 ** 20],
-    ['KiB', 1024],
-  ] as const) {
-    if (n >= b && n % b === 0) return `${n / b} ${u}`;
-  }
-  return `${n} bytes`;
 }

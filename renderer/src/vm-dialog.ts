@@ -33,6 +33,11 @@ function flag(name: string, label: string, title: string, on: boolean): HTMLElem
   );
 }
 
+/** A list row's control by name (every row builds its controls, so it is there). */
+function control(row: HTMLElement, name: string): HTMLInputElement & HTMLSelectElement {
+  return row.querySelector<HTMLInputElement & HTMLSelectElement>(`[name=${name}]`)!;
+}
+
 /** Appends to a list row the × button that takes it out of its list. */
 function withRemove(row: HTMLElement, label: string): HTMLElement {
   const remove = h('button', { type: 'button', class: 'btn btn-icon', 'aria-label': label }, '×');
@@ -97,8 +102,7 @@ function diskRow(d: Partial<DiskConfig> = {}, newImage?: (row: HTMLElement) => v
 function readDisks(list: HTMLElement): Partial<DiskConfig>[] {
   return Array.from(list.querySelectorAll<HTMLElement>('.disk-row'))
     .map((r) => {
-      const v = (n: string) =>
-        r.querySelector<HTMLInputElement & HTMLSelectElement>(`[name=${n}]`)!;
+      const v = (n: string) => control(r, n);
       return {
         path: v('path').value.trim(),
         format: v('format').value as DiskConfig['format'],
@@ -185,7 +189,7 @@ function nicRow(n: Partial<NicConfig> = {}): HTMLElement {
 
 function readNics(list: HTMLElement): Partial<NicConfig>[] {
   return Array.from(list.querySelectorAll<HTMLElement>('.nic-row')).map((r) => {
-    const v = (n: string) => r.querySelector<HTMLInputElement & HTMLSelectElement>(`[name=${n}]`)!;
+    const v = (n: string) => control(r, n);
     const detail = v('netDetail').value.trim();
     const kind = v('net').value;
     const net =
@@ -239,7 +243,7 @@ function fwCfgRow(f: Partial<FwCfgConfig> = {}): HTMLElement {
 
 function readFwCfg(list: HTMLElement): Partial<FwCfgConfig>[] {
   return Array.from(list.querySelectorAll<HTMLElement>('.fwcfg-row')).map((r) => {
-    const v = (n: string) => r.querySelector<HTMLInputElement & HTMLSelectElement>(`[name=${n}]`)!;
+    const v = (n: string) => control(r, n);
     const val = v('value').value;
     return {
       name: v('fwName').value.trim(),
@@ -269,7 +273,7 @@ export function parseImageSize(text: string): number {
  * says (or in the data folder when empty), then fills the row with it.
  */
 async function newImageFor(row: HTMLElement, vm: string, create: CreateImage): Promise<void> {
-  const v = (n: string) => row.querySelector<HTMLInputElement & HTMLSelectElement>(`[name=${n}]`)!;
+  const v = (n: string) => control(row, n);
   const note = row.querySelector<HTMLElement>('.disk-note') ?? h('small', { class: 'disk-note' });
   row.append(note);
   const format = v('format').value;
