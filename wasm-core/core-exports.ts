@@ -231,8 +231,8 @@ export function getCsrSepc(): u64 {
   return Csr.sepc;
 }
 
-// The virtio split-ring processor (devices/virtio/ring.ts is its TypeScript side).
-export * from './ring/split';
+// The virtqueue processor, split and packed rings (devices/virtio/ring.ts is its TypeScript side).
+export * from './ring/queue';
 
 // Saving and restoring the hart (cpu/snapshot.ts): the host reads/writes the slots directly.
 export { hartSave, hartRestore } from './cpu/snapshot';

@@ -44,6 +44,8 @@ export interface VirtioMmioOptions {
   irq: IrqLine;
   rings: RingProcessor;
   device?: VirtioDevice;
+  /** Offer packed rings (VIRTIO_F_RING_PACKED, QEMU's `packed=on`). */
+  packed?: boolean;
   log?: LogSink;
 }
 
@@ -68,6 +70,7 @@ export class VirtioMmioTransport implements MmioDevice {
       name: this.name,
       rings: opts.rings,
       device: opts.device,
+      packed: opts.packed,
       log: opts.log,
       interruptChanged: (isr) => opts.irq.set(isr !== 0),
     });

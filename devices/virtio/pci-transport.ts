@@ -75,6 +75,8 @@ export interface VirtioPciState {
 export interface VirtioPciOptions {
   device: VirtioDevice;
   rings: RingProcessor;
+  /** Offer packed rings (VIRTIO_F_RING_PACKED, QEMU's `packed=on`). */
+  packed?: boolean;
   log?: LogSink;
 }
 
@@ -182,6 +184,7 @@ export class VirtioPciTransport {
       name: dev.name,
       rings: o.rings,
       device: dev,
+      packed: o.packed,
       log: o.log,
       interruptChanged: (isr) => this.pci.setIntx(isr !== 0),
     });

@@ -8,6 +8,7 @@ import {
   ringErrorText,
   RING_FEAT_EVENT_IDX,
   RING_FEAT_INDIRECT,
+  RING_FEAT_PACKED,
   type DescriptorChain,
 } from './ring.js';
 
@@ -21,6 +22,18 @@ export interface QueueState {
   indices: number;
   /** Notification state (signalled used idx | valid << 16), when ready. */
   signal: number;
+  /** Packed rings: the buffers in flight as [id, descriptors, …] (absent for split rings). */
+  inflight?: number[];
+  /** Packed rings: the pushes not yet published, in order, as [id, len, …]. */
+  unpublished?: number[];
+}
+
+/** How the driver and device agreed to lay out the queue (negotiated features). */
+export interface RingFormat {
+  eventIdx: boolean;
+  indirect: boolean;
+  /** VIRTIO_F_RING_PACKED: a packed ring, else a split one. */
+  packed: boolean;
 }
 
 export class Virtqueue {
@@ -32,6 +45,8 @@ export class Virtqueue {
   used = 0;
   /** Set while the device is in NEEDS_RESET: the ring is left alone until reset. */
   halted = false;
+  /** The layout the ring was enabled with. */
+  format: RingFormat = { eventIdx: false, indirect: false, packed: false };
 
   /** Called when the guest broke the ring; the transport marks the device NEEDS_RESET. */
   onBroken: (why: string) => void = () => {};
@@ -51,15 +66,19 @@ export class Virtqueue {
    * Activates the ring with the negotiated features (QueueReady = 1). Returns an error text
    * when the guest's size or addresses are unusable.
    */
-  enable(eventIdx: boolean, indirect: boolean): string | undefined {
+  enable(format: RingFormat): string | undefined {
     if (this.size > this.maxSize) return `queue ${this.index}: size ${this.size} > ${this.maxSize}`;
-    // Split rings only (RING_PACKED is not offered), whose size the spec requires to be a power of 2.
-    if (this.size & (this.size - 1)) {
+    // A split ring's size must be a power of 2; a packed ring's need not (virtio 1.2 §2.7, §2.8).
+    if (!format.packed && this.size & (this.size - 1)) {
       return `queue ${this.index}: size ${this.size} is not a power of 2`;
     }
-    const feats = (eventIdx ? RING_FEAT_EVENT_IDX : 0) | (indirect ? RING_FEAT_INDIRECT : 0);
+    const feats =
+      (format.eventIdx ? RING_FEAT_EVENT_IDX : 0) |
+      (format.indirect ? RING_FEAT_INDIRECT : 0) |
+      (format.packed ? RING_FEAT_PACKED : 0);
     const r = this.rings.setup(this.handle, this.size, this.desc, this.avail, this.used, feats);
     if (r < 0) return `queue ${this.index}: ${ringErrorText(r)}`;
+    this.format = format;
     this.ready = true;
     return undefined;
   }
@@ -116,7 +135,7 @@ export class Virtqueue {
   }
 
   saveState(): QueueState {
-    return {
+    const s: QueueState = {
       size: this.size,
       ready: this.ready,
       desc: this.desc,
@@ -125,18 +144,40 @@ export class Virtqueue {
       indices: this.ready ? this.rings.indices(this.handle) : 0,
       signal: this.ready ? this.rings.signalState(this.handle) : 0,
     };
+    const inflight = this.ready ? this.rings.inflight(this.handle) : [];
+    if (inflight.length > 0) s.inflight = inflight;
+    const unpublished = this.ready ? this.rings.unpublished(this.handle) : [];
+    if (unpublished.length > 0) s.unpublished = unpublished;
+    return s;
   }
 
-  restoreState(s: QueueState, eventIdx: boolean, indirect: boolean): string | undefined {
+  restoreState(s: QueueState, format: RingFormat): string | undefined {
     this.reset();
     this.size = s.size;
     this.desc = s.desc;
     this.avail = s.avail;
     this.used = s.used;
     if (!s.ready) return undefined;
-    const err = this.enable(eventIdx, indirect);
+    const err = this.enable(format);
     if (err) return err;
-    this.rings.restore(this.handle, s.indices, s.signal);
+    if (!this.rings.restore(this.handle, s.indices, s.signal)) {
+      return `queue ${this.index}: ring positions outside the ring`;
+    }
+    const f = s.inflight ?? [];
+    const u = s.unpublished ?? [];
+    if ((f.length > 0 || u.length > 0) && !format.packed) {
+      return `queue ${this.index}: buffers in flight on a split ring`;
+    }
+    for (let i = 0; i + 1 < f.length; i += 2) {
+      if (!this.rings.setInflight(this.handle, f[i], f[i + 1])) {
+        return `queue ${this.index}: buffer ${f[i]} in flight does not fit the ring`;
+      }
+    }
+    for (let i = 0; i + 1 < u.length; i += 2) {
+      if (this.rings.push(this.handle, u[i], u[i + 1]) < 0) {
+        return `queue ${this.index}: buffer ${u[i]} pushed but not in flight`;
+      }
+    }
     return undefined;
   }
 }

@@ -1,6 +1,7 @@
 /**
- * The TypeScript side of the split-ring processor in wasm-core/ring/split.ts: typed access to
- * its exports, the chain scratch table, and zero-copy views of the guest buffers a chain names.
+ * The TypeScript side of the virtqueue processor in wasm-core/ring (split and packed rings):
+ * typed access to its exports, the chain scratch table, and zero-copy views of the guest buffers
+ * a chain names.
  */
 
 /** Why a ring is broken; the index is minus the core's RING_E_* code. */
@@ -22,10 +23,13 @@ export const RING_ERRORS: readonly string[] = [
   'chain carries 4 GiB or more',
   'used id out of range',
   'queue size or ring address invalid (size, alignment, outside RAM)',
+  'buffer id out of range or already in flight',
+  'chained descriptor not made available',
 ];
 
 export const RING_FEAT_EVENT_IDX = 1;
 export const RING_FEAT_INDIRECT = 2;
+export const RING_FEAT_PACKED = 4;
 
 export function ringErrorText(code: number): string {
   return RING_ERRORS[-code] ?? `ring error ${code}`;
@@ -47,7 +51,10 @@ interface RingExports {
   ringClear(q: number): void;
   ringIndices(q: number): number;
   ringSignalState(q: number): number;
-  ringRestore(q: number, indices: number, signal: number): void;
+  ringRestore(q: number, indices: number, signal: number): number;
+  ringInflight(q: number): number;
+  ringSetInflight(q: number, id: number, ndesc: number): number;
+  ringUnpublished(q: number): number;
   ringPending(q: number): number;
   ringPop(q: number): number;
   ringPush(q: number, id: number, len: number): number;
@@ -129,8 +136,23 @@ export class RingProcessor {
   signalState(h: number): number {
     return this.x.ringSignalState(h);
   }
-  restore(h: number, indices: number, signal: number): void {
-    this.x.ringRestore(h, indices, signal);
+  /** False when the indices do not fit the ring (a packed position outside it). */
+  restore(h: number, indices: number, signal: number): boolean {
+    return this.x.ringRestore(h, indices, signal) !== 0;
+  }
+  /** A packed queue's buffers in flight as [id, descriptors, …] ([] for a split queue). */
+  inflight(h: number): number[] {
+    const n = this.x.ringInflight(h);
+    return Array.from(this.chain.subarray(0, 2 * n));
+  }
+  /** A packed queue's pushes not yet published as [id, len, …], in order ([] for split). */
+  unpublished(h: number): number[] {
+    const n = this.x.ringUnpublished(h);
+    return Array.from(this.chain.subarray(0, 2 * n));
+  }
+  /** Restores one buffer in flight; false when it does not fit the ring. */
+  setInflight(h: number, id: number, ndesc: number): boolean {
+    return this.x.ringSetInflight(h, id, ndesc) !== 0;
   }
   pending(h: number): number {
     return this.x.ringPending(h);

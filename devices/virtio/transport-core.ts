@@ -14,7 +14,7 @@
 import { GuestErrorLog, hex, type LogSink } from '../platform/guest-log.js';
 import { STATUS, ISR_USED_BUFFER, ISR_CONFIG_CHANGE, F, bit } from './constants.js';
 import type { VirtioContext, VirtioDevice } from './device.js';
-import { Virtqueue, type QueueState } from './queue.js';
+import { Virtqueue, type QueueState, type RingFormat } from './queue.js';
 import type { RingProcessor } from './ring.js';
 
 /** Ring/transport features every device gets on top of its own. */
@@ -59,6 +59,11 @@ export interface VirtioTransportCoreOptions {
   name: string;
   rings: RingProcessor;
   device?: VirtioDevice;
+  /**
+   * Offer VIRTIO_F_RING_PACKED (QEMU's `packed=on`): a driver that accepts it lays its queues
+   * out as packed rings. Absent: split rings only, as QEMU's default.
+   */
+  packed?: boolean;
   log?: LogSink;
   /** The interrupt status changed: the transport drives its line (high while non-zero). */
   interruptChanged(isr: number): void;
@@ -104,7 +109,8 @@ export class VirtioTransportCore {
     this.log = new GuestErrorLog(o.name, o.log);
     // ACCESS_PLATFORM stays off: the device sees guest-physical addresses (no IOMMU).
     this.offeredFeatures = o.device
-      ? (o.device.features | TRANSPORT_FEATURES) & ~bit(F.accessPlatform)
+      ? (o.device.features | TRANSPORT_FEATURES | (o.packed ? bit(F.ringPacked) : 0n)) &
+        ~bit(F.accessPlatform)
       : 0n;
     const sizes = o.device?.queueMaxSizes ?? [];
     for (const s of sizes) {
@@ -143,6 +149,15 @@ export class VirtioTransportCore {
 
   has(f: number): boolean {
     return (this.driverFeatures & bit(f)) !== 0n;
+  }
+
+  /** The ring layout the accepted features ask for. */
+  get ringFormat(): RingFormat {
+    return {
+      eventIdx: this.has(F.eventIdx),
+      indirect: this.has(F.indirectDesc),
+      packed: this.has(F.ringPacked),
+    };
   }
 
   /** The 32 offered feature bits DeviceFeaturesSel selects (0 beyond the second word). */
@@ -209,7 +224,7 @@ export class VirtioTransportCore {
       this.violation(`queue ${q.index} enabled before FEATURES_OK`, true);
       return;
     }
-    const err = q.enable(this.has(F.eventIdx), this.has(F.indirectDesc));
+    const err = q.enable(this.ringFormat);
     if (err) this.violation(err, true);
   }
 
@@ -355,7 +370,7 @@ export class VirtioTransportCore {
     this.isr = s.interruptStatus;
     this.configGeneration = s.configGeneration;
     s.queues.forEach((qs, i) => {
-      const err = this.queues[i].restoreState(qs, this.has(F.eventIdx), this.has(F.indirectDesc));
+      const err = this.queues[i].restoreState(qs, this.ringFormat);
       if (err) throw new Error(`${this.name}: ${err}`);
       this.queues[i].halted = this.needsReset;
     });

@@ -12,7 +12,7 @@
  * take a receive buffer. GUEST_ANNOUNCE: `announce()` asks the guest to send gratuitous packets
  * (ARP) through STATUS.ANNOUNCE, e.g. after the NIC moved to another network.
  */
-import { DEVICE_ID, F, bit } from '../constants.js';
+import { DEVICE_ID, bit } from '../constants.js';
 import type { VirtioContext, VirtioDevice } from '../device.js';
 import type { Virtqueue } from '../queue.js';
 import type { Segment } from '../ring.js';
@@ -410,7 +410,7 @@ export class VirtioNet implements VirtioDevice, NicFrontend {
       const r = this.place(q, f, guestCsum);
       if (r === 'full') {
         // Not enough buffers for the whole frame: give back what was taken, try again later.
-        q.restoreState(snapshot, this.has(F.eventIdx), this.has(F.indirectDesc));
+        q.restoreState(snapshot, q.format);
         this.metrics.rx_no_buffers++;
         return false;
       }

@@ -3,8 +3,8 @@
  * statistics, free page reporting, page poison, and hostile input (PFNs outside RAM, duplicates,
  * oversized arrays, racing inflate/deflate, short stats buffers).
  */
-import { describe, it, expect } from 'vitest';
-import { MockDriver, RAM_BASE, RAM_SIZE, testCore } from './driver.js';
+import { it, expect } from 'vitest';
+import { MockDriver, RAM_BASE, RAM_SIZE, testCore, forEachRingLayout } from './driver.js';
 import {
   VirtioBalloon,
   BALLOON_F,
@@ -59,7 +59,7 @@ function send(d: MockDriver, q: number, pfns: number[]): void {
 
 const cfg = (d: MockDriver, off: number): number => d.r(MMIO.config + off);
 
-describe('virtio-balloon', () => {
+forEachRingLayout('virtio-balloon', () => {
   it('offers its features per setting and numbers the queues that exist', () => {
     const a = new VirtioBalloon({ ram: new Uint8Array(PAGE * 16), ramBase: 0, releaser: null });
     expect(a.queueMaxSizes).toHaveLength(2);

@@ -3,8 +3,8 @@
  * status byte, out-of-order completion with a bounded queue depth, one interrupt per batch,
  * and malformed or hostile requests.
  */
-import { describe, it, expect } from 'vitest';
-import { MockDriver, settle, type Buf } from './driver.js';
+import { it, expect } from 'vitest';
+import { MockDriver, settle, type Buf, forEachRingLayout } from './driver.js';
 import { VirtioBlk, BLK_T, BLK_S, BLK_F } from '../../../devices/virtio/blk/device.js';
 import { BlockError, type BlockBackend } from '../../../devices/block/backend.js';
 import { bit } from '../../../devices/virtio/constants.js';
@@ -92,7 +92,7 @@ function blk(o: { size?: number; ro?: boolean; maxInFlight?: number } = {}) {
   return { disk, dev, d, q, submit, done };
 }
 
-describe('virtio-blk', () => {
+forEachRingLayout('virtio-blk', () => {
   it('offers its features and describes the disk in config space', () => {
     const { d } = blk({ size: 8 << 20 });
     const f = d.offeredFeatures();

@@ -1,6 +1,6 @@
 /** virtio-console played by the mock driver: output on transmitq, input into receiveq buffers. */
-import { describe, it, expect } from 'vitest';
-import { MockDriver } from './driver.js';
+import { it, expect } from 'vitest';
+import { MockDriver, forEachRingLayout } from './driver.js';
 import { VirtioConsole } from '../../../devices/virtio/console/device.js';
 
 const text = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -14,7 +14,7 @@ function consoleDriver() {
   return { d, dev, out, rx: d.queues[0], tx: d.queues[1] };
 }
 
-describe('virtio-console', () => {
+forEachRingLayout('virtio-console', () => {
   it('is a console device with a receive and a transmit queue', () => {
     const { d } = consoleDriver();
     expect(d.r(0x008)).toBe(3);

@@ -6,7 +6,7 @@
  * cannot even carry the ack, NEEDS_RESET), never thrown.
  */
 import { describe, it, expect } from 'vitest';
-import { MockDriver, type Buf } from './driver.js';
+import { MockDriver, type Buf, forEachRingLayout } from './driver.js';
 import { VirtioNet, NET_F } from '../../../devices/virtio/net/device.js';
 import { CTRL_CLASS, MAC_CMD, ANNOUNCE_ACK } from '../../../devices/virtio/net/ctrl.js';
 import { MAC_TABLE_ENTRIES } from '../../../devices/virtio/net/rx-filter.js';
@@ -100,7 +100,7 @@ const claim = (n: number, bytes: number): Uint8Array => {
   return out;
 };
 
-describe('virtio-net control queue', () => {
+forEachRingLayout('virtio-net control queue', () => {
   it('offers CTRL_VQ, CTRL_RX(_EXTRA), CTRL_MAC_ADDR and GUEST_ANNOUNCE with a third queue', () => {
     const { d } = setup();
     const f = d.offeredFeatures();

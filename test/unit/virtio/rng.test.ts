@@ -1,10 +1,16 @@
 /** virtio-rng played by the mock driver: random bytes into writable buffers, nothing elsewhere. */
-import { describe, it, expect } from 'vitest';
-import { MockDriver } from './driver.js';
+import { it, expect } from 'vitest';
+import {
+  DESC_F_AVAIL,
+  EVENT_DISABLE,
+  MockDriver,
+  PackedDriverQueue,
+  forEachRingLayout,
+} from './driver.js';
 import { VirtioRng } from '../../../devices/virtio/rng/device.js';
 import { MMIO } from '../../../devices/virtio/constants.js';
 
-describe('virtio-rng', () => {
+forEachRingLayout('virtio-rng', () => {
   it('fills each posted buffer with random bytes and returns it with its length', () => {
     const d = new MockDriver(new VirtioRng()).init();
     const q = d.queues[0];
@@ -37,10 +43,15 @@ describe('virtio-rng', () => {
 
   it('a hostile chain (loop) puts it in NEEDS_RESET and nothing escapes', () => {
     const d = new MockDriver(new VirtioRng()).init();
-    const q = d.queues[0];
     const a = d.mem.alloc(8);
-    q.writeDesc(q.desc, 0, { addr: a, len: 8, write: true }, 1, 0);
-    q.publishHead(0);
+    const q = d.queues[0];
+    if (q instanceof PackedDriverQueue) {
+      // Every descriptor of the ring available, each chained to the next: round and round.
+      for (let i = q.size - 1; i >= 0; i--) q.writeDesc(i, a, 8, 0, DESC_F_AVAIL | 2 | 1);
+    } else {
+      d.split(0).writeDesc(q.desc, 0, { addr: a, len: 8, write: true }, 1, 0);
+      d.split(0).publishHead(0);
+    }
     expect(() => d.kick()).not.toThrow();
     expect(d.needsReset).toBe(true);
     expect(d.r(MMIO.interruptStatus) & 2).toBe(2);
@@ -53,7 +64,8 @@ describe('virtio-rng', () => {
   it('respects the driver asking for no interrupts', () => {
     const d = new MockDriver(new VirtioRng()).init({ accept: (f) => f & ~(1n << 29n) });
     const q = d.queues[0];
-    q.setNoInterrupt(true);
+    if (q instanceof PackedDriverQueue) q.setDriverEvent(EVENT_DISABLE);
+    else d.split(0).setNoInterrupt(true);
     q.add([{ addr: d.mem.alloc(8), len: 8, write: true }]);
     d.kick();
     expect(q.takeUsed()).toHaveLength(1);
