@@ -32,6 +32,8 @@ export interface VirtioSlotsOptions {
   devices: readonly VirtioDevice[];
   /** The core's ring processor, when other transports (virtio-pci) share it. */
   rings?: RingProcessor;
+  /** Devices whose transports offer packed virtqueues (VIRTIO_F_RING_PACKED). */
+  packed?: ReadonlySet<VirtioDevice>;
   log?: LogSink;
 }
 
@@ -56,6 +58,7 @@ export function mapVirtioSlots(o: VirtioSlotsOptions): VirtioMmioTransport[] {
       irq: o.plic.line(VIRT.virtio.firstIrq + slot),
       rings,
       device: o.devices[n],
+      packed: o.devices[n] !== undefined && (o.packed?.has(o.devices[n]!) ?? false),
       log: o.log,
     });
     o.bus.map(VIRT.virtio.base + slot * VIRT.virtio.size, VIRT.virtio.size, t);

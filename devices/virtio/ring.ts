@@ -130,11 +130,12 @@ export class RingProcessor {
   clear(h: number): void {
     this.x.ringClear(h);
   }
+  /** Device-side indices (unsigned: a packed ring's wrap counters use the top bits). */
   indices(h: number): number {
-    return this.x.ringIndices(h);
+    return this.x.ringIndices(h) >>> 0;
   }
   signalState(h: number): number {
-    return this.x.ringSignalState(h);
+    return this.x.ringSignalState(h) >>> 0;
   }
   /** False when the indices do not fit the ring (a packed position outside it). */
   restore(h: number, indices: number, signal: number): boolean {

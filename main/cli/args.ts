@@ -60,15 +60,16 @@ commands:
       --mem SIZE      guest RAM, e.g. 256M or 1G (default 256M)
       --smp N|cpus=N  CPUs (harts) the guest sees, 1..8 (default 1); they run in turns on the
                       VM's one thread: more CPUs for the guest, not more host cores
-      --disk PATH[,format=raw|qcow2|luks][,key-file=PATH][,ro][,snapshot=on][,cor=on][,cache=writeback|writethrough|unsafe][,sched=noop|sstf|scan|deadline][,bus=mmio|pci]
+      --disk PATH[,format=raw|qcow2|luks][,key-file=PATH][,ro][,snapshot=on][,cor=on][,cache=writeback|writethrough|unsafe][,sched=noop|sstf|scan|deadline][,bus=mmio|pci][,packed=on|off]
                       a virtio-blk disk (repeatable; the first is /dev/vda); bus=pci: on PCIe
-                      (virtio-pci) instead of virtio-mmio; snapshot=on:
+                      (virtio-pci) instead of virtio-mmio; packed=on: offer packed virtqueues;
+                      snapshot=on:
                       writes go to a temporary overlay thrown away at exit (the image is untouched);
                       cor=on: clusters read from the backing chain are copied into the overlay
                       key-file: the passphrase of an encrypted (LUKS) image; without it, asked
       --console ttyS0|hvc0  the console this terminal attaches to (default ttyS0)
       --rng           add a virtio-rng device
-      --nic e1000|virtio|virtio-pci[,net=none|user|switch:NAME][,mac=..][,capture=FILE.pcap]
+      --nic e1000|virtio|virtio-pci[,net=none|user|switch:NAME][,mac=..][,capture=FILE.pcap][,packed=on|off]
                       a network card (repeatable): e1000 on PCIe, virtio-net on virtio-mmio
                       (virtio) or on PCIe (virtio-pci, modern, INTx); net=user is NAT
                       (DHCP 10.0.2.15, host at 10.0.2.2; IPv6 fec0::/64 by SLAAC, host at
@@ -80,6 +81,8 @@ commands:
       --balloon[,free-page-reporting=on|off][,deflate-on-oom=on|off][,stats=SECONDS]
                       add a virtio-balloon (defaults: reporting on, deflate-on-oom off,
                       stats every 2 s); Ctrl-A C opens the monitor: "balloon MIB"
+      --virtio-packed every virtio device offers packed virtqueues (VIRTIO_F_RING_PACKED) instead
+                      of only split ones, unless a --disk or --nic says packed=off
       --stats         print instructions, MIPS, exits and interrupts at exit
       --no-jit        interpret every guest instruction (by default hot guest code is
                       translated to WebAssembly: CPU-bound code runs 2-8x faster, --stats
@@ -162,6 +165,7 @@ export function parseCommand(argv: string[]): Command {
           console: { type: 'string' },
           rng: { type: 'boolean', default: false },
           nic: { type: 'string', multiple: true },
+          'virtio-packed': { type: 'boolean' },
           stats: { type: 'boolean', default: false },
           jit: { type: 'boolean' },
           'no-jit': { type: 'boolean' },
@@ -189,6 +193,7 @@ export function parseCommand(argv: string[]): Command {
         ]
           .filter((k) => values[k as keyof typeof values] !== undefined)
           .concat(values.rng ? ['rng'] : [])
+          .concat(values['virtio-packed'] ? ['virtio-packed'] : [])
           .concat(icountArgs.length ? ['icount'] : [])
           .concat(balloonArgs.length ? ['balloon'] : []);
         if (shaping.length) {
@@ -238,6 +243,7 @@ export function parseCommand(argv: string[]): Command {
         ...(icount ? { icount } : {}),
         ...(rtcBase !== undefined ? { rtcBase } : {}),
         ...(values['fw-cfg'] ? { fwCfg: values['fw-cfg'].map(parseFwCfgSpec) } : {}),
+        ...(values['virtio-packed'] ? { virtioPacked: true } : {}),
       };
       return { kind: 'run', vm, stats: values.stats ?? false };
     }

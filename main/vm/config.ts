@@ -40,6 +40,11 @@ export interface DiskConfig {
    * a virtio-mmio slot (absent or 'mmio').
    */
   bus?: 'mmio' | 'pci';
+  /**
+   * Offer packed virtqueues (VIRTIO_F_RING_PACKED, QEMU's `packed=on`); absent: the VM's
+   * `virtioPacked`.
+   */
+  packed?: boolean;
 }
 
 /** cor=on needs an overlay to copy into: a qcow2 image (with a backing file) or snapshot=on. */
@@ -74,6 +79,8 @@ export interface NicConfig {
   mac?: string;
   /** Tee the NIC's frames to this pcap file from boot on. */
   capture?: string;
+  /** virtio models: offer packed virtqueues (`packed=on`); absent: the VM's `virtioPacked`. */
+  packed?: boolean;
 }
 
 export interface VmConfig {
@@ -112,6 +119,11 @@ export interface VmConfig {
   rtcBase?: string;
   /** Files handed to the guest through fw_cfg (`--fw-cfg`); absent: none of the user's. */
   fwCfg?: FwCfgConfig[];
+  /**
+   * Every virtio device offers packed virtqueues (`--virtio-packed`) unless a disk or NIC says
+   * `packed: false`; absent: split rings only, as QEMU's default.
+   */
+  virtioPacked?: boolean;
 }
 
 /**
@@ -212,7 +224,8 @@ function checkFwCfg(f: Partial<FwCfgConfig>, w: string): FwCfgConfig {
 
 /**
  * Parses a `--disk` argument:
- * PATH[,format=raw|qcow2][,ro][,cache=MODE][,sched=POLICY][,snapshot=on][,cor=on][,bus=mmio|pci].
+ * PATH[,format=raw|qcow2][,ro][,cache=MODE][,sched=POLICY][,snapshot=on][,cor=on][,bus=mmio|pci]
+ * [,packed=on|off].
  * (A path containing a comma cannot be given this way, as with QEMU's -drive without escaping.)
  */
 export function parseDiskSpec(spec: string): DiskConfig {
@@ -244,6 +257,10 @@ export function parseDiskSpec(spec: string): DiskConfig {
       if (v !== 'mmio' && v !== 'pci')
         throw new ConfigError(`--disk ${path}: bus must be mmio or pci`);
       if (v === 'pci') d.bus = 'pci';
+    } else if (k === 'packed') {
+      if (v !== 'on' && v !== 'off')
+        throw new ConfigError(`--disk ${path}: packed must be on or off`);
+      d.packed = v === 'on';
     } else if (k === 'cache') {
       if (!CACHE_MODES.includes(v as CacheMode)) {
         throw new ConfigError(`--disk ${path}: cache must be one of ${CACHE_MODES.join(', ')}`);
@@ -350,12 +367,25 @@ function checkNic(n: NicConfig, w: string): NicConfig {
   if (n.capture !== undefined && (typeof n.capture !== 'string' || !n.capture)) {
     throw new ConfigError(`${w}: "capture" must be a file name`);
   }
-  return { model: n.model, net: n.net, mac: n.mac?.toLowerCase(), capture: n.capture };
+  if (n.packed !== undefined) {
+    if (typeof n.packed !== 'boolean')
+      throw new ConfigError(`${w}: "packed" must be true or false`);
+    if (n.model === 'e1000')
+      throw new ConfigError(`${w}: packed rings are a virtio option, not e1000's`);
+  }
+  return {
+    model: n.model,
+    net: n.net,
+    mac: n.mac?.toLowerCase(),
+    capture: n.capture,
+    ...(n.packed !== undefined ? { packed: n.packed } : {}),
+  };
 }
 
 /**
  * Parses a `--nic` argument, QEMU-like: MODEL[,net=none|user|switch:NAME][,mac=MAC]
- * [,capture=FILE], and for net=user [,restrict=on][,hostfwd=RULE]... (kept in `net`).
+ * [,capture=FILE][,packed=on|off], and for net=user [,restrict=on][,hostfwd=RULE]... (kept in
+ * `net`).
  * The default network is none (a NIC with no cable), as a NIC without a back end.
  */
 export function parseNicSpec(spec: string): NicConfig {
@@ -369,10 +399,14 @@ export function parseNicSpec(spec: string): NicConfig {
     if (k === 'net') n.net = v;
     else if (k === 'mac') n.mac = v;
     else if (k === 'capture') n.capture = v;
-    else if (k === 'hostfwd' || k === 'restrict') userOpts.push(o);
+    else if (k === 'packed') {
+      if (v !== 'on' && v !== 'off')
+        throw new ConfigError(`--nic ${model}: packed must be on or off`);
+      n.packed = v === 'on';
+    } else if (k === 'hostfwd' || k === 'restrict') userOpts.push(o);
     else {
       throw new ConfigError(
-        `--nic ${model}: unknown option "${o}" (net=, mac=, capture=, hostfwd=, restrict=)`,
+        `--nic ${model}: unknown option "${o}" (net=, mac=, capture=, packed=, hostfwd=, restrict=)`,
       );
     }
   }
@@ -428,6 +462,10 @@ export function validateVmConfig(v: unknown, where = 'VM definition'): VmConfig 
     throw new ConfigError(`${where}: "jit" must be true or false`);
   }
   const icount = validateIcount(v.icount, where);
+  const virtioPacked = v.virtioPacked;
+  if (virtioPacked !== undefined && typeof virtioPacked !== 'boolean') {
+    throw new ConfigError(`${where}: "virtioPacked" must be true or false`);
+  }
   const rtcBase = validateRtcBase(v.rtcBase, where);
   const disksIn = v.disks ?? [];
   if (!Array.isArray(disksIn)) throw new ConfigError(`${where}: "disks" must be a list`);
@@ -459,6 +497,9 @@ export function validateVmConfig(v: unknown, where = 'VM definition'): VmConfig 
     const bus = d.bus ?? 'mmio';
     if (bus !== 'mmio' && bus !== 'pci')
       throw new ConfigError(`${w}: "bus" must be "mmio" or "pci"`);
+    if (d.packed !== undefined && typeof d.packed !== 'boolean') {
+      throw new ConfigError(`${w}: "packed" must be true or false`);
+    }
     const disk: DiskConfig = {
       path: d.path,
       format: fmt as DiskFormat,
@@ -469,6 +510,7 @@ export function validateVmConfig(v: unknown, where = 'VM definition'): VmConfig 
       ...(cor ? { cor: true } : {}),
       ...(typeof d.keyFile === 'string' ? { keyFile: d.keyFile } : {}),
       ...(bus === 'pci' ? { bus: 'pci' as const } : {}),
+      ...(typeof d.packed === 'boolean' ? { packed: d.packed } : {}),
     };
     checkCor(disk, w);
     return disk;
@@ -510,5 +552,6 @@ export function validateVmConfig(v: unknown, where = 'VM definition'): VmConfig 
     ...(icount ? { icount } : {}),
     ...(rtcBase !== undefined ? { rtcBase } : {}),
     ...(fwCfg ? { fwCfg } : {}),
+    ...(virtioPacked ? { virtioPacked } : {}),
   };
 }

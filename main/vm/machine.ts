@@ -84,6 +84,13 @@ export interface MachineConfig {
   disks?: BlockBackend[];
   /** Which disks (by index) sit on PCIe (virtio-pci) rather than on a virtio-mmio slot. */
   disksOnPci?: boolean[];
+  /** Which disks (by index) offer packed virtqueues; absent entries follow `virtioPacked`. */
+  disksPacked?: (boolean | undefined)[];
+  /**
+   * Virtio devices offer packed virtqueues (VIRTIO_F_RING_PACKED) unless a disk or NIC says
+   * otherwise; default: split rings only, as QEMU.
+   */
+  virtioPacked?: boolean;
   /** Add a virtio-rng (bytes from the host's CSPRNG). */
   rng?: boolean;
   /**
@@ -272,6 +279,8 @@ export class VirtMachine {
         fwCfgFiles: loadFwCfgFiles(cfg.fwCfg ?? []),
         disks,
         disksOnPci: cfg.disks.map((d) => d.bus === 'pci'),
+        disksPacked: cfg.disks.map((d) => d.packed),
+        ...(cfg.virtioPacked ? { virtioPacked: true } : {}),
         restoring,
         log,
       });
@@ -418,18 +427,23 @@ export class VirtMachine {
     const rings = new RingProcessor(core);
     const virtioDevices: VirtioDevice[] = [];
     const virtioPci: VirtioPciTransport[] = [];
+    /** The virtio-mmio devices that offer packed rings. */
+    const packed = new Set<VirtioDevice>();
+    const vmPacked = cfg.virtioPacked ?? false;
     (cfg.disks ?? []).forEach((backend, i) => {
       const blk = new VirtioBlk({
         backend,
         name: `virtio-blk${i}`,
         serial: basename(backend.name),
       });
+      const blkPacked = cfg.disksPacked?.[i] ?? vmPacked;
       if (!cfg.disksOnPci?.[i]) {
         virtioDevices.push(blk);
+        if (blkPacked) packed.add(blk);
         return;
       }
       // PCIe slots in config order, disks before NICs (as QEMU's -device order decides).
-      const t = new VirtioPciTransport({ device: blk, rings, log: cfg.log });
+      const t = new VirtioPciTransport({ device: blk, rings, packed: blkPacked, log: cfg.log });
       this.pci.plug(this.pci.freeSlot(), t.pci);
       virtioPci.push(t);
     });
@@ -457,17 +471,24 @@ export class VirtMachine {
       pci: this.pci,
       memory: core,
       rings,
+      packed: vmPacked,
       log: cfg.log,
     });
     this.nics = built.nics;
     this.e1000s = built.e1000s;
     this.virtioPci = [...virtioPci, ...built.virtioPci];
+    // The console, rng and balloon follow the VM's choice; disks and NICs may have their own.
+    if (vmPacked) {
+      for (const d of virtioDevices) if (!(d instanceof VirtioBlk)) packed.add(d);
+    }
     virtioDevices.push(...built.virtio);
+    for (const d of built.packedVirtio) packed.add(d);
     this.virtio = mapVirtioSlots({
       bus,
       plic: this.board.plic,
       core,
       devices: virtioDevices,
+      packed,
       rings,
       log: cfg.log,
     });

@@ -47,6 +47,8 @@ export interface BuiltNics {
   nics: Nic[];
   /** The virtio-nets, to be placed on virtio-mmio slots. */
   virtio: VirtioNet[];
+  /** Those of them that offer packed virtqueues. */
+  packedVirtio: Set<VirtioNet>;
   /** The virtio-pci transports, already plugged into the host bridge. */
   virtioPci: VirtioPciTransport[];
   /** The e1000s, already plugged into the host bridge. */
@@ -60,11 +62,14 @@ export function buildNics(
     memory: { ram: Uint8Array; ramBase: number };
     /** The core's ring processor, which virtio-pci queues are allocated from. */
     rings: RingProcessor;
+    /** virtio NICs offer packed virtqueues unless their config says `packed: false`. */
+    packed?: boolean;
     log?: (m: string) => void;
   },
 ): BuiltNics {
   const nics: Nic[] = [];
   const virtio: VirtioNet[] = [];
+  const packedVirtio = new Set<VirtioNet>();
   const virtioPci: VirtioPciTransport[] = [];
   const e1000Devices: E1000[] = [];
   const open = (spec: string) => openNetBackend(spec, { log: o.log });
@@ -90,7 +95,12 @@ export function buildNics(
       const name = `virtio-net${virtioNets++}`;
       const port = new NetPort(name, open(c.net), open);
       const dev = new VirtioNet(name, mac, port);
-      const t = new VirtioPciTransport({ device: dev, rings: o.rings, log: o.log });
+      const t = new VirtioPciTransport({
+        device: dev,
+        rings: o.rings,
+        packed: c.packed ?? o.packed ?? false,
+        log: o.log,
+      });
       o.pci.plug(o.pci.freeSlot(), t.pci);
       virtioPci.push(t);
       nics.push({
@@ -107,6 +117,7 @@ export function buildNics(
       const port = new NetPort(name, open(c.net), open);
       const dev = new VirtioNet(name, mac, port);
       virtio.push(dev);
+      if (c.packed ?? o.packed ?? false) packedVirtio.add(dev);
       nics.push({
         name,
         model: 'virtio',
@@ -117,7 +128,7 @@ export function buildNics(
       });
     }
   }
-  return { nics, virtio, virtioPci, e1000s: e1000Devices };
+  return { nics, virtio, packedVirtio, virtioPci, e1000s: e1000Devices };
 }
 
 /**

@@ -43,6 +43,26 @@ describe('wasmvisor command line', () => {
     expect(() => parseCommand(['run', '--console', 'ttyS1'])).toThrow(/ttyS0 or hvc0/);
   });
 
+  it('--virtio-packed offers packed rings on every virtio device; packed=on|off per disk and NIC', () => {
+    const c = parseCommand([
+      'run',
+      '--virtio-packed',
+      '--disk',
+      'a.img,packed=off',
+      '--nic',
+      'virtio-pci,net=user,packed=on',
+    ]);
+    expect(c).toMatchObject({
+      vm: {
+        virtioPacked: true,
+        disks: [{ path: 'a.img', packed: false }],
+        nics: [{ packed: true }],
+      },
+    });
+    const d = parseCommand(['run']);
+    expect(d.kind === 'run' && 'virtioPacked' in d.vm).toBe(false);
+  });
+
   it('leaves the JIT to its default unless --jit or --no-jit chooses', () => {
     expect(parseCommand(['run', '--jit'])).toMatchObject({ vm: { jit: true } });
     expect(parseCommand(['run', '--no-jit'])).toMatchObject({ vm: { jit: false } });
@@ -167,6 +187,7 @@ describe('wasmvisor command line', () => {
       ['--nic', 'e1000'],
       ['--kernel', 'Image'],
       ['--rng'],
+      ['--virtio-packed'],
       ['--balloon'],
       ['--console', 'hvc0'],
       ['--fw-cfg', 'opt/a,string=b'],

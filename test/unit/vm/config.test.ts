@@ -121,6 +121,38 @@ describe('VM definitions', () => {
     expect(c.disks.map((d) => d.bus)).toEqual(['pci', undefined]);
     expect(c.nics[0].model).toBe('virtio-pci');
   });
+
+  it('packed virtqueues: --disk/--nic packed=on|off, a VM-wide virtioPacked; never for an e1000', () => {
+    expect(parseDiskSpec('a.img,packed=on').packed).toBe(true);
+    expect(parseDiskSpec('a.img,packed=off').packed).toBe(false);
+    expect(parseDiskSpec('a.img').packed).toBeUndefined();
+    expect(() => parseDiskSpec('a.img,packed=yes')).toThrow(/packed must be on or off/);
+    expect(parseNicSpec('virtio,net=user,packed=on').packed).toBe(true);
+    expect(parseNicSpec('virtio-pci,packed=off').packed).toBe(false);
+    expect(() => parseNicSpec('e1000,packed=on')).toThrow(/virtio option, not e1000/);
+    const c = validateVmConfig({
+      name: 'a',
+      memMiB: 256,
+      virtioPacked: true,
+      disks: [{ path: 'x', packed: false }, { path: 'y' }],
+      nics: [{ model: 'virtio', net: 'none', packed: true }],
+    });
+    expect(c.virtioPacked).toBe(true);
+    expect(c.disks.map((d) => d.packed)).toEqual([false, undefined]);
+    expect(c.nics[0].packed).toBe(true);
+    // Off is the default and stays out of the file.
+    expect(
+      'virtioPacked' in validateVmConfig({ name: 'a', memMiB: 256, virtioPacked: false }),
+    ).toBe(false);
+    for (const bad of [
+      { virtioPacked: 'yes' },
+      { disks: [{ path: 'x', packed: 1 }] },
+      { nics: [{ model: 'virtio', net: 'none', packed: 'on' }] },
+      { nics: [{ model: 'e1000', net: 'none', packed: true }] },
+    ]) {
+      expect(() => validateVmConfig({ name: 'a', memMiB: 256, ...bad })).toThrow(/packed/i);
+    }
+  });
 });
 
 describe('whether a VM translates hot code (vmJit)', () => {
