@@ -10,7 +10,7 @@
  */
 import { hex, type LogSink } from '../platform/guest-log.js';
 import type { IrqLine, MmioDevice } from '../platform/mmio.js';
-import { MMIO, MMIO_MAGIC, MMIO_VENDOR_QEMU } from './constants.js';
+import { F, MMIO, MMIO_MAGIC, MMIO_VENDOR_QEMU } from './constants.js';
 import type { VirtioDevice } from './device.js';
 import type { Virtqueue, QueueState } from './queue.js';
 import type { RingProcessor } from './ring.js';
@@ -94,6 +94,11 @@ export class VirtioMmioTransport implements MmioDevice {
   }
   get deviceStatus(): number {
     return this.core.deviceStatus;
+  }
+
+  /** The driver accepted VIRTIO_F_RING_PACKED: its queues are packed rings. */
+  get packedRings(): boolean {
+    return this.core.has(F.ringPacked);
   }
 
   read(offset: number, size: 1 | 2 | 4): number {

@@ -28,6 +28,7 @@ import type { MmioDevice } from '../platform/mmio.js';
 import { PciFunction, type PciFunctionState } from '../pci/function.js';
 import {
   DEVICE_ID,
+  F,
   PCI_CAP,
   PCI_COMMON,
   PCI_DEVICE_ID_BASE,
@@ -220,6 +221,11 @@ export class VirtioPciTransport {
   }
   get deviceStatus(): number {
     return this.core.deviceStatus;
+  }
+
+  /** The driver accepted VIRTIO_F_RING_PACKED: its queues are packed rings. */
+  get packedRings(): boolean {
+    return this.core.has(F.ringPacked);
   }
 
   /** A PCI_CFG window access must name BAR0, length 1, 2 or 4, aligned, inside the BAR. */

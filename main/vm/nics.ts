@@ -26,6 +26,8 @@ export interface Nic {
   stats(): Record<string, number>;
   /** virtio-pci: the device status the driver wrote (for the device list's state). */
   virtioStatus?(): number;
+  /** virtio-pci: whether its driver took packed rings. */
+  virtioPacked?(): boolean;
   reset(): void;
 }
 
@@ -110,6 +112,7 @@ export function buildNics(
         port,
         stats: () => dev.stats,
         virtioStatus: () => t.deviceStatus,
+        virtioPacked: () => t.packedRings,
         reset: () => t.reset(),
       });
     } else {

@@ -31,6 +31,8 @@ export interface VirtioSlotView {
   readonly name: string;
   readonly device: { readonly name: string; readonly deviceId: number } | undefined;
   readonly deviceStatus: number;
+  /** The driver took packed virtqueues. */
+  readonly packedRings?: boolean;
 }
 
 /** Device type names by virtio device ID (virtio 1.2, 5). */
@@ -55,10 +57,11 @@ const DRIVER_OK = 4;
 const NEEDS_RESET = 64;
 const FAILED = 128;
 
-function virtioState(status: number): string {
+/** The driver's state; an active one on packed rings says so (split rings are the default). */
+function virtioState(status: number, packed = false): string {
   if (status & FAILED) return 'failed';
   if (status & NEEDS_RESET) return 'needs reset';
-  if (status & DRIVER_OK) return 'active';
+  if (status & DRIVER_OK) return packed ? 'active, packed rings' : 'active';
   return status ? 'probing' : 'no driver yet';
 }
 
@@ -84,7 +87,7 @@ export function virtioRows(
         diskBackend(t.device.name, disks) ??
         VIRTIO_BACKENDS[t.device.deviceId] ??
         'TypeScript model',
-      state: virtioState(t.deviceStatus),
+      state: virtioState(t.deviceStatus, t.packedRings),
     });
   });
   return rows;
@@ -111,6 +114,8 @@ export interface NicView {
   };
   /** virtio-pci NICs: the device status their driver wrote. */
   virtioStatus?(): number;
+  /** virtio-pci NICs: whether their driver took packed rings. */
+  virtioPacked?(): boolean;
 }
 
 /**
@@ -136,7 +141,12 @@ export function pciNicRows(
       size: fn.bars[0]?.size ?? 0,
       irq: PciHost.irqOf(slot, 1),
       backend: '',
-      state: status !== undefined ? virtioState(status) : mapped ? 'active' : 'no driver yet',
+      state:
+        status !== undefined
+          ? virtioState(status, nic.virtioPacked?.())
+          : mapped
+            ? 'active'
+            : 'no driver yet',
     });
   }
   return rows;
@@ -167,7 +177,7 @@ export function pciVirtioRows(
         diskBackend(t.device.name, disks) ??
         VIRTIO_BACKENDS[t.device.deviceId] ??
         'TypeScript model',
-      state: virtioState(t.deviceStatus),
+      state: virtioState(t.deviceStatus, t.packedRings),
     });
   }
   return rows;

@@ -192,6 +192,14 @@ function controlsRow(d: DeviceRow, o: DevicesViewOptions): HTMLElement | undefin
   );
 }
 
+/**
+ * The pill's class for a state: its first part as one word ("active, packed rings" and
+ * "active" are both pill-active; "needs reset" is pill-needs-reset).
+ */
+function stateClass(state: string): string {
+  return `pill-${state.split(',')[0]!.trim().replace(/\s+/g, '-')}`;
+}
+
 export function renderDevices(
   table: HTMLTableElement,
   rows: DeviceRow[],
@@ -240,7 +248,7 @@ export function renderDevices(
         h('td', {}, h('code', {}, d.address)),
         h('td', {}, d.irq === undefined ? '—' : String(d.irq)),
         h('td', { class: 'dev-backend' }, d.backend),
-        h('td', {}, h('span', { class: `pill pill-${d.state}` }, d.state)),
+        h('td', {}, h('span', { class: `pill ${stateClass(d.state)}` }, d.state)),
       ),
     );
     if (ctl) body.append(ctl);

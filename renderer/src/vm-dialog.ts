@@ -46,12 +46,33 @@ function withRemove(row: HTMLElement, label: string): HTMLElement {
   return row;
 }
 
+const PACKED_TITLE =
+  'packed=on: offer packed virtqueues (VIRTIO_F_RING_PACKED) rather than split ones only';
+
+/**
+ * The packed-rings box of a virtio disk or NIC row, showing whether the device offers them: its
+ * own choice, else the VM's.
+ */
+function packedFlag(own: boolean | undefined, vmPacked: boolean): HTMLElement {
+  return flag('packed', 'packed', PACKED_TITLE, own ?? vmPacked);
+}
+
+/** A row's packed choice as the definition keeps it: only where it differs from the VM's. */
+function packedChoice(row: HTMLElement, vmPacked: boolean): { packed?: boolean } {
+  const box = control(row, 'packed');
+  return box.disabled || box.checked === vmPacked ? {} : { packed: box.checked };
+}
+
 /**
  * One virtio-blk disk: image path and format, the key file of an encrypted image (none: the
- * passphrase is asked at start), cache mode, scheduler, read-only, snapshot=on, cor=on and
- * bus=pci (the first disk is /dev/vda).
+ * passphrase is asked at start), cache mode, scheduler, read-only, snapshot=on, cor=on,
+ * bus=pci and packed rings (the first disk is /dev/vda).
  */
-function diskRow(d: Partial<DiskConfig> = {}, newImage?: (row: HTMLElement) => void): HTMLElement {
+function diskRow(
+  d: Partial<DiskConfig> = {},
+  vmPacked = false,
+  newImage?: (row: HTMLElement) => void,
+): HTMLElement {
   const row = h(
     'div',
     { class: 'disk-row' },
@@ -81,6 +102,7 @@ function diskRow(d: Partial<DiskConfig> = {}, newImage?: (row: HTMLElement) => v
       'bus=pci: on the PCIe bus (virtio-pci) instead of virtio-mmio',
       d.bus === 'pci',
     ),
+    packedFlag(d.packed, vmPacked),
   );
   if (newImage) {
     row.append(
@@ -99,7 +121,7 @@ function diskRow(d: Partial<DiskConfig> = {}, newImage?: (row: HTMLElement) => v
   return withRemove(row, 'remove disk');
 }
 
-function readDisks(list: HTMLElement): Partial<DiskConfig>[] {
+function readDisks(list: HTMLElement, vmPacked: boolean): Partial<DiskConfig>[] {
   return Array.from(list.querySelectorAll<HTMLElement>('.disk-row'))
     .map((r) => {
       const v = (n: string) => control(r, n);
@@ -113,6 +135,7 @@ function readDisks(list: HTMLElement): Partial<DiskConfig>[] {
         ...(v('snapshot').checked ? { snapshot: true } : {}),
         ...(v('cor').checked ? { cor: true } : {}),
         ...(v('pci').checked ? { bus: 'pci' as const } : {}),
+        ...packedChoice(r, vmPacked),
       };
     })
     .filter((d) => d.path);
@@ -139,7 +162,7 @@ const NET_DETAILS: Record<string, { placeholder: string; title: string }> = {
  * One network card: model, the network its cable goes to (NAT, a named switch or none, in the
  * CLI's --nic net= syntax once joined), MAC (empty: random per boot) and a capture file.
  */
-function nicRow(n: Partial<NicConfig> = {}): HTMLElement {
+function nicRow(n: Partial<NicConfig> = {}, vmPacked = false): HTMLElement {
   const net = n.net ?? 'user';
   const kind = net.startsWith('switch:') ? 'switch' : net === 'none' ? 'none' : 'user';
   const detail =
@@ -161,6 +184,13 @@ function nicRow(n: Partial<NicConfig> = {}): HTMLElement {
   };
   netKind.addEventListener('change', fit);
   fit();
+  // Packed rings are a virtio matter: the box stays for an e1000, disabled.
+  const packed = packedFlag(n.packed, vmPacked);
+  const fitModel = () => {
+    control(packed, 'packed').disabled = model.value === 'e1000';
+  };
+  model.addEventListener('change', fitModel);
+  fitModel();
   const row = h(
     'div',
     { class: 'disk-row nic-row' },
@@ -183,11 +213,12 @@ function nicRow(n: Partial<NicConfig> = {}): HTMLElement {
       title: 'tee the card’s frames to this pcap file from boot on (empty: none)',
       spellcheck: 'false',
     }),
+    packed,
   );
   return withRemove(row, 'remove network card');
 }
 
-function readNics(list: HTMLElement): Partial<NicConfig>[] {
+function readNics(list: HTMLElement, vmPacked: boolean): Partial<NicConfig>[] {
   return Array.from(list.querySelectorAll<HTMLElement>('.nic-row')).map((r) => {
     const v = (n: string) => control(r, n);
     const detail = v('netDetail').value.trim();
@@ -205,6 +236,7 @@ function readNics(list: HTMLElement): Partial<NicConfig>[] {
       net,
       ...(v('mac').value.trim() ? { mac: v('mac').value.trim() } : {}),
       ...(v('capture').value.trim() ? { capture: v('capture').value.trim() } : {}),
+      ...packedChoice(r, vmPacked),
     };
   });
 }
@@ -356,6 +388,11 @@ export function editVmDialog(
   );
   con.value = v?.console ?? 'ttyS0';
   const rng = h('input', { name: 'rng', type: 'checkbox', checked: v?.rng ?? false });
+  const virtioPacked = h('input', {
+    name: 'virtioPacked',
+    type: 'checkbox',
+    checked: v?.virtioPacked ?? false,
+  });
   const jit = h('input', { name: 'jit', type: 'checkbox', checked: v?.jit ?? true });
   const clock = h(
     'select',
@@ -374,22 +411,35 @@ export function editVmDialog(
   const newImage = createImage
     ? (row: HTMLElement) => void newImageFor(row, name.value.trim() || 'vm', createImage)
     : undefined;
+  const vmPacked = v?.virtioPacked ?? false;
   const disks = h(
     'div',
     { class: 'disk-list' },
-    ...(v?.disks ?? []).map((d) => diskRow(d, newImage)),
+    ...(v?.disks ?? []).map((d) => diskRow(d, vmPacked, newImage)),
   );
   const addDisk = h(
     'button',
-    { type: 'button', class: 'btn', onclick: () => disks.append(diskRow({}, newImage)) },
+    {
+      type: 'button',
+      class: 'btn',
+      onclick: () => disks.append(diskRow({}, virtioPacked.checked, newImage)),
+    },
     '+ Add disk',
   );
-  const nics = h('div', { class: 'disk-list' }, ...(v?.nics ?? []).map((n) => nicRow(n)));
+  const nics = h('div', { class: 'disk-list' }, ...(v?.nics ?? []).map((n) => nicRow(n, vmPacked)));
   const addNic = h(
     'button',
-    { type: 'button', class: 'btn', onclick: () => nics.append(nicRow()) },
+    { type: 'button', class: 'btn', onclick: () => nics.append(nicRow({}, virtioPacked.checked)) },
     '+ Add network card',
   );
+  // "Every virtio device": the disks' and NICs' boxes follow; each may then be set apart.
+  virtioPacked.addEventListener('change', () => {
+    for (const box of [disks, nics].flatMap((l) =>
+      Array.from(l.querySelectorAll<HTMLInputElement>('[name=packed]')),
+    )) {
+      if (!box.disabled) box.checked = virtioPacked.checked;
+    }
+  });
   const fwCfg = h('div', { class: 'disk-list' }, ...(v?.fwCfg ?? []).map((f) => fwCfgRow(f)));
   const addFwCfg = h(
     'button',
@@ -466,6 +516,17 @@ export function editVmDialog(
       { class: 'field field-check' },
       rng,
       h('span', {}, 'virtio-rng (entropy from the host)'),
+    ),
+    h(
+      'label',
+      {
+        class: 'field field-check',
+        title:
+          'QEMU’s packed=on: the guest’s drivers may lay their queues out as packed rings ' +
+          '(one descriptor ring) instead of split ones; a disk’s or card’s own box can differ',
+      },
+      virtioPacked,
+      h('span', {}, 'Packed virtqueues on every virtio device (VIRTIO_F_RING_PACKED)'),
     ),
     h(
       'label',
@@ -550,8 +611,9 @@ export function editVmDialog(
             ? undefined
             : { shift: v?.icount?.shift ?? 4, sleep: clock.value === 'icount' },
         rtcBase: opt(rtcBase),
-        disks: readDisks(disks),
-        nics: readNics(nics),
+        disks: readDisks(disks, virtioPacked.checked),
+        nics: readNics(nics, virtioPacked.checked),
+        virtioPacked: virtioPacked.checked ? true : undefined,
         fwCfg: readFwCfg(fwCfg).length ? readFwCfg(fwCfg) : undefined,
         balloon: balloon.checked
           ? {

@@ -45,8 +45,22 @@ describe('device rows', () => {
       device: { name: 'virtio-console', deviceId: 3 },
       deviceStatus: 64 | 15,
     };
+    slots[5] = {
+      name: 'virtio-mmio5',
+      device: { name: 'virtio-net0', deviceId: 1 },
+      deviceStatus: 15,
+      packedRings: true,
+    };
     const rows = virtioRows(slots, VIRT.virtio);
     expect(rows.map((r) => [r.name, r.model, r.address, r.irq, r.backend, r.state])).toEqual([
+      [
+        'virtio-mmio5',
+        'virtio-mmio net',
+        '0x10006000',
+        6,
+        'TypeScript model',
+        'active, packed rings',
+      ],
       [
         'virtio-mmio6',
         'virtio-mmio console',
