@@ -451,8 +451,13 @@ export class VirtMachine {
       this.hvc = new VirtioConsole();
       this.hvc.onOutput = (bytes) => this.emitConsole('hvc0', bytes);
       virtioDevices.push(this.hvc);
+      if (vmPacked) packed.add(this.hvc);
     }
-    if (cfg.rng) virtioDevices.push(new VirtioRng());
+    if (cfg.rng) {
+      const rng = new VirtioRng();
+      virtioDevices.push(rng);
+      if (vmPacked) packed.add(rng);
+    }
     if (cfg.balloon?.enabled) {
       const r = hostPageReleaser();
       if (!r.releaser) cfg.log?.(`virtio-balloon0: memory not returned to host (${r.reason})`);
@@ -466,6 +471,7 @@ export class VirtMachine {
         notReturnedReason: r.reason,
       });
       virtioDevices.push(this.balloon);
+      if (vmPacked) packed.add(this.balloon);
     }
     const built = buildNics(cfg.nics ?? [], {
       pci: this.pci,
@@ -477,10 +483,6 @@ export class VirtMachine {
     this.nics = built.nics;
     this.e1000s = built.e1000s;
     this.virtioPci = [...virtioPci, ...built.virtioPci];
-    // The console, rng and balloon follow the VM's choice; disks and NICs may have their own.
-    if (vmPacked) {
-      for (const d of virtioDevices) if (!(d instanceof VirtioBlk)) packed.add(d);
-    }
     virtioDevices.push(...built.virtio);
     for (const d of built.packedVirtio) packed.add(d);
     this.virtio = mapVirtioSlots({

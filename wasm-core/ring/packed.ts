@@ -32,6 +32,7 @@ import {
   R_AVAIL,
   R_DESC,
   R_FEATURES,
+  R_INFLIGHT,
   R_LAST_AVAIL,
   R_SIGNALLED,
   R_SIGNALLED_VALID,
@@ -108,6 +109,7 @@ export function packedSetup(q: u32, r: usize, size: u32, desc: u64, driver: u64,
   store<u32>(r + R_LAST_AVAIL, WRAP);
   store<u32>(r + R_USED_IDX, WRAP);
   store<u32>(r + R_SIGNALLED, WRAP);
+  store<u32>(r + R_INFLIGHT, 0);
   memory.fill(idSlot(q, 0), 0, <usize>RING_MAX_SIZE << 1);
   return 0;
 }
@@ -186,6 +188,7 @@ export function packedPop(q: u32, r: usize, size: u32): i32 {
   const slot = idSlot(q, id);
   if (load<u16>(slot) != 0) return RING_E_BUFFER_ID; // already in flight
   store<u16>(slot, <u16>ndesc);
+  store<u32>(r + R_INFLIGHT, load<u32>(r + R_INFLIGHT) + 1);
   chainEnd(id, n);
   store<u32>(r + R_LAST_AVAIL, pw);
   return <i32>n;
@@ -230,6 +233,7 @@ function writeUsed(q: u32, r: usize, size: u32, n: u32): void {
     pw = advance(pw, ndesc, size);
   }
   store<u32>(r + R_USED_IDX, pw);
+  store<u32>(r + R_INFLIGHT, load<u32>(r + R_INFLIGHT) - n);
 }
 
 /** Position `pw` (off_wrap) as a count 0..2·size-1 from the start of an even lap. */
@@ -267,7 +271,9 @@ export function packedPublish(q: u32, r: usize, size: u32, n: u32): i32 {
  * Writes the buffer ids in flight on queue `q` (pushed but not published included) into CHAIN
  * as (id, descriptors) u32 pairs, for saveState; returns how many.
  */
-export function packedInflight(q: u32, size: u32): u32 {
+export function packedInflight(q: u32, r: usize, size: u32): u32 {
+  // The common case, asked on every frame virtio-net receives: nothing in flight.
+  if (load<u32>(r + R_INFLIGHT) == 0) return 0;
   let n: u32 = 0;
   for (let id: u32 = 0; id < size; id++) {
     const k = <u32>load<u16>(idSlot(q, id)) & ~PUSHED;
@@ -290,8 +296,10 @@ export function packedUnpublished(q: u32, r: usize): u32 {
 }
 
 /** Restores one in-flight buffer id (after setup); false when out of range. */
-export function packedSetInflight(q: u32, size: u32, id: u32, ndesc: u32): bool {
+export function packedSetInflight(q: u32, r: usize, size: u32, id: u32, ndesc: u32): bool {
   if (id >= size || ndesc == 0 || ndesc > size) return false;
-  store<u16>(idSlot(q, id), <u16>ndesc);
+  const slot = idSlot(q, id);
+  if (load<u16>(slot) == 0) store<u32>(r + R_INFLIGHT, load<u32>(r + R_INFLIGHT) + 1);
+  store<u16>(slot, <u16>ndesc);
   return true;
 }

@@ -175,7 +175,7 @@ export function ringInflight(q: u32): u32 {
   const r = rec(q);
   const size = load<u32>(r + R_SIZE);
   if (size == 0 || !isPacked(r)) return 0;
-  return packedInflight(q, size);
+  return packedInflight(q, r, size);
 }
 
 /**
@@ -196,5 +196,5 @@ export function ringSetInflight(q: u32, id: u32, ndesc: u32): bool {
   const r = rec(q);
   const size = load<u32>(r + R_SIZE);
   if (size == 0 || !isPacked(r)) return false;
-  return packedSetInflight(q, size, id, ndesc);
+  return packedSetInflight(q, r, size, id, ndesc);
 }

@@ -55,7 +55,8 @@ export const R_UNPUBLISHED: usize = 36; // u32 entries pushed since the last pub
 export const R_DESC_GPA: usize = 40; // u64 guest addresses, for saveState
 export const R_AVAIL_GPA: usize = 48;
 export const R_USED_GPA: usize = 56;
-const REC: usize = 64;
+export const R_INFLIGHT: usize = 64; // u32 packed: buffer ids in flight (popped, not published)
+const REC: usize = 80;
 const RINGS: usize = memory.data(<i32>(RING_MAX_QUEUES * <u32>REC), 16);
 
 // The chain handed to TypeScript: a 16-byte header then one 16-byte record per segment.
