@@ -4,6 +4,9 @@
  * net=user) boots once per ring layout, alternately, ROUNDS times (default 3), and in each boot
  *   - uploads BYTES to the host with `nc 10.0.2.2 PORT -e dd if=/dev/zero bs=64k` (as
  *     bench/net.ts), timed on the host from accepting the connection to its end;
+ *   - downloads as many from the host (`nc … -e dd of=/dev/null bs=64k iflag=fullblock`: the
+ *     receive queue, in 64 KiB TSO frames from the NAT), timed from accepting to the guest's FIN,
+ *     dd's report checked for every block;
  *   - reads the 64 MiB disk with `dd bs=64k` after dropping the page cache, timed on the host
  *     from typing the command to its end marker.
  * wasmvisor's columns also give the device's MMIO exits and interrupts per MB (its virtio-mmio
@@ -44,10 +47,13 @@ interface Shell {
 /** One boot's figures. */
 interface Run {
   upMBs: number;
+  downMBs: number;
   readMBs: number;
   /** wasmvisor only: per MB moved, for the NIC during the upload and the disk during the read. */
   netExitsPerMB?: number;
   netIrqsPerMB?: number;
+  rxExitsPerMB?: number;
+  rxIrqsPerMB?: number;
   blkExitsPerMB?: number;
   blkIrqsPerMB?: number;
 }
@@ -79,6 +85,43 @@ class Sink {
   }
 }
 
+/** Sends BYTES to whoever connects, then waits for the guest to close. */
+class Source {
+  readonly server: Server = createServer({ allowHalfOpen: true });
+  private static readonly chunk = Buffer.alloc(65536, 0x5a);
+  onAccept?: () => void;
+
+  async listen(): Promise<number> {
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  next(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once('connection', (c) => {
+        const t0 = performance.now();
+        this.onAccept?.();
+        let left = BLOCKS;
+        const pump = (): void => {
+          while (left > 0) {
+            left--;
+            if (!c.write(Source.chunk)) return void c.once('drain', pump);
+          }
+          c.end();
+        };
+        pump();
+        c.on('data', () => {});
+        c.on('error', reject);
+        c.on('end', () => {
+          c.destroy();
+          if (left > 0) reject(new Error(`the guest closed with ${left} blocks unsent`));
+          else resolve((performance.now() - t0) / 1000);
+        });
+      });
+    });
+  }
+}
+
 let marks = 0;
 /** Types `cmd` and waits for its end marker (the marker is split so the echo does not match). */
 async function sh(g: Shell, cmd: string, ms = 120_000): Promise<void> {
@@ -104,6 +147,22 @@ async function upload(g: Shell, sink: Sink, port: number): Promise<number> {
   return r.s;
 }
 
+async function download(g: Shell, source: Source, port: number): Promise<number> {
+  const done = source.next();
+  await sh(
+    g,
+    `nc 10.0.2.2 ${port} -e dd of=/dev/null bs=65536 iflag=fullblock 2>/tmp/dl.log`,
+    300_000,
+  );
+  const s = await done;
+  g.send('sed -n "s/ records in/ R""ECORDS/p" /tmp/dl.log');
+  const m = await g.expect(/(\d+)\+(\d+) RECORDS/, 10_000);
+  if (Number(m[1]) !== BLOCKS || m[2] !== '0') {
+    throw new Error(`the guest read ${m[1]}+${m[2]} blocks of ${BLOCKS}`);
+  }
+  return s;
+}
+
 async function diskRead(g: Shell): Promise<number> {
   await sh(g, 'sync; echo 3 > /proc/sys/vm/drop_caches');
   const t0 = performance.now();
@@ -111,7 +170,16 @@ async function diskRead(g: Shell): Promise<number> {
   return (performance.now() - t0) / 1000;
 }
 
-async function ours(packed: boolean, disk: string, sink: Sink, port: number): Promise<Run> {
+/** Where the guests send to and download from. */
+interface Host {
+  sink: Sink;
+  sinkPort: number;
+  source: Source;
+  sourcePort: number;
+}
+
+async function ours(packed: boolean, disk: string, host: Host): Promise<Run> {
+  const { sink, source } = host;
   const cfg: VmConfig = {
     ...defaultVmConfig(`rings-${packed ? 'packed' : 'split'}`),
     disks: [{ path: disk, format: 'raw', readOnly: true, cache: 'writeback', sched: 'noop' }],
@@ -137,8 +205,12 @@ async function ours(packed: boolean, disk: string, sink: Sink, port: number): Pr
     const blk = probe('virtio-blk0');
     let n0: [number, number] = [0, 0];
     sink.onAccept = () => (n0 = net());
-    const upS = await upload(g, sink, port);
+    const upS = await upload(g, sink, host.sinkPort);
     const n1 = net();
+    let r0: [number, number] = [0, 0];
+    source.onAccept = () => (r0 = net());
+    const downS = await download(g, source, host.sourcePort);
+    const r1 = net();
     const b0 = blk();
     const readS = await diskRead(g);
     const b1 = blk();
@@ -146,27 +218,25 @@ async function ours(packed: boolean, disk: string, sink: Sink, port: number): Pr
     const readMB = DISK_BYTES / 1e6;
     return {
       upMBs: upMB / upS,
+      downMBs: upMB / downS,
       readMBs: readMB / readS,
       netExitsPerMB: (n1[0] - n0[0]) / upMB,
       netIrqsPerMB: (n1[1] - n0[1]) / upMB,
+      rxExitsPerMB: (r1[0] - r0[0]) / upMB,
+      rxIrqsPerMB: (r1[1] - r0[1]) / upMB,
       blkExitsPerMB: (b1[0] - b0[0]) / readMB,
       blkIrqsPerMB: (b1[1] - b0[1]) / readMB,
     };
   } finally {
     sink.onAccept = undefined;
+    source.onAccept = undefined;
     g.vm.stop();
     await g.done;
     await g.vm.close();
   }
 }
 
-async function qemu(
-  packed: boolean,
-  kernel: string,
-  disk: string,
-  sink: Sink,
-  port: number,
-): Promise<Run> {
+async function qemu(packed: boolean, kernel: string, disk: string, host: Host): Promise<Run> {
   const p = `packed=${packed ? 'on' : 'off'}`;
   // QEMU's virtio-mmio is legacy (virtio 0.9.5) unless told otherwise, and a legacy device
   // cannot offer packed rings: both layouts run on the modern interface, as ours.
@@ -181,9 +251,14 @@ async function qemu(
     await q.expect(/~# /, 180_000);
     await checkLayout(q, packed);
     await sh(q, 'ip addr add 10.0.2.15/24 dev eth0 && ip link set eth0 up');
-    const upS = await upload(q, sink, port);
+    const upS = await upload(q, host.sink, host.sinkPort);
+    const downS = await download(q, host.source, host.sourcePort);
     const readS = await diskRead(q);
-    return { upMBs: BYTES / 1e6 / upS, readMBs: DISK_BYTES / 1e6 / readS };
+    return {
+      upMBs: BYTES / 1e6 / upS,
+      downMBs: BYTES / 1e6 / downS,
+      readMBs: DISK_BYTES / 1e6 / readS,
+    };
   } finally {
     q.kill();
   }
@@ -202,16 +277,22 @@ function fmt(v: number | undefined, digits = 1): string {
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'wasmvisor-rings-'));
   const sink = new Sink();
+  const source = new Source();
   try {
     const disk = join(dir, 'disk.img');
     const bytes = Buffer.alloc(DISK_BYTES);
     for (let i = 0; i < DISK_BYTES; i += 4096) bytes.writeUInt32LE(i, i);
     writeFileSync(disk, bytes);
-    const port = await sink.listen();
+    const host: Host = {
+      sink,
+      sinkPort: await sink.listen(),
+      source,
+      sourcePort: await source.listen(),
+    };
     const version = WITH_QEMU ? qemuVersion() : undefined;
     const kernel = version ? unpackKernel(dir) : undefined;
     console.log(
-      `split vs packed virtqueues: upload ${UPLOAD_MB} MB over virtio-net (net=user), read ` +
+      `split vs packed virtqueues: upload and download ${UPLOAD_MB} MB over virtio-net (net=user), read ` +
         `${DISK_BYTES >> 20} MiB from virtio-blk; ${ROUNDS} boots per column, alternately; ` +
         `wasmvisor with its default JIT; ${version ?? 'QEMU: not run'}`,
     );
@@ -224,12 +305,10 @@ async function main(): Promise<void> {
     for (let r = 0; r < ROUNDS; r++) {
       for (const packed of [false, true]) {
         const name = `wasmvisor ${packed ? 'packed' : 'split'}`;
-        runs[name]!.push(await ours(packed, disk, sink, port));
+        runs[name]!.push(await ours(packed, disk, host));
         process.stdout.write('.');
         if (kernel) {
-          runs[`QEMU ${packed ? 'packed' : 'split'}`]!.push(
-            await qemu(packed, kernel, disk, sink, port),
-          );
+          runs[`QEMU ${packed ? 'packed' : 'split'}`]!.push(await qemu(packed, kernel, disk, host));
           process.stdout.write('.');
         }
       }
@@ -243,6 +322,9 @@ async function main(): Promise<void> {
       ['virtio-net upload, MB/s', 'upMBs', 1],
       ['  MMIO exits per MB', 'netExitsPerMB', 1],
       ['  interrupts per MB', 'netIrqsPerMB', 2],
+      ['virtio-net download, MB/s', 'downMBs', 1],
+      ['  MMIO exits per MB', 'rxExitsPerMB', 1],
+      ['  interrupts per MB', 'rxIrqsPerMB', 2],
       ['virtio-blk read, MB/s', 'readMBs', 1],
       ['  MMIO exits per MB', 'blkExitsPerMB', 1],
       ['  interrupts per MB', 'blkIrqsPerMB', 2],
@@ -274,6 +356,7 @@ async function main(): Promise<void> {
     for (const l of lines) out(l);
   } finally {
     sink.server.close();
+    source.server.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }
