@@ -231,6 +231,9 @@ export function getCsrSepc(): u64 {
   return Csr.sepc;
 }
 
+// The dirty-page log (main/vm/dirty-log.ts is its TypeScript side).
+export { dirtyLogEnable, dirtyLogHarvested, dirtyLogBitmap } from './mmu/dirty';
+
 // The virtqueue processor, split and packed rings (devices/virtio/ring.ts is its TypeScript side).
 export * from './ring/queue';
 

@@ -19,6 +19,7 @@
  * wrote is checked: a bad descriptor is skipped and counted, a bad ring stops that ring until
  * the driver reprograms it. Nothing throws past the device.
  */
+import type { GuestMemory } from '../platform/dirty-log.js';
 import { GuestErrorLog, hex, type LogSink } from '../platform/guest-log.js';
 import type { MmioDevice } from '../platform/mmio.js';
 import { PciFunction } from '../pci/function.js';
@@ -39,10 +40,7 @@ import { Phy, PHY_ADDR } from './phy.js';
 import * as R from './regs.js';
 import { REG } from './regs.js';
 
-export interface GuestRam {
-  readonly ram: Uint8Array;
-  readonly ramBase: number;
-}
+export type GuestRam = GuestMemory;
 
 export interface E1000Options {
   name?: string;
@@ -429,12 +427,16 @@ export class E1000 implements NicFrontend {
 
   // ---- DMA helpers ---------------------------------------------------------------------------
 
-  /** A view of guest RAM at [addr, addr + len), or undefined if any of it is outside RAM. */
-  private dma(addr: number, len: number): Uint8Array | undefined {
+  /**
+   * A view of guest RAM at [addr, addr + len), or undefined if any of it is outside RAM. `write`:
+   * the device writes it (marked in the dirty-page log while one runs).
+   */
+  private dma(addr: number, len: number, write = false): Uint8Array | undefined {
     const off = addr - this.mem.ramBase;
     if (!Number.isSafeInteger(off) || off < 0 || len < 0 || off + len > this.mem.ram.length) {
       return undefined;
     }
+    if (write) this.mem.dirty?.mark(addr, len);
     return this.mem.ram.subarray(off, off + len);
   }
 
@@ -468,7 +470,7 @@ export class E1000 implements NicFrontend {
     let done = 0;
     // At most one lap per kick: the guest cannot make this loop longer than its ring.
     while (head !== tail && done < ring.count) {
-      const d = this.dma(ring.base + head * DESC, DESC)!;
+      const d = this.dma(ring.base + head * DESC, DESC, true)!; // its status is written back
       this.txDescriptor(d);
       head = (head + 1) % ring.count;
       done++;
@@ -674,11 +676,11 @@ export class E1000 implements NicFrontend {
         status = R.RXD_STA_TCPCS | (csumOk & R.RXCSUM_IPOFL ? R.RXD_STA_IPCS : 0);
       }
       for (let o = 0; o < total; o += bufSize) {
-        const d = this.dma(ring.base + head * DESC, DESC)!;
+        const d = this.dma(ring.base + head * DESC, DESC, true)!;
         const dv = new DataView(d.buffer, d.byteOffset, DESC);
         const addr = dv.getUint32(4, true) * 0x1_0000_0000 + dv.getUint32(0, true);
         const n = Math.min(bufSize, total - o);
-        const buf = this.dma(addr, n);
+        const buf = this.dma(addr, n, true);
         const last = o + n >= total;
         if (o === 0) this.placedAt(d[0] & 7);
         if (buf) {

@@ -18,14 +18,12 @@
  * writable), a length past an item's end or beyond RAM get ERROR or zeros, never an exception;
  * nothing is read or written outside RAM.
  */
+import type { GuestMemory } from './dirty-log.js';
 import type { LogSink } from './guest-log.js';
 import type { MmioDevice } from './mmio.js';
 
 /** Guest RAM as the device reaches it for DMA. */
-export interface FwCfgRam {
-  readonly ram: Uint8Array;
-  readonly ramBase: number;
-}
+export type FwCfgRam = GuestMemory;
 
 /** A named file: "opt/…" for the user's. */
 export interface FwCfgFile {
@@ -224,6 +222,7 @@ export class FwCfg implements MmioDevice {
       const buf = this.view(target, length);
       if (!buf) ok = false;
       else {
+        this.mem.dirty?.mark(target, length);
         const n = Math.min(length, left);
         if (n > 0) buf.set(item!.subarray(this.offset, this.offset + n));
         buf.fill(0, n);
@@ -234,6 +233,7 @@ export class FwCfg implements MmioDevice {
     } else if (control & DMA.SKIP) this.offset += Math.min(length, left);
     this.transfers++;
     if (!ok) this.errors++;
+    this.mem.dirty?.mark(addr, 4);
     dv.setUint32(0, ok ? 0 : DMA.ERROR);
   }
 

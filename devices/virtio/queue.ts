@@ -48,6 +48,13 @@ export class Virtqueue {
   /** The layout the ring was enabled with. */
   format: RingFormat = { eventIdx: false, indirect: false, packed: false };
 
+  /**
+   * While the dirty-page log is on: the device-writable buffers of chains taken and not yet
+   * given back, by head. They are marked when taken (a device that writes at once is covered)
+   * and again when given back (virtio-blk writes a read's data later, on completion).
+   */
+  private readonly writing = new Map<number, DescriptorChain>();
+
   /** Called when the guest broke the ring; the transport marks the device NEEDS_RESET. */
   onBroken: (why: string) => void = () => {};
 
@@ -85,6 +92,7 @@ export class Virtqueue {
 
   /** Back to the reset state (device reset). */
   reset(): void {
+    this.writing.clear();
     this.rings.clear(this.handle);
     this.ready = false;
     this.halted = false;
@@ -108,7 +116,16 @@ export class Virtqueue {
       this.onBroken(`queue ${this.index}: ${ringErrorText(r)}`);
       return null;
     }
+    if (r && r.writable > 0 && this.rings.host.dirty?.on) {
+      this.markWritable(r);
+      this.writing.set(r.head, r);
+    }
     return r;
+  }
+
+  private markWritable(c: DescriptorChain): void {
+    const dirty = this.rings.host.dirty!;
+    for (const s of c.segments) if (s.writable) dirty.mark(s.addr, s.view.length);
   }
 
   /**
@@ -125,6 +142,13 @@ export class Virtqueue {
   /** Returns chain `head` to the driver with `len` bytes written (visible at publish()). */
   push(head: number, len: number): void {
     if (!this.ready || this.halted) return;
+    if (this.writing.size > 0) {
+      const c = this.writing.get(head);
+      if (c) {
+        this.writing.delete(head);
+        if (this.rings.host.dirty?.on) this.markWritable(c);
+      }
+    }
     const r = this.rings.push(this.handle, head, len);
     if (r < 0) this.onBroken(`queue ${this.index}: ${ringErrorText(r)}`);
   }

@@ -3,6 +3,7 @@
  * typed access to its exports, the chain scratch table, and zero-copy views of the guest buffers
  * a chain names.
  */
+import type { DirtyLog } from '../platform/dirty-log.js';
 
 /** Why a ring is broken; the index is minus the core's RING_E_* code. */
 export const RING_ERRORS: readonly string[] = [
@@ -66,6 +67,8 @@ export interface RingHost {
   readonly wasmExports: WebAssembly.Exports;
   readonly ram: Uint8Array;
   readonly ramBase: number;
+  /** The dirty-page log, for the buffers devices write (virtio's DMA). */
+  readonly dirty?: DirtyLog;
 }
 
 /** One buffer of a chain: a zero-copy view of guest RAM. */

@@ -2,6 +2,7 @@
  * Typed wrapper around the AssemblyScript core (dist/wasm/core.wasm): instantiates it with the
  * MMIO and clock imports, sizes guest RAM and exposes views of RAM and the boot ROM.
  */
+import { DIRTY_PAGE, DirtyLog } from '../../devices/platform/dirty-log.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -79,6 +80,9 @@ interface CoreExports {
   hartSave(): void;
   hartRestore(): number;
   hartStateLayout(what: number): number;
+  dirtyLogEnable(on: number): void;
+  dirtyLogHarvested(): void;
+  dirtyLogBitmap(): number;
   setHartCount(n: number): number;
   getHartCount(): number;
   currentHart(): number;
@@ -160,6 +164,11 @@ export class Core {
   readonly ram: Uint8Array;
   /** Boot ROM at physical 0x1000. */
   readonly rom: Uint8Array;
+  /**
+   * The dirty-page log (live migration): off until dirtyLogStart; device models mark their DMA
+   * through it (devices/platform/dirty-log.ts).
+   */
+  readonly dirty: DirtyLog;
 
   /** The block translator, when on (the `jit` option, else WASMVISOR_JIT=1). */
   readonly jit: Jit | undefined;
@@ -193,6 +202,12 @@ export class Core {
     const buf = this.x.memory.buffer;
     this.ram = new Uint8Array(buf, this.x.ramHostOffset(), ramSize);
     this.rom = new Uint8Array(buf, this.x.romHostOffsetExport(), Number(this.x.romSize()));
+    const pages = Math.ceil(ramSize / DIRTY_PAGE);
+    this.dirty = new DirtyLog(
+      new Uint8Array(buf, this.x.dirtyLogBitmap(), Math.ceil(pages / 8)),
+      ramBase,
+      ramSize,
+    );
     if (dispatcher)
       this.jit = new Jit(this.x as unknown as JitCoreExports, dispatcher, opts.jitOptions);
   }
@@ -207,6 +222,34 @@ export class Core {
 
   reset(): void {
     this.x.reset();
+  }
+
+  /**
+   * Starts the dirty-page log with every page marked (nothing has been copied yet). Call it with
+   * no device DMA in flight (the VM paused and quiesced): a write a device started before
+   * would not be marked.
+   */
+  dirtyLogStart(): void {
+    this.x.dirtyLogEnable(1);
+    this.dirty.on = true;
+  }
+
+  /** Stops the dirty-page log. */
+  dirtyLogStop(): void {
+    this.x.dirtyLogEnable(0);
+    this.dirty.on = false;
+  }
+
+  /**
+   * The pages written since the log started or was last harvested (a copy of the bitmap), and
+   * a fresh log from here on. Call it between slices.
+   */
+  dirtyLogHarvest(): Uint8Array {
+    const b = this.dirty.bitmap;
+    const copy = b.slice();
+    b.fill(0);
+    this.x.dirtyLogHarvested();
+    return copy;
   }
   run(budget: number): ExitReason {
     const r = this.x.run(budget) as ExitReason;

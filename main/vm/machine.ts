@@ -464,6 +464,7 @@ export class VirtMachine {
       this.balloon = new VirtioBalloon({
         ram: core.ram,
         ramBase: VIRT.ram.base,
+        dirty: core.dirty,
         statsPeriodS: cfg.balloon.statsPeriodS,
         deflateOnOom: cfg.balloon.deflateOnOom,
         freePageReporting: cfg.balloon.freePageReporting,

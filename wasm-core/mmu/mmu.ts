@@ -7,6 +7,7 @@ import { Hart, PRV_M, PRV_S, PRV_U } from '../cpu/state';
 import { Csr } from '../cpu/csr';
 import { requestAttention } from '../cpu/signals';
 import { Phys, physLoad, physStore, hostAddr, pageIsPlainRam } from './physical';
+import { dirtyMarkPa } from './dirty';
 
 export const ACCESS_FETCH: u32 = 0;
 export const ACCESS_LOAD: u32 = 1;
@@ -85,6 +86,12 @@ export function tlbFlushAll(): void {
   Superpages.userHi = 0;
   Superpages.kernelLo = NO_RANGE_LO;
   Superpages.kernelHi = 0;
+}
+
+/** Empties the store TLB only (the dirty-page log: every page's next store marks it again). */
+export function tlbFlushStore(): void {
+  requestAttention();
+  memory.fill(TLB_STORE, 0xff, TLB_ENTRIES * 16);
 }
 
 /**
@@ -263,7 +270,11 @@ export function tlbFill(va: u64, access: u32): usize {
   const pagePa = pa & ~(<u64>0xfff);
   const h = hostAddr(pagePa, 4096, access == ACCESS_STORE);
   if (h == 0) return 0;
-  if (access == ACCESS_STORE && !pageIsPlainRam(pa)) return 0;
+  if (access == ACCESS_STORE) {
+    if (!pageIsPlainRam(pa)) return 0;
+    // Stores through this entry will not be seen one by one: the page is written from now on.
+    dirtyMarkPa(pa);
+  }
   const tlb = access == ACCESS_FETCH ? TLB_FETCH : access == ACCESS_LOAD ? TLB_LOAD : TLB_STORE;
   const ctx = access == ACCESS_FETCH ? Ctx.fetch : Ctx.data;
   if (Xlate.pageBits > 12) noteSuperpage(va, Xlate.pageBits);

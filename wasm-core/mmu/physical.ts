@@ -3,6 +3,7 @@
 // Wasm through the imported MMIO hook to the TypeScript bus.
 import { clintRead, clintWrite, CLINT_BASE, CLINT_SIZE } from '../cpu/clint';
 import { requestAttention } from '../cpu/signals';
+import { dirtyMarkPa } from './dirty';
 
 // Imported from the host. Accesses are ≤ 4 bytes; 8-byte accesses are split here.
 @external('env', 'mmioRead')
@@ -108,6 +109,7 @@ export function physStore(pa: u64, size: u32, v: u64): void {
     else if (size == 4) store<u32>(h, <u32>v);
     else if (size == 2) store<u16>(h, <u16>v);
     else store<u8>(h, <u8>v);
+    if (h >= RAM_HOST_OFFSET) dirtyMarkPa(pa);
     if (Phys.tohost != 0 && pa <= Phys.tohost + 7 && pa + size > Phys.tohost) {
       Phys.tohostHit = true;
       requestAttention();

@@ -44,6 +44,7 @@ import {
   chainStart,
   ramHost,
 } from './record';
+import { dirtyMarkHost } from '../mmu/dirty';
 
 const DESC_F_AVAIL: u32 = 1 << 7;
 const DESC_F_USED: u32 = 1 << 15;
@@ -142,6 +143,7 @@ export function packedPop(q: u32, r: usize, size: u32): i32 {
     } else {
       store<u16>(ev, <u16>EVENT_ENABLE, 2);
     }
+    dirtyMarkHost(ev, 4);
     return 0;
   }
   let ndesc: u32 = 0;
@@ -230,6 +232,7 @@ function writeUsed(q: u32, r: usize, size: u32, n: u32): void {
     store<u16>(d, <u16>id, 12);
     const lap = (pw & WRAP) != 0 ? DESC_F_AVAIL | DESC_F_USED : 0;
     store<u16>(d, <u16>(lap | (len != 0 ? DESC_F_WRITE : 0)), 14);
+    dirtyMarkHost(d, 16);
     pw = advance(pw, ndesc, size);
   }
   store<u32>(r + R_USED_IDX, pw);

@@ -37,6 +37,7 @@ import {
   chainStart,
   ramHost,
 } from './record';
+import { dirtyMarkHost } from '../mmu/dirty';
 
 const AVAIL_F_NO_INTERRUPT: u32 = 1;
 
@@ -77,7 +78,9 @@ export function splitPop(r: usize, size: u32): i32 {
   if (pending == 0) {
     // Event idx: "notify me when you make entry `last` available" (used->avail_event).
     if ((load<u32>(r + R_FEATURES) & RING_FEAT_EVENT_IDX) != 0) {
-      store<u16>(<usize>load<u32>(r + R_USED) + 4 + 8 * <usize>size, <u16>last);
+      const ae = <usize>load<u32>(r + R_USED) + 4 + 8 * <usize>size;
+      store<u16>(ae, <u16>last);
+      dirtyMarkHost(ae, 2);
     }
     return 0;
   }
@@ -139,6 +142,7 @@ export function splitPush(r: usize, size: u32, id: u32, len: u32): i32 {
   const e = <usize>load<u32>(r + R_USED) + 4 + (<usize>(usedIdx % size) << 3);
   store<u32>(e, id);
   store<u32>(e, len, 4);
+  dirtyMarkHost(e, 8);
   store<u32>(r + R_USED_IDX, (usedIdx + 1) & 0xffff);
   store<u32>(r + R_UNPUBLISHED, load<u32>(r + R_UNPUBLISHED) + 1);
   return 0;
@@ -152,6 +156,7 @@ export function splitPush(r: usize, size: u32, id: u32, len: u32): i32 {
 export function splitPublish(r: usize, size: u32): i32 {
   const newIdx = load<u32>(r + R_USED_IDX);
   store<u16>(<usize>load<u32>(r + R_USED) + 2, <u16>newIdx);
+  dirtyMarkHost(<usize>load<u32>(r + R_USED) + 2, 2);
   const avail = <usize>load<u32>(r + R_AVAIL);
   if ((load<u32>(r + R_FEATURES) & RING_FEAT_EVENT_IDX) == 0) {
     return (<u32>load<u16>(avail) & AVAIL_F_NO_INTERRUPT) != 0 ? 0 : 1;

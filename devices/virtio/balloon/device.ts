@@ -16,6 +16,7 @@
  * STATS_VQ), then reporting (with FREE_PAGE_REPORTING). That is what Linux's virtio-mmio and QEMU
  * do (a missing queue takes no index), so the roles are decided from the negotiated features.
  */
+import type { DirtyLog } from '../../platform/dirty-log.js';
 import { DEVICE_ID, bit } from '../constants.js';
 import type { VirtioContext, VirtioDevice } from '../device.js';
 import type { Virtqueue } from '../queue.js';
@@ -63,6 +64,8 @@ export interface VirtioBalloonOptions {
   /** Guest RAM (the core's view) and its guest-physical base. */
   ram: Uint8Array;
   ramBase: number;
+  /** The dirty-page log: a page given back to the host reads as zeros from then on. */
+  dirty?: DirtyLog;
   /** Offer STATS_VQ and ask for statistics every this many seconds (0 = no stats queue). */
   statsPeriodS?: number;
   deflateOnOom?: boolean;
@@ -166,6 +169,7 @@ export class VirtioBalloon implements VirtioDevice {
 
   private readonly ram: Uint8Array;
   private readonly ramBase: number;
+  private readonly dirty: DirtyLog | undefined;
   private readonly ramPages: number;
   /** One byte per balloon page: 1 = held by the balloon. */
   private readonly held: Uint8Array;
@@ -189,6 +193,7 @@ export class VirtioBalloon implements VirtioDevice {
     this.name = o.name ?? 'virtio-balloon0';
     this.ram = o.ram;
     this.ramBase = o.ramBase;
+    this.dirty = o.dirty;
     this.ramPages = Math.floor(o.ram.length / BALLOON_PAGE);
     this.held = new Uint8Array(this.ramPages);
     this.statsPeriodMs = Math.max(0, (o.statsPeriodS ?? 0) * 1000);
@@ -370,6 +375,7 @@ export class VirtioBalloon implements VirtioDevice {
 
   private release(offset: number, length: number): void {
     try {
+      this.dirty?.markOffset(offset, length);
       this.releaser!.release(this.ram, offset, length);
       this.metrics.bytes_released += length;
     } catch {
