@@ -1,4 +1,5 @@
 /** Command-line parsing for `wasmvisor`, kept apart from I/O so it can be tested. */
+import { parseMigrationUri } from '../vm/migration/protocol.js';
 import { parseArgs } from 'node:util';
 import {
   ConfigError,
@@ -23,6 +24,8 @@ export interface RunOptions {
   stats: boolean;
   /** Resume the VM saved in this file (its definition replaces `vm`). */
   restore?: string;
+  /** Wait on "tcp:HOST:PORT" for a VM migrating live and run it (its definition replaces `vm`). */
+  incoming?: string;
   /** With `restore`: translate hot code (true) or interpret (false), whatever the file says. */
   jit?: boolean;
 }
@@ -96,6 +99,10 @@ commands:
       --fw-cfg [name=]opt/NAME,file=PATH|string=TEXT
                       hand the guest a file through fw_cfg, as QEMU's -fw_cfg (repeatable;
                       Linux: /sys/firmware/qemu_fw_cfg/by_name/opt/NAME/raw; ",," is a comma)
+      --incoming tcp:HOST:PORT
+                      wait there for a VM the monitor's "migrate tcp:HOST:PORT" sends live from
+                      another wasmvisor, and run it (its definition comes with it, so no other VM
+                      option goes with this but --[no-]jit); HOST 127.0.0.1 by default
       --restore FILE  resume a VM saved with the monitor's "save FILE" (its definition, disks
                       and NICs come from FILE, so no other VM option goes with it but --[no-]jit)
   run-elf FILE        run a bare-metal ELF (riscv-tests tohost protocol); exit status = test result
@@ -173,10 +180,17 @@ export function parseCommand(argv: string[]): Command {
           rtc: { type: 'string' },
           'fw-cfg': { type: 'string', multiple: true },
           restore: { type: 'string' },
+          incoming: { type: 'string' },
         },
       });
       if (positionals.length) throw new UsageError(`run: unexpected argument "${positionals[0]}"`);
-      if (values.restore !== undefined) {
+      if (values.restore !== undefined || values.incoming !== undefined) {
+        const from = values.restore !== undefined ? 'restore' : 'incoming';
+        if (values.restore !== undefined && values.incoming !== undefined) {
+          throw new UsageError(
+            '--restore and --incoming both name where the VM comes from: give one',
+          );
+        }
         const shaping = [
           'kernel',
           'initrd',
@@ -198,8 +212,24 @@ export function parseCommand(argv: string[]): Command {
           .concat(balloonArgs.length ? ['balloon'] : []);
         if (shaping.length) {
           throw new UsageError(
-            `--restore takes the VM's definition from the file; --${shaping[0]} cannot go with it`,
+            from === 'restore'
+              ? `--restore takes the VM's definition from the file; --${shaping[0]} cannot go with it`
+              : `--incoming takes the VM's definition from the migration; --${shaping[0]} cannot go with it`,
           );
+        }
+        if (from === 'incoming') {
+          try {
+            parseMigrationUri(values.incoming!, true);
+          } catch (e) {
+            throw new UsageError(`--incoming: ${(e as Error).message}`);
+          }
+          return {
+            kind: 'run',
+            vm: defaultVmConfig('incoming'),
+            stats: values.stats ?? false,
+            incoming: values.incoming!,
+            ...jitChoice(values),
+          };
         }
         if (!values.restore) throw new UsageError('--restore: give the saved VM file');
         return {

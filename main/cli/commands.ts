@@ -140,6 +140,7 @@ async function cmdRun(opts: RunOptions): Promise<number> {
     ...(diskKeys ? { diskKeys } : {}),
     ...(bootImages ? { bootImages } : {}),
     ...(resumed ? { restore: resumed.restore } : {}),
+    ...(opts.incoming ? { incoming: opts.incoming } : {}),
   });
   const onOutputError = (e: NodeJS.ErrnoException): void => {
     if (outputClosed) return;
@@ -198,6 +199,9 @@ async function cmdRun(opts: RunOptions): Promise<number> {
         throw new UserError('the VM worker ended unexpectedly');
       case 'saved':
         process.stderr.write(`\r\nwasmvisor: VM saved to ${exit.path}\r\n`);
+        return 0;
+      case 'migrated':
+        process.stderr.write(`\r\nwasmvisor: the VM migrated to ${exit.to} and runs there\r\n`);
         return 0;
       default:
         return 0;

@@ -21,6 +21,7 @@ export type MonitorTarget = Pick<
   | 'stats'
   | 'setDeviceControl'
   | 'saveVm'
+  | 'migrateVm'
   | 'vmSnapshot'
   | 'listSnapshots'
   | 'diskOverlay'
@@ -56,6 +57,9 @@ export const MONITOR_HELP = [
   'loadvm NAME          go back to snapshot NAME (disks, RAM, CPU, devices)',
   'delvm NAME           delete snapshot NAME (its state file and its disk snapshots)',
   'save FILE            save the whole VM to FILE and end it (resume: wasmvisor run --restore FILE)',
+  'migrate tcp:HOST:PORT',
+  '                     move the running VM live to the wasmvisor started there with',
+  '                     run --incoming tcp:HOST:PORT (same disk paths); this one then ends',
   'quit                 end the VM and wasmvisor',
   'help                 this text',
   'Ctrl-A C switches back to the console.',
@@ -336,6 +340,15 @@ export async function runMonitorCommand(t: MonitorTarget, line: string): Promise
         const path = resolve(file);
         const outcome = await t.saveVm(path);
         return { output: `${outcome}\nresume it with: wasmvisor run --restore ${path}` };
+      }
+      case 'migrate': {
+        const uri = args[0];
+        if (!uri || args.length > 1) {
+          return {
+            output: 'usage: migrate tcp:HOST:PORT (a wasmvisor run --incoming waits there)',
+          };
+        }
+        return { output: await t.migrateVm(uri) };
       }
       case 'quit':
       case 'q':

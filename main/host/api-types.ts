@@ -18,7 +18,9 @@ export type VmExit =
   | { kind: 'fail'; code: number }
   | { kind: 'error'; message: string }
   /** Saved to a file (saveVm / the monitor's `save`), then stopped; it resumes from `path`. */
-  | { kind: 'saved'; path: string };
+  | { kind: 'saved'; path: string }
+  /** Migrated live (the monitor's `migrate`): the guest runs on in the wasmvisor at `to`. */
+  | { kind: 'migrated'; to: string };
 
 export interface VmSummary {
   config: VmConfig;

@@ -44,6 +44,8 @@ export interface VmRunnerEvents {
 const CONTROL_TIMEOUT_MS = 10_000;
 /** Saving a VM (RAM up to 2 GiB, compressed, and disks flushed) may take longer. */
 const SAVE_TIMEOUT_MS = 120_000;
+/** Pre-copy rounds of a busy guest and the waits on the other side, all bounded there. */
+const MIGRATE_TIMEOUT_MS = 600_000;
 
 /** Plugs a worker's switch port into this thread's switch (the hub of every VM's workers). */
 function joinSwitch(name: unknown, port: unknown): void {
@@ -99,6 +101,7 @@ export class VmRunner {
     diskKeys?: (Uint8Array | null)[],
     bootImages?: BootImages,
     restore?: { file: string; bytes?: Uint8Array },
+    incoming?: string,
   ): void {
     if (this.worker) throw new Error('already running');
     this.scrollbacks.clear();
@@ -129,6 +132,7 @@ export class VmRunner {
         ...(diskKeys ? { diskKeys } : {}),
         ...(bootImages ? { bootImages } : {}),
         ...(restore ? { restore } : {}),
+        ...(incoming ? { incoming } : {}),
       } satisfies ToWorker,
       // Moved, not copied, where a file's bytes own their whole buffer.
       [...images, restore?.bytes ? { data: restore.bytes } : undefined].flatMap((i) =>
@@ -248,6 +252,11 @@ export class VmRunner {
    */
   save(path: string): Promise<string> {
     return this.request('save', (id) => ({ type: 'save', id, path }), SAVE_TIMEOUT_MS);
+  }
+
+  /** Live migration to the wasmvisor waiting at `uri`; resolves to the outcome. */
+  migrate(uri: string): Promise<string> {
+    return this.request('migrate', (id) => ({ type: 'migrate', id, uri }), MIGRATE_TIMEOUT_MS);
   }
 
   /**

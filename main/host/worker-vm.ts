@@ -37,6 +37,8 @@ export interface VmControl {
   setDeviceControl(device: string, control: string, value: string): Promise<string>;
   /** Saves the VM to a file and stops it (it resumes with `run --restore FILE`). */
   saveVm(path: string): Promise<string>;
+  /** Migrates the VM live to `run --incoming URI` elsewhere; this one then stops. */
+  migrateVm(uri: string): Promise<string>;
   /** Takes, reverts to or deletes a VM snapshot (savevm, loadvm, delvm); resolves to the outcome. */
   vmSnapshot(action: VmSnapshotAction, name: string): Promise<string>;
   /** The VM's snapshots, oldest first (`info snapshots`). */
@@ -59,6 +61,8 @@ export interface WorkerVmOptions {
   bootImages?: BootImages;
   /** Resume from this saved-VM file (the config is the file's), its bytes if already read. */
   restore?: { file: string; bytes?: Uint8Array };
+  /** Wait on "tcp:HOST:PORT" for a VM migrating live, and run it (the config is its). */
+  incoming?: string;
 }
 
 export interface WorkerVmEnd {
@@ -74,6 +78,7 @@ export class WorkerVm implements VmControl {
   private readonly diskKeys: (Uint8Array | null)[] | undefined;
   private readonly bootImages: BootImages | undefined;
   private readonly restore: WorkerVmOptions['restore'];
+  private readonly incoming: string | undefined;
   private readonly switched: { from: string; to: string }[] = [];
 
   constructor(
@@ -83,6 +88,7 @@ export class WorkerVm implements VmControl {
     this.diskKeys = o.diskKeys;
     this.bootImages = o.bootImages;
     this.restore = o.restore;
+    this.incoming = o.incoming;
     this.runner = new VmRunner(o.workerPath ?? vmWorkerPath(), {
       state: (state, lastExit) => {
         if (state !== 'stopped') return;
@@ -114,7 +120,14 @@ export class WorkerVm implements VmControl {
   /** Starts the worker; resolves when the VM has ended, with why. */
   run(): Promise<WorkerVmEnd> {
     const done = new Promise<WorkerVmEnd>((r) => (this.ended = r));
-    this.runner.start(this.cfg, undefined, this.diskKeys, this.bootImages, this.restore);
+    this.runner.start(
+      this.cfg,
+      undefined,
+      this.diskKeys,
+      this.bootImages,
+      this.restore,
+      this.incoming,
+    );
     return done;
   }
 
@@ -147,6 +160,9 @@ export class WorkerVm implements VmControl {
   }
   saveVm(path: string): Promise<string> {
     return this.runner.save(path);
+  }
+  migrateVm(uri: string): Promise<string> {
+    return this.runner.migrate(uri);
   }
   vmSnapshot(action: VmSnapshotAction, name: string): Promise<string> {
     return this.runner.vmSnapshot(action, name);

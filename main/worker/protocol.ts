@@ -29,10 +29,12 @@ export type ToWorker =
    * `restore`: resume from a saved-VM file instead of booting (its definition replaces
    * `config`, whose name must match); `bytes`, when the host already read the file.
    */
+  /** `incoming`: wait on "tcp:HOST:PORT" for a VM migrating live, and run it (its definition). */
   | {
       type: 'start';
       config: VmConfig;
       restore?: { file: string; bytes?: Uint8Array };
+      incoming?: string;
       dataDir?: string;
       diskKeys?: (Uint8Array | null)[];
       bootImages?: BootImages;
@@ -60,6 +62,12 @@ export type ToWorker =
    * exit is { kind: 'saved' }. Answered by 'control-result' with the same id.
    */
   | { type: 'save'; id: number; path: string }
+  /**
+   * Migrates the VM live to the wasmvisor waiting at `uri` ("tcp:HOST:PORT"); once it runs
+   * there, this one stops ({ kind: 'migrated' }). Answered by 'control-result' with the same id
+   * (the VM runs on here when it failed).
+   */
+  | { type: 'migrate'; id: number; uri: string }
   /**
    * A VM snapshot in the VM's snapshot directory (vm-snapshots.ts): take it (the VM pauses,
    * then runs on), revert to it (the machine is rebuilt from it in this worker) or delete it.

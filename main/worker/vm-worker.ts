@@ -50,7 +50,10 @@ import {
   withImageFile,
 } from '../vm/vmstate/vm-snapshots.js';
 import { resolve } from 'node:path';
-import { openSavedVm } from '../vm/vmstate/resume.js';
+import { openMigratedVm, openSavedVm } from '../vm/vmstate/resume.js';
+import { migrateVm, MigrationFailedAfterRelease } from '../vm/migration/source.js';
+import { receiveMigration, type IncomingMigration } from '../vm/migration/destination.js';
+import { MigrationError } from '../vm/migration/protocol.js';
 import { StateFileError } from '../vm/vmstate/file-format.js';
 
 startupMark('worker loaded');
@@ -107,6 +110,15 @@ let earlyInputBytes = 0;
 const EARLY_INPUT_MAX = 64 * 1024;
 /** Where the VM was saved: it then ends with { kind: 'saved' }. */
 let savedTo: string | undefined;
+/**
+ * A live migration past the point where this side let go of the VM (migrateTo's release): how
+ * it ended, which the run loop waits for once the machine stopped: the VM runs elsewhere, or
+ * it resumes here from the state the failed migration left.
+ */
+let migration:
+  Promise<{ kind: 'migrated'; to: string } | { kind: 'fallback'; saved: SavedVm }> | undefined;
+/** Settles once the current machine's run loop ended and its disks are closed. */
+let machineClosed: Promise<void> = Promise.resolve();
 /**
  * A revert to a VM snapshot, checked and under way: the run loop, once the machine stopped,
  * rebuilds it from `saved` and answers request `id`.
@@ -192,14 +204,32 @@ async function runVm(
   diskKeys?: (Uint8Array | null)[],
   preloaded?: BootImages,
   restore?: { file: string; bytes?: Uint8Array },
+  incoming?: string,
 ): Promise<void> {
   const log = (message: string): void => post({ type: 'log', message });
   let cfg = cfgIn;
+  /** A VM that came by live migration, told once it runs here (or could not start). */
+  let arriving: IncomingMigration | undefined;
+  if (incoming) {
+    try {
+      log(`waiting for a migrating VM on ${incoming}`);
+      arriving = await receiveMigration(incoming, { log });
+    } catch (e) {
+      const message = e instanceof MigrationError ? e.message : String(e);
+      post({ type: 'exit', exit: { kind: 'error', message } });
+      port.close();
+      return;
+    }
+  }
   let statsTimer: ReturnType<typeof setInterval> | undefined;
   // snapshot=on overlays outlive resets and reboots, as QEMU's do; thrown away when the VM ends.
   const overlays = new SnapshotOverlays();
   let bootImages = preloaded;
-  let resumeFrom: { file: string; bytes?: Uint8Array; saved?: SavedVm } | undefined = restore;
+  /** `migrated`: the state of a live migration (its disks are not checked against records). */
+  let resumeFrom:
+    { file: string; bytes?: Uint8Array; saved?: SavedVm; migrated?: boolean } | undefined = arriving
+    ? { file: arriving.saved.file, saved: arriving.saved, migrated: true }
+    : restore;
   /** A revert in progress: answered once the machine runs from the snapshot (or failed to). */
   let reverting: { id: number; name: string; done: () => void } | undefined;
   try {
@@ -216,13 +246,20 @@ async function runVm(
         };
         if (resumeFrom) {
           // The saved definition is the VM's from now on (resets boot it from its files).
-          const saved = await savedVmFor(cfg, resumeFrom);
+          const from = resumeFrom;
+          const saved = from.migrated ? from.saved! : await savedVmFor(cfg, from);
           resumeFrom = undefined;
           // The JIT (how, not what, the guest runs) may be chosen by the host on a resume.
           if (cfgIn.jit !== undefined) saved.info.config = { ...saved.info.config, jit: cfgIn.jit };
           cfg = config = saved.info.config;
-          vm = await openSavedVm(saved, log, hooks);
-          log(`resumed from ${saved.file} (saved ${saved.info.savedAt})`);
+          vm = from.migrated
+            ? await openMigratedVm(saved, log, hooks)
+            : await openSavedVm(saved, log, hooks);
+          if (arriving) {
+            await arriving.running();
+            log(`${cfg.name} migrated here from ${arriving.peer}; it runs on`);
+            arriving = undefined;
+          } else log(`resumed from ${saved.file} (saved ${saved.info.savedAt})`);
         } else {
           vm = await VirtMachine.open(cfg, log, hooks);
         }
@@ -230,6 +267,8 @@ async function runVm(
       } catch (e) {
         const message =
           e instanceof MachineConfigError || e instanceof StateFileError ? e.message : String(e);
+        // The source resumes the VM itself when told it could not start here.
+        await arriving?.failed(message);
         if (reverting) {
           post({ type: 'control-result', id: reverting.id, ok: false, message });
           reverting.done();
@@ -296,15 +335,29 @@ async function runVm(
         reverting = undefined;
       }
       startupMark('first slice');
+      let closed!: () => void;
+      machineClosed = new Promise<void>((r) => (closed = r));
       const exit = await vm.run().finally(async () => {
         await diskWork;
         await vm.close();
+        closed();
       });
       flushConsole();
       sample();
       if (savedTo) {
         post({ type: 'exit', exit: { kind: 'saved', path: savedTo }, stats: vm.stats() });
         return;
+      }
+      if (migration) {
+        const outcome = await migration;
+        migration = undefined;
+        if (outcome.kind === 'migrated') {
+          post({ type: 'exit', exit: { kind: 'migrated', to: outcome.to }, stats: vm.stats() });
+          return;
+        }
+        // The destination could not take it: the same worker runs it on from its state.
+        resumeFrom = { file: outcome.saved.file, saved: outcome.saved, migrated: true };
+        continue;
       }
       if (revertTo) {
         // The same worker builds the machine again from the snapshot: the host, the console
@@ -348,7 +401,7 @@ port.on('message', (m: ToWorker) => {
       started = true;
       config = m.config;
       dataDir = m.dataDir;
-      void runVm(m.config, m.diskKeys, m.bootImages, m.restore);
+      void runVm(m.config, m.diskKeys, m.bootImages, m.restore, m.incoming);
       return;
     case 'input':
       if (machine) machine.consoleInput(m.data, m.stream);
@@ -396,6 +449,9 @@ port.on('message', (m: ToWorker) => {
       return;
     case 'save':
       snapshotBusy = snapshotBusy.then(() => saveTo(m.id, m.path));
+      return;
+    case 'migrate':
+      snapshotBusy = snapshotBusy.then(() => migrateTo(m.id, m.uri));
       return;
     case 'vm-snapshot':
       snapshotBusy = snapshotBusy.then(() => vmSnapshot(m.id, m.action, m.name));
@@ -458,6 +514,53 @@ async function saveTo(id: number, path: string): Promise<void> {
     const message =
       e instanceof StateFileError ? e.message : `cannot save: ${(e as Error).message}`;
     post({ type: 'control-result', id, ok: false, message });
+  }
+}
+
+/**
+ * Migrates the VM live to `uri` (migration/source.ts). The guest runs on here while its RAM
+ * goes over; once the destination has its whole state, this machine stops and closes its disks
+ * (release) and the run loop waits for the outcome: { kind: 'migrated' }, or, if the
+ * destination then failed, the VM resumes here from its state. Answers request `id`.
+ */
+async function migrateTo(id: number, uri: string): Promise<void> {
+  const vm = machine;
+  const answer = (ok: boolean, message: string): void =>
+    post({ type: 'control-result', id, ok, message });
+  if (!vm || !config || savedTo || migration) {
+    answer(false, 'the VM is not running');
+    return;
+  }
+  let settle!: (o: { kind: 'migrated'; to: string } | { kind: 'fallback'; saved: SavedVm }) => void;
+  try {
+    const report = await migrateVm(vm, config, uri, {
+      log: (message) => post({ type: 'log', message }),
+      release: async () => {
+        migration = new Promise((r) => (settle = r));
+        flushConsole();
+        vm.stop();
+        await machineClosed;
+      },
+    });
+    settle({ kind: 'migrated', to: uri });
+    answer(
+      true,
+      `migrated to ${uri} in ${(report.totalMs / 1000).toFixed(1)} s: ` +
+        `${report.rounds.length} rounds (${report.rounds.join(', ')} pages), ` +
+        `${(report.bytesSent / 2 ** 20).toFixed(1)} MiB sent, the guest paused ` +
+        `${report.downtimeMs.toFixed(0)} ms; it runs there now`,
+    );
+  } catch (e) {
+    if (e instanceof MigrationFailedAfterRelease) {
+      settle({ kind: 'fallback', saved: e.fallback });
+      answer(false, `migration failed: ${e.message}; the VM runs on here`);
+      return;
+    }
+    const message = (e as Error).message;
+    answer(
+      false,
+      `${/^(cannot migrate|migration)/.test(message) ? '' : 'migration failed: '}${message}; the VM runs on here`,
+    );
   }
 }
 

@@ -105,6 +105,8 @@ function exitText(v: VmSummary): string {
       return e.message;
     case 'saved':
       return `saved to ${e.path}`;
+    case 'migrated':
+      return `migrated to ${e.to}`;
   }
 }
 

@@ -72,8 +72,11 @@ const versionOf = (s: unknown): number => {
   return typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : 1;
 };
 
-/** The machine's sections: cpu, rom, ram, then "dev:NAME" for each device. Synchronous. */
-export function captureMachine(vm: VirtMachine): Section[] {
+/**
+ * The machine's sections: cpu, rom, ram, then "dev:NAME" for each device. Synchronous.
+ * `withRam: false` leaves RAM out (a live migration sends it page by page).
+ */
+export function captureMachine(vm: VirtMachine, withRam = true): Section[] {
   const harts = vm.core.saveHarts();
   const sections: Section[] = [
     ...harts.harts.map((data, h) => ({ name: h === 0 ? 'cpu' : `cpu${h}`, version: 1, data })),
@@ -87,7 +90,7 @@ export function captureMachine(vm: VirtMachine): Section[] {
         ]
       : []),
     { name: 'rom', version: 1, data: vm.core.rom.slice() },
-    { name: 'ram', version: RAM_IMAGE_VERSION, data: encodeRam(vm.core.ram) },
+    ...(withRam ? [{ name: 'ram', version: RAM_IMAGE_VERSION, data: encodeRam(vm.core.ram) }] : []),
   ];
   for (const p of machineParts(vm)) {
     const state = p.save();
@@ -99,9 +102,15 @@ export function captureMachine(vm: VirtMachine): Section[] {
 /**
  * Puts saved sections into `vm` (built from the same config, not yet run). Throws
  * StateFileError naming `file` and the section at fault; the machine is then half restored and
- * must be closed, never run.
+ * must be closed, never run. `ram`: the guest's RAM as it came apart from the sections (a live
+ * migration), instead of a "ram" section.
  */
-export function applyMachine(vm: VirtMachine, sections: readonly Section[], file: string): void {
+export function applyMachine(
+  vm: VirtMachine,
+  sections: readonly Section[],
+  file: string,
+  ram?: Uint8Array,
+): void {
   const byName = new Map(sections.map((s) => [s.name, s]));
   const need = (name: string): Section => {
     const s = byName.get(name);
@@ -122,12 +131,21 @@ export function applyMachine(vm: VirtMachine, sections: readonly Section[], file
         (extra.length ? `; not in this VM: ${list(extra)}` : ''),
     );
   }
-  const ram = need('ram');
-  if (ram.version !== RAM_IMAGE_VERSION) {
-    throw new StateFileError(`${file}: RAM section version ${ram.version} is not supported`);
+  if (ram) {
+    if (ram.length !== vm.core.ram.length) {
+      throw new StateFileError(
+        `${file}: ${ram.length} bytes of RAM for a VM of ${vm.core.ram.length}`,
+      );
+    }
+    vm.core.ram.set(ram);
+  } else {
+    const section = need('ram');
+    if (section.version !== RAM_IMAGE_VERSION) {
+      throw new StateFileError(`${file}: RAM section version ${section.version} is not supported`);
+    }
+    const ramErr = decodeRam(section.data, vm.core.ram);
+    if (ramErr) throw new StateFileError(`${file}: RAM: ${ramErr}`);
   }
-  const ramErr = decodeRam(ram.data, vm.core.ram);
-  if (ramErr) throw new StateFileError(`${file}: RAM: ${ramErr}`);
   const rom = need('rom');
   if (rom.data.length !== vm.core.rom.length) {
     throw new StateFileError(

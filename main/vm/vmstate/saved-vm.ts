@@ -103,6 +103,8 @@ export interface SavedVm {
   file: string;
   info: SavedVmInfo;
   sections: Section[];
+  /** The guest's RAM apart from the sections (a live migration's), instead of a "ram" section. */
+  ram?: Uint8Array;
 }
 
 /**
@@ -405,5 +407,5 @@ export function applySavedVm(vm: VirtMachine, saved: SavedVm): void {
       );
     }
   });
-  applyMachine(vm, saved.sections, saved.file);
+  applyMachine(vm, saved.sections, saved.file, saved.ram);
 }

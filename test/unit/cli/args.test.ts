@@ -43,6 +43,23 @@ describe('wasmvisor command line', () => {
     expect(() => parseCommand(['run', '--console', 'ttyS1'])).toThrow(/ttyS0 or hvc0/);
   });
 
+  it('--incoming tcp:HOST:PORT waits for a migrating VM; nothing that shapes a VM goes with it', () => {
+    expect(parseCommand(['run', '--incoming', 'tcp::4444', '--no-jit'])).toMatchObject({
+      kind: 'run',
+      incoming: 'tcp::4444',
+      jit: false,
+    });
+    expect(() => parseCommand(['run', '--incoming', 'tcp:x'])).toThrow(
+      /--incoming: "tcp:x" is not tcp:HOST:PORT/,
+    );
+    expect(() => parseCommand(['run', '--incoming', 'tcp::4444', '--mem', '1G'])).toThrow(
+      /--incoming takes the VM's definition from the migration; --mem cannot go with it/,
+    );
+    expect(() => parseCommand(['run', '--incoming', 'tcp::4444', '--restore', 'f'])).toThrow(
+      /give one/,
+    );
+  });
+
   it('--virtio-packed offers packed rings on every virtio device; packed=on|off per disk and NIC', () => {
     const c = parseCommand([
       'run',

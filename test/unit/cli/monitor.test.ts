@@ -113,6 +113,10 @@ function fake(withBalloon = true) {
       if (path.endsWith('readonly/x.vm')) throw new Error(`cannot write ${path}: EACCES`);
       return `saved to ${path} (3.0 MiB); the VM stopped`;
     },
+    migrateVm: async (uri) => {
+      calls.push(`migrate ${uri}`);
+      return `migrated to ${uri}`;
+    },
     vmSnapshot: async (action, name) => {
       calls.push(`${action} ${name}`);
       if (name === 'nope') throw new Error('no snapshot named "nope"');
@@ -238,6 +242,16 @@ describe('monitor commands', () => {
     expect((await runMonitorCommand(t, 'save /readonly/x.vm')).output).toBe(
       'cannot write /readonly/x.vm: EACCES',
     );
+  });
+
+  it('migrate tcp:HOST:PORT hands the VM to the migration and prints its outcome', async () => {
+    const { t, calls } = fake();
+    expect((await runMonitorCommand(t, 'migrate tcp:127.0.0.1:4444')).output).toBe(
+      'migrated to tcp:127.0.0.1:4444',
+    );
+    expect(calls).toEqual(['migrate tcp:127.0.0.1:4444']);
+    expect((await runMonitorCommand(t, 'migrate')).output).toMatch(/usage: migrate tcp:HOST:PORT/);
+    expect((await runMonitorCommand(t, 'migrate a b')).output).toMatch(/usage/);
   });
 
   it('balloon MIB sets the balloon device control the UI uses', async () => {
