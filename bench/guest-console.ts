@@ -48,6 +48,11 @@ export class GuestConsole {
     this.p.stdin.write(bytes);
   }
 
+  /** The last `n` characters it printed. */
+  tail(n = 3000): string {
+    return this.out.slice(-n);
+  }
+
   kill(): void {
     this.p.kill('SIGKILL');
   }
