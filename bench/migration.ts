@@ -24,8 +24,8 @@ import { QEMU, qemuVersion, qemuVirtArgs, unpackKernel } from './qemu-virt.js';
 const RUNS = Math.max(1, Number(process.argv[2] ?? 3) || 3);
 const cli = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'wasmvisor.mjs');
 const BUSY =
-  'mkdir -p /tmp; mount -t tmpfs tmpfs /tmp; yes 00000001 | head -c 1048569 > /tmp/a1; ' +
-  'yes 00000002 | head -c 1048569 > /tmp/b1; for f in a b; do cat /tmp/${f}1 /tmp/${f}1 ' +
+  'mkdir -p /tmp; mount -t tmpfs tmpfs /tmp; yes 00000001 | head -c 1048572 > /tmp/a1; ' +
+  'yes 00000002 | head -c 1048572 > /tmp/b1; for f in a b; do cat /tmp/${f}1 /tmp/${f}1 ' +
   '/tmp/${f}1 /tmp/${f}1 /tmp/${f}1 /tmp/${f}1 /tmp/${f}1 /tmp/${f}1 > /tmp/$f; done; ' +
   '(while :; do cat /tmp/a > /tmp/churn; cat /tmp/b > /tmp/churn; done) & echo B""USY';
 

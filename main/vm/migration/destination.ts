@@ -17,6 +17,7 @@ import {
   MIGRATION_VERSION,
   MigrationError,
   MSG,
+  PAGE_BYTES,
   parseJson,
   parseMigrationUri,
 } from './protocol.js';
@@ -101,11 +102,12 @@ export async function receiveMigration(
       );
     }
     const ram = new Uint8Array(ramBytes);
+    const present = new Uint8Array(Math.ceil(ramBytes / PAGE_BYTES / 8));
     let pages = 0;
     let state: Uint8Array | undefined;
     while (!state) {
       const m = await next(r.next(), 'the migration stalled');
-      if (m.type === MSG.pages) pages += applyPages(m.data, ram);
+      if (m.type === MSG.pages) pages += applyPages(m.data, ram, present);
       else if (m.type === MSG.final) state = m.data;
       else if (m.type === MSG.error) {
         throw new MigrationError(
@@ -124,6 +126,7 @@ export async function receiveMigration(
       throw new MigrationError('the final state carries RAM: not a migration stream');
     }
     saved.ram = ram;
+    saved.ramPresent = present;
     await w.send(MSG.ready);
     await next(r.expect(MSG.released), 'the source did not release the disks');
     o.log?.(`received ${saved.info.config.name} from ${peer}: ${pages} pages`);

@@ -183,8 +183,12 @@ export function encodePages(ram: Uint8Array, pages: readonly number[]): Uint8Arr
   return out;
 }
 
-/** Applies a PAGES payload to `ram`; returns how many pages it held. */
-export function applyPages(data: Uint8Array, ram: Uint8Array): number {
+/**
+ * Applies a PAGES payload to `ram`; returns how many pages it held. `present` (a bitmap, a bit
+ * per page) says which pages hold data: set for a page that came with its bytes, cleared for
+ * one that came as zeros.
+ */
+export function applyPages(data: Uint8Array, ram: Uint8Array, present?: Uint8Array): number {
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const count = ram.length / PAGE_BYTES;
   let o = 0;
@@ -196,6 +200,10 @@ export function applyPages(data: Uint8Array, ram: Uint8Array): number {
     const p = e & ~ZERO_FLAG;
     if (p >= count) throw new MigrationError(`page ${p} is past the end of RAM (${count} pages)`);
     const at = p * PAGE_BYTES;
+    if (present) {
+      if (e & ZERO_FLAG) present[p >> 3]! &= ~(1 << (p & 7));
+      else present[p >> 3]! |= 1 << (p & 7);
+    }
     if (e & ZERO_FLAG) ram.fill(0, at, at + PAGE_BYTES);
     else {
       if (o + PAGE_BYTES > data.length)

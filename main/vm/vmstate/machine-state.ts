@@ -110,6 +110,7 @@ export function applyMachine(
   sections: readonly Section[],
   file: string,
   ram?: Uint8Array,
+  ramPresent?: Uint8Array,
 ): void {
   const byName = new Map(sections.map((s) => [s.name, s]));
   const need = (name: string): Section => {
@@ -137,7 +138,18 @@ export function applyMachine(
         `${file}: ${ram.length} bytes of RAM for a VM of ${vm.core.ram.length}`,
       );
     }
-    vm.core.ram.set(ram);
+    if (ramPresent) {
+      // Only the pages with data: the rest of a machine built to be restored is zeros already.
+      for (let i = 0; i < ramPresent.length; i++) {
+        const bits = ramPresent[i]!;
+        if (bits === 0) continue;
+        for (let k = 0; k < 8; k++) {
+          if (!(bits & (1 << k))) continue;
+          const at = (i * 8 + k) * 4096;
+          vm.core.ram.set(ram.subarray(at, at + 4096), at);
+        }
+      }
+    } else vm.core.ram.set(ram);
   } else {
     const section = need('ram');
     if (section.version !== RAM_IMAGE_VERSION) {

@@ -105,6 +105,12 @@ export interface SavedVm {
   sections: Section[];
   /** The guest's RAM apart from the sections (a live migration's), instead of a "ram" section. */
   ram?: Uint8Array;
+  /**
+   * With `ram`: which of its 4 KiB pages hold data (a bit per page); the others are zeros, which
+   * a freshly built machine's RAM already is, so they are not copied (copying all of RAM into
+   * fresh memory was most of a migration's pause).
+   */
+  ramPresent?: Uint8Array;
 }
 
 /**
@@ -407,5 +413,5 @@ export function applySavedVm(vm: VirtMachine, saved: SavedVm): void {
       );
     }
   });
-  applyMachine(vm, saved.sections, saved.file, saved.ram);
+  applyMachine(vm, saved.sections, saved.file, saved.ram, saved.ramPresent);
 }

@@ -33,7 +33,9 @@ describe('the migration stream', () => {
     const data = encodePages(ram, [0, 2, 5, 7]);
     expect(data.length).toBe(4 * 4 + 2 * PAGE_BYTES); // two zero pages, two with data
     const out = new Uint8Array(ram.length).fill(0xee);
-    expect(applyPages(data, out)).toBe(4);
+    const present = Uint8Array.of(0b1000_0001); // pages 0 and 7 held data before
+    expect(applyPages(data, out, present)).toBe(4);
+    expect(present[0]).toBe(0b0010_0100); // now 2 and 5 do; 0 and 7 came as zeros
     for (const p of [0, 2, 5, 7]) {
       expect(out.subarray(p * PAGE_BYTES, (p + 1) * PAGE_BYTES)).toEqual(
         ram.subarray(p * PAGE_BYTES, (p + 1) * PAGE_BYTES),
