@@ -20,14 +20,12 @@ import type { VmConfig } from '../config.js';
 import { encodeJson, encodeStateFile, StateFileError } from '../vmstate/file-format.js';
 import { captureMachine } from '../vmstate/machine-state.js';
 import {
-  diskRecord,
   liveConfig,
   quiesceOrRefuse,
+  savedVmInfo,
   unsaveableReason,
   VM_SECTION_VERSION,
-  type DiskRecord,
   type SavedVm,
-  type SavedVmInfo,
 } from '../vmstate/saved-vm.js';
 import {
   dirtyPages,
@@ -194,15 +192,7 @@ export async function migrateVm(
     const machine = captureMachine(vm, false);
     vm.core.dirtyLogStop();
     logging = false;
-    const disks: DiskRecord[] = [];
-    for (const i of config.disks.keys()) disks.push(await diskRecord(vm, config, i));
-    const info: SavedVmInfo = {
-      version: 1,
-      config,
-      disks,
-      savedAt: new Date().toISOString(),
-      guestMs: Number(vm.core.time / 10_000n),
-    };
+    const info = await savedVmInfo(vm, config);
     for (const p of payloads) {
       await w.send(MSG.pages, p);
       report.bytesSent += p.length;

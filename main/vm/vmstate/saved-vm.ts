@@ -194,21 +194,29 @@ export async function saveVm(vm: VirtMachine, cfg: VmConfig, path: string): Prom
   const config = liveConfig(vm, cfg);
   // Captured synchronously, before anything else can run on this thread.
   const machine = captureMachine(vm);
-  const disks: DiskRecord[] = [];
-  for (const i of config.disks.keys()) disks.push(await diskRecord(vm, config, i));
-  const info: SavedVmInfo = {
-    version: 1,
-    config,
-    disks,
-    savedAt: new Date().toISOString(),
-    guestMs: Number(vm.core.time / 10_000n),
-  };
+  const info = await savedVmInfo(vm, config);
   const bytes = encodeStateFile([
     { name: 'vm', version: VM_SECTION_VERSION, data: encodeJson(info) },
     ...machine,
   ]);
   await writeStateFile(path, bytes);
   return bytes.length;
+}
+
+/**
+ * The "vm" section of a paused, quiesced VM: its live definition `config`, a record of each
+ * disk as it is now, the time, the guest's uptime.
+ */
+export async function savedVmInfo(vm: VirtMachine, config: VmConfig): Promise<SavedVmInfo> {
+  const disks: DiskRecord[] = [];
+  for (const i of config.disks.keys()) disks.push(await diskRecord(vm, config, i));
+  return {
+    version: 1,
+    config,
+    disks,
+    savedAt: new Date().toISOString(),
+    guestMs: Number(vm.core.time / 10_000n),
+  };
 }
 
 /** What the file records of the config's disk `i` as it is now (flushed): see DiskRecord. */

@@ -17,6 +17,7 @@ import {
   EVENT_DISABLE,
   EVENT_ENABLE,
 } from './driver.js';
+import { checkChain, ringFuzz } from './ring-fuzz.js';
 import {
   RingProcessor,
   RING_FEAT_EVENT_IDX,
@@ -430,25 +431,11 @@ describe('packed ring: hostile rings', () => {
   });
 });
 
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe('packed ring: fuzz', () => {
   const SEED = Number(process.env.RING_FUZZ_SEED ?? 0x9ac4);
   const ROUNDS = 20_000;
 
   it(`${ROUNDS} rounds of random descriptors (seed ${SEED}): no exception, RAM outside the ring and tables unchanged, every segment valid`, () => {
-    const rand = prng(SEED);
-    const int = (n: number): number => Math.floor(rand() * n);
     const core = testCore();
     const rings = new RingProcessor(core);
     const h = rings.allocate(1);
@@ -463,30 +450,7 @@ describe('packed ring: fuzz', () => {
     const tables = winAddr + 0x800; // indirect tables
     const before = ram.slice();
     const dv = new DataView(ram.buffer, ram.byteOffset, ram.byteLength);
-    const pickAddr = (): number => {
-      switch (int(5)) {
-        case 0:
-          return RAM_BASE + int(RAM_SIZE);
-        case 1:
-          return int(2 ** 32);
-        case 2:
-          return tables + 16 * int(64);
-        default:
-          return RAM_BASE + 0x40_0000 + int(0x10000);
-      }
-    };
-    const pickLen = (): number => {
-      switch (int(6)) {
-        case 0:
-          return 0;
-        case 1:
-          return 0xffff_ffff - int(16);
-        case 2:
-          return 16 * int(MAX + 2);
-        default:
-          return 1 + int(4096);
-      }
-    };
+    const { rand, int, addr: pickAddr, len: pickLen } = ringFuzz(SEED, { tables, max: MAX });
     const writeDesc = (base: number, i: number, avail: boolean, wrap: number): void => {
       const o = base - RAM_BASE + 16 * i;
       const a = pickAddr();
@@ -522,17 +486,7 @@ describe('packed ring: fuzz', () => {
         }
         if (r === null) break;
         ok++;
-        const n = r.segments.length;
-        if (n === 0 || n > qs) throw new Error(`chain of ${n} segments in a ring of ${qs}`);
-        let seenW = false;
-        for (const s of r.segments) {
-          const len = s.view.length;
-          if (len === 0 || s.addr < RAM_BASE || s.addr + len > RAM_BASE + RAM_SIZE) {
-            throw new Error(`bad segment ${s.addr.toString(16)}+${len}`);
-          }
-          if (s.writable) seenW = true;
-          else if (seenW) throw new Error('readable segment after a writable one');
-        }
+        checkChain(r, qs);
         if (r.head >= qs) throw new Error(`buffer id ${r.head} in a ring of ${qs}`);
         if (rand() < 0.7) {
           expect(rings.push(h, r.head, int(2 ** 32))).toBe(0);

@@ -5,6 +5,7 @@
  */
 import { describe, it, expect } from 'vitest';
 import { testCore, GuestMemory, DriverQueue, RAM_BASE, RAM_SIZE, type Buf } from './driver.js';
+import { checkChain, ringFuzz } from './ring-fuzz.js';
 import {
   RingProcessor,
   RING_FEAT_EVENT_IDX,
@@ -309,25 +310,11 @@ describe('ring processor: hostile chains', () => {
   });
 });
 
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe('ring processor: fuzz', () => {
   const SEED = Number(process.env.RING_FUZZ_SEED ?? 0x5eed);
   const CHAINS = 100_000;
 
   it(`${CHAINS} random chains (seed ${SEED}): no exception, RAM outside the rings unchanged, every segment valid`, () => {
-    const rand = prng(SEED);
-    const int = (n: number): number => Math.floor(rand() * n);
     const core = testCore();
     const rings = new RingProcessor(core);
     const h = rings.allocate(1);
@@ -345,32 +332,7 @@ describe('ring processor: fuzz', () => {
     const usedLen = 6 + 8 * MAX;
     const before = ram.slice();
     const dv = new DataView(ram.buffer, ram.byteOffset, ram.byteLength);
-    const pickAddr = (): number => {
-      switch (int(6)) {
-        case 0:
-          return RAM_BASE + int(RAM_SIZE);
-        case 1:
-          return RAM_BASE + RAM_SIZE - int(64);
-        case 2:
-          return int(2 ** 32);
-        case 3:
-          return tables + 16 * int(64);
-        default:
-          return RAM_BASE + 0x40_0000 + int(0x10000);
-      }
-    };
-    const pickLen = (): number => {
-      switch (int(6)) {
-        case 0:
-          return 0;
-        case 1:
-          return 0xffff_ffff - int(16);
-        case 2:
-          return 16 * int(MAX + 2);
-        default:
-          return 1 + int(4096);
-      }
-    };
+    const { rand, int, addr: pickAddr, len: pickLen } = ringFuzz(SEED, { tables, max: MAX });
     const writeDesc = (base: number, i: number): void => {
       const o = base - RAM_BASE + 16 * i;
       const a = pickAddr();
@@ -406,18 +368,7 @@ describe('ring processor: fuzz', () => {
         }
         if (r === null) break;
         ok++;
-        // Plain checks (expect() per segment would dominate the run time).
-        const n = r.segments.length;
-        if (n === 0 || n > qs) throw new Error(`chain of ${n} segments in a queue of ${qs}`);
-        let seenW = false;
-        for (const s of r.segments) {
-          const len = s.view.length;
-          if (len === 0 || s.addr < RAM_BASE || s.addr + len > RAM_BASE + RAM_SIZE) {
-            throw new Error(`bad segment ${s.addr.toString(16)}+${len}`);
-          }
-          if (s.writable) seenW = true;
-          else if (seenW) throw new Error('readable segment after a writable one');
-        }
+        checkChain(r, qs);
         if (rand() < 0.5) {
           rings.push(h, r.head, int(2 ** 32));
           rings.publish(h);
