@@ -270,6 +270,12 @@ export interface HostMethods {
   }): void;
   /** Saves the running VM to its saved state (a file in the data dir) and stops it. */
   saveVm(p: { name: string }): { message: string };
+  /**
+   * Migrates the running VM live to the wasmvisor waiting at `uri` ("tcp:HOST:PORT", a `run
+   * --incoming`); once it runs there, this one stops (lastExit "migrated"). The message says
+   * how it went; a failed migration leaves the VM running here.
+   */
+  migrateVm(p: { name: string; uri: string }): { message: string };
   stopVm(p: { name: string; force?: boolean }): void;
   pauseVm(p: { name: string }): void;
   resumeVm(p: { name: string }): void;

@@ -2,6 +2,7 @@
  * The host API: one object behind the CLI, the web server and Electron's IPC. It owns the VM
  * definitions and one VmRunner (worker thread) per running VM, and pushes events to subscribers.
  */
+import { parseMigrationUri } from '../vm/migration/protocol.js';
 import { ConfigError, type DiskConfig, type VmConfig } from '../vm/config.js';
 import { MAX_PASSPHRASE_BYTES, disksNeedingKeys } from '../vm/disk-encryption.js';
 import {
@@ -138,6 +139,24 @@ export class HostApi {
       const message = await r.save(file);
       this.emitList();
       return message;
+    } catch (e) {
+      throw new HostError((e as Error).message);
+    }
+  }
+
+  /**
+   * Migrates running VM `name` live to the wasmvisor waiting at `uri` ("tcp:HOST:PORT"): it
+   * stops here once it runs there (lastExit { kind: 'migrated' }); resolves to the outcome.
+   */
+  async migrateVm(name: string, uri: string): Promise<string> {
+    const r = this.active(name);
+    try {
+      parseMigrationUri(uri);
+    } catch (e) {
+      throw new HostError((e as Error).message);
+    }
+    try {
+      return await r.migrate(uri);
     } catch (e) {
       throw new HostError((e as Error).message);
     }

@@ -122,6 +122,8 @@ export class RpcSession {
         });
       case 'saveVm':
         return h.saveVm(str(p, 'name')).then((message) => ({ message }));
+      case 'migrateVm':
+        return h.migrateVm(str(p, 'name'), str(p, 'uri')).then((message) => ({ message }));
       case 'stopVm':
         return h.stopVm(str(p, 'name'), p.force === true);
       case 'pauseVm':

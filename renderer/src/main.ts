@@ -18,6 +18,7 @@ import { editVmDialog } from './vm-dialog.js';
 import { renderSnapshots } from './snapshots-view.js';
 import { askPassphrases } from './passphrase-dialog.js';
 import { askOverlayPath } from './overlay-dialog.js';
+import { askMigrationTarget } from './migrate-dialog.js';
 import { clear, h } from './dom.js';
 import { initTheme, toggleTheme } from './theme.js';
 
@@ -162,12 +163,26 @@ function vmButtons(name: string, state: VmState): HTMLElement[] {
       }),
     );
     out.push(
+      button('⇢ Migrate…', 'migrate', () => void act(migrate(name)), {
+        title: 'Move the running VM live to a wasmvisor waiting with run --incoming',
+      }),
+    );
+    out.push(
       button('■ Stop', 'stop', (e) => void act(host.call('stopVm', { name, force: e.shiftKey })), {
         title: 'Stop at the next slice (Shift-click: force)',
       }),
     );
   }
   return out;
+}
+
+/** Asks where to, then migrates the VM; the outcome shows as a note (a failure as an error). */
+async function migrate(name: string): Promise<void> {
+  const uri = await askMigrationTarget(name);
+  if (!uri) return;
+  toast(`migrating ${name} to ${uri}…`, 'info');
+  const { message } = await host.call('migrateVm', { name, uri });
+  toast(message, 'info');
 }
 
 /** Starts a VM, first asking for the passphrases of its encrypted disks (if any lack key files). */

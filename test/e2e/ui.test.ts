@@ -17,6 +17,7 @@
  * from the disk's panel; the encrypted disk offers no overlay.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import {
   existsSync,
   mkdirSync,
@@ -703,5 +704,57 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     expect(after.disks).toMatchObject([{ path: newDisk, format: 'raw' }]);
     expect('balloon' in after || 'fwCfg' in after).toBe(false);
     expect(pageErrors).toEqual([]);
+  }, 150_000);
+
+  it('Migrate… moves the running bundled VM live to a wasmvisor waiting in a terminal', async () => {
+    // The destination: `wasmvisor run --incoming` in a terminal of its own.
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    const uri = `tcp:127.0.0.1:${port}`;
+    const dst = spawn(
+      process.execPath,
+      [join(root, 'bin', 'wasmvisor.mjs'), 'run', '--incoming', uri],
+      {
+        stdio: ['pipe', 'pipe', 'pipe'],
+      },
+    );
+    let dstOut = '';
+    let dstErr = '';
+    dst.stdout!.on('data', (d: Buffer) => (dstOut += d.toString('latin1')));
+    dst.stderr!.on('data', (d: Buffer) => (dstErr += d.toString('latin1')));
+    try {
+      await expect.poll(() => dstErr, { timeout: 30_000 }).toMatch(/waiting for a migrating VM/);
+      const item = page.locator('.vm-item[data-vm=bundled]');
+      await item.click();
+      await item.locator('[data-action=start]').click();
+      await page.locator('.vm-item[data-vm=bundled][data-state=running]').waitFor();
+      await expect.poll(() => consoleText(), { timeout: 60_000 }).toMatch(/:~# $/);
+      await page.locator('.console[data-vm=bundled] .xterm').click();
+      await page.keyboard.type('MOVED=yes-$((6*7)); echo set\n');
+      await expect.poll(() => consoleText(), { timeout: 10_000 }).toMatch(/^set\s*$/m);
+      await page.locator('#toolbar [data-action=migrate]').click();
+      const dialog = page.locator('dialog.migrate-dialog');
+      await dialog.locator('[name=uri]').fill('somewhere');
+      await dialog.locator('button[type=submit]').click();
+      expect(await dialog.locator('.dialog-error').innerText()).toMatch(/tcp:HOST:PORT/);
+      await dialog.locator('[name=uri]').fill(uri);
+      await dialog.screenshot({ path: join(artifacts, 'ui-migrate-dialog.png') });
+      await dialog.locator('button[type=submit]').click();
+      await expect
+        .poll(() => page.locator('#toasts').innerText(), { timeout: 60_000 })
+        .toMatch(/migrated to tcp:127\.0\.0\.1:\d+ in [\d.]+ s: .*it runs there now/);
+      await page.locator('.vm-item[data-vm=bundled][data-state=stopped]').waitFor();
+      expect(await item.innerText()).toMatch(/migrated to tcp:127\.0\.0\.1/);
+      // The guest runs on in the terminal's wasmvisor, the same shell.
+      dst.stdin!.write('echo got-$MOVED\r');
+      await expect.poll(() => dstOut, { timeout: 30_000 }).toMatch(/got-yes-42/);
+      dst.stdin!.write('poweroff -f\r');
+      await new Promise((r) => dst.once('exit', r));
+      expect(pageErrors).toEqual([]);
+    } finally {
+      dst.kill();
+    }
   }, 150_000);
 });
