@@ -168,10 +168,13 @@ export class Virtqueue {
       indices: this.ready ? this.rings.indices(this.handle) : 0,
       signal: this.ready ? this.rings.signalState(this.handle) : 0,
     };
-    const inflight = this.ready ? this.rings.inflight(this.handle) : [];
-    if (inflight.length > 0) s.inflight = inflight;
-    const unpublished = this.ready ? this.rings.unpublished(this.handle) : [];
-    if (unpublished.length > 0) s.unpublished = unpublished;
+    // Only a packed ring has more to say (virtio-net snapshots its receive queue per frame).
+    if (this.ready && this.format.packed) {
+      const inflight = this.rings.inflight(this.handle);
+      if (inflight.length > 0) s.inflight = inflight;
+      const unpublished = this.rings.unpublished(this.handle);
+      if (unpublished.length > 0) s.unpublished = unpublished;
+    }
     return s;
   }
 
