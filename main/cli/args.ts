@@ -102,7 +102,8 @@ commands:
       --incoming tcp:HOST:PORT
                       wait there for a VM the monitor's "migrate tcp:HOST:PORT" sends live from
                       another wasmvisor, and run it (its definition comes with it, so no other VM
-                      option goes with this but --[no-]jit); HOST 127.0.0.1 by default
+                      option goes with this but --[no-]jit); HOST 127.0.0.1 by default: whoever
+                      can connect there can hand this process a VM to run, as with QEMU
       --restore FILE  resume a VM saved with the monitor's "save FILE" (its definition, disks
                       and NICs come from FILE, so no other VM option goes with it but --[no-]jit)
   run-elf FILE        run a bare-metal ELF (riscv-tests tohost protocol); exit status = test result
