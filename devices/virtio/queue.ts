@@ -8,6 +8,7 @@ import {
   ringErrorText,
   RING_FEAT_EVENT_IDX,
   RING_FEAT_INDIRECT,
+  RING_FEAT_FRESH,
   RING_FEAT_PACKED,
   type DescriptorChain,
 } from './ring.js';
@@ -70,10 +71,11 @@ export class Virtqueue {
   }
 
   /**
-   * Activates the ring with the negotiated features (QueueReady = 1). Returns an error text
-   * when the guest's size or addresses are unusable.
+   * Activates the ring with the negotiated features (QueueReady = 1; `fresh`: the driver
+   * enabled it now, as opposed to a restore of a ring in use). Returns an error text when the
+   * guest's size or addresses are unusable.
    */
-  enable(format: RingFormat): string | undefined {
+  enable(format: RingFormat, fresh = false): string | undefined {
     if (this.size > this.maxSize) return `queue ${this.index}: size ${this.size} > ${this.maxSize}`;
     // A split ring's size must be a power of 2; a packed ring's need not (virtio 1.2 §2.7, §2.8).
     if (!format.packed && this.size & (this.size - 1)) {
@@ -82,7 +84,8 @@ export class Virtqueue {
     const feats =
       (format.eventIdx ? RING_FEAT_EVENT_IDX : 0) |
       (format.indirect ? RING_FEAT_INDIRECT : 0) |
-      (format.packed ? RING_FEAT_PACKED : 0);
+      (format.packed ? RING_FEAT_PACKED : 0) |
+      (fresh ? RING_FEAT_FRESH : 0);
     const r = this.rings.setup(this.handle, this.size, this.desc, this.avail, this.used, feats);
     if (r < 0) return `queue ${this.index}: ${ringErrorText(r)}`;
     this.format = format;

@@ -31,6 +31,8 @@ export const RING_ERRORS: readonly string[] = [
 export const RING_FEAT_EVENT_IDX = 1;
 export const RING_FEAT_INDIRECT = 2;
 export const RING_FEAT_PACKED = 4;
+/** The driver has just enabled the queue (not a restore of one in use). */
+export const RING_FEAT_FRESH = 8;
 
 export function ringErrorText(code: number): string {
   return RING_ERRORS[-code] ?? `ring error ${code}`;

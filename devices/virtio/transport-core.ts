@@ -224,7 +224,7 @@ export class VirtioTransportCore {
       this.violation(`queue ${q.index} enabled before FEATURES_OK`, true);
       return;
     }
-    const err = q.enable(this.ringFormat);
+    const err = q.enable(this.ringFormat, true);
     if (err) this.violation(err, true);
   }
 

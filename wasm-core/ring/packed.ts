@@ -26,6 +26,7 @@ import {
   RING_E_UNAVAILABLE,
   RING_E_USED_ID,
   RING_FEAT_EVENT_IDX,
+  RING_FEAT_FRESH,
   RING_FEAT_INDIRECT,
   RING_MAX_QUEUES,
   RING_MAX_SIZE,
@@ -97,9 +98,21 @@ function isAvail(flags: u32, wrap: u32): bool {
 /**
  * Checks the three areas of a packed queue (ring 16-aligned, the two 4-byte suppression
  * structures 4-aligned, all in RAM), stores their host addresses in record `r` and starts
- * both wrap counters at 1 with nothing in flight; 0 or RING_E_SETUP.
+ * both wrap counters at 1 with nothing in flight; 0 or RING_E_SETUP. With EVENT_IDX the
+ * device's structure starts as "kick me when descriptor 0 of the first lap is made available":
+ * its zeros would say "kick me for every descriptor" until the device first found the ring
+ * empty, which a receive queue kept full seldom does (a split ring's zeroed avail_event means
+ * descriptor 0 already).
  */
-export function packedSetup(q: u32, r: usize, size: u32, desc: u64, driver: u64, device: u64): i32 {
+export function packedSetup(
+  q: u32,
+  r: usize,
+  size: u32,
+  desc: u64,
+  driver: u64,
+  device: u64,
+  features: u32,
+): i32 {
   const d = ramHost(desc, 16 * <u64>size, 16);
   const drv = ramHost(driver, 4, 4);
   const dev = ramHost(device, 4, 4);
@@ -112,6 +125,12 @@ export function packedSetup(q: u32, r: usize, size: u32, desc: u64, driver: u64,
   store<u32>(r + R_SIGNALLED, WRAP);
   store<u32>(r + R_INFLIGHT, 0);
   memory.fill(idSlot(q, 0), 0, <usize>RING_MAX_SIZE << 1);
+  // Only when the driver enables the queue: a restored queue's structure says what it said.
+  if ((features & (RING_FEAT_EVENT_IDX | RING_FEAT_FRESH)) == (RING_FEAT_EVENT_IDX | RING_FEAT_FRESH)) {
+    store<u16>(dev, <u16>WRAP);
+    store<u16>(dev, <u16>EVENT_DESC, 2);
+    dirtyMarkHost(dev, 4);
+  }
   return 0;
 }
 

@@ -63,7 +63,7 @@ export function ringSetup(q: u32, size: u32, desc: u64, avail: u64, used: u64, f
   if (size == 0 || size > RING_MAX_SIZE) return RING_E_SETUP;
   const e =
     (features & RING_FEAT_PACKED) != 0
-      ? packedSetup(q, r, size, desc, avail, used)
+      ? packedSetup(q, r, size, desc, avail, used, features)
       : splitSetup(r, size, desc, avail, used);
   if (e != 0) return e;
   store<u64>(r + R_DESC_GPA, desc);

@@ -37,6 +37,11 @@ export const RING_FEAT_EVENT_IDX: u32 = 1;
 export const RING_FEAT_INDIRECT: u32 = 2;
 /** The queue is a packed virtqueue (VIRTIO_F_RING_PACKED), else a split one. */
 export const RING_FEAT_PACKED: u32 = 4;
+/**
+ * The driver has just enabled the queue (not a restore of a queue in use): the device's side of
+ * the ring starts from scratch (packed.ts: the device event suppression structure).
+ */
+export const RING_FEAT_FRESH: u32 = 8;
 
 // One record per queue: host addresses of the three areas plus the device-side indices.
 // Split: descriptor table, available ring, used ring; indices are free-running 16-bit counters.

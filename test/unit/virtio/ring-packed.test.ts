@@ -22,12 +22,16 @@ import {
   RingProcessor,
   RING_FEAT_EVENT_IDX,
   RING_FEAT_INDIRECT,
+  RING_FEAT_FRESH,
   RING_FEAT_PACKED,
   ringErrorText,
   type DescriptorChain,
 } from '../../../devices/virtio/ring.js';
 
-const ALL = RING_FEAT_EVENT_IDX | RING_FEAT_INDIRECT | RING_FEAT_PACKED;
+/** A queue as the driver enables it. */
+const ALL = RING_FEAT_EVENT_IDX | RING_FEAT_INDIRECT | RING_FEAT_PACKED | RING_FEAT_FRESH;
+/** The same queue set up again for a restore. */
+const RESTORED = ALL & ~RING_FEAT_FRESH;
 const NEXT = 1;
 const WRITE = 2;
 const INDIRECT = 4;
@@ -203,8 +207,10 @@ describe('packed ring: notifications', () => {
     expect([round(), round()]).toEqual([false, false]); // positions 0, 1 of lap wrap 1
   });
 
-  it('device event suppression: asks for a kick at the next position when the ring is empty', () => {
+  it('device event suppression: starts at descriptor 0 (EVENT_IDX), then asks for a kick at the next position when the ring is empty', () => {
     const { rings, h, q, pop, take } = setup(4);
+    // Set up, it asks for a kick at the first descriptor, not for every one (zeros: ENABLE).
+    expect(q.deviceEvent).toEqual({ flags: EVENT_DESC, pos: 0, wrap: 1 });
     expect(pop()).toBe(null);
     expect(q.deviceEvent).toEqual({ flags: EVENT_DESC, pos: 0, wrap: 1 });
     for (let i = 0; i < 5; i++) {
@@ -245,8 +251,12 @@ describe('packed ring: saving and restoring', () => {
     // (id, descriptors) pairs in id order.
     expect(saved.inflight).toEqual(a < b ? [a, 2, b, 1] : [b, 1, a, 2]);
     expect(saved.unpublished).toEqual([b, 5]);
-    // A fresh set-up (a restored VM) picks up where it was.
-    expect(rings.setup(h, 6, q.desc, q.avail, q.used, ALL)).toBe(0);
+    // A fresh set-up (a restored VM) picks up where it was, and leaves the device's event
+    // suppression structure as the guest last saw it.
+    mem.setU16(q.used, 3);
+    mem.setU16(q.used + 2, EVENT_DESC);
+    expect(rings.setup(h, 6, q.desc, q.avail, q.used, RESTORED)).toBe(0);
+    expect(q.deviceEvent).toEqual({ flags: EVENT_DESC, pos: 3, wrap: 0 });
     expect(rings.restore(h, saved.indices, saved.signal)).toBe(true);
     for (let i = 0; i < saved.inflight.length; i += 2) {
       expect(rings.setInflight(h, saved.inflight[i], saved.inflight[i + 1])).toBe(true);
