@@ -16,13 +16,17 @@ export class Dirty {
   static on: bool = false;
 }
 
+/** Sets page `p`'s bit (p counted from RAM's base). */
+@inline
+function markPage(p: usize): void {
+  const a = DIRTY_BITMAP + (p >> 3);
+  store<u8>(a, load<u8>(a) | (<u8>1 << <u8>(p & 7)));
+}
+
 /** Marks the page of guest-physical `pa` (which must lie in RAM) when the log is on. */
 @inline
 export function dirtyMarkPa(pa: u64): void {
-  if (!Dirty.on) return;
-  const p = <usize>((pa - Phys.ramBase) >> 12);
-  const a = DIRTY_BITMAP + (p >> 3);
-  store<u8>(a, load<u8>(a) | (<u8>1 << <u8>(p & 7)));
+  if (Dirty.on) markPage(<usize>((pa - Phys.ramBase) >> 12));
 }
 
 /** Marks the pages of [h, h+len) given as host addresses in guest RAM, when the log is on. */
@@ -30,10 +34,7 @@ export function dirtyMarkHost(h: usize, len: usize): void {
   if (!Dirty.on || len == 0) return;
   const first = (h - RAM_HOST_OFFSET) >> 12;
   const last = (h + len - 1 - RAM_HOST_OFFSET) >> 12;
-  for (let p = first; p <= last; p++) {
-    const a = DIRTY_BITMAP + (p >> 3);
-    store<u8>(a, load<u8>(a) | (<u8>1 << <u8>(p & 7)));
-  }
+  for (let p = first; p <= last; p++) markPage(p);
 }
 
 /** Where the bitmap lives in the core's memory (the host reads and clears it there). */

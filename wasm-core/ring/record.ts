@@ -84,9 +84,9 @@ export function rec(q: u32): usize {
 }
 
 /**
- * Records one buffer in CHAIN (slot `n`) and adds it to the chain's totals; returns 0 or the
- * RING_E_* code of a buffer the chain may not carry (empty, outside RAM, readable after
- * writable). `totals` holds readable (low) and writable (high) byte counts in CHAIN's header.
+ * Records one buffer in CHAIN (slot `n`) and adds it to the chain's readable or writable total
+ * in CHAIN's header; returns 0 or the RING_E_* code of a buffer the chain may not carry (empty,
+ * outside RAM, readable after writable, totals of 4 GiB or more).
  */
 export function chainSegment(n: u32, addr: u64, len: u32, writable: bool): i32 {
   if (len == 0) return RING_E_ZERO_LEN;

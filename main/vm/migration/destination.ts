@@ -5,7 +5,7 @@
  * source to release the disks. The caller then builds the machine from it (openMigratedVm),
  * and says RUNNING, or ERROR if it could not start, so the source resumes the VM itself.
  */
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { MAX_MEM_MIB, validateVmConfig, ConfigError } from '../config.js';
 import { StateFileError } from '../vmstate/file-format.js';
 import { parseSavedVm, type SavedVm } from '../vmstate/saved-vm.js';
@@ -20,6 +20,7 @@ import {
   PAGE_BYTES,
   parseJson,
   parseMigrationUri,
+  withTimeout,
 } from './protocol.js';
 
 export interface IncomingMigration {
@@ -59,24 +60,13 @@ export async function receiveMigration(
     server.listen(listenPort, host, () => {
       o.onListening?.((server.address() as { port: number }).port);
     });
-  }).finally(() => closeServer(server));
+  }).finally(() => server.close());
   socket.setNoDelay(true);
   const peer = `${socket.remoteAddress}:${socket.remotePort}`;
   const w = new MessageWriter(socket);
   const r = new MessageReader(socket);
   const timeout = o.timeoutMs ?? 120_000;
-  const next = <T>(p: Promise<T>, what: string): Promise<T> => {
-    let t: ReturnType<typeof setTimeout> | undefined;
-    return Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        t = setTimeout(
-          () => reject(new MigrationError(`${what} within ${timeout / 1000} s`)),
-          timeout,
-        );
-      }),
-    ]).finally(() => clearTimeout(t));
-  };
+  const next = <T>(p: Promise<T>, what: string): Promise<T> => withTimeout(p, timeout, what);
   try {
     const hello = parseJson(await next(r.expect(MSG.hello), 'no VM came'), 'HELLO');
     if (hello.magic !== MIGRATION_MAGIC || hello.version !== MIGRATION_VERSION) {
@@ -149,8 +139,4 @@ export async function receiveMigration(
     if (e instanceof MigrationError) throw e;
     throw new MigrationError(`incoming migration failed: ${message}`);
   }
-}
-
-function closeServer(server: Server): void {
-  server.close();
 }

@@ -14,6 +14,7 @@
  * what was wrong, never a crash.
  */
 import type { Socket } from 'node:net';
+import { isZero } from '../../../devices/zero-bytes.js';
 
 export const MIGRATION_MAGIC = 'wasmvisor-migration';
 export const MIGRATION_VERSION = 1;
@@ -139,6 +140,17 @@ export class MessageReader {
   }
 }
 
+/** `p`, or a MigrationError "`what` within N s" once `ms` have passed. */
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      t = setTimeout(() => reject(new MigrationError(`${what} within ${ms / 1000} s`)), ms);
+    }),
+  ]).finally(() => clearTimeout(t));
+}
+
 export function parseJson(data: Uint8Array, what: string): Record<string, unknown> {
   let v: unknown;
   try {
@@ -165,8 +177,7 @@ function errorText(data: Uint8Array): string {
 export function encodePages(ram: Uint8Array, pages: readonly number[]): Uint8Array {
   let size = 0;
   const zero: boolean[] = pages.map((p) => {
-    const page = ram.subarray(p * PAGE_BYTES, (p + 1) * PAGE_BYTES);
-    const z = isZero(page);
+    const z = isZero(ram, p * PAGE_BYTES, (p + 1) * PAGE_BYTES);
     size += 4 + (z ? 0 : PAGE_BYTES);
     return z;
   });
@@ -214,12 +225,6 @@ export function applyPages(data: Uint8Array, ram: Uint8Array, present?: Uint8Arr
     n++;
   }
   return n;
-}
-
-function isZero(b: Uint8Array): boolean {
-  const w = new BigUint64Array(b.buffer, b.byteOffset, b.length >> 3);
-  for (let i = 0; i < w.length; i++) if (w[i] !== 0n) return false;
-  return true;
 }
 
 /** The page numbers set in a dirty-page bitmap (page p: bit p % 8 of byte p / 8). */

@@ -39,6 +39,7 @@ import {
   PAGE_BYTES,
   PAGES_PER_MESSAGE,
   parseMigrationUri,
+  withTimeout,
 } from './protocol.js';
 
 export interface MigrationOptions {
@@ -79,16 +80,6 @@ export class MigrationFailedAfterRelease extends MigrationError {
 const DEFAULT_ROUNDS = 30;
 const DEFAULT_DOWNTIME_MS = 50;
 const DEFAULT_TIMEOUT_MS = 30_000;
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let t: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      t = setTimeout(() => reject(new MigrationError(`${what} within ${ms / 1000} s`)), ms);
-    }),
-  ]).finally(() => clearTimeout(t));
-}
 
 function open(host: string, port: number, ms: number): Promise<Socket> {
   return withTimeout(
