@@ -175,6 +175,11 @@ export interface VmStats {
    */
   cpuSeconds?: number;
   cpuPercent?: number;
+  /**
+   * Turns of the VM's run loop so far (a slice of guest instructions each): while the guest
+   * idles, how often its host thread wakes.
+   */
+  slices?: number;
   /** The Wasm core's linear memory (guest RAM + core state), MiB. */
   wasmMemMiB: number;
   /**

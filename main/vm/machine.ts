@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import type { JitStats } from './jit/jit.js';
 import { Core, ExitReason, vmJit, type HartInfo } from './core.js';
-import { HostClock, rtcClock, TIMEBASE_HZ } from './clock.js';
+import { HostClock, rtcClock, sleepSync, TIMEBASE_HZ } from './clock.js';
 import type { IcountConfig } from './time-config.js';
 import { VirtBoard, type DeviceInfo } from '../../devices/platform/board.js';
 import { loadBoot, type BootInfo } from '../../devices/platform/boot-loader.js';
@@ -166,6 +166,8 @@ export interface HostTime {
   runMs: number;
   runCpuMs: number;
   deviceMs: number;
+  /** Slices run (turns of the run loop). */
+  slices: number;
 }
 
 /** A VM definition or boot file the user must fix; the message says what and where. */
@@ -194,8 +196,14 @@ const DEFAULT_SLICE = 300_000;
 
 /** Most harts a machine can have (the core's per-hart areas, wasm-core/cpu/smp.ts). */
 export const MAX_HARTS = 8;
-/** Longest WFI sleep before re-checking, so a lost wake-up cannot hang the VM. */
-const MAX_IDLE_MS = 50;
+/**
+ * Longest WFI sleep before re-checking, so that a lost wake-up cannot hang the VM and the
+ * balloon's statistics requests (whole seconds apart) go out on time. An idle Linux guest sets
+ * its next timer up to ~500 ms ahead; a shorter cap only adds host wake-ups.
+ */
+const MAX_IDLE_MS = 500;
+/** Longest a WFI blocks the thread (and host I/O) at once, for waits under a millisecond. */
+const BLOCK_STEP_MS = 0.25;
 
 export class VirtMachine {
   readonly core: Core;
@@ -237,7 +245,7 @@ export class VirtMachine {
    * measurement asks for it, as bench/net.ts does).
    */
   timeDevices = false;
-  private readonly hostTime: HostTime = { runMs: 0, runCpuMs: 0, deviceMs: 0 };
+  private readonly hostTime: HostTime = { runMs: 0, runCpuMs: 0, deviceMs: 0, slices: 0 };
   private pauseRequested = false;
   private resumeWaiter: (() => void) | undefined;
   /** Deterministic time's settings (`--icount`); undefined: the guest's time is host time. */
@@ -631,6 +639,22 @@ export class VirtMachine {
   }
 
   /**
+   * Sleeps up to `ms` of host time in a WFI: whole milliseconds on the event loop (device events
+   * and stop() end it early, through wakeUp); what is left under a millisecond, which a timer
+   * cannot wait, by blocking the thread in steps of at most BLOCK_STEP_MS with a turn of the event
+   * loop after each, so that host I/O waits no longer than that. Turning the loop over until the
+   * guest's deadline came instead (as this did before) ran a slice and a poll of the loop every
+   * ~20 µs for up to a millisecond per guest timer: most of an idle guest's host CPU.
+   */
+  private async sleep(ms: number): Promise<void> {
+    if (ms >= 1) await this.idle(Math.floor(ms));
+    else {
+      sleepSync(Math.min(ms, BLOCK_STEP_MS));
+      await new Promise<void>((r) => setImmediate(r));
+    }
+  }
+
+  /**
    * A WFI under deterministic time: no instruction retires, so time stands still unless moved.
    * sleep=off moves it to the timer's deadline at once; sleep=on waits for it in host time
    * (as long as the instructions would have taken at 2^shift per tick) and moves the clock by
@@ -648,8 +672,7 @@ export class VirtMachine {
     const now = this.core.time;
     const waitMs = armed ? Number(deadline - now) / (TIMEBASE_HZ / 1000) : MAX_IDLE_MS;
     const t0 = performance.now();
-    if (waitMs >= 1) await this.idle(Math.min(MAX_IDLE_MS, Math.floor(waitMs)));
-    else await new Promise<void>((r) => setImmediate(r));
+    await this.sleep(Math.min(MAX_IDLE_MS, waitMs));
     if (!armed) return; // nothing to wait for but I/O: time stays where the guest left it
     const passed = BigInt(Math.floor((performance.now() - t0) * (TIMEBASE_HZ / 1000)));
     this.core.warpTime(now + passed < deadline ? now + passed : deadline);
@@ -677,6 +700,7 @@ export class VirtMachine {
         const cpu0 = this.timeDevices ? process.cpuUsage() : undefined;
         const reason = this.core.run(this.slice);
         this.hostTime.runMs += performance.now() - t0;
+        this.hostTime.slices++;
         if (cpu0) {
           const c = process.cpuUsage(cpu0);
           this.hostTime.runCpuMs += (c.user + c.system) / 1000;
@@ -701,8 +725,7 @@ export class VirtMachine {
               ? MAX_IDLE_MS
               : Math.min(MAX_IDLE_MS, this.clock.msUntil(Number(deadline)));
           this.board.uart.flush();
-          if (ms >= 1) await this.idle(Math.floor(ms));
-          else await new Promise<void>((r) => setImmediate(r));
+          await this.sleep(ms);
         } else {
           await new Promise<void>((r) => setImmediate(r));
         }

@@ -122,6 +122,7 @@ export class StatsSampler {
       interruptsPerSec: rate(irqs, p?.irqs),
       guestMemMiB: this.guestMemMiB,
       cpuSeconds: cpu,
+      slices: s.hostTime?.slices,
       cpuPercent:
         cpu !== undefined && p?.cpu !== undefined && dt > 0
           ? ((cpu - p.cpu) / dt) * 100

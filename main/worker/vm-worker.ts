@@ -58,7 +58,16 @@ import { StateFileError } from '../vm/vmstate/file-format.js';
 
 startupMark('worker loaded');
 
+/**
+ * Stats go out every 250 ms while the guest runs, every second while it idles (under 1 MIPS in
+ * the last interval): an idle VM's worker otherwise woke four times a second to build and send
+ * figures that do not move. The charts plot samples by time, so either rate draws the same.
+ */
 const STATS_INTERVAL_MS = 250;
+const IDLE_STATS_INTERVAL_MS = 1000;
+const IDLE_MIPS = 1;
+/** Disk images' sizes and COR counters change as the guest writes: re-read this often. */
+const DISK_INFO_INTERVAL_MS = 5000;
 /**
  * Console bytes are sent at most this often (and sooner when this many are queued); output after
  * a quiet spell of this long (the boot's first line, an echoed key, a prompt) goes at once.
@@ -221,7 +230,7 @@ async function runVm(
       return;
     }
   }
-  let statsTimer: ReturnType<typeof setInterval> | undefined;
+  let statsTimer: ReturnType<typeof setTimeout> | undefined;
   // snapshot=on overlays outlive resets and reboots, as QEMU's do; thrown away when the VM ends.
   const overlays = new SnapshotOverlays();
   let bootImages = preloaded;
@@ -315,18 +324,23 @@ async function runVm(
         disks = await diskInfos({ machine: vm, config: cfg, dataDir }).catch(() => disks);
         postDevices();
       };
-      let samples = 0;
+      let disksReadAt = -Infinity;
       const sample = (): void => {
-        post({ type: 'stats', stats: sampler.sample(vm.stats(), vm.core.ram.buffer.byteLength) });
-        // Image sizes and the cor counter change as the guest writes: re-read every 5 s.
-        if (samples++ % 20 === 0) void disksNow();
-        else postDevices();
+        const stats = sampler.sample(vm.stats(), vm.core.ram.buffer.byteLength);
+        post({ type: 'stats', stats });
+        const now = performance.now();
+        if (now - disksReadAt >= DISK_INFO_INTERVAL_MS) {
+          disksReadAt = now;
+          void disksNow();
+        } else postDevices();
+        // Called out of turn too (the last sample when the machine ends): one timer at a time.
+        clearTimeout(statsTimer);
+        const idle = stats.mips < IDLE_MIPS;
+        statsTimer = setTimeout(sample, idle ? IDLE_STATS_INTERVAL_MS : STATS_INTERVAL_MS);
       };
       refreshDevices = postDevices;
       refreshDisks = disksNow;
       sample();
-      if (statsTimer) clearInterval(statsTimer);
-      statsTimer = setInterval(sample, STATS_INTERVAL_MS);
       post({ type: 'state', state: 'running' });
       if (reverting) {
         const message = `reverted to snapshot "${reverting.name}"; the VM runs on from it`;
@@ -386,7 +400,7 @@ async function runVm(
     post({ type: 'exit', exit: { kind: 'error', message: (e as Error).message ?? String(e) } });
   } finally {
     await overlays.close();
-    if (statsTimer) clearInterval(statsTimer);
+    if (statsTimer) clearTimeout(statsTimer);
     machine = undefined;
     refreshDevices = undefined;
     refreshDisks = undefined;

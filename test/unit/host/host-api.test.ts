@@ -161,10 +161,11 @@ describe('running VMs in workers', () => {
 
     h.pauseVm('bundled');
     await h.waitForState('bundled', 'paused');
-    await new Promise((r) => setTimeout(r, 300)); // a sample taken after the pause
+    // Samples come each second while the guest idles (or is paused), four a second while it runs.
+    await new Promise((r) => setTimeout(r, 1100)); // a sample taken after the pause
     const n = stats.length;
     const instret = stats.at(-1)!.instret;
-    await new Promise((r) => setTimeout(r, 600));
+    await new Promise((r) => setTimeout(r, 1100));
     expect(stats.length).toBeGreaterThan(n); // stats keep flowing while paused…
     expect(stats.at(-1)!.instret).toBe(instret); // …but no instruction retires
     h.resumeVm('bundled');
@@ -424,21 +425,36 @@ describe('running VMs in workers', () => {
     },
   );
 
-  it('an idle guest at the prompt costs under 2% of a host core', async () => {
+  it('an idle guest at the prompt wakes its host thread seldom and costs little CPU', async () => {
     const h = newHost();
     const stats: VmStats[] = [];
     h.subscribe((e) => e.type === 'stats' && stats.push(e.stats));
     h.startVm('bundled');
     await consoleText(h, 'bundled').waitFor(PROMPT);
-    await new Promise((r) => setTimeout(r, 1000)); // let the shell settle
+    await new Promise((r) => setTimeout(r, 1500)); // let the shell settle
     const a = stats.at(-1)!;
     await new Promise((r) => setTimeout(r, 5000));
     const b = stats.at(-1)!;
+    const seconds = (b.t - a.t) / 1000;
+    // The guest's kernel sets its timer a few times a second; the run loop runs a slice for each
+    // (and one at most every 500 ms besides). Waiting out a deadline under 1 ms by turning the
+    // event loop over made it ~100 slices a second; a 50 ms cap on sleeps ~40.
+    const slicesPerSec = (b.slices! - a.slices!) / seconds;
+    // Samples come once a second while the guest idles.
+    const samplesPerSec = stats.filter((s) => s.t > a.t && s.t <= b.t).length / seconds;
+    console.log(
+      `idle VM: ${slicesPerSec.toFixed(1)} slices/s, ${samplesPerSec.toFixed(1)} samples/s`,
+    );
+    expect(slicesPerSec).toBeLessThan(20);
+    expect(samplesPerSec).toBeLessThanOrEqual(1.2);
     if (a.cpuSeconds === undefined) return; // not Linux: no per-thread CPU time
-    // The worker thread's own CPU time (process.cpuUsage() would add the test runner's).
-    const share = (b.cpuSeconds! - a.cpuSeconds) / ((b.t - a.t) / 1000);
+    // The worker thread's own CPU time (process.cpuUsage() would add the test runner's). Wake-ups
+    // cost ~0.1-0.9 ms each on the 2-core CI machines (a bare setTimeout loop measures that
+    // there), so the bound is loose: the busy-waiting above measured 12-13% of a core there,
+    // its absence 1.6-3.4%.
+    const share = (b.cpuSeconds! - a.cpuSeconds) / seconds;
     console.log(`idle VM worker: ${(share * 100).toFixed(2)}% of a host core`);
-    expect(share).toBeLessThan(0.02);
+    expect(share).toBeLessThan(0.05);
   });
 
   it('lists a disk with its image, cache mode and scheduler as the back end', async () => {
