@@ -267,11 +267,16 @@ export interface HostMethods {
   /** `passphrases[i]`: disk i's passphrase (null or absent: none given). */
   /** `resume`: from the VM's saved state (savedState) instead of booting; the file goes once resumed. */
   /** `snapshot`: from that VM snapshot, its disks reverted first (see vmSnapshot). */
+  /**
+   * `incoming` ("tcp:HOST:PORT"): wait there for a VM migrating live and run it as this one; its
+   * definition becomes this VM's. Stopping gives up the wait.
+   */
   startVm(p: {
     name: string;
     passphrases?: (string | null)[];
     resume?: boolean;
     snapshot?: string;
+    incoming?: string;
   }): void;
   /** Saves the running VM to its saved state (a file in the data dir) and stops it. */
   saveVm(p: { name: string }): { message: string };

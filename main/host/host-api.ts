@@ -302,10 +302,34 @@ export class HostApi {
         },
         log: (message) => this.emit({ type: 'log', name, message }),
         diskSwitched: (index, disk, from) => this.recordSwitch(name, index, disk, from),
+        arrived: (config, from) => this.arrived(name, config, from),
       });
       this.runners.set(name, r);
     }
     return r;
+  }
+
+  /**
+   * A VM migrated into `name` (startVm's `incoming`): its definition (memory, devices, disks) is
+   * the one it came with, under this VM's name, so that a later start boots what arrived.
+   */
+  private arrived(name: string, config: VmConfig, from: string): void {
+    try {
+      this.store.update(name, { ...config, name });
+      this.emit({
+        type: 'log',
+        name,
+        message: `migrated here from ${from}; the definition is its`,
+      });
+    } catch (e) {
+      const why = (e as Error).message;
+      this.emit({
+        type: 'log',
+        name,
+        message: `migrated here from ${from}; not kept as the definition: ${why}`,
+      });
+    }
+    this.emitList();
   }
 
   private active(name: string): VmRunner {
@@ -333,15 +357,27 @@ export class HostApi {
    * `opts.resume`: from the VM's managed saved state (see saveVm); `opts.restore`: from that
    * saved-VM file (absolute path); `opts.snapshot`: from that VM snapshot (its disks reverted). The file's definition must be this VM's (same name); a file
    * that does not fit ends the start with the reason as the VM's exit.
+   * `opts.incoming` ("tcp:HOST:PORT", `wasmvisor run --incoming`'s): wait there (state starting)
+   * for a VM migrating live (migrateVm of this or another host) and run it as this VM; its
+   * definition replaces this one's (see arrived). Stopping gives up the wait.
    */
   startVm(
     name: string,
     passphrases?: readonly (string | null)[],
-    opts: { resume?: boolean; restore?: string; snapshot?: string } = {},
+    opts: { resume?: boolean; restore?: string; snapshot?: string; incoming?: string } = {},
   ): void {
     const cfg = this.config(name);
     const r = this.runner(name);
     if (r.running) throw new HostError(`"${name}" is already running`);
+    if (opts.incoming !== undefined) {
+      try {
+        parseMigrationUri(opts.incoming, true);
+      } catch (e) {
+        throw new HostError((e as Error).message);
+      }
+      r.start(cfg, this.dataDir, undefined, undefined, undefined, opts.incoming);
+      return;
+    }
     let restore: string | undefined = opts.restore;
     if (opts.snapshot !== undefined) {
       // From one of its VM snapshots (the disks reverted first): see vmSnapshot.

@@ -119,6 +119,7 @@ export class RpcSession {
         return h.startVm(str(p, 'name'), passphrases(p), {
           resume: p.resume === true,
           ...(p.snapshot !== undefined ? { snapshot: str(p, 'snapshot') } : {}),
+          ...(p.incoming !== undefined ? { incoming: str(p, 'incoming') } : {}),
         });
       case 'saveVm':
         return h.saveVm(str(p, 'name')).then((message) => ({ message }));

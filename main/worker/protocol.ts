@@ -93,6 +93,11 @@ export type FromWorker =
    * on): the guest's new writes are only there, so whoever keeps the definition must name it.
    */
   | { type: 'disk-switched'; index: number; disk: DiskConfig; from: string }
+  /**
+   * A VM migrated here (`incoming`) and runs: `config` is its definition (the source's), `from`
+   * the peer it came from.
+   */
+  | { type: 'arrived'; config: VmConfig; from: string }
   /** A NIC opened `switch:NAME`: plug `port` (transferred) into the main thread's switch. */
   | { type: 'switch-link'; name: string; port: MessagePort }
   /** The last message; `stats` are the machine's totals (the CLI's --stats prints them). */

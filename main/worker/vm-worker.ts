@@ -110,6 +110,8 @@ let started = false;
 let resetRequested = false;
 /** A stop that arrived while the disks were still opening. */
 let stopEarly = false;
+/** Aborted by a stop while an `incoming` worker waits for its VM. */
+const incomingWait = new AbortController();
 /**
  * Keys typed before the machine exists (disks opening, a saved VM being read): delivered once it
  * does, so a line typed at once after `run --restore` reaches the resumed shell. Bounded.
@@ -222,10 +224,11 @@ async function runVm(
   if (incoming) {
     try {
       log(`waiting for a migrating VM on ${incoming}`);
-      arriving = await receiveMigration(incoming, { log });
+      arriving = await receiveMigration(incoming, { log, signal: incomingWait.signal });
     } catch (e) {
       const message = e instanceof MigrationError ? e.message : String(e);
-      post({ type: 'exit', exit: { kind: 'error', message } });
+      const stopped = incomingWait.signal.aborted;
+      post({ type: 'exit', exit: stopped ? { kind: 'stopped' } : { kind: 'error', message } });
       port.close();
       return;
     }
@@ -264,9 +267,17 @@ async function runVm(
           vm = from.migrated
             ? await openMigratedVm(saved, log, hooks)
             : await openSavedVm(saved, log, hooks);
+          if (arriving && stopEarly) {
+            // Stopped while the VM came: the source still has it and runs it on.
+            await vm.close();
+            await arriving.failed('the destination was stopped');
+            post({ type: 'exit', exit: { kind: 'stopped' } });
+            return;
+          }
           if (arriving) {
             await arriving.running();
             log(`${cfg.name} migrated here from ${arriving.peer}; it runs on`);
+            post({ type: 'arrived', config: cfg, from: arriving.peer });
             arriving = undefined;
           } else log(`resumed from ${saved.file} (saved ${saved.info.savedAt})`);
         } else {
@@ -473,6 +484,7 @@ port.on('message', (m: ToWorker) => {
     case 'stop':
       stopEarly = true;
       machine?.stop();
+      incomingWait.abort();
       return;
     case 'pause':
       if (taking) {

@@ -152,6 +152,11 @@ function vmButtons(name: string, state: VmState): HTMLElement[] {
           : {}),
       }),
     );
+    out.push(
+      button('⇠ Receive…', 'receive', () => void act(receive(name)), {
+        title: 'Wait for a VM migrating live and run it as this one',
+      }),
+    );
   } else {
     if (state === 'paused')
       out.push(button('▶ Resume', 'resume', () => void act(host.call('resumeVm', { name }))));
@@ -183,6 +188,16 @@ async function migrate(name: string): Promise<void> {
   toast(`migrating ${name} to ${uri}…`, 'info');
   const { message } = await host.call('migrateVm', { name, uri });
   toast(message, 'info');
+}
+
+/** Asks where to listen, then starts the VM waiting there for a live migration. */
+async function receive(name: string): Promise<void> {
+  const uri = await askMigrationTarget(name, 'receive');
+  if (!uri) return;
+  stats.set(name, []);
+  await host.call('startVm', { name, incoming: uri });
+  toast(`${name} waits on ${uri} for a migrating VM`, 'info');
+  select(name);
 }
 
 /** Starts a VM, first asking for the passphrases of its encrypted disks (if any lack key files). */

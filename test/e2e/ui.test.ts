@@ -757,4 +757,49 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
       dst.kill();
     }
   }, 150_000);
+
+  it('Receive… makes a VM of the app wait, and Migrate… moves the bundled VM into it', async () => {
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    const uri = `tcp:127.0.0.1:${port}`;
+    // smpvm (2 CPUs, 128 MiB, made above) waits.
+    const dest = page.locator('.vm-item[data-vm=smpvm]');
+    await dest.locator('.vm-item-head').click();
+    await dest.locator('[data-action=receive]').click();
+    const ask = page.locator('dialog.migrate-dialog');
+    expect(await ask.locator('h2').innerText()).toMatch(/Receive a VM into smpvm/);
+    await ask.locator('[name=uri]').fill(uri);
+    await ask.screenshot({ path: join(artifacts, 'ui-receive-dialog.png') });
+    await ask.locator('button[type=submit]').click();
+    await page.locator('.vm-item[data-vm=smpvm][data-state=starting]').waitFor();
+
+    const item = page.locator('.vm-item[data-vm=bundled]');
+    await item.click();
+    await item.locator('[data-action=start]').click();
+    await page.locator('.vm-item[data-vm=bundled][data-state=running]').waitFor();
+    await expect.poll(() => consoleText(), { timeout: 60_000 }).toMatch(/:~# $/);
+    await page.locator('.console[data-vm=bundled] .xterm').click();
+    await page.keyboard.type('INAPP=yes-$((6*7)); echo set-in-app\n');
+    await expect.poll(() => consoleText(), { timeout: 10_000 }).toMatch(/^set-in-app\s*$/m);
+    await page.locator('#toolbar [data-action=migrate]').click();
+    const dialog = page.locator('dialog.migrate-dialog');
+    await dialog.locator('[name=uri]').fill(uri);
+    await dialog.locator('button[type=submit]').click();
+    await page
+      .locator('.vm-item[data-vm=bundled][data-state=stopped]')
+      .waitFor({ timeout: 60_000 });
+    await page.locator('.vm-item[data-vm=smpvm][data-state=running]').waitFor();
+    // The same shell runs on as smpvm, whose definition is now the one that came (one CPU).
+    await dest.locator('.vm-item-head').click(); // not the middle: a button is there now
+    await page.locator('.console[data-vm=smpvm] .xterm').click();
+    await page.keyboard.type('echo got-$INAPP\n');
+    await expect.poll(() => consoleText('smpvm'), { timeout: 30_000 }).toMatch(/got-yes-42/);
+    await expect.poll(() => dest.locator('.vm-item-meta').innerText()).not.toMatch(/CPUs/);
+    expect(JSON.parse(readFileSync(join(dataDir, 'vms', 'smpvm.json'), 'utf8')).memMiB).toBe(256);
+    await page.locator('#toolbar [data-action=stop]').click();
+    await page.locator('.vm-item[data-vm=smpvm][data-state=stopped]').waitFor();
+    expect(pageErrors).toEqual([]);
+  }, 150_000);
 });

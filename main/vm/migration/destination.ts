@@ -40,6 +40,8 @@ export interface IncomingOptions {
   /** Gives up waiting for each message after this long once connected (default 120 s). */
   timeoutMs?: number;
   log?: (message: string) => void;
+  /** Aborted before a source connected: stop listening and throw MigrationError. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -56,6 +58,9 @@ export async function receiveMigration(
     server.once('error', (e) =>
       reject(new MigrationError(`cannot listen on ${host}:${listenPort}: ${e.message}`)),
     );
+    const abort = (): void => reject(new MigrationError('stopped before a VM came'));
+    if (o.signal?.aborted) abort();
+    o.signal?.addEventListener('abort', abort, { once: true });
     server.once('connection', (s) => resolve(s));
     server.listen(listenPort, host, () => {
       o.onListening?.((server.address() as { port: number }).port);

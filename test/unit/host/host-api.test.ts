@@ -3,6 +3,7 @@
  * launch, scrollback replay on a late attach, pause/resume, and two VMs with independent consoles.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -31,6 +32,15 @@ afterEach(async () => {
   await Promise.all(hosts.splice(0).map((h) => h.shutdown()));
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address() as AddressInfo;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
 
 /** Collects a console's bytes as text and waits for a pattern in it. */
 function consoleText(h: HostApi, name: string) {
@@ -205,6 +215,40 @@ describe('running VMs in workers', () => {
     await d.waitFor(/got-saved-42/);
     // Resumed: the saved state is used up (as libvirt's managed save).
     expect(h.listVms()[0]!.savedState).toBeUndefined();
+  });
+
+  it('a VM of the host receives a live migration: the shell goes on there, the definition follows', async () => {
+    const h = newHost();
+    h.createVm({ name: 'dest', memMiB: 64, disks: [], console: 'ttyS0', rng: false });
+    expect(() => h.startVm('dest', undefined, { incoming: 'tcp:nowhere' })).toThrow(HostError);
+    // A wait that is stopped ends as a stop, at once (not as a worker killed after the grace).
+    const port = await freePort();
+    h.startVm('dest', undefined, { incoming: `tcp:127.0.0.1:${port}` });
+    await h.waitForState('dest', 'starting');
+    const t0 = Date.now();
+    h.stopVm('dest');
+    await h.waitForState('dest', 'stopped');
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(h.listVms().find((v) => v.config.name === 'dest')!.lastExit).toEqual({
+      kind: 'stopped',
+    });
+
+    h.startVm('dest', undefined, { incoming: `tcp:127.0.0.1:${port}` });
+    h.startVm('bundled');
+    const c = consoleText(h, 'bundled');
+    await c.waitFor(PROMPT);
+    h.consoleInput('bundled', enc('V=moved-$((6*7)); echo set-$V\n'));
+    await c.waitFor(/set-moved-42/);
+    expect(await h.migrateVm('bundled', `tcp:127.0.0.1:${port}`)).toMatch(/migrated/);
+    await h.waitForState('bundled', 'stopped');
+    await h.waitForState('dest', 'running');
+    const vms = new Map(h.listVms().map((v) => [v.config.name, v]));
+    expect(vms.get('bundled')!.lastExit).toEqual({ kind: 'migrated', to: `tcp:127.0.0.1:${port}` });
+    // The definition is the one that came (256 MiB, not dest's 64), under dest's name.
+    expect(vms.get('dest')!.config.memMiB).toBe(256);
+    const d = consoleText(h, 'dest');
+    h.consoleInput('dest', enc('echo got-$V\n'));
+    await d.waitFor(/got-moved-42/);
   });
 
   it('VM snapshots: taken while running, listed, reverted running and stopped, deleted', async () => {
