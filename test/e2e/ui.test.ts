@@ -706,13 +706,31 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     expect(pageErrors).toEqual([]);
   }, 150_000);
 
-  it('Migrate… moves the running bundled VM live to a wasmvisor waiting in a terminal', async () => {
-    // The destination: `wasmvisor run --incoming` in a terminal of its own.
+  /** tcp:127.0.0.1:PORT with a port that was free a moment ago. */
+  async function freeMigrationUri(): Promise<string> {
     const probe = createServer();
     await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
     const port = (probe.address() as AddressInfo).port;
     await new Promise((r) => probe.close(r));
-    const uri = `tcp:127.0.0.1:${port}`;
+    return `tcp:127.0.0.1:${port}`;
+  }
+
+  /** Starts the bundled VM from its list item, types `line` at its prompt and waits for `done`. */
+  async function startBundledWith(line: string, done: RegExp) {
+    const item = page.locator('.vm-item[data-vm=bundled]');
+    await item.click();
+    await item.locator('[data-action=start]').click();
+    await page.locator('.vm-item[data-vm=bundled][data-state=running]').waitFor();
+    await expect.poll(() => consoleText(), { timeout: 60_000 }).toMatch(/:~# $/);
+    await page.locator('.console[data-vm=bundled] .xterm').click();
+    await page.keyboard.type(`${line}\n`);
+    await expect.poll(() => consoleText(), { timeout: 10_000 }).toMatch(done);
+    return item;
+  }
+
+  it('Migrate… moves the running bundled VM live to a wasmvisor waiting in a terminal', async () => {
+    // The destination: `wasmvisor run --incoming` in a terminal of its own.
+    const uri = await freeMigrationUri();
     const dst = spawn(
       process.execPath,
       [join(root, 'bin', 'wasmvisor.mjs'), 'run', '--incoming', uri],
@@ -726,14 +744,7 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     dst.stderr!.on('data', (d: Buffer) => (dstErr += d.toString('latin1')));
     try {
       await expect.poll(() => dstErr, { timeout: 30_000 }).toMatch(/waiting for a migrating VM/);
-      const item = page.locator('.vm-item[data-vm=bundled]');
-      await item.click();
-      await item.locator('[data-action=start]').click();
-      await page.locator('.vm-item[data-vm=bundled][data-state=running]').waitFor();
-      await expect.poll(() => consoleText(), { timeout: 60_000 }).toMatch(/:~# $/);
-      await page.locator('.console[data-vm=bundled] .xterm').click();
-      await page.keyboard.type('MOVED=yes-$((6*7)); echo set\n');
-      await expect.poll(() => consoleText(), { timeout: 10_000 }).toMatch(/^set\s*$/m);
+      const item = await startBundledWith('MOVED=yes-$((6*7)); echo set', /^set\s*$/m);
       await page.locator('#toolbar [data-action=migrate]').click();
       const dialog = page.locator('dialog.migrate-dialog');
       await dialog.locator('[name=uri]').fill('somewhere');
@@ -759,11 +770,7 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
   }, 150_000);
 
   it('Receive… makes a VM of the app wait, and Migrate… moves the bundled VM into it', async () => {
-    const probe = createServer();
-    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
-    const port = (probe.address() as AddressInfo).port;
-    await new Promise((r) => probe.close(r));
-    const uri = `tcp:127.0.0.1:${port}`;
+    const uri = await freeMigrationUri();
     // smpvm (2 CPUs, 128 MiB, made above) waits.
     const dest = page.locator('.vm-item[data-vm=smpvm]');
     await dest.locator('.vm-item-head').click();
@@ -775,14 +782,7 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     await ask.locator('button[type=submit]').click();
     await page.locator('.vm-item[data-vm=smpvm][data-state=starting]').waitFor();
 
-    const item = page.locator('.vm-item[data-vm=bundled]');
-    await item.click();
-    await item.locator('[data-action=start]').click();
-    await page.locator('.vm-item[data-vm=bundled][data-state=running]').waitFor();
-    await expect.poll(() => consoleText(), { timeout: 60_000 }).toMatch(/:~# $/);
-    await page.locator('.console[data-vm=bundled] .xterm').click();
-    await page.keyboard.type('INAPP=yes-$((6*7)); echo set-in-app\n');
-    await expect.poll(() => consoleText(), { timeout: 10_000 }).toMatch(/^set-in-app\s*$/m);
+    await startBundledWith('INAPP=yes-$((6*7)); echo set-in-app', /^set-in-app\s*$/m);
     await page.locator('#toolbar [data-action=migrate]').click();
     const dialog = page.locator('dialog.migrate-dialog');
     await dialog.locator('[name=uri]').fill(uri);
