@@ -17,7 +17,6 @@
  * from the disk's panel; the encrypted disk offers no overlay.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, type AddressInfo } from 'node:net';
 import {
   existsSync,
   mkdirSync,
@@ -32,6 +31,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { createLuks } from '../../devices/block/luks/create.js';
+import { freePort } from '../free-port.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const root = join(import.meta.dirname, '..', '..');
@@ -707,13 +707,7 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
   }, 150_000);
 
   /** tcp:127.0.0.1:PORT with a port that was free a moment ago. */
-  async function freeMigrationUri(): Promise<string> {
-    const probe = createServer();
-    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
-    const port = (probe.address() as AddressInfo).port;
-    await new Promise((r) => probe.close(r));
-    return `tcp:127.0.0.1:${port}`;
-  }
+  const freeMigrationUri = async (): Promise<string> => `tcp:127.0.0.1:${await freePort()}`;
 
   /** Starts the bundled VM from its list item, types `line` at its prompt and waits for `done`. */
   async function startBundledWith(line: string, done: RegExp) {

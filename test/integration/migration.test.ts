@@ -8,7 +8,7 @@
  * where nobody waits fails in one line and the VM runs on.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { createServer } from 'node:net';
+import { freePort } from '../free-port.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,14 +20,6 @@ const cli = join(root, 'bin', 'wasmvisor.mjs');
 const tools = missingTools(['mke2fs', 'cpio']);
 
 /** A TCP port nobody listens on now (the OS picked it free). */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 /** Waits until `re` shows in what the process wrote to stderr (its log lines go there). */
 async function inStderr(s: SerialSession, re: RegExp, ms: number): Promise<void> {
   const t0 = Date.now();

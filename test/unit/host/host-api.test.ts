@@ -3,7 +3,6 @@
  * launch, scrollback replay on a late attach, pause/resume, and two VMs with independent consoles.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -11,6 +10,7 @@ import { HostApi, HostError } from '../../../main/host/host-api.js';
 import type { VmStats } from '../../../main/host/api-types.js';
 import { createLuks } from '../../../devices/block/luks/create.js';
 import { createQcow2 } from '../../../devices/block/qcow2/create.js';
+import { freePort } from '../../free-port.js';
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 
@@ -32,15 +32,6 @@ afterEach(async () => {
   await Promise.all(hosts.splice(0).map((h) => h.shutdown()));
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
-
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** Collects a console's bytes as text and waits for a pattern in it. */
 function consoleText(h: HostApi, name: string) {
