@@ -26,6 +26,8 @@ export interface VmSummary {
   config: VmConfig;
   state: VmState;
   lastExit?: VmExit;
+  /** While it starts as a live migration's destination: the URI it waits on (startVm's `incoming`). */
+  incoming?: string;
   /** The VM's saved state (saveVm without a path), which startVm({ resume: true }) resumes. */
   savedState?: SavedStateInfo;
 }
@@ -248,7 +250,8 @@ export interface DefinitionError {
 /** Events the host pushes to every subscriber. */
 export type HostEvent =
   | { type: 'vms'; vms: VmSummary[] }
-  | { type: 'state'; name: string; state: VmState; lastExit?: VmExit }
+  /** `incoming`: the VM is starting as a live migration's destination, waiting there. */
+  | { type: 'state'; name: string; state: VmState; lastExit?: VmExit; incoming?: string }
   | { type: 'stats'; name: string; stats: VmStats }
   | { type: 'devices'; name: string; devices: DeviceRow[] }
   | { type: 'log'; name: string; message: string }

@@ -104,6 +104,7 @@ export class HostApi {
         config,
         state: r?.state ?? 'stopped',
         lastExit: r?.lastExit,
+        ...(r?.incoming ? { incoming: r.incoming } : {}),
         ...(savedState ? { savedState } : {}),
       };
     });
@@ -280,8 +281,8 @@ export class HostApi {
     let r = this.runners.get(name);
     if (!r) {
       r = new VmRunner(this.workerPath, {
-        state: (state, lastExit) => {
-          this.emit({ type: 'state', name, state, lastExit });
+        state: (state, lastExit, incoming) => {
+          this.emit({ type: 'state', name, state, lastExit, ...(incoming ? { incoming } : {}) });
           if (!this.resuming.has(name) || state === 'starting') return;
           // Resumed (running): the managed file is used up, as libvirt's managed save is. A
           // resume that failed keeps it, with the reason as the VM's exit.

@@ -28,7 +28,8 @@ const HISTORY_SAMPLES = 5 * 60 * 4;
 const STOP_GRACE_MS = 3000;
 
 export interface VmRunnerEvents {
-  state(state: VmState, lastExit: VmExit | undefined): void;
+  /** `incoming`: while starting, the URI it waits on for a VM migrating in (start's `incoming`). */
+  state(state: VmState, lastExit: VmExit | undefined, incoming: string | undefined): void;
   stats(stats: VmStats): void;
   devices(devices: DeviceRow[]): void;
   console(bytes: Uint8Array, stream: ConsoleStream): void;
@@ -64,6 +65,8 @@ function joinSwitch(name: unknown, port: unknown): void {
 export class VmRunner {
   state: VmState = 'stopped';
   lastExit: VmExit | undefined;
+  /** While starting as a live migration's destination: where it waits ("tcp:HOST:PORT"). */
+  incoming: string | undefined;
   /** One scrollback per console stream, so each console replays only its own output. */
   private readonly scrollbacks = new Map<ConsoleStream, ByteRing>();
   /** The machine's totals from its last run (for the CLI's --stats). */
@@ -90,7 +93,8 @@ export class VmRunner {
 
   private setState(s: VmState): void {
     this.state = s;
-    this.events.state(s, this.lastExit);
+    if (s !== 'starting') this.incoming = undefined;
+    this.events.state(s, this.lastExit, this.incoming);
   }
 
   /**
@@ -124,6 +128,7 @@ export class VmRunner {
       releaseCfqThread(cfqMemory, thread);
       this.onWorkerExit(w);
     });
+    this.incoming = incoming;
     this.setState('starting');
     const images = bootImages ? [bootImages.firmware, bootImages.kernel, bootImages.initrd] : [];
     this.worker.postMessage(

@@ -64,6 +64,9 @@ const STATE_LABEL: Record<VmState, string> = {
   paused: 'Paused',
   stopping: 'Stopping',
 };
+/** The state as the list and toolbar say it: a VM waiting for a live migration says so. */
+const stateLabel = (v: VmSummary) =>
+  v.state === 'starting' && v.incoming ? 'Waiting' : STATE_LABEL[v.state];
 const isUp = (s: VmState | undefined) => s === 'running' || s === 'paused' || s === 'starting';
 
 const mipsText = (m: number) => (m < 10 ? m.toFixed(1) : m.toFixed(0));
@@ -89,6 +92,8 @@ async function act(p: Promise<unknown>): Promise<void> {
     toast((e as Error).message);
   }
 }
+
+const waitingText = (uri: string) => `waiting on ${uri} for a VM migrating here`;
 
 function exitText(v: VmSummary): string {
   const e = v.lastExit;
@@ -241,7 +246,11 @@ function renderList(): void {
           { class: 'vm-item-head' },
           h('span', { class: `dot dot-${v.state}` }),
           h('strong', {}, name),
-          h('span', { class: 'vm-state' }, STATE_LABEL[v.state]),
+          h(
+            'span',
+            { class: 'vm-state', title: v.incoming ? waitingText(v.incoming) : undefined },
+            stateLabel(v),
+          ),
         ),
         h(
           'div',
@@ -432,8 +441,16 @@ function renderDetail(): void {
   const last = stats.get(name)?.at(-1);
   toolbar.append(
     h('h1', {}, name),
-    h('span', { class: `pill pill-${v.state}`, 'data-vm-state': v.state }, STATE_LABEL[v.state]),
-    h('span', { class: 'toolbar-meta' }, isUp(v.state) && last ? metaText(last) : exitText(v)),
+    h('span', { class: `pill pill-${v.state}`, 'data-vm-state': v.state }, stateLabel(v)),
+    h(
+      'span',
+      { class: 'toolbar-meta' },
+      v.state === 'starting' && v.incoming
+        ? waitingText(v.incoming)
+        : isUp(v.state) && last
+          ? metaText(last)
+          : exitText(v),
+    ),
     h('span', { class: 'spacer' }),
     ...vmButtons(name, v.state),
     button('Edit', 'edit', () => void editVm(name)),
@@ -565,6 +582,7 @@ host.onEvent((e) => {
       if (!v) return;
       v.state = e.state;
       v.lastExit = e.lastExit;
+      v.incoming = e.incoming;
       if (e.state === 'running') void refreshDevices(e.name);
       if (e.state === 'stopped') void refreshDevices(e.name);
       renderList();

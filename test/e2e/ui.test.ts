@@ -775,6 +775,11 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     await ask.screenshot({ path: join(artifacts, 'ui-receive-dialog.png') });
     await ask.locator('button[type=submit]').click();
     await page.locator('.vm-item[data-vm=smpvm][data-state=starting]').waitFor();
+    // It says what it waits for, not that it is starting.
+    expect(await dest.locator('.vm-state').innerText()).toBe('Waiting');
+    expect(await page.locator('#toolbar .toolbar-meta').innerText()).toBe(
+      `waiting on ${uri} for a VM migrating here`,
+    );
 
     await startBundledWith('INAPP=yes-$((6*7)); echo set-in-app', /^set-in-app\s*$/m);
     await page.locator('#toolbar [data-action=migrate]').click();

@@ -214,15 +214,22 @@ describe('running VMs in workers', () => {
     expect(() => h.startVm('dest', undefined, { incoming: 'tcp:nowhere' })).toThrow(HostError);
     // A wait that is stopped ends as a stop, at once (not as a worker killed after the grace).
     const port = await freePort();
+    const waits: (string | undefined)[] = [];
+    h.subscribe((e) => {
+      if (e.type === 'state' && e.name === 'dest') waits.push(`${e.state} ${e.incoming ?? '-'}`);
+    });
+    const dest = () => h.listVms().find((v) => v.config.name === 'dest')!;
     h.startVm('dest', undefined, { incoming: `tcp:127.0.0.1:${port}` });
     await h.waitForState('dest', 'starting');
+    // Where it waits is part of its state, for the UI to say.
+    expect(dest().incoming).toBe(`tcp:127.0.0.1:${port}`);
     const t0 = Date.now();
     h.stopVm('dest');
     await h.waitForState('dest', 'stopped');
     expect(Date.now() - t0).toBeLessThan(2000);
-    expect(h.listVms().find((v) => v.config.name === 'dest')!.lastExit).toEqual({
-      kind: 'stopped',
-    });
+    expect(dest().lastExit).toEqual({ kind: 'stopped' });
+    expect(dest().incoming).toBeUndefined();
+    expect(waits).toEqual([`starting tcp:127.0.0.1:${port}`, 'stopping -', 'stopped -']);
 
     h.startVm('dest', undefined, { incoming: `tcp:127.0.0.1:${port}` });
     h.startVm('bundled');
@@ -233,6 +240,7 @@ describe('running VMs in workers', () => {
     expect(await h.migrateVm('bundled', `tcp:127.0.0.1:${port}`)).toMatch(/migrated/);
     await h.waitForState('bundled', 'stopped');
     await h.waitForState('dest', 'running');
+    expect(dest().incoming).toBeUndefined();
     const vms = new Map(h.listVms().map((v) => [v.config.name, v]));
     expect(vms.get('bundled')!.lastExit).toEqual({ kind: 'migrated', to: `tcp:127.0.0.1:${port}` });
     // The definition is the one that came (256 MiB, not dest's 64), under dest's name.
