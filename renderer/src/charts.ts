@@ -281,7 +281,7 @@ function fmt(v: number): string {
   if (v >= 1e9) return (v / 1e9).toFixed(1) + 'G';
   if (v >= 1e6) return (v / 1e6).toFixed(1) + 'M';
   if (v >= 1e4) return (v / 1e3).toFixed(0) + 'k';
-  if (v >= 100) return v.toFixed(0);
+  if (v >= 100 || Number.isInteger(v)) return v.toFixed(0); // an axis's 0, not "0.0"
   return v.toFixed(1);
 }
 
