@@ -36,6 +36,13 @@ export interface HostNative {
    */
   seekData?(fd: number, offset: number, hole: boolean): number;
   /**
+   * preadv2(RWF_NOWAIT) into the views at `position` (up to 64 views): the bytes the host's page
+   * cache held (0 at the end of the file), -1 when nothing could be read without waiting for
+   * the disk. Throws with `code` ('EOPNOTSUPP', 'ENOSYS', 'EINVAL' where the host cannot).
+   * Missing in addons built before it existed.
+   */
+  readNow?(fd: number, views: readonly Uint8Array[], position: number): number;
+  /**
    * An ICMP echo socket (Linux): an unprivileged ICMP datagram socket, else (EACCES: outside
    * net.ipv4.ping_group_range) a raw ICMP socket when the process may open one; `mode` forces
    * one kind. `onMessage` gets, on the event loop, echo replies with the socket's identifier

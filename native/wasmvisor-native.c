@@ -30,6 +30,14 @@
  *       the byte that a lock of that kind would conflict with. Where F_OFD_* does not exist
  *       (macOS) they throw with code 'ENOSYS'.
  *
+ *   readNow(fd, views: Uint8Array[], position): number
+ *       preadv2(RWF_NOWAIT) into the views (up to 64 of them), straight into guest RAM: what the
+ *       host's page cache holds is read at once, without the thread pool's round trip, and the
+ *       call never waits for the disk (RWF_NOWAIT). Returns the bytes read (fewer than asked
+ *       when only part was cached, 0 at the end of the file), or -1 when nothing could be read
+ *       without waiting (EAGAIN). Throws with `code` otherwise: 'EOPNOTSUPP' / 'ENOSYS' /
+ *       'EINVAL' where the file system or the host has no RWF_NOWAIT reads (Linux 4.14+).
+ *
  *   seekData(fd, offset, hole): number
  *       lseek(SEEK_DATA, or SEEK_HOLE with `hole`): where the next data (or hole) at or after
  *       `offset` starts, -1 when there is no data past it (ENXIO). What `qemu-img map` asks of a
@@ -67,6 +75,7 @@
 #include <string.h>
 #include <node_api.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #ifdef __linux__
@@ -352,6 +361,68 @@ static napi_value seek_data(napi_env env, napi_callback_info info) {
   throw_errno(env, ENOSYS);
   return NULL;
 #endif
+}
+
+/* ---- reads from the page cache, never waiting for the disk ---------------------------------- */
+#define READ_NOW_MAX_VIEWS 64
+
+static napi_value read_now(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  int fd;
+  int64_t position;
+  bool is_array = false;
+  uint32_t n = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+      napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, argv[1], &n) != napi_ok ||
+      napi_get_value_int64(env, argv[2], &position) != napi_ok || position < 0) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG", "expected (fd, Uint8Array[], position)");
+    return NULL;
+  }
+  struct iovec iov[READ_NOW_MAX_VIEWS];
+  int count = 0;
+  for (uint32_t i = 0; i < n && count < READ_NOW_MAX_VIEWS; i++) {
+    napi_value v;
+    bool is_typedarray = false;
+    napi_typedarray_type type;
+    size_t length;
+    void *data;
+    if (napi_get_element(env, argv[1], i, &v) != napi_ok ||
+        napi_is_typedarray(env, v, &is_typedarray) != napi_ok || !is_typedarray ||
+        napi_get_typedarray_info(env, v, &type, &length, &data, NULL, NULL) != napi_ok ||
+        type != napi_uint8_array) {
+      napi_throw_type_error(env, "ERR_INVALID_ARG", "expected (fd, Uint8Array[], position)");
+      return NULL;
+    }
+    if (length == 0) continue;
+    iov[count].iov_base = data;
+    iov[count].iov_len = length;
+    count++;
+  }
+  int64_t got = 0;
+  if (count > 0) {
+#if defined(__linux__) && defined(RWF_NOWAIT)
+    ssize_t r;
+    do {
+      r = preadv2(fd, iov, count, (off_t)position, RWF_NOWAIT);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0 && errno != EAGAIN) {
+      throw_errno(env, errno);
+      return NULL;
+    }
+    got = r < 0 ? -1 : (int64_t)r;
+#else
+    (void)fd;
+    (void)position;
+    throw_errno(env, ENOSYS);
+    return NULL;
+#endif
+  }
+  napi_value out;
+  napi_create_int64(env, got, &out);
+  return out;
 }
 
 /* ---- ICMP echo sockets (ping beyond the user network's gateway) ---------------------------- */
@@ -860,6 +931,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"ofdUnlock", NULL, ofd_unlock, NULL, NULL, NULL, napi_enumerable, NULL},
       {"ofdTest", NULL, ofd_test, NULL, NULL, NULL, napi_enumerable, NULL},
       {"seekData", NULL, seek_data, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"readNow", NULL, read_now, NULL, NULL, NULL, napi_enumerable, NULL},
       {"icmpEchoOpen", NULL, icmp_echo_open, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

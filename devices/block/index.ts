@@ -16,6 +16,7 @@ import { readKeyFile } from './luks/key-source.js';
 
 export { BlockError, type BlockBackend, type BlockErrorKind } from './backend.js';
 export type { RawFileStats } from './raw-file.js';
+import type { ReadNowStats } from './read-now.js';
 export type { SchedulerStats } from './scheduler.js';
 
 export interface DiskStats extends SchedulerStats {
@@ -30,6 +31,10 @@ export interface DiskStats extends SchedulerStats {
   syncs: number;
   /** cor=on: clusters copied from the backing chain into the overlay so far. */
   corClusters?: number;
+  /** Reads the host's page cache served at once, reads that went to the thread pool (read-now.ts). */
+  readsAtOnce: number;
+  readsQueued: number;
+  readsAtOnceUnavailable?: string;
 }
 
 export interface Disk extends BlockBackend {
@@ -69,9 +74,18 @@ interface FormatLayer extends BlockBackend {
   /** Raw and qcow2: the write lock becomes a read lock (Disk.releaseWriteLock). */
   downgradeLock?(): void;
 }
-type FileCounters = Pick<RawFileStats, 'cache' | 'sparse' | 'sparseUnavailable' | 'syncs'> & {
-  corClusters?: number;
-};
+type FileCounters = Pick<RawFileStats, 'cache' | 'sparse' | 'sparseUnavailable' | 'syncs'> &
+  ReadNowStats & {
+    corClusters?: number;
+  };
+
+function readNowCounters(s: ReadNowStats): ReadNowStats {
+  return {
+    readsAtOnce: s.readsAtOnce,
+    readsQueued: s.readsQueued,
+    ...(s.readsAtOnceUnavailable ? { readsAtOnceUnavailable: s.readsAtOnceUnavailable } : {}),
+  };
+}
 
 /** qcow2's counters in the shape DiskStats reports (freed clusters are reused, not punched). */
 function qcow2Counters(img: Qcow2Image): FileCounters {
@@ -82,6 +96,7 @@ function qcow2Counters(img: Qcow2Image): FileCounters {
     sparseUnavailable: 'qcow2: clusters are reused',
     syncs: s.syncs,
     ...(s.corClusters > 0 ? { corClusters: s.corClusters } : {}),
+    ...readNowCounters(s),
   };
 }
 
@@ -145,6 +160,7 @@ class ScheduledDisk implements Disk {
       ...(f.sparseUnavailable ? { sparseUnavailable: f.sparseUnavailable } : {}),
       syncs: f.syncs,
       ...(f.corClusters !== undefined ? { corClusters: f.corClusters } : {}),
+      ...readNowCounters(f),
     };
   }
 }

@@ -19,6 +19,7 @@ import type { CacheMode } from '../../main/vm/config.js';
 import { BlockError, type VectoredBlockBackend } from './backend.js';
 import { loadHostNative, type HostNative } from './host-native.js';
 import { lockImage, type ImageLock } from './image-lock.js';
+import { ReadNow, type ReadNowStats } from './read-now.js';
 import { admitRequest, hostIoError, totalLength } from './request-check.js';
 
 /** The subset of FileHandle the raw back end uses (tests wrap a real one to observe calls). */
@@ -44,7 +45,7 @@ export interface RawFileOptions {
   log?: (msg: string) => void;
 }
 
-export interface RawFileStats {
+export interface RawFileStats extends ReadNowStats {
   cache: CacheMode;
   direct: boolean;
   /** Whether discard/write-zeroes free host blocks (hole punching works here). */
@@ -99,6 +100,8 @@ export class RawFile implements VectoredBlockBackend {
   private closing = false;
   private drained: (() => void) | undefined;
   private lock: ImageLock | undefined;
+  /** Reads the host's page cache serves at once (read-now.ts). */
+  private readonly now: ReadNow;
 
   private constructor(
     private readonly fh: RawFileHandle,
@@ -118,6 +121,7 @@ export class RawFile implements VectoredBlockBackend {
       this.native = r.native;
       this.sparseUnavailable = r.reason;
     }
+    this.now = new ReadNow(fh.fd, this.native, direct, this.sparseUnavailable);
   }
 
   /** Opens an existing image; errors are BlockErrors that name the file and the problem. */
@@ -178,6 +182,7 @@ export class RawFile implements VectoredBlockBackend {
       syncs: this.syncs,
       holesPunched: this.holesPunched,
       zeroBytesWritten: this.zeroBytesWritten,
+      ...this.now.stats(),
     };
   }
 
@@ -191,7 +196,7 @@ export class RawFile implements VectoredBlockBackend {
 
   readv(offset: number, bufs: readonly Uint8Array[]): Promise<void> {
     return this.run('read', offset, totalLength(bufs), false, () =>
-      readFully(this.fh, offset, bufs),
+      readFully(this.fh, offset, bufs, this.now),
     );
   }
 

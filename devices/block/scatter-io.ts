@@ -3,6 +3,8 @@
  * (guest RAM): loops until every byte moved, since the host may transfer less than asked.
  */
 import type { FileHandle } from 'node:fs/promises';
+import type { ReadNow } from './read-now.js';
+import { totalLength } from './request-check.js';
 
 /** The part of a FileHandle this needs (so tests can inject a fake). */
 export type ScatterFile = Pick<FileHandle, 'read' | 'readv' | 'write' | 'writev'>;
@@ -28,8 +30,27 @@ export async function readFully(
   fh: ScatterFile,
   pos: number,
   bufs: readonly Uint8Array[],
+  now?: ReadNow,
 ): Promise<void> {
   let pending = bufs.filter((b) => b.length > 0);
+  if (now && pending.length > 0) {
+    // What the host's page cache holds is read here and now (read-now.ts); the rest goes on.
+    let left = totalLength(pending);
+    while (left > 0) {
+      const n = now.tryRead(pos, pending, left);
+      if (n < 0) break;
+      if (n === 0) {
+        for (const b of pending) b.fill(0);
+        left = 0;
+        break;
+      }
+      pos += n;
+      left -= n;
+      pending = advance(pending, n);
+    }
+    now.count(left === 0);
+    if (left === 0) return;
+  }
   while (pending.length > 0) {
     const { bytesRead } =
       pending.length === 1

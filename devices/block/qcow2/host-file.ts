@@ -9,17 +9,28 @@ import { constants, open, type FileHandle } from 'node:fs/promises';
 import { readFully, writeFully } from '../scatter-io.js';
 import type { CacheMode } from '../../../main/vm/config.js';
 import { lockImage, type ImageLock } from '../image-lock.js';
+import { loadHostNative } from '../../host-native.js';
+import { ReadNow, type ReadNowStats } from '../read-now.js';
 
 export class HostFile {
   syncs = 0;
   private lock: ImageLock | undefined;
+  /** Reads the host's page cache serves at once (read-now.ts). */
+  private readonly now: ReadNow;
   private constructor(
     private readonly fh: FileHandle,
     readonly path: string,
     public size: number,
     readonly readOnly: boolean,
     public cache: CacheMode,
-  ) {}
+  ) {
+    const r = loadHostNative();
+    this.now = new ReadNow(fh.fd, r.native, false, r.reason);
+  }
+
+  readNowStats(): ReadNowStats {
+    return this.now.stats();
+  }
 
   /** `lock` false: no image locks (QEMU's force-share), for read-only inspection only. */
   static async open(
@@ -44,7 +55,7 @@ export class HostFile {
 
   /** Reads exactly the views' total length at `pos`; bytes past the end of the file read as 0. */
   readv(pos: number, bufs: readonly Uint8Array[]): Promise<void> {
-    return readFully(this.fh, pos, bufs);
+    return readFully(this.fh, pos, bufs, this.now);
   }
 
   async read(pos: number, len: number): Promise<Uint8Array> {

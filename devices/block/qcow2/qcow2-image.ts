@@ -16,6 +16,7 @@
  *    (refcount down), so a refcount never drops while a table on disk still points at it.
  * FLUSH = write-back + fdatasync: everything completed before it is durable.
  */
+import type { ReadNowStats } from '../read-now.js';
 import type { CacheMode } from '../../../main/vm/config.js';
 import {
   BlockError,
@@ -90,7 +91,7 @@ export interface Qcow2OpenOptions {
   log?: (msg: string) => void;
 }
 
-export interface Qcow2Stats {
+export interface Qcow2Stats extends ReadNowStats {
   cache: CacheMode;
   syncs: number;
   clusterSize: number;
@@ -330,6 +331,7 @@ export class Qcow2Image implements VectoredBlockBackend {
       corFailures: this.corFailures,
       ...(this.backing ? { backing: this.backing.name } : {}),
       fileBytes: this.file.size,
+      ...this.file.readNowStats(),
     };
   }
 
