@@ -8,7 +8,7 @@
  * request goes to the thread pool as before. So the vCPU still never waits on host I/O (DESIGN's
  * rule), and a cached read completes before the guest's slice ends.
  *
- * Not used for files opened O_DIRECT (cache=none, directsync: a direct read always goes to the
+ * Not used for files opened O_DIRECT (OpenDiskOptions.direct, for benchmarks: a direct read goes to the
  * device and the call would wait for it) or above READ_NOW_MAX_BYTES (a copy that long belongs
  * off the vCPU's thread), nor without the addon or where the host refuses RWF_NOWAIT reads.
  * WASMVISOR_READ_NOW=0 turns it off, to compare (bench/virtio-blk.ts).
@@ -44,7 +44,7 @@ export class ReadNow {
     if (process.env.WASMVISOR_READ_NOW === '0') this.unavailable = 'off (WASMVISOR_READ_NOW=0)';
     else if (!native) this.unavailable = reason;
     else if (!this.fn) this.unavailable = 'the host helper addon predates readNow';
-    else if (direct) this.unavailable = 'the image is open O_DIRECT (cache=none or directsync)';
+    else if (direct) this.unavailable = 'the image is open O_DIRECT';
   }
 
   /**

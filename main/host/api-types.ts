@@ -10,6 +10,33 @@ export type { VmConfig };
 /** Where a VM is in its life; 'stopped' also covers "never started". */
 export type VmState = 'stopped' | 'starting' | 'running' | 'paused' | 'stopping';
 
+/** A disk's I/O totals (the monitor's `info blockstats`, the device panel). */
+export interface DiskIoStats {
+  /** The I/O scheduler and cache mode in use. */
+  policy: string;
+  cache: string;
+  reads: number;
+  writes: number;
+  flushes: number;
+  /** Discard and write-zeroes requests. */
+  discards: number;
+  bytesRead: number;
+  bytesWritten: number;
+  /** Requests that rode along in another's host call, and the host calls made. */
+  merges: number;
+  backendCalls: number;
+  /** Reads the host's page cache served at once, and reads that went to the thread pool. */
+  readsAtOnce: number;
+  readsQueued: number;
+  /** Why no read goes at once (no addon, O_DIRECT, the host refuses RWF_NOWAIT). */
+  readsAtOnceUnavailable?: string;
+  queueDepth: number;
+  maxQueueDepth: number;
+  /** Submission to completion, µs. */
+  latencyUs: { p50: number; p99: number; max: number };
+  errors: number;
+}
+
 /** Why a VM last stopped. */
 export type VmExit =
   | { kind: 'poweroff' }
@@ -199,6 +226,8 @@ export interface VmStats {
   hostRssMiB?: number;
   /** The JIT's work, when the VM translates hot code (its definition's `jit`). */
   jit?: JitShare;
+  /** Each disk's I/O since the VM started (or since the disk was last switched), by device. */
+  disks?: Record<string, DiskIoStats>;
   /**
    * Seconds on the guest's own clock (mtime), and under deterministic time (`icount`) how it
    * counts: it then runs apart from the host's (ahead of it with sleep=off).

@@ -50,6 +50,7 @@ import {
   BlockError,
   type BlockBackend,
   type Disk,
+  type DiskStats,
   type SnapshotOverlays,
 } from '../../devices/block/index.js';
 import { basename } from 'node:path';
@@ -151,6 +152,8 @@ export interface MachineStats {
   harts: { cpus: HartInfo[]; switches: number };
   /** The guest's clock (mtime) in seconds, and how it runs when it counts instructions. */
   guestClock?: { seconds: number; icount?: IcountConfig };
+  /** Each virtio-blk disk's scheduler and image counters, by device name (disks that keep them). */
+  disks?: Record<string, DiskStats>;
 }
 
 /**
@@ -797,6 +800,12 @@ export class VirtMachine {
       nics: Object.fromEntries(this.nics.map((n) => [n.name, n.stats()])),
       hostRssBytes: processRssBytes(),
       jit: this.core.jit?.currentStats(),
+      disks: Object.fromEntries(
+        this.blks().flatMap((b) => {
+          const d = b.backend as Partial<Pick<Disk, 'stats'>>;
+          return typeof d.stats === 'function' ? [[b.name, d.stats()]] : [];
+        }),
+      ),
       hostTime: { ...this.hostTime },
       guestClock: {
         seconds: Number(this.core.time) / TIMEBASE_HZ,

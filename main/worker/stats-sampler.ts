@@ -1,7 +1,8 @@
 /** Turns the machine's cumulative counters into per-second rates between two samples. */
 import { readFileSync } from 'node:fs';
 import type { MachineStats } from '../vm/machine.js';
-import type { VmStats } from '../host/api-types.js';
+import type { DiskIoStats, VmStats } from '../host/api-types.js';
+import type { DiskStats } from '../../devices/block/index.js';
 
 /**
  * CPU seconds the calling thread has used (Linux; undefined elsewhere). process.cpuUsage()
@@ -79,6 +80,33 @@ function byteCounters(s: MachineStats): Map<string, number> {
   return out;
 }
 
+/** The disks' counters in the host API's shape. */
+function diskIoStats(disks: Record<string, DiskStats>): Record<string, DiskIoStats> {
+  const out: Record<string, DiskIoStats> = {};
+  for (const [name, d] of Object.entries(disks)) {
+    out[name] = {
+      policy: d.policy,
+      cache: d.cache,
+      reads: d.requests.read,
+      writes: d.requests.write,
+      flushes: d.requests.flush,
+      discards: d.requests.discard + d.requests.writeZeroes,
+      bytesRead: d.bytesRead,
+      bytesWritten: d.bytesWritten,
+      merges: d.merges,
+      backendCalls: d.backendCalls,
+      readsAtOnce: d.readsAtOnce,
+      readsQueued: d.readsQueued,
+      ...(d.readsAtOnceUnavailable ? { readsAtOnceUnavailable: d.readsAtOnceUnavailable } : {}),
+      queueDepth: d.queueDepth,
+      maxQueueDepth: d.maxQueueDepth,
+      latencyUs: { p50: d.latencyUs.p50, p99: d.latencyUs.p99, max: d.latencyUs.max },
+      errors: d.errors,
+    };
+  }
+  return out;
+}
+
 /** part / whole in percent, 0 when nothing was retired. */
 const share = (part: number, whole: number): number =>
   whole > 0 ? Math.min(100, (Math.max(0, part) / whole) * 100) : 0;
@@ -144,6 +172,7 @@ export class StatsSampler {
         })),
         switchesPerSec: p && dt > 0 ? Math.max(0, s.harts.switches - p.switches) / dt : 0,
       },
+      ...(s.disks && Object.keys(s.disks).length > 0 ? { disks: diskIoStats(s.disks) } : {}),
       ...(s.jit
         ? {
             jit: {

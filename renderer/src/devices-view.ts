@@ -7,6 +7,7 @@ import type {
   DeviceControl,
   DeviceRow,
   DiskImageInfo,
+  DiskIoStats,
   DiskSnapshotAction,
 } from '../../main/host/api-types.js';
 import { clear, h } from './dom.js';
@@ -74,6 +75,8 @@ function diskPanel(d: DeviceRow, disk: DiskImageInfo, o: DevicesViewOptions, bus
     'div',
     { class: 'disk-info', 'data-disk': d.name },
     h('div', { class: 'disk-facts' }, facts.join(' · ')),
+    // Filled by showDiskIo with each stats sample, in place (the panel is not redrawn).
+    h('div', { class: 'disk-io', 'data-disk-io': d.name }),
     overlay ? h('div', { class: 'disk-actions' }, overlay) : undefined,
   );
   if (!disk.snapshots) return panel;
@@ -132,6 +135,36 @@ function diskPanel(d: DeviceRow, disk: DiskImageInfo, o: DevicesViewOptions, bus
     h('div', { class: 'snapshot-create' }, input, create),
   );
   return panel;
+}
+
+const us = (n: number): string =>
+  n >= 1000 ? `${Number((n / 1000).toPrecision(2))} ms` : `${Math.round(n)} µs`;
+
+/** One line of a disk's I/O: requests, bytes, reads served at once, latency, queue depth. */
+export function diskIoText(s: DiskIoStats): string {
+  const hostReads = s.readsAtOnce + s.readsQueued;
+  return [
+    `${s.reads} reads (${size(s.bytesRead)})`,
+    `${s.writes} writes (${size(s.bytesWritten)})`,
+    `${s.flushes} flushes`,
+    hostReads > 0
+      ? `${Math.round((s.readsAtOnce / hostReads) * 100)}% of host reads at once from the page cache`
+      : undefined,
+    `latency p50 ${us(s.latencyUs.p50)}, p99 ${us(s.latencyUs.p99)}`,
+    `queue depth ≤ ${s.maxQueueDepth}`,
+    s.errors > 0 ? `${s.errors} errors` : undefined,
+  ]
+    .filter((x) => x !== undefined)
+    .join(' · ');
+}
+
+/** Writes each disk's I/O line into its panel under `root` (see diskPanel). */
+export function showDiskIo(root: ParentNode, disks: Record<string, DiskIoStats> | undefined): void {
+  for (const el of root.querySelectorAll<HTMLElement>('.disk-io[data-disk-io]')) {
+    const s = disks?.[el.dataset.diskIo ?? ''];
+    el.textContent = s ? `I/O: ${diskIoText(s)}` : '';
+    el.title = s?.readsAtOnceUnavailable ? `reads never at once: ${s.readsAtOnceUnavailable}` : '';
+  }
 }
 
 function controlField(

@@ -234,7 +234,7 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     await target.selectOption('64');
     await expect
       .poll(() => balloon.locator('.chart-latest').innerText(), { timeout: 20_000 })
-      .toMatch(/^balloon 64\.0 MiB, host RSS \d+/);
+      .toMatch(/^balloon 64 MiB, host RSS \d+/);
     await balloon.scrollIntoViewIfNeeded();
     await balloon.screenshot({ path: join(artifacts, 'ui-balloon-chart.png') });
 
@@ -243,6 +243,16 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     await page.keyboard.type('dd if=/dev/vda of=/dev/null bs=64k; uname -a\n');
     const disk = page.locator('.chart[data-chart=disk]');
     await disk.waitFor();
+    // …and the disk's panel says what its I/O was: the whole 4 MiB read, mostly at once from the
+    // host's page cache (the image was just written).
+    const io = page.locator('#devices [data-disk=virtio-blk0] .disk-io');
+    await expect
+      .poll(() => io.innerText(), { timeout: 20_000 })
+      .toMatch(
+        /^I\/O: \d+ reads \(4(\.\d+)? MiB\) · \d+ writes .* · (\d+)% of host reads at once from the page cache · latency p50 /,
+      );
+    const pct = Number(/(\d+)% of host reads at once/.exec(await io.innerText())![1]);
+    expect(pct).toBeGreaterThan(50);
     await page.waitForTimeout(1500);
     await page.screenshot({ path: join(artifacts, 'ui-hvc0-disk-controls.png') });
 

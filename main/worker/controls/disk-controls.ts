@@ -7,7 +7,7 @@
  * reset. Switching a read-only disk to writable needs the image reopened read-write, which
  * happens at the next reset; until then it stays read-only.
  */
-import type { BlockBackend, Disk } from '../../../devices/block/index.js';
+import type { BlockBackend, Disk, DiskStats } from '../../../devices/block/index.js';
 import { BlockError } from '../../../devices/block/index.js';
 import { VirtioBlk } from '../../../devices/virtio/index.js';
 import {
@@ -45,6 +45,10 @@ export class SwitchableDisk implements BlockBackend {
   }
   get readOnly(): boolean {
     return this.refuseWrites || this.disk.readOnly;
+  }
+  /** The current disk's counters (a replacement starts its own). */
+  stats(): DiskStats {
+    return this.disk.stats();
   }
   /** Whether a replacement holds new requests now. */
   get switching(): boolean {

@@ -117,7 +117,7 @@ describe('reads at once from the page cache', () => {
     },
   );
 
-  it('an O_DIRECT image (cache=none) never reads at once: the call would wait for the device', async () => {
+  it('an O_DIRECT image never reads at once: the call would wait for the device', async () => {
     const f = await RawFile.open(path, { readOnly: true, direct: true }).catch(() => undefined);
     if (!f) return; // a file system without O_DIRECT (tmpfs): nothing to check here
     const b = new Uint8Array(4096);
