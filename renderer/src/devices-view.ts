@@ -160,11 +160,11 @@ export function diskIoText(s: DiskIoStats): string {
 
 /** Writes each disk's I/O line into its panel under `root` (see diskPanel). */
 export function showDiskIo(root: ParentNode, disks: Record<string, DiskIoStats> | undefined): void {
-  for (const el of root.querySelectorAll<HTMLElement>('.disk-io[data-disk-io]')) {
+  root.querySelectorAll<HTMLElement>('.disk-io[data-disk-io]').forEach((el) => {
     const s = disks?.[el.dataset.diskIo ?? ''];
     el.textContent = s ? `I/O: ${diskIoText(s)}` : '';
     el.title = s?.readsAtOnceUnavailable ? `reads never at once: ${s.readsAtOnceUnavailable}` : '';
-  }
+  });
 }
 
 function controlField(
