@@ -19,6 +19,8 @@ import { preloadBootImages } from '../vm/images.js';
 import { shareSwitchesBetweenProcesses } from '../../devices/net/index.js';
 import { readFile } from 'node:fs/promises';
 import type { VmConfig } from '../vm/config.js';
+import { blockstatsText } from './blockstats-text.js';
+import { diskIoStats } from '../worker/stats-sampler.js';
 
 /** A problem the user can fix: printed as one line, no stack trace. */
 class UserError extends Error {}
@@ -71,6 +73,8 @@ function formatStats(s: MachineStats): string {
   if (s.hostRssBytes !== undefined) {
     lines.push(`host RSS: ${(s.hostRssBytes / 2 ** 20).toFixed(0)} MiB`);
   }
+  const disks = blockstatsText(diskIoStats(s.disks ?? {}));
+  if (disks) lines.push('disks:', disks);
   return lines.join('\n');
 }
 

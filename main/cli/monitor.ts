@@ -8,7 +8,7 @@ import type { VmControl } from '../host/worker-vm.js';
 import type { DeviceControl, VmSnapshotInfo, VmStats } from '../host/api-types.js';
 import { sharedSwitches } from '../../devices/net/index.js';
 import { resolve } from 'node:path';
-import { human } from '../../devices/block/human-size.js';
+import { blockstatsText } from './blockstats-text.js';
 
 /** What the monitor drives: the CLI's WorkerVm satisfies it, a test a fake. */
 export type MonitorTarget = Pick<
@@ -226,34 +226,10 @@ export function snapshotTable(list: readonly VmSnapshotInfo[]): string {
   return lines.join('\n');
 }
 
-/** A latency in µs as people read it. */
-const usText = (us: number): string =>
-  us >= 10_000
-    ? `${(us / 1000).toFixed(0)} ms`
-    : us >= 1000
-      ? `${(us / 1000).toFixed(1)} ms`
-      : `${us.toFixed(0)} µs`;
-
 /** `info blockstats` (QEMU's name): each disk's I/O since it was opened, as of the last sample. */
 function infoBlockstats(s: VmStats | undefined): string {
-  const disks = Object.entries(s?.disks ?? {});
-  if (disks.length === 0) return s ? 'no disks' : 'no statistics yet';
-  return disks
-    .map(([name, d]) => {
-      const atOnce =
-        d.readsAtOnce + d.readsQueued > 0
-          ? `${d.readsAtOnce} at once from the host's page cache, ${d.readsQueued} through the thread pool`
-          : 'none yet';
-      return [
-        `${name}: ${d.reads} reads (${human(d.bytesRead)}), ${d.writes} writes (${human(d.bytesWritten)}), ` +
-          `${d.flushes} flushes, ${d.discards} discards/write-zeroes, ${d.errors} errors`,
-        `  ${d.backendCalls} host calls (${d.merges} requests merged into others); scheduler ${d.policy}, cache ${d.cache}`,
-        `  host reads: ${atOnce}${d.readsAtOnceUnavailable ? ` (never at once: ${d.readsAtOnceUnavailable})` : ''}`,
-        `  latency p50 ${usText(d.latencyUs.p50)}, p99 ${usText(d.latencyUs.p99)}, max ${usText(d.latencyUs.max)}; ` +
-          `queue depth ${d.queueDepth} now, ${d.maxQueueDepth} at most`,
-      ].join('\n');
-    })
-    .join('\n');
+  if (!s) return 'no statistics yet';
+  return blockstatsText(s.disks ?? {}) || 'no disks';
 }
 
 /** `info block`: each disk's device name, image, format and backing chain. */

@@ -81,7 +81,7 @@ function byteCounters(s: MachineStats): Map<string, number> {
 }
 
 /** The disks' counters in the host API's shape. */
-function diskIoStats(disks: Record<string, DiskStats>): Record<string, DiskIoStats> {
+export function diskIoStats(disks: Record<string, DiskStats>): Record<string, DiskIoStats> {
   const out: Record<string, DiskIoStats> = {};
   for (const [name, d] of Object.entries(disks)) {
     out[name] = {
