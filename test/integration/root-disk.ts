@@ -84,7 +84,8 @@ export function bootRoot(
 
 /**
  * Boots with root on `disk`, checks / is the ext4 root mounted rw, writes /root/hello.txt
- * (`token`) and /root/seq.txt, syncs and powers off (exit 0, virtio-blk writes counted).
+ * (`token`) and /root/seq.txt, syncs and powers off (exit 0, virtio-blk writes counted, the
+ * disk's I/O in --stats).
  * Returns everything the session printed (console and stderr), for checks of what must not show.
  */
 export async function bootWriteAndPowerOff(
@@ -102,6 +103,10 @@ export async function bootWriteAndPowerOff(
     s.sendLine('poweroff');
     expect((await s.waitForExit(30_000)).code).toBe(0);
     expect(s.stderr).toMatch(/virtio-blk0:[\s\S]*writes\s+[1-9]/);
+    // …and the disk's own I/O, as the monitor's info blockstats says it.
+    expect(s.stderr).toMatch(
+      /^disks:\r?\nvirtio-blk0: [1-9]\d* reads \([\d.]+ \w+\), [1-9]\d* writes .*\r?\n {2}\d+ host calls .*\r?\n {2}host reads: /m,
+    );
     return s.stderr + s.output;
   } finally {
     await s.close();
