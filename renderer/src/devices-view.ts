@@ -148,7 +148,7 @@ export function diskIoText(s: DiskIoStats): string {
     `${s.writes} writes (${size(s.bytesWritten)})`,
     `${s.flushes} flushes`,
     hostReads > 0
-      ? `${Math.round((s.readsAtOnce / hostReads) * 100)}% of host reads at once from the page cache`
+      ? `${hostReads} host reads, ${Math.round((s.readsAtOnce / hostReads) * 100)}% at once from the page cache`
       : undefined,
     `latency p50 ${us(s.latencyUs.p50)}, p99 ${us(s.latencyUs.p99)}`,
     `queue depth ≤ ${s.maxQueueDepth}`,
