@@ -173,6 +173,45 @@ export class Core {
   /** The block translator, when on (the `jit` option, else WASMVISOR_JIT=1). */
   readonly jit: Jit | undefined;
 
+  /** Set for a core made by Core.unbound until its machine binds its imports. */
+  private lateImports: { target: CoreImports | undefined } | undefined;
+
+  /**
+   * A core whose MMIO and clock imports come later (bindImports), from the machine built around
+   * it. A live migration's destination makes one as soon as the VM's definition arrives and
+   * receives the RAM pages straight into it while the source still runs; the machine around it
+   * can only be built once the source has let go of its disks and host ports.
+   */
+  static unbound(ramBase: number, ramSize: number, opts: { jit?: boolean } = {}): Core {
+    const late: { target: CoreImports | undefined } = { target: undefined };
+    const unbound = (): never => {
+      throw new Error('the core runs before its machine bound its imports');
+    };
+    const core = new Core(
+      ramBase,
+      ramSize,
+      {
+        mmioRead: (a, s) => (late.target ?? unbound()).mmioRead(a, s),
+        mmioWrite: (a, s, v) => (late.target ?? unbound()).mmioWrite(a, s, v),
+        hostTicks: () => (late.target ?? unbound()).hostTicks(),
+      },
+      opts,
+    );
+    core.lateImports = late;
+    return core;
+  }
+
+  /** Whether this core was made by Core.unbound and waits for bindImports. */
+  get awaitsImports(): boolean {
+    return this.lateImports !== undefined && this.lateImports.target === undefined;
+  }
+
+  /** Gives an unbound core (Core.unbound) its imports; once. */
+  bindImports(imports: CoreImports): void {
+    if (!this.awaitsImports) throw new Error('this core has its imports already');
+    this.lateImports!.target = imports;
+  }
+
   constructor(
     ramBase: number,
     ramSize: number,

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import type { JitStats } from './jit/jit.js';
-import { Core, ExitReason, vmJit, type HartInfo } from './core.js';
+import { Core, ExitReason, jitFromEnv, vmJit, type CoreImports, type HartInfo } from './core.js';
 import { HostClock, rtcClock, sleepSync, TIMEBASE_HZ } from './clock.js';
 import type { IcountConfig } from './time-config.js';
 import { VirtBoard, type DeviceInfo } from '../../devices/platform/board.js';
@@ -117,6 +117,11 @@ export interface MachineConfig {
   rtcBase?: string;
   /** The user's fw_cfg files ("opt/…"), beside the ones QEMU's virt always has. */
   fwCfgFiles?: FwCfgFile[];
+  /**
+   * A core made beforehand (Core.unbound: a live migration's destination receives RAM into
+   * it); used when its RAM size and JIT fit this machine, else a new core is made.
+   */
+  core?: Core;
   log?: (msg: string) => void;
 }
 
@@ -193,6 +198,8 @@ export interface OpenHooks {
   bootImages?: BootImages;
   /** Build the machine for a saved state (vmstate/): no boot files are read or loaded. */
   restoring?: boolean;
+  /** A core made beforehand (MachineConfig.core: a live migration's, holding the RAM). */
+  core?: Core;
 }
 
 const DEFAULT_SLICE = 300_000;
@@ -266,6 +273,7 @@ export class VirtMachine {
     disks?: BlockBackend[],
     bootImages?: BootImages,
     restoring = false,
+    core?: Core,
   ): VirtMachine {
     if (cfg.disks.length !== (disks?.length ?? 0)) {
       // Opening an image is asynchronous; VirtMachine.open() does it before building.
@@ -295,6 +303,7 @@ export class VirtMachine {
         disksPacked: cfg.disks.map((d) => d.packed),
         ...(cfg.virtioPacked ? { virtioPacked: true } : {}),
         restoring,
+        ...(core ? { core } : {}),
         log,
       });
     } catch (e) {
@@ -325,7 +334,14 @@ export class VirtMachine {
         });
         disks.push(hooks.wrapDisk?.(disk, disks.length) ?? disk);
       }
-      const vm = VirtMachine.fromConfig(cfg, log, disks, hooks.bootImages, hooks.restoring);
+      const vm = VirtMachine.fromConfig(
+        cfg,
+        log,
+        disks,
+        hooks.bootImages,
+        hooks.restoring,
+        hooks.core,
+      );
       const append = hooks.restoring === true;
       await startConfiguredCaptures(vm.nics, cfg.nics ?? [], { append }).catch(async (e: Error) => {
         await vm.close();
@@ -399,29 +415,32 @@ export class VirtMachine {
       log: cfg.log,
     });
     const bus = this.board.bus;
-    const core = new Core(
-      VIRT.ram.base,
-      ramSize,
-      {
-        mmioRead: (addr, size) => {
-          const t = this.timeDevices ? performance.now() : 0;
-          bus.fault = false;
-          const v = bus.read(addr, size);
-          if (bus.fault) core.busFault();
-          if (t !== 0) this.hostTime.deviceMs += performance.now() - t;
-          return v;
-        },
-        mmioWrite: (addr, size, value) => {
-          const t = this.timeDevices ? performance.now() : 0;
-          bus.fault = false;
-          bus.write(addr, size, value);
-          if (bus.fault) core.busFault();
-          if (t !== 0) this.hostTime.deviceMs += performance.now() - t;
-        },
-        hostTicks: () => this.clock.ticks(),
+    const imports: CoreImports = {
+      mmioRead: (addr, size) => {
+        const t = this.timeDevices ? performance.now() : 0;
+        bus.fault = false;
+        const v = bus.read(addr, size);
+        if (bus.fault) core.busFault();
+        if (t !== 0) this.hostTime.deviceMs += performance.now() - t;
+        return v;
       },
-      { jit: cfg.jit },
-    );
+      mmioWrite: (addr, size, value) => {
+        const t = this.timeDevices ? performance.now() : 0;
+        bus.fault = false;
+        bus.write(addr, size, value);
+        if (bus.fault) core.busFault();
+        if (t !== 0) this.hostTime.deviceMs += performance.now() - t;
+      },
+      hostTicks: () => this.clock.ticks(),
+    };
+    const given = cfg.core;
+    const fits =
+      given?.awaitsImports === true &&
+      given.ramSize === ramSize &&
+      given.ramBase === VIRT.ram.base &&
+      (given.jit !== undefined) === (cfg.jit ?? jitFromEnv() ?? false);
+    if (fits) given.bindImports(imports);
+    const core = fits ? given : new Core(VIRT.ram.base, ramSize, imports, { jit: cfg.jit });
     this.core = core;
     // `harts` was checked above, before the board got a PLIC context pair per hart.
     core.setHarts(harts);

@@ -5,6 +5,7 @@
  */
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { VirtMachine, MachineConfigError, type ConsoleStream } from '../vm/machine.js';
+import { Core, vmJit } from '../vm/core.js';
 import type { VmConfig } from '../vm/config.js';
 import type { BootImages } from '../vm/images.js';
 import {
@@ -221,10 +222,22 @@ async function runVm(
   let cfg = cfgIn;
   /** A VM that came by live migration, told once it runs here (or could not start). */
   let arriving: IncomingMigration | undefined;
+  /** Its core, made when its definition came, with the RAM received into it (Core.unbound). */
+  let arrivingCore: Core | undefined;
   if (incoming) {
     try {
       log(`waiting for a migrating VM on ${incoming}`);
-      arriving = await receiveMigration(incoming, { log, signal: incomingWait.signal });
+      arriving = await receiveMigration(incoming, {
+        log,
+        signal: incomingWait.signal,
+        ramFor: (config, ramBytes) => {
+          // The JIT as the machine will be built below (the host may choose it on a resume).
+          arrivingCore = Core.unbound(VIRT.ram.base, ramBytes, {
+            jit: vmJit(cfgIn.jit ?? config.jit),
+          });
+          return arrivingCore.ram;
+        },
+      });
     } catch (e) {
       const message = e instanceof MigrationError ? e.message : String(e);
       const stopped = incomingWait.signal.aborted;
@@ -265,8 +278,12 @@ async function runVm(
           if (cfgIn.jit !== undefined) saved.info.config = { ...saved.info.config, jit: cfgIn.jit };
           cfg = config = saved.info.config;
           vm = from.migrated
-            ? await openMigratedVm(saved, log, hooks)
+            ? await openMigratedVm(saved, log, {
+                ...hooks,
+                ...(arrivingCore ? { core: arrivingCore } : {}),
+              })
             : await openSavedVm(saved, log, hooks);
+          arrivingCore = undefined;
           if (arriving && stopEarly) {
             // Stopped while the VM came: the source still has it and runs it on.
             await vm.close();

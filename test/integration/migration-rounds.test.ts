@@ -15,6 +15,8 @@ import { migrateVm, MigrationFailedAfterRelease } from '../../main/vm/migration/
 import { receiveMigration } from '../../main/vm/migration/destination.js';
 import { MessageReader, MessageWriter, MSG } from '../../main/vm/migration/protocol.js';
 import { openMigratedVm } from '../../main/vm/vmstate/resume.js';
+import { Core, vmJit } from '../../main/vm/core.js';
+import { VIRT } from '../../devices/platform/memory-map.js';
 
 async function bootedWithJob(name: string): Promise<InProcessGuest> {
   const g = new InProcessGuest(await VirtMachine.open(defaultVmConfig(name)));
@@ -37,14 +39,22 @@ describe('live migration, in one process', () => {
     const src = await bootedWithJob('rounds');
     let port = 0;
     let copy: { ram: Uint8Array; harts: Uint8Array[] } | undefined;
-    const dst = receiveMigration('tcp:127.0.0.1:0', { onListening: (p) => (port = p) }).then(
-      async (inc) => {
-        const vm = await openMigratedVm(inc.saved);
-        copy = { ram: vm.core.ram.slice(), harts: vm.core.saveHarts().harts };
-        await inc.running();
-        return vm;
+    // As the worker does: the RAM goes straight into a core made when the definition came.
+    let core: Core | undefined;
+    const dst = receiveMigration('tcp:127.0.0.1:0', {
+      onListening: (p) => (port = p),
+      ramFor: (config, bytes) => {
+        core = Core.unbound(VIRT.ram.base, bytes, { jit: vmJit(config.jit) });
+        return core.ram;
       },
-    );
+    }).then(async (inc) => {
+      expect(inc.saved.ram).toBe(core!.ram);
+      const vm = await openMigratedVm(inc.saved, undefined, { core: core! });
+      expect(vm.core).toBe(core); // built around it: nothing copied while paused
+      copy = { ram: vm.core.ram.slice(), harts: vm.core.saveHarts().harts };
+      await inc.running();
+      return vm;
+    });
     while (!port) await new Promise((r) => setTimeout(r, 5));
     let atPause: { ram: Uint8Array; harts: Uint8Array[] } | undefined;
     const report = await migrateVm(src.vm, defaultVmConfig('rounds'), `tcp:127.0.0.1:${port}`, {

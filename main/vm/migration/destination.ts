@@ -6,7 +6,7 @@
  * and says RUNNING, or ERROR if it could not start, so the source resumes the VM itself.
  */
 import { createServer, type Socket } from 'node:net';
-import { MAX_MEM_MIB, validateVmConfig, ConfigError } from '../config.js';
+import { MAX_MEM_MIB, validateVmConfig, ConfigError, type VmConfig } from '../config.js';
 import { StateFileError } from '../vmstate/file-format.js';
 import { parseSavedVm, type SavedVm } from '../vmstate/saved-vm.js';
 import {
@@ -42,6 +42,12 @@ export interface IncomingOptions {
   log?: (message: string) => void;
   /** Aborted before a source connected: stop listening and throw MigrationError. */
   signal?: AbortSignal;
+  /**
+   * Called once the definition came (HELLO): zeroed memory of `ramBytes` to receive the RAM
+   * pages into (the destination's core, Core.unbound), so that building the machine later
+   * neither makes nor fills its RAM while the VM is paused. Absent or undefined: a buffer.
+   */
+  ramFor?(config: VmConfig, ramBytes: number): Uint8Array | undefined;
 }
 
 /**
@@ -96,7 +102,8 @@ export async function receiveMigration(
         `RAM of ${String(ramBytes)} bytes does not fit the VM's ${config.memMiB} MiB`,
       );
     }
-    const ram = new Uint8Array(ramBytes);
+    const given = o.ramFor?.(config, ramBytes);
+    const ram = given?.length === ramBytes ? given : new Uint8Array(ramBytes);
     const present = new Uint8Array(Math.ceil(ramBytes / PAGE_BYTES / 8));
     let pages = 0;
     let state: Uint8Array | undefined;

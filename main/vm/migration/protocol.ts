@@ -197,7 +197,8 @@ export function encodePages(ram: Uint8Array, pages: readonly number[]): Uint8Arr
 /**
  * Applies a PAGES payload to `ram`; returns how many pages it held. `present` (a bitmap, a bit
  * per page) says which pages hold data: set for a page that came with its bytes, cleared for
- * one that came as zeros.
+ * one that came as zeros; `ram` must then have started as zeros (a zero page that never held
+ * data is not written, so fresh memory stays untouched).
  */
 export function applyPages(data: Uint8Array, ram: Uint8Array, present?: Uint8Array): number {
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
@@ -211,12 +212,14 @@ export function applyPages(data: Uint8Array, ram: Uint8Array, present?: Uint8Arr
     const p = e & ~ZERO_FLAG;
     if (p >= count) throw new MigrationError(`page ${p} is past the end of RAM (${count} pages)`);
     const at = p * PAGE_BYTES;
-    if (present) {
-      if (e & ZERO_FLAG) present[p >> 3]! &= ~(1 << (p & 7));
-      else present[p >> 3]! |= 1 << (p & 7);
-    }
-    if (e & ZERO_FLAG) ram.fill(0, at, at + PAGE_BYTES);
-    else {
+    const bit = 1 << (p & 7);
+    if (e & ZERO_FLAG) {
+      // With `present`, `ram` started as zeros: a page that never held data here is zeros
+      // already, and left untouched it takes no host memory.
+      if (!present || present[p >> 3]! & bit) ram.fill(0, at, at + PAGE_BYTES);
+      if (present) present[p >> 3]! &= ~bit;
+    } else {
+      if (present) present[p >> 3]! |= bit;
       if (o + PAGE_BYTES > data.length)
         throw new MigrationError('a PAGES message ends inside a page');
       ram.set(data.subarray(o, o + PAGE_BYTES), at);

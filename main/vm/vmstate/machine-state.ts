@@ -138,7 +138,10 @@ export function applyMachine(
         `${file}: ${ram.length} bytes of RAM for a VM of ${vm.core.ram.length}`,
       );
     }
-    if (ramPresent) {
+    const core = vm.core.ram;
+    if (ram.buffer === core.buffer && ram.byteOffset === core.byteOffset) {
+      // Received straight into this machine's RAM (a live migration's Core.unbound).
+    } else if (ramPresent) {
       // Only the pages with data: the rest of a machine built to be restored is zeros already.
       for (let i = 0; i < ramPresent.length; i++) {
         const bits = ramPresent[i]!;

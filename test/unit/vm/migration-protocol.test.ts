@@ -44,6 +44,16 @@ describe('the migration stream', () => {
     expect(out[PAGE_BYTES]).toBe(0xee); // page 1 was not sent
   });
 
+  it('a zero page that never held data is left untouched (fresh memory stays unallocated)', () => {
+    const ram = new Uint8Array(4 * PAGE_BYTES);
+    const out = new Uint8Array(ram.length).fill(0xee); // as if RAM held something: it must stay
+    const present = Uint8Array.of(0b0000_0100); // page 2 held data, 1 never did
+    applyPages(encodePages(ram, [1, 2]), out, present);
+    expect(out[PAGE_BYTES]).toBe(0xee); // page 1: zeros already by the contract, not written
+    expect(out.subarray(2 * PAGE_BYTES, 3 * PAGE_BYTES).every((b) => b === 0)).toBe(true);
+    expect(present[0]).toBe(0);
+  });
+
   it('refuses pages past RAM and entries cut short', () => {
     const ram = new Uint8Array(4 * PAGE_BYTES);
     const big = new Uint8Array(8 * PAGE_BYTES).fill(1);
