@@ -37,6 +37,22 @@ export interface DiskIoStats {
   errors: number;
 }
 
+/**
+ * A network card's traffic since the VM started (frames and bytes to and from its back end) and
+ * what the guest's driver cost: MMIO/PIO exits to the card and interrupts it raised — the
+ * e1000-against-virtio comparison, per card.
+ */
+export interface NicIoStats {
+  txFrames: number;
+  txBytes: number;
+  rxFrames: number;
+  rxBytes: number;
+  exits: number;
+  interrupts: number;
+  /** Frames lost: received with no room in the guest, or sent with the link down. */
+  dropped: number;
+}
+
 /** Why a VM last stopped. */
 export type VmExit =
   | { kind: 'poweroff' }
@@ -228,6 +244,8 @@ export interface VmStats {
   jit?: JitShare;
   /** Each disk's I/O since the VM started (or since the disk was last switched), by device. */
   disks?: Record<string, DiskIoStats>;
+  /** Each network card's traffic and what it cost in exits and interrupts, by device. */
+  nics?: Record<string, NicIoStats>;
   /**
    * Seconds on the guest's own clock (mtime), and under deterministic time (`icount`) how it
    * counts: it then runs apart from the host's (ahead of it with sleep=off).

@@ -1,7 +1,7 @@
 /** Turns the machine's cumulative counters into per-second rates between two samples. */
 import { readFileSync } from 'node:fs';
 import type { MachineStats } from '../vm/machine.js';
-import type { DiskIoStats, VmStats } from '../host/api-types.js';
+import type { DiskIoStats, NicIoStats, VmStats } from '../host/api-types.js';
 import type { DiskStats } from '../../devices/block/index.js';
 
 /**
@@ -107,6 +107,29 @@ export function diskIoStats(disks: Record<string, DiskStats>): Record<string, Di
   return out;
 }
 
+/** Each NIC's traffic (its port's counters) with the exits to it and interrupts it raised. */
+function nicIoStats(s: MachineStats): Record<string, NicIoStats> {
+  const out: Record<string, NicIoStats> = {};
+  for (const [name, c] of Object.entries(s.nics ?? {})) {
+    let exits = 0;
+    // Its MMIO region (virtio-mmio slot, or a PCI BAR) and, for the e1000, its I/O BAR.
+    for (const [region, e] of Object.entries(s.exits)) {
+      if (region === name || region.startsWith(`${name}.`)) exits += e.reads + e.writes;
+    }
+    out[name] = {
+      txFrames: c.net_tx_frames ?? 0,
+      txBytes: c.net_tx_bytes ?? 0,
+      rxFrames: c.net_rx_frames ?? 0,
+      rxBytes: c.net_rx_bytes ?? 0,
+      exits,
+      // virtio-net's transport counts them; the e1000 counts its own.
+      interrupts: s.virtio[name]?.interrupts ?? c.interrupts ?? 0,
+      dropped: (c.net_rx_dropped ?? 0) + (c.net_tx_link_down ?? 0),
+    };
+  }
+  return out;
+}
+
 /** part / whole in percent, 0 when nothing was retired. */
 const share = (part: number, whole: number): number =>
   whole > 0 ? Math.min(100, (Math.max(0, part) / whole) * 100) : 0;
@@ -173,6 +196,7 @@ export class StatsSampler {
         switchesPerSec: p && dt > 0 ? Math.max(0, s.harts.switches - p.switches) / dt : 0,
       },
       ...(s.disks && Object.keys(s.disks).length > 0 ? { disks: diskIoStats(s.disks) } : {}),
+      ...(s.nics && Object.keys(s.nics).length > 0 ? { nics: nicIoStats(s) } : {}),
       ...(s.jit
         ? {
             jit: {

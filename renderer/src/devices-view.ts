@@ -9,6 +9,8 @@ import type {
   DiskImageInfo,
   DiskIoStats,
   DiskSnapshotAction,
+  NicIoStats,
+  VmStats,
 } from '../../main/host/api-types.js';
 import { clear, h } from './dom.js';
 
@@ -75,7 +77,7 @@ function diskPanel(d: DeviceRow, disk: DiskImageInfo, o: DevicesViewOptions, bus
     'div',
     { class: 'disk-info', 'data-disk': d.name },
     h('div', { class: 'disk-facts' }, facts.join(' · ')),
-    // Filled by showDiskIo with each stats sample, in place (the panel is not redrawn).
+    // Filled by showDeviceIo with each stats sample, in place (the panel is not redrawn).
     h('div', { class: 'disk-io', 'data-disk-io': d.name }),
     overlay ? h('div', { class: 'disk-actions' }, overlay) : undefined,
   );
@@ -158,12 +160,39 @@ export function diskIoText(s: DiskIoStats): string {
     .join(' · ');
 }
 
-/** Writes each disk's I/O line into its panel under `root` (see diskPanel). */
-export function showDiskIo(root: ParentNode, disks: Record<string, DiskIoStats> | undefined): void {
+const count = (n: number): string => n.toLocaleString('en-US');
+
+/**
+ * One line of a NIC's traffic and its cost to the guest: exits and interrupts, also per MiB
+ * once a MiB has moved (where e1000 and virtio-net differ most).
+ */
+export function nicIoText(s: NicIoStats): string {
+  const mib = (s.txBytes + s.rxBytes) / 2 ** 20;
+  const perMiB = (n: number) => (n / mib < 10 ? (n / mib).toFixed(1) : count(Math.round(n / mib)));
+  return [
+    `tx ${size(s.txBytes)} (${count(s.txFrames)} frames)`,
+    `rx ${size(s.rxBytes)} (${count(s.rxFrames)} frames)`,
+    `${count(s.exits)} exits, ${count(s.interrupts)} interrupts`,
+    mib >= 1 ? `per MiB ${perMiB(s.exits)} exits, ${perMiB(s.interrupts)} interrupts` : undefined,
+    s.dropped > 0 ? `${count(s.dropped)} frames dropped` : undefined,
+  ]
+    .filter((x) => x !== undefined)
+    .join(' · ');
+}
+
+/**
+ * Writes each disk's and each NIC's I/O line under `root` (diskPanel and controlsRow leave
+ * empty places for them), from the latest stats sample, in place.
+ */
+export function showDeviceIo(root: ParentNode, stats: VmStats | undefined): void {
   root.querySelectorAll<HTMLElement>('.disk-io[data-disk-io]').forEach((el) => {
-    const s = disks?.[el.dataset.diskIo ?? ''];
+    const s = stats?.disks?.[el.dataset.diskIo ?? ''];
     el.textContent = s ? `I/O: ${diskIoText(s)}` : '';
     el.title = s?.readsAtOnceUnavailable ? `reads never at once: ${s.readsAtOnceUnavailable}` : '';
+  });
+  root.querySelectorAll<HTMLElement>('.nic-io[data-nic-io]').forEach((el) => {
+    const s = stats?.nics?.[el.dataset.nicIo ?? ''];
+    el.textContent = s ? `I/O: ${nicIoText(s)}` : '';
   });
 }
 
@@ -210,6 +239,10 @@ function controlsRow(d: DeviceRow, o: DevicesViewOptions): HTMLElement | undefin
         ...controls.map((c) => controlField(d, c, o, outcome?.busy === true)),
       ),
       d.disk ? diskPanel(d, d.disk, o, outcome?.busy === true) : undefined,
+      // A network card's traffic and cost, filled by showDeviceIo.
+      controls.some((c) => c.id === 'link')
+        ? h('div', { class: 'nic-io', 'data-nic-io': d.name })
+        : undefined,
       ...notes.map((n) => h('div', { class: 'control-note' }, n)),
       outcome
         ? h(

@@ -13,7 +13,7 @@ import {
 import { connectHost } from './client.js';
 import { ConsoleView } from './console-view.js';
 import { StatsCharts, HISTORY_SECONDS } from './charts.js';
-import { renderDevices, showDiskIo, type ControlOutcome } from './devices-view.js';
+import { renderDevices, showDeviceIo, type ControlOutcome } from './devices-view.js';
 import { editVmDialog } from './vm-dialog.js';
 import { renderSnapshots } from './snapshots-view.js';
 import { askPassphrases } from './passphrase-dialog.js';
@@ -312,7 +312,7 @@ function showDevices(name: string): void {
     onSnapshot: (device, action, snapshot) => void snapshotOp(name, device, action, snapshot),
     onOverlay: (device, image) => void overlayOp(name, device, image),
   });
-  showDiskIo($('#devices'), stats.get(name)?.at(-1)?.disks);
+  showDeviceIo($('#devices'), stats.get(name)?.at(-1));
 }
 
 /** "Create overlay…": asks for the file, switches the disk; the answer shows under the disk. */
@@ -576,7 +576,7 @@ host.onEvent((e) => {
         charts.show(stats.get(e.name)!);
         const meta = document.querySelector('#toolbar .toolbar-meta');
         if (meta) meta.textContent = metaText(e.stats);
-        showDiskIo($('#devices'), e.stats.disks);
+        showDeviceIo($('#devices'), e.stats);
       }
       return;
     case 'state': {

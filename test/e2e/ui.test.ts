@@ -693,6 +693,19 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     await expect
       .poll(() => consoleText('netvm'), { timeout: 60_000 })
       .toMatch(/lease of 10\.0\.2\.15\s+dhcp-42/);
+    // Each card's traffic and what it cost the guest, under its controls: both sent DHCP
+    // requests; only the e1000's NAT answered (nothing serves DHCP on the switch).
+    const nicIo = (nic: string) => page.locator(`#devices .nic-io[data-nic-io=${nic}]`).innerText();
+    await expect
+      .poll(() => nicIo('e1000-0'), { timeout: 10_000 })
+      .toMatch(
+        /^I\/O: tx [\d.]+ \w*B \([1-9][\d,]* frames\) · rx [\d.]+ \w*B \([1-9][\d,]* frames\) · [1-9][\d,]* exits, [1-9][\d,]* interrupts/,
+      );
+    await expect
+      .poll(() => nicIo('virtio-net0'), { timeout: 10_000 })
+      .toMatch(
+        /^I\/O: tx [\d.]+ \w*B \([1-9][\d,]* frames\) · rx 0 B \(0 frames\) · [1-9][\d,]* exits, [1-9][\d,]* interrupts/,
+      );
     await page.locator('#toolbar [data-action=stop]').click();
     await page.locator('.vm-item[data-vm=netvm][data-state=stopped]').waitFor();
 
