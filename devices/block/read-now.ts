@@ -15,7 +15,11 @@
  */
 import type { HostNative } from '../host-native.js';
 
-/** The largest read tried at once: a 256 KiB copy from the cache takes ~20–40 µs. */
+/**
+ * The largest read tried at once. A 256 KiB copy from the cache held the vCPU's thread ~90 µs on
+ * the 2-core machine (readNow's self time over a guest's 1 MiB O_DIRECT `dd`, split into 256 KiB
+ * requests), about what the thread pool's round trip costs it; longer reads go there.
+ */
 export const READ_NOW_MAX_BYTES = 256 * 1024;
 
 export interface ReadNowStats {

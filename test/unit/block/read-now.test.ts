@@ -50,6 +50,12 @@ async function counted(
   return { fh, calls: () => calls };
 }
 
+/** The image as a read-only RawFile whose handle counts the reads that reach the thread pool. */
+async function countedRaw(): Promise<{ f: RawFile; calls: () => number }> {
+  const { fh, calls } = await counted(path);
+  return { f: await RawFile.open(path, { readOnly: true, openFile: async () => fh }), calls };
+}
+
 /** A ReadNow over a fake addon that serves `serve(pos, total)` bytes (or -1) from `bytes`. */
 function fakeNow(serve: (pos: number, total: number) => number): ReadNow {
   const fake: HostNative = {
@@ -74,8 +80,7 @@ describe('reads at once from the page cache', () => {
   it.skipIf(!native?.readNow)(
     'a cached read never reaches the thread pool, and its bytes are the file’s',
     async () => {
-      const { fh, calls } = await counted(path);
-      const f = await RawFile.open(path, { readOnly: true, openFile: async () => fh });
+      const { f, calls } = await countedRaw();
       // Scattered over uneven views (whole sectors in all), at an odd sector.
       const views = [new Uint8Array(512), new Uint8Array(3000), new Uint8Array(8192 - 512 - 3000)];
       await f.readv(25 * 512, views);
@@ -93,8 +98,7 @@ describe('reads at once from the page cache', () => {
   it.skipIf(!native?.readNow)(
     'more views than one system call takes: the rest follow, still at once',
     async () => {
-      const { fh, calls } = await counted(path);
-      const f = await RawFile.open(path, { readOnly: true, openFile: async () => fh });
+      const { f, calls } = await countedRaw();
       const views = Array.from({ length: 200 }, () => new Uint8Array(512));
       await f.readv(4096, views);
       expect(Buffer.concat(views)).toEqual(bytes.subarray(4096, 4096 + 200 * 512));
@@ -106,8 +110,7 @@ describe('reads at once from the page cache', () => {
   it.skipIf(!native?.readNow)(
     'longer than READ_NOW_MAX_BYTES: the thread pool reads it',
     async () => {
-      const { fh, calls } = await counted(path);
-      const f = await RawFile.open(path, { readOnly: true, openFile: async () => fh });
+      const { f, calls } = await countedRaw();
       const b = new Uint8Array(READ_NOW_MAX_BYTES + 4096);
       await f.read(0, b);
       expect(Buffer.from(b)).toEqual(bytes.subarray(0, b.length));
