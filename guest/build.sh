@@ -333,6 +333,14 @@ if [ -f /etc/modules.order ]; then
   done </etc/modules.order
 fi
 ip link set lo up 2>/dev/null
+# Every Ethernet NIC comes up and asks for a DHCP lease in the background, so a guest on net=user
+# has 10.0.2.15, its route and DNS by the time the shell starts. Where nothing answers (a switch,
+# no cable) the client gives up after three tries; /etc/udhcpc/boot.script never takes away an
+# address someone set meanwhile.
+for n in /sys/class/net/*; do
+  [ "$(cat "$n/type" 2>/dev/null)" = 1 ] || continue # ARPHRD_ETHER
+  udhcpc -i "${n##*/}" -s /etc/udhcpc/boot.script -n -t 3 -T 2 >/dev/null 2>&1 &
+done
 read -r up _ </proc/uptime
 echo "wasmvisor: userspace up: $(uname -sr) at ${up}s"
 EOF
@@ -367,6 +375,36 @@ esac
 exit 0
 EOF
   chmod 0755 "$r/etc/udhcpc/default.script"
+  # The boot-time client's hook (rcS): like default.script, but it leaves alone an interface
+  # that has an IPv4 address it did not give it (one set by hand, or by another udhcpc).
+  cat >"$r/etc/udhcpc/boot.script" <<'EOF'
+#!/bin/sh
+# udhcpc hook for the DHCP client rcS starts on each NIC at boot
+mine=/run/udhcpc.$interface
+case "$1" in
+  deconfig)
+    ip link set "$interface" up
+    ;;
+  bound|renew)
+    new=$ip/${mask:-24}
+    if [ -f "$mine" ]; then
+      old=$(cat "$mine")
+      [ "$old" != "$new" ] && ip -4 addr del "$old" dev "$interface" 2>/dev/null
+    elif [ -n "$(ip -4 -o addr show dev "$interface")" ]; then
+      exit 0
+    fi
+    ip -4 addr add "$new" dev "$interface" 2>/dev/null
+    echo "$new" >"$mine"
+    [ -n "$router" ] && for r in $router; do ip route add default via "$r" dev "$interface" 2>/dev/null; break; done
+    if [ -n "$dns" ]; then
+      : >/etc/resolv.conf
+      for d in $dns; do echo "nameserver $d" >>/etc/resolv.conf; done
+    fi
+    ;;
+esac
+exit 0
+EOF
+  chmod 0755 "$r/etc/udhcpc/boot.script"
 }
 
 GEN_INIT_CPIO=$WORK/gen_init_cpio

@@ -256,6 +256,8 @@ function renderList(): void {
           'div',
           { class: 'vm-item-meta' },
           `${v.config.memMiB} MiB · ${v.config.kernel ? 'custom kernel' : 'bundled guest'} · ${v.config.console}` +
+            counted(v.config.disks.length, 'disk') +
+            counted(v.config.nics.length, 'NIC') +
             ((v.config.cpus ?? 1) > 1 ? ` · ${v.config.cpus} CPUs` : '') +
             (v.config.jit === false ? ' · interpreter' : '') +
             (v.config.icount ? ' · icount' : ''),
@@ -265,6 +267,11 @@ function renderList(): void {
       ),
     );
   }
+}
+
+/** " · 2 NICs" for a list item's line; nothing for none. */
+function counted(n: number, what: string): string {
+  return n === 0 ? '' : ` · ${n} ${what}${n === 1 ? '' : 's'}`;
 }
 
 function renderTabs(): void {

@@ -564,7 +564,11 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     expect(JSON.parse(readFileSync(file, 'utf8')).cpus).toBe(2);
     // One-CPU VMs say nothing about CPUs.
     const bundledMeta = page.locator('.vm-item[data-vm=bundled] .vm-item-meta');
-    expect(await bundledMeta.innerText()).not.toMatch(/CPU/);
+    expect(await bundledMeta.innerText()).not.toMatch(/CPU|disk|NIC/);
+    // Disks and NICs are counted on the line, before the CPUs.
+    expect(await page.locator('.vm-item[data-vm=hvcdisk] .vm-item-meta').innerText()).toMatch(
+      /· hvc0 · 1 disk$/,
+    );
 
     // The guest (the bundled kernel is SMP) brings both harts up.
     await item.locator('[data-action=start]').click();

@@ -1,7 +1,9 @@
 /**
  * net=user with the bundled guest: one e1000 and one virtio-net, each on its own user network
  * (as two QEMU `-nic user`; the virtio-net is moved there from `none` while the guest runs),
- * each gets a DHCP lease; busybox wget in the guest fetches a page from an HTTP server this test
+ * each gets a DHCP lease (the e1000 at boot, from the client the bundled guest starts on every
+ * NIC, with nothing typed; then both again from udhcpc typed in the shell); busybox wget in the
+ * guest fetches a page from an HTTP server this test
  * runs on host 127.0.0.1 (the guest asks 10.0.2.2); a host client reaches busybox httpd in the
  * guest through each NIC's hostfwd. The NICs are tested
  * one after the other (both would get 10.0.2.15, and replies follow the guest's routes). Last, a
@@ -93,6 +95,25 @@ describe('net=user', () => {
     const g = new Guest(await VirtMachine.open(cfg));
     try {
       await g.expect(/~# /, 120_000);
+      // The guest's own DHCP client configured the e1000 as it booted: address, route, DNS.
+      const e1000If = (
+        await g.run(
+          'for n in /sys/class/net/eth*; do [ "$(cat $n/address)" = 52:54:00:12:34:01 ] && echo "if=${n##*/}"; done',
+          /^if=(eth\d)\r?$/m,
+        )
+      )[1];
+      await g.run(
+        `for i in $(seq 50); do ip -4 -o addr show dev ${e1000If} | grep -q 10.0.2.15 && break; sleep 0.2; done; ip -4 -o addr show dev ${e1000If}`,
+        /inet 10\.0\.2\.15\/24/,
+      );
+      await g.run(
+        'ip route; cat /etc/resolv.conf',
+        /default via 10\.0\.2\.2[^]*nameserver 10\.0\.2\.3/,
+      );
+      await g.run(`wget -q -O - http://10.0.2.2:${hostPort}/page`, new RegExp(page.trim()), 30_000);
+      expect(g.vm.stats().nics![g.vm.nic(0).name].net_backend_dhcp_ack).toBe(1);
+      // The boot-time clients go, so that the leases below are the shell's own.
+      await g.run('killall udhcpc; echo gone$((40+2))', /gone42/);
       g.vm.nic(1).port.setBackend(`user,hostfwd=tcp::${fwd[1]}-:80`);
       const script = DHCP_SCRIPT.replace(/'/g, "'\\''");
       await g.run(
@@ -127,10 +148,10 @@ describe('net=user', () => {
         );
         expect(await fetchHost(fwd[i], '/index.html')).toBe('guest page\n');
         const s = g.vm.stats().nics![g.vm.nic(i).name];
-        expect(s.net_backend_dhcp_ack).toBe(1);
+        expect(s.net_backend_dhcp_ack).toBe(i === 0 ? 2 : 1); // the e1000's boot lease, and this
         expect(s.net_backend_icmp_echo_replies).toBe(1);
-        // wget's connection to the host and the forwarded one from the host.
-        expect(s.net_backend_tcp_established).toBe(2);
+        // wget's connections to the host (the e1000's twice) and the forwarded one from the host.
+        expect(s.net_backend_tcp_established).toBe(i === 0 ? 3 : 2);
       }
       // A cable pulled for a second in the middle of a download: TCP resumes after link-up.
       // The cable is pulled once the host is sending (a slow guest, e.g. with a JIT compiling

@@ -155,10 +155,11 @@ describe('saving and resuming a whole VM', () => {
       await until(() => /^disk-b\r?$/m.test(r.out()), 20_000, 'the qcow2 disk read back');
       expect(vm.stats().virtio['virtio-blk1']?.read_bytes).toBeGreaterThan(0);
       // The NICs' drivers program their restored devices (e1000 and virtio-pci through their
-      // BARs, virtio-mmio through its slot) when the interfaces come up.
+      // BARs, virtio-mmio through its slot) when the interfaces go down and come up again
+      // (the guest brought them up as it booted).
       vm.consoleInput(
         new TextEncoder().encode(
-          'for n in /sys/class/net/eth*; do ip link set ${n##*/} up; done; echo nics-$((1+1))\r',
+          'for n in /sys/class/net/eth*; do ip link set ${n##*/} down; ip link set ${n##*/} up; done; echo nics-$((1+1))\r',
         ),
       );
       await until(() => /^nics-2\r?$/m.test(r.out()), 20_000, 'the NICs to come up');
