@@ -180,6 +180,10 @@ async function main(): Promise<void> {
       console.log(row('total, ms', 'totalMs', 0));
       console.log(row('downtime, ms', 'downtimeMs', 0));
       console.log(row('sent, MiB', 'mib', 1));
+      // The spread behind the medians: a pause is short or long by what is in flight at the time.
+      const each = (xs: Figures[]): string =>
+        xs.map((x) => (x.failed ? '×' : x.downtimeMs.toFixed(0))).join(' ');
+      console.log(`  each pause, ms   ours ${each(o)}${q.length ? `; QEMU ${each(q)}` : ''}`);
       const lost = q.filter((x) => x.failed).length;
       if (lost)
         console.log(`  QEMU's guest did not answer after ${lost} of ${q.length} migrations`);
