@@ -5,7 +5,8 @@
  * an MBR-partitioned image, loads the Linux Image it names and starts it with our device tree;
  * Linux mounts that partition as its root, and what it writes there is in the image afterwards.
  * Then U-Boot's own UEFI self-test (timers, events, memory maps, runtime services, and the
- * simple network protocol over our virtio-net and NAT) passes on the machine.
+ * simple network protocol over our virtio-net and NAT) passes on the machine, and U-Boot's own
+ * e1000 driver, a second driver beside Linux's, gets a DHCP lease and pings the gateway.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execFileSync } from 'node:child_process';
@@ -157,4 +158,25 @@ describe.skipIf(missing.length > 0)('U-Boot from Debian', () => {
       await s.close();
     }
   }, 200_000);
+
+  it("U-Boot's own e1000 driver (polled, legacy descriptors) gets a lease and pings the gateway", async () => {
+    const s = SerialSession.spawn(
+      process.execPath,
+      [cli, 'run', '--kernel', UBOOT, '--nic', 'e1000,net=user'],
+      { logFile: join(root, 'test-artifacts', 'uboot-e1000.log'), env },
+    );
+    try {
+      await s.expect(/eth0: e1000#0/, 30_000);
+      await s.expect(/Hit any key to stop autoboot/, 30_000);
+      s.send(' ');
+      await s.expect(/=> $/m, 10_000);
+      // No TFTP download after the lease (U-Boot's default would fetch a boot file).
+      s.sendLine('setenv autoload no; dhcp; ping 10.0.2.2; poweroff');
+      await s.expect(/DHCP client bound to address 10\.0\.2\.15/, 30_000);
+      await s.expect(/host 10\.0\.2\.2 is alive/, 30_000);
+      expect((await s.waitForExit(30_000)).code).toBe(0);
+    } finally {
+      await s.close();
+    }
+  }, 120_000);
 });
