@@ -12,80 +12,28 @@ import type { AddressInfo } from 'node:net';
 import { get16, put16 } from '../../../devices/net/offload.js';
 import { GSO_TCPV6, type NetPacket } from '../../../devices/net/packet.js';
 import { formatIp6, parseIp6, parseIpv6, type Ip6 } from '../../../devices/net/user/ipv6.js';
-import { sum16, F, GUEST_MAC, GW_MAC, eth, harness, mockEcho, until } from './user-frames.js';
+import {
+  F,
+  GUEST6,
+  GUEST_MAC,
+  GW6,
+  GW_MAC,
+  checked6 as checked,
+  harness,
+  ipv6,
+  mockEcho,
+  udp6,
+  until,
+  type V6Opts,
+} from './user-frames.js';
 
-const GUEST6 = parseIp6('fec0::5054:ff:fe12:3456')!;
 const GUEST_LL = parseIp6('fe80::5054:ff:fe12:3456')!;
-const GW6 = parseIp6('fec0::2')!;
 const GW_LL = parseIp6('fe80::2')!;
 const UNSPEC = new Uint8Array(16);
 const ETH = 14;
 
-const pseudo = (src: Ip6, dst: Ip6, proto: number, len: number): number[] => [
-  ...src,
-  ...dst,
-  (len >>> 24) & 0xff,
-  (len >>> 16) & 0xff,
-  (len >>> 8) & 0xff,
-  len & 0xff,
-  0,
-  0,
-  0,
-  proto,
-];
-
-interface V6Opts {
-  src?: Ip6;
-  dst?: Ip6;
-  hop?: number;
-  payloadLen?: number;
-  badChecksum?: boolean;
-}
-
-/** Ethernet + IPv6 around `l4`, whose checksum (at `csumAt`, -1: none) is filled in. */
-function ipv6(proto: number, l4: Uint8Array, csumAt: number, o: V6Opts = {}): Uint8Array {
-  const src = o.src ?? GUEST6;
-  const dst = o.dst ?? GW6;
-  const p = new Uint8Array(40 + l4.length);
-  p[0] = 0x60;
-  put16(p, 4, o.payloadLen ?? l4.length);
-  p[6] = proto;
-  p[7] = o.hop ?? 64;
-  p.set(src, 8);
-  p.set(dst, 24);
-  const t = l4.slice();
-  if (csumAt >= 0) {
-    put16(t, csumAt, 0);
-    put16(t, csumAt, ~sum16(pseudo(src, dst, proto, t.length), t) & 0xffff);
-    if (o.badChecksum) t[csumAt] ^= 1;
-  }
-  p.set(t, 40);
-  return eth(0x86dd, p);
-}
-
 const icmp6 = (type: number, body: number[], o: V6Opts = {}) =>
   ipv6(58, Uint8Array.of(type, 0, 0, 0, ...body), 2, o);
-
-/** A frame we sent, checked: IPv6 header sane, transport checksum right (partial finished). */
-function checked(p: NetPacket) {
-  const d = p.data.slice();
-  expect(get16(d, 12)).toBe(0x86dd);
-  expect(d[ETH] >> 4).toBe(6);
-  const len = get16(d, ETH + 4);
-  expect(ETH + 40 + len).toBe(d.length);
-  const src = d.slice(ETH + 8, ETH + 24);
-  const dst = d.slice(ETH + 24, ETH + 40);
-  const proto = d[ETH + 6];
-  const l4 = d.subarray(ETH + 40);
-  if (p.csum) {
-    // partial: the field holds the pseudo-header sum; finish it as a NIC would
-    const at = p.csum.start + p.csum.offset - ETH - 40;
-    put16(l4, at, 0);
-    put16(l4, at, ~sum16(pseudo(src, dst, proto, l4.length), l4) & 0xffff);
-  }
-  expect(sum16(pseudo(src, dst, proto, l4.length), l4)).toBe(0xffff);
-  return { d, src, dst, proto, hop: d[ETH + 7], l4: l4.slice() };
-}
 
 const cleanup: (() => void)[] = [];
 afterEach(() => {
@@ -499,14 +447,6 @@ describe('TCP over IPv6 to fec0::2 → the host ::1', () => {
 });
 
 describe('UDP over IPv6: fec0::2 → the host ::1, DNS at fec0::3', () => {
-  const udp6 = (sport: number, dport: number, data: number[], o: V6Opts = {}) => {
-    const u = new Uint8Array(8 + data.length);
-    put16(u, 0, sport);
-    put16(u, 2, dport);
-    put16(u, 4, u.length);
-    u.set(data, 8);
-    return ipv6(17, u, 6, o);
-  };
   const query = [0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0x61, 0, 0, 1, 0, 1]; // "a" IN A
 
   async function udpServer(family: 'udp4' | 'udp6', host: string, reply: (m: Buffer) => Buffer) {

@@ -9,6 +9,8 @@ import {
   GATEWAY,
   GUEST,
   GUEST_MAC,
+  dhcp,
+  dhcpOptions as options,
   get32,
   harness,
   ip,
@@ -21,30 +23,6 @@ const open: { close(): void }[] = [];
 afterEach(() => {
   for (const o of open.splice(0)) o.close();
 });
-
-function dhcp(type: number, opts: number[] = [], xid = 0x11223344): Uint8Array {
-  const m = new Uint8Array(240 + opts.length + 4);
-  m.set([1, 1, 6, 0]);
-  m.set([xid >>> 24, (xid >> 16) & 0xff, (xid >> 8) & 0xff, xid & 0xff], 4);
-  m.set(GUEST_MAC, 28);
-  m.set([0x63, 0x82, 0x53, 0x63], 236);
-  m.set([53, 1, type, ...opts, 255], 240);
-  return udp(68, 67, m, 0, 0xffffffff);
-}
-
-/** DHCP options of a reply (code → bytes). */
-function options(d: Uint8Array): Map<number, number[]> {
-  const o = new Map<number, number[]>();
-  for (let i = 42 + 240; i < d.length && d[i] !== 255;) {
-    if (d[i] === 0) {
-      i++;
-      continue;
-    }
-    o.set(d[i], [...d.subarray(i + 2, i + 2 + d[i + 1])]);
-    i += 2 + d[i + 1];
-  }
-  return o;
-}
 
 function dnsQuery(id: number): Uint8Array {
   const name = [7, ...Buffer.from('example'), 3, ...Buffer.from('com'), 0];

@@ -8,6 +8,7 @@ import type { NetPacket } from '../../../devices/net/packet.js';
 import { UserNetwork, type UserNetOptions } from '../../../devices/net/user/index.js';
 import type { EchoMessage, EchoSocketOpener } from '../../../devices/net/user/icmp-relay.js';
 import { parseIpv4 } from '../../../devices/net/user/ipv4.js';
+import { parseIp6, type Ip6 } from '../../../devices/net/user/ipv6.js';
 import { parseTcp } from '../../../devices/net/user/tcp-segment.js';
 
 export const GUEST_MAC = Uint8Array.of(0x52, 0x54, 0x00, 0x12, 0x34, 0x56);
@@ -341,4 +342,111 @@ export function pingId(dst: number, id: number, seq: number, size = 56, ttl = 64
   put16(f, 24, 0);
   put16(f, 24, internetChecksum(f, 14, 34));
   return f;
+}
+
+/** The guest's SLAAC address (from GUEST_MAC) and the gateway, in fec0::/64. */
+export const GUEST6 = parseIp6('fec0::5054:ff:fe12:3456')!;
+export const GW6 = parseIp6('fec0::2')!;
+
+/** The IPv6 pseudo-header's bytes (RFC 8200 8.1), for sum16. */
+export const pseudo6 = (src: Ip6, dst: Ip6, proto: number, len: number): number[] => [
+  ...src,
+  ...dst,
+  (len >>> 24) & 0xff,
+  (len >>> 16) & 0xff,
+  (len >>> 8) & 0xff,
+  len & 0xff,
+  0,
+  0,
+  0,
+  proto,
+];
+
+export interface V6Opts {
+  src?: Ip6;
+  dst?: Ip6;
+  hop?: number;
+  payloadLen?: number;
+  badChecksum?: boolean;
+}
+
+/** Ethernet + IPv6 around `l4`, whose checksum (at `csumAt`, -1: none) is filled in. */
+export function ipv6(proto: number, l4: Uint8Array, csumAt: number, o: V6Opts = {}): Uint8Array {
+  const src = o.src ?? GUEST6;
+  const dst = o.dst ?? GW6;
+  const p = new Uint8Array(40 + l4.length);
+  p[0] = 0x60;
+  put16(p, 4, o.payloadLen ?? l4.length);
+  p[6] = proto;
+  p[7] = o.hop ?? 64;
+  p.set(src, 8);
+  p.set(dst, 24);
+  const t = l4.slice();
+  if (csumAt >= 0) {
+    put16(t, csumAt, 0);
+    put16(t, csumAt, ~sum16(pseudo6(src, dst, proto, t.length), t) & 0xffff);
+    if (o.badChecksum) t[csumAt] ^= 1;
+  }
+  p.set(t, 40);
+  return eth(0x86dd, p);
+}
+
+/** A UDP datagram over IPv6 from the guest (default GUEST6 → GW6), checksum right. */
+export function udp6(sport: number, dport: number, data: ArrayLike<number>, o: V6Opts = {}) {
+  const u = new Uint8Array(8 + data.length);
+  put16(u, 0, sport);
+  put16(u, 2, dport);
+  put16(u, 4, u.length);
+  u.set(data, 8);
+  return ipv6(17, u, 6, o);
+}
+
+/**
+ * An IPv6 frame the NAT sent, checked (throws if not): IPv6 header sane, transport checksum
+ * right (a partial one finished as a NIC would).
+ */
+export function checked6(p: NetPacket) {
+  const ETH = 14;
+  const d = p.data.slice();
+  if (get16(d, 12) !== 0x86dd || d[ETH] >> 4 !== 6) throw new Error('not an IPv6 frame');
+  const len = get16(d, ETH + 4);
+  if (ETH + 40 + len !== d.length) throw new Error("IPv6 payload length is not the frame's");
+  const src = d.slice(ETH + 8, ETH + 24);
+  const dst = d.slice(ETH + 24, ETH + 40);
+  const proto = d[ETH + 6];
+  const l4 = d.subarray(ETH + 40);
+  if (p.csum) {
+    const at = p.csum.start + p.csum.offset - ETH - 40;
+    put16(l4, at, 0);
+    put16(l4, at, ~sum16(pseudo6(src, dst, proto, l4.length), l4) & 0xffff);
+  }
+  if (sum16(pseudo6(src, dst, proto, l4.length), l4) !== 0xffff) {
+    throw new Error('bad L4 checksum from the NAT');
+  }
+  return { d, src, dst, proto, hop: d[ETH + 7], l4: l4.slice() };
+}
+
+/** A DHCP message from the guest (BOOTP request, message type `type`, then `opts`), broadcast. */
+export function dhcp(type: number, opts: number[] = [], xid = 0x11223344): Uint8Array {
+  const m = new Uint8Array(240 + opts.length + 4);
+  m.set([1, 1, 6, 0]);
+  m.set([xid >>> 24, (xid >> 16) & 0xff, (xid >> 8) & 0xff, xid & 0xff], 4);
+  m.set(GUEST_MAC, 28);
+  m.set([0x63, 0x82, 0x53, 0x63], 236);
+  m.set([53, 1, type, ...opts, 255], 240);
+  return udp(68, 67, m, 0, 0xffffffff);
+}
+
+/** DHCP options of a reply frame (code → bytes). */
+export function dhcpOptions(d: Uint8Array): Map<number, number[]> {
+  const o = new Map<number, number[]>();
+  for (let i = 42 + 240; i < d.length && d[i] !== 255;) {
+    if (d[i] === 0) {
+      i++;
+      continue;
+    }
+    o.set(d[i], [...d.subarray(i + 2, i + 2 + d[i + 1])]);
+    i += 2 + d[i + 1];
+  }
+  return o;
 }
