@@ -403,16 +403,18 @@ export function parseNicSpec(spec: string): NicConfig {
       if (v !== 'on' && v !== 'off')
         throw new ConfigError(`--nic ${model}: packed must be on or off`);
       n.packed = v === 'on';
-    } else if (k === 'hostfwd' || k === 'restrict') userOpts.push(o);
+    } else if (['hostfwd', 'restrict', 'tftp', 'bootfile'].includes(k)) userOpts.push(o);
     else {
       throw new ConfigError(
-        `--nic ${model}: unknown option "${o}" (net=, mac=, capture=, packed=, hostfwd=, restrict=)`,
+        `--nic ${model}: unknown option "${o}" (net=, mac=, capture=, packed=, hostfwd=, restrict=, tftp=, bootfile=)`,
       );
     }
   }
   if (userOpts.length > 0) {
     if (n.net !== 'user')
-      throw new ConfigError(`--nic ${spec}: hostfwd= and restrict= need net=user`);
+      throw new ConfigError(
+        `--nic ${spec}: hostfwd=, restrict=, tftp= and bootfile= need net=user`,
+      );
     n.net = ['user', ...userOpts].join(',');
   }
   return checkNic(n, `--nic ${spec}`);

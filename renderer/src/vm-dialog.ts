@@ -152,7 +152,8 @@ const NET_DETAILS: Record<string, { placeholder: string; title: string }> = {
     placeholder: 'hostfwd=tcp::8080-:80,restrict=on',
     title:
       'NAT to the host and beyond (DHCP 10.0.2.15, host at 10.0.2.2); optional: ' +
-      'hostfwd=tcp|udp::HOSTPORT-:GUESTPORT (repeatable, comma-separated), restrict=on',
+      'hostfwd=tcp|udp::HOSTPORT-:GUESTPORT (repeatable, comma-separated), restrict=on, ' +
+      'tftp=DIR (a read-only TFTP server at 10.0.2.2), bootfile=FILE (named by DHCP)',
   },
   switch: { placeholder: 'switch name', title: 'an L2 switch shared by every NIC on this name' },
   none: { placeholder: '', title: 'no cable: the guest sees no carrier' },

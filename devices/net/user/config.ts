@@ -1,8 +1,8 @@
 /**
  * What `net=user` is made of: QEMU's user-network addresses (10.0.2.0/24, gateway .2, DNS .3,
  * guest .15), the limits that keep a guest from exhausting host memory, and the spec syntax
- * `user[,restrict=on][,hostfwd=tcp|udp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT]...` (an IPv6
- * forward: `tcp:[HOST6]:HOSTPORT-[[GUEST6]]:GUESTPORT`).
+ * `user[,restrict=on][,hostfwd=tcp|udp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT]...
+ * [,tftp=DIR][,bootfile=FILE]` (an IPv6 forward: `tcp:[HOST6]:HOSTPORT-[[GUEST6]]:GUESTPORT`).
  */
 import { NetSpecError } from '../backend.js';
 import { PREFIX6, parseIp6, type Ip6 } from './ipv6.js';
@@ -74,6 +74,15 @@ export interface UserNetLimits {
   icmpTimeoutMs: number;
   /** Echo data bytes relayed at most (`ping -s`); a larger request or reply is dropped. */
   icmpPayload: number;
+  /** TFTP transfers at once (`tftp=`); a read request beyond gets an ERROR. */
+  tftpSessions: number;
+  /**
+   * A TFTP packet not acknowledged in this many ms is sent again; a transfer that waits this
+   * long (for the guest or for a host read) `tftpRetries` + 1 times in a row is given up.
+   */
+  tftpTimeoutMs: number;
+  /** Retransmissions of one TFTP packet before the transfer is given up. */
+  tftpRetries: number;
 }
 
 export const DEFAULT_LIMITS: UserNetLimits = {
@@ -93,6 +102,9 @@ export const DEFAULT_LIMITS: UserNetLimits = {
   icmpEchoes: 128,
   icmpTimeoutMs: 10_000,
   icmpPayload: 16_384,
+  tftpSessions: 16,
+  tftpTimeoutMs: 1000,
+  tftpRetries: 5,
 };
 
 export interface HostForward {
@@ -114,7 +126,17 @@ export interface UserNetSpec {
   /** The guest may reach only the built-in services (DHCP, ARP, gateway ping); forwards work. */
   restrict: boolean;
   hostfwd: HostForward[];
+  /**
+   * `tftp=DIR`: the directory the built-in TFTP server at 10.0.2.2:69 (and fec0::2) serves,
+   * read-only, as given (checked and resolved when the network opens).
+   */
+  tftp?: string;
+  /** `bootfile=FILE`: the boot file DHCP names in the BOOTP `file` field (with siaddr 10.0.2.2). */
+  bootfile?: string;
 }
+
+/** Bytes of a boot file name at most: BOOTP's 128-byte `file` field holds it and a NUL. */
+export const MAX_BOOTFILE = 127;
 
 /** Port forwards per NIC at most. */
 export const MAX_HOSTFWD = 32;
@@ -178,7 +200,10 @@ function parseHostForward6(v: string, m: RegExpExecArray): HostForward {
   };
 }
 
-/** Parses `user[,restrict=on|off][,hostfwd=...]...`; throws NetSpecError naming the fault. */
+/**
+ * Parses `user[,restrict=on|off][,hostfwd=...]...[,tftp=DIR][,bootfile=FILE]`; throws
+ * NetSpecError naming the fault. Whether DIR exists is checked when the network opens.
+ */
 export function parseUserSpec(spec: string): UserNetSpec {
   const [head, ...opts] = spec.split(',');
   if (head !== 'user') throw new NetSpecError(`net="${spec}" is not a user network`);
@@ -199,8 +224,20 @@ export function parseUserSpec(spec: string): UserNetSpec {
       );
       if (dup) throw new NetSpecError(`hostfwd=${v}: host port ${f.hostPort} is forwarded twice`);
       out.hostfwd.push(f);
+    } else if (k === 'tftp' || k === 'bootfile') {
+      if (eq < 0 || v === '')
+        throw new NetSpecError(`${k}=: give a ${k === 'tftp' ? 'directory' : 'file name'}`);
+      if (out[k] !== undefined) throw new NetSpecError(`net=user: ${k}= is given twice`);
+      if (k === 'bootfile' && new TextEncoder().encode(v).length > MAX_BOOTFILE) {
+        throw new NetSpecError(
+          `bootfile=${v}: longer than ${MAX_BOOTFILE} bytes (BOOTP's file field)`,
+        );
+      }
+      out[k] = v;
     } else {
-      throw new NetSpecError(`net=user: unknown option "${o}" (restrict=, hostfwd=)`);
+      throw new NetSpecError(
+        `net=user: unknown option "${o}" (restrict=, hostfwd=, tftp=, bootfile=)`,
+      );
     }
   }
   if (out.hostfwd.length > MAX_HOSTFWD) {

@@ -2,6 +2,8 @@
  * The user network's DHCP server (RFC 2131, the subset slirp implements): DISCOVER gets an
  * OFFER of 10.0.2.15, REQUEST for that address an ACK (anything else a NAK), with the netmask,
  * router 10.0.2.2, DNS server 10.0.2.3 and a one-day lease. One guest per NIC, so one address.
+ * With `bootfile=`, an OFFER and an ACK name the boot file in the BOOTP `file` field, as slirp
+ * does (no option 67), beside siaddr (the next server) 10.0.2.2, where `tftp=` serves it.
  */
 import { get16, put16 } from '../offload.js';
 import { DNS, GATEWAY, GUEST, LEASE_SECONDS, NETMASK, type Ip4 } from './config.js';
@@ -54,8 +56,11 @@ function parseOptions(m: Uint8Array): Map<number, Uint8Array> | undefined {
   return opts;
 }
 
-/** Answers a client's DHCP message; a string is why it gets no answer (a counter name). */
-export function dhcpAnswer(m: Uint8Array): DhcpAnswer | string {
+/**
+ * Answers a client's DHCP message (`bootfile`: the name for the BOOTP file field, at most 127
+ * bytes, as config.ts checks); a string is why it gets no answer (a counter name).
+ */
+export function dhcpAnswer(m: Uint8Array, bootfile?: string): DhcpAnswer | string {
   if (m.length < BOOTP_LEN + 4 || m[0] !== 1) return 'dhcp_malformed';
   if (m[1] !== 1 || m[2] !== 6) return 'dhcp_not_ethernet';
   if (get32(m, BOOTP_LEN) !== MAGIC) return 'dhcp_not_dhcp';
@@ -71,12 +76,16 @@ export function dhcpAnswer(m: Uint8Array): DhcpAnswer | string {
     const asked = req?.length === 4 ? get32(req, 0) : get32(m, 12);
     answer = asked === GUEST || asked === 0 ? ACK : NAK;
   } else return 'dhcp_ignored';
-  return { reply: build(m, answer), chaddr: m.slice(28, 34), kind: KIND[answer] };
+  return { reply: build(m, answer, bootfile), chaddr: m.slice(28, 34), kind: KIND[answer] };
 }
 
 const KIND: Record<number, string> = { [OFFER]: 'offer', [ACK]: 'ack', [NAK]: 'nak' };
 
-function build(req: Uint8Array, type: number): Uint8Array {
+/** BOOTP's `file` field: 128 bytes, the boot file name NUL-terminated. */
+const FILE_OFF = 108;
+const FILE_LEN = 128;
+
+function build(req: Uint8Array, type: number, bootfile: string | undefined): Uint8Array {
   const r = new Uint8Array(300); // BOOTP's minimum message size, padded
   r[0] = 2;
   r[1] = 1;
@@ -101,6 +110,7 @@ function build(req: Uint8Array, type: number): Uint8Array {
   if (type !== NAK) {
     put32(r, 16, GUEST); // yiaddr
     put32(r, 20, GATEWAY); // siaddr
+    if (bootfile) r.set(new TextEncoder().encode(bootfile).subarray(0, FILE_LEN - 1), FILE_OFF);
     opt(OPT_LEASE, LEASE_SECONDS);
     opt(OPT_MASK, NETMASK);
     opt(OPT_ROUTER, GATEWAY);

@@ -2,7 +2,8 @@
  * `net=user`: user-mode NAT, QEMU's "slirp" network in TypeScript. The NIC's frames end here:
  * ARP and ICMP echo for the gateway, DHCP, DNS forwarded to the host's resolver, UDP and TCP
  * proxied over host sockets (10.0.2.2 is the host's 127.0.0.1), echo to other addresses relayed
- * through a host ICMP socket (icmp-relay.ts), port forwards from the host.
+ * through a host ICMP socket (icmp-relay.ts), port forwards from the host, and with `tftp=DIR`
+ * a read-only TFTP server at 10.0.2.2:69 (tftp.ts; `bootfile=` names a file in DHCP's replies).
  * IPv6 on fec0::/64: neighbour discovery and router advertisements (the guest autoconfigures),
  * ping6 to the gateway (and relayed beyond it), TCP and UDP to fec0::2 proxied to the host's
  * ::1, DNS at fec0::3.
@@ -74,6 +75,7 @@ import {
 import { ND_ROUTER_SOLICIT, handleNdp, isNdp } from './ndp.js';
 import { PROTO_ICMP, PROTO_TCP, PROTO_UDP, get32, parseIpv4, type Ipv4 } from './ipv4.js';
 import { Reassembly } from './reassembly.js';
+import { TftpServer } from './tftp.js';
 import { TcpNat, type TcpTarget } from './tcp-nat.js';
 import { parseTcp } from './tcp-segment.js';
 import { parseUdp, udpFrame, type Udp } from './udp.js';
@@ -109,6 +111,8 @@ export class UserNetwork implements NetBackend {
   readonly icmp: IcmpRelay;
   /** The guest's IP fragments (both families) waiting for the rest of their datagram. */
   readonly reassembly: Reassembly;
+  /** The TFTP server at 10.0.2.2:69 and fec0::2:69 (`tftp=DIR`); undefined without. */
+  readonly tftp: TftpServer | undefined;
   private readonly resolver: Resolver | undefined;
   private guestMac: Uint8Array | undefined;
   /** The last fec0::/64 address the guest sent from (its SLAAC address, for IPv6 forwards). */
@@ -122,6 +126,21 @@ export class UserNetwork implements NetBackend {
   ) {
     this.config = parseUserSpec(spec);
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    // First: it throws NetSpecError when DIR is no directory, before any socket is opened.
+    this.tftp =
+      this.config.tftp === undefined
+        ? undefined
+        : new TftpServer(
+            this.config.tftp,
+            this.limits,
+            this.counters,
+            (src, sport, dst, dport, data) => {
+              if (this.guestMac)
+                this.toGuest({
+                  data: udpFrame(this.guestMac, GATEWAY_MAC, src, sport, dst, dport, data),
+                });
+            },
+          );
     this.resolver = opts.resolver === undefined ? hostResolver() : (opts.resolver ?? undefined);
     this.reassembly = new Reassembly(this.limits, this.counters);
     const out = (p: NetPacket): void => this.toGuest(p);
@@ -189,6 +208,7 @@ export class UserNetwork implements NetBackend {
       icmp_echoes: icmp,
       frag_datagrams: this.reassembly.size,
       frag_bytes: this.reassembly.bytes,
+      ...(this.tftp ? { tftp_sessions: this.tftp.size } : {}),
     };
   }
 
@@ -202,6 +222,7 @@ export class UserNetwork implements NetBackend {
     this.udpForwards.close();
     this.icmp.close();
     this.reassembly.close();
+    this.tftp?.close();
   }
 
   /** A frame for the guest; an IP packet beyond its MTU leaves as fragments (not TSO frames). */
@@ -407,8 +428,10 @@ export class UserNetwork implements NetBackend {
       const u = parseUdp(d, ip, !offloaded);
       if (typeof u === 'string') return this.drop(u);
       if (sameIp6(DNS6, ip.dst) && u.dport === DNS_PORT) return this.dns(ip.src, DNS6, u);
+      // TFTP over IPv6 is after the restriction, as slirp has it (restrict=on drops all UDP6).
       if (this.config.restrict) return this.drop('restricted');
       if (!sameIp6(GATEWAY6, ip.dst)) return this.drop('udp6_no_route');
+      if (this.tftp?.input(GATEWAY6, ip.src, u.sport, u.dport, u.payload)) return;
       const to = { host: HOST_LOOPBACK6, port: u.dport };
       return this.udp.send(ip.src, u.sport, ip.dst, u.dport, to, u.payload);
     }
@@ -450,6 +473,10 @@ export class UserNetwork implements NetBackend {
       return this.dhcp(u);
     }
     if (ip.dst === DNS && u.dport === DNS_PORT) return this.dns(ip.src, DNS, u);
+    // TFTP answers under restrict=on too, as slirp's does (it is a built-in service).
+    if (ip.dst === GATEWAY && this.tftp?.input(GATEWAY, ip.src, u.sport, u.dport, u.payload)) {
+      return;
+    }
     if (ip.dst === GATEWAY && this.udpForwards.fromGuest(ip.src, u.sport, u.dport, u.payload)) {
       return;
     }
@@ -460,7 +487,7 @@ export class UserNetwork implements NetBackend {
   }
 
   private dhcp(u: Udp): void {
-    const a = dhcpAnswer(u.payload);
+    const a = dhcpAnswer(u.payload, this.config.bootfile);
     if (typeof a === 'string') return this.drop(a);
     this.counters.count(`dhcp_${a.kind}`);
     const f = udpFrame(

@@ -17,7 +17,7 @@ import type { Nic } from '../../vm/nics.js';
 import type { ControlContext, DeviceControlProvider } from '../device-controls.js';
 import { ControlError } from '../device-controls.js';
 
-const BACKEND_RE = '^(switch:[\\w.-]{1,64}|user(,(restrict|hostfwd)=[^,]+)*)$';
+const BACKEND_RE = '^(switch:[\\w.-]{1,64}|user(,(restrict|hostfwd|tftp|bootfile)=[^,]+)*)$';
 /** An absolute path: POSIX, or a Windows drive path. */
 const PATH_RE = '^(/|[A-Za-z]:[\\\\/])[^\\u0000]*$';
 

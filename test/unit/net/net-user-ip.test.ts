@@ -98,7 +98,7 @@ describe('net=user spec', () => {
       ['user,hostfwd=tcp:[::g]:1-:2', /is not IPv6/],
       ['user,hostfwd=tcp:[::1]:1-[fe80::1]:2', /not in fec0::\/64/],
       ['user,restrict=1', /restrict=on or restrict=off/],
-      ['user,tftp=/srv', /unknown option "tftp=\/srv"/],
+      ['user,smb=/srv', /unknown option "smb=\/srv"/],
     ];
     for (const [spec, re] of bad) {
       expect(() => parseUserSpec(spec)).toThrow(NetSpecError);
