@@ -77,7 +77,9 @@ commands:
                       (virtio) or on PCIe (virtio-pci, modern, INTx); net=user is NAT
                       (DHCP 10.0.2.15, host at 10.0.2.2; IPv6 fec0::/64 by SLAAC, host at
                       fec0::2) with [,hostfwd=tcp|udp::HOSTPORT-:GUESTPORT] (IPv6:
-                      hostfwd=tcp:[::1]:HOSTPORT-:GUESTPORT) (repeatable) and [,restrict=on];
+                      hostfwd=tcp:[::1]:HOSTPORT-:GUESTPORT) (repeatable), [,restrict=on],
+                      [,tftp=DIR] (a read-only TFTP server at 10.0.2.2 serving the files
+                      under DIR) and [,bootfile=FILE] (the boot file DHCP names);
                       net=switch:NAME puts it on one L2
                       switch with every NIC on switch:NAME, in this and your other wasmvisor
                       processes; capture tees its frames
