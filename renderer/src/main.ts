@@ -255,7 +255,7 @@ function renderList(): void {
         h(
           'div',
           { class: 'vm-item-meta' },
-          `${v.config.memMiB} MiB · ${v.config.kernel ? 'custom kernel' : 'bundled guest'} · ${v.config.console}` +
+          `${v.config.memMiB} MiB · ${bootLabel(v.config.kernel)} · ${v.config.console}` +
             counted(v.config.disks.length, 'disk') +
             counted(v.config.nics.length, 'NIC') +
             ((v.config.cpus ?? 1) > 1 ? ` · ${v.config.cpus} CPUs` : '') +
@@ -267,6 +267,13 @@ function renderList(): void {
       ),
     );
   }
+}
+
+/** What boots a VM, for its list item: the bundled guest, U-Boot (from the disk), or a kernel. */
+function bootLabel(kernel: string | undefined): string {
+  if (!kernel) return 'bundled guest';
+  const file = kernel.slice(kernel.lastIndexOf('/') + 1);
+  return /^u-?boot(\.elf|\.bin)?$/i.test(file) ? 'U-Boot' : 'custom kernel';
 }
 
 /** " · 2 NICs" for a list item's line; nothing for none. */

@@ -4,6 +4,9 @@ import type { DiskConfig, FwCfgConfig, NicConfig } from '../../main/vm/config.js
 import { ask } from './ask-dialog.js';
 import { h } from './dom.js';
 
+/** Where Debian's u-boot-qemu package puts U-Boot for QEMU's riscv64 virt in S-mode. */
+const UBOOT_PATH = '/usr/lib/u-boot/qemu-riscv64_smode/uboot.elf';
+
 function field(label: string, input: HTMLElement, hint?: string): HTMLElement {
   return h(
     'label',
@@ -373,6 +376,13 @@ export function editVmDialog(
   const path = (n: string, val?: string) =>
     h('input', { name: n, value: val ?? '', placeholder: 'bundled guest', spellcheck: 'false' });
   const kernel = path('kernel', v?.kernel);
+  // Offered as the kernel: Debian's U-Boot (u-boot-qemu), which boots what the first disk holds.
+  kernel.setAttribute('list', 'kernel-choices');
+  const kernelChoices = h(
+    'datalist',
+    { id: 'kernel-choices' },
+    h('option', { value: UBOOT_PATH }, 'U-Boot (Debian’s u-boot-qemu): boot from the disk'),
+  );
   const initrd = path('initrd', v?.initrd);
   const firmware = path('firmware', v?.firmware);
   const append = h('input', {
@@ -493,7 +503,12 @@ export function editVmDialog(
       cpus,
       '1 – 8 (--smp); they take turns on the VM’s one thread: more CPUs for the guest, not more host cores',
     ),
-    field('Kernel', kernel, 'Linux Image, raw or gzip’d; empty = bundled'),
+    field(
+      'Kernel',
+      kernel,
+      'Linux Image, raw or gzip’d; or U-Boot, to boot the kernel the first disk holds; empty = bundled',
+    ),
+    kernelChoices,
     field('Initrd', initrd),
     field('Firmware', firmware, 'OpenSBI fw_dynamic.bin or fw_jump.bin'),
     field('Kernel command line', append),

@@ -14,7 +14,8 @@
  * RTC start date keeps both in its definition and its guest reads that date after a long sleep.
  * The disk VM's raw disk is switched to a qcow2 overlay with "Create overlay…" while it runs
  * (its definition then names the overlay), and the overlay, paused, takes an internal snapshot
- * from the disk's panel; the encrypted disk offers no overlay.
+ * from the disk's panel; the encrypted disk offers no overlay. A VM made in the dialog with
+ * Debian's U-Boot as its kernel (offered by the Kernel field) boots the kernel its disk holds.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import {
@@ -32,6 +33,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { createLuks } from '../../devices/block/luks/create.js';
 import { freePort } from '../free-port.js';
+import { UBOOT, makeExtlinuxDisk } from '../integration/uboot-disk.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const root = join(import.meta.dirname, '..', '..');
@@ -595,6 +597,50 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     await expect.poll(() => item.locator('.vm-item-meta').innerText()).not.toMatch(/CPU/);
     expect(pageErrors).toEqual([]);
   }, 120_000);
+
+  it.skipIf(!existsSync(UBOOT))(
+    'a VM whose kernel is U-Boot (offered by the dialog) boots the kernel its disk holds',
+    async () => {
+      const disk = makeExtlinuxDisk(
+        mkdtempSync(join(tmpdir(), 'wasmvisor-e2e-uboot-')),
+        'console=ttyS0 root=/dev/vda1 rw from-the-disk',
+      );
+      await page.locator('#new-vm').click();
+      const dialog = page.locator('dialog.vm-dialog');
+      // 256 MiB, the default: U-Boot's load addresses for QEMU's virt lie up to ~200 MiB in.
+      await dialog.locator('[name=name]').fill('ubootvm');
+      // The Kernel field suggests Debian's U-Boot.
+      const offered = await dialog
+        .locator('input[name=kernel]')
+        .evaluate((el) =>
+          Array.from((el as HTMLInputElement).list?.options ?? []).map((o) => o.value),
+        );
+      expect(offered).toContain(UBOOT);
+      await dialog.locator('[name=kernel]').fill(UBOOT);
+      await dialog.getByText('+ Add disk').click();
+      await dialog.locator('.disk-row [name=path]').fill(disk);
+      await dialog.locator('button[type=submit]').click();
+      await dialog.waitFor({ state: 'detached' });
+      const item = page.locator('.vm-item[data-vm=ubootvm]');
+      await expect
+        .poll(() => item.locator('.vm-item-meta').innerText())
+        .toMatch(/256 MiB · U-Boot · ttyS0 · 1 disk/);
+      await item.locator('[data-action=start]').click();
+      await expect
+        .poll(() => consoleText('ubootvm'), { timeout: 60_000 })
+        .toMatch(/Retrieving file: \/boot\/extlinux\/extlinux\.conf/);
+      await expect.poll(() => consoleText('ubootvm'), { timeout: 90_000 }).toMatch(/:~# /);
+      await page.locator('.console[data-vm=ubootvm] .xterm').click();
+      await page.keyboard.type('cat /proc/cmdline\n');
+      await expect
+        .poll(() => consoleText('ubootvm'), { timeout: 20_000 })
+        .toMatch(/root=\/dev\/vda1 rw from-the-disk/);
+      await page.locator('#toolbar [data-action=stop]').click();
+      await page.locator('.vm-item[data-vm=ubootvm][data-state=stopped]').waitFor();
+      expect(pageErrors).toEqual([]);
+    },
+    150_000,
+  );
 
   it('a VM created with a new disk image, network cards, a balloon and a fw_cfg file keeps them; its guest sees them', async () => {
     await page.locator('#new-vm').click();

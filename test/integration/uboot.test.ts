@@ -9,98 +9,26 @@
  * e1000 driver, a second driver beside Linux's, gets a DHCP lease and pings the gateway.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { execFileSync } from 'node:child_process';
-import {
-  closeSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
-import { gunzipSync } from 'node:zlib';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SerialSession } from './serial-session.js';
-import { catImage, env, images, missingTools, tool } from './root-disk.js';
+import { catImage, env, missingTools, tool } from './root-disk.js';
+import { UBOOT, makeExtlinuxDisk, partitionOf } from './uboot-disk.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const cli = join(root, 'bin', 'wasmvisor.mjs');
-/** Debian's u-boot-qemu package puts it here. */
-const UBOOT = '/usr/lib/u-boot/qemu-riscv64_smode/uboot.elf';
 const missing = [...missingTools(['mke2fs', 'debugfs', 'e2fsck', 'cpio'])];
 if (!existsSync(UBOOT)) missing.push(`${UBOOT} (Debian: apt-get install u-boot-qemu)`);
 if (missing.length) console.warn(`uboot: skipped — missing ${missing.join(', ')}`);
 
-/** The partition starts 1 MiB in, as partitioning tools place it. */
-const PART_START = 2048;
-const PART_SECTORS = (64 << 20) / 512;
-
-/** A classic MBR with one bootable Linux partition (type 0x83) at PART_START. */
-function mbr(): Buffer {
-  const b = Buffer.alloc(512);
-  const e = 446;
-  b[e] = 0x80; // bootable: U-Boot's distro boot looks at bootable partitions first
-  b[e + 4] = 0x83;
-  // CHS fields left at the "use LBA" values.
-  b.fill(0xff, e + 1, e + 4);
-  b.fill(0xff, e + 5, e + 8);
-  b.writeUInt32LE(PART_START, e + 8);
-  b.writeUInt32LE(PART_SECTORS, e + 12);
-  b[510] = 0x55;
-  b[511] = 0xaa;
-  return b;
-}
-
 describe.skipIf(missing.length > 0)('U-Boot from Debian', () => {
   let dir = '';
   let disk = '';
-  let part = '';
 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'wasmvisor-uboot-'));
-    // The root file system: the bundled busybox initramfs, with the kernel and extlinux.conf in
-    // /boot as Debian's u-boot-menu writes them.
-    const rootfs = join(dir, 'rootfs');
-    mkdirSync(rootfs);
-    execFileSync(
-      'sh',
-      ['-c', `gzip -dc "${join(images, 'initramfs.cpio.gz')}" | cpio -idm --quiet`],
-      { cwd: rootfs, env },
-    );
-    mkdirSync(join(rootfs, 'boot', 'extlinux'), { recursive: true });
-    writeFileSync(
-      join(rootfs, 'boot', 'Image'),
-      gunzipSync(readFileSync(join(images, 'Image.gz'))),
-    );
-    writeFileSync(
-      join(rootfs, 'boot', 'extlinux', 'extlinux.conf'),
-      [
-        'default l0',
-        'menu title U-Boot menu',
-        'prompt 0',
-        'timeout 1',
-        '',
-        'label l0',
-        '\tmenu label wasmvisor test Linux',
-        '\tlinux /boot/Image',
-        '\tappend console=ttyS0 root=/dev/vda1 rw uboot-test',
-        '',
-      ].join('\n'),
-    );
-    part = join(dir, 'part.img');
-    execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-d', rootfs, part, '64M'], { env });
-    disk = join(dir, 'disk.img');
-    const fd = openSync(disk, 'w');
-    try {
-      writeSync(fd, mbr(), 0, 512, 0);
-      writeSync(fd, readFileSync(part), 0, PART_SECTORS * 512, PART_START * 512);
-    } finally {
-      closeSync(fd);
-    }
+    disk = makeExtlinuxDisk(dir, 'console=ttyS0 root=/dev/vda1 rw uboot-test');
   });
 
   afterAll(() => {
@@ -130,8 +58,7 @@ describe.skipIf(missing.length > 0)('U-Boot from Debian', () => {
     }
     // The partition, read back from the image: the file is there and the file system clean.
     const back = join(dir, 'back.img');
-    const all = readFileSync(disk);
-    writeFileSync(back, all.subarray(PART_START * 512, (PART_START + PART_SECTORS) * 512));
+    writeFileSync(back, partitionOf(disk));
     expect(catImage(back, '/root/from-guest')).toBe('written-after-uboot\n');
     const fsck = tool('e2fsck', ['-fn', back]);
     expect(fsck.status, fsck.out).toBe(0);
