@@ -8,8 +8,9 @@
  * (`tftpRetries` times, then gives up), ignores duplicate ACKs and ends with a block shorter
  * than the block size (an empty one when the file is a multiple of it). Files are read
  * asynchronously, one block ahead of the guest; the handle is closed when the transfer ends in
- * any way. The guest chooses the names: a name is resolved under DIR only (no absolute names,
- * no ".." component, and the real path after symbolic links must be inside DIR's real path),
+ * any way. The guest chooses the names: a name is resolved under DIR only (a leading "/" is
+ * DIR's, as with slirp; no ".." component; the real path after symbolic links must be inside
+ * DIR's real path),
  * and only regular files are served. At most `tftpSessions` transfers run at once.
  *
  * Everything the guest sends is checked; what is wrong gets an ERROR packet or is dropped, and
@@ -200,11 +201,12 @@ export class TftpServer {
       this.counters.count('tftp_restarted');
       this.end(old);
     }
-    const denied = checkName(r.name);
-    if (denied) {
+    const under = nameUnderRoot(r.name);
+    if (typeof under === 'string') {
       this.counters.count('tftp_denied');
-      return reply(E_ACCESS, denied);
+      return reply(E_ACCESS, under);
     }
+    r.name = under.path;
     if (this.byPort.size >= this.limits.tftpSessions) {
       this.counters.count('tftp_session_limit');
       return reply(E_UNDEFINED, 'too many transfers at once; try again later');
@@ -517,13 +519,16 @@ export class TftpServer {
 /** O_NONBLOCK where the platform has it (not on Windows). */
 const O_NONBLOCK = (constants as { O_NONBLOCK?: number }).O_NONBLOCK ?? 0;
 
-/** Why a requested name is refused before the file system is asked; undefined: it may be. */
-function checkName(name: string): string | undefined {
-  if (isAbsolute(name) || name.startsWith('/') || name.startsWith('\\') || /^[a-z]:/i.test(name)) {
-    return 'access violation: absolute file name';
-  }
-  if (name.split(/[\\/]/).includes('..')) return 'access violation: ".." in the file name';
-  return undefined;
+/**
+ * The name under DIR a request asks for: leading slashes go (as with slirp, "/boot/x" is
+ * DIR/boot/x, as netboot clients often ask), a string starting "access violation" is why it is
+ * refused before the file system is asked.
+ */
+function nameUnderRoot(name: string): { path: string } | string {
+  const path = name.replace(/^[\\/]+/, '');
+  if (/^[a-z]:/i.test(path) || isAbsolute(path)) return 'access violation: a drive or UNC name';
+  if (path.split(/[\\/]/).includes('..')) return 'access violation: ".." in the file name';
+  return { path };
 }
 
 const ascii = (b: Uint8Array): string => String.fromCharCode(...b.subarray(0, 64));

@@ -376,7 +376,18 @@ describe('net=user TFTP refusals', () => {
     expect(h.net.stats()).toMatchObject({ tftp_not_found: 2, tftp_errors: 2, tftp_sessions: 0 });
   });
 
-  it('refuses names leaving DIR (.., absolute, symlinks out) with ERROR 2, sending nothing of the file', async () => {
+  it("reads a name with leading slashes under DIR, as slirp: /hello.txt is DIR's, /etc/passwd is not found", async () => {
+    const h = net();
+    expect((await fetch(h, '/hello.txt')).data).toEqual(files['hello.txt']);
+    expect((await fetch(h, '//sub/inner.txt', [], CPORT + 1)).data).toEqual(files['sub/inner.txt']);
+    await refused(h, request('/etc/passwd'), 1, /not found/, CPORT + 2);
+    await refused(h, request(join(base, 'secret.txt')), 1, /not found/, CPORT + 3);
+    expect(h.net.stats().tftp_bytes).toBe(
+      files['hello.txt'].length + files['sub/inner.txt'].length,
+    );
+  });
+
+  it('refuses names leaving DIR (.., drive names, symlinks out) with ERROR 2, sending nothing of the file', async () => {
     const h = net();
     // Any ".." component is refused before the file system is asked, even one leading back in.
     await refused(h, request('sub/../hello.txt'), 2, /".." in the file name/);
@@ -386,8 +397,8 @@ describe('net=user TFTP refusals', () => {
       '../secret.txt',
       'sub/../../secret.txt',
       '..',
-      outside,
-      '/etc/passwd',
+      '/../secret.txt',
+      'C:\\secret.txt',
       'escape',
       'up/secret.txt',
       'sub',
