@@ -6,14 +6,24 @@
  * Linux mounts that partition as its root, and what it writes there is in the image afterwards.
  * Then U-Boot's own UEFI self-test (timers, events, memory maps, runtime services, and the
  * simple network protocol over our virtio-net and NAT) passes on the machine, and U-Boot's own
- * e1000 driver, a second driver beside Linux's, gets a DHCP lease and pings the gateway.
+ * e1000 driver, a second driver beside Linux's, gets a DHCP lease and pings the gateway. And
+ * U-Boot network-boots the bundled kernel and initramfs by PXE from `net=user,tftp=DIR`.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SerialSession } from './serial-session.js';
-import { catImage, env, missingTools, tool } from './root-disk.js';
+import { catImage, env, images, missingTools, tool } from './root-disk.js';
 import { UBOOT, makeExtlinuxDisk, partitionOf } from './uboot-disk.js';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -85,6 +95,44 @@ describe.skipIf(missing.length > 0)('U-Boot from Debian', () => {
       await s.close();
     }
   }, 200_000);
+
+  it('network-boots Linux over TFTP from net=user,tftp=DIR: dhcp, pxe get, pxe boot', async () => {
+    // What a netboot directory holds: the kernel, the initramfs and pxelinux.cfg/default.
+    const tftp = join(dir, 'tftp');
+    mkdirSync(join(tftp, 'pxelinux.cfg'), { recursive: true });
+    writeFileSync(join(tftp, 'Image'), gunzipSync(readFileSync(join(images, 'Image.gz'))));
+    copyFileSync(join(images, 'initramfs.cpio.gz'), join(tftp, 'initramfs.cpio.gz'));
+    writeFileSync(
+      join(tftp, 'pxelinux.cfg', 'default'),
+      'default l0\nprompt 0\ntimeout 1\n\nlabel l0\n\tkernel /Image\n\tinitrd /initramfs.cpio.gz\n' +
+        '\tappend console=ttyS0 netbooted\n',
+    );
+    const s = SerialSession.spawn(
+      process.execPath,
+      [cli, 'run', '--kernel', UBOOT, '--nic', `virtio,net=user,tftp=${tftp}`],
+      { logFile: join(root, 'test-artifacts', 'uboot-netboot.log'), env },
+    );
+    try {
+      await s.expect(/Hit any key to stop autoboot/, 30_000);
+      s.send(' ');
+      await s.expect(/=> $/m, 10_000);
+      s.sendLine('setenv autoload no; dhcp; pxe get; pxe boot');
+      await s.expect(/DHCP client bound to address 10\.0\.2\.15/, 30_000);
+      // U-Boot asks for the MAC's and the address's names first: those are not found.
+      await s.expect(/TFTP error: 'file not found'/, 30_000);
+      await s.expect(/Retrieving file: pxelinux\.cfg\/default/, 60_000);
+      // U-Boot's pxe fetches the initrd first, then the kernel.
+      await s.expect(/Retrieving file: \/initramfs\.cpio\.gz/, 30_000);
+      await s.expect(/Retrieving file: \/Image/, 60_000);
+      await s.expect(/Linux version 6\./, 60_000);
+      await s.expect(/~# /, 90_000);
+      s.sendLine('cat /proc/cmdline; poweroff');
+      await s.expect(/console=ttyS0 netbooted/, 10_000);
+      expect((await s.waitForExit(30_000)).code).toBe(0);
+    } finally {
+      await s.close();
+    }
+  }, 240_000);
 
   it("U-Boot's own e1000 driver (polled, legacy descriptors) gets a lease and pings the gateway", async () => {
     const s = SerialSession.spawn(
