@@ -1,30 +1,39 @@
 /**
  * Debian's own riscv64 kernel (drivers as modules) boots in wasmvisor to the same busybox
- * prompt as the bundled guest. The kernel and its initramfs are fetched through apt and built by
- * `guest/build.sh stock` (not committed: ~37 MB), so this test needs Debian's archive.
+ * prompt as the bundled guest: as a kernel handed over by OpenSBI, and through UEFI, as
+ * Debian's images boot: Debian's U-Boot loads it from a disk and starts its EFI stub, which takes
+ * the initrd named on its command line and the device tree from U-Boot's configuration table;
+ * Linux then finds UEFI runtime services. The kernel and its initramfs are fetched through apt
+ * and built by `guest/build.sh stock` (not committed: ~37 MB), so this test needs Debian's
+ * archive.
  */
 import { describe, it, expect } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SerialSession } from './serial-session.js';
+import { env, missingTools } from './root-disk.js';
+import { UBOOT, makePartitionedDisk } from './uboot-disk.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const cli = join(root, 'bin', 'wasmvisor.mjs');
 const stock = join(root, 'guest', 'work', 'stock');
 const canApt = spawnSync('sh', ['-c', 'command -v apt-get'], { encoding: 'utf8' }).status === 0;
 
+/** Builds the stock kernel and initramfs unless they are there (the first test to ask). */
+function needStock(): void {
+  if (existsSync(join(stock, 'Image')) && existsSync(join(stock, 'initramfs.cpio.gz'))) return;
+  const b = spawnSync('bash', [join(root, 'guest', 'build.sh'), 'stock'], {
+    encoding: 'utf8',
+    timeout: 600_000,
+  });
+  expect(b.status, `guest/build.sh stock failed:\n${(b.stdout + b.stderr).slice(-2000)}`).toBe(0);
+}
+
 describe.skipIf(!canApt)("Debian's stock riscv64 kernel", () => {
   it('boots to the shell prompt, computes and powers off', async () => {
-    if (!existsSync(join(stock, 'Image')) || !existsSync(join(stock, 'initramfs.cpio.gz'))) {
-      const b = spawnSync('bash', [join(root, 'guest', 'build.sh'), 'stock'], {
-        encoding: 'utf8',
-        timeout: 600_000,
-      });
-      expect(b.status, `guest/build.sh stock failed:\n${(b.stdout + b.stderr).slice(-2000)}`).toBe(
-        0,
-      );
-    }
+    needStock();
     const s = SerialSession.spawn(
       process.execPath,
       [
@@ -52,4 +61,46 @@ describe.skipIf(!canApt)("Debian's stock riscv64 kernel", () => {
       await s.close();
     }
   }, 900_000);
+
+  it.skipIf(!existsSync(UBOOT) || missingTools(['mke2fs']).length > 0)(
+    "boots through UEFI: U-Boot's bootefi starts its EFI stub, Linux finds runtime services",
+    async () => {
+      needStock();
+      const dir = mkdtempSync(join(tmpdir(), 'wasmvisor-efi-'));
+      try {
+        const tree = join(dir, 'tree');
+        mkdirSync(join(tree, 'boot'), { recursive: true });
+        copyFileSync(join(stock, 'Image'), join(tree, 'boot', 'Image'));
+        copyFileSync(join(stock, 'initramfs.cpio.gz'), join(tree, 'boot', 'initrd'));
+        const disk = makePartitionedDisk(dir, tree, 96);
+        const s = SerialSession.spawn(
+          process.execPath,
+          [cli, 'run', '--kernel', UBOOT, '--disk', disk, '--mem', '1G'],
+          { logFile: join(root, 'test-artifacts', 'boot-stock-efi.log'), env },
+        );
+        try {
+          await s.expect(/Hit any key to stop autoboot/, 30_000);
+          s.send(' ');
+          await s.expect(/=> $/m, 10_000);
+          s.sendLine(
+            "load virtio 0:1 ${kernel_addr_r} /boot/Image; setenv bootargs 'console=ttyS0 initrd=/boot/initrd'; bootefi ${kernel_addr_r} ${fdtcontroladdr}",
+          );
+          await s.expect(/EFI stub: Booting Linux Kernel/, 60_000);
+          await s.expect(/EFI stub: Loaded initrd from command line option/, 30_000);
+          await s.expect(/EFI stub: Exiting boot services/, 30_000);
+          await s.expect(/efi: EFI v\d+\.\d+ by Das U-Boot/, 60_000);
+          await s.expect(/# /, 180_000);
+          s.sendLine('ls /sys/firmware/efi; echo $((6*7))');
+          await s.expect(/systab[\s\S]*^42\r?$/m, 20_000);
+          s.sendLine('poweroff');
+          expect((await s.waitForExit(60_000)).code).toBe(0);
+        } finally {
+          await s.close();
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    900_000,
+  );
 });

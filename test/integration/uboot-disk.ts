@@ -15,10 +15,9 @@ export const UBOOT = '/usr/lib/u-boot/qemu-riscv64_smode/uboot.elf';
 
 /** The partition starts 1 MiB in, as partitioning tools place it. */
 const PART_START = 2048;
-const PART_SECTORS = (64 << 20) / 512;
 
 /** A classic MBR with one bootable Linux partition (type 0x83) at PART_START. */
-function mbr(): Buffer {
+function mbr(sectors: number): Buffer {
   const b = Buffer.alloc(512);
   const e = 446;
   b[e] = 0x80; // bootable: U-Boot's distro boot looks at bootable partitions first
@@ -27,10 +26,29 @@ function mbr(): Buffer {
   b.fill(0xff, e + 1, e + 4);
   b.fill(0xff, e + 5, e + 8);
   b.writeUInt32LE(PART_START, e + 8);
-  b.writeUInt32LE(PART_SECTORS, e + 12);
+  b.writeUInt32LE(sectors, e + 12);
   b[510] = 0x55;
   b[511] = 0xaa;
   return b;
+}
+
+/**
+ * Makes `dir`/disk.img: an MBR whose one bootable partition is an ext4 file system of `mib`
+ * MiB made from the directory `tree`. Returns its path.
+ */
+export function makePartitionedDisk(dir: string, tree: string, mib: number): string {
+  const part = join(dir, 'part.img');
+  execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-d', tree, part, `${mib}M`], { env });
+  const disk = join(dir, 'disk.img');
+  const sectors = (mib << 20) / 512;
+  const fd = openSync(disk, 'w');
+  try {
+    writeSync(fd, mbr(sectors), 0, 512, 0);
+    writeSync(fd, readFileSync(part), 0, sectors * 512, PART_START * 512);
+  } finally {
+    closeSync(fd);
+  }
+  return disk;
 }
 
 /**
@@ -62,20 +80,12 @@ export function makeExtlinuxDisk(dir: string, append: string): string {
       '',
     ].join('\n'),
   );
-  const part = join(dir, 'part.img');
-  execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-d', rootfs, part, '64M'], { env });
-  const disk = join(dir, 'disk.img');
-  const fd = openSync(disk, 'w');
-  try {
-    writeSync(fd, mbr(), 0, 512, 0);
-    writeSync(fd, readFileSync(part), 0, PART_SECTORS * 512, PART_START * 512);
-  } finally {
-    closeSync(fd);
-  }
-  return disk;
+  return makePartitionedDisk(dir, rootfs, 64);
 }
 
 /** The partition's bytes, read back out of the disk (for debugfs and e2fsck). */
 export function partitionOf(disk: string): Buffer {
-  return readFileSync(disk).subarray(PART_START * 512, (PART_START + PART_SECTORS) * 512);
+  const all = readFileSync(disk);
+  const start = all.readUInt32LE(446 + 8) * 512;
+  return all.subarray(start, start + all.readUInt32LE(446 + 12) * 512);
 }
