@@ -73,6 +73,11 @@ function formatStats(s: MachineStats): string {
   if (s.hostRssBytes !== undefined) {
     lines.push(`host RSS: ${(s.hostRssBytes / 2 ** 20).toFixed(0)} MiB`);
   }
+  // Each NIC's own and its back end's counters (traffic, DHCP, NAT, TFTP, drops); zeros left out.
+  for (const [nic, counters] of Object.entries(s.nics ?? {})) {
+    const set = Object.entries(counters).filter(([, n]) => n !== 0);
+    lines.push(`${nic} network:`, ...set.map(([k, n]) => `  ${k.padEnd(32)} ${n}`));
+  }
   const disks = blockstatsText(diskIoStats(s.disks ?? {}));
   if (disks) lines.push('disks:', disks);
   return lines.join('\n');

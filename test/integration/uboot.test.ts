@@ -137,7 +137,7 @@ describe.skipIf(missing.length > 0)('U-Boot from Debian', () => {
   it("U-Boot's own e1000 driver (polled, legacy descriptors) gets a lease and pings the gateway", async () => {
     const s = SerialSession.spawn(
       process.execPath,
-      [cli, 'run', '--kernel', UBOOT, '--nic', 'e1000,net=user'],
+      [cli, 'run', '--kernel', UBOOT, '--nic', 'e1000,net=user', '--stats'],
       { logFile: join(root, 'test-artifacts', 'uboot-e1000.log'), env },
     );
     try {
@@ -150,6 +150,11 @@ describe.skipIf(missing.length > 0)('U-Boot from Debian', () => {
       await s.expect(/DHCP client bound to address 10\.0\.2\.15/, 30_000);
       await s.expect(/host 10\.0\.2\.2 is alive/, 30_000);
       expect((await s.waitForExit(30_000)).code).toBe(0);
+      // --stats at exit: the card's back end answered one DHCP request and one echo.
+      expect(s.stderr).toMatch(
+        /^e1000-0 network:(\r?\n {2}.*)*\r?\n {2}net_backend_dhcp_ack +1\r?$/m,
+      );
+      expect(s.stderr).toMatch(/^ {2}net_backend_icmp_echo_replies +1\r?$/m);
     } finally {
       await s.close();
     }
