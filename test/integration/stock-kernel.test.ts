@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SerialSession } from './serial-session.js';
 import { env, missingTools } from './root-disk.js';
-import { UBOOT, makePartitionedDisk } from './uboot-disk.js';
+import { UBOOT, makePartitionedDisk, ubootPrompt } from './uboot-disk.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const cli = join(root, 'bin', 'wasmvisor.mjs');
@@ -79,9 +79,7 @@ describe.skipIf(!canApt)("Debian's stock riscv64 kernel", () => {
           { logFile: join(root, 'test-artifacts', 'boot-stock-efi.log'), env },
         );
         try {
-          await s.expect(/Hit any key to stop autoboot/, 30_000);
-          s.send(' ');
-          await s.expect(/=> $/m, 10_000);
+          await ubootPrompt(s);
           s.sendLine(
             "load virtio 0:1 ${kernel_addr_r} /boot/Image; setenv bootargs 'console=ttyS0 initrd=/boot/initrd'; bootefi ${kernel_addr_r} ${fdtcontroladdr}",
           );

@@ -2,16 +2,25 @@
  * A disk U-Boot boots as Debian's riscv64 images do: an MBR with one bootable ext4 partition
  * holding a root file system (the bundled busybox initramfs), the bundled Linux Image in /boot
  * and /boot/extlinux/extlinux.conf as Debian's u-boot-menu writes it. Shared by uboot.test.ts
- * and the UI's end-to-end test.
+ * and the UI's end-to-end test (and the stock kernel's UEFI boot), with a way to U-Boot's
+ * prompt.
  */
 import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { env, images } from './root-disk.js';
+import type { SerialSession } from './serial-session.js';
 
 /** Where Debian's u-boot-qemu package puts U-Boot for QEMU's riscv64 virt in S-mode. */
 export const UBOOT = '/usr/lib/u-boot/qemu-riscv64_smode/uboot.elf';
+
+/** Stops U-Boot's autoboot with a key and waits for its prompt. */
+export async function ubootPrompt(s: SerialSession): Promise<void> {
+  await s.expect(/Hit any key to stop autoboot/, 30_000);
+  s.send(' ');
+  await s.expect(/=> $/m, 10_000);
+}
 
 /** The partition starts 1 MiB in, as partitioning tools place it. */
 const PART_START = 2048;

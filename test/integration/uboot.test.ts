@@ -24,7 +24,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SerialSession } from './serial-session.js';
 import { catImage, env, images, missingTools, tool } from './root-disk.js';
-import { UBOOT, makeExtlinuxDisk, partitionOf } from './uboot-disk.js';
+import { UBOOT, makeExtlinuxDisk, partitionOf, ubootPrompt } from './uboot-disk.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const cli = join(root, 'bin', 'wasmvisor.mjs');
@@ -81,9 +81,7 @@ describe.skipIf(missing.length > 0)('U-Boot from Debian', () => {
       { logFile: join(root, 'test-artifacts', 'uboot-efi-selftest.log'), env },
     );
     try {
-      await s.expect(/Hit any key to stop autoboot/, 30_000);
-      s.send(' ');
-      await s.expect(/=> $/m, 10_000);
+      await ubootPrompt(s);
       s.sendLine('bootefi selftest');
       const r = await s.expect(/Summary: (\d+) failures/, 150_000);
       // U-Boot colours its self-test's lines (ESC [ … m); the checks read the plain text.
@@ -113,9 +111,7 @@ describe.skipIf(missing.length > 0)('U-Boot from Debian', () => {
       { logFile: join(root, 'test-artifacts', 'uboot-netboot.log'), env },
     );
     try {
-      await s.expect(/Hit any key to stop autoboot/, 30_000);
-      s.send(' ');
-      await s.expect(/=> $/m, 10_000);
+      await ubootPrompt(s);
       s.sendLine('setenv autoload no; dhcp; pxe get; pxe boot');
       await s.expect(/DHCP client bound to address 10\.0\.2\.15/, 30_000);
       // U-Boot asks for the MAC's and the address's names first: those are not found.
@@ -142,9 +138,7 @@ describe.skipIf(missing.length > 0)('U-Boot from Debian', () => {
     );
     try {
       await s.expect(/eth0: e1000#0/, 30_000);
-      await s.expect(/Hit any key to stop autoboot/, 30_000);
-      s.send(' ');
-      await s.expect(/=> $/m, 10_000);
+      await ubootPrompt(s);
       // No TFTP download after the lease (U-Boot's default would fetch a boot file).
       s.sendLine('setenv autoload no; dhcp; ping 10.0.2.2; poweroff');
       await s.expect(/DHCP client bound to address 10\.0\.2\.15/, 30_000);
