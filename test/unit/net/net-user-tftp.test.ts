@@ -2,7 +2,8 @@
  * net=user's TFTP server (`tftp=DIR`) and DHCP's boot file (`bootfile=`), driven with hand-built
  * guest frames against a temporary directory: transfers in one and in many blocks, the empty
  * last block, blksize/tsize negotiation, retransmission and duplicate ACKs, names that try to
- * leave DIR, malformed requests, the session bound, close() mid-transfer, IPv6, restrict=on.
+ * leave DIR, malformed requests, the session bound, close() mid-transfer, IPv6, restrict=on, and
+ * a seeded fuzz of random datagrams to the server and its transfers.
  * TFTP packets are built and read here, independently of tftp.ts.
  */
 import { describe, it, expect, afterEach, beforeAll, afterAll } from 'vitest';
@@ -41,6 +42,7 @@ import {
   until,
   wire,
 } from './user-frames.js';
+import { xorshift } from '../../seeded-random.js';
 
 let base: string;
 /** The directory served (DIR), and files outside it. */
@@ -491,6 +493,67 @@ describe('net=user TFTP refusals', () => {
     expect(await quiet(h, 150)).toEqual([]); // no retransmission either
     expect(h.net.stats().tftp_sessions).toBe(0);
   });
+});
+
+describe('net=user TFTP against a hostile guest', () => {
+  /** Random bytes, random fields around real names and options, to port 69 and to transfers. */
+  function hostilePacket(rnd: (n: number) => number): Uint8Array {
+    const names = ['hello.txt', 'three.bin', 'sub/inner.txt', '../secret.txt', 'escape', '', 'x'];
+    const bytes = (n: number) => Array.from({ length: n }, () => rnd(256));
+    switch (rnd(6)) {
+      case 0:
+        return Uint8Array.from(bytes(rnd(40)));
+      case 1: // a request with random options
+        return request(
+          names[rnd(names.length)]!,
+          ['octet', 'netascii', 'OcTeT', ''][rnd(4)]!,
+          ['blksize', String(rnd(70_000)), 'tsize', String(rnd(3)), 'timeout', '1'].slice(
+            0,
+            rnd(7),
+          ),
+          [1, 2, 7][rnd(3)],
+        );
+      case 2: // a request cut anywhere
+        return request(names[rnd(names.length)]!).subarray(0, rnd(16));
+      case 3:
+        return ackPacket(rnd(70_000));
+      case 4: // DATA, ERROR or OACK from the guest
+        return Uint8Array.from([0, [3, 5, 6][rnd(3)]!, ...bytes(rnd(20))]);
+      default:
+        return Uint8Array.from([rnd(256), rnd(256), ...bytes(rnd(600))]);
+    }
+  }
+
+  it.each([1, 2, 3])(
+    'seed %i: 3,000 random datagrams to port 69 and to transfers: nothing throws, the bound holds, close() ends it all',
+    async (seed) => {
+      const rnd = xorshift(seed);
+      const h = net('', { tftpSessions: 4, tftpTimeoutMs: 20, tftpRetries: 1 });
+      const ports = new Set<number>();
+      const sent: Buffer[] = [];
+      for (let i = 0; i < 3000; i++) {
+        const to = ports.size > 0 && rnd(2) === 0 ? [...ports][rnd(ports.size)]! : 69;
+        expect(() => h.send(udp(CPORT + rnd(8), to, hostilePacket(rnd)))).not.toThrow();
+        for (const p of h.take()) {
+          sent.push(Buffer.from(p.data));
+          ports.add(tftpOut(p).sport);
+        }
+        expect(h.net.tftp!.size).toBeLessThanOrEqual(4);
+        if (i % 500 === 0) await new Promise((r) => setTimeout(r, 30)); // timeouts and reads
+      }
+      const st = h.net.stats();
+      expect(st.tftp_requests).toBeGreaterThan(100);
+      expect(st.tftp_malformed).toBeGreaterThan(0);
+      expect(st.tftp_denied).toBeGreaterThan(0);
+      // Nothing of the file outside DIR went out, whatever the guest sent.
+      sent.push(...h.take().map((p) => Buffer.from(p.data)));
+      expect(sent.length).toBeGreaterThan(1000);
+      expect(Buffer.concat(sent).includes(SECRET)).toBe(false);
+      h.net.close();
+      expect(h.net.tftp!.size).toBe(0);
+      expect(await quiet(h, 60)).toEqual([]);
+    },
+  );
 });
 
 describe('net=user TFTP over IPv6 and with restrict=on; without tftp=', () => {
