@@ -21,6 +21,7 @@
  *   node dist/bench/virtio-blk.js [--images raw,qcow2,qcow2-luks,qcow2-cor]
  *   (BLK_BENCH_JIT=0, BLK_BENCH_RANDREAD_PASSES=N)
  */
+import { appendCpio } from './initrd-append.js';
 import { spawnSync } from 'node:child_process';
 import { GuestConsole as Console } from './guest-console.js';
 import { processCpuSeconds } from '../main/worker/stats-sampler.js';
@@ -203,7 +204,7 @@ function buildInitrd(tmp: string): { initrd: string; vbench: boolean } {
         maxBuffer: 64 << 20,
       });
       if (cpio.status === 0) {
-        writeFileSync(initrd, Buffer.concat([base, cpio.stdout]));
+        writeFileSync(initrd, appendCpio(base, cpio.stdout));
         return { initrd, vbench: true };
       }
     } else console.log(`bench: cannot build vbench: ${r.stderr.slice(0, 300)}`);
@@ -215,7 +216,7 @@ function buildInitrd(tmp: string): { initrd: string; vbench: boolean } {
     { mode: 0o755 },
   );
   const cpio = spawnSync('sh', ['-c', 'echo bin/vbench | cpio -o -H newc --quiet'], { cwd: extra });
-  writeFileSync(initrd, Buffer.concat([base, cpio.stdout]));
+  writeFileSync(initrd, appendCpio(base, cpio.stdout));
   return { initrd, vbench: false };
 }
 

@@ -445,6 +445,11 @@ make_cpio() {
   # Directories sort before their contents (a path is a prefix of its children), so
   # sorting the whole spec by path keeps the archive extractable in order.
   "$GEN_INIT_CPIO" -t "$SOURCE_DATE_EPOCH" "$spec" | gzip -n -9 >"$out"
+  # Zeros up to a multiple of 4 bytes (gzip ignores them): the kernel finds a cpio archive
+  # appended after this one only at a 4-byte aligned offset.
+  local size
+  size=$(stat -c %s "$out")
+  head -c $(((4 - size % 4) % 4)) /dev/zero >>"$out"
   mv "$spec" "$4"
 }
 

@@ -12,6 +12,7 @@ import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SerialSession } from './serial-session.js';
+import { appendCpio } from '../../bench/initrd-append.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const cli = join(root, 'bin', 'wasmvisor.mjs');
@@ -51,7 +52,7 @@ function buildInitrd(): string | undefined {
   if (cpio.status !== 0) return undefined;
   const base = readFileSync(join(root, 'guest', 'images', 'initramfs.cpio.gz'));
   const out = join(tmp, 'initrd.cpio');
-  writeFileSync(out, Buffer.concat([base, cpio.stdout]));
+  writeFileSync(out, appendCpio(base, cpio.stdout));
   return out;
 }
 
