@@ -601,8 +601,9 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
   it.skipIf(!existsSync(UBOOT))(
     'a VM whose kernel is U-Boot (offered by the dialog) boots the kernel its disk holds',
     async () => {
+      // In the data directory, which goes when the suite ends.
       const disk = makeExtlinuxDisk(
-        mkdtempSync(join(tmpdir(), 'wasmvisor-e2e-uboot-')),
+        mkdtempSync(join(dataDir, 'uboot-')),
         'console=ttyS0 root=/dev/vda1 rw from-the-disk',
       );
       await page.locator('#new-vm').click();
