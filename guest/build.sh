@@ -124,9 +124,14 @@ LOCK=$GUEST_DIR/images/PROVENANCE.json
 # moved on (LOCK_STRICT=0, set in main).
 LOCK_STRICT=1
 
-locked() { # package field → value recorded in the lock, or nothing
-  [[ ${GUEST_UPDATE:-0} == 1 || ! -f $LOCK ]] && return 0
+recorded() { # package field → value the lock records, or nothing
+  [[ -f $LOCK ]] || return 0
   grep -F "\"name\": \"$1\"," "$LOCK" | grep -o "\"$2\": \"[^\"]*\"" | cut -d'"' -f4 || true
+}
+
+locked() { # package field → the locked value (nothing under GUEST_UPDATE=1: take the current)
+  [[ ${GUEST_UPDATE:-0} == 1 ]] && return 0
+  recorded "$@"
 }
 
 # fetch_deb PACKAGE → DEB = path of the verified .deb in guest/cache/; the package is recorded
@@ -492,22 +497,37 @@ json_str() { # minimal JSON string escaping (the values here are plain ASCII)
 }
 
 write_provenance() {
-  local out=$IMAGES/PROVENANCE.json f first pkg ver arch suite sum gcc_pkg
-  [[ -d $WORK/debs ]] || die 'no package records in guest/work/debs: build first'
+  local out=$IMAGES/PROVENANCE.json f first pkg ver arch suite sum gcc_pkg pkgs='' dotconfig
+  # Each package as fetched by this tree's last build, or, for a target not rebuilt here (say
+  # `initramfs` alone: no opensbi fetched), as the lock records it: the committed images that
+  # were not rebuilt came from exactly that package. Everything is gathered before the file is
+  # written, so a failure leaves the old one whole.
+  for pkg in opensbi busybox-static; do
+    if [[ -f $WORK/debs/$pkg ]]; then
+      IFS=$'\t' read -r pkg ver arch suite sum <"$WORK/debs/$pkg"
+    else
+      ver=$(recorded "$pkg" version) arch=$(recorded "$pkg" architecture)
+      suite=$(recorded "$pkg" suite) sum=$(recorded "$pkg" sha256)
+      [[ -n $ver && -n $sum ]] || die "no record of $pkg: run guest/build.sh all"
+    fi
+    [[ -z $pkgs ]] || pkgs+=$',\n'
+    pkgs+=$(printf '    { "name": %s, "version": %s, "architecture": %s, "suite": %s, "sha256": %s }' \
+      "$(json_str "$pkg")" "$(json_str "$ver")" "$(json_str "$arch")" \
+      "$(json_str "$suite")" "$(json_str "$sum")")
+  done
+  # The kernel's .config likewise, when the kernel was not built in this tree.
+  if [[ -f $KOUT/.config ]]; then
+    dotconfig=$(sha256sum "$KOUT/.config" | cut -d' ' -f1)
+  else
+    dotconfig=$(grep -o '"kernelDotConfigSha256": "[^"]*"' "$LOCK" 2>/dev/null | cut -d'"' -f4 || true)
+  fi
+  for f in fw_dynamic.bin fw_jump.bin Image.gz initramfs.cpio.gz; do
+    [[ -f $IMAGES/$f ]] || die "missing output $IMAGES/$f"
+  done
   {
     printf '{\n  "generator": "guest/build.sh",\n'
     printf '  "sourceDateEpoch": %s,\n' "$SOURCE_DATE_EPOCH"
-    printf '  "packages": [\n'
-    first=1
-    for pkg in opensbi busybox-static; do
-      [[ -f $WORK/debs/$pkg ]] || die "no record of $pkg: run guest/build.sh all"
-      IFS=$'\t' read -r pkg ver arch suite sum <"$WORK/debs/$pkg"
-      ((first)) || printf ',\n'
-      first=0
-      printf '    { "name": %s, "version": %s, "architecture": %s, "suite": %s, "sha256": %s }' \
-        "$(json_str "$pkg")" "$(json_str "$ver")" "$(json_str "$arch")" \
-        "$(json_str "$suite")" "$(json_str "$sum")"
-    done
+    printf '  "packages": [\n%s' "$pkgs"
     printf '\n  ],\n'
     printf '  "hostPackages": [\n'
     first=1
@@ -522,14 +542,13 @@ write_provenance() {
     printf '\n  ],\n'
     printf '  "linuxSourceSha256": %s,\n' "$(json_str "$(sha256sum "$LINUX_SRC_TAR" | cut -d' ' -f1)")"
     printf '  "kernelConfigSha256": %s,\n' "$(json_str "$(sha256sum "$KERNEL_CONFIG" | cut -d' ' -f1)")"
-    if [[ -f $KOUT/.config ]]; then
-      printf '  "kernelDotConfigSha256": %s,\n' "$(json_str "$(sha256sum "$KOUT/.config" | cut -d' ' -f1)")"
+    if [[ -n $dotconfig ]]; then
+      printf '  "kernelDotConfigSha256": %s,\n' "$(json_str "$dotconfig")"
     fi
     printf '  "crossGcc": %s,\n' "$(json_str "$(${CROSS}gcc --version | head -1)")"
     printf '  "outputs": {\n'
     first=1
     for f in fw_dynamic.bin fw_jump.bin Image.gz initramfs.cpio.gz; do
-      [[ -f $IMAGES/$f ]] || die "missing output $IMAGES/$f"
       ((first)) || printf ',\n'
       first=0
       printf '    %s: { "bytes": %s, "sha256": %s }' "$(json_str "$f")" \
