@@ -39,11 +39,8 @@ export const catImage = (img: string, path: string): string =>
 export const seqText = (n: number): string =>
   Array.from({ length: n }, (_, i) => `${i + 1}\n`).join('');
 
-/**
- * A 64 MiB ext4 image in `dir` holding the bundled initramfs, which is a busybox root
- * (/init -> /sbin/init, /etc/inittab, the applets). Returns its path.
- */
-export function makeRootImage(dir: string, name = 'root.img'): string {
+/** The bundled initramfs (a busybox root) unpacked into `dir`/rootfs; returns that path. */
+export function extractInitramfs(dir: string): string {
   const rootfs = join(dir, 'rootfs');
   mkdirSync(rootfs, { recursive: true });
   execFileSync(
@@ -51,6 +48,15 @@ export function makeRootImage(dir: string, name = 'root.img'): string {
     ['-c', `gzip -dc "${join(images, 'initramfs.cpio.gz')}" | cpio -idm --quiet`],
     { cwd: rootfs, env },
   );
+  return rootfs;
+}
+
+/**
+ * A 64 MiB ext4 image in `dir` holding the bundled initramfs, which is a busybox root
+ * (/init -> /sbin/init, /etc/inittab, the applets). Returns its path.
+ */
+export function makeRootImage(dir: string, name = 'root.img'): string {
+  const rootfs = extractInitramfs(dir);
   const img = join(dir, name);
   execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-d', rootfs, img, '64M'], { env });
   return img;

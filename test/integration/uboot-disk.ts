@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
-import { env, images } from './root-disk.js';
+import { env, extractInitramfs, images } from './root-disk.js';
 import type { SerialSession } from './serial-session.js';
 
 /** Where Debian's u-boot-qemu package puts U-Boot for QEMU's riscv64 virt in S-mode. */
@@ -65,13 +65,7 @@ export function makePartitionedDisk(dir: string, tree: string, mib: number): str
  * `append` as its command line (no initrd: the partition is the root). Returns its path.
  */
 export function makeExtlinuxDisk(dir: string, append: string): string {
-  const rootfs = join(dir, 'rootfs');
-  mkdirSync(rootfs);
-  execFileSync(
-    'sh',
-    ['-c', `gzip -dc "${join(images, 'initramfs.cpio.gz')}" | cpio -idm --quiet`],
-    { cwd: rootfs, env },
-  );
+  const rootfs = extractInitramfs(dir);
   mkdirSync(join(rootfs, 'boot', 'extlinux'), { recursive: true });
   writeFileSync(join(rootfs, 'boot', 'Image'), gunzipSync(readFileSync(join(images, 'Image.gz'))));
   writeFileSync(

@@ -136,7 +136,7 @@ export interface UserNetSpec {
 }
 
 /** Bytes of a boot file name at most: BOOTP's 128-byte `file` field holds it and a NUL. */
-export const MAX_BOOTFILE = 127;
+const MAX_BOOTFILE = 127;
 
 /** Port forwards per NIC at most. */
 export const MAX_HOSTFWD = 32;

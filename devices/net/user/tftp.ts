@@ -26,7 +26,7 @@ import type { Counters } from './counters.js';
 import { GUEST_MTU } from './fragment.js';
 import { addrKey, type IpAddr } from './ipv6.js';
 
-export const TFTP_PORT = 69;
+const TFTP_PORT = 69;
 
 const RRQ = 1;
 const WRQ = 2;
@@ -47,7 +47,7 @@ const BLOCK = 512;
 const MIN_BLKSIZE = 8;
 const MAX_BLKSIZE = 65464;
 /** Bytes of a requested file name at most (slirp's bound). */
-export const MAX_NAME = 512;
+const MAX_NAME = 512;
 /** Transfer IDs: the ports our transfers answer from (the UDP forwards use 32768-49151). */
 const FIRST_PORT = 49152;
 const PORTS = 16384;
