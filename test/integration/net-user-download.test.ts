@@ -71,13 +71,15 @@ describe('net=user downloads', () => {
     try {
       await g.expect(/~# /, 120_000);
       for (const [i, model] of (['virtio', 'e1000'] as const).entries()) {
-        // This NIC's interface gets 10.0.2.15, the other one goes down (both NATs use it).
+        // This NIC's interface gets 10.0.2.15, the other one goes down (both NATs use it). The
+        // DHCP clients the guest started at boot go first: a lease one of them takes late must
+        // not configure an interface behind the test's back.
         const m = await g.run(
           `for n in /sys/class/net/eth*; do [ "$(cat $n/address)" = ${MACS[model]} ] && echo "if=\${n##*/}"; done`,
           /^if=(eth\d)\r?$/m,
         );
         await g.run(
-          `for n in /sys/class/net/eth*; do ip addr flush dev \${n##*/}; ip link set \${n##*/} down; done; ` +
+          `killall -q udhcpc; for n in /sys/class/net/eth*; do ip addr flush dev \${n##*/}; ip link set \${n##*/} down; done; ` +
             `ip addr add 10.0.2.15/24 dev ${m[1]} && ip link set ${m[1]} up && echo u""p`,
           /^up\r?$/m,
         );
