@@ -6,7 +6,8 @@
 #   guest/build.sh kernel      Image.gz from linux-source-6.1 + guest/kernel.config
 #   guest/build.sh initramfs   initramfs.cpio.gz from busybox-static
 #   guest/build.sh provenance  rewrite guest/images/PROVENANCE.json
-#   guest/build.sh stock       Debian's own riscv64 kernel + a module-loading initramfs
+#   guest/build.sh stock       Debian's own riscv64 kernel + a module-loading initramfs,
+#                              and GRUB's EFI image as Debian's images boot it
 #                              (guest/work/stock/, never committed)
 #
 # Run as root on Debian 12 (bookworm). Host packages are installed when missing.
@@ -651,6 +652,14 @@ build_stock() {
   done
   make_cpio "$r" "$WORK/applets.txt" "$out/initramfs.cpio.gz" "$out/initramfs.spec"
   log "stock: $(wc -l <"$r/etc/modules.order") modules; $out/{Image,initramfs.cpio.gz}"
+
+  # GRUB as Debian's riscv64 images start it from their EFI system partition: the monolithic
+  # image (every module built in; it looks for its grub.cfg in /EFI/debian of the partition it
+  # was loaded from) that grub-install copies there.
+  x=$WORK/pkg/stock-grub
+  extract_deb grub-efi-riscv64-unsigned "$x"
+  cp "$x/usr/lib/grub/riscv64-efi/monolithic/grubriscv64.efi" "$out/grubriscv64.efi"
+  log "stock: GRUB $(cut -f2 "$WORK/debs/grub-efi-riscv64-unsigned") $out/grubriscv64.efi"
   log "stock: boot with -bios guest/images/fw_dynamic.bin (fw_jump.bin hangs on a kernel this size)"
 }
 

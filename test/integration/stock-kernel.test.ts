@@ -3,27 +3,37 @@
  * prompt as the bundled guest: as a kernel handed over by OpenSBI, and through UEFI, as
  * Debian's images boot: Debian's U-Boot loads it from a disk and starts its EFI stub, which takes
  * the initrd named on its command line and the device tree from U-Boot's configuration table;
- * Linux then finds UEFI runtime services. The kernel and its initramfs are fetched through apt
- * and built by `guest/build.sh stock` (not committed: ~37 MB), so this test needs Debian's
- * archive.
+ * Linux then finds UEFI runtime services; and with nothing typed, as Debian's riscv64 images
+ * boot: U-Boot finds GRUB's EFI binary on an EFI system partition, GRUB reads its grub.cfg from
+ * the root file system and starts the kernel with its initrd. The kernel, its initramfs and
+ * GRUB are fetched through apt and built by `guest/build.sh stock` (not committed: ~40 MB), so
+ * this test needs Debian's archive.
  */
 import { describe, it, expect } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SerialSession } from './serial-session.js';
 import { env, missingTools } from './root-disk.js';
-import { UBOOT, makePartitionedDisk, ubootPrompt } from './uboot-disk.js';
+import {
+  UBOOT,
+  ext4Image,
+  fatImage,
+  makePartitionedDisk,
+  ubootPrompt,
+  writeMbrDisk,
+} from './uboot-disk.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const cli = join(root, 'bin', 'wasmvisor.mjs');
 const stock = join(root, 'guest', 'work', 'stock');
 const canApt = spawnSync('sh', ['-c', 'command -v apt-get'], { encoding: 'utf8' }).status === 0;
 
-/** Builds the stock kernel and initramfs unless they are there (the first test to ask). */
+/** Builds the stock kernel, initramfs and GRUB unless they are there (the first test to ask). */
 function needStock(): void {
-  if (existsSync(join(stock, 'Image')) && existsSync(join(stock, 'initramfs.cpio.gz'))) return;
+  const files = ['Image', 'initramfs.cpio.gz', 'grubriscv64.efi'];
+  if (files.every((f) => existsSync(join(stock, f)))) return;
   const b = spawnSync('bash', [join(root, 'guest', 'build.sh'), 'stock'], {
     encoding: 'utf8',
     timeout: 600_000,
@@ -90,6 +100,73 @@ describe.skipIf(!canApt)("Debian's stock riscv64 kernel", () => {
           await s.expect(/# /, 180_000);
           s.sendLine('ls /sys/firmware/efi; echo $((6*7))');
           await s.expect(/systab[\s\S]*^42\r?$/m, 20_000);
+          s.sendLine('poweroff');
+          expect((await s.waitForExit(60_000)).code).toBe(0);
+        } finally {
+          await s.close();
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    900_000,
+  );
+  it.skipIf(!existsSync(UBOOT) || missingTools(['mke2fs', 'mkfs.fat', 'mcopy']).length > 0)(
+    "boots as Debian's images do, nothing typed: U-Boot starts GRUB from the EFI system partition, GRUB's menu boots Linux",
+    async () => {
+      needStock();
+      const dir = mkdtempSync(join(tmpdir(), 'wasmvisor-grub-'));
+      try {
+        // The EFI system partition as grub-install --removable leaves it: GRUB at the
+        // removable-media path, and in /EFI/debian (its prefix) the stub config that finds the
+        // root file system and reads the real grub.cfg from there, as update-grub writes it.
+        const esp = join(dir, 'esp');
+        mkdirSync(join(esp, 'EFI', 'BOOT'), { recursive: true });
+        mkdirSync(join(esp, 'EFI', 'debian'));
+        copyFileSync(join(stock, 'grubriscv64.efi'), join(esp, 'EFI', 'BOOT', 'BOOTRISCV64.EFI'));
+        writeFileSync(
+          join(esp, 'EFI', 'debian', 'grub.cfg'),
+          'search --no-floppy --label --set=root wvroot\nset prefix=($root)/boot/grub\nconfigfile $prefix/grub.cfg\n',
+        );
+        const rootTree = join(dir, 'root');
+        mkdirSync(join(rootTree, 'boot', 'grub'), { recursive: true });
+        copyFileSync(join(stock, 'Image'), join(rootTree, 'boot', 'vmlinuz'));
+        copyFileSync(join(stock, 'initramfs.cpio.gz'), join(rootTree, 'boot', 'initrd.img'));
+        writeFileSync(
+          join(rootTree, 'boot', 'grub', 'grub.cfg'),
+          [
+            'set timeout=1',
+            "menuentry 'Debian GNU/Linux (wasmvisor test)' {",
+            "  echo 'Loading Linux ...'",
+            '  linux /boot/vmlinuz console=ttyS0 wasmvisor.test=grub',
+            "  echo 'Loading initial ramdisk ...'",
+            '  initrd /boot/initrd.img',
+            '}',
+            '',
+          ].join('\n'),
+        );
+        const disk = writeMbrDisk(join(dir, 'disk.img'), [
+          { image: fatImage(dir, 'esp.img', esp, 40), type: 0xef },
+          { image: ext4Image(dir, 'root.img', rootTree, 64, 'wvroot'), type: 0x83 },
+        ]);
+        const s = SerialSession.spawn(
+          process.execPath,
+          [cli, 'run', '--kernel', UBOOT, '--disk', disk, '--mem', '1G'],
+          { logFile: join(root, 'test-artifacts', 'boot-stock-grub.log'), env },
+        );
+        try {
+          await s.expect(/Found EFI removable media binary efi\/boot\/bootriscv64\.efi/i, 60_000);
+          await s.expect(/GNU GRUB +version 2\./, 30_000);
+          await s.expect(/Debian GNU\/Linux \(wasmvisor test\)/, 30_000);
+          await s.expect(/Loading initial ramdisk/, 60_000);
+          await s.expect(/EFI stub: Loaded initrd from LINUX_EFI_INITRD_MEDIA_GUID/, 60_000);
+          await s.expect(/# /, 180_000);
+          // GRUB put BOOT_IMAGE= before the menu entry's command line, as it does on Debian.
+          s.sendLine('cat /proc/cmdline; ls /sys/firmware/efi; echo $((6*7))');
+          await s.expect(
+            /BOOT_IMAGE=\/boot\/vmlinuz console=ttyS0 wasmvisor\.test=grub[\s\S]*systab[\s\S]*^42\r?$/m,
+            20_000,
+          );
           s.sendLine('poweroff');
           expect((await s.waitForExit(60_000)).code).toBe(0);
         } finally {
