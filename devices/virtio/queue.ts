@@ -161,6 +161,14 @@ export class Virtqueue {
     return this.ready && !this.halted && this.rings.publish(this.handle);
   }
 
+  /**
+   * The driver has turned this queue's interrupts off, without EVENT_IDX: it polls the used
+   * ring for what the device returns (firmware drivers: U-Boot's, and GRUB's through it).
+   */
+  get polled(): boolean {
+    return this.ready && !this.halted && this.rings.polled(this.handle);
+  }
+
   saveState(): QueueState {
     const s: QueueState = {
       size: this.size,

@@ -62,6 +62,7 @@ interface RingExports {
   ringPop(q: number): number;
   ringPush(q: number, id: number, len: number): number;
   ringPublish(q: number): number;
+  ringPolled(q: number): number;
 }
 
 /** What the core needs to offer: its exports, guest RAM and where RAM starts. */
@@ -194,5 +195,10 @@ export class RingProcessor {
   /** Publishes pushed entries; true when the driver wants an interrupt. */
   publish(h: number): boolean {
     return this.x.ringPublish(h) > 0;
+  }
+
+  /** The driver turned the queue's interrupts off without EVENT_IDX: it polls the used ring. */
+  polled(h: number): boolean {
+    return this.x.ringPolled(h) !== 0;
   }
 }

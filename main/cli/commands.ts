@@ -53,10 +53,10 @@ function formatStats(s: MachineStats): string {
       : []),
     'interrupts per source:',
     ...Object.entries(s.interrupts).map(([src, n]) => `  ${src.padEnd(8)} ${n}`),
-    ...Object.entries(s.virtio).flatMap(([dev, counters]) => [
-      `${dev}:`,
-      ...Object.entries(counters).map(([k, n]) => `  ${k.padEnd(20)} ${n}`),
-    ]),
+    ...Object.entries(s.virtio).flatMap(([dev, counters]) => {
+      const w = Math.max(20, ...Object.keys(counters).map((k) => k.length));
+      return [`${dev}:`, ...Object.entries(counters).map(([k, n]) => `  ${k.padEnd(w)} ${n}`)];
+    }),
   ];
   const b = s.balloon;
   if (b) {

@@ -264,6 +264,12 @@ function linear(pw: u32, size: u32): u32 {
   return (pw & 0x7fff) + ((pw & WRAP) != 0 ? 0 : size);
 }
 
+/** The driver has disabled events (its suppression structure) without EVENT_IDX: it polls. */
+export function packedPolled(r: usize): bool {
+  if ((load<u32>(r + R_FEATURES) & RING_FEAT_EVENT_IDX) != 0) return false;
+  return (<u32>load<u16>(<usize>load<u32>(r + R_AVAIL), 2) & 3) == EVENT_DISABLE;
+}
+
 /**
  * Writes the used descriptors of the `n` pushes since the last publish and says whether the
  * driver wants an interrupt for them: its Driver Event Suppression structure enables,

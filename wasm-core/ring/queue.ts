@@ -23,10 +23,11 @@ import {
   R_USED_IDX,
   rec,
 } from './record';
-import { splitPending, splitPop, splitPublish, splitPush, splitSetup } from './split';
+import { splitPending, splitPolled, splitPop, splitPublish, splitPush, splitSetup } from './split';
 import {
   packedInflight,
   packedPending,
+  packedPolled,
   packedPop,
   packedPublish,
   packedPush,
@@ -164,6 +165,18 @@ export function ringPublish(q: u32): i32 {
   if (n == 0) return 0;
   store<u32>(r + R_UNPUBLISHED, 0);
   return isPacked(r) ? packedPublish(q, r, size, n) : splitPublish(r, size);
+}
+
+/**
+ * Whether the driver polls queue `q`: it has turned the queue's interrupts off, and without
+ * EVENT_IDX (which drivers that want interrupts later use instead), so it will look at the used
+ * ring itself. 0 for a queue not set up.
+ */
+export function ringPolled(q: u32): bool {
+  if (q >= RING_MAX_QUEUES) return false;
+  const r = rec(q);
+  if (load<u32>(r + R_SIZE) == 0) return false;
+  return isPacked(r) ? packedPolled(r) : splitPolled(r);
 }
 
 /**

@@ -148,6 +148,12 @@ export function splitPush(r: usize, size: u32, id: u32, len: u32): i32 {
   return 0;
 }
 
+/** The driver has turned interrupts off (avail NO_INTERRUPT) without EVENT_IDX: it polls. */
+export function splitPolled(r: usize): bool {
+  if ((load<u32>(r + R_FEATURES) & RING_FEAT_EVENT_IDX) != 0) return false;
+  return (<u32>load<u16>(<usize>load<u32>(r + R_AVAIL)) & AVAIL_F_NO_INTERRUPT) != 0;
+}
+
 /**
  * Publishes the pushed entries (used.idx) and says whether the driver wants an interrupt for
  * them: 1 = interrupt, 0 = suppressed (used_event with EVENT_IDX, else avail NO_INTERRUPT).

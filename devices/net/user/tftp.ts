@@ -7,8 +7,9 @@
  * gateway address, sends block N and waits for ACK N, sends it again after `tftpTimeoutMs`
  * (`tftpRetries` times, then gives up), ignores duplicate ACKs and ends with a block shorter
  * than the block size (an empty one when the file is a multiple of it). Files are read
- * asynchronously, one block ahead of the guest; the handle is closed when the transfer ends in
- * any way. The guest chooses the names: a name is resolved under DIR only (a leading "/" is
+ * asynchronously, up to READ_AHEAD bytes ahead of the guest, so that an ACK is answered within
+ * the guest's own run slice: a lock-step client (U-Boot, GRUB) would otherwise wait for the
+ * host's event loop once per block. The handle is closed when the transfer ends in any way. The guest chooses the names: a name is resolved under DIR only (a leading "/" is
  * DIR's, as with slirp; no ".." component; the real path after symbolic links must be inside
  * DIR's real path),
  * and only regular files are served. At most `tftpSessions` transfers run at once.
@@ -53,6 +54,11 @@ const FIRST_PORT = 49152;
 const PORTS = 16384;
 /** Ports of ended transfers whose late packets are still dropped, at most. */
 const MAX_LINGER = 64;
+/**
+ * Bytes of a file read before the guest asks for them: a read is started when less than this
+ * is left ahead of the block just sent (so at most 2 × READ_AHEAD held per transfer).
+ */
+const READ_AHEAD = 128 * 1024;
 
 /** A datagram for the guest: from (src, sport) to (dst, dport). */
 export type TftpSend = (
@@ -83,14 +89,20 @@ interface Session {
   last: boolean;
   /** An ACK has arrived. */
   acked: boolean;
-  /** The block being read (0: none). */
-  reading: number;
-  /** The next block, read before the guest asked for it. */
-  ahead?: { k: number; packet: Uint8Array };
+  /** The file's bytes read ahead of the guest (see READ_AHEAD). */
+  ahead: ReadAhead;
   /** Timeouts in a row without progress. */
   tries: number;
   timer?: NodeJS.Timeout;
   ended: boolean;
+}
+
+/** File bytes [at, at + data.length) read ahead; `eof` once a read came back short. */
+interface ReadAhead {
+  at: number;
+  data: Uint8Array;
+  eof: boolean;
+  reading: boolean;
 }
 
 /** What a read request asks for. */
@@ -228,7 +240,7 @@ export class TftpServer {
       n: 0,
       last: false,
       acked: false,
-      reading: 0,
+      ahead: { at: 0, data: new Uint8Array(0), eof: false, reading: false },
       tries: 0,
       ended: false,
     };
@@ -321,7 +333,7 @@ export class TftpServer {
     }
     s.fh = fh;
     this.counters.count('tftp_files_opened');
-    if (r.order.length === 0) return this.read(s, 1);
+    if (r.order.length === 0) return this.fill(s);
     const opts: string[] = [];
     for (const k of r.order) opts.push(k, k === 'blksize' ? String(s.blksize) : String(size));
     const body = new TextEncoder().encode(opts.join('\0') + '\0');
@@ -333,7 +345,7 @@ export class TftpServer {
     s.tries = 0;
     this.transmit(s, false);
     this.arm(s);
-    this.read(s, 1);
+    this.fill(s);
   }
 
   /** A packet to a transfer's port. */
@@ -366,29 +378,50 @@ export class TftpServer {
       this.counters.count('tftp_files_sent');
       return this.end(s);
     }
-    const k = s.n + 1;
-    const a = s.ahead;
-    if (a?.k === k) {
-      s.ahead = undefined;
-      return this.sendData(s, k, a.packet);
-    }
-    this.arm(s);
-    if (s.reading !== k) this.read(s, k);
+    if (!this.sendNext(s)) this.arm(s);
   }
 
-  /** Reads block k; sends it if the guest is waiting for it, else keeps it for the ACK. */
-  private read(s: Session, k: number): void {
-    const fh = s.fh!;
-    const packet = new Uint8Array(4 + s.blksize);
-    s.reading = k;
-    fh.read(packet, 4, s.blksize, (k - 1) * s.blksize)
+  /**
+   * Sends the block after packet n if its bytes have been read (true), which is the guest's
+   * next wish whenever nothing is in flight; else the read under way will send it.
+   */
+  private sendNext(s: Session): boolean {
+    const k = s.n + 1;
+    const a = s.ahead;
+    const from = (k - 1) * s.blksize;
+    const end = a.at + a.data.length;
+    if (from < a.at || (from + s.blksize > end && !a.eof)) return false;
+    const len = Math.max(0, Math.min(s.blksize, end - from));
+    const packet = new Uint8Array(4 + len);
+    packet.set(a.data.subarray(from - a.at, from - a.at + len), 4);
+    this.sendData(s, k, packet);
+    return true;
+  }
+
+  /**
+   * Reads on when less than READ_AHEAD bytes are left past packet n: the bytes before it are
+   * dropped (a resend uses the packet), the new ones appended. A transfer waiting for them
+   * (nothing in flight) gets its next block as soon as they are in.
+   */
+  private fill(s: Session): void {
+    const a = s.ahead;
+    const next = s.n * s.blksize;
+    if (a.reading || a.eof || a.at + a.data.length - next >= READ_AHEAD) return;
+    const keep = a.data.subarray(Math.max(0, next - a.at));
+    const at = a.at + a.data.length;
+    const buf = new Uint8Array(keep.length + READ_AHEAD);
+    buf.set(keep);
+    a.reading = true;
+    s.fh!.read(buf, keep.length, READ_AHEAD, at)
       .then(
         ({ bytesRead }) => {
           if (s.ended) return;
-          s.reading = 0;
-          const p = packet.subarray(0, 4 + bytesRead);
-          if (!s.packet && s.n + 1 === k) this.sendData(s, k, p);
-          else s.ahead = { k, packet: p };
+          a.reading = false;
+          a.at = at - keep.length;
+          a.data = buf.subarray(0, keep.length + bytesRead);
+          a.eof = bytesRead < READ_AHEAD;
+          if (!s.packet) this.sendNext(s);
+          else this.fill(s);
         },
         () => {
           if (s.ended) return;
@@ -409,7 +442,7 @@ export class TftpServer {
     this.counters.count('tftp_bytes', packet.length - 4);
     this.transmit(s, false);
     this.arm(s);
-    if (!s.last) this.read(s, k + 1);
+    if (!s.last) this.fill(s);
   }
 
   private transmit(s: Session, again: boolean): void {
@@ -491,7 +524,7 @@ export class TftpServer {
     // FileHandle.close waits for a read in flight.
     if (s.fh) void s.fh.close().catch(() => {});
     s.fh = undefined;
-    s.ahead = undefined;
+    s.ahead.data = new Uint8Array(0);
     if (this.closed) return;
     if (this.linger.size >= MAX_LINGER) this.linger.delete(this.linger.keys().next().value!);
     const ms = this.limits.tftpTimeoutMs * (this.limits.tftpRetries + 1);

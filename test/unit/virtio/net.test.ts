@@ -6,7 +6,9 @@
  */
 import { describe, it, expect } from 'vitest';
 import {
+  DriverQueue,
   EVENT_DESC,
+  EVENT_DISABLE,
   MockDriver,
   PackedDriverQueue,
   type DriverRing,
@@ -21,7 +23,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pcapFrames } from '../net/pcap-frames.js';
-import { MMIO } from '../../../devices/virtio/constants.js';
+import { F, MMIO } from '../../../devices/virtio/constants.js';
 
 const HDR = 12;
 const MAC = Uint8Array.from([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
@@ -150,6 +152,28 @@ forEachRingLayout('virtio-net', () => {
     const n = frame.length;
     expect(dev.stats).toMatchObject({ tx_packets: 2, tx_bytes: 2 * n, net_tx_frames: 2 });
     expect(dev.stats.net_tx_bytes).toBe(2 * n);
+  });
+
+  it('a driver that polls (interrupts off, no EVENT_IDX: U-Boot) gets its transmit chains back in the kick', async () => {
+    const { d, dev, wire, tx } = netDriver(without(F.eventIdx));
+    const frame = tcpFrame(60);
+    // Interrupts on, without EVENT_IDX: completed when the slice ends, as for any driver.
+    const first = sendTx(d, tx, header(), frame);
+    expect(tx.takeUsed()).toEqual([]);
+    await sliceEnd();
+    expect(tx.takeUsed()).toEqual([{ id: first, len: 0 }]);
+    expect(d.irq.level).toBe(true);
+    d.ack();
+    // Interrupts off: the driver spins on the used ring, so the chain is back before the kick
+    // returns, and no interrupt is raised.
+    if (tx instanceof PackedDriverQueue) tx.setDriverEvent(EVENT_DISABLE);
+    else (tx as DriverQueue).setNoInterrupt(true);
+    const id = sendTx(d, tx, header(), frame);
+    expect(wire.sent).toHaveLength(2);
+    expect(tx.takeUsed()).toEqual([{ id, len: 0 }]);
+    await sliceEnd();
+    expect(d.irq.level).toBe(false);
+    expect(dev.metrics.tx_polled_completions).toBe(1);
   });
 
   it('carries a partial checksum and a 64 KiB TSO segment across as metadata', () => {
