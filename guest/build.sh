@@ -655,11 +655,12 @@ build_stock() {
 
   # GRUB as Debian's riscv64 images start it from their EFI system partition: the monolithic
   # image (every module built in; it looks for its grub.cfg in /EFI/debian of the partition it
-  # was loaded from) that grub-install copies there.
+  # was loaded from) that grub-install copies there. grubnet: the same for netboot (its prefix
+  # is /grub on the TFTP server it came from).
   x=$WORK/pkg/stock-grub
   extract_deb grub-efi-riscv64-unsigned "$x"
-  cp "$x/usr/lib/grub/riscv64-efi/monolithic/grubriscv64.efi" "$out/grubriscv64.efi"
-  log "stock: GRUB $(cut -f2 "$WORK/debs/grub-efi-riscv64-unsigned") $out/grubriscv64.efi"
+  cp "$x/usr/lib/grub/riscv64-efi/monolithic/"grub{,net}riscv64.efi "$out/"
+  log "stock: GRUB $(cut -f2 "$WORK/debs/grub-efi-riscv64-unsigned") $out/grub{,net}riscv64.efi"
   log "stock: boot with -bios guest/images/fw_dynamic.bin (fw_jump.bin hangs on a kernel this size)"
 }
 

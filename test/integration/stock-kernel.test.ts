@@ -11,7 +11,15 @@
  */
 import { describe, it, expect } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SerialSession } from './serial-session.js';
@@ -32,7 +40,7 @@ const canApt = spawnSync('sh', ['-c', 'command -v apt-get'], { encoding: 'utf8' 
 
 /** Builds the stock kernel, initramfs and GRUB unless they are there (the first test to ask). */
 function needStock(): void {
-  const files = ['Image', 'initramfs.cpio.gz', 'grubriscv64.efi'];
+  const files = ['Image', 'initramfs.cpio.gz', 'grubriscv64.efi', 'grubnetriscv64.efi'];
   if (files.every((f) => existsSync(join(stock, f)))) return;
   const b = spawnSync('bash', [join(root, 'guest', 'build.sh'), 'stock'], {
     encoding: 'utf8',
@@ -169,6 +177,77 @@ describe.skipIf(!canApt)("Debian's stock riscv64 kernel", () => {
           );
           s.sendLine('poweroff');
           expect((await s.waitForExit(60_000)).code).toBe(0);
+        } finally {
+          await s.close();
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    900_000,
+  );
+  it.skipIf(!existsSync(UBOOT))(
+    "netboots as Debian's installer does, nothing typed: U-Boot's DHCP boot file is GRUB's netboot image, GRUB fetches its config, the kernel and the initrd over TFTP",
+    async () => {
+      needStock();
+      const dir = mkdtempSync(join(tmpdir(), 'wasmvisor-grubnet-'));
+      try {
+        // The TFTP root as a netboot tree lays it out: GRUB's netboot image (its prefix is
+        // /grub on the server it came from) and what its grub.cfg names.
+        const tftp = join(dir, 'tftp');
+        mkdirSync(join(tftp, 'grub'), { recursive: true });
+        copyFileSync(join(stock, 'grubnetriscv64.efi'), join(tftp, 'grubnetriscv64.efi'));
+        copyFileSync(join(stock, 'Image'), join(tftp, 'vmlinuz'));
+        copyFileSync(join(stock, 'initramfs.cpio.gz'), join(tftp, 'initrd.img'));
+        writeFileSync(
+          join(tftp, 'grub', 'grub.cfg'),
+          [
+            'set timeout=1',
+            "menuentry 'Debian GNU/Linux over the network (wasmvisor test)' {",
+            '  linux /vmlinuz console=ttyS0 wasmvisor.test=grubnet',
+            '  initrd /initrd.img',
+            '}',
+            '',
+          ].join('\n'),
+        );
+        const files = ['grubnetriscv64.efi', 'vmlinuz', 'initrd.img', 'grub/grub.cfg'];
+        const bytes = files.reduce((a, f) => a + statSync(join(tftp, f)).size, 0);
+        const s = SerialSession.spawn(
+          process.execPath,
+          [
+            cli,
+            'run',
+            '--kernel',
+            UBOOT,
+            '--mem',
+            '1G',
+            '--nic',
+            `virtio,net=user,tftp=${tftp},bootfile=grubnetriscv64.efi`,
+            '--stats',
+          ],
+          { logFile: join(root, 'test-artifacts', 'boot-stock-grubnet.log'), env },
+        );
+        try {
+          await s.expect(/DHCP client bound to address 10\.0\.2\.15/, 60_000);
+          await s.expect(/Filename 'grubnetriscv64\.efi'/, 30_000);
+          await s.expect(/GNU GRUB +version 2\./, 60_000);
+          await s.expect(/Debian GNU\/Linux over the network \(wasmvisor test\)/, 60_000);
+          await s.expect(/EFI stub: Loaded initrd from LINUX_EFI_INITRD_MEDIA_GUID/, 120_000);
+          await s.expect(/# /, 180_000);
+          s.sendLine('cat /proc/cmdline; echo $((6*7))');
+          await s.expect(
+            /BOOT_IMAGE=\S*\/vmlinuz console=ttyS0 wasmvisor\.test=grubnet[\s\S]*^42\r?$/m,
+            20_000,
+          );
+          s.sendLine('poweroff');
+          expect((await s.waitForExit(60_000)).code).toBe(0);
+          // --stats at exit: the TFTP server sent the four files whole (and nothing was
+          // refused but the names U-Boot tries and we do not have: boot.scr.uimg, dtb/).
+          const stat = (name: string): number =>
+            Number(new RegExp(`^ {2}${name} +(\\d+)\\r?$`, 'm').exec(s.stderr)?.[1] ?? 0);
+          expect(stat('net_backend_tftp_files_sent')).toBeGreaterThanOrEqual(files.length);
+          expect(stat('net_backend_tftp_bytes')).toBeGreaterThanOrEqual(bytes);
+          expect(stat('net_backend_tftp_denied')).toBe(0);
         } finally {
           await s.close();
         }
