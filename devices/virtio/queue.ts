@@ -169,6 +169,14 @@ export class Virtqueue {
     return this.ready && !this.halted && this.rings.polled(this.handle);
   }
 
+  /**
+   * Ends the guest's run slice after the current instruction, so that the host's event loop
+   * turns: a polling driver waiting for host I/O then waits one turn, not the rest of a slice.
+   */
+  endGuestSlice(): void {
+    this.rings.host.requestExit?.();
+  }
+
   saveState(): QueueState {
     const s: QueueState = {
       size: this.size,

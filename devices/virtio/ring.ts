@@ -72,6 +72,8 @@ export interface RingHost {
   readonly ramBase: number;
   /** The dirty-page log, for the buffers devices write (virtio's DMA). */
   readonly dirty?: DirtyLog;
+  /** Ends the guest's run slice after the current instruction (the core's requestExit). */
+  requestExit?(): void;
 }
 
 /** One buffer of a chain: a zero-copy view of guest RAM. */

@@ -3,11 +3,19 @@
  * status byte, out-of-order completion with a bounded queue depth, one interrupt per batch,
  * and malformed or hostile requests.
  */
-import { it, expect } from 'vitest';
-import { MockDriver, settle, type Buf, forEachRingLayout } from './driver.js';
+import { it, expect, vi } from 'vitest';
+import {
+  DriverQueue,
+  EVENT_DISABLE,
+  MockDriver,
+  PackedDriverQueue,
+  settle,
+  type Buf,
+  forEachRingLayout,
+} from './driver.js';
 import { VirtioBlk, BLK_T, BLK_S, BLK_F } from '../../../devices/virtio/blk/device.js';
 import { BlockError, type BlockBackend } from '../../../devices/block/backend.js';
-import { bit } from '../../../devices/virtio/constants.js';
+import { F, bit } from '../../../devices/virtio/constants.js';
 
 /** A disk in memory; `delay(offset)` makes some requests finish later than others. */
 class MemDisk implements BlockBackend {
@@ -57,14 +65,16 @@ class MemDisk implements BlockBackend {
 
 const SECTOR = 512;
 
-function blk(o: { size?: number; ro?: boolean; maxInFlight?: number } = {}) {
+function blk(
+  o: { size?: number; ro?: boolean; maxInFlight?: number; accept?: (f: bigint) => bigint } = {},
+) {
   const disk = new MemDisk(o.size ?? 1 << 20, o.ro);
   const dev = new VirtioBlk({
     backend: disk,
     serial: 'wasmvisor-test',
     maxInFlight: o.maxInFlight,
   });
-  const d = new MockDriver(dev).init();
+  const d = new MockDriver(dev).init({ accept: o.accept });
   const q = d.queues[0];
   /** Posts a request: header, data buffers, status byte. Returns the status byte's address. */
   const submit = (type: number, sector: number, data: Buf[], indirect = false) => {
@@ -271,6 +281,40 @@ forEachRingLayout('virtio-blk', () => {
     // Interrupt decisions happen per batch, not per request.
     expect(dev.metrics.batches).toBeLessThanOrEqual(dev.metrics.completions);
     expect(d.transport.metrics.interrupts).toBeLessThanOrEqual(dev.metrics.batches);
+  });
+
+  it('a polling driver (interrupts off, no EVENT_IDX: U-Boot) ends its slice at the kick and gets the request back as soon as it is done', async () => {
+    const noEventIdx = (f: bigint) => f & ~bit(F.eventIdx);
+    const read = (b: ReturnType<typeof blk>, sector: number) =>
+      b.submit(BLK_T.in, sector, [{ addr: b.d.mem.alloc(SECTOR), len: SECTOR, write: true }]);
+    // Interrupts on: the kick leaves the slice alone; completions go out in the next turn's batch.
+    const on = blk({ accept: noEventIdx });
+    // The drivers share one test core (and its RAM: `off` is made once `on` is done).
+    const exit = vi.spyOn(on.d.core, 'requestExit');
+    try {
+      exit.mockClear();
+      read(on, 1);
+      on.d.kick();
+      expect(exit).not.toHaveBeenCalled();
+      await settle(); // the back end's read completes in this turn
+      expect(on.q.takeUsed()).toEqual([]);
+      await settle();
+      expect(on.q.takeUsed()).toHaveLength(1);
+      // Interrupts off: the slice ends at the kick, the completion is published with the read.
+      const off = blk({ accept: noEventIdx });
+      if (off.q instanceof PackedDriverQueue) off.q.setDriverEvent(EVENT_DISABLE);
+      else (off.q as DriverQueue).setNoInterrupt(true);
+      const r = read(off, 2);
+      off.d.kick();
+      expect(exit).toHaveBeenCalledTimes(1);
+      expect(off.dev.metrics.polled_kicks).toBe(1);
+      await settle();
+      expect(off.q.takeUsed()).toEqual([{ id: r.head, len: SECTOR + 1 }]);
+      expect(off.d.mem.u8(r.status)).toBe(BLK_S.ok);
+      expect(off.d.irq.level).toBe(false);
+    } finally {
+      exit.mockRestore();
+    }
   });
 
   it('completions of requests issued before a reset are dropped', async () => {
