@@ -21,7 +21,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dir = process.env.DEBIAN_DIR ?? join(root, 'guest', 'work', 'debian');
 const RUNS = Number(process.argv[2] ?? 3);
 const JIT = process.env.DEBIAN_BENCH_JIT === '0' ? '--no-jit' : '--jit';
-const APPEND = 'console=ttyS0 root=/dev/vda rw';
+const APPEND = 'console=ttyS0 root=LABEL=debian rw';
 const PROMPT = /root@wasmvisor-debian:~# /;
 
 interface Boot {
@@ -49,7 +49,7 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 const fmt = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : '—');
 
 async function main(): Promise<void> {
-  const files = ['vmlinuz', 'initrd.img', 'root.img'].map((f) => join(dir, f));
+  const files = ['vmlinuz', 'initrd.img', 'disk.img'].map((f) => join(dir, f));
   if (!files.every(existsSync)) {
     console.log(`debian-boot: no Debian system in ${dir}; build one with: sudo guest/debian.sh`);
     return;

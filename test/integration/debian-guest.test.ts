@@ -4,6 +4,9 @@
  * the system up, udev names the NIC, systemd-networkd gets a lease from the user network, root
  * is logged in on the serial console, and `poweroff` ends the VM through systemd.
  *
+ * Then the same disk boots by itself, as a machine's does: Debian's U-Boot reads the
+ * extlinux.conf that u-boot-menu wrote on it and starts the kernel and initrd installed there.
+ *
  * The system is built by `guest/debian.sh` (mmdebstrap from Debian's archive, maintainer
  * scripts under qemu-user; ~1 GB, not committed) when guest/work/debian has none, so the test
  * needs root and Debian's archive. The disk is opened with snapshot=on: the image stays as built.
@@ -21,17 +24,23 @@ const debian = join(root, 'guest', 'work', 'debian');
 const canBuild =
   process.getuid?.() === 0 &&
   spawnSync('sh', ['-c', 'command -v apt-get'], { encoding: 'utf8' }).status === 0;
-const built = ['root.img', 'vmlinuz', 'initrd.img'].every((f) => existsSync(join(debian, f)));
+const FILES = ['disk.img', 'vmlinuz', 'initrd.img'];
+const built = FILES.every((f) => existsSync(join(debian, f)));
+const UBOOT = '/usr/lib/u-boot/qemu-riscv64_smode/uboot.elf';
+
+/** Builds the system unless it is there (the first test to ask). */
+function needDebian(): void {
+  if (FILES.every((f) => existsSync(join(debian, f)))) return;
+  const b = spawnSync('bash', [join(root, 'guest', 'debian.sh')], {
+    encoding: 'utf8',
+    timeout: 1_200_000,
+  });
+  expect(b.status, `guest/debian.sh failed:\n${(b.stdout + b.stderr).slice(-3000)}`).toBe(0);
+}
 
 describe.skipIf(!canBuild && !built)('a Debian system with systemd', () => {
   it('boots to a root shell, has its network, and powers off through systemd', async () => {
-    if (!['root.img', 'vmlinuz', 'initrd.img'].every((f) => existsSync(join(debian, f)))) {
-      const b = spawnSync('bash', [join(root, 'guest', 'debian.sh')], {
-        encoding: 'utf8',
-        timeout: 1_200_000,
-      });
-      expect(b.status, `guest/debian.sh failed:\n${(b.stdout + b.stderr).slice(-3000)}`).toBe(0);
-    }
+    needDebian();
     // A file for the guest through fw_cfg, as QEMU's -fw_cfg hands one (Debian's qemu_fw_cfg).
     const tmp = mkdtempSync(join(tmpdir(), 'wasmvisor-debian-'));
     const fwFile = join(tmp, 'config.json');
@@ -46,13 +55,13 @@ describe.skipIf(!canBuild && !built)('a Debian system with systemd', () => {
         '--initrd',
         join(debian, 'initrd.img'),
         '--disk',
-        `${join(debian, 'root.img')},snapshot=on`,
+        `${join(debian, 'disk.img')},snapshot=on`,
         '--nic',
         'virtio,net=user',
         '--mem',
         '1G',
         '--append',
-        'console=ttyS0 root=/dev/vda rw',
+        'console=ttyS0 root=LABEL=debian rw',
         '--fw-cfg',
         `name=opt/org.wasmvisor/config,file=${fwFile}`,
         '--fw-cfg',
@@ -108,4 +117,42 @@ describe.skipIf(!canBuild && !built)('a Debian system with systemd', () => {
       rmSync(tmp, { recursive: true, force: true });
     }
   }, 2_400_000);
+  it.skipIf(!existsSync(UBOOT))(
+    "boots from its own disk through U-Boot: u-boot-menu's extlinux.conf names Debian's kernel and initrd",
+    async () => {
+      needDebian();
+      const s = SerialSession.spawn(
+        process.execPath,
+        [
+          cli,
+          'run',
+          '--kernel',
+          UBOOT,
+          '--disk',
+          `${join(debian, 'disk.img')},snapshot=on`,
+          '--mem',
+          '1G',
+        ],
+        { logFile: join(root, 'test-artifacts', 'boot-debian-uboot.log') },
+      );
+      try {
+        await s.expect(/Retrieving file: \/boot\/extlinux\/extlinux\.conf/, 60_000);
+        await s.expect(/Debian GNU\/Linux .*\d+\.\d+\.\d+\S*-riscv64/, 60_000);
+        await s.expect(/Linux version \d+\.\d+\.\d+\S*-riscv64/, 120_000);
+        await s.expect(/root@wasmvisor-debian:~# /, 480_000);
+        // The command line u-boot-menu wrote (its root by label), the root mounted from the
+        // partition, and the kernel is the one installed on the disk.
+        s.sendLine(
+          'cat /proc/cmdline; findmnt -n -o SOURCE /; ls /boot/vmlinu?-$(uname -r) && echo k-ok',
+        );
+        await s.expect(/root=LABEL=debian ro console=ttyS0[^]*\/dev\/vda1[^]*k-ok/, 60_000);
+        s.sendLine('poweroff');
+        await s.expect(/reboot: Power down|Powering off/, 300_000);
+        expect((await s.waitForExit(120_000)).code).toBe(0);
+      } finally {
+        await s.close();
+      }
+    },
+    2_400_000,
+  );
 });
