@@ -17,6 +17,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SerialSession } from './serial-session.js';
+import { UBOOT } from './uboot-disk.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const cli = join(root, 'bin', 'wasmvisor.mjs');
@@ -26,7 +27,6 @@ const canBuild =
   spawnSync('sh', ['-c', 'command -v apt-get'], { encoding: 'utf8' }).status === 0;
 const FILES = ['disk.img', 'vmlinuz', 'initrd.img'];
 const built = FILES.every((f) => existsSync(join(debian, f)));
-const UBOOT = '/usr/lib/u-boot/qemu-riscv64_smode/uboot.elf';
 
 /** Builds the system unless it is there (the first test to ask). */
 function needDebian(): void {

@@ -49,6 +49,54 @@ function needStock(): void {
   expect(b.status, `guest/build.sh stock failed:\n${(b.stdout + b.stderr).slice(-2000)}`).toBe(0);
 }
 
+/** Runs `body` with a temporary directory of its own, removed afterwards whatever happens. */
+async function inTmp(prefix: string, body: (dir: string) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  try {
+    await body(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Boots U-Boot as the kernel of a 1 GiB VM with `args` (logged to test-artifacts/LOG); `drive`
+ * takes it to the guest's prompt, then `poweroff` must end the VM with status 0. Returns the
+ * CLI's stderr (where `--stats` prints).
+ */
+async function untilPoweroff(
+  args: string[],
+  log: string,
+  drive: (s: SerialSession) => Promise<void>,
+): Promise<string> {
+  const s = SerialSession.spawn(
+    process.execPath,
+    [cli, 'run', '--kernel', UBOOT, '--mem', '1G', ...args],
+    { logFile: join(root, 'test-artifacts', log), env },
+  );
+  try {
+    await drive(s);
+    s.sendLine('poweroff');
+    expect((await s.waitForExit(60_000)).code).toBe(0);
+    return s.stderr;
+  } finally {
+    await s.close();
+  }
+}
+
+/** A grub.cfg with one entry booting DIR/vmlinuz with DIR/initrd.img, after a second. */
+const grubMenu = (title: string, dir: string, append: string): string =>
+  [
+    'set timeout=1',
+    `menuentry '${title}' {`,
+    "  echo 'Loading Linux ...'",
+    `  linux ${dir}/vmlinuz console=ttyS0 ${append}`,
+    "  echo 'Loading initial ramdisk ...'",
+    `  initrd ${dir}/initrd.img`,
+    '}',
+    '',
+  ].join('\n');
+
 describe.skipIf(!canApt)("Debian's stock riscv64 kernel", () => {
   it('boots to the shell prompt, computes and powers off', async () => {
     needStock();
@@ -82,21 +130,15 @@ describe.skipIf(!canApt)("Debian's stock riscv64 kernel", () => {
 
   it.skipIf(!existsSync(UBOOT) || missingTools(['mke2fs']).length > 0)(
     "boots through UEFI: U-Boot's bootefi starts its EFI stub, Linux finds runtime services",
-    async () => {
-      needStock();
-      const dir = mkdtempSync(join(tmpdir(), 'wasmvisor-efi-'));
-      try {
+    () =>
+      inTmp('wasmvisor-efi-', async (dir) => {
+        needStock();
         const tree = join(dir, 'tree');
         mkdirSync(join(tree, 'boot'), { recursive: true });
         copyFileSync(join(stock, 'Image'), join(tree, 'boot', 'Image'));
         copyFileSync(join(stock, 'initramfs.cpio.gz'), join(tree, 'boot', 'initrd'));
         const disk = makePartitionedDisk(dir, tree, 96);
-        const s = SerialSession.spawn(
-          process.execPath,
-          [cli, 'run', '--kernel', UBOOT, '--disk', disk, '--mem', '1G'],
-          { logFile: join(root, 'test-artifacts', 'boot-stock-efi.log'), env },
-        );
-        try {
+        await untilPoweroff(['--disk', disk], 'boot-stock-efi.log', async (s) => {
           await ubootPrompt(s);
           s.sendLine(
             "load virtio 0:1 ${kernel_addr_r} /boot/Image; setenv bootargs 'console=ttyS0 initrd=/boot/initrd'; bootefi ${kernel_addr_r} ${fdtcontroladdr}",
@@ -108,23 +150,16 @@ describe.skipIf(!canApt)("Debian's stock riscv64 kernel", () => {
           await s.expect(/# /, 180_000);
           s.sendLine('ls /sys/firmware/efi; echo $((6*7))');
           await s.expect(/systab[\s\S]*^42\r?$/m, 20_000);
-          s.sendLine('poweroff');
-          expect((await s.waitForExit(60_000)).code).toBe(0);
-        } finally {
-          await s.close();
-        }
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
-    },
+        });
+      }),
     900_000,
   );
+
   it.skipIf(!existsSync(UBOOT) || missingTools(['mke2fs', 'mkfs.fat', 'mcopy']).length > 0)(
     "boots as Debian's images do, nothing typed: U-Boot starts GRUB from the EFI system partition, GRUB's menu boots Linux",
-    async () => {
-      needStock();
-      const dir = mkdtempSync(join(tmpdir(), 'wasmvisor-grub-'));
-      try {
+    () =>
+      inTmp('wasmvisor-grub-', async (dir) => {
+        needStock();
         // The EFI system partition as grub-install --removable leaves it: GRUB at the
         // removable-media path, and in /EFI/debian (its prefix) the stub config that finds the
         // root file system and reads the real grub.cfg from there, as update-grub writes it.
@@ -142,27 +177,13 @@ describe.skipIf(!canApt)("Debian's stock riscv64 kernel", () => {
         copyFileSync(join(stock, 'initramfs.cpio.gz'), join(rootTree, 'boot', 'initrd.img'));
         writeFileSync(
           join(rootTree, 'boot', 'grub', 'grub.cfg'),
-          [
-            'set timeout=1',
-            "menuentry 'Debian GNU/Linux (wasmvisor test)' {",
-            "  echo 'Loading Linux ...'",
-            '  linux /boot/vmlinuz console=ttyS0 wasmvisor.test=grub',
-            "  echo 'Loading initial ramdisk ...'",
-            '  initrd /boot/initrd.img',
-            '}',
-            '',
-          ].join('\n'),
+          grubMenu('Debian GNU/Linux (wasmvisor test)', '/boot', 'wasmvisor.test=grub'),
         );
         const disk = writeMbrDisk(join(dir, 'disk.img'), [
           { image: fatImage(dir, 'esp.img', esp, 40), type: 0xef },
           { image: ext4Image(dir, 'root.img', rootTree, 64, 'wvroot'), type: 0x83 },
         ]);
-        const s = SerialSession.spawn(
-          process.execPath,
-          [cli, 'run', '--kernel', UBOOT, '--disk', disk, '--mem', '1G'],
-          { logFile: join(root, 'test-artifacts', 'boot-stock-grub.log'), env },
-        );
-        try {
+        await untilPoweroff(['--disk', disk], 'boot-stock-grub.log', async (s) => {
           await s.expect(/Found EFI removable media binary efi\/boot\/bootriscv64\.efi/i, 60_000);
           await s.expect(/GNU GRUB +version 2\./, 30_000);
           await s.expect(/Debian GNU\/Linux \(wasmvisor test\)/, 30_000);
@@ -175,23 +196,16 @@ describe.skipIf(!canApt)("Debian's stock riscv64 kernel", () => {
             /BOOT_IMAGE=\/boot\/vmlinuz console=ttyS0 wasmvisor\.test=grub[\s\S]*systab[\s\S]*^42\r?$/m,
             20_000,
           );
-          s.sendLine('poweroff');
-          expect((await s.waitForExit(60_000)).code).toBe(0);
-        } finally {
-          await s.close();
-        }
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
-    },
+        });
+      }),
     900_000,
   );
+
   it.skipIf(!existsSync(UBOOT))(
     "netboots as Debian's installer does, nothing typed: U-Boot's DHCP boot file is GRUB's netboot image, GRUB fetches its config, the kernel and the initrd over TFTP",
-    async () => {
-      needStock();
-      const dir = mkdtempSync(join(tmpdir(), 'wasmvisor-grubnet-'));
-      try {
+    () =>
+      inTmp('wasmvisor-grubnet-', async (dir) => {
+        needStock();
         // The TFTP root as a netboot tree lays it out: GRUB's netboot image (its prefix is
         // /grub on the server it came from) and what its grub.cfg names.
         const tftp = join(dir, 'tftp');
@@ -201,60 +215,40 @@ describe.skipIf(!canApt)("Debian's stock riscv64 kernel", () => {
         copyFileSync(join(stock, 'initramfs.cpio.gz'), join(tftp, 'initrd.img'));
         writeFileSync(
           join(tftp, 'grub', 'grub.cfg'),
-          [
-            'set timeout=1',
-            "menuentry 'Debian GNU/Linux over the network (wasmvisor test)' {",
-            '  linux /vmlinuz console=ttyS0 wasmvisor.test=grubnet',
-            '  initrd /initrd.img',
-            '}',
+          grubMenu(
+            'Debian GNU/Linux over the network (wasmvisor test)',
             '',
-          ].join('\n'),
+            'wasmvisor.test=grubnet',
+          ),
         );
         const files = ['grubnetriscv64.efi', 'vmlinuz', 'initrd.img', 'grub/grub.cfg'];
         const bytes = files.reduce((a, f) => a + statSync(join(tftp, f)).size, 0);
-        const s = SerialSession.spawn(
-          process.execPath,
-          [
-            cli,
-            'run',
-            '--kernel',
-            UBOOT,
-            '--mem',
-            '1G',
-            '--nic',
-            `virtio,net=user,tftp=${tftp},bootfile=grubnetriscv64.efi`,
-            '--stats',
-          ],
-          { logFile: join(root, 'test-artifacts', 'boot-stock-grubnet.log'), env },
+        const nic = `virtio,net=user,tftp=${tftp},bootfile=grubnetriscv64.efi`;
+        const stderr = await untilPoweroff(
+          ['--nic', nic, '--stats'],
+          'boot-stock-grubnet.log',
+          async (s) => {
+            await s.expect(/DHCP client bound to address 10\.0\.2\.15/, 60_000);
+            await s.expect(/Filename 'grubnetriscv64\.efi'/, 30_000);
+            await s.expect(/GNU GRUB +version 2\./, 60_000);
+            await s.expect(/Debian GNU\/Linux over the network \(wasmvisor test\)/, 60_000);
+            await s.expect(/EFI stub: Loaded initrd from LINUX_EFI_INITRD_MEDIA_GUID/, 120_000);
+            await s.expect(/# /, 180_000);
+            s.sendLine('cat /proc/cmdline; echo $((6*7))');
+            await s.expect(
+              /BOOT_IMAGE=\S*\/vmlinuz console=ttyS0 wasmvisor\.test=grubnet[\s\S]*^42\r?$/m,
+              20_000,
+            );
+          },
         );
-        try {
-          await s.expect(/DHCP client bound to address 10\.0\.2\.15/, 60_000);
-          await s.expect(/Filename 'grubnetriscv64\.efi'/, 30_000);
-          await s.expect(/GNU GRUB +version 2\./, 60_000);
-          await s.expect(/Debian GNU\/Linux over the network \(wasmvisor test\)/, 60_000);
-          await s.expect(/EFI stub: Loaded initrd from LINUX_EFI_INITRD_MEDIA_GUID/, 120_000);
-          await s.expect(/# /, 180_000);
-          s.sendLine('cat /proc/cmdline; echo $((6*7))');
-          await s.expect(
-            /BOOT_IMAGE=\S*\/vmlinuz console=ttyS0 wasmvisor\.test=grubnet[\s\S]*^42\r?$/m,
-            20_000,
-          );
-          s.sendLine('poweroff');
-          expect((await s.waitForExit(60_000)).code).toBe(0);
-          // --stats at exit: the TFTP server sent the four files whole (and nothing was
-          // refused but the names U-Boot tries and we do not have: boot.scr.uimg, dtb/).
-          const stat = (name: string): number =>
-            Number(new RegExp(`^ {2}${name} +(\\d+)\\r?$`, 'm').exec(s.stderr)?.[1] ?? 0);
-          expect(stat('net_backend_tftp_files_sent')).toBeGreaterThanOrEqual(files.length);
-          expect(stat('net_backend_tftp_bytes')).toBeGreaterThanOrEqual(bytes);
-          expect(stat('net_backend_tftp_denied')).toBe(0);
-        } finally {
-          await s.close();
-        }
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
-    },
+        // --stats at exit: the TFTP server sent the four files whole (and refused nothing; the
+        // names U-Boot tries first and DIR lacks, boot.scr.uimg and dtb/, are "not found").
+        const stat = (name: string): number =>
+          Number(new RegExp(`^ {2}${name} +(\\d+)\\r?$`, 'm').exec(stderr)?.[1] ?? 0);
+        expect(stat('net_backend_tftp_files_sent')).toBeGreaterThanOrEqual(files.length);
+        expect(stat('net_backend_tftp_bytes')).toBeGreaterThanOrEqual(bytes);
+        expect(stat('net_backend_tftp_denied')).toBe(0);
+      }),
     900_000,
   );
 });
