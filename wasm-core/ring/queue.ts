@@ -170,7 +170,7 @@ export function ringPublish(q: u32): i32 {
 /**
  * Whether the driver polls queue `q`: it has turned the queue's interrupts off, and without
  * EVENT_IDX (which drivers that want interrupts later use instead), so it will look at the used
- * ring itself. 0 for a queue not set up.
+ * ring itself. False for a queue not set up.
  */
 export function ringPolled(q: u32): bool {
   if (q >= RING_MAX_QUEUES) return false;

@@ -9,10 +9,11 @@
  * than the block size (an empty one when the file is a multiple of it). Files are read
  * asynchronously, up to READ_AHEAD bytes ahead of the guest, so that an ACK is answered within
  * the guest's own run slice: a lock-step client (U-Boot, GRUB) would otherwise wait for the
- * host's event loop once per block. The handle is closed when the transfer ends in any way. The guest chooses the names: a name is resolved under DIR only (a leading "/" is
- * DIR's, as with slirp; no ".." component; the real path after symbolic links must be inside
- * DIR's real path),
- * and only regular files are served. At most `tftpSessions` transfers run at once.
+ * host's event loop once per block. The handle is closed when the transfer ends in any way.
+ *
+ * The guest chooses the names: a name is resolved under DIR only (a leading "/" is DIR's, as
+ * with slirp; no ".." component; the real path after symbolic links must be inside DIR's real
+ * path), and only regular files are served. At most `tftpSessions` transfers run at once.
  *
  * Everything the guest sends is checked; what is wrong gets an ERROR packet or is dropped, and
  * is counted (`tftp_*` counters), never thrown.
