@@ -5,33 +5,20 @@
  * the initrd named on its command line and the device tree from U-Boot's configuration table;
  * Linux then finds UEFI runtime services; and with nothing typed, as Debian's riscv64 images
  * boot: U-Boot finds GRUB's EFI binary on an EFI system partition, GRUB reads its grub.cfg from
- * the root file system and starts the kernel with its initrd. The kernel, its initramfs and
+ * the root file system and starts the kernel with its initrd; and as Debian's network installer
+ * boots, GRUB fetched over TFTP (the layouts: bench/boot-disks.ts). The kernel, its initramfs and
  * GRUB are fetched through apt and built by `guest/build.sh stock` (not committed: ~40 MB), so
  * this test needs Debian's archive.
  */
 import { describe, it, expect } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SerialSession } from './serial-session.js';
 import { env, missingTools } from './root-disk.js';
-import {
-  UBOOT,
-  ext4Image,
-  fatImage,
-  makePartitionedDisk,
-  ubootPrompt,
-  writeMbrDisk,
-} from './uboot-disk.js';
+import { UBOOT, makePartitionedDisk, ubootPrompt } from './uboot-disk.js';
+import { grubEspDisk, grubNetbootTree } from '../../bench/boot-disks.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const cli = join(root, 'bin', 'wasmvisor.mjs');
@@ -84,18 +71,8 @@ async function untilPoweroff(
   }
 }
 
-/** A grub.cfg with one entry booting DIR/vmlinuz with DIR/initrd.img, after a second. */
-const grubMenu = (title: string, dir: string, append: string): string =>
-  [
-    'set timeout=1',
-    `menuentry '${title}' {`,
-    "  echo 'Loading Linux ...'",
-    `  linux ${dir}/vmlinuz console=ttyS0 ${append}`,
-    "  echo 'Loading initial ramdisk ...'",
-    `  initrd ${dir}/initrd.img`,
-    '}',
-    '',
-  ].join('\n');
+/** The stock kernel and initramfs, for GRUB to boot. */
+const stockBoot = { kernel: join(stock, 'Image'), initrd: join(stock, 'initramfs.cpio.gz') };
 
 describe.skipIf(!canApt)("Debian's stock riscv64 kernel", () => {
   it('boots to the shell prompt, computes and powers off', async () => {
@@ -160,29 +137,11 @@ describe.skipIf(!canApt)("Debian's stock riscv64 kernel", () => {
     () =>
       inTmp('wasmvisor-grub-', async (dir) => {
         needStock();
-        // The EFI system partition as grub-install --removable leaves it: GRUB at the
-        // removable-media path, and in /EFI/debian (its prefix) the stub config that finds the
-        // root file system and reads the real grub.cfg from there, as update-grub writes it.
-        const esp = join(dir, 'esp');
-        mkdirSync(join(esp, 'EFI', 'BOOT'), { recursive: true });
-        mkdirSync(join(esp, 'EFI', 'debian'));
-        copyFileSync(join(stock, 'grubriscv64.efi'), join(esp, 'EFI', 'BOOT', 'BOOTRISCV64.EFI'));
-        writeFileSync(
-          join(esp, 'EFI', 'debian', 'grub.cfg'),
-          'search --no-floppy --label --set=root wvroot\nset prefix=($root)/boot/grub\nconfigfile $prefix/grub.cfg\n',
-        );
-        const rootTree = join(dir, 'root');
-        mkdirSync(join(rootTree, 'boot', 'grub'), { recursive: true });
-        copyFileSync(join(stock, 'Image'), join(rootTree, 'boot', 'vmlinuz'));
-        copyFileSync(join(stock, 'initramfs.cpio.gz'), join(rootTree, 'boot', 'initrd.img'));
-        writeFileSync(
-          join(rootTree, 'boot', 'grub', 'grub.cfg'),
-          grubMenu('Debian GNU/Linux (wasmvisor test)', '/boot', 'wasmvisor.test=grub'),
-        );
-        const disk = writeMbrDisk(join(dir, 'disk.img'), [
-          { image: fatImage(dir, 'esp.img', esp, 40), type: 0xef },
-          { image: ext4Image(dir, 'root.img', rootTree, 64, 'wvroot'), type: 0x83 },
-        ]);
+        const disk = grubEspDisk(dir, join(stock, 'grubriscv64.efi'), {
+          ...stockBoot,
+          title: 'Debian GNU/Linux (wasmvisor test)',
+          append: 'wasmvisor.test=grub',
+        });
         await untilPoweroff(['--disk', disk], 'boot-stock-grub.log', async (s) => {
           await s.expect(/Found EFI removable media binary efi\/boot\/bootriscv64\.efi/i, 60_000);
           await s.expect(/GNU GRUB +version 2\./, 30_000);
@@ -206,21 +165,11 @@ describe.skipIf(!canApt)("Debian's stock riscv64 kernel", () => {
     () =>
       inTmp('wasmvisor-grubnet-', async (dir) => {
         needStock();
-        // The TFTP root as a netboot tree lays it out: GRUB's netboot image (its prefix is
-        // /grub on the server it came from) and what its grub.cfg names.
-        const tftp = join(dir, 'tftp');
-        mkdirSync(join(tftp, 'grub'), { recursive: true });
-        copyFileSync(join(stock, 'grubnetriscv64.efi'), join(tftp, 'grubnetriscv64.efi'));
-        copyFileSync(join(stock, 'Image'), join(tftp, 'vmlinuz'));
-        copyFileSync(join(stock, 'initramfs.cpio.gz'), join(tftp, 'initrd.img'));
-        writeFileSync(
-          join(tftp, 'grub', 'grub.cfg'),
-          grubMenu(
-            'Debian GNU/Linux over the network (wasmvisor test)',
-            '',
-            'wasmvisor.test=grubnet',
-          ),
-        );
+        const tftp = grubNetbootTree(dir, join(stock, 'grubnetriscv64.efi'), {
+          ...stockBoot,
+          title: 'Debian GNU/Linux over the network (wasmvisor test)',
+          append: 'wasmvisor.test=grubnet',
+        });
         const files = ['grubnetriscv64.efi', 'vmlinuz', 'initrd.img', 'grub/grub.cfg'];
         const bytes = files.reduce((a, f) => a + statSync(join(tftp, f)).size, 0);
         const nic = `virtio,net=user,tftp=${tftp},bootfile=grubnetriscv64.efi`;
