@@ -160,9 +160,11 @@ describe.skipIf(!canApt)("Debian's stock riscv64 kernel", () => {
     900_000,
   );
 
-  it.skipIf(!existsSync(UBOOT))(
-    "netboots as Debian's installer does, nothing typed: U-Boot's DHCP boot file is GRUB's netboot image, GRUB fetches its config, the kernel and the initrd over TFTP",
-    () =>
+  // Through either NIC: U-Boot's virtio-net driver on virtio-mmio, or its e1000 driver on PCIe
+  // (GRUB sends and receives through U-Boot's EFI network protocol either way).
+  it.skipIf(!existsSync(UBOOT)).each(['virtio', 'e1000'])(
+    "netboots as Debian's installer does, nothing typed (%s): U-Boot's DHCP boot file is GRUB's netboot image, GRUB fetches its config, the kernel and the initrd over TFTP",
+    (model) =>
       inTmp('wasmvisor-grubnet-', async (dir) => {
         needStock();
         const tftp = grubNetbootTree(dir, join(stock, 'grubnetriscv64.efi'), {
@@ -172,10 +174,10 @@ describe.skipIf(!canApt)("Debian's stock riscv64 kernel", () => {
         });
         const files = ['grubnetriscv64.efi', 'vmlinuz', 'initrd.img', 'grub/grub.cfg'];
         const bytes = files.reduce((a, f) => a + statSync(join(tftp, f)).size, 0);
-        const nic = `virtio,net=user,tftp=${tftp},bootfile=grubnetriscv64.efi`;
+        const nic = `${model},net=user,tftp=${tftp},bootfile=grubnetriscv64.efi`;
         const stderr = await untilPoweroff(
           ['--nic', nic, '--stats'],
-          'boot-stock-grubnet.log',
+          `boot-stock-grubnet-${model}.log`,
           async (s) => {
             await s.expect(/DHCP client bound to address 10\.0\.2\.15/, 60_000);
             await s.expect(/Filename 'grubnetriscv64\.efi'/, 30_000);
