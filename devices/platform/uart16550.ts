@@ -105,6 +105,11 @@ export interface Uart16550Options {
 export class Uart16550 implements MmioDevice {
   readonly name: string;
   onTransmit: ((bytes: Uint8Array) => void) | undefined;
+  /**
+   * LSR reads that found no input: a firmware waiting for a key (U-Boot's prompt, GRUB's menu)
+   * reads LSR in a loop; the run loop tells such a slice from work by this count (machine.ts).
+   */
+  emptyPolls = 0;
 
   private readonly irq: IrqLine;
   private readonly log: GuestErrorLog;
@@ -210,6 +215,7 @@ export class Uart16550 implements MmioDevice {
         return this.mcr;
       case LSR: {
         const v = this.lsr();
+        if (!(v & LSR_DR)) this.emptyPolls++;
         this.lsrErrors = 0;
         this.update();
         return v;

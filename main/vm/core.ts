@@ -361,6 +361,14 @@ export class Core {
     return this.x.getHartCount();
   }
 
+  /** How many harts wait in WFI now. */
+  get hartsInWfi(): number {
+    let w = this.x.hartsWaiting() >>> 0;
+    let n = 0;
+    for (; w !== 0; w >>>= 1) n += w & 1;
+    return n;
+  }
+
   /**
    * Gives the machine `n` harts (1..8, wasm-core/cpu/smp.ts) and resets them all: call before
    * booting. Throws RangeError outside 1..8.

@@ -176,6 +176,8 @@ export interface HostTime {
   deviceMs: number;
   /** Slices run (turns of the run loop). */
   slices: number;
+  /** Sleeps after a slice spent waiting for a key on the UART (POLL_IDLE_EXITS). */
+  pollIdleSleeps: number;
 }
 
 /** A VM definition or boot file the user must fix; the message says what and where. */
@@ -214,6 +216,17 @@ export const MAX_HARTS = 8;
 const MAX_IDLE_MS = 500;
 /** No device interrupt for this long: a WFI's last fraction of a millisecond blocks the thread. */
 const IO_QUIET_MS = 100;
+/**
+ * A slice whose every MMIO exit was a read of the UART's LSR finding no input, at least this
+ * many (one per 1,500 instructions of a default slice), is a firmware waiting for a key: U-Boot's
+ * prompt (~2,000 such reads a slice), GRUB's menu and command line (~680, through U-Boot's EFI
+ * console). They poll instead of WFI, which kept a host core busy (as under QEMU). The run loop
+ * then sleeps POLL_IDLE_MS, woken at once by input or a device interrupt; the guest's clock runs
+ * on, so its countdowns keep their pace. Work that looks for a key now and then (U-Boot checks
+ * for Ctrl-C between blocks of a load) reads LSR far less often, and does other MMIO besides.
+ */
+const POLL_IDLE_EXITS = 200;
+const POLL_IDLE_MS = 10;
 
 export class VirtMachine {
   readonly core: Core;
@@ -257,7 +270,13 @@ export class VirtMachine {
    * measurement asks for it, as bench/net.ts does).
    */
   timeDevices = false;
-  private readonly hostTime: HostTime = { runMs: 0, runCpuMs: 0, deviceMs: 0, slices: 0 };
+  private readonly hostTime: HostTime = {
+    runMs: 0,
+    runCpuMs: 0,
+    deviceMs: 0,
+    slices: 0,
+    pollIdleSleeps: 0,
+  };
   private pauseRequested = false;
   private resumeWaiter: (() => void) | undefined;
   /** Deterministic time's settings (`--icount`); undefined: the guest's time is host time. */
@@ -737,6 +756,8 @@ export class VirtMachine {
         }
         const t0 = performance.now();
         const cpu0 = this.timeDevices ? process.cpuUsage() : undefined;
+        const exits0 = this.core.mmioExits;
+        const polls0 = this.board.uart.emptyPolls;
         const reason = this.core.run(this.slice);
         this.hostTime.runMs += performance.now() - t0;
         this.hostTime.slices++;
@@ -755,7 +776,18 @@ export class VirtMachine {
           this.board.uart.flush();
           return { kind: 'stopped' };
         }
-        if (reason === ExitReason.Wfi && !this.core.interruptPending() && this.icount) {
+        const exits = Number(this.core.mmioExits - exits0);
+        if (
+          reason === ExitReason.Budget &&
+          exits >= POLL_IDLE_EXITS &&
+          this.board.uart.emptyPolls - polls0 === exits &&
+          !this.icount &&
+          this.core.harts - this.core.hartsInWfi <= 1 // no other hart is at work
+        ) {
+          this.hostTime.pollIdleSleeps++;
+          this.board.uart.flush();
+          await this.sleep(POLL_IDLE_MS);
+        } else if (reason === ExitReason.Wfi && !this.core.interruptPending() && this.icount) {
           await this.idleDeterministic(this.icount);
         } else if (reason === ExitReason.Wfi && !this.core.interruptPending()) {
           const deadline = this.core.nextTimerDeadline();

@@ -113,6 +113,11 @@ export class SerialSession {
     return new SerialSession(child, [command, ...args].join(' '), opts);
   }
 
+  /** The process's id (undefined if it could not be spawned). */
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
   /** All console output so far. */
   get output(): string {
     return this.out;

@@ -25,6 +25,7 @@ import { join } from 'node:path';
 import { SerialSession } from './serial-session.js';
 import { catImage, env, images, missingTools, tool } from './root-disk.js';
 import { UBOOT, makeExtlinuxDisk, partitionOf, ubootPrompt } from './uboot-disk.js';
+import { childCpuSeconds } from '../../bench/proc-cpu.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const cli = join(root, 'bin', 'wasmvisor.mjs');
@@ -153,4 +154,29 @@ describe.skipIf(missing.length > 0)('U-Boot from Debian', () => {
       await s.close();
     }
   }, 120_000);
+  it('waits at its prompt without keeping a host core busy, and answers a key at once', async () => {
+    const s = SerialSession.spawn(process.execPath, [cli, 'run', '--kernel', UBOOT], {
+      logFile: join(root, 'test-artifacts', 'uboot-idle.log'),
+      env,
+    });
+    try {
+      await ubootPrompt(s);
+      // U-Boot reads the UART's status in a loop while it waits for a key; this took a whole
+      // host core (as under QEMU) before the run loop learnt to sleep through such slices.
+      await new Promise((r) => setTimeout(r, 1000));
+      const c0 = childCpuSeconds(s.pid)!;
+      const t0 = performance.now();
+      await new Promise((r) => setTimeout(r, 3000));
+      const share = (childCpuSeconds(s.pid)! - c0) / ((performance.now() - t0) / 1000);
+      expect(share, 'host CPU share at the prompt').toBeLessThan(0.5);
+      const t1 = performance.now();
+      s.sendLine('setenv n 42; echo awake-${n}');
+      await s.expect(/awake-42/, 5_000);
+      expect(performance.now() - t1, 'ms from the key to the answer').toBeLessThan(1_000);
+      s.sendLine('poweroff');
+      expect((await s.waitForExit(30_000)).code).toBe(0);
+    } finally {
+      await s.close();
+    }
+  }, 60_000);
 });
