@@ -23,8 +23,8 @@ import { join } from 'node:path';
 /** Where Debian's u-boot-qemu package puts U-Boot for QEMU's riscv64 virt in S-mode. */
 export const UBOOT = '/usr/lib/u-boot/qemu-riscv64_smode/uboot.elf';
 
-/** mke2fs and mkfs.fat live in /sbin, which a non-root PATH may lack. */
-const env = { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` };
+/** mke2fs and mkfs.fat live in /sbin, which a non-login PATH may lack. */
+export const env = { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` };
 
 /** The first partition starts 1 MiB in, as partitioning tools place it. */
 const PART_START = 2048;

@@ -7,7 +7,9 @@
  * run by default) and QEMU TCG boot the same disk and tree, alternately; printed are the
  * medians, from the start, of: GRUB's banner, the kernel's EFI stub (GRUB has loaded the kernel
  * and the initrd: the difference is mostly GRUB reading 34 MB through U-Boot's drivers), the
- * shell prompt, and the host CPU seconds to the prompt.
+ * shell prompt, and the host CPU seconds to the prompt. Then the share of a host core each
+ * spends waiting at a firmware prompt nobody types at: U-Boot's (autoboot stopped by a key) and
+ * GRUB's command line (`c` at its menu), measured over IDLE_S seconds.
  *
  *   node dist/bench/firmware-boot.js [RUNS]    (default 3; FIRMWARE_BENCH_QEMU=0: ours only)
  *
@@ -28,6 +30,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const stock = join(GUEST_IMAGES, '..', 'work', 'stock');
 const RUNS = Number(process.argv[2] ?? 3);
 const PROMPT = /~# /;
+/** Seconds of waiting at a firmware prompt measured (after a second to settle). */
+const IDLE_S = 3;
 
 interface Boot {
   grub: number;
@@ -51,6 +55,42 @@ async function boot(cmd: string, args: string[]): Promise<Boot> {
   } finally {
     c.kill();
   }
+}
+
+/**
+ * Share of a host core the emulator takes while it waits at a firmware prompt: `reach` brings
+ * the guest there, then IDLE_S seconds of its CPU time (/proc) over wall time.
+ */
+async function idleShare(
+  cmd: string,
+  args: string[],
+  reach: (c: GuestConsole) => Promise<void>,
+): Promise<number> {
+  const c = new GuestConsole(cmd, args);
+  try {
+    await reach(c);
+    await new Promise((r) => setTimeout(r, 1000));
+    const c0 = childCpuSeconds(c.p.pid) ?? NaN;
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, IDLE_S * 1000));
+    return ((childCpuSeconds(c.p.pid) ?? NaN) - c0) / ((performance.now() - t0) / 1000);
+  } finally {
+    c.kill();
+  }
+}
+
+/** Stops U-Boot's autoboot with a key: its prompt. */
+async function ubootPrompt(c: GuestConsole): Promise<void> {
+  await c.expect(/Hit any key to stop autoboot/, 60_000);
+  c.sendRaw(new TextEncoder().encode(' '));
+  await c.expect(/=> /, 30_000);
+}
+
+/** `c` at GRUB's menu: its command line. */
+async function grubPrompt(c: GuestConsole): Promise<void> {
+  await c.expect(/GNU GRUB +version/, 120_000);
+  c.sendRaw(new TextEncoder().encode('c'));
+  await c.expect(/grub> /, 30_000);
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -155,6 +195,28 @@ async function main(): Promise<void> {
         const r = cols.map((f) => (m(w, f) / m(q, f)).toFixed(2));
         console.log(`| ratio (ours / QEMU) | ${r.join(' | ')} |`);
       }
+    }
+
+    // Waiting at a prompt: firmware polls the UART instead of WFI.
+    const [disk0] = scenarios;
+    const waits = [
+      { name: "U-Boot's prompt", ours: cli, qemu, reach: ubootPrompt },
+      { name: "GRUB's command line", ours: disk0.ours, qemu: disk0.qemu, reach: grubPrompt },
+    ];
+    console.log('');
+    console.log(
+      `| waiting at a prompt (share of a host core, ${IDLE_S} s) | wasmvisor | QEMU TCG |`,
+    );
+    console.log('|---|---|---|');
+    for (const wt of waits) {
+      const w: number[] = [];
+      const q: number[] = [];
+      for (let i = 0; i < RUNS; i++) {
+        w.push(await idleShare(process.execPath, wt.ours, wt.reach));
+        if (haveQemu) q.push(await idleShare(QEMU, wt.qemu, wt.reach));
+      }
+      const pct = (xs: number[]): string => (xs.length ? `${(median(xs) * 100).toFixed(0)}%` : '—');
+      console.log(`| ${wt.name} | ${pct(w)} | ${pct(q)} |`);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

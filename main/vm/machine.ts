@@ -218,14 +218,18 @@ const MAX_IDLE_MS = 500;
 const IO_QUIET_MS = 100;
 /**
  * A slice whose every MMIO exit was a read of the UART's LSR finding no input, at least this
- * many (one per 1,500 instructions of a default slice), is a firmware waiting for a key: U-Boot's
- * prompt (~2,000 such reads a slice), GRUB's menu and command line (~680, through U-Boot's EFI
- * console). They poll instead of WFI, which kept a host core busy (as under QEMU). The run loop
- * then sleeps POLL_IDLE_MS, woken at once by input or a device interrupt; the guest's clock runs
- * on, so its countdowns keep their pace. Work that looks for a key now and then (U-Boot checks
- * for Ctrl-C between blocks of a load) reads LSR far less often, and does other MMIO besides.
+ * many (one per 1,500 instructions of a default slice), looks like a firmware waiting for a key:
+ * U-Boot's prompt (~2,000 such reads a slice), GRUB's menu and command line (~680, through
+ * U-Boot's EFI console). They poll instead of WFI, which kept a host core busy (as under QEMU).
+ * After POLL_IDLE_SLICES such slices in a row (a few ms of nothing else) the run loop sleeps
+ * POLL_IDLE_MS after each, woken at once by input or a device interrupt; the guest's clock runs
+ * on, so its countdowns keep their pace. The streak matters: GRUB loading over the network or
+ * from disk also has whole slices of LSR reads (it looks for a key while U-Boot's timer-driven
+ * EFI network and disk services catch up), each short; sleeping after every one of them made
+ * its load 4× slower (bench/firmware-boot.ts).
  */
 const POLL_IDLE_EXITS = 200;
+const POLL_IDLE_SLICES = 8;
 const POLL_IDLE_MS = 10;
 
 export class VirtMachine {
@@ -277,6 +281,8 @@ export class VirtMachine {
     slices: 0,
     pollIdleSleeps: 0,
   };
+  /** Slices in a row that only polled the UART for input (POLL_IDLE_EXITS). */
+  private pollIdleStreak = 0;
   private pauseRequested = false;
   private resumeWaiter: (() => void) | undefined;
   /** Deterministic time's settings (`--icount`); undefined: the guest's time is host time. */
@@ -777,13 +783,14 @@ export class VirtMachine {
           return { kind: 'stopped' };
         }
         const exits = Number(this.core.mmioExits - exits0);
-        if (
+        const pollIdle =
           reason === ExitReason.Budget &&
           exits >= POLL_IDLE_EXITS &&
           this.board.uart.emptyPolls - polls0 === exits &&
           !this.icount &&
-          this.core.harts - this.core.hartsInWfi <= 1 // no other hart is at work
-        ) {
+          this.core.harts - this.core.hartsInWfi <= 1; // no other hart is at work
+        this.pollIdleStreak = pollIdle ? this.pollIdleStreak + 1 : 0;
+        if (this.pollIdleStreak >= POLL_IDLE_SLICES) {
           this.hostTime.pollIdleSleeps++;
           this.board.uart.flush();
           await this.sleep(POLL_IDLE_MS);

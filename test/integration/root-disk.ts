@@ -8,14 +8,15 @@ import { expect } from 'vitest';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { SerialSession } from './serial-session.js';
+import { env } from '../../bench/boot-disks.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const cli = join(root, 'bin', 'wasmvisor.mjs');
 export const images = join(root, 'guest', 'images');
 export const ROOT_PROMPT = /# /;
 
-/** e2fsprogs live in sbin, which a non-login PATH may lack. */
-export const env = { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` };
+/** e2fsprogs live in sbin, which a non-login PATH may lack (bench/boot-disks' env). */
+export { env };
 
 const have = (cmd: string): boolean =>
   spawnSync('sh', ['-c', `command -v ${cmd} || test -x /usr/sbin/${cmd} || test -x /sbin/${cmd}`])
