@@ -139,6 +139,10 @@ export function getTraps(): u64 {
 export function getInterrupts(): u64 {
   return Counters.interrupts;
 }
+/** satp of the live hart (its MODE field 0: no address translation, as firmware runs). */
+export function getSatp(): u64 {
+  return Csr.satp;
+}
 export function getMmioExits(): u64 {
   return Phys.mmioExits;
 }

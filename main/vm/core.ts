@@ -61,6 +61,7 @@ interface CoreExports {
   getTraps(): bigint;
   getInterrupts(): bigint;
   getMmioExits(): bigint;
+  getSatp(): bigint;
   setExternalIrq(lines: number, hart: number): void;
   busFault(): void;
   requestExit(reason: number): void;
@@ -310,6 +311,11 @@ export class Core {
   get traps(): bigint {
     return this.x.getTraps();
   }
+  /** Whether the live hart runs with address translation off (satp.MODE Bare), as firmware does. */
+  get translationOff(): boolean {
+    return this.x.getSatp() >> 60n === 0n;
+  }
+
   get interrupts(): bigint {
     return this.x.getInterrupts();
   }

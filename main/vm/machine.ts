@@ -176,7 +176,7 @@ export interface HostTime {
   deviceMs: number;
   /** Slices run (turns of the run loop). */
   slices: number;
-  /** Sleeps after a slice spent waiting for a key on the UART (POLL_IDLE_EXITS). */
+  /** Sleeps after a slice spent waiting for a key (POLL_IDLE_EXITS) or in a firmware delay loop. */
   pollIdleSleeps: number;
 }
 
@@ -231,6 +231,15 @@ const IO_QUIET_MS = 100;
 const POLL_IDLE_EXITS = 200;
 const POLL_IDLE_SLICES = 8;
 const POLL_IDLE_MS = 10;
+/**
+ * A slice with address translation off (firmware: Linux always pages) that read the clock at
+ * least this many times and did nothing else but look for a key (no MMIO exit but empty LSR
+ * reads) is a firmware delay loop: U-Boot's autoboot countdown spins in udelay() on the time
+ * CSR (~9,400 reads a slice of 300,000 instructions) and looks for a key once per 10 ms. It
+ * counts towards the same streak as a slice polling the UART; the sleep may end a delay up to
+ * 10 ms late, which a delay allows. Its countdown went from a whole host core to ~17%.
+ */
+const SPIN_TIME_READS = 500;
 
 export class VirtMachine {
   readonly core: Core;
@@ -281,8 +290,10 @@ export class VirtMachine {
     slices: 0,
     pollIdleSleeps: 0,
   };
-  /** Slices in a row that only polled the UART for input (POLL_IDLE_EXITS). */
+  /** Slices in a row that only polled the UART for input (POLL_IDLE_EXITS) or the clock. */
   private pollIdleStreak = 0;
+  /** Reads of the host clock by the core (the time CSR, mtime, timer checks). */
+  private timeReads = 0;
   private pauseRequested = false;
   private resumeWaiter: (() => void) | undefined;
   /** Deterministic time's settings (`--icount`); undefined: the guest's time is host time. */
@@ -456,7 +467,10 @@ export class VirtMachine {
         if (bus.fault) core.busFault();
         if (t !== 0) this.hostTime.deviceMs += performance.now() - t;
       },
-      hostTicks: () => this.clock.ticks(),
+      hostTicks: () => {
+        this.timeReads++;
+        return this.clock.ticks();
+      },
     };
     const given = cfg.core;
     const fits =
@@ -764,6 +778,7 @@ export class VirtMachine {
         const cpu0 = this.timeDevices ? process.cpuUsage() : undefined;
         const exits0 = this.core.mmioExits;
         const polls0 = this.board.uart.emptyPolls;
+        const reads0 = this.timeReads;
         const reason = this.core.run(this.slice);
         this.hostTime.runMs += performance.now() - t0;
         this.hostTime.slices++;
@@ -783,10 +798,12 @@ export class VirtMachine {
           return { kind: 'stopped' };
         }
         const exits = Number(this.core.mmioExits - exits0);
+        const onlyPolls = this.board.uart.emptyPolls - polls0 === exits;
         const pollIdle =
           reason === ExitReason.Budget &&
-          exits >= POLL_IDLE_EXITS &&
-          this.board.uart.emptyPolls - polls0 === exits &&
+          onlyPolls &&
+          (exits >= POLL_IDLE_EXITS ||
+            (this.timeReads - reads0 >= SPIN_TIME_READS && this.core.translationOff)) &&
           !this.icount &&
           this.core.harts - this.core.hartsInWfi <= 1; // no other hart is at work
         this.pollIdleStreak = pollIdle ? this.pollIdleStreak + 1 : 0;

@@ -179,4 +179,24 @@ describe.skipIf(missing.length > 0)('U-Boot from Debian', () => {
       await s.close();
     }
   }, 60_000);
+  it('counts its autoboot delay down at its pace without keeping a host core busy', async () => {
+    const s = SerialSession.spawn(process.execPath, [cli, 'run', '--kernel', UBOOT], {
+      logFile: join(root, 'test-artifacts', 'uboot-countdown.log'),
+      env,
+    });
+    try {
+      // The 2 s countdown spins in udelay() on the time CSR, looking for a key every 10 ms.
+      await s.expect(/Hit any key to stop autoboot: +2 /, 30_000);
+      const c0 = childCpuSeconds(s.pid)!;
+      const t0 = performance.now();
+      await s.expect(/ 1 [^\d]+ 0 /, 10_000); // each count follows three backspaces
+      const s1 = (performance.now() - t0) / 1000;
+      const share = (childCpuSeconds(s.pid)! - c0) / s1;
+      expect(s1, 'seconds from "2" to "0"').toBeGreaterThan(1.8);
+      expect(s1, 'seconds from "2" to "0"').toBeLessThan(3);
+      expect(share, 'host CPU share during the countdown').toBeLessThan(0.5);
+    } finally {
+      await s.close();
+    }
+  }, 60_000);
 });
