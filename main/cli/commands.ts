@@ -43,7 +43,8 @@ function formatStats(s: MachineStats): string {
       ? [
           `jit: ${s.jit.blockCalls} block calls (+${s.jit.chained} chained), ` +
             `${s.jit.blocks} blocks in ${s.jit.modules} ` +
-            `modules (${s.jit.compileMs.toFixed(0)} ms), ${s.jit.epochs} FENCE.I ` +
+            `modules (${s.jit.compileMs.toFixed(0)} ms; ${s.jit.merges ?? 0} merges of ` +
+            `${s.jit.merged ?? 0} translations), ${s.jit.epochs} FENCE.I ` +
             `(${s.jit.revalidated} kept, ${s.jit.stale} stale), ${s.jit.flushes} flushes, ` +
             `${perCall(s.jit.blockInsns, s.jit.blockCalls)} instructions per call, ` +
             `${(s.jit.insns / Math.max(1, s.jit.blocks)).toFixed(1)} per translated block, ` +

@@ -212,7 +212,8 @@ export interface FuncBody {
   type: number;
   /** Extra locals after the parameters, in order. */
   locals: number[];
-  code: ByteWriter;
+  /** The body's instructions, as written or as a copy of a writer's view. */
+  code: ByteWriter | Uint8Array;
   exportName?: string;
 }
 
@@ -275,7 +276,7 @@ export function buildModule(
     }
     body.u32(runs.length);
     for (const [n, ty] of runs) body.u32(n).byte(ty);
-    body.bytes(f.code.view()).byte(Op.end);
+    body.bytes(f.code instanceof Uint8Array ? f.code : f.code.view()).byte(Op.end);
     code.sized(body);
   }
   section(10, code);

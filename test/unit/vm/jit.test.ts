@@ -13,7 +13,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Core, ExitReason } from '../../../main/vm/core.js';
-import type { JitStats } from '../../../main/vm/jit/jit.js';
+import type { JitOptions, JitStats } from '../../../main/vm/jit/jit.js';
 import { xorshift } from '../../seeded-random.js';
 import { bType, iType, jal, rType, sType } from '../rv-encode.js';
 import { bareCore, RAM_BASE } from './bare-core.js';
@@ -227,8 +227,17 @@ interface RunOptions {
  * A core with 1 MiB of RAM and no devices (any MMIO access is a bus fault), translating every
  * block before its first run when `jit` is on; `regionBlocks` 1 translates blocks one by one.
  */
-function testCore(jit: boolean, maxSlots?: number, regionBlocks?: number, threshold = 1): Core {
-  return bareCore(1 << 20, { jit, jitOptions: { threshold, batch: 1, maxSlots, regionBlocks } });
+function testCore(
+  jit: boolean,
+  maxSlots?: number,
+  regionBlocks?: number,
+  threshold = 1,
+  more: JitOptions = {},
+): Core {
+  return bareCore(1 << 20, {
+    jit,
+    jitOptions: { threshold, batch: 1, maxSlots, regionBlocks, merge: false, ...more },
+  });
 }
 
 function run(program: number[], init: bigint[], jit: boolean, opts: RunOptions = {}): Outcome {
@@ -684,8 +693,9 @@ function runChained(
   maxSlots?: number,
   regionBlocks?: number,
   threshold?: number,
+  more?: JitOptions,
 ): Chained {
-  const core = testCore(jit, maxSlots, regionBlocks, threshold);
+  const core = testCore(jit, maxSlots, regionBlocks, threshold, more);
   for (const { at, words } of pieces) {
     words.forEach((w, i) => {
       const o = at - RAM_BASE + i * 4;
@@ -743,6 +753,33 @@ describe('JIT: chained blocks keep the guarantees of a return to the interpreter
     expect(c.calls).toBeLessThan(20n);
     expect(c.chained).toBeLessThan(20n);
     expect(c.stats!.blockInsns).toBeGreaterThan((a.instret * 9n) / 10n);
+  });
+
+  it('merges translations from many modules into few and chains through them the same', () => {
+    // Each of the 16 blocks translated alone (regions of one block, batch 1) while the loop runs
+    // in slices of 12 instructions: ~3 new modules a slice, merged at each slice's end (two are
+    // enough, no quiet spell asked for); every 4 merged modules are merged again.
+    const words: number[] = [];
+    for (let b = 0; b < 16; b++)
+      words.push(addi(10, 10, b + 1), add(11, 11, 10), addi(12, 11, 7), jal(0, 4));
+    words.push(addi(30, 30, -1), bType(1, 30, 0, -(words.length + 1) * 4), ...PASS);
+    const regs = { 30: 50n, ...ENDING };
+    const a = runChained([{ at: RAM_BASE, words }], regs, false);
+    const merging = { merge: true, mergeBatches: 2, mergeQuietMs: 0 };
+    const at = [{ at: RAM_BASE, words }];
+    const b = runChained(at, regs, true, undefined, 12, undefined, 1, 1, merging);
+    expect(a.regs[10]).toBe(50n * 136n); // each block adds its own number
+    expect(b.regs).toEqual(a.regs);
+    expect(b.instret).toBe(a.instret);
+    expect(b.stats!.modules).toBeGreaterThanOrEqual(17);
+    expect(b.stats!.merges).toBeGreaterThanOrEqual(6);
+    // Rebuilt more often than there are translations: merged ones were merged again.
+    expect(b.stats!.merged).toBeGreaterThan(b.stats!.blocks);
+    expect(b.chained).toBeGreaterThan(400n);
+    expect(b.stats!.blockInsns).toBeGreaterThan((a.instret * 9n) / 10n);
+    const c = runChained(at, regs, true, undefined, 12, undefined, 1, 1); // merging off
+    expect(c.regs).toEqual(a.regs);
+    expect(c.stats!.merges ?? 0).toBe(0);
   });
 
   it('ends a chain when the slice budget is spent, within one block of it', () => {
@@ -1030,6 +1067,13 @@ describe('JIT: chained blocks keep the guarantees of a return to the interpreter
     expect(b.stats!.flushes).toBe(0);
     expect(b.stats!.slots).toBeLessThanOrEqual(16);
     expect(b.stats!.slotsReused).toBeGreaterThan(50);
+    // Merging while slots are freed and taken again keeps only what the block map still names.
+    const merging = { merge: true, mergeBatches: 2, mergeQuietMs: 0 };
+    const m = runChained(pieces, regs, true, undefined, 50, 16, undefined, undefined, merging);
+    expect(m.regs).toEqual(a.regs);
+    expect(m.instret).toBe(a.instret);
+    expect(m.stats!.merges).toBeGreaterThan(5);
+    expect(m.stats!.flushes).toBe(0);
 
     // B run once every 16 laps: A's translation (queued after `threshold` runs) outlasts it.
     const rare = [
