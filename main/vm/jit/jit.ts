@@ -2,7 +2,8 @@
  * The JIT's host side: after each slice the core has queued the blocks that became hot; this
  * translates them (translate.ts), builds one Wasm module per batch (instantiation costs tens of
  * microseconds whatever the size), puts its functions into the core's function table and marks
- * them in the core's block map, so the next execution calls them from inside the core.
+ * them in the core's block map, so the next execution calls them from inside the core. Once
+ * translating pauses it rebuilds the small batch modules into fewer large ones (merge).
  */
 import { buildModule, I32, I64 } from './wasm-emitter.js';
 import type { Dispatcher } from './dispatcher.js';
