@@ -15,6 +15,7 @@ import {
   decodeRegion,
   emitRegion,
   emitChainHelper,
+  emitGo,
   mapEntry,
   type CoreLayout,
 } from './translate.js';
@@ -367,7 +368,10 @@ export class Jit {
     }
     this.modulesOfGen[gen] = 0;
     if (keep.length === 0) return;
-    const inst = this.instantiate(keep.map((k) => k.code));
+    const inst = this.instantiate(
+      keep.map((k) => k.code),
+      true,
+    );
     keep.forEach((k, i) => this.table.set(k.slot, inst.exports[`b${i}`] as () => void));
     this.stats.compileMs += performance.now() - t0;
     this.stats.merges = (this.stats.merges ?? 0) + 1;
@@ -415,7 +419,10 @@ export class Jit {
     this.lastModuleAt = performance.now();
   }
 
-  private instantiate(codes: (ReturnType<typeof emitRegion> | Uint8Array)[]): WebAssembly.Instance {
+  private instantiate(
+    codes: (ReturnType<typeof emitRegion> | Uint8Array)[],
+    merged = false,
+  ): WebAssembly.Instance {
     const types = [
       { params: [I64, I64, I32], results: [I64, I32, I32] }, // a block (translate.ts)
       { params: [I64, I32], results: [I64] }, // jitLoadSlow
@@ -425,6 +432,7 @@ export class Jit {
       { params: [], results: [] }, // jitFpDirty
       { params: [I32, I32], results: [I32] }, // jitFpOp
       { params: [I32, I64, I32, I32], results: [I64] }, // jitCsr
+      { params: [I64, I64, I32, I32], results: [I64, I32, I32] }, // go (translate.ts FUNC_GO)
     ];
     // The chain helper (translate.ts FUNC_CHAIN) comes first; the blocks follow, exported.
     const bytes = buildModule(
@@ -440,6 +448,7 @@ export class Jit {
       ],
       [
         { type: TYPE_BLOCK, locals: CHAIN_HELPER_LOCALS, code: this.chainHelper },
+        { type: 8, locals: [], code: emitGo(merged) },
         ...codes.map((code, i) => ({
           type: TYPE_BLOCK,
           locals: BLOCK_LOCALS,
@@ -447,6 +456,7 @@ export class Jit {
           exportName: `b${i}`,
         })),
       ],
+      { table: merged },
     );
     return new WebAssembly.Instance(new WebAssembly.Module(bytes), {
       env: {
@@ -458,6 +468,7 @@ export class Jit {
         fpDirty: this.x.jitFpDirty,
         fpOp: this.x.jitFpOp,
         csr: this.x.jitCsr,
+        ...(merged ? { table: this.table } : {}),
       },
     });
   }

@@ -93,6 +93,11 @@ export const IMPORT_FP_OP = 5;
 export const IMPORT_CSR = 6;
 /** Function index of the chain helper (emitChainHelper), the module's first function. */
 export const FUNC_CHAIN = 7;
+/**
+ * Function index of the module's way into a found successor (emitGo), its second function:
+ * `(vpc, ctx, left, slot) -> (vpc, left, slot)`, tail-called by a block's chained exit.
+ */
+export const FUNC_GO = 8;
 
 export const MAX_BLOCK_INSNS = 128;
 const TLB_INDEX_MASK = 1023 << 4;
@@ -1029,8 +1034,24 @@ export function emitRegion(region: Region, layout: CoreLayout, host: number): By
   w.op(Op.end);
   writeBack();
   w.i32c(layout.jitState).get(L_PCX).mem(Op.i64_store, 3, 0);
-  w.get(L_PCX).get(L_LEFT).get(L_SLOT);
+  w.get(L_SLOT);
+  open();
+  w.get(L_PCX).get(L_CTX).get(L_LEFT).get(L_SLOT).byte(Op.return_call).u32(FUNC_GO);
+  close();
+  w.get(L_PCX).get(L_LEFT).i32c(0);
   return w;
+}
+
+/**
+ * The body of a module's go function (FUNC_GO): hands a found successor (`slot`) on. A batch
+ * module returns it to the dispatcher's loop, which calls it; a merged module (few, and they
+ * import the dispatcher's table) tail-calls it through the table, so a chain through merged
+ * code does not return to the dispatcher between blocks.
+ */
+export function emitGo(tailCall: boolean): ByteWriter {
+  const w = new ByteWriter();
+  if (!tailCall) return w.get(0).get(2).get(3);
+  return w.get(0).get(1).get(2).get(3).byte(Op.return_call_indirect).u32(TYPE_BLOCK).u32(0);
 }
 
 /** JIT_STATE's count of chained block entries, plus one. */
@@ -1074,7 +1095,7 @@ export function emitChainHelper(layout: CoreLayout): ByteWriter {
   w.get(H_ENTRY).mem(Op.i32_load, 2, ENTRY_EPOCH);
   w.i32c(layout.jitState).mem(Op.i32_load, 2, STATE_EPOCH).op(Op.i32_ne).byte(Op.br_if).u32(0);
   countChained(w, layout);
-  w.get(L_VPC).get(L_BUDGET).get(H_SLOT).op(Op.return);
+  w.get(L_VPC).get(L_CTX).get(L_BUDGET).get(H_SLOT).byte(Op.return_call).u32(FUNC_GO);
   w.op(Op.end);
   w.i32c(layout.jitState).get(L_VPC).mem(Op.i64_store, 3, 0);
   w.i64c(0n).get(L_BUDGET).i32c(0);

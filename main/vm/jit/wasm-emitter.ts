@@ -18,6 +18,7 @@ export const Op = {
   call: 0x10,
   call_indirect: 0x11,
   return_call: 0x12,
+  return_call_indirect: 0x13,
   drop: 0x1a,
   select: 0x1b,
   local_get: 0x20,
@@ -230,6 +231,7 @@ export function buildModule(
   types: FuncType[],
   imports: FuncImport[],
   funcs: FuncBody[],
+  opts: { table?: boolean } = {},
 ): Uint8Array<ArrayBuffer> {
   const out = new ByteWriter();
   out.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
@@ -241,10 +243,15 @@ export function buildModule(
   }
   section(1, t);
 
-  const im = new ByteWriter().u32(imports.length + 1);
+  const im = new ByteWriter().u32(imports.length + 1 + (opts.table ? 1 : 0));
   name(im, 'env');
   name(im, 'memory');
   im.byte(0x02).byte(0x00).u32(1); // memory, min 1 page, no maximum
+  if (opts.table) {
+    name(im, 'env');
+    name(im, 'table');
+    im.byte(0x01).byte(0x70).byte(0x00).u32(1); // table 0: funcref, min 1, no maximum
+  }
   for (const i of imports) {
     name(im, 'env');
     name(im, i.name);
