@@ -12,6 +12,7 @@ import {
   CHAIN_HELPER_LOCALS,
   MAX_REGION_BLOCKS,
   TYPE_BLOCK,
+  TYPE_GO,
   decodeRegion,
   emitRegion,
   emitChainHelper,
@@ -432,9 +433,11 @@ export class Jit {
       { params: [], results: [] }, // jitFpDirty
       { params: [I32, I32], results: [I32] }, // jitFpOp
       { params: [I32, I64, I32, I32], results: [I64] }, // jitCsr
-      { params: [I64, I64, I32, I32], results: [I64, I32, I32] }, // go (translate.ts FUNC_GO)
+      { params: [I64, I64, I32, I32], results: [I64, I32, I32] }, // go (translate.ts TYPE_GO)
     ];
-    // The chain helper (translate.ts FUNC_CHAIN) comes first; the blocks follow, exported.
+    // The chain helper (translate.ts FUNC_CHAIN) comes first, then the go function (FUNC_GO:
+    // a merged module imports the dispatcher's table and tail-calls successors through it);
+    // the blocks follow, exported.
     const bytes = buildModule(
       types,
       [
@@ -448,7 +451,7 @@ export class Jit {
       ],
       [
         { type: TYPE_BLOCK, locals: CHAIN_HELPER_LOCALS, code: this.chainHelper },
-        { type: 8, locals: [], code: emitGo(merged) },
+        { type: TYPE_GO, locals: [], code: emitGo(merged) },
         ...codes.map((code, i) => ({
           type: TYPE_BLOCK,
           locals: BLOCK_LOCALS,

@@ -13,10 +13,12 @@
  *    or store that faults leaves that instruction's pc there and the core's fault flag set (and
  *    counts it, as the interpreter does).
  * Chaining: where the block ends at a branch, a jump or its last instruction, and budget is left,
- * it returns the next block's table slot (else 0) with its virtual pc and the budget left, and
- * the dispatcher's loop calls that block at once instead of returning to the interpreter: the
- * chain runs on the remaining budget and ends with a block that returns slot 0 (the core then
- * reads the next pc from JIT_STATE). The successor is found as the interpreter would find it: by the host
+ * it hands the next block's table slot with its virtual pc and the budget left to the module's
+ * go function (emitGo), which returns them to the dispatcher's loop (a batch module) or
+ * tail-calls that block through the table (a merged module, main/vm/jit/jit.ts merge); either
+ * way it runs at once instead of returning to the interpreter: the chain runs on the remaining
+ * budget and ends with a block that returns slot 0 (the core then reads the next pc from
+ * JIT_STATE). The successor is found as the interpreter would find it: by the host
  * address of its virtual pc, in the block map, translated in the current FENCE.I epoch. A target
  * in the block's own page has a host address known at translation time (the page is mapped as
  * it was when the block was entered: only the interpreter changes mappings or privilege); any
@@ -82,6 +84,8 @@ export const mapEntry = (map: number, host: number): number =>
  * next slot: i32)`, in a batch module (dispatcher.ts has the same type).
  */
 export const TYPE_BLOCK = 0;
+/** Type index of the go function (emitGo), `(vpc, ctx, left, slot) -> (vpc, left, slot)`. */
+export const TYPE_GO = 8;
 
 /** Import indices of the core's slow paths in the translated module. */
 export const IMPORT_LOAD_SLOW = 0;
