@@ -76,6 +76,7 @@ export const DEVICE_ID = {
   console: 3,
   rng: 4,
   balloon: 5,
+  ninep: 9,
 } as const;
 
 /** virtio-pci (virtio 1.2 §4.1): PCI vendor, the modern device IDs start at 0x1040 + device ID. */

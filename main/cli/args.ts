@@ -8,6 +8,7 @@ import {
   parseNicSpec,
   parseBalloonSpec,
   parseFwCfgSpec,
+  parseShareSpecs,
   parseSmpSpec,
   MIN_MEM_MIB,
   MAX_MEM_MIB,
@@ -101,6 +102,11 @@ commands:
       --fw-cfg [name=]opt/NAME,file=PATH|string=TEXT
                       hand the guest a file through fw_cfg, as QEMU's -fw_cfg (repeatable;
                       Linux: /sys/firmware/qemu_fw_cfg/by_name/opt/NAME/raw; ",," is a comma)
+      --share PATH[,tag=NAME][,ro]
+                      share a host folder with the guest over virtio-9p (repeatable, up to 4;
+                      default tags host0, host1, ...); in the guest:
+                      mount -t 9p -o trans=virtio,version=9p2000.L NAME /mnt
+                      (ro: the guest can read, not change; ",," is a comma in PATH)
       --incoming tcp:HOST:PORT
                       wait there for a VM the monitor's "migrate tcp:HOST:PORT" sends live from
                       another wasmvisor, and run it (its definition comes with it, so no other VM
@@ -182,6 +188,7 @@ export function parseCommand(argv: string[]): Command {
           icount: { type: 'string' },
           rtc: { type: 'string' },
           'fw-cfg': { type: 'string', multiple: true },
+          share: { type: 'string', multiple: true },
           restore: { type: 'string' },
           incoming: { type: 'string' },
         },
@@ -207,6 +214,7 @@ export function parseCommand(argv: string[]): Command {
           'icount',
           'rtc',
           'fw-cfg',
+          'share',
         ]
           .filter((k) => values[k as keyof typeof values] !== undefined)
           .concat(values.rng ? ['rng'] : [])
@@ -276,6 +284,7 @@ export function parseCommand(argv: string[]): Command {
         ...(icount ? { icount } : {}),
         ...(rtcBase !== undefined ? { rtcBase } : {}),
         ...(values['fw-cfg'] ? { fwCfg: values['fw-cfg'].map(parseFwCfgSpec) } : {}),
+        ...(values.share ? { shares: parseShareSpecs(values.share) } : {}),
         ...(values['virtio-packed'] ? { virtioPacked: true } : {}),
       };
       return { kind: 'run', vm, stats: values.stats ?? false };

@@ -3,6 +3,13 @@
  * what a worker boots. One shape for all three, validated here with errors that name the field.
  */
 import { checkFileName } from '../../devices/platform/fw-cfg.js';
+import {
+  checkShare,
+  checkShares,
+  parseShareSpec,
+  ShareError,
+  type ShareConfig,
+} from './share-config.js';
 import { parseUserSpec } from '../../devices/net/user/config.js';
 import { validateIcount, validateRtcBase, type IcountConfig } from './time-config.js';
 
@@ -119,6 +126,8 @@ export interface VmConfig {
   rtcBase?: string;
   /** Files handed to the guest through fw_cfg (`--fw-cfg`); absent: none of the user's. */
   fwCfg?: FwCfgConfig[];
+  /** Host folders shared with the guest over virtio-9p (`--share`); absent: none. */
+  shares?: ShareConfig[];
   /**
    * Every virtio device offers packed virtqueues (`--virtio-packed`) unless a disk or NIC says
    * `packed: false`; absent: split rings only, as QEMU's default.
@@ -139,6 +148,27 @@ export interface FwCfgConfig {
 }
 
 export class ConfigError extends Error {}
+
+export type { ShareConfig };
+
+/** share-config's checks, their errors made ConfigErrors as every other part of a definition. */
+function shareChecked<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof ShareError) throw new ConfigError(e.message);
+    throw e;
+  }
+}
+
+/** Parses the `--share` arguments of a command line, in order (the n-th's default tag is hostN). */
+export function parseShareSpecs(specs: readonly string[]): ShareConfig[] {
+  return shareChecked(() => {
+    const shares = specs.map((s, i) => parseShareSpec(s, i));
+    checkShares(shares, '--share');
+    return shares;
+  });
+}
 
 export const CACHE_MODES: readonly CacheMode[] = ['writeback', 'writethrough', 'unsafe'];
 export const SCHEDULERS: readonly SchedulerPolicy[] = [
@@ -528,6 +558,19 @@ export function validateVmConfig(v: unknown, where = 'VM definition'): VmConfig 
     const dup = names.find((n, i) => names.indexOf(n) !== i);
     if (dup) throw new ConfigError(`${where}: fwCfg: "${dup}" given twice`);
   }
+  let shares: ShareConfig[] | undefined;
+  if (v.shares !== undefined) {
+    const list = v.shares;
+    if (!Array.isArray(list)) throw new ConfigError(`${where}: "shares" must be a list`);
+    shares = shareChecked(() => {
+      const out = list.map((f: unknown, i: number) => {
+        if (!isObj(f)) throw new ShareError(`${where}: shares[${i}]: expected an object`);
+        return checkShare(f as Partial<ShareConfig>, `${where}: shares[${i}]`);
+      });
+      checkShares(out, `${where}: shares`);
+      return out;
+    });
+  }
   const nicsIn = v.nics ?? [];
   if (!Array.isArray(nicsIn)) throw new ConfigError(`${where}: "nics" must be a list`);
   const nics = nicsIn.map((n: unknown, i: number): NicConfig => {
@@ -554,6 +597,7 @@ export function validateVmConfig(v: unknown, where = 'VM definition'): VmConfig 
     ...(icount ? { icount } : {}),
     ...(rtcBase !== undefined ? { rtcBase } : {}),
     ...(fwCfg ? { fwCfg } : {}),
+    ...(shares?.length ? { shares } : {}),
     ...(virtioPacked ? { virtioPacked } : {}),
   };
 }

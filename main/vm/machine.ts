@@ -53,7 +53,8 @@ import {
   type DiskStats,
   type SnapshotOverlays,
 } from '../../devices/block/index.js';
-import { basename } from 'node:path';
+import { basename, resolve } from 'node:path';
+import { Virtio9p } from '../../devices/virtio/9p/device.js';
 import type { VirtioMmioTransport } from '../../devices/virtio/mmio-transport.js';
 import { VirtioPciTransport } from '../../devices/virtio/pci-transport.js';
 import { VirtioBalloon, type BalloonInfo } from '../../devices/virtio/balloon/device.js';
@@ -101,6 +102,8 @@ export interface MachineConfig {
   console?: 'ttyS0' | 'hvc0';
   /** Add a virtio-balloon with these settings (when enabled). */
   balloon?: BalloonConfig;
+  /** Host folders shared over virtio-9p, on virtio-mmio after every other device. */
+  shares?: readonly { root: string; tag: string; readOnly?: boolean }[];
   /**
    * Network cards: e1000s and virtio-pci on PCIe, virtio-nets on virtio-mmio after the other
    * devices.
@@ -255,6 +258,8 @@ export class VirtMachine {
   private readonly hvc: VirtioConsole | undefined;
   /** The virtio-balloon (config balloon.enabled). */
   readonly balloon: VirtioBalloon | undefined;
+  /** The shared folders (virtio-9p), in the definition's order. */
+  readonly shares: readonly Virtio9p[];
   /** The PCIe host bridge (ECAM at 0x30000000); empty slots answer vendor ID 0xFFFF. */
   readonly pci: PciHost;
   /** QEMU's firmware configuration device (0x10100000), as on QEMU's virt. */
@@ -330,6 +335,12 @@ export class VirtMachine {
         console: cfg.console,
         balloon: cfg.balloon,
         nics: cfg.nics,
+        // Relative folders are taken from where the VM starts, as disk paths are.
+        shares: (cfg.shares ?? []).map((sh) => ({
+          root: resolve(sh.path),
+          tag: sh.tag,
+          ...(sh.readOnly ? { readOnly: true } : {}),
+        })),
         jit: vmJit(cfg.jit),
         ...(cfg.icount ? { icount: cfg.icount } : {}),
         ...(cfg.rtcBase !== undefined ? { rtcBase: cfg.rtcBase } : {}),
@@ -557,6 +568,23 @@ export class VirtMachine {
     this.virtioPci = [...virtioPci, ...built.virtioPci];
     virtioDevices.push(...built.virtio);
     for (const d of built.packedVirtio) packed.add(d);
+    this.shares = (cfg.shares ?? []).map((sh, i) => {
+      let d: Virtio9p;
+      try {
+        d = new Virtio9p({ ...sh, name: `virtio-9p${i}` });
+      } catch (e) {
+        throw new MachineConfigError((e as Error).message);
+      }
+      virtioDevices.push(d);
+      if (vmPacked) packed.add(d);
+      return d;
+    });
+    if (virtioDevices.length > VIRT.virtio.count) {
+      throw new MachineConfigError(
+        `${virtioDevices.length} virtio-mmio devices (disks, console, rng, balloon, virtio NICs, ` +
+          `shared folders) but the board has ${VIRT.virtio.count} slots: put disks or NICs on PCIe (bus=pci, virtio-pci)`,
+      );
+    }
     this.virtio = mapVirtioSlots({
       bus,
       plic: this.board.plic,

@@ -29,14 +29,30 @@ export function deviceRows(devices: DeviceInfo[], state: string): DeviceRow[] {
 /** The part of a virtio-mmio transport the device list reads. */
 export interface VirtioSlotView {
   readonly name: string;
-  readonly device: { readonly name: string; readonly deviceId: number } | undefined;
+  readonly device:
+    | {
+        readonly name: string;
+        readonly deviceId: number;
+        /** A shared folder (virtio-9p): the host folder, its tag, and whether it is read-only. */
+        readonly root?: string;
+        readonly tag?: string;
+        readonly readOnly?: boolean;
+      }
+    | undefined;
   readonly deviceStatus: number;
   /** The driver took packed virtqueues. */
   readonly packedRings?: boolean;
 }
 
 /** Device type names by virtio device ID (virtio 1.2, 5). */
-const VIRTIO_TYPES: Record<number, string> = { 1: 'net', 2: 'block', 3: 'console', 4: 'entropy' };
+const VIRTIO_TYPES: Record<number, string> = {
+  1: 'net',
+  2: 'block',
+  3: 'console',
+  4: 'entropy',
+  5: 'balloon',
+  9: '9p (shared folder)',
+};
 
 /** What serves each virtio device type on the host (virtio spec device IDs). */
 const VIRTIO_BACKENDS: Record<number, string> = {
@@ -85,6 +101,9 @@ export function virtioRows(
       irq: layout.firstIrq + slot,
       backend:
         diskBackend(t.device.name, disks) ??
+        (t.device.root !== undefined
+          ? `host folder ${t.device.root} (tag ${t.device.tag}${t.device.readOnly ? ', read-only' : ''})`
+          : undefined) ??
         VIRTIO_BACKENDS[t.device.deviceId] ??
         'TypeScript model',
       state: virtioState(t.deviceStatus, t.packedRings),

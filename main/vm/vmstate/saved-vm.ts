@@ -157,11 +157,21 @@ export function liveConfig(vm: VirtMachine, cfg: VmConfig): VmConfig {
 }
 
 /**
- * Waits for the disk requests in flight and flushes the disks (vm.quiesce). A request that never
+ * Refuses while the guest has a shared folder mounted, then waits for the disk requests in
+ * flight and flushes the disks (vm.quiesce). A request that never
  * completes (a hung network file system) refuses the save (`what`: 'save', 'take a snapshot')
  * rather than hanging it; the VM then runs on.
  */
 export async function quiesceOrRefuse(vm: VirtMachine, what: string): Promise<void> {
+  // A mounted share's open files and fids live in the host process, not in any state a file
+  // can carry (QEMU refuses too): the user unmounts it first.
+  const mounted = vm.shares.find((s) => s.inUse);
+  if (mounted) {
+    throw new StateFileError(
+      `cannot ${what}: the guest has shared folder "${mounted.tag}" (${mounted.root}) mounted; ` +
+        `unmount it in the guest first (umount -a -t 9p)`,
+    );
+  }
   let timer: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<never>((_, reject) => {
     timer = setTimeout(

@@ -113,8 +113,11 @@ export function hardwareDiffers(saved: VmConfig, now: VmConfig): string | undefi
       !!c.balloon?.enabled,
       c.nics.map((n) => n.model),
       c.disks.map((d) => d.bus ?? 'mmio'),
+      (c.shares ?? []).map((sh) => sh.tag),
     ]);
-  if (shape(saved) !== shape(now)) return 'other devices (console, rng, balloon, NICs or buses)';
+  if (shape(saved) !== shape(now)) {
+    return 'other devices (console, rng, balloon, NICs, shared folders or buses)';
+  }
   return undefined;
 }
 

@@ -1,0 +1,154 @@
+/**
+ * virtio-9p (virtio 1.2 §5.13's "9P transport", QEMU's `virtio-9p-device`): a host folder shared
+ * with the guest. One request queue; each chain carries a 9P2000.L T-message in its
+ * driver-readable buffers and room for the R-message in its device-writable ones. The file
+ * server (devices/9p/server.ts) answers synchronously; this model only moves bytes between the
+ * ring and the server. The config space holds the mount tag the guest names in
+ * `mount -t 9p -o trans=virtio TAG DIR`.
+ */
+import { NinePServer, type NinePShareOptions } from '../../9p/server.js';
+import { DEVICE_ID } from '../constants.js';
+import type { VirtioContext, VirtioDevice } from '../device.js';
+import { readLE } from '../device.js';
+
+/** VIRTIO_9P_MOUNT_TAG: the config space names the share. */
+const F_MOUNT_TAG = 1n << 0n;
+/** The longest tag Linux's driver accepts (its config read is bounded by this). */
+export const MAX_TAG_BYTES = 31;
+/** Linux's 9p transport posts at most 128 descriptors per queue (VIRTQUEUE_NUM). */
+const QUEUE_SIZE = 128;
+
+export interface Virtio9pMetrics {
+  [name: string]: number;
+  /** Chains answered. */
+  requests: number;
+  /** Chains whose request did not fit the bounds (answered empty). */
+  bad_requests: number;
+  /** Bytes of T-messages taken and of R-messages returned. */
+  request_bytes: number;
+  reply_bytes: number;
+}
+
+export interface Virtio9pOptions extends NinePShareOptions {
+  /** Mount tag (1..31 bytes of UTF-8, no NUL). */
+  tag: string;
+  name?: string;
+}
+
+/** Checks a mount tag: what the guest types after `mount -t 9p -o trans=virtio`. */
+export function checkMountTag(tag: string): string | undefined {
+  const bytes = new TextEncoder().encode(tag);
+  if (bytes.length === 0) return 'the tag is empty';
+  if (bytes.length > MAX_TAG_BYTES) return `the tag is longer than ${MAX_TAG_BYTES} bytes`;
+  if (/[\0\s,]/.test(tag)) return 'the tag has a space, a comma or a NUL';
+  return undefined;
+}
+
+export class Virtio9p implements VirtioDevice {
+  readonly deviceId = DEVICE_ID.ninep;
+  readonly features = F_MOUNT_TAG;
+  readonly queueMaxSizes: readonly number[] = [QUEUE_SIZE];
+  readonly name: string;
+  readonly tag: string;
+  readonly root: string;
+  readonly readOnly: boolean;
+  readonly metrics: Virtio9pMetrics = {
+    requests: 0,
+    bad_requests: 0,
+    request_bytes: 0,
+    reply_bytes: 0,
+  };
+  onConfigChange?: () => void;
+  private readonly server: NinePServer;
+  private readonly config: Uint8Array;
+  private ctx: VirtioContext | undefined;
+
+  constructor(o: Virtio9pOptions) {
+    const bad = checkMountTag(o.tag);
+    if (bad) throw new Error(`shared folder ${o.root}: ${bad}`);
+    this.name = o.name ?? 'virtio-9p0';
+    this.tag = o.tag;
+    this.root = o.root;
+    this.readOnly = o.readOnly ?? false;
+    this.server = new NinePServer(o);
+    const tag = new TextEncoder().encode(o.tag);
+    this.config = new Uint8Array(2 + tag.length);
+    this.config[0] = tag.length;
+    this.config.set(tag, 2);
+  }
+
+  /** The guest has the share mounted (some fid is in use): it holds state no file can carry. */
+  get inUse(): boolean {
+    return this.server.fidCount > 0;
+  }
+
+  /** The file server's own counters (requests by outcome, bytes read and written). */
+  get serverMetrics(): Readonly<Record<string, number>> {
+    return this.server.metrics;
+  }
+
+  readConfig(offset: number, size: number): number {
+    return readLE(this.config, offset, size);
+  }
+  writeConfig(): void {} // read-only
+
+  activate(ctx: VirtioContext): void {
+    this.ctx = ctx;
+  }
+
+  notify(): void {
+    const ctx = this.ctx;
+    if (!ctx) return;
+    const q = ctx.queues[0];
+    let served = 0;
+    for (let c = q.pop(); c; c = q.pop()) {
+      let inBytes = 0;
+      let outRoom = 0;
+      for (const s of c.segments) {
+        if (s.writable) outRoom += s.view.length;
+        else inBytes += s.view.length;
+      }
+      let written = 0;
+      // A request larger than any msize the server agrees to is not a request: answer empty.
+      if (inBytes > NinePServer.MAX_MSIZE || inBytes < 7) this.metrics.bad_requests++;
+      else {
+        const req = new Uint8Array(inBytes);
+        let at = 0;
+        for (const s of c.segments) {
+          if (s.writable) continue;
+          req.set(s.view, at);
+          at += s.view.length;
+        }
+        const reply = this.server.handle(req, outRoom);
+        for (const s of c.segments) {
+          if (!s.writable || written >= reply.length) continue;
+          const n = Math.min(s.view.length, reply.length - written);
+          s.view.set(reply.subarray(written, written + n));
+          written += n;
+        }
+        this.metrics.request_bytes += inBytes;
+        this.metrics.reply_bytes += written;
+      }
+      this.metrics.requests++;
+      q.push(c.head, written);
+      served++;
+    }
+    if (served) ctx.signalUsed(q);
+  }
+
+  /** Device reset: the guest's fids (and the host files they hold open) are gone. */
+  reset(): void {
+    this.ctx = undefined;
+    this.server.reset();
+  }
+
+  saveState(): { version: 1 } {
+    return { version: 1 };
+  }
+
+  restoreState(s: unknown): void {
+    if ((s as { version?: number } | undefined)?.version !== 1) {
+      throw new Error(`${this.name}: unsupported state`);
+    }
+  }
+}
