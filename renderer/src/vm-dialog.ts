@@ -1,6 +1,6 @@
 /** Create / edit a VM definition. The host validates again; its error is shown in the dialog. */
 import type { VmConfig } from '../../main/host/api-types.js';
-import type { DiskConfig, FwCfgConfig, NicConfig } from '../../main/vm/config.js';
+import type { DiskConfig, FwCfgConfig, NicConfig, ShareConfig } from '../../main/vm/config.js';
 import { ask } from './ask-dialog.js';
 import { h } from './dom.js';
 
@@ -41,10 +41,13 @@ function control(row: HTMLElement, name: string): HTMLInputElement & HTMLSelectE
   return row.querySelector<HTMLInputElement & HTMLSelectElement>(`[name=${name}]`)!;
 }
 
-/** Appends to a list row the × button that takes it out of its list. */
-function withRemove(row: HTMLElement, label: string): HTMLElement {
+/** Appends to a list row the × button that takes it out of its list (then calls `removed`). */
+function withRemove(row: HTMLElement, label: string, removed?: () => void): HTMLElement {
   const remove = h('button', { type: 'button', class: 'btn btn-icon', 'aria-label': label }, '×');
-  remove.addEventListener('click', () => row.remove());
+  remove.addEventListener('click', () => {
+    row.remove();
+    removed?.();
+  });
   row.append(remove);
   return row;
 }
@@ -288,6 +291,84 @@ function readFwCfg(list: HTMLElement): Partial<FwCfgConfig>[] {
   });
 }
 
+// Shared folders (virtio-9p). The rules are main/vm/share-config.ts's and checkMountTag's
+// (devices/virtio/9p/device.ts), restated: those modules reach Node's fs, which the renderer
+// cannot import. The host checks again when it saves.
+
+/** Most shared folders per VM (MAX_SHARES: each takes a virtio-mmio slot). */
+const MAX_SHARES = 4;
+/** Longest mount tag, in UTF-8 bytes. */
+const MAX_TAG_BYTES = 31;
+
+/** What is wrong with a mount tag, in checkMountTag's words; undefined if nothing. */
+function tagProblem(tag: string): string | undefined {
+  const bytes = new TextEncoder().encode(tag).length;
+  if (bytes === 0) return 'the tag is empty';
+  if (bytes > MAX_TAG_BYTES) return `the tag is longer than ${MAX_TAG_BYTES} bytes`;
+  if (/[\0\s,]/.test(tag)) return 'the tag has a space, a comma or a NUL';
+  return undefined;
+}
+
+/**
+ * One shared folder: the host folder, the mount tag the guest names (1–31 bytes, no space or
+ * comma) and read-only.
+ */
+function shareRow(s: Partial<ShareConfig>, removed: () => void): HTMLElement {
+  const row = h(
+    'div',
+    { class: 'disk-row share-row' },
+    h('input', {
+      name: 'path',
+      value: s.path ?? '',
+      placeholder: '/path/to/a/host/folder',
+      title: 'a folder on the host (absolute, or relative to where the VM starts)',
+      spellcheck: 'false',
+    }),
+    h('input', {
+      name: 'tag',
+      class: 'share-tag',
+      value: s.tag ?? '',
+      placeholder: 'tag',
+      title: 'the mount tag the guest names: 1–31 bytes, no space or comma',
+      spellcheck: 'false',
+    }),
+    flag(
+      'readOnly',
+      'read-only',
+      'the guest may read but not change anything',
+      s.readOnly ?? false,
+    ),
+  );
+  return withRemove(row, 'remove shared folder', removed);
+}
+
+function readShares(list: HTMLElement): ShareConfig[] {
+  return Array.from(list.querySelectorAll<HTMLElement>('.share-row')).map((r) => {
+    const v = (n: string) => control(r, n);
+    return {
+      path: v('path').value.trim(),
+      tag: v('tag').value.trim(),
+      ...(v('readOnly').checked ? { readOnly: true } : {}),
+    };
+  });
+}
+
+/**
+ * Marks the shared folders' faults as the host would find them (an empty path, a bad tag, a tag
+ * given twice) on their controls, so the form will not submit and the browser names the fault.
+ */
+function markShares(list: HTMLElement): void {
+  const seen = new Set<string>();
+  for (const r of Array.from(list.querySelectorAll<HTMLElement>('.share-row'))) {
+    const path = control(r, 'path');
+    const tag = control(r, 'tag');
+    const t = tag.value.trim();
+    path.setCustomValidity(path.value.trim() ? '' : 'give the host folder’s path');
+    tag.setCustomValidity(tagProblem(t) ?? (seen.has(t) ? `tag "${t}" is given twice` : ''));
+    seen.add(t);
+  }
+}
+
 /** The host API's createDiskImage, as the dialog calls it. */
 export type CreateImage = (p: {
   path?: string;
@@ -457,6 +538,40 @@ export function editVmDialog(
     { type: 'button', class: 'btn', onclick: () => fwCfg.append(fwCfgRow()) },
     '+ Add file',
   );
+  const error = h('p', { class: 'dialog-error', role: 'alert' });
+  // Shared folders: "+ Add" stops at MAX_SHARES; a new row's tag is hostN by its place, as
+  // --share names them (the next free one, if that is taken); the hint names the first tag.
+  const shares = h('div', { class: 'disk-list' });
+  const addShare = h('button', { type: 'button', class: 'btn' }, '+ Add shared folder');
+  const mountHint = h('small', { class: 'share-hint' });
+  /** The first shared folder's fault markShares found, naming its row. */
+  const shareFault = (): string | undefined => {
+    const bad = shares.querySelector<HTMLInputElement>('input:invalid');
+    const row = bad?.closest('.share-row');
+    if (!bad || !row) return undefined;
+    return `Shared folder ${Array.from(shares.children).indexOf(row) + 1}: ${bad.validationMessage}`;
+  };
+  const fitShares = () => {
+    markShares(shares);
+    addShare.disabled = shares.querySelectorAll('.share-row').length >= MAX_SHARES;
+    addShare.title = addShare.disabled ? `at most ${MAX_SHARES} shared folders` : '';
+    const tag = readShares(shares)[0]?.tag || 'TAG';
+    mountHint.textContent = `in the guest: mount -t 9p -o trans=virtio ${tag} /mnt`;
+    // A fault shown in the error line follows the edits (and goes once mended).
+    if (error.dataset.from === 'shares') error.textContent = shareFault() ?? '';
+  };
+  shares.append(...(v?.shares ?? []).map((s) => shareRow(s, fitShares)));
+  addShare.addEventListener('click', () => {
+    const taken = new Set(readShares(shares).map((s) => s.tag));
+    let n = shares.querySelectorAll('.share-row').length;
+    while (taken.has(`host${n}`)) n++;
+    const row = shareRow({ tag: `host${n}` }, fitShares);
+    shares.append(row);
+    fitShares();
+    control(row, 'path').focus();
+  });
+  shares.addEventListener('input', fitShares);
+  fitShares();
   const balloon = h('input', {
     name: 'balloon',
     type: 'checkbox',
@@ -491,7 +606,6 @@ export function editVmDialog(
   const showBalloonOptions = () => (balloonOptions.hidden = !balloon.checked);
   balloon.addEventListener('change', showBalloonOptions);
   showBalloonOptions();
-  const error = h('p', { class: 'dialog-error', role: 'alert' });
   const form = h(
     'form',
     { method: 'dialog' },
@@ -574,6 +688,14 @@ export function editVmDialog(
       fwCfg,
       h('div', {}, addFwCfg),
     ),
+    h(
+      'div',
+      { class: 'field' },
+      h('span', {}, 'Shared folders (virtio-9p: host folders the guest mounts)'),
+      shares,
+      h('div', {}, addShare),
+      mountHint,
+    ),
     field(
       'Guest time',
       clock,
@@ -604,6 +726,17 @@ export function editVmDialog(
       dlg.remove();
       resolve();
     };
+    // A shared folder's fault (markShares) stops the submit; the browser points at the control
+    // and the dialog's error line says which row and what.
+    form.addEventListener(
+      'invalid',
+      (e) => {
+        if (!shares.contains(e.target as Node)) return;
+        error.textContent = shareFault() ?? '';
+        error.dataset.from = 'shares';
+      },
+      true,
+    );
     form.querySelector('[data-action=cancel]')!.addEventListener('click', close);
     dlg.addEventListener('cancel', close);
     form.addEventListener('submit', (e) => {
@@ -631,6 +764,7 @@ export function editVmDialog(
         nics: readNics(nics, virtioPacked.checked),
         virtioPacked: virtioPacked.checked ? true : undefined,
         fwCfg: readFwCfg(fwCfg).length ? readFwCfg(fwCfg) : undefined,
+        shares: readShares(shares).length ? readShares(shares) : undefined,
         balloon: balloon.checked
           ? {
               enabled: true,
@@ -640,7 +774,10 @@ export function editVmDialog(
             }
           : undefined,
       };
-      save(cfg).then(close, (err: Error) => (error.textContent = err.message));
+      save(cfg).then(close, (err: Error) => {
+        error.textContent = err.message;
+        delete error.dataset.from;
+      });
     });
     dlg.showModal();
     name.focus();

@@ -16,6 +16,8 @@
  * (its definition then names the overlay), and the overlay, paused, takes an internal snapshot
  * from the disk's panel; the encrypted disk offers no overlay. A VM made in the dialog with
  * Debian's U-Boot as its kernel (offered by the Kernel field) boots the kernel its disk holds.
+ * A shared folder added in the dialog (path, tag, read-only) is kept in the definition and shown
+ * when it is edited; a bad or doubled tag, or an empty path, is refused before anything is saved.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import {
@@ -779,6 +781,90 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     expect('balloon' in after || 'fwCfg' in after).toBe(false);
     expect(pageErrors).toEqual([]);
   }, 150_000);
+
+  it('a VM with a shared folder keeps it (tag, read-only); a bad or doubled tag is refused in the dialog', async () => {
+    if (page.url() !== url) await page.goto(url); // when this case runs alone (-t)
+    const folder = mkdtempSync(join(tmpdir(), 'wasmvisor-e2e-share-'));
+    const file = join(dataDir, 'vms', 'sharevm.json');
+    try {
+      await page.locator('#new-vm').click();
+      const dialog = page.locator('dialog.vm-dialog');
+      await dialog.locator('[name=name]').fill('sharevm');
+      await dialog.locator('[name=memMiB]').fill('128');
+      const hint = dialog.locator('.share-hint');
+      expect(await hint.innerText()).toBe('in the guest: mount -t 9p -o trans=virtio TAG /mnt');
+      // A new row's tag is hostN by its place; "+ Add" stops at 4 and comes back after a removal.
+      const add = dialog.getByRole('button', { name: '+ Add shared folder' });
+      for (let i = 0; i < 4; i++) await add.click();
+      const rows = dialog.locator('.share-row');
+      expect(
+        await rows
+          .locator('[name=tag]')
+          .evaluateAll((l) => l.map((e) => (e as HTMLInputElement).value)),
+      ).toEqual(['host0', 'host1', 'host2', 'host3']);
+      expect(await add.isDisabled()).toBe(true);
+      expect(await hint.innerText()).toBe('in the guest: mount -t 9p -o trans=virtio host0 /mnt');
+      for (let i = 3; i > 0; i--) {
+        await rows.nth(i).getByRole('button', { name: 'remove shared folder' }).click();
+      }
+      expect(await rows.count()).toBe(1);
+      expect(await add.isDisabled()).toBe(false);
+
+      // A tag with a space: the form does not go, the error line names the row and the rule.
+      const row = rows.first();
+      await row.locator('[name=path]').fill(folder);
+      await row.locator('[name=tag]').fill('a b');
+      await row.locator('[name=readOnly]').check();
+      await dialog.locator('button[type=submit]').click();
+      await expect
+        .poll(() => dialog.locator('.dialog-error').innerText())
+        .toBe('Shared folder 1: the tag has a space, a comma or a NUL');
+      expect(
+        await row.locator('[name=tag]').evaluate((e) => (e as HTMLInputElement).validationMessage),
+      ).toMatch(/space/);
+      // A second folder with the same tag, and one with no path: refused too.
+      await row.locator('[name=tag]').fill('src');
+      expect(await dialog.locator('.dialog-error').innerText()).toBe('');
+      expect(await hint.innerText()).toBe('in the guest: mount -t 9p -o trans=virtio src /mnt');
+      await add.click();
+      await dialog.locator('button[type=submit]').click();
+      await expect
+        .poll(() => dialog.locator('.dialog-error').innerText())
+        .toBe('Shared folder 2: give the host folder’s path');
+      await rows.nth(1).locator('[name=path]').fill(folder);
+      await rows.nth(1).locator('[name=tag]').fill('src');
+      await dialog.locator('button[type=submit]').click();
+      await expect
+        .poll(() => dialog.locator('.dialog-error').innerText())
+        .toBe('Shared folder 2: tag "src" is given twice');
+      expect(existsSync(file)).toBe(false);
+      await rows.nth(1).getByRole('button', { name: 'remove shared folder' }).click();
+      expect(await dialog.locator('.dialog-error').innerText()).toBe('');
+      await dialog.screenshot({ path: join(artifacts, 'ui-vm-dialog-shares.png') });
+      await dialog.locator('button[type=submit]').click();
+      await dialog.waitFor({ state: 'detached' });
+      const saved = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+      expect(saved.shares).toEqual([{ path: folder, tag: 'src', readOnly: true }]);
+
+      // Edited: the dialog shows the share as saved; without it the field leaves the file.
+      const item = page.locator('.vm-item[data-vm=sharevm]');
+      await item.locator('.vm-item-head').click();
+      await page.locator('.vm-item[data-vm=sharevm].selected').waitFor();
+      await page.locator('#toolbar [data-action=edit]').click();
+      expect(await rows.count()).toBe(1);
+      expect(await row.locator('[name=path]').inputValue()).toBe(folder);
+      expect(await row.locator('[name=tag]').inputValue()).toBe('src');
+      expect(await row.locator('[name=readOnly]').isChecked()).toBe(true);
+      expect(await hint.innerText()).toBe('in the guest: mount -t 9p -o trans=virtio src /mnt');
+      await row.getByRole('button', { name: 'remove shared folder' }).click();
+      await dialog.locator('button[type=submit]').click();
+      await dialog.waitFor({ state: 'detached' });
+      expect('shares' in JSON.parse(readFileSync(file, 'utf8'))).toBe(false);
+      expect(pageErrors).toEqual([]);
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   /** tcp:127.0.0.1:PORT with a port that was free a moment ago. */
   const freeMigrationUri = async (): Promise<string> => `tcp:127.0.0.1:${await freePort()}`;
