@@ -121,6 +121,17 @@ export class NinePServer {
     this.session.msize = DEFAULT_MSIZE;
   }
 
+  /**
+   * Refuse every change (EROFS) from the next request on; switched while the guest runs, a file
+   * it opened for writing refuses its next write too, as a disk switched read-only does.
+   */
+  get readOnly(): boolean {
+    return this.session.readOnly;
+  }
+  set readOnly(on: boolean) {
+    this.session.readOnly = on;
+  }
+
   /** Fids in use (for refusing to save a VM while the share is mounted). */
   get fidCount(): number {
     return this.session.fids.size;

@@ -20,7 +20,8 @@ export interface NinePMetrics {
 export interface Session {
   readonly share: ShareFs;
   readonly fids: FidTable;
-  readonly readOnly: boolean;
+  /** Every change refused with EROFS; may be switched while the guest has the share mounted. */
+  readOnly: boolean;
   readonly metrics: NinePMetrics;
   /** Negotiated by Tversion. */
   msize: number;

@@ -47,8 +47,11 @@ export const MONITOR_HELP = [
   "info stats           MIPS, exits, interrupts, memory, the JIT's translated share",
   'info balloon         balloon size and the guest memory statistics',
   'info network         switches shared with other wasmvisor processes, their links and drops',
+  'info shares          the shared folders: folder, tag, access, mounted, requests and bytes',
   'balloon MIB          ask the guest to keep MIB of RAM (the balloon takes the rest)',
   'set_link NIC on|off  connect or disconnect a network card',
+  'share_access SHARE rw|ro',
+  '                     let the guest change a shared folder (virtio-9p0), or only read it',
   'stop                 pause the VM',
   'cont                 resume the VM',
   'system_reset         reset the VM (the guest reboots)',
@@ -244,6 +247,18 @@ function infoBlock(t: MonitorTarget): string {
   return lines.join('\n') || 'no disks';
 }
 
+/** `info shares`: each shared folder's device, folder and tag, access, and what went through it. */
+function infoShares(t: MonitorTarget): string {
+  const lines = t.devices().flatMap((d) => {
+    const access = d.controls?.find((c) => c.id === 'access');
+    if (!access) return [];
+    return [
+      `${d.name}: ${d.backend}; ${access.value === 'ro' ? 'read-only' : 'read-write'}, ${access.note ?? ''}`,
+    ];
+  });
+  return lines.join('\n') || 'no shared folders';
+}
+
 /** The NAME argument of savevm/loadvm/delvm, or undefined. */
 function snapshotArg(args: string[]): string | undefined {
   return args.length === 1 ? args[0] : undefined;
@@ -281,6 +296,8 @@ export async function runMonitorCommand(t: MonitorTarget, line: string): Promise
             return { output: infoBalloon(t, t.stats()) };
           case 'network':
             return { output: infoNetwork() };
+          case 'shares':
+            return { output: infoShares(t) };
           case 'snapshots':
             return { output: snapshotTable(await t.listSnapshots()) };
           case 'block':
@@ -310,6 +327,17 @@ export async function runMonitorCommand(t: MonitorTarget, line: string): Promise
         const row = t.devices().find((d) => d.name === nic);
         if (!row?.controls?.some((c) => c.id === 'link')) return { output: `no such NIC: ${nic}` };
         return { output: await t.setDeviceControl(nic, 'link', v) };
+      }
+      case 'share_access': {
+        const [share, v] = args;
+        if (!share || (v !== 'rw' && v !== 'ro')) {
+          return { output: 'usage: share_access SHARE rw|ro' };
+        }
+        const row = t.devices().find((d) => d.name === share);
+        if (!row?.controls?.some((c) => c.id === 'access')) {
+          return { output: `no such shared folder: ${share}` };
+        }
+        return { output: await t.setDeviceControl(share, 'access', v) };
       }
       case 'stop':
         t.pause();

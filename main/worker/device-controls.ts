@@ -2,7 +2,7 @@
  * Live device controls, declared per device type. Each provider says which controls a device
  * row offers (the renderer draws them without knowing the device) and applies a change, with a
  * one-line outcome for the UI. A device type adds its controls by adding a provider to
- * CONTROL_PROVIDERS (NICs: link, back end, capture; the balloon: target) — nothing else changes.
+ * CONTROL_PROVIDERS (NICs: link, back end, capture; the balloon: target; shared folders: access) — nothing else changes.
  */
 import { controlAccepts, controlExpects } from '../host/api-types.js';
 import type { DeviceControl, DeviceRow } from '../host/api-types.js';
@@ -11,6 +11,7 @@ import type { VmConfig } from '../vm/config.js';
 import { diskControls } from './controls/disk-controls.js';
 import { balloonControls } from './controls/balloon-controls.js';
 import { nicControls } from './controls/nic-controls.js';
+import { shareControls } from './controls/share-controls.js';
 
 /** A change the device refused (bad value, unsupported here): the message goes to the UI. */
 export class ControlError extends Error {}
@@ -40,6 +41,7 @@ export const CONTROL_PROVIDERS: DeviceControlProvider[] = [
   diskControls,
   balloonControls,
   nicControls,
+  shareControls,
 ];
 
 /** Adds each row's controls (rows of devices without any stay as they are). */

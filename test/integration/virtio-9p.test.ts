@@ -104,6 +104,16 @@ describe('virtio-9p shared folders in the bundled guest', () => {
       expect(s.output).not.toMatch(/TOPSECRET/);
       await sh('rm /mnt/w/big && echo done5', /^done5\r?$/m);
       expect(existsSync(join(rw, 'big'))).toBe(false);
+      // Switched read-only from the monitor while mounted, and back.
+      expect(
+        await monitor('info shares', /virtio-9p0: host folder [^\r\n]*mounted by the guest/),
+      ).toMatch(/tag work[^\r\n]*read-write/);
+      await monitor('share_access virtio-9p0 ro', /read-only for the guest/);
+      await sh('touch /mnt/w/late 2>&1 | grep -c "Read-only"', /^1\r?$/m);
+      expect(existsSync(join(rw, 'late'))).toBe(false);
+      await monitor('share_access virtio-9p0 rw', /read-write for the guest/);
+      await sh('touch /mnt/w/late && echo done6', /^done6\r?$/m);
+      expect(existsSync(join(rw, 'late'))).toBe(true);
       // Mounted, the VM cannot be saved; unmounted, it can.
       const state = join(tmp, 'vm.state');
       await monitor(`save ${state}`, /cannot save: the guest has shared folder "work"[^\r\n]*/);

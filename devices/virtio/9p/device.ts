@@ -51,7 +51,6 @@ export class Virtio9p implements VirtioDevice {
   readonly name: string;
   readonly tag: string;
   readonly root: string;
-  readonly readOnly: boolean;
   readonly metrics: Virtio9pMetrics = {
     requests: 0,
     bad_requests: 0,
@@ -69,12 +68,19 @@ export class Virtio9p implements VirtioDevice {
     this.name = o.name ?? 'virtio-9p0';
     this.tag = o.tag;
     this.root = o.root;
-    this.readOnly = o.readOnly ?? false;
     this.server = new NinePServer(o);
     const tag = new TextEncoder().encode(o.tag);
     this.config = new Uint8Array(2 + tag.length);
     this.config[0] = tag.length;
     this.config.set(tag, 2);
+  }
+
+  /** The guest may not change anything in the folder (EROFS); may be switched while it runs. */
+  get readOnly(): boolean {
+    return this.server.readOnly;
+  }
+  set readOnly(on: boolean) {
+    this.server.readOnly = on;
   }
 
   /** The guest has the share mounted (some fid is in use): it holds state no file can carry. */

@@ -293,6 +293,40 @@ describe('monitor commands', () => {
     expect(out).toMatch(/took back 3 MiB unasked \(deflate on OOM\)/);
   });
 
+  it('info shares and share_access go to the shared folder rows and their access control', async () => {
+    const { t, calls } = fake();
+    expect((await runMonitorCommand(t, 'info shares')).output).toBe('no shared folders');
+    expect((await runMonitorCommand(t, 'share_access virtio-9p0 ro')).output).toBe(
+      'no such shared folder: virtio-9p0',
+    );
+    t.devices().push({
+      name: 'virtio-9p0',
+      model: 'virtio-mmio 9p (shared folder)',
+      address: '0x10007000',
+      size: 4096,
+      backend: 'host folder /srv (tag srv)',
+      state: 'active',
+      controls: [
+        {
+          id: 'access',
+          label: 'Access',
+          options: [
+            { value: 'rw', label: 'read-write' },
+            { value: 'ro', label: 'read-only' },
+          ],
+          value: 'rw',
+          note: 'mounted by the guest (tag srv); 12 requests, 0.0 MiB read, 0.0 MiB written',
+        },
+      ],
+    });
+    expect((await runMonitorCommand(t, 'info shares')).output).toBe(
+      'virtio-9p0: host folder /srv (tag srv); read-write, mounted by the guest (tag srv); 12 requests, 0.0 MiB read, 0.0 MiB written',
+    );
+    expect((await runMonitorCommand(t, 'share_access virtio-9p0 yes')).output).toMatch(/usage/);
+    await runMonitorCommand(t, 'share_access virtio-9p0 ro');
+    expect(calls).toContain('virtio-9p0 access=ro');
+  });
+
   it('without a balloon, and set_link without NICs, says so', async () => {
     const { t } = fake(false);
     expect((await runMonitorCommand(t, 'balloon 100')).output).toMatch(/No balloon/);
