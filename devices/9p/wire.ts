@@ -142,11 +142,36 @@ export class Writer {
     return this.u8(q.type).u32(q.version).u64(q.path);
   }
 
-  /** Fills in the header and returns the whole message. */
+  /**
+   * Reserves `n` bytes at the end and returns them to be filled in place (a read's payload goes
+   * straight from the host file into the reply). Valid until the next write to this Writer.
+   */
+  reserve(n: number): Uint8Array {
+    const at = this.room(n);
+    return this.buf.subarray(at, at + n);
+  }
+
+  /** Gives back the last `n` bytes written or reserved (a read that got less than it asked). */
+  unwrite(n: number): this {
+    this.pos -= Math.min(Math.max(0, n), this.pos - HEADER_SIZE);
+    return this;
+  }
+
+  /** Writes a u32 at an earlier position (a count known only after the payload). */
+  patchU32(at: number, v: number): this {
+    if (at < HEADER_SIZE || at + 4 > this.pos) throw new RangeError('patch outside the message');
+    this.view.setUint32(at, v >>> 0, true);
+    return this;
+  }
+
+  /**
+   * Fills in the header and returns the whole message: a view of this Writer's buffer (each
+   * reply has its own Writer), so the payload is not copied again.
+   */
   frame(type: number, tag: number): Uint8Array {
     this.view.setUint32(0, this.pos, true);
     this.view.setUint8(4, type);
     this.view.setUint16(5, tag, true);
-    return this.buf.slice(0, this.pos);
+    return this.buf.subarray(0, this.pos);
   }
 }
