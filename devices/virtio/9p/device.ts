@@ -9,6 +9,7 @@
 import { NinePServer, type NinePShareOptions } from '../../9p/server.js';
 import { DEVICE_ID } from '../constants.js';
 import type { VirtioContext, VirtioDevice } from '../device.js';
+import type { DescriptorChain } from '../ring.js';
 import { readLE } from '../device.js';
 
 /** VIRTIO_9P_MOUNT_TAG: the config space names the share. */
@@ -42,6 +43,35 @@ export function checkMountTag(tag: string): string | undefined {
   if (bytes.length > MAX_TAG_BYTES) return `the tag is longer than ${MAX_TAG_BYTES} bytes`;
   if (/[\0\s,]/.test(tag)) return 'the tag has a space, a comma or a NUL';
   return undefined;
+}
+
+type Segment = DescriptorChain['segments'][number];
+
+/** The chain's readable buffers as one T-message, or undefined when no msize could hold it. */
+function gather(segments: readonly Segment[]): Uint8Array | undefined {
+  let size = 0;
+  for (const s of segments) if (!s.writable) size += s.view.length;
+  if (size < 7 || size > NinePServer.MAX_MSIZE) return undefined;
+  const req = new Uint8Array(size);
+  let at = 0;
+  for (const s of segments) {
+    if (s.writable) continue;
+    req.set(s.view, at);
+    at += s.view.length;
+  }
+  return req;
+}
+
+/** Copies `reply` over the writable buffers in order; returns the bytes written. */
+function scatter(reply: Uint8Array, segments: readonly Segment[]): number {
+  let written = 0;
+  for (const s of segments) {
+    if (!s.writable || written >= reply.length) continue;
+    const n = Math.min(s.view.length, reply.length - written);
+    s.view.set(reply.subarray(written, written + n));
+    written += n;
+  }
+  return written;
 }
 
 export class Virtio9p implements VirtioDevice {
@@ -108,38 +138,26 @@ export class Virtio9p implements VirtioDevice {
     const q = ctx.queues[0];
     let served = 0;
     for (let c = q.pop(); c; c = q.pop()) {
-      let inBytes = 0;
-      let outRoom = 0;
-      for (const s of c.segments) {
-        if (s.writable) outRoom += s.view.length;
-        else inBytes += s.view.length;
-      }
-      let written = 0;
-      // A request larger than any msize the server agrees to is not a request: answer empty.
-      if (inBytes > NinePServer.MAX_MSIZE || inBytes < 7) this.metrics.bad_requests++;
-      else {
-        const req = new Uint8Array(inBytes);
-        let at = 0;
-        for (const s of c.segments) {
-          if (s.writable) continue;
-          req.set(s.view, at);
-          at += s.view.length;
-        }
-        const reply = this.server.handle(req, outRoom);
-        for (const s of c.segments) {
-          if (!s.writable || written >= reply.length) continue;
-          const n = Math.min(s.view.length, reply.length - written);
-          s.view.set(reply.subarray(written, written + n));
-          written += n;
-        }
-        this.metrics.request_bytes += inBytes;
-        this.metrics.reply_bytes += written;
-      }
-      this.metrics.requests++;
-      q.push(c.head, written);
+      q.push(c.head, this.serve(c.segments));
       served++;
     }
     if (served) ctx.signalUsed(q);
+  }
+
+  /** Answers one chain; returns the bytes written into its writable buffers. */
+  private serve(segments: readonly Segment[]): number {
+    this.metrics.requests++;
+    const req = gather(segments);
+    // A request larger than any msize the server agrees to is not a request: answer empty.
+    if (!req) {
+      this.metrics.bad_requests++;
+      return 0;
+    }
+    const room = segments.reduce((n, s) => n + (s.writable ? s.view.length : 0), 0);
+    const written = scatter(this.server.handle(req, room), segments);
+    this.metrics.request_bytes += req.length;
+    this.metrics.reply_bytes += written;
+    return written;
   }
 
   /** Device reset: the guest's fids (and the host files they hold open) are gone. */
