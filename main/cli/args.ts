@@ -102,11 +102,12 @@ commands:
       --fw-cfg [name=]opt/NAME,file=PATH|string=TEXT
                       hand the guest a file through fw_cfg, as QEMU's -fw_cfg (repeatable;
                       Linux: /sys/firmware/qemu_fw_cfg/by_name/opt/NAME/raw; ",," is a comma)
-      --share PATH[,tag=NAME][,ro]
+      --share PATH[,tag=NAME][,ro][,bus=mmio|pci]
                       share a host folder with the guest over virtio-9p (repeatable, up to 4;
                       default tags host0, host1, ...); in the guest:
                       mount -t 9p -o trans=virtio,version=9p2000.L NAME /mnt
-                      (ro: the guest can read, not change; ",," is a comma in PATH)
+                      (ro: the guest can read, not change; bus=pci: on PCIe (virtio-pci)
+                      instead of virtio-mmio; ",," is a comma in PATH)
       --incoming tcp:HOST:PORT
                       wait there for a VM the monitor's "migrate tcp:HOST:PORT" sends live from
                       another wasmvisor, and run it (its definition comes with it, so no other VM

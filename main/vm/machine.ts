@@ -102,8 +102,11 @@ export interface MachineConfig {
   console?: 'ttyS0' | 'hvc0';
   /** Add a virtio-balloon with these settings (when enabled). */
   balloon?: BalloonConfig;
-  /** Host folders shared over virtio-9p, on virtio-mmio after every other device. */
-  shares?: readonly { root: string; tag: string; readOnly?: boolean }[];
+  /**
+   * Host folders shared over virtio-9p: on virtio-mmio after every other device, or (`onPci`) on
+   * PCIe after the NICs.
+   */
+  shares?: readonly { root: string; tag: string; readOnly?: boolean; onPci?: boolean }[];
   /**
    * Network cards: e1000s and virtio-pci on PCIe, virtio-nets on virtio-mmio after the other
    * devices.
@@ -340,6 +343,7 @@ export class VirtMachine {
           root: resolve(sh.path),
           tag: sh.tag,
           ...(sh.readOnly ? { readOnly: true } : {}),
+          ...(sh.bus === 'pci' ? { onPci: true } : {}),
         })),
         jit: vmJit(cfg.jit),
         ...(cfg.icount ? { icount: cfg.icount } : {}),
@@ -565,24 +569,31 @@ export class VirtMachine {
     });
     this.nics = built.nics;
     this.e1000s = built.e1000s;
-    this.virtioPci = [...virtioPci, ...built.virtioPci];
     virtioDevices.push(...built.virtio);
     for (const d of built.packedVirtio) packed.add(d);
-    this.shares = (cfg.shares ?? []).map((sh, i) => {
+    const sharesOnPci: VirtioPciTransport[] = [];
+    this.shares = (cfg.shares ?? []).map(({ onPci, ...sh }, i) => {
       let d: Virtio9p;
       try {
         d = new Virtio9p({ ...sh, name: `virtio-9p${i}` });
       } catch (e) {
         throw new MachineConfigError((e as Error).message);
       }
-      virtioDevices.push(d);
-      if (vmPacked) packed.add(d);
+      if (onPci) {
+        const t = new VirtioPciTransport({ device: d, rings, packed: vmPacked, log: cfg.log });
+        this.pci.plug(this.pci.freeSlot(), t.pci);
+        sharesOnPci.push(t);
+      } else {
+        virtioDevices.push(d);
+        if (vmPacked) packed.add(d);
+      }
       return d;
     });
+    this.virtioPci = [...virtioPci, ...built.virtioPci, ...sharesOnPci];
     if (virtioDevices.length > VIRT.virtio.count) {
       throw new MachineConfigError(
         `${virtioDevices.length} virtio-mmio devices (disks, console, rng, balloon, virtio NICs, ` +
-          `shared folders) but the board has ${VIRT.virtio.count} slots: put disks or NICs on PCIe (bus=pci, virtio-pci)`,
+          `shared folders) but the board has ${VIRT.virtio.count} slots: put disks, NICs or shared folders on PCIe (bus=pci, virtio-pci)`,
       );
     }
     this.virtio = mapVirtioSlots({

@@ -13,6 +13,8 @@ export interface ShareConfig {
   tag: string;
   /** The guest may read but not change anything (EROFS). */
   readOnly?: boolean;
+  /** 'pci': on the PCIe bus (virtio-pci, QEMU's virtio-9p-pci) instead of a virtio-mmio slot. */
+  bus?: 'mmio' | 'pci';
 }
 
 /** Most shared folders per VM (each takes a virtio-mmio slot). */
@@ -25,8 +27,8 @@ class ShareError extends Error {}
 export { ShareError };
 
 /**
- * Parses `--share PATH[,tag=NAME][,ro]` (`ro` may be written `readonly=on`; a doubled comma in
- * PATH is a comma, as QEMU's options take it). `index` gives the default tag.
+ * Parses `--share PATH[,tag=NAME][,ro][,bus=mmio|pci]` (`ro` may be written `readonly=on`; a
+ * doubled comma in PATH is a comma, as QEMU's options take it). `index` gives the default tag.
  */
 export function parseShareSpec(spec: string, index: number): ShareConfig {
   const parts = [''];
@@ -45,7 +47,11 @@ export function parseShareSpec(spec: string, index: number): ShareConfig {
     else if ((k === 'ro' && v === undefined) || (k === 'readonly' && v === 'on')) {
       out.readOnly = true;
     } else if (k === 'readonly' && v === 'off') delete out.readOnly;
-    else throw new ShareError(`--share ${spec}: unknown option "${o}" (tag=NAME or ro)`);
+    else if (k === 'bus' && (v === 'mmio' || v === 'pci')) {
+      if (v === 'pci') out.bus = 'pci';
+    } else {
+      throw new ShareError(`--share ${spec}: unknown option "${o}" (tag=NAME, ro or bus=mmio|pci)`);
+    }
   }
   return checkShare(out, `--share ${spec}`);
 }
@@ -62,7 +68,15 @@ export function checkShare(v: Partial<ShareConfig>, where: string): ShareConfig 
   if (v.readOnly !== undefined && typeof v.readOnly !== 'boolean') {
     throw new ShareError(`${where}: "readOnly" must be true or false`);
   }
-  return { path: v.path, tag: v.tag, ...(v.readOnly ? { readOnly: true } : {}) };
+  if (v.bus !== undefined && v.bus !== 'mmio' && v.bus !== 'pci') {
+    throw new ShareError(`${where}: "bus" must be "mmio" or "pci"`);
+  }
+  return {
+    path: v.path,
+    tag: v.tag,
+    ...(v.readOnly ? { readOnly: true } : {}),
+    ...(v.bus === 'pci' ? { bus: 'pci' as const } : {}),
+  };
 }
 
 /** Checks a VM's list of shares: at most MAX_SHARES, tags distinct. */

@@ -68,6 +68,12 @@ function diskBackend(device: string, disks: readonly DiskConfig[]): string | und
   return `${d.format} ${d.path} (${d.readOnly ? 'read-only, ' : ''}cache=${d.cache}, sched=${d.sched})`;
 }
 
+/** A shared folder's host folder and tag (virtio-9p); undefined for other devices. */
+function shareBackend(d: NonNullable<VirtioSlotView['device']>): string | undefined {
+  if (d.root === undefined) return undefined;
+  return `host folder ${d.root} (tag ${d.tag}${d.readOnly ? ', read-only' : ''})`;
+}
+
 /** Device status bits (virtio 1.2, 2.1). */
 const DRIVER_OK = 4;
 const NEEDS_RESET = 64;
@@ -101,9 +107,7 @@ export function virtioRows(
       irq: layout.firstIrq + slot,
       backend:
         diskBackend(t.device.name, disks) ??
-        (t.device.root !== undefined
-          ? `host folder ${t.device.root} (tag ${t.device.tag}${t.device.readOnly ? ', read-only' : ''})`
-          : undefined) ??
+        shareBackend(t.device) ??
         VIRTIO_BACKENDS[t.device.deviceId] ??
         'TypeScript model',
       state: virtioState(t.deviceStatus, t.packedRings),
@@ -194,6 +198,7 @@ export function pciVirtioRows(
       irq: PciHost.irqOf(slot, 1),
       backend:
         diskBackend(t.device.name, disks) ??
+        shareBackend(t.device) ??
         VIRTIO_BACKENDS[t.device.deviceId] ??
         'TypeScript model',
       state: virtioState(t.deviceStatus, t.packedRings),

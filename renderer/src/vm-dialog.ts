@@ -311,7 +311,7 @@ function tagProblem(tag: string): string | undefined {
 
 /**
  * One shared folder: the host folder, the mount tag the guest names (1–31 bytes, no space or
- * comma) and read-only.
+ * comma), read-only, and on PCIe rather than virtio-mmio.
  */
 function shareRow(s: Partial<ShareConfig>, removed: () => void): HTMLElement {
   const row = h(
@@ -338,6 +338,12 @@ function shareRow(s: Partial<ShareConfig>, removed: () => void): HTMLElement {
       'the guest may read but not change anything',
       s.readOnly ?? false,
     ),
+    flag(
+      'pci',
+      'pci',
+      'bus=pci: on the PCIe bus (virtio-pci) instead of virtio-mmio',
+      s.bus === 'pci',
+    ),
   );
   return withRemove(row, 'remove shared folder', removed);
 }
@@ -349,6 +355,7 @@ function readShares(list: HTMLElement): ShareConfig[] {
       path: v('path').value.trim(),
       tag: v('tag').value.trim(),
       ...(v('readOnly').checked ? { readOnly: true } : {}),
+      ...(v('pci').checked ? { bus: 'pci' as const } : {}),
     };
   });
 }

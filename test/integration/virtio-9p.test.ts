@@ -1,6 +1,7 @@
 /**
  * Shared folders in the bundled guest: Linux's own 9p file system over virtio (9pnet_virtio)
- * mounts two host folders given with `--share`, one writable and one read-only. The guest reads
+ * mounts two host folders given with `--share`, one writable on virtio-mmio and one read-only
+ * on PCIe (virtio-pci). The guest reads
  * what the host put there, writes, renames, links and removes, and the host sees exactly that;
  * the read-only share refuses changes; a host symlink that points outside the share leads
  * nowhere; a VM with the share mounted refuses to be saved, and saves once it is unmounted.
@@ -43,7 +44,7 @@ describe('virtio-9p shared folders in the bundled guest', () => {
     symlinkSync('../secret.txt', join(rw, 'leak-rel'));
     const s = SerialSession.spawn(
       process.execPath,
-      [cli, 'run', '--share', `${rw},tag=work`, '--share', `${ro},tag=docs,ro`],
+      [cli, 'run', '--share', `${rw},tag=work`, '--share', `${ro},tag=docs,ro,bus=pci`],
       { logFile: join(root, 'test-artifacts', 'virtio-9p.log') },
     );
     const sh = async (cmd: string, re: RegExp, ms = 20_000) => {

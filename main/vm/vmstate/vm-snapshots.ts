@@ -113,7 +113,7 @@ export function hardwareDiffers(saved: VmConfig, now: VmConfig): string | undefi
       !!c.balloon?.enabled,
       c.nics.map((n) => n.model),
       c.disks.map((d) => d.bus ?? 'mmio'),
-      (c.shares ?? []).map((sh) => sh.tag),
+      (c.shares ?? []).map((sh) => `${sh.tag}:${sh.bus ?? 'mmio'}`),
     ]);
   if (shape(saved) !== shape(now)) {
     return 'other devices (console, rng, balloon, NICs, shared folders or buses)';

@@ -22,12 +22,17 @@ describe('--share', () => {
       { path: '/b', tag: 'docs', readOnly: true },
       { path: '/c,d', tag: 'host2', readOnly: true },
     ]);
+    expect(parseShareSpecs(['/p,bus=pci', '/m,bus=mmio'])).toEqual([
+      { path: '/p', tag: 'host0', bus: 'pci' },
+      { path: '/m', tag: 'host1' },
+    ]);
     const cmd = parseCommand(['run', '--share', '/x,tag=src']);
     expect(cmd.kind === 'run' && cmd.vm.shares).toEqual([{ path: '/x', tag: 'src' }]);
   });
 
   it('says what is wrong with a bad one', () => {
     expect(() => parseShareSpecs(['/a,rw'])).toThrow(/unknown option "rw"/);
+    expect(() => parseShareSpecs(['/a,bus=isa'])).toThrow(/unknown option "bus=isa"/);
     expect(() => parseShareSpecs([',tag=x'])).toThrow(/path/);
     expect(() => parseShareSpecs(['/a,tag=two words'])).toThrow(/space/);
     expect(() => parseShareSpecs(['/a,tag=' + 'x'.repeat(32)])).toThrow(/31 bytes/);
@@ -53,9 +58,26 @@ describe('shares in a definition', () => {
       [{ path: '/a', tag: 5 }],
       [{ path: '/a', tag: 'a', readOnly: 'yes' }],
       [{ path: '/a\0b', tag: 'a' }],
+      [{ path: '/a', tag: 'a', bus: 'usb' }],
     ]) {
       expect(() => validateVmConfig({ ...defaultVmConfig('v'), shares: bad })).toThrow(ConfigError);
     }
+  });
+
+  it('a share with bus: pci sits on PCIe as a virtio-pci function (device 0x1049)', () => {
+    const cfg = {
+      ...defaultVmConfig('v'),
+      shares: [
+        { path: dir, tag: 'm' },
+        { path: dir, tag: 'p', bus: 'pci' as const },
+      ],
+    };
+    const vm = VirtMachine.fromConfig(cfg, () => {});
+    expect(vm.shares.map((s) => s.tag)).toEqual(['m', 'p']);
+    expect(vm.virtioPci.map((t) => t.name)).toEqual(['virtio-9p1']);
+    expect(vm.virtio.filter((t) => t.device).map((t) => t.name)).toEqual(['virtio-9p0']);
+    const fn = vm.pci.functions().find((f) => f.fn.name === 'virtio-9p1')!;
+    expect(fn.fn.readConfig(0, 4)).toBe(0x1049_1af4);
   });
 
   it('a folder that is not there, or more devices than slots, is a clear error', () => {
