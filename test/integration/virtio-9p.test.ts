@@ -95,6 +95,11 @@ describe('virtio-9p shared folders in the bundled guest', () => {
         'ls -a /mnt/w | tr "\\n" " "; echo',
         /^\. \.\. big from-host\.bin hard leak leak-rel moved \r?$/m,
       );
+      // A program copied into the share runs from it (the guest maps it from the share).
+      await sh(
+        'cp /bin/busybox /mnt/w/echo && /mnt/w/echo EXEC-$((6*7)) && rm /mnt/w/echo',
+        /^EXEC-42\r?$/m,
+      );
       // The read-only share refuses, and the host folder is unchanged.
       await sh('touch /mnt/d/x 2>&1; rm /mnt/d/notes.txt 2>&1; echo done3', /^done3\r?$/m);
       expect(s.output).toMatch(/Read-only file system/);
