@@ -43,9 +43,12 @@ export class ShareFs {
     try {
       st = fs.statSync(root);
     } catch (err) {
-      throw new Error(`9p share root ${root} does not exist: ${(err as Error).message}`);
+      const code = (err as NodeJS.ErrnoException).code;
+      const why =
+        code === 'ENOENT' ? 'no such folder' : code === 'EACCES' ? 'permission denied' : code;
+      throw new Error(`shared folder ${root}: ${why ?? (err as Error).message}`);
     }
-    if (!st.isDirectory()) throw new Error(`9p share root ${root} is not a directory`);
+    if (!st.isDirectory()) throw new Error(`shared folder ${root}: not a folder`);
     this.root = fs.realpathSync(root);
   }
 

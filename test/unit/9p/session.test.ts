@@ -142,9 +142,11 @@ describe('Tclunk, Tstatfs, locks', () => {
 
 describe('constructor', () => {
   it('throws a clear Error for a missing root or a file root', () => {
-    expect(() => new NinePServer({ root: join(f.base, 'missing') })).toThrow(/does not exist/);
+    expect(() => new NinePServer({ root: join(f.base, 'missing') })).toThrow(
+      /missing: no such folder$/,
+    );
     writeFileSync(join(f.base, 'plain'), '');
-    expect(() => new NinePServer({ root: join(f.base, 'plain') })).toThrow(/not a directory/);
+    expect(() => new NinePServer({ root: join(f.base, 'plain') })).toThrow(/plain: not a folder$/);
   });
 
   it('counts requests, errors and bytes', () => {
