@@ -47,7 +47,7 @@ export const MONITOR_HELP = [
   "info stats           MIPS, exits, interrupts, memory, the JIT's translated share",
   'info balloon         balloon size and the guest memory statistics',
   'info network         switches shared with other wasmvisor processes, their links and drops',
-  'info shares          the shared folders: folder, tag, access, mounted, requests and bytes',
+  'info shares          the shared folders: folder, tag, access, whether the guest mounted it',
   'balloon MIB          ask the guest to keep MIB of RAM (the balloon takes the rest)',
   'set_link NIC on|off  connect or disconnect a network card',
   'share_access SHARE rw|ro',
@@ -247,13 +247,13 @@ function infoBlock(t: MonitorTarget): string {
   return lines.join('\n') || 'no disks';
 }
 
-/** `info shares`: each shared folder's device, folder and tag, access, and what went through it. */
+/** `info shares`: each shared folder's device, folder and tag, access, and whether it is mounted. */
 function infoShares(t: MonitorTarget): string {
   const lines = t.devices().flatMap((d) => {
     const access = d.controls?.find((c) => c.id === 'access');
     if (!access) return [];
     return [
-      `${d.name}: ${d.backend}; ${access.value === 'ro' ? 'read-only' : 'read-write'}, ${access.note ?? ''}`,
+      `${d.name}: ${d.backend}; ${access.value === 'ro' ? 'read-only' : 'read-write'}; ${d.state}`,
     ];
   });
   return lines.join('\n') || 'no shared folders';

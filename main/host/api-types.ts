@@ -283,7 +283,7 @@ export interface JitShare {
 
 /** What a device is, from its name, for grouping throughput charts. */
 export function deviceKind(device: string): 'disk' | 'net' | 'other' {
-  if (/blk|disk|nvme|ide/.test(device)) return 'disk';
+  if (/blk|disk|nvme|ide|9p/.test(device)) return 'disk'; // a shared folder's file I/O too
   if (/net|e1000|nic/.test(device)) return 'net';
   return 'other';
 }

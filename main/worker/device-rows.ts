@@ -37,6 +37,8 @@ export interface VirtioSlotView {
         readonly root?: string;
         readonly tag?: string;
         readonly readOnly?: boolean;
+        /** A shared folder the guest has mounted (it holds fids). */
+        readonly inUse?: boolean;
       }
     | undefined;
   readonly deviceStatus: number;
@@ -79,11 +81,17 @@ const DRIVER_OK = 4;
 const NEEDS_RESET = 64;
 const FAILED = 128;
 
-/** The driver's state; an active one on packed rings says so (split rings are the default). */
-function virtioState(status: number, packed = false): string {
+/**
+ * The driver's state; an active one on packed rings says so (split rings are the default), and an
+ * active shared folder whether the guest has it mounted.
+ */
+function virtioState(status: number, packed = false, mounted?: boolean): string {
   if (status & FAILED) return 'failed';
   if (status & NEEDS_RESET) return 'needs reset';
-  if (status & DRIVER_OK) return packed ? 'active, packed rings' : 'active';
+  if (status & DRIVER_OK) {
+    const active = packed ? 'active, packed rings' : 'active';
+    return mounted === undefined ? active : `${active}, ${mounted ? 'mounted' : 'not mounted'}`;
+  }
   return status ? 'probing' : 'no driver yet';
 }
 
@@ -110,7 +118,7 @@ export function virtioRows(
         shareBackend(t.device) ??
         VIRTIO_BACKENDS[t.device.deviceId] ??
         'TypeScript model',
-      state: virtioState(t.deviceStatus, t.packedRings),
+      state: virtioState(t.deviceStatus, t.packedRings, t.device.inUse),
     });
   });
   return rows;
@@ -201,7 +209,7 @@ export function pciVirtioRows(
         shareBackend(t.device) ??
         VIRTIO_BACKENDS[t.device.deviceId] ??
         'TypeScript model',
-      state: virtioState(t.deviceStatus, t.packedRings),
+      state: virtioState(t.deviceStatus, t.packedRings, t.device.inUse),
     });
   }
   return rows;

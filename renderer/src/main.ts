@@ -258,6 +258,7 @@ function renderList(): void {
           `${v.config.memMiB} MiB · ${bootLabel(v.config.kernel)} · ${v.config.console}` +
             counted(v.config.disks.length, 'disk') +
             counted(v.config.nics.length, 'NIC') +
+            counted(v.config.shares?.length ?? 0, 'shared folder') +
             ((v.config.cpus ?? 1) > 1 ? ` · ${v.config.cpus} CPUs` : '') +
             (v.config.jit === false ? ' · interpreter' : '') +
             (v.config.icount ? ' · icount' : ''),

@@ -18,6 +18,9 @@
  * Debian's U-Boot as its kernel (offered by the Kernel field) boots the kernel its disk holds.
  * A shared folder added in the dialog (path, tag, read-only) is kept in the definition and shown
  * when it is edited; a bad or doubled tag, or an empty path, is refused before anything is saved.
+ * A running VM's shared folder is a row of the device table (folder, tag) with an Access control:
+ * the guest mounts it and writes a file the host sees; switched read-only there, the guest's next
+ * change fails with "Read-only file system", and switched back it goes through.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import {
@@ -53,6 +56,8 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
   let page: Page;
   const dataDir = mkdtempSync(join(tmpdir(), 'wasmvisor-e2e-'));
   const profile = mkdtempSync(join(tmpdir(), 'wasmvisor-chromium-'));
+  /** The host folder the sharelive VM shares with its guest (tag src). */
+  const liveShare = mkdtempSync(join(tmpdir(), 'wasmvisor-e2e-live-share-'));
   /** Uncaught exceptions in the page: any fails the test. */
   const pageErrors: string[] = [];
 
@@ -79,6 +84,7 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     const luks = join(dataDir, 'secret.luks');
     await createLuks(luks, 1 << 20, { passphrase: new TextEncoder().encode(PASS), iterTimeMs: 10 });
     def('secret', { memMiB: 128, disks: [{ path: luks, format: 'luks' }] });
+    def('sharelive', { memMiB: 128, shares: [{ path: liveShare, tag: 'src' }] });
     server = spawn(process.execPath, [join(root, 'bin', 'wasmvisor.mjs'), 'ui'], {
       env: { ...process.env, WASMVISOR_DATA_DIR: dataDir },
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -116,6 +122,7 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
     server?.kill('SIGINT');
     rmSync(dataDir, { recursive: true, force: true });
     rmSync(profile, { recursive: true, force: true });
+    rmSync(liveShare, { recursive: true, force: true });
   });
 
   const consoleText = (vm = 'bundled', stream?: string) =>
@@ -865,6 +872,84 @@ describe.skipIf(!haveChromium)('web UI in chromium', () => {
       rmSync(folder, { recursive: true, force: true });
     }
   }, 60_000);
+
+  it('a running VM shows its shared folder in the devices; Access switches it read-only and back live', async () => {
+    if (page.url() !== url) await page.goto(url); // when this case runs alone (-t)
+    const item = page.locator('.vm-item[data-vm=sharelive]');
+    await item.locator('.vm-item-head').click();
+    await item.locator('[data-action=start]').click();
+    await page.locator('.vm-item[data-vm=sharelive][data-state=running]').waitFor();
+    await expect.poll(() => consoleText('sharelive'), { timeout: 60_000 }).toMatch(/:~# /);
+    expect(await item.locator('.vm-item-meta').innerText()).toMatch(/· ttyS0 · 1 shared folder$/);
+
+    // The share's row: its model, host folder and tag; under it the Access control, read-write.
+    const row = page.locator('#devices tr[data-device=virtio-9p0]');
+    await expect
+      .poll(() => row.innerText(), { timeout: 10_000 })
+      .toMatch(/^virtio-9p0\s+virtio-mmio 9p \(shared folder\)\s/);
+    expect(await row.locator('.dev-backend').innerText()).toBe(
+      `host folder ${liveShare} (tag src)`,
+    );
+    const controls = page.locator('#devices tr[data-controls-for=virtio-9p0]');
+    const access = controls.locator('[data-control=access]');
+    expect(await controls.locator('.control-label').innerText()).toBe('Access');
+    expect(await access.inputValue()).toBe('rw');
+    expect(await access.locator('option:checked').innerText()).toBe('read-write');
+    expect(await access.locator('option').allInnerTexts()).toEqual(['read-write', 'read-only']);
+    expect(await controls.locator('.control-note').count()).toBe(0);
+    await expect
+      .poll(() => row.locator('.pill').innerText(), { timeout: 10_000 })
+      .toBe('active, not mounted');
+
+    // The guest mounts it and writes a file: the host has it.
+    const term = page.locator('.console[data-vm=sharelive] .xterm');
+    await term.click();
+    await page.keyboard.type(
+      'mkdir -p /mnt/s && mount -t 9p -o trans=virtio src /mnt/s && echo hi > /mnt/s/a.txt && echo wrote-$((6*7))\n',
+    );
+    await expect.poll(() => consoleText('sharelive'), { timeout: 20_000 }).toMatch(/^wrote-42/m);
+    expect(readFileSync(join(liveShare, 'a.txt'), 'utf8')).toBe('hi\n');
+    await expect
+      .poll(() => row.locator('.pill').innerText(), { timeout: 10_000 })
+      .toBe('active, mounted');
+
+    // Read-only from the device table: the guest's next change is refused, the host unchanged.
+    const outcome = controls.locator('.control-outcome');
+    await access.selectOption('ro');
+    await expect
+      .poll(() => outcome.innerText(), { timeout: 10_000 })
+      .toBe(`virtio-9p0: ${liveShare} is read-only for the guest`);
+    await expect.poll(() => access.inputValue()).toBe('ro');
+    await expect
+      .poll(() => row.locator('.dev-backend').innerText())
+      .toBe(`host folder ${liveShare} (tag src, read-only)`);
+    await term.click();
+    await page.keyboard.type('touch /mnt/s/b 2>&1; echo ro-$((6*7))\n');
+    await expect
+      .poll(() => consoleText('sharelive'), { timeout: 20_000 })
+      .toMatch(/Read-only file system\s+ro-42/);
+    expect(existsSync(join(liveShare, 'b'))).toBe(false);
+    await controls.scrollIntoViewIfNeeded();
+    await page.screenshot({ path: join(artifacts, 'ui-share-row.png') });
+
+    // Back to read-write: the same command works.
+    await access.selectOption('rw');
+    await expect
+      .poll(() => outcome.innerText(), { timeout: 10_000 })
+      .toBe(`virtio-9p0: ${liveShare} is read-write for the guest`);
+    await expect.poll(() => access.inputValue()).toBe('rw');
+    await expect
+      .poll(() => row.locator('.dev-backend').innerText())
+      .toBe(`host folder ${liveShare} (tag src)`);
+    await term.click();
+    await page.keyboard.type('touch /mnt/s/b && echo rw-$((6*7))\n');
+    await expect.poll(() => consoleText('sharelive'), { timeout: 20_000 }).toMatch(/^rw-42/m);
+    expect(existsSync(join(liveShare, 'b'))).toBe(true);
+
+    await page.locator('#toolbar [data-action=stop]').click();
+    await page.locator('.vm-item[data-vm=sharelive][data-state=stopped]').waitFor();
+    expect(pageErrors).toEqual([]);
+  }, 120_000);
 
   /** tcp:127.0.0.1:PORT with a port that was free a moment ago. */
   const freeMigrationUri = async (): Promise<string> => `tcp:127.0.0.1:${await freePort()}`;

@@ -2,8 +2,8 @@
  * A shared folder's live control: access, read-write or read-only, switched while the guest
  * runs (from its next request on; a file the guest opened for writing refuses its next write,
  * as a disk switched read-only does). Recorded in the worker's definition, so a reset keeps it;
- * the definition on disk is not changed. The note says whether the guest has the folder mounted
- * and what went through it.
+ * the definition on disk is not changed. (Whether the guest has it mounted is the row's state;
+ * its file I/O is in the stats, read_bytes/write_bytes, charted with the disks'.)
  */
 import type { DeviceControl } from '../../host/api-types.js';
 import type { ControlContext, DeviceControlProvider } from '../device-controls.js';
@@ -14,15 +14,11 @@ function find(device: string, ctx: ControlContext) {
   return index < 0 ? undefined : { share: ctx.machine.shares[index]!, index };
 }
 
-const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
-
 export const shareControls: DeviceControlProvider = {
   describe(device, ctx): DeviceControl[] | undefined {
     const f = find(device, ctx);
     if (!f) return undefined;
     const s = f.share;
-    const m = s.serverMetrics;
-    const mounted = s.inUse ? `mounted by the guest (tag ${s.tag})` : `not mounted (tag ${s.tag})`;
     return [
       {
         id: 'access',
@@ -32,7 +28,6 @@ export const shareControls: DeviceControlProvider = {
           { value: 'ro', label: 'read-only' },
         ],
         value: s.readOnly ? 'ro' : 'rw',
-        note: `${mounted}; ${m.requests ?? 0} requests, ${mib(m.bytes_read ?? 0)} MiB read, ${mib(m.bytes_written ?? 0)} MiB written`,
       },
     ];
   },
