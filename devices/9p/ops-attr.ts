@@ -1,13 +1,13 @@
 /**
  * 9P attribute handlers: Tgetattr (the host's lstat, or fstat for an open file), Tsetattr
- * (mode, size, times; ownership is attempted and its failure ignored) and Tstatfs.
+ * (mode without setuid, size, times; ownership is left as it is) and Tstatfs.
  */
 import * as fs from 'node:fs';
 import { E, fail } from './errno.js';
 import type { Fid } from './fid-table.js';
 import { qidOf, type BigStats } from './host-fs.js';
 import { GETATTR_BASIC, SETATTR, V9FS_MAGIC } from './messages.js';
-import { mustWrite, safeNumber, type Handler, type Session } from './session.js';
+import { guestMode, mustWrite, safeNumber, type Handler, type Session } from './session.js';
 
 const NS = 1_000_000_000n;
 
@@ -48,9 +48,9 @@ function newTime(set: boolean, sec: bigint, nsec: bigint): number {
 export const setattr: Handler = (s, r) => {
   const f = s.fids.get(r.u32());
   const valid = r.u32();
-  const mode = r.u32() & 0o7777;
-  const uid = r.u32();
-  const gid = r.u32();
+  const mode = r.u32();
+  r.u32(); // uid, gid: ownership is left as it is (below)
+  r.u32();
   const size = r.u64();
   const [aSec, aNsec, mSec, mNsec] = [r.u64(), r.u64(), r.u64(), r.u64()];
   mustWrite(s);
@@ -60,22 +60,14 @@ export const setattr: Handler = (s, r) => {
 
   // A symlink's own mode cannot be set on Linux and is never followed here: skipped.
   if (valid & SETATTR.mode && !isLink) {
-    if (t.fd !== undefined) fs.fchmodSync(t.fd, mode);
-    else fs.chmodSync(t.host, mode); // not a symlink (lstat above, nothing ran since)
+    const m = guestMode(mode, st.isDirectory());
+    if (t.fd !== undefined) fs.fchmodSync(t.fd, m);
+    else fs.chmodSync(t.host, m); // not a symlink (lstat above, nothing ran since)
   }
 
-  // Ownership: the server runs as an ordinary host user (like QEMU's security_model=none), so
-  // chown usually fails; the failure is ignored and the files stay the host user's.
-  if (valid & (SETATTR.uid | SETATTR.gid)) {
-    const u = valid & SETATTR.uid ? uid : -1;
-    const g = valid & SETATTR.gid ? gid : -1;
-    try {
-      if (t.fd !== undefined) fs.fchownSync(t.fd, u, g);
-      else fs.lchownSync(t.host, u, g);
-    } catch {
-      // ignored, see above
-    }
-  }
+  // Ownership is not changed: the files stay the host user's (like QEMU's security_model=none,
+  // which tries and ignores the failure; trying would let a guest give files away to other host
+  // users when wasmvisor runs as root). A chown the guest asks for succeeds without effect.
 
   if (valid & SETATTR.size) {
     const len = safeNumber(size);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { E, fail } from './errno.js';
 import { qidOf, type BigStats, type SharePath } from './host-fs.js';
 import { AT_REMOVEDIR } from './messages.js';
-import { ioBudget, mustWrite, type Handler, type Session } from './session.js';
+import { guestMode, ioBudget, mustWrite, type Handler, type Session } from './session.js';
 import { QID_SIZE, strSize } from './wire.js';
 
 /** Linux DT_* values for Rreaddir's type byte. */
@@ -82,7 +82,7 @@ function replyQid(s: Session, host: string, w: Parameters<Handler>[2]): void {
 export const mkdir: Handler = (s, r, w) => {
   const dir = s.fids.get(r.u32()).path;
   const name = r.str();
-  const mode = r.u32() & 0o7777;
+  const mode = guestMode(r.u32(), true);
   r.u32(); // gid
   mustWrite(s);
   const { host } = s.share.child(dir, name);
@@ -108,7 +108,7 @@ export const mknod: Handler = (s, r, w) => {
   const { host } = s.share.child(dir, name);
   const C = fs.constants;
   const flags = C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW | C.O_NONBLOCK;
-  fs.closeSync(fs.openSync(host, flags, mode & 0o7777));
+  fs.closeSync(fs.openSync(host, flags, guestMode(mode, false)));
   replyQid(s, host, w);
 };
 

@@ -8,7 +8,14 @@ import { E, fail } from './errno.js';
 import type { Fid } from './fid-table.js';
 import { qidOf } from './host-fs.js';
 import { hostOpenMode, type OpenMode } from './open-flags.js';
-import { ioBudget, mustWrite, safeNumber, type Handler, type Session } from './session.js';
+import {
+  guestMode,
+  ioBudget,
+  mustWrite,
+  safeNumber,
+  type Handler,
+  type Session,
+} from './session.js';
 
 /** Rlopen/Rlcreate iounit: 0 lets the client use msize - P9_IOHDRSZ. */
 const IOUNIT = 0;
@@ -61,7 +68,7 @@ export const lcreate: Handler = (s, r, w) => {
   const f = unopened(s, r.u32());
   const name = r.str();
   const flags = r.u32();
-  const perm = r.u32() & 0o7777;
+  const perm = guestMode(r.u32(), false);
   r.u32(); // gid: ownership is the host user's
   mustWrite(s);
   const child = s.share.child(f.path, name);

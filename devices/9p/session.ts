@@ -33,6 +33,15 @@ export type Handler = (s: Session, r: Reader, w: Writer, maxReply: number) => vo
 /** Size of Rread/Rreaddir before their payload: header + count[4]. */
 export const IO_HEADER = 11;
 
+/**
+ * The permission bits a guest may give a host file: never set-user-ID, and set-group-ID only on
+ * a directory (where it means "new entries take the directory's group"). A guest must not leave a
+ * setuid program in the user's folder, least of all when wasmvisor runs as root.
+ */
+export function guestMode(mode: number, isDir: boolean): number {
+  return mode & (isDir ? 0o3777 : 0o1777);
+}
+
 /** Refuses a change on a read-only share. */
 export function mustWrite(s: Session): void {
   if (s.readOnly) fail(E.EROFS, 'read-only share');

@@ -284,10 +284,26 @@ describe('Tsetattr', () => {
     expect(a.atime).toEqual([1_000_000_000n, 500_000_000n]);
   });
 
-  it('ignores chown failures (and chown to the owner succeeds)', () => {
+  it('leaves ownership as it is: a chown succeeds without effect (even where it could work)', () => {
     f.g.walk(0, 1, 'f');
     const st = statSync(host('f'));
-    f.g.setattr(1, 2 | 4, { uid: st.uid, gid: st.gid });
-    f.g.setattr(1, 2, { uid: 12345 });
+    f.g.setattr(1, 2 | 4, { uid: 12345, gid: 54321 });
+    const after = statSync(host('f'));
+    expect([after.uid, after.gid]).toEqual([st.uid, st.gid]);
+  });
+
+  it('never makes a setuid file, and setgid only on a directory', () => {
+    f.g.walk(0, 1, 'f');
+    f.g.setattr(1, 1, { mode: 0o6755 });
+    expect(statSync(host('f')).mode & 0o7777).toBe(0o755);
+    f.g.walk(0, 2);
+    f.g.lcreate(2, 'new', O.RDWR | O.CREAT, 0o4700);
+    expect(statSync(host('new')).mode & 0o7000).toBe(0);
+    f.g.mkdir(0, 'd', 0o2775);
+    f.g.walk(0, 3, 'd');
+    f.g.setattr(3, 1, { mode: 0o6775 });
+    expect(statSync(host('d')).mode & 0o7777).toBe(0o2775);
+    f.g.mknod(0, 'n', 0o104755);
+    expect(statSync(host('n')).mode & 0o7000).toBe(0);
   });
 });
