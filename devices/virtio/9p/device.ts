@@ -173,9 +173,14 @@ export class Virtio9p implements VirtioDevice {
     return { version: 1 };
   }
 
+  /**
+   * A saved state never has the share mounted (saving refuses then), so fids held now belong to a
+   * guest that is being replaced (loadvm while mounted): they are dropped.
+   */
   restoreState(s: unknown): void {
     if ((s as { version?: number } | undefined)?.version !== 1) {
       throw new Error(`${this.name}: unsupported state`);
     }
+    this.server.reset();
   }
 }

@@ -83,6 +83,11 @@ forEachRingLayout('virtio-9p', () => {
     expect(new DataView(hdr!.buffer, hdr!.byteOffset).getUint32(7, true)).toBe(26);
     expect(new TextDecoder().decode(data)).toBe('abcdefghijklmnopqrstuvwxyz');
     expect(dev.metrics.requests).toBe(5);
+    // Restoring a saved state (taken with nothing mounted) drops the fids of the guest it replaces.
+    dev.restoreState(dev.saveState());
+    expect(dev.inUse).toBe(false);
+    call(msg(104, 5, [...u32(1), ...u32(NOFID), ...str('root'), ...str(''), ...u32(0)]), [64]);
+    expect(dev.inUse).toBe(true);
     // A device reset forgets the fids (the guest's mount is gone with its driver).
     d.w(MMIO.status, 0);
     expect(dev.inUse).toBe(false);
