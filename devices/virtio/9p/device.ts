@@ -25,8 +25,11 @@ export interface Virtio9pMetrics {
   requests: number;
   /** Chains whose request did not fit the bounds (answered empty). */
   bad_requests: number;
-  /** Requests the server answered with an error (Rlerror). */
-  errors: number;
+  /**
+   * Requests the server answered with an error (Rlerror: a name not found is one); not the
+   * transport's `errors`, which counts the driver's protocol violations.
+   */
+  error_replies: number;
   /**
    * File data the guest read from the share and wrote into it (Tread/Twrite payloads): the
    * device list's throughput charts take every *_bytes counter, as they do a disk's.
@@ -89,7 +92,7 @@ export class Virtio9p implements VirtioDevice {
   readonly metrics: Virtio9pMetrics = {
     requests: 0,
     bad_requests: 0,
-    errors: 0,
+    error_replies: 0,
     read_bytes: 0,
     write_bytes: 0,
   };
@@ -157,7 +160,7 @@ export class Virtio9p implements VirtioDevice {
     const room = segments.reduce((n, s) => n + (s.writable ? s.view.length : 0), 0);
     const written = scatter(this.server.handle(req, room), segments);
     const m = this.server.metrics;
-    this.metrics.errors = m.errors;
+    this.metrics.error_replies = m.errors;
     this.metrics.read_bytes = m.bytes_read;
     this.metrics.write_bytes = m.bytes_written;
     return written;
