@@ -23,8 +23,8 @@ export const MAX_SHARES = 4;
 /** The tag a share gets when none is given: host0, host1, … by position. */
 export const defaultShareTag = (i: number): string => `host${i}`;
 
-class ShareError extends Error {}
-export { ShareError };
+/** A share that does not validate; config.ts makes it a ConfigError like any other field's. */
+export class ShareError extends Error {}
 
 /**
  * Parses `--share PATH[,tag=NAME][,ro][,bus=mmio|pci]` (`ro` may be written `readonly=on`; a

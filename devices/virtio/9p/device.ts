@@ -8,9 +8,9 @@
  */
 import { NinePServer, type NinePShareOptions } from '../../9p/server.js';
 import { DEVICE_ID } from '../constants.js';
-import type { VirtioContext, VirtioDevice } from '../device.js';
+import { readLE, type VirtioContext, type VirtioDevice } from '../device.js';
 import type { DescriptorChain } from '../ring.js';
-import { readLE } from '../device.js';
+import { HEADER_SIZE } from '../../9p/wire.js';
 
 /** VIRTIO_9P_MOUNT_TAG: the config space names the share. */
 const F_MOUNT_TAG = 1n << 0n;
@@ -59,7 +59,7 @@ type Segment = DescriptorChain['segments'][number];
 function gather(segments: readonly Segment[]): Uint8Array | undefined {
   let size = 0;
   for (const s of segments) if (!s.writable) size += s.view.length;
-  if (size < 7 || size > NinePServer.MAX_MSIZE) return undefined;
+  if (size < HEADER_SIZE || size > NinePServer.MAX_MSIZE) return undefined;
   const req = new Uint8Array(size);
   let at = 0;
   for (const s of segments) {
